@@ -1,0 +1,68 @@
+// CpuReconstructor: the Reconstructor on FFTW (fp32) and OpenMP threads.
+//
+// Each thread takes batches of patterns; per pattern it forms the exit wave, transforms it,
+// turns the far field into the loss gradient with respect to the far field, transforms back and
+// scatters 2 Im(conj(e) g) into its own gradient image (no atomics); the images are summed at
+// the end of the iteration. The sub-pixel-shifted probes are computed once per position.
+#pragma once
+
+#include <complex>
+#include <vector>
+
+#include "ptypilot/fft.hpp"
+#include "ptypilot/forward_model.hpp"
+#include "ptypilot/reconstructor.hpp"
+
+namespace ptypilot {
+
+class CpuReconstructor final : public Reconstructor {
+ public:
+  explicit CpuReconstructor(const ReconstructorConfig& config);
+
+  Status add_frames(std::span<const Frame> frames) override;
+  Status iterate(int iterations) override;
+  Potential snapshot() const override;
+  Status set_potential(const RealImage& phase_rad) override;
+  std::string_view backend() const override { return "cpu"; }
+
+  // L(V) and dL/dV for the stored frames at an arbitrary V, without changing the state. This is
+  // what the gradient test compares with torch autograd.
+  Status loss_and_gradient(const RealImage& phase_rad, double* loss, RealImage* gradient);
+
+  // The probe intensity sum |psi|^2 the model uses: the mean counts per stored pattern.
+  double intensity_scale() const { return intensity_scale_; }
+  const std::vector<ProbePlacement>& placements() const { return placements_; }
+  const ForwardModel& forward_model() const { return model_; }
+  int threads() const { return threads_; }
+
+ private:
+  void update_preconditioner();
+  double compute_gradient(const ComplexImage& t, RealImage* gradient);
+
+  ReconstructorConfig config_;
+  ForwardModel model_;
+  int threads_;
+  BatchedFft forward_;
+  BatchedFft backward_;
+  BatchedFft forward_single_;
+  BatchedFft backward_single_;
+
+  std::vector<ProbePlacement> placements_;
+  std::vector<std::uint64_t> frame_ids_;
+  std::vector<float> measured_;  // counts, or their square roots for the amplitude loss
+  double counts_sum_ = 0.0;
+  double intensity_scale_ = 0.0;
+  std::vector<double> mean_pattern_;  // sum over frames of J_p(k), for the intensity step scale
+  RealImage illumination_;            // W(r) for the unit probe, summed over frames
+
+  RealImage phase_;
+  ComplexImage transmission_;
+  std::vector<RealImage> thread_gradients_;
+  std::vector<AlignedComplexBuffer> thread_buffers_;
+  RealImage gradient_;
+  RealImage step_map_;  // the preconditioner, up to the intensity scale
+  int iterations_ = 0;
+  std::vector<double> loss_history_;
+};
+
+}  // namespace ptypilot

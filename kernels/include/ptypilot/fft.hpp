@@ -1,0 +1,56 @@
+// FFTW (single precision) plans and aligned buffers.
+//
+// Plans are made once per shape and kept for the life of the process: FFTW's planner is slow
+// and not thread-safe, while executing a plan on new arrays (fftwf_execute_dft) is both fast and
+// thread-safe. Buffers come from fftwf_malloc so every buffer has the alignment a plan assumes.
+#pragma once
+
+#include <complex>
+#include <cstddef>
+#include <memory>
+
+#include "ptypilot/image.hpp"
+
+namespace ptypilot {
+
+struct FftwFree {
+  void operator()(void* p) const;
+};
+
+// A 64-byte aligned array of complex<float>, sized once.
+class AlignedComplexBuffer {
+ public:
+  AlignedComplexBuffer() = default;
+  explicit AlignedComplexBuffer(std::size_t count);
+  std::complex<float>* data() { return data_.get(); }
+  const std::complex<float>* data() const { return data_.get(); }
+  std::size_t size() const { return size_; }
+
+ private:
+  std::unique_ptr<std::complex<float>, FftwFree> data_;
+  std::size_t size_ = 0;
+};
+
+enum class FftDirection { kForward, kBackward };
+
+// In-place, unnormalised 2-D FFTs of `batch` contiguous n x n arrays.
+class BatchedFft {
+ public:
+  // Plans with FFTW_MEASURE unless measure is false (FFTW_ESTIMATE, for one-off transforms).
+  BatchedFft(int n, int batch, FftDirection direction, bool measure = true);
+  // `data` must come from an AlignedComplexBuffer (or fftwf_malloc) and hold batch * n * n values.
+  void execute(std::complex<float>* data) const;
+  int n() const { return n_; }
+  int batch() const { return batch_; }
+
+ private:
+  int n_;
+  int batch_;
+  void* plan_;  // fftwf_plan, owned by the process-wide plan cache
+};
+
+// Unitary (1/N-scaled) 2-D transforms of one image, for set-up work off the hot path.
+void forward_fft_unitary(ComplexImage& image);
+void inverse_fft_unitary(ComplexImage& image);
+
+}  // namespace ptypilot

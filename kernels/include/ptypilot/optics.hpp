@@ -1,0 +1,48 @@
+// Electron optics of the probe: wavelength, interaction constant and the probe wave itself.
+//
+// Conventions (Kirkland, "Advanced Computing in Electron Microscopy", 2nd ed., ch. 3):
+//   aberration phase chi(k) = pi * lambda * k^2 * (0.5 * Cs * lambda^2 * k^2 - defocus),
+//   so a positive defocus is underfocus (the Scherzer sign).
+// The real-space sampling follows from the detector: a window of N pixels with an angular
+// pixel of d_alpha spans 1 / (N * d_alpha / lambda), i.e. pixel_A = lambda / (N * d_alpha).
+#pragma once
+
+#include "ptypilot/image.hpp"
+
+namespace ptypilot {
+
+struct ProbeConfig {
+  double energy_keV = 60.0;
+  double semiangle_mrad = 33.0;
+  double defocus_A = 0.0;
+  double Cs_mm = 0.0;
+  // Width of the linear roll-off of the aperture, centred on the semi-angle. Zero gives a hard
+  // edge; the default of one detector pixel avoids ringing without moving the edge.
+  double aperture_edge_mrad = -1.0;  // < 0: one detector pixel
+  int window_px = 64;                // detector pixels per side = real-space window per side
+  double detector_pixel_mrad = 4.937;
+
+  double edge_mrad() const { return aperture_edge_mrad < 0 ? detector_pixel_mrad : aperture_edge_mrad; }
+};
+
+// Relativistic electron wavelength in Angstrom for an acceleration voltage in kV.
+double wavelength_A(double energy_keV);
+
+// sigma in t = exp(i * sigma * v_z): phase in rad per (V * Angstrom) of projected potential.
+double interaction_constant_rad_per_VA(double energy_keV);
+
+// Real-space pixel in Angstrom implied by the detector's angular sampling.
+double real_space_pixel_A(const ProbeConfig& config);
+
+// Aperture transmission at scattering angle alpha: 1 inside, 0 outside, 0.5 exactly at the edge.
+double aperture(double alpha_mrad, const ProbeConfig& config);
+
+// The probe in real space on the window_px x window_px grid, centred at pixel (N/2, N/2) and
+// normalised to sum |psi|^2 = 1. Throws std::invalid_argument for unphysical settings.
+ComplexImage make_probe(const ProbeConfig& config);
+
+// The same probe in reciprocal space, unshifted DFT layout (zero frequency at [0, 0]),
+// normalised so that a unitary inverse FFT gives make_probe().
+ComplexImage make_probe_fourier(const ProbeConfig& config);
+
+}  // namespace ptypilot

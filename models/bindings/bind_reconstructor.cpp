@@ -1,0 +1,196 @@
+// The frame simulator and the reconstructor.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <stdexcept>
+
+#include "numpy_convert.hpp"
+#include "ptypilot/cpu_reconstructor.hpp"
+#include "ptypilot/sim/simulator.hpp"
+
+namespace py = pybind11;
+using namespace ptypilot;
+using ptypilot::bindings::FloatArray;
+
+namespace {
+
+using DoubleArray = py::array_t<double, py::array::c_style | py::array::forcecast>;
+
+void raise_if_error(const Status& s) {
+  if (!s.ok()) throw std::invalid_argument(s.message());
+}
+
+std::vector<Vec2> to_positions(const DoubleArray& positions) {
+  if (positions.ndim() != 2 || positions.shape(1) != 2)
+    throw std::invalid_argument("positions must be an (n, 2) array of (y_A, x_A)");
+  std::vector<Vec2> out(positions.shape(0));
+  auto view = positions.unchecked<2>();
+  for (py::ssize_t i = 0; i < positions.shape(0); ++i) out[i] = {view(i, 0), view(i, 1)};
+  return out;
+}
+
+py::array_t<float> new_patterns(std::size_t count, int n) {
+  return py::array_t<float>({static_cast<py::ssize_t>(count), py::ssize_t{n}, py::ssize_t{n}});
+}
+
+// A specimen together with its frame simulator, as one Python object.
+class Simulation {
+ public:
+  Simulation(const std::string& preset, std::uint64_t seed, double dose_e_per_A2,
+             std::uint64_t noise_seed, int vacancies)
+      : specimen_(sim::simulate_specimen(sim::experiment_preset(preset), seed, vacancies)),
+        simulator_(specimen_, dose_e_per_A2, noise_seed) {}
+
+  py::array_t<float> frames(const DoubleArray& positions) {
+    const auto pos = to_positions(positions);
+    const int n = simulator_.window_px();
+    auto out = new_patterns(pos.size(), n);
+    std::span<float> view(out.mutable_data(), pos.size() * n * n);
+    Status s;
+    {
+      py::gil_scoped_release release;
+      s = simulator_.frames(pos, view);
+    }
+    raise_if_error(s);
+    return out;
+  }
+
+  const sim::SimulatedSpecimen& specimen() const { return specimen_; }
+  double electrons_per_frame() const { return simulator_.electrons_per_frame(); }
+
+ private:
+  sim::SimulatedSpecimen specimen_;
+  sim::FrameSimulator simulator_;
+};
+
+}  // namespace
+
+void bind_reconstructor(py::module_& m) {
+  py::class_<Simulation>(m, "Simulation",
+                         "A simulated specimen from a preset and a seed, and its detector.")
+      .def(py::init<const std::string&, std::uint64_t, double, std::uint64_t, int>(),
+           py::arg("preset"), py::arg("seed"), py::arg("dose_e_per_A2") = 0.0,
+           py::arg("noise_seed") = 0, py::arg("vacancies") = 3)
+      .def("frames", &Simulation::frames, py::arg("positions"),
+           "(n, N, N) float32 frames at (n, 2) positions in Angstrom.")
+      .def_property_readonly("phase_rad",
+                             [](const Simulation& s) { return bindings::to_numpy(s.specimen().phase_rad); })
+      .def_property_readonly("potential_VA",
+                             [](const Simulation& s) { return bindings::to_numpy(s.specimen().potential_VA); })
+      .def_property_readonly("atoms",
+                             [](const Simulation& s) {
+                               const auto& atoms = s.specimen().atoms;
+                               py::array_t<double> out({static_cast<py::ssize_t>(atoms.size()), py::ssize_t{3}});
+                               auto v = out.mutable_unchecked<2>();
+                               for (std::size_t i = 0; i < atoms.size(); ++i) {
+                                 v(i, 0) = atoms[i].y_A;
+                                 v(i, 1) = atoms[i].x_A;
+                                 v(i, 2) = atoms[i].Z;
+                               }
+                               return out;
+                             })
+      .def_property_readonly("grid", [](const Simulation& s) { return s.specimen().grid; })
+      .def_property_readonly("preset", [](const Simulation& s) { return s.specimen().preset; })
+      .def_property_readonly("electrons_per_frame", &Simulation::electrons_per_frame);
+
+  m.def("forward_intensities",
+        [](const ProbeConfig& probe, const ObjectGrid& grid, const FloatArray& phase_rad,
+           const DoubleArray& positions) {
+          ForwardModel model(probe, grid);
+          const auto pos = to_positions(positions);
+          const RealImage phase = bindings::to_real_image(phase_rad, "phase_rad");
+          auto out = new_patterns(pos.size(), probe.window_px);
+          raise_if_error(model.intensities(
+              phase, pos, {out.mutable_data(), static_cast<std::size_t>(out.size())}));
+          return out;
+        },
+        py::arg("probe"), py::arg("grid"), py::arg("phase_rad"), py::arg("positions"),
+        "Noise-free patterns (each sums to 1) of the forward model, paper eq. (1).");
+
+  py::class_<CpuReconstructor>(m, "Reconstructor",
+                               "Gradient-descent reconstruction of the phase V (paper eq. 2).")
+      .def(py::init([](const ProbeConfig& probe, const ObjectGrid& grid, const std::string& loss,
+                       double step_size, double regularization, int threads, int batch) {
+             ReconstructorConfig c;
+             c.backend = "cpu";
+             c.probe = probe;
+             c.object = grid;
+             c.loss = parse_loss(loss);
+             c.step_size = step_size;
+             c.regularization = regularization;
+             c.threads = threads;
+             c.batch = batch;
+             return std::make_unique<CpuReconstructor>(c);
+           }),
+           py::arg("probe"), py::arg("grid"), py::arg("loss") = "intensity",
+           py::arg("step_size") = 1.0, py::arg("regularization") = 0.05, py::arg("threads") = 0,
+           py::arg("batch") = 16)
+      .def("add_frames",
+           [](CpuReconstructor& r, const DoubleArray& positions, const FloatArray& patterns) {
+             const auto pos = to_positions(positions);
+             if (patterns.ndim() != 3 || patterns.shape(0) != static_cast<py::ssize_t>(pos.size()))
+               throw std::invalid_argument("patterns must be an (n, N, N) array, one per position");
+             const std::size_t each = patterns.shape(1) * patterns.shape(2);
+             const std::size_t first_id = r.snapshot().frames;
+             std::vector<Frame> frames;
+             for (std::size_t i = 0; i < pos.size(); ++i)
+               frames.push_back({first_id + i, pos[i], {patterns.data() + i * each, each}});
+             raise_if_error(r.add_frames(frames));
+           },
+           py::arg("positions"), py::arg("patterns"))
+      .def("iterate",
+           [](CpuReconstructor& r, int iterations) {
+             Status s;
+             {
+               py::gil_scoped_release release;
+               s = r.iterate(iterations);
+             }
+             raise_if_error(s);
+           },
+           py::arg("iterations"))
+      .def_property_readonly("phase_rad",
+                             [](const CpuReconstructor& r) { return bindings::to_numpy(r.snapshot().phase_rad); })
+      .def_property_readonly("loss_history",
+                             [](const CpuReconstructor& r) { return r.snapshot().loss_history; })
+      .def_property_readonly("frames", [](const CpuReconstructor& r) { return r.snapshot().frames; })
+      .def("set_potential",
+           [](CpuReconstructor& r, const FloatArray& phase) {
+             raise_if_error(r.set_potential(bindings::to_real_image(phase, "phase_rad")));
+           },
+           py::arg("phase_rad"))
+      .def("loss_and_gradient",
+           [](CpuReconstructor& r, const FloatArray& phase) {
+             double loss = 0;
+             RealImage gradient;
+             raise_if_error(r.loss_and_gradient(bindings::to_real_image(phase, "phase_rad"), &loss, &gradient));
+             return py::make_tuple(loss, bindings::to_numpy(gradient));
+           },
+           py::arg("phase_rad"), "(L(V), dL/dV) over the stored frames; the state is unchanged.")
+      .def_property_readonly("intensity_scale", &CpuReconstructor::intensity_scale)
+      .def_property_readonly("placements",
+                             [](const CpuReconstructor& r) {
+                               const auto& p = r.placements();
+                               py::array_t<int> out({static_cast<py::ssize_t>(p.size()), py::ssize_t{2}});
+                               auto v = out.mutable_unchecked<2>();
+                               for (std::size_t i = 0; i < p.size(); ++i) {
+                                 v(i, 0) = p[i].top;
+                                 v(i, 1) = p[i].left;
+                               }
+                               return out;
+                             },
+                             "(n, 2) top-left object pixel of each frame's window.")
+      .def_property_readonly("shifted_probes",
+                             [](const CpuReconstructor& r) {
+                               const auto& p = r.placements();
+                               const int n = r.forward_model().window_px();
+                               py::array_t<std::complex<float>> out(
+                                   {static_cast<py::ssize_t>(p.size()), py::ssize_t{n}, py::ssize_t{n}});
+                               for (std::size_t i = 0; i < p.size(); ++i)
+                                 std::copy_n(r.forward_model().shifted_probe(p[i].probe), n * n,
+                                             out.mutable_data() + i * n * n);
+                               return out;
+                             },
+                             "(n, N, N) unit-normalised sub-pixel-shifted probe of each frame.")
+      .def_property_readonly("threads", &CpuReconstructor::threads);
+}

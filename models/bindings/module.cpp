@@ -1,0 +1,18 @@
+// The Python face of the C++ physics: simulator, reconstructor and metrics, so that training in
+// models/ and the daemon share one implementation. Each bind_*.cpp adds one part.
+#include <pybind11/pybind11.h>
+
+namespace py = pybind11;
+
+void bind_optics(py::module_& m);
+void bind_metrics(py::module_& m);
+void bind_specimen(py::module_& m);
+void bind_reconstructor(py::module_& m);
+
+PYBIND11_MODULE(ptypilot_core, m) {
+  m.doc() = "ptypilot physics: probe, specimens, forward model, reconstructor, metrics";
+  bind_optics(m);
+  bind_metrics(m);
+  bind_specimen(m);
+  bind_reconstructor(m);
+}

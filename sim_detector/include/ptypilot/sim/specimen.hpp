@@ -1,0 +1,98 @@
+// Specimens for the simulated detector: atom models of monolayer MoS2, graphene and a
+// double-walled carbon nanotube (the paper's two test cases plus a light reference), and their
+// projected potentials from Kirkland's parameterisation of the electron scattering factors
+// (E. J. Kirkland, "Advanced Computing in Electron Microscopy", 2nd ed., Springer 2010, App. C).
+//
+// Coordinates are (y, x) in Angstrom, y along image rows; the beam runs along z, so every atom
+// model here is already a projection.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "ptypilot/image.hpp"
+
+namespace ptypilot::sim {
+
+struct Atom {
+  double y_A;
+  double x_A;
+  int Z;
+};
+
+enum class SpecimenKind { kMoS2, kGraphene, kDwcnt };
+
+// "mos2" | "graphene" | "dwcnt"; throws std::invalid_argument listing the valid names.
+SpecimenKind parse_specimen_kind(std::string_view name);
+const char* to_string(SpecimenKind kind);
+
+struct SpecimenConfig {
+  SpecimenKind kind = SpecimenKind::kMoS2;
+  std::uint64_t seed = 0;
+  int vacancies = 3;               // atoms removed at random (seeded), chosen inside the field
+  bool random_rotation = true;     // in-plane rotation, uniform in [0, 360) deg
+  bool random_translation = true;  // lattice shift within one unit cell / tube centre in the field
+};
+
+// Atoms are generated this far beyond the field on every side, so that the potential inside the
+// field sees all its neighbours (Kirkland potentials fall below 1e-3 of their peak within ~4 A).
+inline constexpr double kSpecimenMarginA = 5.0;
+
+// Lattice constants used by build_specimen.
+inline constexpr double kMoS2LatticeA = 3.16;
+inline constexpr double kGrapheneLatticeA = 2.46;  // C-C bond 2.46 / sqrt(3) = 1.420 A
+// Chiralities of the paper's DWCNT (diameters 9.78 A and 16.4 A).
+inline constexpr std::array<int, 2> kDwcntInnerChirality = {10, 4};
+inline constexpr std::array<int, 2> kDwcntOuterChirality = {18, 5};
+
+// Atoms covering [0, height_A] x [0, width_A] plus kSpecimenMarginA on every side.
+// Deterministic for a given config: the seed drives a std::mt19937_64 whose raw output is mapped
+// to uniforms here, so the result does not depend on the standard library's distributions.
+// Without random rotation the lattice vector a1 (or the tube axis) runs along x; without random
+// translation a lattice site (or the tube axis) passes through the centre of the field.
+// Throws std::invalid_argument for a non-positive field or more vacancies than atoms in it.
+std::vector<Atom> build_specimen(const SpecimenConfig& config, double height_A, double width_A);
+
+// Radius |C| / (2 pi) of a carbon nanotube of chirality (n, m), |C| = a sqrt(n^2 + n m + m^2).
+double nanotube_radius_A(int n, int m);
+
+// Projection along z of one (n, m) nanotube rolled from graphene. Its axis passes through
+// center_A in the direction axis_angle_rad (0: along +x, pi/2: along +y); spin_rad turns the tube
+// about its own axis. Covers axial positions in [-half_length_A, half_length_A). All atoms are
+// returned, with no cropping to a field.
+std::vector<Atom> project_nanotube(int n, int m, Vec2 center_A, double axis_angle_rad,
+                                   double spin_rad, double half_length_A);
+
+// Kirkland's 12-parameter fit, f_e(q) = sum_i a_i / (q^2 + b_i) + sum_i c_i exp(-d_i q^2),
+// with q in 1/A (no 2 pi) and f_e in A.
+struct KirklandParameters {
+  std::array<double, 3> a;  // A^-1
+  std::array<double, 3> b;  // A^-2
+  std::array<double, 3> c;  // A
+  std::array<double, 3> d;  // A^2
+};
+
+// Parameters for Z in {1, 6, 7, 8, 16, 42}; throws std::invalid_argument for any other Z.
+const KirklandParameters& kirkland_parameters(int Z);
+
+// Electron scattering factor f_e(q) in Angstrom, q in 1/Angstrom (no 2 pi).
+double electron_scattering_factor_A(int Z, double q_per_A);
+
+// Kirkland's analytic real-space projected potential of one atom at distance r_A > 0, in V*A.
+// Throws std::invalid_argument for r_A <= 0, where it diverges.
+double atom_projected_potential_VA(int Z, double r_A);
+
+// Projected potential v_z in V*A on a rows x cols grid whose pixel (i, j) is the point
+// (y, x) = (i * pixel_A, j * pixel_A). Computed in Fourier space on a periodic canvas padded by
+// at least kPotentialPaddingA on every side (so wrap-around stays out of the field), then
+// cropped. Band limit: f_e(q) is multiplied by a smooth (C-infinity) step that is 1 for
+// |q| <= 0.6 q_cut and 0 for |q| >= q_cut, with q_cut = 2/3 of the Nyquist frequency
+// = 1 / (3 pixel_A). Atoms outside the padded canvas are ignored. Cost: atoms x band pixels
+// plus one FFT of the canvas. Throws std::invalid_argument for a bad grid or an unknown Z.
+inline constexpr double kPotentialPaddingA = 5.0;
+RealImage projected_potential_VA(std::span<const Atom> atoms, int rows, int cols, double pixel_A);
+
+}  // namespace ptypilot::sim

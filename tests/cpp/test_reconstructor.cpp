@@ -1,0 +1,219 @@
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <numeric>
+
+#include "ptypilot/cpu_reconstructor.hpp"
+#include "ptypilot/fft.hpp"
+#include "ptypilot/sim/simulator.hpp"
+
+using namespace ptypilot;
+
+namespace {
+
+// Keeps spatial frequencies up to k_max (1/A): what the probe can transfer.
+RealImage low_pass(const RealImage& image, double pixel_A, double k_max) {
+  ComplexImage f(image.rows(), image.cols());
+  for (std::size_t i = 0; i < image.size(); ++i) f.data()[i] = image.data()[i];
+  forward_fft_unitary(f);
+  for (int i = 0; i < f.rows(); ++i) {
+    const int fy = i < f.rows() / 2 ? i : i - f.rows();
+    for (int j = 0; j < f.cols(); ++j) {
+      const int fx = j < f.cols() / 2 ? j : j - f.cols();
+      const double k = std::hypot(fy / (f.rows() * pixel_A), fx / (f.cols() * pixel_A));
+      if (k > k_max) f(i, j) = 0;
+    }
+  }
+  inverse_fft_unitary(f);
+  RealImage out(image.rows(), image.cols());
+  for (std::size_t i = 0; i < image.size(); ++i) out.data()[i] = f.data()[i].real();
+  return out;
+}
+
+// Pearson correlation over the rectangle [r0, r1) x [c0, c1).
+double correlation(const RealImage& a, const RealImage& b, int r0, int r1, int c0, int c1) {
+  double sa = 0, sb = 0, saa = 0, sbb = 0, sab = 0, n = 0;
+  for (int r = r0; r < r1; ++r)
+    for (int c = c0; c < c1; ++c) {
+      sa += a(r, c), sb += b(r, c), saa += a(r, c) * a(r, c), sbb += b(r, c) * b(r, c);
+      sab += a(r, c) * b(r, c), n += 1;
+    }
+  const double cov = sab / n - sa / n * sb / n;
+  return cov / std::sqrt((saa / n - sa * sa / n / n) * (sbb / n - sb * sb / n / n));
+}
+
+struct Experiment {
+  sim::SimulatedSpecimen specimen;
+  std::vector<Vec2> positions;
+  std::vector<float> counts;
+  std::vector<Frame> frames;
+};
+
+Experiment simulate(const sim::ExperimentPreset& preset, std::vector<Vec2> positions,
+                    double dose = 0.0) {
+  Experiment e{sim::simulate_specimen(preset, 7), std::move(positions), {}, {}};
+  const std::size_t nn = std::size_t(preset.probe.window_px) * preset.probe.window_px;
+  sim::FrameSimulator simulator(e.specimen, dose, 3);
+  e.counts.resize(e.positions.size() * nn);
+  REQUIRE(simulator.frames(e.positions, e.counts).ok());
+  // A realistic count scale for the noise-free case too.
+  if (dose <= 0)
+    for (float& v : e.counts) v *= 4000.0f;
+  for (std::size_t p = 0; p < e.positions.size(); ++p)
+    e.frames.push_back({p, e.positions[p], {e.counts.data() + p * nn, nn}});
+  return e;
+}
+
+ReconstructorConfig config_for(const sim::ExperimentPreset& preset, Loss loss) {
+  ReconstructorConfig c;
+  c.backend = "cpu";
+  c.probe = preset.probe;
+  c.object = preset.object_grid();
+  c.loss = loss;
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("the analytic gradient matches central finite differences", "[reconstructor]") {
+  const auto& preset = sim::experiment_preset("graphene-small");
+  Experiment e = simulate(preset, sparse_grid_positions(40, preset.scan_rows, preset.scan_cols,
+                                                        preset.step_A));
+  for (Loss loss : {Loss::kIntensity, Loss::kAmplitude}) {
+    CpuReconstructor rec(config_for(preset, loss));
+    REQUIRE(rec.add_frames(e.frames).ok());
+    // Evaluate away from the optimum, where the gradient is large.
+    RealImage v(preset.object_grid().rows, preset.object_grid().cols);
+    for (int r = 0; r < v.rows(); ++r)
+      for (int c = 0; c < v.cols(); ++c) v(r, c) = 0.3f * std::sin(0.21f * r) * std::cos(0.17f * c);
+    double loss0 = 0;
+    RealImage grad;
+    REQUIRE(rec.loss_and_gradient(v, &loss0, &grad).ok());
+    const float h = 2e-3f;
+    for (auto [r, c] : {std::pair{60, 60}, {70, 81}, {90, 55}, {50, 100}}) {
+      RealImage vp = v, vm = v;
+      vp(r, c) += h;
+      vm(r, c) -= h;
+      double lp = 0, lm = 0;
+      RealImage unused;
+      REQUIRE(rec.loss_and_gradient(vp, &lp, &unused).ok());
+      REQUIRE(rec.loss_and_gradient(vm, &lm, &unused).ok());
+      const double numeric = (lp - lm) / (2 * h);
+      INFO("pixel " << r << "," << c << " loss " << int(loss));
+      CHECK(grad(r, c) == Approx(numeric).epsilon(2e-2).margin(1e-3 * std::abs(loss0)));
+    }
+  }
+}
+
+TEST_CASE("noise-free full-grid MoS2 is recovered and the loss falls", "[reconstructor][slow]") {
+  const auto& preset = sim::experiment_preset("mos2-paper");
+  Experiment e = simulate(preset, raster_positions(preset.scan_rows, preset.scan_cols, preset.step_A));
+  CpuReconstructor rec(config_for(preset, Loss::kIntensity));
+  REQUIRE(rec.add_frames(e.frames).ok());
+  REQUIRE(rec.iterate(25).ok());
+  const Potential result = rec.snapshot();
+  REQUIRE(result.loss_history.size() == 25);
+  CHECK(result.loss_history.back() < 0.05 * result.loss_history.front());
+  for (std::size_t i = 1; i < result.loss_history.size(); ++i)
+    CHECK(result.loss_history[i] <= result.loss_history[i - 1]);
+
+  // The probe transfers spatial frequencies up to 2 alpha / lambda; compare there, inside the FOV.
+  const double k_max = 2 * preset.probe.semiangle_mrad * 1e-3 / wavelength_A(preset.probe.energy_keV);
+  const ObjectGrid g = preset.object_grid();
+  const RealImage truth = low_pass(e.specimen.phase_rad, g.pixel_A, k_max);
+  const RealImage recon = low_pass(result.phase_rad, g.pixel_A, k_max);
+  const int r0 = static_cast<int>(g.fov_origin_A.y / g.pixel_A);
+  const int r1 = r0 + static_cast<int>(g.fov_height_A / g.pixel_A);
+  const double corr = correlation(truth, recon, r0, r1, r0, r1);
+  INFO("correlation with the band-limited true phase: " << corr);
+  CHECK(corr >= 0.9);
+}
+
+TEST_CASE("warm start from the true potential starts at the optimum", "[reconstructor]") {
+  const auto& preset = sim::experiment_preset("graphene-small");
+  Experiment e = simulate(preset, raster_positions(preset.scan_rows, preset.scan_cols, preset.step_A));
+  CpuReconstructor cold(config_for(preset, Loss::kAmplitude));
+  CpuReconstructor warm(config_for(preset, Loss::kAmplitude));
+  REQUIRE(cold.add_frames(e.frames).ok());
+  REQUIRE(warm.add_frames(e.frames).ok());
+  REQUIRE(warm.set_potential(e.specimen.phase_rad).ok());
+  REQUIRE(cold.iterate(1).ok());
+  REQUIRE(warm.iterate(1).ok());
+  CHECK(warm.snapshot().loss_history[0] < 1e-6 * cold.snapshot().loss_history[0]);
+}
+
+TEST_CASE("the amplitude loss recovers the phase from noisy data", "[reconstructor]") {
+  const auto& preset = sim::experiment_preset("graphene-small");
+  Experiment e = simulate(preset, raster_positions(preset.scan_rows, preset.scan_cols, preset.step_A),
+                          2e4);
+  CpuReconstructor rec(config_for(preset, Loss::kAmplitude));
+  REQUIRE(rec.add_frames(e.frames).ok());
+  REQUIRE(rec.iterate(15).ok());
+  const Potential result = rec.snapshot();
+  // With Poisson noise the loss floor is the noise itself, so judge the phase, not the loss.
+  for (std::size_t i = 1; i < result.loss_history.size(); ++i)
+    CHECK(result.loss_history[i] <= result.loss_history[i - 1]);
+  const double k_max = 2 * preset.probe.semiangle_mrad * 1e-3 / wavelength_A(preset.probe.energy_keV);
+  const ObjectGrid g = preset.object_grid();
+  const int r0 = static_cast<int>(g.fov_origin_A.y / g.pixel_A);
+  const int r1 = r0 + static_cast<int>(g.fov_height_A / g.pixel_A);
+  const double corr = correlation(low_pass(e.specimen.phase_rad, g.pixel_A, k_max),
+                                  low_pass(result.phase_rad, g.pixel_A, k_max), r0, r1, r0, r1);
+  INFO("correlation " << corr);
+  CHECK(corr >= 0.8);
+}
+
+TEST_CASE("bad frames get a clear error and nothing is stored", "[reconstructor]") {
+  const auto& preset = sim::experiment_preset("graphene-small");
+  Experiment e = simulate(preset, sparse_grid_positions(8, preset.scan_rows, preset.scan_cols,
+                                                        preset.step_A));
+  CpuReconstructor rec(config_for(preset, Loss::kIntensity));
+
+  // Frames over a copy of the counts, so that the good frames stay good for the end.
+  std::vector<float> counts = e.counts;
+  std::vector<Frame> frames = e.frames;
+  for (std::size_t p = 0; p < frames.size(); ++p) frames[p].counts = {counts.data() + p * 4096, 4096};
+
+  SECTION("empty list") {
+    const Status s = rec.add_frames({});
+    CHECK(s.code() == StatusCode::kInvalidArgument);
+    CHECK_THAT(s.message(), Catch::Contains("no frames"));
+  }
+  SECTION("pattern shape does not match the probe") {
+    frames[3].counts = frames[3].counts.first(32 * 32);
+    const Status s = rec.add_frames(frames);
+    CHECK(s.code() == StatusCode::kInvalidArgument);
+    CHECK_THAT(s.message(), Catch::Contains("frame 3") && Catch::Contains("64 x 64"));
+  }
+  SECTION("NaN counts") {
+    counts[2 * 4096 + 100] = NAN;
+    const Status s = rec.add_frames(frames);
+    CHECK(s.code() == StatusCode::kInvalidArgument);
+    CHECK_THAT(s.message(), Catch::Contains("frame 2") && Catch::Contains("NaN"));
+  }
+  SECTION("negative counts") {
+    counts[5 * 4096 + 7] = -1.0f;
+    const Status s = rec.add_frames(frames);
+    CHECK_THAT(s.message(), Catch::Contains("frame 5") && Catch::Contains("negative"));
+  }
+  SECTION("position outside the object") {
+    frames[6].position_A = {-50.0, 3.0};
+    const Status s = rec.add_frames(frames);
+    CHECK(s.code() == StatusCode::kOutOfRange);
+    CHECK_THAT(s.message(), Catch::Contains("frame 6"));
+  }
+  CHECK(rec.snapshot().frames == 0);
+  CHECK(rec.iterate(1).code() == StatusCode::kFailedPrecondition);
+  CHECK(rec.add_frames(e.frames).ok());  // the good frames still go in afterwards
+  CHECK(rec.snapshot().frames == e.frames.size());
+}
+
+TEST_CASE("the reconstructor factory selects and rejects backends", "[reconstructor]") {
+  ReconstructorConfig c = config_for(sim::experiment_preset("graphene-small"), Loss::kIntensity);
+  c.backend = "auto";
+  CHECK(make_reconstructor(c)->backend() == "cpu");
+  c.backend = "tpu";
+  CHECK_THROWS_WITH(make_reconstructor(c), Catch::Contains("unknown reconstructor backend"));
+  c.backend = "cpu";
+  c.object.pixel_A *= 1.1;
+  CHECK_THROWS_WITH(make_reconstructor(c), Catch::Contains("does not match the detector sampling"));
+}

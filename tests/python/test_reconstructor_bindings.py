@@ -1,0 +1,75 @@
+"""The reconstructor and simulator as Python sees them: errors are clear ValueErrors."""
+
+import numpy as np
+import pytest
+
+import ptypilot_core as core
+
+
+@pytest.fixture(scope="module")
+def experiment():
+    preset = core.experiment_preset("graphene-small")
+    sim = core.Simulation("graphene-small", seed=5)
+    positions = core.sparse_grid_positions(12, preset.scan_rows, preset.scan_cols, preset.step_A)
+    return preset, sim, positions, sim.frames(positions) * 1000.0
+
+
+def test_simulation_is_deterministic_and_noise_free_frames_sum_to_one():
+    a = core.Simulation("graphene-small", seed=5)
+    b = core.Simulation("graphene-small", seed=5)
+    c = core.Simulation("graphene-small", seed=6)
+    assert np.array_equal(a.phase_rad, b.phase_rad)
+    assert not np.array_equal(a.phase_rad, c.phase_rad)
+    frames = a.frames(np.array([[1.0, 2.0], [3.3, 4.1]]))
+    assert frames.shape == (2, 64, 64)
+    assert frames.sum(axis=(1, 2)) == pytest.approx([1.0, 1.0], rel=1e-4)
+
+
+def test_poisson_frames_have_the_dose():
+    sim = core.Simulation("graphene-small", seed=5, dose_e_per_A2=1e5, noise_seed=2)
+    frames = sim.frames(core.raster_positions(4, 4, 0.3))
+    assert sim.electrons_per_frame == pytest.approx(1e5 * 0.3 ** 2)
+    assert np.all(frames == np.round(frames))
+    assert frames.sum(axis=(1, 2)).mean() == pytest.approx(sim.electrons_per_frame, rel=0.02)
+
+
+def test_bad_input_raises_value_error(experiment):
+    preset, sim, positions, frames = experiment
+    rec = core.Reconstructor(preset.probe, sim.grid)
+    with pytest.raises(ValueError, match="no frames"):
+        rec.add_frames(np.zeros((0, 2)), np.zeros((0, 64, 64), np.float32))
+    with pytest.raises(ValueError, match="64 x 64"):
+        rec.add_frames(positions, frames[:, :32, :32])
+    bad = frames.copy()
+    bad[4, 10, 10] = np.nan
+    with pytest.raises(ValueError, match="frame 4.*NaN"):
+        rec.add_frames(positions, bad)
+    bad = frames.copy()
+    bad[1, 0, 0] = -3
+    with pytest.raises(ValueError, match="negative"):
+        rec.add_frames(positions, bad)
+    outside = positions.copy()
+    outside[2] = [100.0, 0.0]
+    with pytest.raises(ValueError, match="outside the field of view"):
+        rec.add_frames(outside, frames)
+    with pytest.raises(ValueError, match="one per position"):
+        rec.add_frames(positions, frames[:5])
+    assert rec.frames == 0
+    with pytest.raises(ValueError, match="no frames to reconstruct"):
+        rec.iterate(1)
+
+
+def test_reconstruction_runs_and_warm_starts(experiment):
+    preset, sim, positions, frames = experiment
+    rec = core.Reconstructor(preset.probe, sim.grid, loss="amplitude")
+    rec.add_frames(positions, frames)
+    rec.iterate(5)
+    history = rec.loss_history
+    assert len(history) == 5 and history[-1] < history[0]
+    warm = core.Reconstructor(preset.probe, sim.grid, loss="amplitude")
+    warm.add_frames(positions, frames)
+    warm.set_potential(rec.phase_rad)
+    warm.iterate(1)
+    assert warm.loss_history[0] < history[0]
+    with pytest.raises(ValueError, match="potential is"):
+        warm.set_potential(np.zeros((3, 3), np.float32))
