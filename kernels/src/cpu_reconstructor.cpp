@@ -1,5 +1,7 @@
 #include "ptypilot/cpu_reconstructor.hpp"
 
+#include "cpu_loops.hpp"
+
 #include <omp.h>
 
 #include <algorithm>
@@ -31,9 +33,11 @@ CpuReconstructor::CpuReconstructor(const ReconstructorConfig& config)
     : config_(config),
       model_(config.probe, config.object),
       threads_(resolve_threads(config.threads)),
-      forward_(config.probe.window_px, std::max(1, config.batch), FftDirection::kForward),
+      forward_(config.probe.window_px, std::max(1, config.batch), FftDirection::kForward, true,
+               FftPlacement::kOutOfPlace),
       backward_(config.probe.window_px, std::max(1, config.batch), FftDirection::kBackward),
-      forward_single_(config.probe.window_px, 1, FftDirection::kForward),
+      forward_single_(config.probe.window_px, 1, FftDirection::kForward, true,
+                      FftPlacement::kOutOfPlace),
       backward_single_(config.probe.window_px, 1, FftDirection::kBackward),
       illumination_(config.object.rows, config.object.cols),
       phase_(config.object.rows, config.object.cols),
@@ -48,6 +52,7 @@ CpuReconstructor::CpuReconstructor(const ReconstructorConfig& config)
   for (int t = 0; t < threads_; ++t) {
     thread_gradients_.emplace_back(config.object.rows, config.object.cols);
     thread_buffers_.emplace_back(nn * config.batch);
+    thread_waves_.emplace_back(nn * config.batch);
   }
 }
 
@@ -138,7 +143,9 @@ double CpuReconstructor::compute_gradient(const ComplexImage& t, RealImage* grad
     RealImage& g = thread_gradients_[tid];
     std::fill(g.vector().begin(), g.vector().end(), 0.0f);
     std::complex<float>* buffer = thread_buffers_[tid].data();
-    const int cols = g.cols();
+    // The exit waves stay in their own buffer for the gradient, so that the probes (32 kB per
+    // position, beyond L2 for a few hundred positions) are read once per iteration, not twice.
+    std::complex<float>* waves = thread_waves_[tid].data();
 
 #pragma omp for schedule(dynamic, 1)
     for (long b = 0; b < batches; ++b) {
@@ -146,64 +153,29 @@ double CpuReconstructor::compute_gradient(const ComplexImage& t, RealImage* grad
       const int in_batch = static_cast<int>(std::min<long>(batch, count - first));
       for (int q = 0; q < in_batch; ++q) {
         const ProbePlacement& pl = placements_[first + q];
-        exit_wave(t, pl, model_.shifted_probe(pl.probe), n, probe_scale, buffer + q * nn);
+        exit_wave(t, pl, model_.shifted_probe(pl.probe), n, probe_scale, waves + q * nn);
       }
       if (in_batch == batch) {
-        forward_.execute(buffer);
+        forward_.execute(waves, buffer);
       } else {
-        for (int q = 0; q < in_batch; ++q) forward_single_.execute(buffer + q * nn);
+        for (int q = 0; q < in_batch; ++q) forward_single_.execute(waves + q * nn, buffer + q * nn);
       }
       // Far field -> dL/dPsi* in place.
       for (int q = 0; q < in_batch; ++q) {
-        float* w = reinterpret_cast<float*>(buffer + q * nn);
         const float* j = measured_.data() + (first + q) * nn;
-        double pattern_loss = 0.0;
-        if (amplitude) {
-          for (std::size_t k = 0; k < nn; ++k) {
-            const float re = w[2 * k], im = w[2 * k + 1];
-            const float a = std::sqrt(re * re + im * im);
-            const float r = a - j[k];
-            pattern_loss += double(r) * r;
-            // Where the model has no amplitude the gradient has no direction; it is zero.
-            const float f = a > 1e-20f ? residual_weight * r / a : 0.0f;
-            w[2 * k] = f * re;
-            w[2 * k + 1] = f * im;
-          }
-        } else {
-          for (std::size_t k = 0; k < nn; ++k) {
-            const float re = w[2 * k], im = w[2 * k + 1];
-            const float r = re * re + im * im - j[k];
-            pattern_loss += double(r) * r;
-            const float f = residual_weight * r;
-            w[2 * k] = f * re;
-            w[2 * k + 1] = f * im;
-          }
-        }
-        loss += pattern_loss;
+        loss += amplitude ? cpu::amplitude_residual(buffer + q * nn, j, nn, residual_weight)
+                          : cpu::intensity_residual(buffer + q * nn, j, nn, residual_weight);
       }
       if (in_batch == batch) {
         backward_.execute(buffer);
       } else {
         for (int q = 0; q < in_batch; ++q) backward_single_.execute(buffer + q * nn);
       }
-      // dL/dV += 2 Im(conj(e) * F^H dL/dPsi*), with the exit wave recomputed (cheaper than
-      // keeping a second batch of waves in cache).
+      // dL/dV += 2 Im(conj(e) * F^H dL/dPsi*).
       for (int q = 0; q < in_batch; ++q) {
         const ProbePlacement& pl = placements_[first + q];
-        const float* probe = reinterpret_cast<const float*>(model_.shifted_probe(pl.probe));
-        const float* w = reinterpret_cast<const float*>(buffer + q * nn);
-        for (int r = 0; r < n; ++r) {
-          const float* tr = reinterpret_cast<const float*>(t.data() + std::size_t(pl.top + r) * cols + pl.left);
-          const float* pr = probe + 2 * std::size_t(r) * n;
-          const float* wr = w + 2 * std::size_t(r) * n;
-          float* gr = g.data() + std::size_t(pl.top + r) * cols + pl.left;
-          for (int c = 0; c < n; ++c) {
-            const float pa = pr[2 * c], pb = pr[2 * c + 1], ta = tr[2 * c], tb = tr[2 * c + 1];
-            const float er = probe_scale * (pa * ta - pb * tb);
-            const float ei = probe_scale * (pa * tb + pb * ta);
-            gr[c] += 2.0f * (er * wr[2 * c + 1] - ei * wr[2 * c]);
-          }
-        }
+        cpu::accumulate_phase_gradient(waves + q * nn, buffer + q * nn, n, pl.top, pl.left,
+                                       g.data(), g.cols());
       }
     }
   }

@@ -16,6 +16,7 @@ namespace {
 struct PlanKey {
   int rows, cols, batch, sign;
   bool measure;
+  bool in_place = true;
   auto operator<=>(const PlanKey&) const = default;
 };
 
@@ -30,12 +31,15 @@ fftwf_plan cached_plan(const PlanKey& key) {
   std::lock_guard lock(planner_mutex());
   if (auto it = plans.find(key); it != plans.end()) return it->second;
   const std::size_t count = std::size_t(key.rows) * key.cols * key.batch;
-  AlignedComplexBuffer scratch(count);  // FFTW_MEASURE overwrites the array it plans on
+  AlignedComplexBuffer scratch(count);  // FFTW_MEASURE overwrites the arrays it plans on
+  AlignedComplexBuffer scratch_out(key.in_place ? 0 : count);
   int dims[2] = {key.rows, key.cols};
-  auto* data = reinterpret_cast<fftwf_complex*>(scratch.data());
-  fftwf_plan plan = fftwf_plan_many_dft(2, dims, key.batch, data, nullptr, 1, key.rows * key.cols,
-                                        data, nullptr, 1, key.rows * key.cols, key.sign,
-                                        key.measure ? FFTW_MEASURE : FFTW_ESTIMATE);
+  auto* in = reinterpret_cast<fftwf_complex*>(scratch.data());
+  auto* out = key.in_place ? in : reinterpret_cast<fftwf_complex*>(scratch_out.data());
+  const unsigned flags = (key.measure ? FFTW_MEASURE : FFTW_ESTIMATE) |
+                         (key.in_place ? 0u : unsigned(FFTW_PRESERVE_INPUT));
+  fftwf_plan plan = fftwf_plan_many_dft(2, dims, key.batch, in, nullptr, 1, key.rows * key.cols,
+                                        out, nullptr, 1, key.rows * key.cols, key.sign, flags);
   if (plan == nullptr) throw std::runtime_error("FFTW could not make a plan");
   plans.emplace(key, plan);
   return plan;
@@ -64,11 +68,18 @@ AlignedComplexBuffer::AlignedComplexBuffer(std::size_t count) : size_(count) {
   std::memset(p, 0, count * sizeof(std::complex<float>));
 }
 
-BatchedFft::BatchedFft(int n, int batch, FftDirection direction, bool measure)
+BatchedFft::BatchedFft(int n, int batch, FftDirection direction, bool measure,
+                       FftPlacement placement)
     : n_(n), batch_(batch) {
   if (n <= 0 || batch <= 0) throw std::invalid_argument("BatchedFft: empty shape");
-  plan_ = cached_plan(
-      {n, n, batch, direction == FftDirection::kForward ? FFTW_FORWARD : FFTW_BACKWARD, measure});
+  plan_ = cached_plan({n, n, batch, direction == FftDirection::kForward ? FFTW_FORWARD : FFTW_BACKWARD,
+                       measure, placement == FftPlacement::kInPlace});
+}
+
+void BatchedFft::execute(const std::complex<float>* in, std::complex<float>* out) const {
+  // FFTW takes a non-const input pointer; the plan was made with FFTW_PRESERVE_INPUT.
+  auto* i = reinterpret_cast<fftwf_complex*>(const_cast<std::complex<float>*>(in));
+  fftwf_execute_dft(static_cast<fftwf_plan>(plan_), i, reinterpret_cast<fftwf_complex*>(out));
 }
 
 void BatchedFft::execute(std::complex<float>* data) const {

@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "cpu_loops.hpp"
 #include "ptypilot/fft.hpp"
 
 namespace ptypilot {
@@ -64,20 +65,7 @@ void transmission(const RealImage& phase_rad, ComplexImage* out) {
 
 void exit_wave(const ComplexImage& t, const ProbePlacement& placement,
                const std::complex<float>* probe, int n, float scale, std::complex<float>* out) {
-  const int cols = t.cols();
-  for (int i = 0; i < n; ++i) {
-    const float* tr = reinterpret_cast<const float*>(t.data() + std::size_t(placement.top + i) * cols +
-                                                     placement.left);
-    const float* pr = reinterpret_cast<const float*>(probe + std::size_t(i) * n);
-    float* o = reinterpret_cast<float*>(out + std::size_t(i) * n);
-    // Written out in real arithmetic: std::complex multiplication is not vectorised without
-    // -ffast-math because of its NaN recovery path.
-    for (int j = 0; j < n; ++j) {
-      const float a = pr[2 * j], b = pr[2 * j + 1], c = tr[2 * j], d = tr[2 * j + 1];
-      o[2 * j] = scale * (a * c - b * d);
-      o[2 * j + 1] = scale * (a * d + b * c);
-    }
-  }
+  cpu::exit_wave(t.data(), t.cols(), placement.top, placement.left, probe, n, scale, out);
 }
 
 Status ForwardModel::intensities(const RealImage& phase_rad, std::span<const Vec2> positions_A,

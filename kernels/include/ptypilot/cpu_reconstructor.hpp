@@ -4,6 +4,8 @@
 // turns the far field into the loss gradient with respect to the far field, transforms back and
 // scatters 2 Im(conj(e) g) into its own gradient image (no atomics); the images are summed at
 // the end of the iteration. The sub-pixel-shifted probes are computed once per position.
+// The element-wise loops (src/cpu_loops.cpp) are compiled for AVX-512, AVX2 and baseline x86-64
+// and picked at run time.
 #pragma once
 
 #include <complex>
@@ -58,7 +60,8 @@ class CpuReconstructor final : public Reconstructor {
   RealImage phase_;
   ComplexImage transmission_;
   std::vector<RealImage> thread_gradients_;
-  std::vector<AlignedComplexBuffer> thread_buffers_;
+  std::vector<AlignedComplexBuffer> thread_buffers_;  // far fields, then back-propagated waves
+  std::vector<AlignedComplexBuffer> thread_waves_;    // exit waves
   RealImage gradient_;
   RealImage step_map_;  // the preconditioner, up to the intensity scale
   int iterations_ = 0;

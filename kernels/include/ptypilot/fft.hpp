@@ -33,13 +33,19 @@ class AlignedComplexBuffer {
 
 enum class FftDirection { kForward, kBackward };
 
-// In-place, unnormalised 2-D FFTs of `batch` contiguous n x n arrays.
+enum class FftPlacement { kInPlace, kOutOfPlace };
+
+// Unnormalised 2-D FFTs of `batch` contiguous n x n arrays. Out-of-place transforms leave their
+// input intact.
 class BatchedFft {
  public:
   // Plans with FFTW_MEASURE unless measure is false (FFTW_ESTIMATE, for one-off transforms).
-  BatchedFft(int n, int batch, FftDirection direction, bool measure = true);
-  // `data` must come from an AlignedComplexBuffer (or fftwf_malloc) and hold batch * n * n values.
+  BatchedFft(int n, int batch, FftDirection direction, bool measure = true,
+             FftPlacement placement = FftPlacement::kInPlace);
+  // Arrays must come from an AlignedComplexBuffer (or fftwf_malloc) and hold batch * n * n
+  // values; execute(data) is for in-place plans, execute(in, out) for out-of-place ones.
   void execute(std::complex<float>* data) const;
+  void execute(const std::complex<float>* in, std::complex<float>* out) const;
   int n() const { return n_; }
   int batch() const { return batch_; }
 

@@ -1,0 +1,39 @@
+// The element-wise loops of the CPU forward and backward passes, kept apart so each can be
+// compiled for several instruction sets (target_clones: the loader picks AVX-512, AVX2 or the
+// baseline at run time) without building the whole project for one machine.
+//
+// They are written in real arithmetic on interleaved (re, im) floats: std::complex
+// multiplication is not vectorised without -ffast-math because of its NaN recovery path, and
+// -ffast-math would also remove the NaN checks on incoming frames.
+#pragma once
+
+#include <complex>
+#include <cstddef>
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__)
+#define PTYPILOT_CPU_CLONES __attribute__((target_clones("avx512f", "avx2,fma", "default")))
+#else
+#define PTYPILOT_CPU_CLONES
+#endif
+
+namespace ptypilot::cpu {
+
+// out[i, j] = scale * probe[i, j] * t[top + i, left + j] for an n x n window of t (t_cols wide).
+void exit_wave(const std::complex<float>* t, int t_cols, int top, int left,
+               const std::complex<float>* probe, int n, float scale, std::complex<float>* out);
+
+// Far field Psi -> dL/dPsi* in place for L = sum (|Psi|^2 - J)^2 * weight / 2; returns
+// sum (|Psi|^2 - J)^2.
+double intensity_residual(std::complex<float>* psi, const float* measured, std::size_t count,
+                          float weight);
+
+// The same for L = sum (|Psi| - sqrt J)^2 * weight; `measured` holds sqrt J.
+double amplitude_residual(std::complex<float>* psi, const float* measured_sqrt, std::size_t count,
+                          float weight);
+
+// gradient[top + i, left + j] += 2 Im(conj(e) * back) over an n x n window of a
+// gradient_cols-wide image, for the exit wave e and the back-propagated dL/de* `back`.
+void accumulate_phase_gradient(const std::complex<float>* exit_wave, const std::complex<float>* back,
+                               int n, int top, int left, float* gradient, int gradient_cols);
+
+}  // namespace ptypilot::cpu
