@@ -93,7 +93,7 @@ def main(argv=None) -> int:
     figures.save_phase(out / "sparse_grid.png", sparse_img, grid,
                        f"sparse grid, {len(sparse_positions)} positions")
     figures.save_phase(out / "positions.png", full_img, grid,
-                       f"sparse-grid positions on the full-raster reconstruction",
+                       "sparse-grid positions on the full raster",
                        positions_A=sparse_positions, color="lime")
     figures.save_frc(out / "frc.png",
                      {"sparse grid vs full raster": frc_sparse,

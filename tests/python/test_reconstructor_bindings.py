@@ -73,3 +73,31 @@ def test_reconstruction_runs_and_warm_starts(experiment):
     assert warm.loss_history[0] < history[0]
     with pytest.raises(ValueError, match="potential is"):
         warm.set_potential(np.zeros((3, 3), np.float32))
+
+
+def test_paper_presets_have_the_paper_geometry():
+    mos2 = core.experiment_preset("mos2-paper")
+    grid = mos2.object_grid()
+    assert (mos2.probe.energy_keV, mos2.probe.semiangle_mrad, mos2.probe.window_px) == (60, 33, 64)
+    assert mos2.scan_rows * mos2.scan_cols == 10_000 and mos2.step_A == 0.2
+    assert (grid.rows, grid.cols) == (200, 200)
+    assert grid.pixel_A == pytest.approx(0.154, abs=5e-4)
+    dwcnt = core.experiment_preset("dwcnt-paper")
+    assert (dwcnt.probe.semiangle_mrad, dwcnt.probe.window_px) == (40, 96)
+    assert dwcnt.scan_rows * dwcnt.scan_cols == 13_225
+    assert dwcnt.object_grid().pixel_A == pytest.approx(0.140, abs=5e-4)
+    assert dwcnt.specimen == "dwcnt"
+    with pytest.raises(ValueError, match="known: mos2-paper"):
+        core.experiment_preset("mos3")
+
+
+def test_dwcnt_frames_carry_the_dose():
+    sim = core.Simulation("dwcnt-paper", seed=2, dose_e_per_A2=1e5, noise_seed=1)
+    preset = sim.preset
+    positions = core.sparse_grid_positions(20, preset.scan_rows, preset.scan_cols, preset.step_A)
+    frames = sim.frames(positions)
+    assert frames.shape == (20, 96, 96)
+    assert np.isfinite(frames).all()
+    assert frames.sum(axis=(1, 2)).mean() == pytest.approx(4000, rel=0.02)
+    # The tube is there: the phase has atoms (peaks well above the vacuum).
+    assert sim.phase_rad.max() > 0.3 and np.median(sim.phase_rad) < 0.2
