@@ -41,6 +41,7 @@ CpuReconstructor::CpuReconstructor(const ReconstructorConfig& config)
       backward_single_(config.probe.window_px, 1, FftDirection::kBackward),
       illumination_(config.object.rows, config.object.cols),
       phase_(config.object.rows, config.object.cols),
+      transmission_(config.object.rows, config.object.cols),
       gradient_(config.object.rows, config.object.cols),
       step_map_(config.object.rows, config.object.cols) {
   if (config.batch < 1) throw std::invalid_argument("reconstructor: batch must be >= 1");
@@ -126,7 +127,7 @@ void CpuReconstructor::update_preconditioner() {
         numerator / (intensity_scale_ * (illumination_.data()[i] + reg) + 1e-30));
 }
 
-double CpuReconstructor::compute_gradient(const ComplexImage& t, RealImage* gradient) {
+double CpuReconstructor::compute_gradient(const RealImage& phase, RealImage* gradient) {
   const int n = model_.window_px();
   const std::size_t nn = std::size_t(n) * n;
   const long count = static_cast<long>(placements_.size());
@@ -137,11 +138,23 @@ double CpuReconstructor::compute_gradient(const ComplexImage& t, RealImage* grad
   const float residual_weight = static_cast<float>((amplitude ? 1.0 : 2.0) / count);
   double loss = 0.0;
 
+  ComplexImage& t = transmission_;
+  const std::size_t pixels = phase.size();
+  if (gradient->rows() != phase.rows() || gradient->cols() != phase.cols())
+    *gradient = RealImage(phase.rows(), phase.cols());
+
+  // One parallel region for the whole evaluation: at a few milliseconds per iteration, the
+  // object-sized passes (t = exp(iV), the sum of the thread gradients) would otherwise run on one
+  // core while the others wait.
 #pragma omp parallel num_threads(threads_) reduction(+ : loss)
   {
     const int tid = omp_get_thread_num();
     RealImage& g = thread_gradients_[tid];
     std::fill(g.vector().begin(), g.vector().end(), 0.0f);
+#pragma omp for schedule(static)
+    for (std::size_t i = 0; i < pixels; ++i)
+      t.data()[i] = {std::cos(phase.data()[i]), std::sin(phase.data()[i])};
+
     std::complex<float>* buffer = thread_buffers_[tid].data();
     // The exit waves stay in their own buffer for the gradient, so that the probes (32 kB per
     // position, beyond L2 for a few hundred positions) are read once per iteration, not twice.
@@ -178,13 +191,14 @@ double CpuReconstructor::compute_gradient(const ComplexImage& t, RealImage* grad
                                        g.data(), g.cols());
       }
     }
-  }
-  // Sum the per-thread images.
-  float* out = gradient->data();
-  std::copy(thread_gradients_[0].vector().begin(), thread_gradients_[0].vector().end(), out);
-  for (int tid = 1; tid < threads_; ++tid) {
-    const float* g = thread_gradients_[tid].data();
-    for (std::size_t i = 0; i < gradient->size(); ++i) out[i] += g[i];
+    // Sum the per-thread images (the loop above ends in a barrier).
+    float* out = gradient->data();
+#pragma omp for schedule(static)
+    for (std::size_t i = 0; i < pixels; ++i) {
+      float sum = 0.0f;
+      for (int k = 0; k < threads_; ++k) sum += thread_gradients_[k].data()[i];
+      out[i] = sum;
+    }
   }
   return loss / static_cast<double>(count);
 }
@@ -193,15 +207,16 @@ Status CpuReconstructor::iterate(int iterations) {
   if (iterations < 0) return invalid_argument("iterations must be >= 0");
   if (placements_.empty()) return failed_precondition("no frames to reconstruct from");
   for (int it = 0; it < iterations; ++it) {
-    transmission(phase_, &transmission_);
-    const double loss = compute_gradient(transmission_, &gradient_);
+    const double loss = compute_gradient(phase_, &gradient_);
     if (!std::isfinite(loss))
       return {StatusCode::kInternal, "reconstruction diverged (loss is not finite); lower step_size"};
     loss_history_.push_back(loss);
     float* v = phase_.data();
     const float* g = gradient_.data();
     const float* s = step_map_.data();
-    for (std::size_t i = 0; i < phase_.size(); ++i) v[i] -= s[i] * g[i];
+    const long pixels = static_cast<long>(phase_.size());
+#pragma omp parallel for num_threads(threads_) schedule(static)
+    for (long i = 0; i < pixels; ++i) v[i] -= s[i] * g[i];
     ++iterations_;
   }
   return Status::Ok();
@@ -211,11 +226,7 @@ Status CpuReconstructor::loss_and_gradient(const RealImage& phase_rad, double* l
                                            RealImage* gradient) {
   if (Status s = check_phase(phase_rad, config_.object); !s.ok()) return s;
   if (placements_.empty()) return failed_precondition("no frames to evaluate the loss on");
-  ComplexImage t;
-  transmission(phase_rad, &t);
-  if (gradient->rows() != phase_rad.rows() || gradient->cols() != phase_rad.cols())
-    *gradient = RealImage(phase_rad.rows(), phase_rad.cols());
-  *loss = compute_gradient(t, gradient);
+  *loss = compute_gradient(phase_rad, gradient);
   return Status::Ok();
 }
 

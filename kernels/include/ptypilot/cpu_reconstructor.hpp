@@ -39,7 +39,8 @@ class CpuReconstructor final : public Reconstructor {
 
  private:
   void update_preconditioner();
-  double compute_gradient(const ComplexImage& t, RealImage* gradient);
+  // L(V) and dL/dV; leaves exp(iV) in transmission_.
+  double compute_gradient(const RealImage& phase, RealImage* gradient);
 
   ReconstructorConfig config_;
   ForwardModel model_;
