@@ -32,34 +32,37 @@ std::string CliArgs::get(const std::string& name, const std::string& fallback) c
   return it == values_.end() ? fallback : it->second;
 }
 
-long CliArgs::get_int(const std::string& name, long fallback) const {
-  auto it = values_.find(name);
-  if (it == values_.end()) return fallback;
+namespace {
+
+// Parses the whole of `text` with `parse` (std::stol or std::stod), or names the option.
+template <typename T, typename Parse>
+T parse_whole(const std::string& name, const std::string& text, const char* what, Parse parse) {
   std::size_t used = 0;
-  long v = 0;
+  T value{};
   try {
-    v = std::stol(it->second, &used);
+    value = parse(text, &used);
   } catch (const std::exception&) {
     used = 0;
   }
-  if (used != it->second.size())
-    throw std::invalid_argument("--" + name + " expects an integer, got '" + it->second + "'");
-  return v;
+  if (used == 0 || used != text.size())
+    throw std::invalid_argument("--" + name + " expects " + what + ", got '" + text + "'");
+  return value;
+}
+
+}  // namespace
+
+long CliArgs::get_int(const std::string& name, long fallback) const {
+  auto it = values_.find(name);
+  if (it == values_.end()) return fallback;
+  return parse_whole<long>(name, it->second, "an integer",
+                           [](const std::string& t, std::size_t* used) { return std::stol(t, used); });
 }
 
 double CliArgs::get_double(const std::string& name, double fallback) const {
   auto it = values_.find(name);
   if (it == values_.end()) return fallback;
-  std::size_t used = 0;
-  double v = 0;
-  try {
-    v = std::stod(it->second, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used != it->second.size())
-    throw std::invalid_argument("--" + name + " expects a number, got '" + it->second + "'");
-  return v;
+  return parse_whole<double>(name, it->second, "a number",
+                             [](const std::string& t, std::size_t* used) { return std::stod(t, used); });
 }
 
 }  // namespace ptypilot
