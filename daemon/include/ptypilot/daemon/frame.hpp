@@ -1,0 +1,34 @@
+// A diffraction frame as the daemon holds it after ingest: header fields from the wire and the
+// counts converted to float32, already checked (right size, finite, non-negative).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "ptypilot/image.hpp"
+
+namespace ptypilot {
+
+enum class PixelType { kUint8, kUint16, kUint32, kFloat32 };
+
+struct DetectorFrame {
+  std::string session_id;
+  std::uint32_t sub_sequence = 0;
+  std::uint64_t frame_index = 0;     // 0-based within the session, in scan order
+  std::uint32_t position_index = 0;  // index in its scan command's position list
+  Vec2 position_A;                   // where the detector says the beam was
+  int rows = 0;
+  int cols = 0;
+  PixelType dtype = PixelType::kFloat32;  // of the payload as it arrived
+  double electrons_per_frame = 0.0;
+  double exposure_s = 0.0;
+  std::uint64_t timestamp_ns = 0;  // acquisition time, from the detector
+  std::uint64_t received_ns = 0;   // when ingest had it, steady clock
+  std::vector<float> counts;       // rows * cols, row-major
+
+  std::span<const float> view() const { return counts; }
+};
+
+}  // namespace ptypilot

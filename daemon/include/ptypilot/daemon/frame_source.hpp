@@ -1,0 +1,23 @@
+// FrameSource: delivers detector frames with their position and id. Implementations own their
+// socket and their protocol; a rejected message is counted in health() and never ends a session.
+#pragma once
+
+#include <chrono>
+
+#include "ptypilot/daemon/frame.hpp"
+#include "ptypilot/daemon/health.hpp"
+#include "ptypilot/status.hpp"
+
+namespace ptypilot {
+
+class FrameSource {
+ public:
+  virtual ~FrameSource() = default;
+  // Waits up to `timeout` for the next message. Ok: *frame holds a valid frame.
+  // kUnavailable: nothing arrived in time (not an error by itself). Any other code: a message
+  // arrived and was rejected (malformed, wrong size, NaN, ...); it is already counted.
+  virtual Status receive(DetectorFrame* frame, std::chrono::milliseconds timeout) = 0;
+  virtual const HealthCounters& health() const = 0;
+};
+
+}  // namespace ptypilot
