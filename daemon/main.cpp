@@ -9,6 +9,11 @@
 
 namespace ptypilot {
 int bench_reconstruct(const std::vector<std::string>& args);
+int run_serve(const std::vector<std::string>& args);
+int run_ctl(const std::vector<std::string>& args);
+int run_sim_detector(const std::vector<std::string>& args);
+int bench_loop(const std::vector<std::string>& args);
+int bench_ingest(const std::vector<std::string>& args);
 }
 
 namespace {
@@ -16,9 +21,21 @@ namespace {
 constexpr const char* kUsage = R"(usage: ptypilot <command> [options]
 
 commands:
+  serve [--config FILE] [--control ENDPOINT] [--events ENDPOINT]
+      the daemon: the closed adaptive-scanning loop, controlled over ZMQ (see `ctl`)
+  sim-detector [--preset NAME] [--seed N] [--dose E_PER_A2] [--noise-seed N]
+               [--command-endpoint EP] [--data-endpoint EP] [--rate HZ] [--dtype float32|uint16]
+      a simulated detector and stage: takes scan commands, sends frames of the forward model
+  ctl [--endpoint EP] [--events EP] COMMAND ...
+      the control client: configure FILE | start [ID] | stop | status | reconstruction FILE.npy
+      | wait [SECONDS] | events [COUNT]
   bench reconstruct [--patterns N] [--iterations K] [--threads T] [--batch B]
                     [--loss intensity|amplitude] [--preset NAME] [--dose E_PER_A2]
       time reconstructor iterations against the FFT floor; prints one JSON object
+  bench loop [--positions N] [--subsequence M] [--sessions S] [--policy KIND] [--iterations K]
+      decision latency of the closed loop (last frame in -> next positions accepted), p50/p99
+  bench ingest [--frames N] [--shape 64x64] [--batch B] [--dir DIR]
+      daemon frames/s with recording against raw ZMQ frames/s, and frames lost
   version           print the version
   help              print this text
 )";
@@ -37,8 +54,16 @@ int main(int argc, char** argv) {
       std::cout << "ptypilot " << PTYPILOT_VERSION << "\n";
       return 0;
     }
-    if (command == "bench" && args.size() >= 2 && args[1] == "reconstruct")
-      return ptypilot::bench_reconstruct({args.begin() + 2, args.end()});
+    const std::vector<std::string> rest(args.begin() + 1, args.end());
+    if (command == "serve") return ptypilot::run_serve(rest);
+    if (command == "ctl") return ptypilot::run_ctl(rest);
+    if (command == "sim-detector") return ptypilot::run_sim_detector(rest);
+    if (command == "bench" && args.size() >= 2) {
+      const std::vector<std::string> options(args.begin() + 2, args.end());
+      if (args[1] == "reconstruct") return ptypilot::bench_reconstruct(options);
+      if (args[1] == "loop") return ptypilot::bench_loop(options);
+      if (args[1] == "ingest") return ptypilot::bench_ingest(options);
+    }
     std::cerr << "ptypilot: unknown command '" << command << "'\n\n" << kUsage;
     return 2;
   } catch (const std::exception& e) {

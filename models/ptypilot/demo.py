@@ -1,9 +1,13 @@
-"""The foundation demo: simulate MoS2, reconstruct it from the full raster and from a sparse
-grid of 250 positions, and write pictures and report.json.
+"""The closed adaptive-scanning loop, end to end, on one machine.
 
-    python3 -m ptypilot.demo --out DIR
+    python3 -m ptypilot.demo --out DIR [--bin build/bin]
 
-(`deploy/run demo` runs this until the closed adaptive-scanning loop replaces it.)
+Starts `ptypilot sim-detector` (simulated detector and stage) and `ptypilot serve` as separate
+processes on loopback, then runs the mos2-paper session (250 of 10,000 positions, 5
+sub-sequences of 50) once with each baseline policy through the control socket. It writes, to DIR:
+  <policy>.png    the reconstruction with the approved positions on top
+  ground_truth.png, frc.png, report.json (SSIM against the full-raster reconstruction, Q_SSIM
+  against the sparse grid, latency breakdown per sub-sequence), sessions/*.h5 (the recordings).
 """
 
 from __future__ import annotations
@@ -11,123 +15,144 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 import time
 from pathlib import Path
 
+import h5py
 import numpy as np
 
 import ptypilot_core as core
 from ptypilot import figures
+from ptypilot.client import Client
+from ptypilot.processes import start_serve, start_sim_detector
+
+POLICIES = ["sparse-grid", "heuristic", "random", "raster"]
 
 
 def progress(message: str) -> None:
     print(f"demo: {message}", file=sys.stderr, flush=True)
 
 
-def reconstruct(sim, positions, iterations: int, label: str, loss: str):
-    frames = sim.frames(positions)
-    rec = core.Reconstructor(sim.preset.probe, sim.grid, loss=loss)
-    rec.add_frames(positions, frames)
+def collect_events(client: Client, sink: list, stop: threading.Event) -> None:
+    for topic, event in client.events(timeout_s=3600, stop=stop):
+        sink.append((topic, event))
+
+
+def run_session(client: Client, config: dict, session_id: str):
+    events: list = []
+    stop = threading.Event()
+    listener = threading.Thread(target=collect_events, args=(client, events, stop), daemon=True)
+    listener.start()
+    time.sleep(0.2)  # a PUB socket drops what is sent before the subscriber has connected
+    client.configure(config)
     start = time.perf_counter()
-    done = 0
-    step = max(1, iterations // 5)
-    while done < iterations:
-        k = min(step, iterations - done)
-        rec.iterate(k)
-        done += k
-        progress(f"{label}: iteration {done}/{iterations}, loss {rec.loss_history[-1]:.4g}")
+    client.start(session_id)
+    reply = client.wait(timeout_s=600)
     seconds = time.perf_counter() - start
-    return rec, seconds
-
-
-def compare(image, reference, pixel_A):
-    """SSIM and FRC of mean-free images: the absolute phase offset is not measurable."""
-    a = image - image.mean()
-    b = reference - reference.mean()
-    data_range = float(b.max() - b.min())
-    n = min(a.shape)
-    frc = core.frc(a[:n, :n], b[:n, :n], pixel_A)
-    return float(core.ssim(a, b, data_range)), frc
+    phase = client.reconstruction()
+    time.sleep(0.3)
+    stop.set()
+    listener.join(timeout=2)
+    latencies = [
+        {"sub_sequence": e.sub_sequence_done.sub_sequence,
+         "reconstruct_ms": e.sub_sequence_done.latency.reconstruct_ms,
+         "policy_ms": e.sub_sequence_done.latency.policy_ms,
+         "safety_ms": e.sub_sequence_done.latency.safety_ms,
+         "driver_ms": e.sub_sequence_done.latency.driver_ms,
+         "total_ms": e.sub_sequence_done.latency.total_ms}
+        for topic, e in events if topic == "sub_sequence_done" and e.session_id == session_id]
+    return reply, phase, latencies, seconds
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--preset", default="mos2-paper")
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--bin", default="build/bin", type=Path)
+    parser.add_argument("--seed", type=int, default=1, help="specimen seed")
     parser.add_argument("--dose", type=float, default=1e5, help="e-/A^2 of the full raster")
     parser.add_argument("--positions", type=int, default=250)
-    parser.add_argument("--iterations", type=int, default=30)
-    parser.add_argument("--loss", default="amplitude", choices=["intensity", "amplitude"])
-    parser.add_argument("--bin", default=None, help="unused until the closed loop lands")
+    parser.add_argument("--sub-sequence", type=int, default=50)
+    parser.add_argument("--policies", default=",".join(POLICIES))
     args = parser.parse_args(argv)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
+    ptypilot = str(args.bin / "ptypilot")
+    preset = core.experiment_preset("mos2-paper")
 
-    preset = core.experiment_preset(args.preset)
-    progress(f"simulating {preset.name}: {preset.description}, seed {args.seed}")
-    sim = core.Simulation(args.preset, args.seed, dose_e_per_A2=args.dose, noise_seed=args.seed)
+    progress(f"ground truth: full-raster reconstruction of {preset.name}, seed {args.seed}")
+    sim = core.Simulation(preset.name, args.seed, dose_e_per_A2=args.dose, noise_seed=args.seed + 1000)
+    raster = core.raster_positions(preset.scan_rows, preset.scan_cols, preset.step_A)
+    truth_rec = core.Reconstructor(preset.probe, sim.grid, loss="amplitude")
+    truth_rec.add_frames(raster, sim.frames(raster))
+    truth_rec.iterate(30)
     grid = sim.grid
+    truth = figures.fov_crop(truth_rec.phase_rad, grid)
+    figures.save_phase(out / "ground_truth.png", truth, grid,
+                       f"full raster, {len(raster)} positions")
 
-    full_positions = core.raster_positions(preset.scan_rows, preset.scan_cols, preset.step_A)
-    sparse_positions = core.sparse_grid_positions(
-        args.positions, preset.scan_rows, preset.scan_cols, preset.step_A)
+    progress("starting sim-detector and serve")
+    detector = start_sim_detector(ptypilot, out / "sim-detector.log", preset=preset.name,
+                                  seed=args.seed, dose=args.dose)
+    daemon = start_serve(ptypilot, out / "serve.log")
+    client = Client(daemon.ready["control_endpoint"], daemon.ready["events_endpoint"])
+    results = {}
+    frc_curves = {}
+    try:
+        for policy in args.policies.split(","):
+            config = {
+                "session": {"preset": preset.name, "total_positions": args.positions,
+                            "sub_sequence_size": args.sub_sequence, "seed": args.seed},
+                "reconstruction": {"loss": "amplitude", "iterations_per_update": 10},
+                "policy": {"kind": policy},
+                "detector": {"endpoint": detector.ready["data_endpoint"]},
+                "scan_driver": {"kind": "sim-stage", "endpoint": detector.ready["command_endpoint"]},
+                "recorder": {"directory": str(out / "sessions")},
+            }
+            progress(f"session with policy {policy}")
+            session_id = f"demo-{policy}"
+            reply, phase, latencies, seconds = run_session(client, config, session_id)
+            with h5py.File(out / "sessions" / f"{session_id}.h5", "r") as f:
+                positions = f["frames/position_A"][:]
+                frames_recorded = int(f["frames/counts"].shape[0])
+            image = figures.fov_crop(phase, grid)
+            a = image - image.mean()
+            b = truth - truth.mean()
+            ssim = float(core.ssim(a, b, float(b.max() - b.min())))
+            n = min(a.shape)
+            frc_curves[policy] = core.frc(a[:n, :n], b[:n, :n], grid.pixel_A)
+            figures.save_phase(out / f"{policy}.png", image, grid,
+                               f"{policy}: {len(positions)} positions, SSIM {ssim:.3f}",
+                               positions_A=positions, color="lime")
+            totals = [l["total_ms"] for l in latencies]
+            results[policy] = {
+                "ssim_vs_full_raster": ssim,
+                "positions": int(len(positions)),
+                "frames_received": int(reply.status.frames_received),
+                "frames_recorded": frames_recorded,
+                "seconds": seconds,
+                "latency_ms": latencies,
+                "decision_latency_ms_max": max(totals) if totals else None,
+                "counters": dict(reply.status.counters),
+            }
+            progress(f"{policy}: SSIM {ssim:.3f}, {frames_recorded} frames recorded")
+    finally:
+        daemon.stop()
+        detector.stop()
 
-    progress(f"full raster: {len(full_positions)} positions")
-    full, full_s = reconstruct(sim, full_positions, args.iterations, "full raster", args.loss)
-    progress(f"sparse grid: {len(sparse_positions)} positions")
-    sparse, sparse_s = reconstruct(sim, sparse_positions, args.iterations, "sparse grid", args.loss)
-
-    truth = figures.fov_crop(sim.phase_rad, grid)
-    full_img = figures.fov_crop(full.phase_rad, grid)
-    sparse_img = figures.fov_crop(sparse.phase_rad, grid)
-
-    ssim_sparse_vs_full, frc_sparse = compare(sparse_img, full_img, grid.pixel_A)
-    ssim_full_vs_truth, frc_full_truth = compare(full_img, truth, grid.pixel_A)
-    ssim_sparse_vs_truth, _ = compare(sparse_img, truth, grid.pixel_A)
-
-    progress("writing pictures")
-    figures.save_phase(out / "true_phase.png", truth, grid, "true phase (σ·v_z)")
-    figures.save_phase(out / "full_grid.png", full_img, grid,
-                       f"full raster, {len(full_positions)} positions")
-    figures.save_phase(out / "sparse_grid.png", sparse_img, grid,
-                       f"sparse grid, {len(sparse_positions)} positions")
-    figures.save_phase(out / "positions.png", full_img, grid,
-                       "sparse-grid positions on the full raster",
-                       positions_A=sparse_positions, color="lime")
-    figures.save_frc(out / "frc.png",
-                     {"sparse grid vs full raster": frc_sparse,
-                      "full raster vs truth": frc_full_truth},
-                     f"{preset.name}: Fourier ring correlation")
-
-    def frc_json(f):
-        return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in f.items()}
-
-    report = {
-        "preset": preset.name,
-        "specimen": preset.specimen,
-        "seed": args.seed,
-        "dose_e_per_A2": args.dose,
-        "electrons_per_frame": sim.electrons_per_frame,
-        "loss": args.loss,
-        "iterations": args.iterations,
-        "pixel_A": grid.pixel_A,
-        "object_px": [grid.rows, grid.cols],
-        "full_grid": {"positions": len(full_positions), "seconds": full_s,
-                      "loss_first": full.loss_history[0], "loss_last": full.loss_history[-1]},
-        "sparse_grid": {"positions": len(sparse_positions), "seconds": sparse_s,
-                        "loss_first": sparse.loss_history[0], "loss_last": sparse.loss_history[-1]},
-        "ssim": {"sparse_vs_full_grid": ssim_sparse_vs_full,
-                 "full_grid_vs_truth": ssim_full_vs_truth,
-                 "sparse_vs_truth": ssim_sparse_vs_truth},
-        "frc": {"sparse_vs_full_grid": frc_json(frc_sparse),
-                "full_grid_vs_truth": frc_json(frc_full_truth)},
-        "pictures": ["true_phase.png", "full_grid.png", "sparse_grid.png", "positions.png",
-                     "frc.png"],
-    }
+    if "sparse-grid" in results:
+        s = results["sparse-grid"]["ssim_vs_full_raster"]
+        for r in results.values():
+            r["q_ssim_vs_sparse_grid"] = float(core.q_ssim(r["ssim_vs_full_raster"], s))
+    figures.save_frc(out / "frc.png", frc_curves, "FRC against the full-raster reconstruction")
+    report = {"preset": preset.name, "seed": args.seed, "dose_e_per_A2": args.dose,
+              "positions": args.positions, "sub_sequence_size": args.sub_sequence,
+              "policies": results}
     (out / "report.json").write_text(json.dumps(report, indent=2))
-    progress(f"SSIM sparse vs full raster {ssim_sparse_vs_full:.3f}, full raster vs truth "
-             f"{ssim_full_vs_truth:.3f}; FRC resolution sparse {frc_sparse['resolution_A']:.2f} Å")
+    for name, r in results.items():
+        progress(f"{name:12s} SSIM {r['ssim_vs_full_raster']:.3f}  "
+                 f"Q_SSIM {r.get('q_ssim_vs_sparse_grid', float('nan')):+.3f}  "
+                 f"max decision latency {r['decision_latency_ms_max']} ms")
     return 0
 
 

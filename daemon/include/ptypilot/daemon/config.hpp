@@ -1,0 +1,85 @@
+// The daemon's configuration: one JSON file, one key per component, each mapped to a struct.
+// Unknown keys are rejected, so that a typo never becomes a silent default. Example configs live
+// in deploy/config/.
+#pragma once
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "ptypilot/daemon/policy.hpp"
+#include "ptypilot/optics.hpp"
+#include "ptypilot/reconstructor.hpp"
+
+namespace ptypilot {
+
+struct SessionConfig {
+  std::string preset;  // a sim_detector preset name; fills probe and raster unless given
+  ProbeConfig probe;
+  ScanRaster raster;
+  int total_positions = 250;     // the position (dose) budget
+  int sub_sequence_size = 50;    // positions per sub-sequence (the paper: 50-100)
+  double dwell_s = 1e-3;
+  double frame_timeout_s = 10.0; // no frame for this long while frames are due -> error
+  std::uint64_t seed = 1;
+  int margin_px = 3;             // object pixels beyond the outermost probe windows
+};
+
+struct ReconstructionConfig {
+  std::string backend = "auto";
+  std::string loss = "amplitude";
+  int iterations_per_update = 5;  // the paper retrieves the potential at iteration 5
+  double step_size = 1.0;
+  double regularization = 0.05;
+  int threads = 0;
+};
+
+struct SafetySettings {
+  double min_distance_A = 0.1;  // closer than this to a visited position is a duplicate
+  bool snap_to_raster = true;
+};
+
+struct DetectorConfig {
+  std::string kind = "zmq";  // zmq: the native protocol (FrameHeader + raw payload)
+  std::string endpoint = "tcp://127.0.0.1:5602";
+  bool bind = false;
+  int receive_hwm = 1000;
+};
+
+struct ScanDriverConfig {
+  std::string kind = "sim-stage";  // sim-stage | zmq | point-list
+  std::string endpoint = "tcp://127.0.0.1:5601";
+  double ack_timeout_s = 2.0;
+  std::string directory;  // point-list only
+};
+
+struct RecorderSettings {
+  std::string directory = "sessions";
+  int sync_every_frames = 256;
+};
+
+struct ControlConfig {
+  std::string endpoint = "tcp://127.0.0.1:5600";         // REQ/REP, loopback by default
+  std::string events_endpoint = "tcp://127.0.0.1:5603";  // PUB
+};
+
+struct ServeConfig {
+  SessionConfig session;
+  ReconstructionConfig reconstruction;
+  PolicyConfig policy;
+  SafetySettings safety;
+  DetectorConfig detector;
+  ScanDriverConfig scan_driver;
+  RecorderSettings recorder;
+  ControlConfig control;
+
+  nlohmann::json to_json() const;
+  // The reconstructor configuration this session implies (probe, object grid around the FOV).
+  ReconstructorConfig reconstructor_config() const;
+};
+
+// Throws std::invalid_argument with the offending key path ("session.sub_sequence_size: ...").
+ServeConfig parse_serve_config(const nlohmann::json& json);
+ServeConfig load_serve_config(const std::filesystem::path& path);
+
+}  // namespace ptypilot

@@ -1,0 +1,258 @@
+// DetectorService, declared in sim_detector/include/ptypilot/sim/detector_service.hpp. It lives
+// in the daemon library because it sends frames with the daemon's one implementation of the
+// frame wire format (zmq_frame_source.hpp) and logs with the daemon's log.
+#include "ptypilot/sim/detector_service.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <stdexcept>
+#include <utility>
+
+#include "ptypilot/daemon/log.hpp"
+#include "ptypilot/daemon/zmq_frame_source.hpp"
+#include "ptypilot/sim/presets.hpp"
+
+namespace ptypilot::sim {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// How often run() looks at its stop token when nothing else happens.
+constexpr std::chrono::milliseconds kStopPoll{50};
+// Frames simulated at once: enough to amortise the setup of a call, few enough that a full
+// raster does not sit in memory and that commands are answered between batches.
+constexpr int kBatchFrames = 16;
+
+PixelType choose_dtype(const DetectorServiceConfig& config) {
+  if (config.dtype) return *config.dtype;
+  return config.dose_e_per_A2 > 0 ? PixelType::kUint16 : PixelType::kFloat32;
+}
+
+std::string last_endpoint(const zmq::socket_t& socket) {
+  return socket.get(zmq::sockopt::last_endpoint);
+}
+
+std::uint64_t now_ns() {
+  using namespace std::chrono;
+  return static_cast<std::uint64_t>(
+      duration_cast<nanoseconds>(system_clock::now().time_since_epoch()).count());
+}
+
+}  // namespace
+
+DetectorService::DetectorService(zmq::context_t& context, DetectorServiceConfig config)
+    : config_(std::move(config)),
+      specimen_(simulate_specimen(experiment_preset(config_.preset), config_.seed)),
+      simulator_(specimen_, config_.dose_e_per_A2, config_.noise_seed),
+      dtype_(choose_dtype(config_)),
+      command_socket_(context, zmq::socket_type::rep),
+      data_socket_(context, zmq::socket_type::push) {
+  if (!(config_.frame_rate_hz >= 0) || !std::isfinite(config_.frame_rate_hz))
+    throw std::invalid_argument("frame rate must be >= 0 Hz (0 = as fast as possible), got " +
+                                std::to_string(config_.frame_rate_hz));
+  if (!(config_.dose_e_per_A2 > 0) && dtype_ != PixelType::kFloat32)
+    throw std::invalid_argument(
+        "noise-free frames (dose 0) are fractions of an electron and would round to 0 as "
+        "integers; use dtype float32 or a positive dose");
+  // A stopped simulator must not hang at exit on a reader that has gone away; a second is
+  // enough to flush what is queued to a live one.
+  command_socket_.set(zmq::sockopt::linger, 0);
+  data_socket_.set(zmq::sockopt::linger, 1000);
+  command_socket_.bind(config_.command_endpoint);
+  data_socket_.bind(config_.data_endpoint);
+  bound_command_endpoint_ = last_endpoint(command_socket_);
+  bound_data_endpoint_ = last_endpoint(data_socket_);
+  batch_.resize(static_cast<std::size_t>(kBatchFrames) * frame_px() * frame_px());
+}
+
+Status DetectorService::validate(const wire::ScanCommand& command) const {
+  if (command.positions_size() == 0) return invalid_argument("the command has no positions");
+  if (!std::isfinite(command.dwell_s()) || command.dwell_s() < 0)
+    return invalid_argument("dwell_s must be finite and >= 0, got " +
+                            std::to_string(command.dwell_s()));
+  // The same placement the forward model uses, so that an accepted command can always be
+  // simulated: finite, inside the FOV, and its probe window on the object.
+  for (int i = 0; i < command.positions_size(); ++i) {
+    const Vec2 p{command.positions(i).y_a(), command.positions(i).x_a()};
+    WindowPlacement placement;
+    if (Status s = place_window(specimen_.grid, frame_px(), p, &placement); !s.ok())
+      return {s.code(), "position " + std::to_string(i) + ": " + s.message() + " (preset " +
+                            config_.preset + ")"};
+  }
+  return Status::Ok();
+}
+
+wire::ScanAck DetectorService::answer(const wire::ScanCommand& command) {
+  wire::ScanAck ack;
+  ack.set_command_id(command.command_id());
+  if (have_last_ && command.command_id() == last_command_id_ &&
+      command.session_id() == last_session_id_) {
+    // A driver resends after a lost ack; the first copy is already being scanned.
+    ack.set_accepted(true);
+    log::info("sim_detector_resend",
+              {{"session_id", command.session_id()}, {"command_id", command.command_id()}});
+    return ack;
+  }
+  if (Status s = validate(command); !s.ok()) {
+    ++commands_rejected_;
+    ack.set_accepted(false);
+    ack.set_error(s.message());
+    log::warn("sim_detector_command_rejected", {{"session_id", command.session_id()},
+                                                {"command_id", command.command_id()},
+                                                {"reason", s.message()}});
+    return ack;
+  }
+  ++commands_accepted_;
+  ack.set_accepted(true);
+  have_last_ = true;
+  last_session_id_ = command.session_id();
+  last_command_id_ = command.command_id();
+  log::write(log::Level::kDebug, "sim_detector_command_accepted",
+             {{"session_id", command.session_id()},
+              {"command_id", command.command_id()},
+              {"sub_sequence", command.sub_sequence()},
+              {"positions", command.positions_size()},
+              {"first_frame_index", command.first_frame_index()}});
+  jobs_.push_back(Job{command, 0});
+  return ack;
+}
+
+void DetectorService::handle_command() {
+  zmq::message_t request;
+  if (!command_socket_.recv(request, zmq::recv_flags::dontwait)) return;
+  wire::ScanCommand command;
+  bool parsed =
+      !request.more() && command.ParseFromArray(request.data(), static_cast<int>(request.size()));
+  // A REP socket must take the whole request before it may reply.
+  while (request.more()) {
+    if (!command_socket_.recv(request, zmq::recv_flags::none)) break;
+  }
+  wire::ScanAck ack;
+  if (!parsed) {
+    ++commands_rejected_;
+    ack.set_accepted(false);
+    ack.set_error("the request is not a single-part serialized ScanCommand");
+    log::warn("sim_detector_command_rejected", {{"reason", ack.error()}});
+  } else {
+    ack = answer(command);
+  }
+  std::string bytes;
+  ack.SerializeToString(&bytes);
+  command_socket_.send(zmq::buffer(bytes), zmq::send_flags::none);
+}
+
+Status DetectorService::simulate_batch(const Job& job) {
+  const int count = std::min(kBatchFrames, job.command.positions_size() - job.next);
+  std::vector<Vec2> positions(static_cast<std::size_t>(count));
+  for (int i = 0; i < count; ++i) {
+    const wire::Position& p = job.command.positions(job.next + i);
+    positions[static_cast<std::size_t>(i)] = {p.y_a(), p.x_a()};
+  }
+  const std::size_t pixels = static_cast<std::size_t>(frame_px()) * frame_px();
+  batch_first_ = job.next;
+  batch_count_ = 0;
+  if (Status s = simulator_.frames(positions, std::span<float>(batch_).first(count * pixels));
+      !s.ok())
+    return s;
+  batch_count_ = count;
+  return Status::Ok();
+}
+
+void DetectorService::send_ready_frames(Clock::time_point now) {
+  const bool paced = config_.frame_rate_hz > 0;
+  const auto period = paced ? std::chrono::duration_cast<Clock::duration>(
+                                  std::chrono::duration<double>(1.0 / config_.frame_rate_hz))
+                            : Clock::duration::zero();
+  if (paced && now < next_frame_at_) return;
+  const std::size_t pixels = static_cast<std::size_t>(frame_px()) * frame_px();
+  // Unpaced, one batch at most per call, so that commands are answered between batches.
+  for (int sent = 0; !jobs_.empty() && sent < kBatchFrames; ++sent) {
+    Job& job = jobs_.front();
+    if (job.next >= batch_first_ + batch_count_ || job.next < batch_first_) {
+      if (Status s = simulate_batch(job); !s.ok()) {
+        // Validation makes this unreachable; if it happens, the reader sees a gap.
+        log::error("sim_detector_simulation_failed", {{"session_id", job.command.session_id()},
+                                                      {"command_id", job.command.command_id()},
+                                                      {"error", s.message()}});
+        jobs_.pop_front();
+        batch_count_ = 0;
+        continue;
+      }
+    }
+    const int i = job.next;
+    const wire::Position& position = job.command.positions(i);
+    const auto counts = std::span<const float>(batch_).subspan(
+        static_cast<std::size_t>(i - batch_first_) * pixels, pixels);
+    const std::vector<std::byte> payload = encode_payload(counts, dtype_);
+
+    wire::FrameHeader header;
+    header.set_session_id(job.command.session_id());
+    header.set_sub_sequence(job.command.sub_sequence());
+    header.set_frame_index(job.command.first_frame_index() + static_cast<std::uint64_t>(i));
+    header.set_position_index(static_cast<std::uint32_t>(i));
+    header.set_y_a(position.y_a());
+    header.set_x_a(position.x_a());
+    header.set_rows(static_cast<std::uint32_t>(frame_px()));
+    header.set_cols(static_cast<std::uint32_t>(frame_px()));
+    header.set_dtype(wire_dtype(dtype_));
+    header.set_electrons_per_frame(electrons_per_frame());
+    header.set_exposure_s(job.command.dwell_s());
+    header.set_timestamp_ns(now_ns());
+    header.set_payload_bytes(payload.size());
+    if (!send_frame(data_socket_, header, payload, zmq::send_flags::dontwait))
+      return;  // the reader is behind: wait for POLLOUT rather than drop or block
+    ++frames_sent_;
+    if (++job.next == job.command.positions_size()) {
+      jobs_.pop_front();
+      batch_count_ = 0;
+    }
+    if (paced) {
+      // Keep the schedule, but after a stall longer than one period restart it instead of
+      // sending a burst to catch up.
+      next_frame_at_ = (now - next_frame_at_ > period) ? now + period : next_frame_at_ + period;
+      return;
+    }
+  }
+}
+
+void DetectorService::run(std::stop_token stop) {
+  log::info("sim_detector_serving", {{"command_endpoint", bound_command_endpoint_},
+                                     {"data_endpoint", bound_data_endpoint_},
+                                     {"preset", config_.preset},
+                                     {"frame_px", frame_px()},
+                                     {"electrons_per_frame", electrons_per_frame()}});
+  const bool paced = config_.frame_rate_hz > 0;
+  while (!stop.stop_requested()) {
+    const auto now = Clock::now();
+    zmq_pollitem_t items[2] = {{command_socket_.handle(), 0, ZMQ_POLLIN, 0},
+                               {data_socket_.handle(), 0, ZMQ_POLLOUT, 0}};
+    int count = 1;
+    auto timeout = kStopPoll;
+    if (!jobs_.empty()) {
+      if (paced && now < next_frame_at_) {
+        timeout =
+            std::min(timeout, std::chrono::ceil<std::chrono::milliseconds>(next_frame_at_ - now));
+      } else {
+        count = 2;  // a frame is due: wake when the data socket can take it
+      }
+    }
+    const int rc = zmq_poll(items, count, static_cast<long>(timeout.count()));
+    if (rc < 0) {
+      if (zmq_errno() == EINTR) continue;
+      throw zmq::error_t();
+    }
+    if (items[0].revents & ZMQ_POLLIN) handle_command();
+    if (count == 2 && (items[1].revents & ZMQ_POLLOUT)) send_ready_frames(Clock::now());
+  }
+  std::uint64_t unsent = 0;
+  for (const Job& job : jobs_)
+    unsent += static_cast<std::uint64_t>(job.command.positions_size() - job.next);
+  log::info("sim_detector_stopped", {{"commands_accepted", commands_accepted()},
+                                     {"commands_rejected", commands_rejected()},
+                                     {"frames_sent", frames_sent()},
+                                     {"frames_unsent", unsent}});
+}
+
+}  // namespace ptypilot::sim

@@ -1,0 +1,24 @@
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include "ptypilot/daemon/baseline_policies.hpp"
+#include "ptypilot/daemon/policy.hpp"
+
+namespace ptypilot {
+
+std::unique_ptr<Policy> make_policy(const PolicyConfig& config) {
+  // model_path is ignored by the baselines on purpose: switching `kind` to compare a baseline
+  // against the learned policy should not require deleting the path from the config.
+  if (config.kind == "raster") return std::make_unique<RasterPolicy>();
+  if (config.kind == "sparse-grid") return std::make_unique<SparseGridPolicy>();
+  if (config.kind == "random") return std::make_unique<RandomPolicy>();
+  if (config.kind == "heuristic") return std::make_unique<HeuristicPolicy>();
+  if (config.kind == "torchscript")
+    throw std::invalid_argument("policy kind \"torchscript\": the learned policy is not built yet");
+  throw std::invalid_argument("unknown policy kind \"" + config.kind +
+                              "\"; known kinds: raster, sparse-grid, random, heuristic, "
+                              "torchscript");
+}
+
+}  // namespace ptypilot

@@ -1,0 +1,91 @@
+// `ptypilot sim-detector`: the simulated detector and stage as a process (see
+// sim_detector/include/ptypilot/sim/detector_service.hpp). In the daemon library because it
+// uses the daemon's CLI parser and log.
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <exception>
+#include <iostream>
+#include <optional>
+#include <stdexcept>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "ptypilot/daemon/cli_args.hpp"
+#include "ptypilot/daemon/log.hpp"
+#include "ptypilot/sim/detector_service.hpp"
+
+namespace ptypilot {
+
+namespace {
+
+std::uint64_t parse_seed(const CliArgs& args, const std::string& name) {
+  const long value = args.get_int(name, 1);
+  if (value < 0) throw std::invalid_argument("--" + name + " must be >= 0");
+  return static_cast<std::uint64_t>(value);
+}
+
+std::optional<PixelType> parse_dtype(const CliArgs& args) {
+  if (!args.has("dtype")) return std::nullopt;
+  const std::string name = args.get("dtype", "");
+  if (name == "float32") return PixelType::kFloat32;
+  if (name == "uint16") return PixelType::kUint16;
+  throw std::invalid_argument("--dtype expects float32 or uint16, got '" + name + "'");
+}
+
+}  // namespace
+
+int run_sim_detector(const std::vector<std::string>& argv) {
+  const CliArgs args(argv, {"preset", "seed", "dose", "noise-seed", "command-endpoint",
+                            "data-endpoint", "rate", "dtype"});
+  sim::DetectorServiceConfig config;
+  config.preset = args.get("preset", config.preset);
+  config.seed = parse_seed(args, "seed");
+  config.dose_e_per_A2 = args.get_double("dose", config.dose_e_per_A2);
+  config.noise_seed = parse_seed(args, "noise-seed");
+  config.command_endpoint = args.get("command-endpoint", config.command_endpoint);
+  config.data_endpoint = args.get("data-endpoint", config.data_endpoint);
+  config.frame_rate_hz = args.get_double("rate", config.frame_rate_hz);
+  config.dtype = parse_dtype(args);
+
+  // SIGINT/SIGTERM are blocked in every thread (ZMQ's included, which inherit the mask) and
+  // taken synchronously by sigwait below: no handler runs in the middle of a ZMQ call, and the
+  // stop request is made from an ordinary thread.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  if (pthread_sigmask(SIG_BLOCK, &signals, nullptr) != 0)
+    throw std::runtime_error("could not block SIGINT/SIGTERM");
+
+  zmq::context_t context;
+  sim::DetectorService service(context, config);
+
+  const nlohmann::json ready = {{"event", "ready"},
+                                {"command_endpoint", service.bound_command_endpoint()},
+                                {"data_endpoint", service.bound_data_endpoint()}};
+  std::cout << ready.dump() << std::endl;  // flushed: the parent is waiting for this line
+
+  std::exception_ptr failure;
+  std::jthread worker([&](std::stop_token stop) {
+    try {
+      service.run(stop);
+    } catch (...) {
+      failure = std::current_exception();
+      // Wake the sigwait below; process-directed, so the main thread receives it.
+      ::kill(::getpid(), SIGTERM);
+    }
+  });
+
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  worker.request_stop();
+  worker.join();
+  if (failure) std::rethrow_exception(failure);
+  log::info("sim_detector_exit", {{"signal", signal_number}});
+  return 0;
+}
+
+}  // namespace ptypilot

@@ -1,0 +1,51 @@
+"""Child processes of the `ptypilot` binary (serve, sim-detector) for demos and tests."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from pathlib import Path
+
+
+class ReadyProcess:
+    """Starts a ptypilot subcommand that prints one JSON `ready` line with its endpoints."""
+
+    def __init__(self, argv: list[str], log_path: Path):
+        self.argv = argv
+        self.log_path = Path(log_path)
+        self._log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self._log, text=True)
+        line = self.proc.stdout.readline()
+        if not line:
+            self._log.close()
+            raise RuntimeError(f"{' '.join(argv[:2])} exited before it was ready:\n"
+                               + self.log_path.read_text()[-2000:])
+        self.ready = json.loads(line)
+
+    def stop(self, timeout_s: float = 10.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+
+def start_sim_detector(ptypilot: str, log_path: Path, preset="mos2-paper", seed=1, dose=1e5,
+                       rate_hz=0.0) -> ReadyProcess:
+    return ReadyProcess([ptypilot, "sim-detector", "--preset", preset, "--seed", str(seed),
+                         "--dose", str(dose), "--noise-seed", str(seed), "--rate", str(rate_hz),
+                         "--command-endpoint", "tcp://127.0.0.1:*",
+                         "--data-endpoint", "tcp://127.0.0.1:*"], log_path)
+
+
+def start_serve(ptypilot: str, log_path: Path) -> ReadyProcess:
+    return ReadyProcess([ptypilot, "serve", "--control", "tcp://127.0.0.1:*",
+                         "--events", "tcp://127.0.0.1:*"], log_path)

@@ -1,0 +1,138 @@
+#include "ptypilot/scan_driver/zmq_scan_driver.hpp"
+
+#include <cerrno>
+#include <stdexcept>
+#include <utility>
+
+#include "ptypilot.pb.h"
+
+namespace ptypilot {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Waits until `socket` has a message or `deadline` passes. A signal (EINTR) only shortens one
+// wait; it must not turn into a lost acknowledgement.
+bool wait_readable(zmq::socket_t& socket, Clock::time_point deadline) {
+  zmq_pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
+  for (;;) {
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left.count() < 0) left = std::chrono::milliseconds{0};
+    const int rc = zmq_poll(&item, 1, static_cast<long>(left.count()));
+    if (rc > 0) return true;
+    if (rc == 0) {
+      if (Clock::now() >= deadline) return false;
+      continue;
+    }
+    if (zmq_errno() != EINTR) throw zmq::error_t();
+  }
+}
+
+wire::ScanCommand to_command(const ScanRequest& request, std::uint64_t command_id) {
+  wire::ScanCommand command;
+  command.set_session_id(request.session_id);
+  command.set_sub_sequence(request.sub_sequence);
+  command.set_dwell_s(request.dwell_s);
+  command.set_command_id(command_id);
+  command.set_first_frame_index(request.first_frame_index);
+  command.mutable_positions()->Reserve(static_cast<int>(request.positions_A.size()));
+  for (const Vec2& p : request.positions_A) {
+    wire::Position* out = command.add_positions();
+    out->set_y_a(p.y);
+    out->set_x_a(p.x);
+  }
+  return command;
+}
+
+}  // namespace
+
+ZmqScanDriver::ZmqScanDriver(zmq::context_t& context, ZmqScanDriverConfig config, std::string name)
+    : context_(context), config_(std::move(config)), name_(std::move(name)) {
+  if (config_.endpoint.empty()) throw std::invalid_argument(name_ + " scan driver: empty endpoint");
+  if (config_.ack_timeout.count() < 0)
+    throw std::invalid_argument(name_ + " scan driver: negative ack timeout");
+  if (config_.retries < 0) throw std::invalid_argument(name_ + " scan driver: negative retries");
+  open_socket();
+}
+
+void ZmqScanDriver::open_socket() {
+  // Closing the old socket first (linger 0) discards the unanswered command, so that a generator
+  // that comes back later does not receive it on a connection nobody listens to any more.
+  if (socket_.handle() != nullptr) socket_.close();
+  zmq::socket_t socket(context_, zmq::socket_type::req);
+  socket.set(zmq::sockopt::linger, 0);
+  // A REQ socket with no connected peer could block in send; bound it by the ack timeout.
+  socket.set(zmq::sockopt::sndtimeo, static_cast<int>(config_.ack_timeout.count()));
+  socket.connect(config_.endpoint);
+  socket_ = std::move(socket);
+}
+
+Status ZmqScanDriver::submit(const ScanRequest& request) {
+  const std::uint64_t id = next_command_id_++;
+  std::string bytes;
+  if (!to_command(request, id).SerializeToString(&bytes))
+    return {StatusCode::kInternal, "could not serialize scan command " + std::to_string(id)};
+
+  const int attempts = 1 + config_.retries;
+  try {
+    for (int attempt = 1; attempt <= attempts; ++attempt) {
+      if (socket_.handle() == nullptr) open_socket();
+      const auto deadline = Clock::now() + config_.ack_timeout;
+      if (!socket_.send(zmq::buffer(bytes), zmq::send_flags::none) ||
+          !wait_readable(socket_, deadline)) {
+        open_socket();  // the lazy pirate: this REQ socket is stuck waiting for a lost reply
+        continue;
+      }
+      zmq::message_t reply;
+      if (!socket_.recv(reply, zmq::recv_flags::none)) {
+        open_socket();
+        continue;
+      }
+      if (reply.more()) {
+        // Drain the rest so that the REQ socket is ready for the next command.
+        zmq::message_t extra;
+        while (reply.more() && socket_.recv(extra, zmq::recv_flags::none)) reply.swap(extra);
+        return {StatusCode::kInternal, "scan generator at " + config_.endpoint +
+                                           " sent a multi-part reply to command " +
+                                           std::to_string(id) + "; expected one ScanAck"};
+      }
+      wire::ScanAck ack;
+      if (!ack.ParseFromArray(reply.data(), static_cast<int>(reply.size())))
+        return {StatusCode::kInternal, "scan generator at " + config_.endpoint +
+                                           " sent a reply to command " + std::to_string(id) +
+                                           " that is not a ScanAck"};
+      if (ack.command_id() != id)
+        return {StatusCode::kInternal, "scan generator at " + config_.endpoint +
+                                           " answered command " + std::to_string(id) +
+                                           " with an acknowledgement of command " +
+                                           std::to_string(ack.command_id())};
+      if (!ack.accepted())
+        return failed_precondition("scan generator at " + config_.endpoint + " refused command " +
+                                   std::to_string(id) + ": " +
+                                   (ack.error().empty() ? "(no reason given)" : ack.error()));
+      return Status::Ok();
+    }
+  } catch (const zmq::error_t& e) {
+    // Per-frame path: never throw. Whatever state the socket was left in, the next submit starts
+    // on a fresh one.
+    socket_.close();
+    return {StatusCode::kUnavailable, "scan generator at " + config_.endpoint + ": command " +
+                                          std::to_string(id) + " failed: " + e.what()};
+  }
+  std::string message = "scan generator at " + config_.endpoint + " did not acknowledge command " +
+                        std::to_string(id) + " within " +
+                        std::to_string(config_.ack_timeout.count()) + " ms";
+  if (attempts > 1) message += " (" + std::to_string(attempts) + " attempts)";
+  return {StatusCode::kUnavailable, std::move(message)};
+}
+
+std::unique_ptr<ScanDriver> make_sim_stage_driver(zmq::context_t& context, std::string endpoint,
+                                                  std::chrono::milliseconds ack_timeout) {
+  ZmqScanDriverConfig config;
+  config.endpoint = std::move(endpoint);
+  config.ack_timeout = ack_timeout;
+  return std::make_unique<ZmqScanDriver>(context, std::move(config), "sim-stage");
+}
+
+}  // namespace ptypilot

@@ -1,0 +1,147 @@
+// DetectorService: the simulated detector plus stage behind `ptypilot sim-detector`. It is a
+// full scan generator and detector, so that the daemon, its tests and the demo run the same code
+// paths as with hardware:
+//
+//   * command socket (REP, bound): speaks the scan-generator protocol documented in
+//     ptypilot/scan_driver/zmq_scan_driver.hpp. Each ScanCommand is validated as a whole
+//     (non-empty, every position finite and inside the preset's FOV, dwell finite and >= 0) and
+//     answered with a ScanAck at once; a refused command produces no frames.
+//   * data socket (PUSH, bound): for each accepted command, one native frame per position
+//     (FrameHeader + raw payload, via send_frame() of the ZMQ frame source), with
+//     frame_index = first_frame_index + i and position_index = i, in order, commands in the
+//     order they were accepted.
+//
+// One thread runs one loop that answers commands and sends frames in turn, so a command sent
+// while frames of an earlier one are still going out is acknowledged at once rather than after
+// the scan (a driver's ack timeout must not depend on the length of the previous scan).
+// Backpressure: the data socket keeps ZMQ's default send high-water mark and a frame is only
+// sent when the socket can take it, so a slow reader slows the simulator down; no frame is
+// dropped. Frames are simulated in small batches just before they are sent, so a full-raster
+// command does not hold every frame in memory.
+//
+// A command that repeats the (session_id, command_id) of the last accepted one is a driver's
+// resend after a lost ack: it gets the same ack again and is not scanned twice.
+//
+// NOTE: the implementation lives in daemon/src/ (detector_service.cpp, sim_detector_command.cpp)
+// because it uses the daemon's frame wire format, CLI parser and log; the header stays with the
+// simulator it belongs to.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <vector>
+
+#include <zmq.hpp>
+
+#include "ptypilot.pb.h"
+#include "ptypilot/daemon/frame.hpp"
+#include "ptypilot/sim/simulator.hpp"
+#include "ptypilot/status.hpp"
+
+namespace ptypilot::sim {
+
+struct DetectorServiceConfig {
+  std::string preset = "mos2-paper";
+  std::uint64_t seed = 1;        // specimen
+  double dose_e_per_A2 = 1e5;    // <= 0: noise-free frames that each sum to 1
+  std::uint64_t noise_seed = 1;  // Poisson noise
+  std::string command_endpoint = "tcp://127.0.0.1:5601";
+  std::string data_endpoint = "tcp://127.0.0.1:5602";
+  double frame_rate_hz = 0.0;  // 0: as fast as the simulation and the reader allow
+  // Unset: uint16 counts when dose > 0 (what a counting detector sends), float32 when
+  // noise-free (fractions of an electron).
+  std::optional<PixelType> dtype;
+};
+
+class DetectorService {
+ public:
+  // Builds the specimen and binds both sockets. Throws std::invalid_argument for an unknown
+  // preset, a negative rate or an integer dtype with noise-free frames (they would round to 0),
+  // and zmq::error_t when an endpoint cannot be bound. `context` must outlive the service.
+  DetectorService(zmq::context_t& context, DetectorServiceConfig config);
+
+  DetectorService(const DetectorService&) = delete;
+  DetectorService& operator=(const DetectorService&) = delete;
+
+  // Serves commands and sends frames until `stop` is requested (seen within ~50 ms, also while
+  // blocked on a full data socket; unsent frames are then discarded). Construct on one thread
+  // and run on one other thread at most: ZMQ sockets belong to one thread at a time. Throws only
+  // on a broken socket (zmq::error_t), never for a bad command.
+  void run(std::stop_token stop);
+
+  // The endpoints as ZMQ resolved them: with "tcp://127.0.0.1:*" they name the chosen ports.
+  const std::string& bound_command_endpoint() const { return bound_command_endpoint_; }
+  const std::string& bound_data_endpoint() const { return bound_data_endpoint_; }
+
+  const DetectorServiceConfig& config() const { return config_; }
+  const SimulatedSpecimen& specimen() const { return specimen_; }
+  PixelType dtype() const { return dtype_; }
+  int frame_px() const { return simulator_.window_px(); }
+  double electrons_per_frame() const { return simulator_.electrons_per_frame(); }
+
+  // Health counters, readable from any thread.
+  std::uint64_t commands_accepted() const { return commands_accepted_.load(); }
+  std::uint64_t commands_rejected() const { return commands_rejected_.load(); }
+  std::uint64_t frames_sent() const { return frames_sent_.load(); }
+
+  // The checks a command must pass; ok or the reason it is refused. Public so that the reasons a
+  // generator gives can be tested without sockets.
+  Status validate(const wire::ScanCommand& command) const;
+
+ private:
+  // An accepted command whose frames are not all sent yet.
+  struct Job {
+    wire::ScanCommand command;
+    int next = 0;  // next position to send
+  };
+
+  void handle_command();
+  wire::ScanAck answer(const wire::ScanCommand& command);
+  // Sends as many frames as the data socket takes without blocking, at most one when paced.
+  void send_ready_frames(std::chrono::steady_clock::time_point now);
+  Status simulate_batch(const Job& job);
+
+  DetectorServiceConfig config_;
+  SimulatedSpecimen specimen_;
+  FrameSimulator simulator_;
+  PixelType dtype_;
+  zmq::socket_t command_socket_;
+  zmq::socket_t data_socket_;
+  std::string bound_command_endpoint_;
+  std::string bound_data_endpoint_;
+
+  std::deque<Job> jobs_;
+  // Frames simulated for jobs_.front(), positions [batch_first_, batch_first_ + batch_count_).
+  std::vector<float> batch_;
+  int batch_first_ = 0;
+  int batch_count_ = 0;
+  std::chrono::steady_clock::time_point next_frame_at_{};
+
+  // The last accepted command, to recognise a resend.
+  std::string last_session_id_;
+  std::uint64_t last_command_id_ = 0;
+  bool have_last_ = false;
+
+  std::atomic<std::uint64_t> commands_accepted_{0};
+  std::atomic<std::uint64_t> commands_rejected_{0};
+  std::atomic<std::uint64_t> frames_sent_{0};
+};
+
+}  // namespace ptypilot::sim
+
+namespace ptypilot {
+
+// `ptypilot sim-detector [options]`: runs a DetectorService until SIGINT or SIGTERM. Prints one
+// JSON line to stdout once both sockets are bound, so a parent process can read the ports:
+//   {"event":"ready","command_endpoint":"tcp://127.0.0.1:5601","data_endpoint":"tcp://..."}
+// Options: --preset --seed --dose --noise-seed --command-endpoint --data-endpoint
+//          --rate (Hz, 0 = as fast as possible) --dtype (float32|uint16).
+// Returns the exit status; throws on bad options or a failed bind (main reports it).
+int run_sim_detector(const std::vector<std::string>& args);
+
+}  // namespace ptypilot

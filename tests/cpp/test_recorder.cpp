@@ -1,0 +1,555 @@
+// Hdf5Recorder: every value written comes back from the HDF5 file, a full disk fails cleanly,
+// and recover() rebuilds a file from a journal torn mid-record.
+#include <hdf5.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "ptypilot/daemon/hdf5_recorder.hpp"
+
+namespace fs = std::filesystem;
+using ptypilot::DetectorFrame;
+using ptypilot::Hdf5Recorder;
+using ptypilot::RecorderConfig;
+using ptypilot::RecoveryReport;
+using ptypilot::SessionInfo;
+using ptypilot::Status;
+using ptypilot::StatusCode;
+using ptypilot::SubSequenceRecord;
+using ptypilot::Vec2;
+
+#define REQUIRE_OK(expr)          \
+  do {                            \
+    const Status status_ = (expr); \
+    INFO(status_.to_string());    \
+    REQUIRE(status_.ok());        \
+  } while (0)
+
+namespace {
+
+constexpr int kRows = 16;
+constexpr int kCols = 16;
+constexpr std::uint64_t kFrameRecordBytes = 24 + 56 + kRows * kCols * 4;  // see the header
+
+class TempDir {
+ public:
+  TempDir() {
+    static std::atomic<int> counter{0};
+    path_ = fs::temp_directory_path() / ("ptypilot-recorder-" + std::to_string(::getpid()) + "-" +
+                                         std::to_string(counter++));
+    fs::remove_all(path_);
+    fs::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+// The reference values; tests/python/test_recorder_h5py.py computes the same ones.
+SessionInfo reference_info(const std::string& id) {
+  SessionInfo info;
+  info.session_id = id;
+  info.config_json = R"({"session": {"positions": 250}, "note": "ångström"})";
+  info.versions_json = R"({"ptypilot": "test", "hdf5": "1.10"})";
+  info.frame_rows = kRows;
+  info.frame_cols = kCols;
+  info.pixel_A = 0.125;
+  return info;
+}
+
+DetectorFrame reference_frame(const std::string& id, std::uint32_t sub, std::uint32_t position,
+                              std::uint64_t k) {
+  DetectorFrame f;
+  f.session_id = id;
+  f.sub_sequence = sub;
+  f.frame_index = k;
+  f.position_index = position;
+  f.position_A = {1.5 * static_cast<double>(k), 100.0 - 0.25 * static_cast<double>(k)};
+  f.rows = kRows;
+  f.cols = kCols;
+  f.electrons_per_frame = 1.0e4 + static_cast<double>(k);
+  f.timestamp_ns = 1'700'000'000'000'000'000ull + 1000 * k;
+  f.counts.resize(kRows * kCols);
+  for (int i = 0; i < kRows * kCols; ++i) f.counts[i] = static_cast<float>(k * 1000 + i) + 0.5f;
+  return f;
+}
+
+SubSequenceRecord reference_sub_sequence(std::uint32_t s, int size) {
+  SubSequenceRecord r;
+  r.index = s;
+  for (int j = 0; j <= size; ++j) r.proposed_A.push_back({10.0 * s + j, -0.5 * j});
+  r.approved_A.assign(r.proposed_A.begin(), r.proposed_A.begin() + size);
+  r.potential = ptypilot::RealImage(8, 8);
+  for (int y = 0; y < 8; ++y)
+    for (int x = 0; x < 8; ++x) r.potential(y, x) = 0.01f * static_cast<float>(y * 8 + x) + s;
+  return r;
+}
+
+constexpr int kSubSizes[3] = {5, 7, 4};
+
+// The session record's size by the documented format: header, 4 u32, f64, 3 strings with a
+// u32 length each.
+std::uint64_t session_record_bytes(const SessionInfo& info) {
+  return 24 + 16 + 8 + 12 + info.session_id.size() + info.config_json.size() +
+         info.versions_json.size();
+}
+
+struct Recorded {
+  std::vector<DetectorFrame> frames;
+  std::vector<SubSequenceRecord> subs;
+};
+
+// Writes the reference session: three sub-sequences of frames (the second in two calls), each
+// followed by its sub-sequence record. `before_last_sub` runs after the last frames are written
+// and before the last sub-sequence record (the torn-journal test snapshots the journal there).
+template <typename Hook>
+Recorded write_reference_session(Hdf5Recorder& rec, const std::string& id, Hook before_last_sub) {
+  Recorded out;
+  REQUIRE_OK(rec.begin_session(reference_info(id)));
+  std::uint64_t k = 0;
+  for (std::uint32_t s = 0; s < 3; ++s) {
+    std::vector<DetectorFrame> frames;
+    for (int p = 0; p < kSubSizes[s]; ++p)
+      frames.push_back(reference_frame(id, s, static_cast<std::uint32_t>(p), k++));
+    if (s == 1) {
+      const std::span<const DetectorFrame> all(frames);
+      REQUIRE_OK(rec.write_frames(all.first(3)));
+      REQUIRE_OK(rec.write_frames(all.subspan(3)));
+    } else {
+      REQUIRE_OK(rec.write_frames(frames));
+    }
+    out.frames.insert(out.frames.end(), frames.begin(), frames.end());
+    if (s == 2) before_last_sub();
+    out.subs.push_back(reference_sub_sequence(s, kSubSizes[s]));
+    REQUIRE_OK(rec.write_sub_sequence(out.subs.back()));
+  }
+  return out;
+}
+
+Recorded write_reference_session(Hdf5Recorder& rec, const std::string& id) {
+  return write_reference_session(rec, id, [] {});
+}
+
+// ---- Reading back with the HDF5 C API.
+class H5Reader {
+ public:
+  explicit H5Reader(const fs::path& path)
+      : file_(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT)) {
+    REQUIRE(file_ >= 0);
+  }
+  ~H5Reader() {
+    if (file_ >= 0) H5Fclose(file_);
+  }
+
+  bool exists(const char* path) const { return H5Lexists(file_, path, H5P_DEFAULT) > 0; }
+
+  template <typename T>
+  std::vector<T> read(const char* path, hid_t mem_type, std::vector<hsize_t>& dims,
+                      hid_t expected_file_type) const {
+    INFO(path);
+    const hid_t dset = H5Dopen2(file_, path, H5P_DEFAULT);
+    REQUIRE(dset >= 0);
+    const hid_t type = H5Dget_type(dset);
+    CHECK(H5Tequal(type, expected_file_type) > 0);
+    H5Tclose(type);
+    const hid_t space = H5Dget_space(dset);
+    dims.assign(static_cast<std::size_t>(H5Sget_simple_extent_ndims(space)), 0);
+    H5Sget_simple_extent_dims(space, dims.data(), nullptr);
+    std::vector<T> out(static_cast<std::size_t>(H5Sget_simple_extent_npoints(space)));
+    if (!out.empty())
+      REQUIRE(H5Dread(dset, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()) >= 0);
+    H5Sclose(space);
+    H5Dclose(dset);
+    return out;
+  }
+
+  std::string string_attribute(const char* name) const {
+    INFO(name);
+    const hid_t attr = H5Aopen(file_, name, H5P_DEFAULT);
+    REQUIRE(attr >= 0);
+    const hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(type, H5T_VARIABLE);
+    H5Tset_cset(type, H5T_CSET_UTF8);
+    char* text = nullptr;
+    REQUIRE(H5Aread(attr, type, &text) >= 0);
+    std::string out = text ? text : "";
+    H5free_memory(text);
+    H5Tclose(type);
+    H5Aclose(attr);
+    return out;
+  }
+
+  template <typename T>
+  std::vector<T> attribute(const char* name, hid_t mem_type) const {
+    INFO(name);
+    const hid_t attr = H5Aopen(file_, name, H5P_DEFAULT);
+    REQUIRE(attr >= 0);
+    const hid_t space = H5Aget_space(attr);
+    std::vector<T> out(static_cast<std::size_t>(H5Sget_simple_extent_npoints(space)));
+    REQUIRE(H5Aread(attr, mem_type, out.data()) >= 0);
+    H5Sclose(space);
+    H5Aclose(attr);
+    return out;
+  }
+
+  bool has_attribute(const char* name) const { return H5Aexists(file_, name) > 0; }
+  int complete() const { return attribute<std::uint8_t>("complete", H5T_NATIVE_UINT8).at(0); }
+
+ private:
+  hid_t file_;
+};
+
+// Every frame dataset has exactly `expected`, in order.
+void check_frames(const H5Reader& h5, const std::vector<DetectorFrame>& expected) {
+  const hsize_t n = expected.size();
+  std::vector<hsize_t> dims;
+  const auto counts = h5.read<float>("/frames/counts", H5T_NATIVE_FLOAT, dims, H5T_IEEE_F32LE);
+  REQUIRE(dims == std::vector<hsize_t>{n, kRows, kCols});
+  const auto positions =
+      h5.read<double>("/frames/position_A", H5T_NATIVE_DOUBLE, dims, H5T_IEEE_F64LE);
+  REQUIRE(dims == std::vector<hsize_t>{n, 2});
+  const auto frame_index =
+      h5.read<std::uint64_t>("/frames/frame_index", H5T_NATIVE_UINT64, dims, H5T_STD_U64LE);
+  REQUIRE(dims == std::vector<hsize_t>{n});
+  const auto sub =
+      h5.read<std::uint32_t>("/frames/sub_sequence", H5T_NATIVE_UINT32, dims, H5T_STD_U32LE);
+  REQUIRE(dims == std::vector<hsize_t>{n});
+  const auto position_index =
+      h5.read<std::uint32_t>("/frames/position_index", H5T_NATIVE_UINT32, dims, H5T_STD_U32LE);
+  REQUIRE(dims == std::vector<hsize_t>{n});
+  const auto timestamp =
+      h5.read<std::uint64_t>("/frames/timestamp_ns", H5T_NATIVE_UINT64, dims, H5T_STD_U64LE);
+  REQUIRE(dims == std::vector<hsize_t>{n});
+  const auto electrons =
+      h5.read<double>("/frames/electrons_per_frame", H5T_NATIVE_DOUBLE, dims, H5T_IEEE_F64LE);
+  REQUIRE(dims == std::vector<hsize_t>{n});
+
+  std::size_t mismatched_counts = 0;
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    const DetectorFrame& f = expected[i];
+    INFO("frame row " << i);
+    CHECK(positions[2 * i] == f.position_A.y);
+    CHECK(positions[2 * i + 1] == f.position_A.x);
+    CHECK(frame_index[i] == f.frame_index);
+    CHECK(sub[i] == f.sub_sequence);
+    CHECK(position_index[i] == f.position_index);
+    CHECK(timestamp[i] == f.timestamp_ns);
+    CHECK(electrons[i] == f.electrons_per_frame);
+    for (std::size_t p = 0; p < f.counts.size(); ++p)
+      if (counts[i * kRows * kCols + p] != f.counts[p]) ++mismatched_counts;
+  }
+  CHECK(mismatched_counts == 0);
+}
+
+void check_sub_sequences(const H5Reader& h5, const std::vector<SubSequenceRecord>& expected) {
+  for (const SubSequenceRecord& r : expected) {
+    char group[32];
+    std::snprintf(group, sizeof group, "/sub_sequences/%04u", r.index);
+    INFO(group);
+    REQUIRE(h5.exists(group));
+    std::vector<hsize_t> dims;
+    const std::string g(group);
+    const auto proposed =
+        h5.read<double>((g + "/proposed_A").c_str(), H5T_NATIVE_DOUBLE, dims, H5T_IEEE_F64LE);
+    REQUIRE(dims == std::vector<hsize_t>{r.proposed_A.size(), 2});
+    for (std::size_t j = 0; j < r.proposed_A.size(); ++j) {
+      CHECK(proposed[2 * j] == r.proposed_A[j].y);
+      CHECK(proposed[2 * j + 1] == r.proposed_A[j].x);
+    }
+    const auto approved =
+        h5.read<double>((g + "/approved_A").c_str(), H5T_NATIVE_DOUBLE, dims, H5T_IEEE_F64LE);
+    REQUIRE(dims == std::vector<hsize_t>{r.approved_A.size(), 2});
+    for (std::size_t j = 0; j < r.approved_A.size(); ++j) {
+      CHECK(approved[2 * j] == r.approved_A[j].y);
+      CHECK(approved[2 * j + 1] == r.approved_A[j].x);
+    }
+    const auto potential =
+        h5.read<float>((g + "/potential").c_str(), H5T_NATIVE_FLOAT, dims, H5T_IEEE_F32LE);
+    REQUIRE(dims == std::vector<hsize_t>{static_cast<hsize_t>(r.potential.rows()),
+                                         static_cast<hsize_t>(r.potential.cols())});
+    CHECK(potential == r.potential.vector());
+  }
+}
+
+void check_root_attributes(const H5Reader& h5, const SessionInfo& info) {
+  CHECK(h5.string_attribute("session_id") == info.session_id);
+  CHECK(h5.string_attribute("config_json") == info.config_json);
+  CHECK(h5.string_attribute("versions_json") == info.versions_json);
+  CHECK(h5.attribute<double>("pixel_A", H5T_NATIVE_DOUBLE) == std::vector<double>{info.pixel_A});
+  CHECK(h5.attribute<std::int64_t>("frame_shape", H5T_NATIVE_INT64) ==
+        std::vector<std::int64_t>{info.frame_rows, info.frame_cols});
+  CHECK(h5.attribute<std::uint32_t>("layout_version", H5T_NATIVE_UINT32) ==
+        std::vector<std::uint32_t>{1});
+}
+
+}  // namespace
+
+TEST_CASE("recorder: every frame and sub-sequence reads back exactly", "[recorder]") {
+  TempDir dir;
+  RecorderConfig config{dir.path()};
+  config.sync_every_frames = 4;  // exercises the periodic flush too
+  Hdf5Recorder rec(config);
+  const Recorded written = write_reference_session(rec, "session-a");
+  REQUIRE(rec.frames_recorded() == 16);
+  REQUIRE(rec.output_path() == dir.path() / "session-a.h5");
+  REQUIRE(rec.journal_path() == dir.path() / "session-a.journal");
+  CHECK(fs::exists(dir.path() / "session-a.reserve"));
+  REQUIRE_OK(rec.end_session());
+  CHECK(rec.frames_recorded() == 16);
+  CHECK(rec.error().ok());
+  CHECK_FALSE(fs::exists(dir.path() / "session-a.reserve"));
+
+  H5Reader h5(rec.output_path());
+  check_root_attributes(h5, reference_info("session-a"));
+  CHECK(h5.complete() == 1);
+  CHECK_FALSE(h5.has_attribute("error"));
+  CHECK_FALSE(h5.has_attribute("recovered_from"));
+  check_frames(h5, written.frames);
+  check_sub_sequences(h5, written.subs);
+  CHECK(fs::exists(rec.journal_path()));
+}
+
+TEST_CASE("recorder: bad input is refused without failing the session", "[recorder]") {
+  TempDir dir;
+  Hdf5Recorder rec(RecorderConfig{dir.path()});
+  const DetectorFrame good = reference_frame("s", 0, 0, 0);
+  CHECK(rec.write_frames(std::span(&good, 1)).code() == StatusCode::kFailedPrecondition);
+  CHECK(rec.end_session().code() == StatusCode::kFailedPrecondition);
+
+  SessionInfo info = reference_info("../escape");
+  CHECK(rec.begin_session(info).code() == StatusCode::kInvalidArgument);
+  info = reference_info("s");
+  info.frame_rows = 0;
+  CHECK(rec.begin_session(info).code() == StatusCode::kInvalidArgument);
+
+  REQUIRE_OK(rec.begin_session(reference_info("s")));
+  CHECK(rec.begin_session(reference_info("t")).code() == StatusCode::kFailedPrecondition);
+
+  DetectorFrame wrong_shape = reference_frame("s", 0, 0, 0);
+  wrong_shape.rows = 8;
+  wrong_shape.counts.resize(8 * kCols);
+  const Status shape = rec.write_frames(std::span(&wrong_shape, 1));
+  CHECK(shape.code() == StatusCode::kInvalidArgument);
+  CHECK_THAT(shape.message(), Catch::Contains("8x16") && Catch::Contains("16x16"));
+  const DetectorFrame other_session = reference_frame("other", 0, 0, 0);
+  CHECK(rec.write_frames(std::span(&other_session, 1)).code() == StatusCode::kInvalidArgument);
+  CHECK(rec.frames_recorded() == 0);
+
+  REQUIRE_OK(rec.write_frames(std::span(&good, 1)));  // the refusals did not stick
+  REQUIRE_OK(rec.write_sub_sequence(reference_sub_sequence(0, 1)));
+  CHECK(rec.write_sub_sequence(reference_sub_sequence(0, 1)).code() ==
+        StatusCode::kInvalidArgument);
+  REQUIRE_OK(rec.end_session());
+  CHECK(rec.frames_recorded() == 1);
+
+  // A recorded session is never overwritten.
+  const Status again = rec.begin_session(reference_info("s"));
+  CHECK(again.code() == StatusCode::kFailedPrecondition);
+  CHECK_THAT(again.message(), Catch::Contains("already exists"));
+  // The recorder takes the next session.
+  REQUIRE_OK(rec.begin_session(reference_info("t")));
+  CHECK(rec.frames_recorded() == 0);
+  REQUIRE_OK(rec.end_session());
+}
+
+TEST_CASE("recorder: a directory that cannot be created is a startup error", "[recorder]") {
+  TempDir dir;
+  const fs::path file = dir.path() / "a-file";
+  std::ofstream(file) << "x";
+  CHECK_THROWS_WITH(Hdf5Recorder(RecorderConfig{file / "sub"}),
+                    Catch::Contains((file / "sub").string()));
+  CHECK_THROWS_AS(Hdf5Recorder(RecorderConfig{}), std::runtime_error);
+}
+
+TEST_CASE("recorder: a full disk fails the write and keeps what was recorded", "[recorder]") {
+  TempDir dir;
+  const SessionInfo info = reference_info("full");
+  const std::uint64_t session_record = session_record_bytes(info);
+  RecorderConfig config{dir.path()};
+  // Room for the session record, the first 4 frames and one more: the second call's 3 frames
+  // get a partial write and then ENOSPC, like a real disk filling up mid-write.
+  const std::uint64_t after_first = session_record + 4 * kFrameRecordBytes;
+  config.max_journal_bytes = after_first + kFrameRecordBytes + 100;
+  Hdf5Recorder rec(config);
+  REQUIRE_OK(rec.begin_session(info));
+  const fs::path reserve = dir.path() / "full.reserve";
+  REQUIRE(fs::exists(reserve));
+  CHECK(fs::file_size(reserve) == config.reserve_bytes);
+
+  std::vector<DetectorFrame> first, second;
+  for (std::uint64_t k = 0; k < 4; ++k) first.push_back(reference_frame("full", 0, k, k));
+  for (std::uint64_t k = 4; k < 7; ++k) second.push_back(reference_frame("full", 0, k, k));
+  REQUIRE_OK(rec.write_frames(first));
+  CHECK(fs::file_size(rec.journal_path()) == after_first);  // the documented record sizes
+
+  const Status full = rec.write_frames(second);
+  CHECK(full.code() == StatusCode::kUnavailable);
+  CHECK_THAT(full.message(), Catch::Contains("no space", Catch::CaseSensitive::No) &&
+                                 Catch::Contains(rec.journal_path().string()));
+  CHECK(rec.frames_recorded() == 4);
+  CHECK_FALSE(fs::exists(reserve));  // given back, so that the file can be closed
+  // The torn write was cut back: the journal ends on a whole record.
+  CHECK(fs::file_size(rec.journal_path()) == after_first);
+
+  // Sticky: later writes fail fast with the same message, even ones that would fit.
+  const DetectorFrame small = reference_frame("full", 0, 7, 7);
+  const Status later = rec.write_frames(std::span(&small, 1));
+  CHECK(later.code() == full.code());
+  CHECK(later.message() == full.message());
+  CHECK(rec.write_sub_sequence(reference_sub_sequence(0, 4)).message() == full.message());
+  CHECK(rec.frames_recorded() == 4);
+  CHECK(rec.error().message() == full.message());
+
+  REQUIRE_OK(rec.end_session());
+  H5Reader h5(rec.output_path());
+  CHECK(h5.complete() == 0);
+  CHECK_THAT(h5.string_attribute("error"), Catch::Contains("No space left on device"));
+  check_root_attributes(h5, info);
+  check_frames(h5, first);
+
+  // The journal, cut back after the failure, recovers the same 4 frames.
+  RecoveryReport report;
+  REQUIRE_OK(Hdf5Recorder::recover(rec.journal_path(), dir.path() / "recovered.h5", &report));
+  CHECK(report.frames == 4);
+  CHECK_FALSE(report.ended);
+  CHECK(report.ignored_bytes == 0);
+}
+
+TEST_CASE("recorder: a nearly full disk refuses the session before it starts", "[recorder]") {
+  TempDir dir;
+  RecorderConfig config{dir.path()};
+  config.min_free_bytes = 1ull << 62;
+  Hdf5Recorder rec(config);
+  const Status status = rec.begin_session(reference_info("crowded"));
+  CHECK(status.code() == StatusCode::kUnavailable);
+  CHECK_THAT(status.message(), Catch::Contains("no space left") &&
+                                   Catch::Contains("min_free_bytes"));
+  // Nothing is left behind, and nothing is open.
+  CHECK(fs::is_empty(dir.path()));
+  CHECK(rec.end_session().code() == StatusCode::kFailedPrecondition);
+}
+
+TEST_CASE("recorder: recover rebuilds the file from a journal torn mid-record", "[recorder]") {
+  TempDir dir;
+  Hdf5Recorder rec(RecorderConfig{dir.path()});
+  const fs::path crash_copy = dir.path() / "crash.journal";
+  // What a crash leaves: the journal as it was after the last frames were acknowledged...
+  const Recorded written = write_reference_session(rec, "torn", [&] {
+    fs::copy_file(rec.journal_path(), crash_copy);
+  });
+  REQUIRE_OK(rec.end_session());
+  // ...with the last frame's record half written.
+  const std::uint64_t whole = fs::file_size(crash_copy);
+  fs::resize_file(crash_copy, whole - kFrameRecordBytes / 2);
+
+  SECTION("torn tail: every whole record is recovered") {
+    const fs::path out = dir.path() / "torn-recovered.h5";
+    RecoveryReport report;
+    const Status status = Hdf5Recorder::recover(crash_copy, out, &report);
+    REQUIRE_OK(status);
+    CHECK_THAT(status.message(), Catch::Contains("recovered 15 frames") &&
+                                     Catch::Contains("torn record"));
+    CHECK(report.frames == written.frames.size() - 1);
+    CHECK(report.sub_sequences == 2);
+    CHECK_FALSE(report.ended);
+    CHECK(report.ignored_bytes == kFrameRecordBytes - kFrameRecordBytes / 2);
+
+    H5Reader h5(out);
+    CHECK(h5.complete() == 0);
+    CHECK(h5.has_attribute("error"));
+    CHECK_THAT(h5.string_attribute("recovered_from"), Catch::Contains("crash.journal"));
+    check_root_attributes(h5, reference_info("torn"));
+    check_frames(h5, std::vector<DetectorFrame>(written.frames.begin(), written.frames.end() - 1));
+    check_sub_sequences(h5, {written.subs[0], written.subs[1]});
+    CHECK_FALSE(h5.exists("/sub_sequences/0002"));
+  }
+
+  SECTION("an intact journal recovers the whole session, complete") {
+    const fs::path out = dir.path() / "whole-recovered.h5";
+    RecoveryReport report;
+    REQUIRE_OK(Hdf5Recorder::recover(rec.journal_path(), out, &report));
+    CHECK(report.frames == 16);
+    CHECK(report.sub_sequences == 3);
+    CHECK(report.ended);
+    CHECK(report.ignored_bytes == 0);
+    H5Reader h5(out);
+    CHECK(h5.complete() == 1);
+    CHECK_FALSE(h5.has_attribute("error"));
+    check_frames(h5, written.frames);
+    check_sub_sequences(h5, written.subs);
+  }
+
+  SECTION("a corrupt byte ends the journal at the record that holds it") {
+    const fs::path bad = dir.path() / "bad.journal";
+    fs::copy_file(rec.journal_path(), bad);
+    const std::uint64_t session_record = session_record_bytes(reference_info("torn"));
+    {
+      // Flip a count in the payload of the third frame record.
+      std::fstream f(bad, std::ios::in | std::ios::out | std::ios::binary);
+      f.seekp(static_cast<std::streamoff>(session_record + 2 * kFrameRecordBytes + 200));
+      f.put('\x7f');
+    }
+    RecoveryReport report;
+    const Status status = Hdf5Recorder::recover(bad, dir.path() / "bad.h5", &report);
+    REQUIRE_OK(status);
+    CHECK_THAT(status.message(), Catch::Contains("CRC"));
+    CHECK(report.frames == 2);
+    CHECK_FALSE(report.ended);
+  }
+
+  SECTION("recover refuses to overwrite, and to read what is not a journal") {
+    CHECK(Hdf5Recorder::recover(crash_copy, rec.output_path()).code() ==
+          StatusCode::kFailedPrecondition);
+    CHECK(Hdf5Recorder::recover(rec.output_path(), dir.path() / "x.h5").code() ==
+          StatusCode::kInvalidArgument);
+    CHECK(Hdf5Recorder::recover(dir.path() / "missing.journal", dir.path() / "y.h5").code() ==
+          StatusCode::kInvalidArgument);
+    CHECK_FALSE(fs::exists(dir.path() / "x.h5"));
+  }
+}
+
+TEST_CASE("recorder: a recorder destroyed mid-session leaves a readable file", "[recorder]") {
+  TempDir dir;
+  fs::path h5_path;
+  std::vector<DetectorFrame> frames;
+  {
+    Hdf5Recorder rec(RecorderConfig{dir.path()});
+    REQUIRE_OK(rec.begin_session(reference_info("dropped")));
+    for (std::uint64_t k = 0; k < 3; ++k) frames.push_back(reference_frame("dropped", 0, k, k));
+    REQUIRE_OK(rec.write_frames(frames));
+    h5_path = rec.output_path();
+  }
+  H5Reader h5(h5_path);
+  CHECK(h5.complete() == 0);
+  CHECK_THAT(h5.string_attribute("error"), Catch::Contains("without end_session"));
+  check_frames(h5, frames);
+}
+
+// tests/python/test_recorder_h5py.py runs this with PTYPILOT_RECORDER_H5 set and reads the file
+// (and the journal beside it, same name with .journal) with h5py. Without the variable it is
+// just one more round trip.
+TEST_CASE("recorder: writes the reference session for the h5py test", "[recorder][h5py]") {
+  TempDir dir;
+  Hdf5Recorder rec(RecorderConfig{dir.path()});
+  write_reference_session(rec, "h5py-fixture");
+  REQUIRE_OK(rec.end_session());
+  REQUIRE(rec.frames_recorded() == 16);
+  if (const char* target = std::getenv("PTYPILOT_RECORDER_H5"); target && *target) {
+    const fs::path h5_target(target);
+    fs::path journal_target = h5_target;
+    journal_target.replace_extension(".journal");
+    fs::copy_file(rec.output_path(), h5_target, fs::copy_options::overwrite_existing);
+    fs::copy_file(rec.journal_path(), journal_target, fs::copy_options::overwrite_existing);
+  }
+}

@@ -1,0 +1,252 @@
+"""The closed loop as separate processes on loopback: `serve`, `sim-detector` (or a fake
+detector and scan generator written here) and `ctl`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import zmq
+
+import ptypilot_pb2 as wire
+from ptypilot.client import Client, DaemonError
+from ptypilot.processes import start_serve, start_sim_detector
+
+BIN = os.environ.get("PTYPILOT_BIN")
+pytestmark = pytest.mark.skipif(not BIN, reason="PTYPILOT_BIN (build/bin) is not set; run via ctest")
+
+
+def ptypilot() -> str:
+    return str(Path(BIN) / "ptypilot")
+
+
+def ctl(daemon, *args, check=True) -> dict:
+    result = subprocess.run([ptypilot(), "ctl", "--endpoint", daemon.ready["control_endpoint"], *args],
+                            capture_output=True, text=True, timeout=120)
+    if check and result.returncode != 0:
+        raise AssertionError(f"ctl {args} failed ({result.returncode}): {result.stdout} {result.stderr}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def serve(tmp_path):
+    daemon = start_serve(ptypilot(), tmp_path / "serve.log")
+    yield daemon
+    assert daemon.stop() == 0, daemon.log()
+
+
+def session_config(tmp_path, detector_endpoint, generator_endpoint, **session):
+    s = {"preset": "mos2-paper", "total_positions": 100, "sub_sequence_size": 50,
+         "frame_timeout_s": 3}
+    s.update(session)
+    return {
+        "session": s,
+        "reconstruction": {"loss": "amplitude", "iterations_per_update": 3},
+        "policy": {"kind": "heuristic"},
+        "detector": {"endpoint": detector_endpoint},
+        "scan_driver": {"kind": "zmq", "endpoint": generator_endpoint, "ack_timeout_s": 1},
+        "recorder": {"directory": str(tmp_path / "sessions")},
+    }
+
+
+def test_full_session_with_sim_detector(tmp_path, serve):
+    detector = start_sim_detector(ptypilot(), tmp_path / "sim.log")
+    try:
+        config = session_config(tmp_path, detector.ready["data_endpoint"],
+                                detector.ready["command_endpoint"], total_positions=150)
+        config["scan_driver"]["kind"] = "sim-stage"
+        (tmp_path / "config.json").write_text(json.dumps(config))
+        assert ctl(serve, "configure", str(tmp_path / "config.json"))["state"] == "CONFIGURED"
+        assert ctl(serve, "start", "it-1")["state"] in ("RUNNING", "IDLE")
+        final = ctl(serve, "wait", "120")
+        ctl(serve, "reconstruction", str(tmp_path / "phase.npy"))
+    finally:
+        detector.stop()
+    assert final["state"] == "IDLE", final
+    status = final["status"]
+    assert status["positions_issued"] == 150
+    assert status["frames_received"] == 150
+    assert status["frames_recorded"] == status["frames_received"]
+
+    with h5py.File(tmp_path / "sessions" / "it-1.h5", "r") as f:
+        assert f.attrs["complete"] == 1
+        counts = f["frames/counts"][:]
+        positions = f["frames/position_A"][:]
+        approved = np.concatenate([f[f"sub_sequences/{k}/approved_A"][:] for k in f["sub_sequences"]])
+        assert json.loads(f.attrs["config_json"])["policy"]["kind"] == "heuristic"
+    assert counts.shape == (150, 64, 64) and np.isfinite(counts).all()
+    fov = 99 * 0.2
+    assert len(approved) == 150
+    assert (approved >= 0).all() and (approved <= fov + 1e-9).all()
+    # Each frame sits where its position was approved.
+    assert {tuple(p) for p in np.round(positions, 6)} == {tuple(p) for p in np.round(approved, 6)}
+    phase = np.load(tmp_path / "phase.npy")
+    assert phase.shape == (200, 200) and np.isfinite(phase).all() and phase.std() > 0
+
+
+class FakeDetector:
+    """A scan generator (REP) and detector (PUSH) whose frames the test chooses."""
+
+    def __init__(self):
+        self.context = zmq.Context.instance()
+        self.commands = self.context.socket(zmq.REP)
+        self.commands.bind("tcp://127.0.0.1:*")
+        self.data = self.context.socket(zmq.PUSH)
+        self.data.bind("tcp://127.0.0.1:*")
+        self.command_endpoint = self.commands.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.data_endpoint = self.data.getsockopt_string(zmq.LAST_ENDPOINT)
+
+    def next_command(self, timeout_s=10.0, ack=True) -> wire.ScanCommand:
+        assert self.commands.poll(int(timeout_s * 1000)), "no scan command arrived"
+        command = wire.ScanCommand()
+        command.ParseFromString(self.commands.recv())
+        if ack:
+            self.commands.send(wire.ScanAck(command_id=command.command_id, accepted=True).SerializeToString())
+        return command
+
+    def send(self, command, i, counts=None, **override):
+        p = command.positions[i]
+        header = wire.FrameHeader(session_id=command.session_id, sub_sequence=command.sub_sequence,
+                                  frame_index=command.first_frame_index + i, position_index=i,
+                                  y_A=p.y_A, x_A=p.x_A, rows=64, cols=64,
+                                  dtype=wire.FrameHeader.FLOAT32, electrons_per_frame=1000)
+        if counts is None:
+            counts = np.full((64, 64), 1000 / 4096, np.float32)
+        payload = np.ascontiguousarray(counts, dtype="<f4").tobytes()
+        header.payload_bytes = len(payload)
+        for key, value in override.items():
+            setattr(header, key, value)
+        self.data.send_multipart([header.SerializeToString(), payload])
+
+    def close(self):
+        self.commands.close(linger=0)
+        self.data.close(linger=0)
+
+
+@pytest.fixture
+def fake():
+    f = FakeDetector()
+    yield f
+    f.close()
+
+
+def test_bad_frames_are_counted_and_the_session_goes_on(tmp_path, serve, fake):
+    client = Client(serve.ready["control_endpoint"])
+    client.configure(session_config(tmp_path, fake.data_endpoint, fake.command_endpoint,
+                                    total_positions=50))
+    client.start("bad-input")
+    command = fake.next_command()
+    assert len(command.positions) == 50
+    fake.data.send_multipart([b"\xff\xff not a protobuf", b"payload"])   # malformed header
+    fake.data.send_multipart([b"only one part"])                          # wrong part count
+    fake.send(command, 0, payload_bytes=12)                               # size mismatch
+    fake.send(command, 0, dtype=wire.FrameHeader.DTYPE_UNSPECIFIED)       # bad dtype
+    fake.send(command, 0, rows=32)                                        # wrong shape
+    nan = np.full((64, 64), 1.0, np.float32)
+    nan[3, 3] = np.nan
+    fake.send(command, 0, counts=nan)                                     # NaN
+    fake.send(command, 0, session_id="someone-else")                      # unknown session
+    fake.send(command, 0, position_index=77)                              # unknown position
+    for i in range(50):                                                   # the real frames
+        fake.send(command, i)
+    fake.send(command, 3)                                                 # duplicate
+    client.wait(timeout_s=30)
+    counters = dict(client.status().status.counters)
+    for name in ["frames_malformed_header", "frames_wrong_part_count", "frames_payload_size_mismatch",
+                 "frames_bad_dtype", "frames_wrong_shape", "frames_non_finite",
+                 "frames_unknown_session", "frames_unknown_position"]:
+        assert counters.get(name) == 1, (name, counters)
+    # The duplicate may arrive after the session ended: counted either way, never reconstructed.
+    assert counters.get("frames_duplicate", 0) + counters.get("frames_outside_session", 0) >= 1
+    status = ctl(serve, "status")
+    assert status["status"]["counters"]["frames_malformed_header"] == 1
+    with h5py.File(tmp_path / "sessions" / "bad-input.h5", "r") as f:
+        # Every frame that parsed is recorded, including the unknown-session/position ones.
+        assert f["frames/counts"].shape[0] >= 52
+
+
+def test_detector_that_stops_sending_is_an_error_and_keeps_the_data(tmp_path, serve, fake):
+    client = Client(serve.ready["control_endpoint"])
+    client.configure(session_config(tmp_path, fake.data_endpoint, fake.command_endpoint,
+                                    frame_timeout_s=1.0))
+    client.start("silent")
+    command = fake.next_command()
+    for i in range(20):  # 30 of the 50 frames never come
+        fake.send(command, i)
+    with pytest.raises(DaemonError, match="detector stopped sending"):
+        client.wait(timeout_s=20)
+    reply = client.status()
+    assert wire.ControlReply.State.Name(reply.state) == "ERROR"
+    assert "lacks positions 20 21" in reply.error
+    assert reply.status.frames_recorded == 20
+    with h5py.File(tmp_path / "sessions" / "silent.h5", "r") as f:
+        assert f["frames/counts"].shape == (20, 64, 64)
+    # Configure leaves the error state.
+    client.configure(session_config(tmp_path, fake.data_endpoint, fake.command_endpoint))
+    assert client.state() == "CONFIGURED"
+
+
+def test_scan_generator_that_does_not_acknowledge_is_an_error(tmp_path, serve, fake):
+    client = Client(serve.ready["control_endpoint"])
+    client.configure(session_config(tmp_path, fake.data_endpoint, fake.command_endpoint))
+    client.start("no-ack")
+    fake.next_command(ack=False)
+    with pytest.raises(DaemonError, match="did not acknowledge"):
+        client.wait(timeout_s=20)
+    assert client.state() == "ERROR"
+    assert client.status().status.counters["session_errors"] == 1
+
+
+def test_stop_ends_after_the_sub_sequence_in_flight(tmp_path, serve, fake):
+    client = Client(serve.ready["control_endpoint"])
+    client.configure(session_config(tmp_path, fake.data_endpoint, fake.command_endpoint,
+                                    total_positions=200))
+    client.start("stopped")
+    command = fake.next_command()
+    client.stop()
+    assert client.state() == "FINISHING"
+    for i in range(len(command.positions)):
+        fake.send(command, i)
+    reply = client.wait(timeout_s=20)
+    assert reply.status.positions_issued == 50
+    assert reply.status.frames_recorded == 50
+
+
+def test_a_flood_of_frames_is_slowed_not_dropped(tmp_path, serve, fake):
+    """Backpressure: the fake detector sends frames far faster than the daemon records them,
+    without blocking (NOBLOCK) so that it sees when the daemon pushes back. Every frame sent
+    must be recorded."""
+    client = Client(serve.ready["control_endpoint"])
+    config = session_config(tmp_path, fake.data_endpoint, fake.command_endpoint, total_positions=50)
+    config["detector"]["receive_hwm"] = 8
+    client.configure(config)
+    client.start("flood")
+    command = fake.next_command()
+    fake.data.setsockopt(zmq.SNDHWM, 8)
+    header = wire.FrameHeader(session_id="flood", sub_sequence=99, rows=64, cols=64,
+                              dtype=wire.FrameHeader.FLOAT32, payload_bytes=64 * 64 * 4)
+    payload = np.ones((64, 64), np.float32).tobytes()
+    sent, pushed_back = 0, 0
+    deadline = time.monotonic() + 60
+    while sent < 3000 and time.monotonic() < deadline:
+        header.frame_index = 10_000 + sent
+        try:
+            fake.data.send_multipart([header.SerializeToString(), payload], flags=zmq.NOBLOCK)
+            sent += 1
+        except zmq.Again:
+            pushed_back += 1
+            time.sleep(0.0005)
+    for i in range(len(command.positions)):
+        fake.send(command, i)
+    client.wait(timeout_s=60)
+    reply = client.status()
+    assert sent == 3000
+    assert pushed_back > 0, "the sender never saw backpressure; the test did not test it"
+    assert reply.status.frames_recorded == sent + 50

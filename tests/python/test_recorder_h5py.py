@@ -1,0 +1,152 @@
+"""The recorder's HDF5 file and journal, read by h5py and by a from-scratch journal parser.
+
+The C++ test case "recorder: writes the reference session for the h5py test" (tags [recorder]
+[h5py]) records a reference session and, with PTYPILOT_RECORDER_H5 set, copies the .h5 there and
+the journal beside it. This test runs it from $PTYPILOT_BIN (ctest sets it to build/bin) and
+checks the layout documented in daemon/include/ptypilot/daemon/hdf5_recorder.hpp. The values
+follow the formulas of reference_frame() and reference_sub_sequence() in test_recorder.cpp.
+"""
+
+import json
+import os
+import struct
+import subprocess
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+h5py = pytest.importorskip("h5py")
+
+ROWS, COLS = 16, 16
+SUB_SIZES = [5, 7, 4]
+N = sum(SUB_SIZES)
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    bin_dir = os.environ.get("PTYPILOT_BIN")
+    if not bin_dir:
+        pytest.skip("PTYPILOT_BIN is not set (ctest sets it to build/bin); run: "
+                    "PTYPILOT_BIN=build/bin python3 -m pytest tests/python/test_recorder_h5py.py")
+    tests = Path(bin_dir) / "ptypilot_tests"
+    assert tests.is_file(), f"{tests} does not exist: build first (deploy/run build)"
+    h5_path = tmp_path_factory.mktemp("recorder") / "fixture.h5"
+    env = dict(os.environ, PTYPILOT_RECORDER_H5=str(h5_path))
+    run = subprocess.run([str(tests), "[recorder][h5py]"], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, f"ptypilot_tests failed:\n{run.stdout}\n{run.stderr}"
+    assert h5_path.is_file(), f"the C++ test left no file at {h5_path}:\n{run.stdout}"
+    return h5_path, h5_path.with_suffix(".journal")
+
+
+def expected_frames():
+    k = np.arange(N)
+    sub = np.repeat(np.arange(3), SUB_SIZES)
+    position_index = np.concatenate([np.arange(n) for n in SUB_SIZES])
+    pixels = np.arange(ROWS * COLS)
+    counts = (k[:, None] * 1000 + pixels[None, :] + 0.5).astype(np.float32)
+    return {
+        "counts": counts.reshape(N, ROWS, COLS),
+        "position_A": np.stack([1.5 * k, 100.0 - 0.25 * k], axis=1),
+        "frame_index": k.astype(np.uint64),
+        "sub_sequence": sub.astype(np.uint32),
+        "position_index": position_index.astype(np.uint32),
+        "timestamp_ns": np.uint64(1_700_000_000_000_000_000) + np.uint64(1000) * k.astype("u8"),
+        "electrons_per_frame": 1.0e4 + k,
+    }
+
+
+def test_frame_datasets(recorded):
+    h5_path, _ = recorded
+    want = expected_frames()
+    dtypes = {
+        "counts": np.float32,
+        "position_A": np.float64,
+        "frame_index": np.uint64,
+        "sub_sequence": np.uint32,
+        "position_index": np.uint32,
+        "timestamp_ns": np.uint64,
+        "electrons_per_frame": np.float64,
+    }
+    with h5py.File(h5_path, "r") as f:
+        assert set(f["frames"].keys()) == set(dtypes)
+        for name, dtype in dtypes.items():
+            d = f["frames"][name]
+            assert d.dtype == np.dtype(dtype).newbyteorder("<"), name
+            assert d.shape == want[name].shape, name
+            assert d.maxshape[0] is None, f"{name} is not extendible"
+            np.testing.assert_array_equal(d[()], want[name], err_msg=name)
+        assert f["frames/counts"].chunks == (1, ROWS, COLS)
+
+
+def test_sub_sequences(recorded):
+    h5_path, _ = recorded
+    with h5py.File(h5_path, "r") as f:
+        assert sorted(f["sub_sequences"].keys()) == ["0000", "0001", "0002"]
+        for s, size in enumerate(SUB_SIZES):
+            g = f[f"sub_sequences/{s:04d}"]
+            j = np.arange(size + 1)
+            proposed = np.stack([10.0 * s + j, -0.5 * j], axis=1)
+            assert g["proposed_A"].dtype == np.float64 and g["proposed_A"].shape == (size + 1, 2)
+            np.testing.assert_array_equal(g["proposed_A"][()], proposed)
+            np.testing.assert_array_equal(g["approved_A"][()], proposed[:size])
+            potential = (0.01 * np.arange(64, dtype=np.float32) + np.float32(s)).reshape(8, 8)
+            assert g["potential"].dtype == np.float32 and g["potential"].shape == (8, 8)
+            np.testing.assert_allclose(g["potential"][()], potential, rtol=0, atol=1e-6)
+
+
+def test_root_attributes(recorded):
+    h5_path, _ = recorded
+    with h5py.File(h5_path, "r") as f:
+        a = f.attrs
+        assert a["session_id"] == "h5py-fixture"
+        config = json.loads(a["config_json"])
+        assert config["session"]["positions"] == 250
+        assert config["note"] == "ångström"  # UTF-8 survives
+        assert json.loads(a["versions_json"])["ptypilot"] == "test"
+        assert a["pixel_A"] == 0.125
+        assert list(a["frame_shape"]) == [ROWS, COLS]
+        assert a["layout_version"] == 1
+        assert a["complete"] == 1 and a["complete"].dtype == np.uint8
+        assert "error" not in a and "recovered_from" not in a
+
+
+def read_journal(path):
+    """Parses the journal by the documented format; returns [(type, payload)]."""
+    data = path.read_bytes()
+    records, offset = [], 0
+    while offset < len(data):
+        magic, rtype, size, payload_crc, header_crc = struct.unpack_from("<IIQII", data, offset)
+        assert magic == 0x4A595450 and data[offset:offset + 4] == b"PTYJ"
+        assert header_crc == zlib.crc32(data[offset:offset + 20])
+        payload = data[offset + 24:offset + 24 + size]
+        assert len(payload) == size and zlib.crc32(payload) == payload_crc
+        records.append((rtype, payload))
+        offset += 24 + size
+    return records
+
+
+def test_journal_matches_the_file(recorded):
+    _, journal = recorded
+    records = read_journal(journal)
+    types = [t for t, _ in records]
+    assert types == [1] + [2] * 5 + [3] + [2] * 7 + [3] + [2] * 4 + [3] + [4]
+
+    version, rows, cols, _, pixel_A = struct.unpack_from("<IIIId", records[0][1])
+    assert (version, rows, cols, pixel_A) == (1, ROWS, COLS, 0.125)
+    (id_len,) = struct.unpack_from("<I", records[0][1], 24)
+    assert records[0][1][28:28 + id_len] == b"h5py-fixture"
+
+    want = expected_frames()
+    frames = [p for t, p in records if t == 2]
+    for k, payload in enumerate(frames):
+        assert len(payload) == 56 + 4 * ROWS * COLS
+        index, ts, sub, pos, y, x, epf, r, c = struct.unpack_from("<QQIIdddII", payload)
+        assert (index, ts, sub, pos) == (k, want["timestamp_ns"][k], want["sub_sequence"][k],
+                                         want["position_index"][k])
+        assert (y, x, epf, r, c) == (*want["position_A"][k], want["electrons_per_frame"][k],
+                                     ROWS, COLS)
+        counts = np.frombuffer(payload, dtype="<f4", offset=56).reshape(ROWS, COLS)
+        np.testing.assert_array_equal(counts, want["counts"][k])
