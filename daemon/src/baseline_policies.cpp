@@ -113,53 +113,112 @@ void normalise_01(std::vector<double>& values) {
   for (double& v : values) v = std::isfinite(v) && range > kMinContrast ? (v - lo) / range : 0.0;
 }
 
-// The phase at each raster node, Gaussian-weighted over the pixels around the node's object
-// point. Evaluated only at the nodes (not a full-image blur): rows * cols windows are cheaper
-// than blurring the whole object, which is much larger than the FOV. Pixels outside the object
-// and non-finite pixels are left out of the weighted mean; a node with none left is NaN.
+// One axis of the smoothing window at each raster row (or column): the first pixel of the
+// window around the node's object coordinate (k * step + origin) / pixel, and `taps` Gaussian
+// weights from there on.
+struct Window1D {
+  int taps = 0;
+  std::vector<long> first;
+  std::vector<double> weight;  // taps per raster row (column)
+};
+
+Window1D window_1d(int count, double step_A, double origin_A, double pixel_A, double sigma_px,
+                   int radius) {
+  Window1D w;
+  w.taps = 2 * radius + 2;
+  w.first.assign(static_cast<std::size_t>(count), 0);
+  w.weight.assign(static_cast<std::size_t>(count) * w.taps, 0.0);
+  for (int k = 0; k < count; ++k) {
+    const double centre = (k * step_A + origin_A) / pixel_A;
+    // Far off the object (or not finite): a window before pixel 0, so no pixel is used.
+    if (!(std::abs(centre) < 1e12)) {
+      w.first[k] = -w.taps;
+      continue;
+    }
+    w.first[k] = static_cast<long>(std::floor(centre)) - radius;
+    for (int t = 0; t < w.taps; ++t) {
+      const double d = (w.first[k] + t - centre) / sigma_px;
+      w.weight[static_cast<std::size_t>(k) * w.taps + t] = std::exp(-0.5 * d * d);
+    }
+  }
+  return w;
+}
+
+// The phase at each raster node, Gaussian-smoothed around the node's object point: the mean of
+// the pixels within about 3 sigma, weighted by the Gaussian. Pixels outside the object and
+// non-finite pixels are left out; a node with none left is NaN. The Gaussian is separable, so
+// this is one pass along x (per pixel row, at the raster columns only) and one along y (at the
+// raster rows only), with the weights summed alongside the values.
 std::vector<double> smoothed_phase_at_nodes(const ScanRaster& raster, const Potential& potential,
                                             double sigma_A) {
   const RealImage& phase = potential.phase_rad;
   const ObjectGrid& grid = potential.grid;
   const double sigma_px = std::max(sigma_A / grid.pixel_A, 1e-3);
   const int radius = static_cast<int>(std::ceil(3 * sigma_px));
-  std::vector<double> wy(2 * radius + 2), wx(2 * radius + 2);
-  std::vector<double> out(node_count(raster), NAN);
-  for (std::size_t n = 0; n < out.size(); ++n) {
-    const Vec2 p = node_position(raster, n);
-    const double cy = (p.y + grid.fov_origin_A.y) / grid.pixel_A;
-    const double cx = (p.x + grid.fov_origin_A.x) / grid.pixel_A;
-    if (!std::isfinite(cy) || !std::isfinite(cx)) continue;
-    const long y0 = static_cast<long>(std::floor(cy)) - radius;
-    const long x0 = static_cast<long>(std::floor(cx)) - radius;
-    const int taps = 2 * radius + 2;
-    for (int k = 0; k < taps; ++k) {
-      const double dy = (y0 + k - cy) / sigma_px;
-      const double dx = (x0 + k - cx) / sigma_px;
-      wy[k] = std::exp(-0.5 * dy * dy);
-      wx[k] = std::exp(-0.5 * dx * dx);
+  const Window1D wy =
+      window_1d(raster.rows, raster.step_A, grid.fov_origin_A.y, grid.pixel_A, sigma_px, radius);
+  const Window1D wx =
+      window_1d(raster.cols, raster.step_A, grid.fov_origin_A.x, grid.pixel_A, sigma_px, radius);
+  const int taps = wy.taps;
+  const long image_rows = phase.rows(), image_cols = phase.cols();
+  const std::size_t cols = static_cast<std::size_t>(raster.cols);
+
+  // The pixel rows some window reaches.
+  long r_lo = image_rows, r_hi = 0;
+  for (long f : wy.first) r_lo = std::min(r_lo, f), r_hi = std::max(r_hi, f + taps);
+  r_lo = std::max(r_lo, 0L);
+  r_hi = std::min(r_hi, image_rows);
+  const std::size_t needed = static_cast<std::size_t>(std::max(r_hi - r_lo, 0L));
+
+  // Along x: per needed pixel row and raster column, sum(w v) and sum(w) over the finite pixels.
+  std::vector<double> x_sum(needed * cols, 0.0), x_weight(needed * cols, 0.0);
+  std::vector<double> value(static_cast<std::size_t>(image_cols)), finite(value.size());
+  for (long r = r_lo; r < r_hi; ++r) {
+    const float* line = phase.data() + r * image_cols;
+    for (long c = 0; c < image_cols; ++c) {
+      const bool ok = std::isfinite(line[c]);
+      value[c] = ok ? line[c] : 0.0;
+      finite[c] = ok ? 1.0 : 0.0;
     }
-    double sum = 0, weight = 0;
-    for (int a = 0; a < taps; ++a) {
-      const long r = y0 + a;
-      if (r < 0 || r >= phase.rows()) continue;
-      for (int b = 0; b < taps; ++b) {
-        const long c = x0 + b;
-        if (c < 0 || c >= phase.cols()) continue;
-        const float v = phase(static_cast<int>(r), static_cast<int>(c));
-        if (!std::isfinite(v)) continue;
-        const double w = wy[a] * wx[b];
-        sum += w * v;
-        weight += w;
+    double* sum = &x_sum[static_cast<std::size_t>(r - r_lo) * cols];
+    double* weight = &x_weight[static_cast<std::size_t>(r - r_lo) * cols];
+    for (std::size_t j = 0; j < cols; ++j) {
+      const long first = wx.first[j];
+      const double* w = &wx.weight[j * taps];
+      const long t_lo = std::max(0L, -first), t_hi = std::min<long>(taps, image_cols - first);
+      for (long t = t_lo; t < t_hi; ++t) {
+        sum[j] += w[t] * value[first + t];
+        weight[j] += w[t] * finite[first + t];
       }
     }
-    if (weight > 0) out[n] = sum / weight;
+  }
+
+  // Along y, at the nodes.
+  std::vector<double> out(node_count(raster), NAN);
+  std::vector<double> sum(cols), weight(cols);
+  for (std::size_t i = 0; i < static_cast<std::size_t>(raster.rows); ++i) {
+    std::fill(sum.begin(), sum.end(), 0.0);
+    std::fill(weight.begin(), weight.end(), 0.0);
+    for (int t = 0; t < taps; ++t) {
+      const long r = wy.first[i] + t;
+      if (r < r_lo || r >= r_hi) continue;
+      const double w = wy.weight[i * taps + t];
+      const double* row_sum = &x_sum[static_cast<std::size_t>(r - r_lo) * cols];
+      const double* row_weight = &x_weight[static_cast<std::size_t>(r - r_lo) * cols];
+      for (std::size_t j = 0; j < cols; ++j) {
+        sum[j] += w * row_sum[j];
+        weight[j] += w * row_weight[j];
+      }
+    }
+    for (std::size_t j = 0; j < cols; ++j)
+      if (weight[j] > 0) out[i * cols + j] = sum[j] / weight[j];
   }
   return out;
 }
 
 // max over visited v of d(v) * exp(-|r - v|^2 / (2 sigma^2)) at every node; d normalised over
-// the visited positions. Each visited position touches only the nodes within 3 sigma.
+// the visited positions. Each visited position touches only the nodes within 3 sigma, and its
+// Gaussian is the product of a row and a column factor.
 std::vector<double> dark_field_at_nodes(const PolicyContext& context, double sigma_A) {
   const ScanRaster& raster = context.raster;
   std::vector<double> out(node_count(raster), 0.0);
@@ -170,6 +229,7 @@ std::vector<double> dark_field_at_nodes(const PolicyContext& context, double sig
   normalise_01(d);
   const double sigma = std::max(sigma_A, raster.step_A);
   const double reach = 3 * sigma;
+  std::vector<double> ey, ex;
   for (std::size_t v = 0; v < n; ++v) {
     const Vec2 p = context.visited_A[v];
     if (d[v] <= 0 || !std::isfinite(p.y) || !std::isfinite(p.x)) continue;
@@ -177,32 +237,52 @@ std::vector<double> dark_field_at_nodes(const PolicyContext& context, double sig
     const double i_hi = std::min(raster.rows - 1.0, std::floor((p.y + reach) / raster.step_A));
     const double j_lo = std::max(0.0, std::ceil((p.x - reach) / raster.step_A));
     const double j_hi = std::min(raster.cols - 1.0, std::floor((p.x + reach) / raster.step_A));
-    for (int i = static_cast<int>(i_lo); i <= i_hi; ++i)
-      for (int j = static_cast<int>(j_lo); j <= j_hi; ++j) {
-        const double dy = i * raster.step_A - p.y, dx = j * raster.step_A - p.x;
-        const double term = d[v] * std::exp(-(dy * dy + dx * dx) / (2 * sigma * sigma));
-        double& slot = out[static_cast<std::size_t>(i) * raster.cols + j];
-        slot = std::max(slot, term);
+    if (i_lo > i_hi || j_lo > j_hi) continue;
+    const auto factors = [&](double lo, double hi, double centre, std::vector<double>& e) {
+      e.clear();
+      for (int k = static_cast<int>(lo); k <= hi; ++k) {
+        const double delta = k * raster.step_A - centre;
+        e.push_back(std::exp(-delta * delta / (2 * sigma * sigma)));
       }
+    };
+    factors(i_lo, i_hi, p.y, ey);
+    factors(j_lo, j_hi, p.x, ex);
+    for (std::size_t a = 0; a < ey.size(); ++a) {
+      double* row = &out[(static_cast<std::size_t>(i_lo) + a) * raster.cols +
+                         static_cast<std::size_t>(j_lo)];
+      for (std::size_t b = 0; b < ex.size(); ++b) row[b] = std::max(row[b], d[v] * ey[a] * ex[b]);
+    }
   }
   return out;
 }
 
+}  // namespace
+
 // The sparse grid of the session's budget as cells that partition the raster: every node
 // belongs to its nearest sparse-grid position, ties to the lower index in the grid's order.
-struct SparseCells {
+struct heuristic_detail::SparseCells {
+  // What they were computed for: the cache key.
+  int rows = 0, cols = 0;
+  double step_A = 0;
+  int total = 0;
+
   std::vector<Vec2> centre_A;       // the sparse-grid positions, in the grid's order
   std::vector<long> centre_node;    // the raster node of each (-1 if none: not expected)
   std::vector<double> nn_steps;     // distance to the nearest other position, in raster steps
   std::vector<int> owner;           // per raster node: the index of its cell
 };
 
-SparseCells sparse_cells(const PolicyContext& context) {
-  const ScanRaster& raster = context.raster;
-  const long nodes = static_cast<long>(node_count(raster));
-  // A missing or impossible budget degrades to the nearest valid one, as in next_sparse_grid.
-  const int total = static_cast<int>(std::clamp<long>(context.total_positions, 1, nodes));
+namespace {
+
+using heuristic_detail::SparseCells;
+
+// `total`: the budget, already clamped to [1, nodes].
+SparseCells sparse_cells(const ScanRaster& raster, int total) {
   SparseCells cells;
+  cells.rows = raster.rows;
+  cells.cols = raster.cols;
+  cells.step_A = raster.step_A;
+  cells.total = total;
   cells.centre_A = sparse_grid_positions(total, raster.rows, raster.cols, raster.step_A);
   const std::size_t m = cells.centre_A.size();
   std::vector<double> cy(m), cx(m);  // in raster steps
@@ -220,7 +300,7 @@ SparseCells sparse_cells(const PolicyContext& context) {
       cells.nn_steps[b] = std::min(cells.nn_steps[b], d);
     }
   // Brute force nearest centre: rows * cols * budget distance evaluations (2.5e6 for the
-  // paper's 100 x 100 raster and 250 positions), a few ms, negligible next to reconstruction.
+  // paper's 100 x 100 raster and 250 positions), about 3 ms; once per session (cached).
   cells.owner.assign(node_count(raster), 0);
   for (std::size_t n = 0; n < cells.owner.size(); ++n) {
     const double i = static_cast<double>(n / raster.cols), j = static_cast<double>(n % raster.cols);
@@ -290,7 +370,18 @@ HeuristicPolicy::HeuristicPolicy(HeuristicPolicyOptions options) : options_(opti
         "min_separation_steps, cell_fraction and min_cell_gain must be finite and >= 0");
 }
 
-void HeuristicPolicy::reset(std::uint64_t) {}
+void HeuristicPolicy::reset(std::uint64_t) { cells_.reset(); }
+
+const heuristic_detail::SparseCells& HeuristicPolicy::cells_for(const ScanRaster& raster,
+                                                                int total_positions) {
+  const long nodes = static_cast<long>(node_count(raster));
+  // A missing or impossible budget degrades to the nearest valid one, as in next_sparse_grid.
+  const int total = static_cast<int>(std::clamp<long>(total_positions, 1, nodes));
+  if (!cells_ || cells_->rows != raster.rows || cells_->cols != raster.cols ||
+      cells_->step_A != raster.step_A || cells_->total != total)
+    cells_ = std::make_shared<const SparseCells>(sparse_cells(raster, total));
+  return *cells_;
+}
 
 std::vector<double> HeuristicPolicy::scores(const PolicyContext& context) const {
   if (!valid_raster(context.raster) || !usable_potential(context.potential)) return {};
@@ -313,7 +404,7 @@ std::vector<Vec2> HeuristicPolicy::propose(const PolicyContext& context) {
       context.sub_sequence == 0 ? std::vector<double>{} : scores(context);
   const bool informed = !score.empty();
 
-  const SparseCells cells = sparse_cells(context);
+  const SparseCells& cells = cells_for(raster, context.total_positions);
   std::vector<char> taken = visited_mask(raster, context.visited_A);
   std::vector<char> done(cells.centre_A.size(), 0);
   for (std::size_t n = 0; n < taken.size(); ++n)

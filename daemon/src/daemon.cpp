@@ -44,6 +44,10 @@ const char* state_name(ControlReply::State s) {
   }
 }
 
+PolicyLimits policy_limits(const ServeConfig& c) {
+  return {c.session.sub_sequence_size, c.session.raster.height_A(), c.session.raster.width_A()};
+}
+
 std::string new_session_id() {
   static std::atomic<int> counter{0};
   const auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
@@ -298,7 +302,7 @@ struct Daemon::Impl {
       throw std::runtime_error("a session is running: stop it before configuring");
     ServeConfig c = parse_serve_config(nlohmann::json::parse(text, nullptr, true, true));
     make_reconstructor(c.reconstructor_config());  // fails here, not at start, if it cannot run
-    make_policy(c.policy);
+    make_policy(c.policy, policy_limits(c));  // loads and checks a learned policy's model now
     config = std::move(c);
     state = ControlReply::CONFIGURED;
     error.clear();
@@ -322,7 +326,7 @@ struct Daemon::Impl {
     parts.reconstructor = make_reconstructor(c.reconstructor_config());
     log::info("reconstructor_backend", {{"requested", c.reconstruction.backend},
                                         {"chosen", parts.reconstructor->backend()}});
-    parts.policy = make_policy(c.policy);
+    parts.policy = make_policy(c.policy, policy_limits(c));
     parts.driver = make_driver(c.scan_driver);
     recorder = std::make_shared<Hdf5Recorder>(
         RecorderConfig{c.recorder.directory, c.recorder.sync_every_frames});

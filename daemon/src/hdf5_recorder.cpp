@@ -6,11 +6,18 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 #include <array>
 #include <bit>
 #include <cerrno>
+#include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <exception>
+#include <limits>
 #include <set>
 #include <stdexcept>
 #include <string_view>
@@ -28,16 +35,174 @@ static_assert(std::endian::native == std::endian::little, "the journal format is
 namespace {
 
 constexpr std::uint32_t kJournalMagic = 0x4A595450;  // "PTYJ" as bytes
-constexpr std::uint32_t kJournalVersion = 1;
+constexpr std::uint32_t kJournalVersion = 2;
 constexpr std::uint32_t kLayoutVersion = 1;
 constexpr std::size_t kRecordHeaderBytes = 24;
+constexpr std::size_t kFrameFieldsBytes = 56;  // a frame record's payload before its counts
 constexpr hsize_t kRowChunk = 1024;        // chunk length of the 1-D and (N, 2) frame datasets
 constexpr std::size_t kRecoverBatch = 64;  // frames appended per HDF5 call in recover()
 
 enum RecordType : std::uint32_t { kSession = 1, kFrame = 2, kSubSequence = 3, kEnd = 4 };
 
-// ---- CRC-32 (zlib's), slicing-by-8: a frame of 256x256 float32 is 256 KiB, and the byte-wise
-// table loop would cost more than the write(2) it protects.
+// ---- The counts' dtype (SessionInfo::frame_dtype). In the journal it is stored as the
+// ptypilot.wire.FrameHeader.DType number: 1 uint8, 2 uint16, 3 uint32, 4 float32.
+std::size_t dtype_bytes(PixelType t) {
+  switch (t) {
+    case PixelType::kUint8:
+      return 1;
+    case PixelType::kUint16:
+      return 2;
+    case PixelType::kUint32:
+    case PixelType::kFloat32:
+      return 4;
+  }
+  return 0;
+}
+
+const char* dtype_name(PixelType t) {
+  switch (t) {
+    case PixelType::kUint8:
+      return "uint8";
+    case PixelType::kUint16:
+      return "uint16";
+    case PixelType::kUint32:
+      return "uint32";
+    case PixelType::kFloat32:
+      return "float32";
+  }
+  return "unknown";
+}
+
+std::uint32_t dtype_code(PixelType t) {
+  switch (t) {
+    case PixelType::kUint8:
+      return 1;
+    case PixelType::kUint16:
+      return 2;
+    case PixelType::kUint32:
+      return 3;
+    case PixelType::kFloat32:
+      return 4;
+  }
+  return 0;
+}
+
+bool dtype_from_code(std::uint32_t code, PixelType& t) {
+  switch (code) {
+    case 1:
+      t = PixelType::kUint8;
+      return true;
+    case 2:
+      t = PixelType::kUint16;
+      return true;
+    case 3:
+      t = PixelType::kUint32;
+      return true;
+    case 4:
+      t = PixelType::kFloat32;
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Little-endian in the file; the process is little-endian too (see the static_assert), so the
+// bytes in memory are the file's bytes.
+hid_t dtype_file_type(PixelType t) {
+  switch (t) {
+    case PixelType::kUint8:
+      return H5T_STD_U8LE;
+    case PixelType::kUint16:
+      return H5T_STD_U16LE;
+    case PixelType::kUint32:
+      return H5T_STD_U32LE;
+    case PixelType::kFloat32:
+      return H5T_IEEE_F32LE;
+  }
+  return H5I_INVALID_HID;
+}
+
+// Converts float counts to uint8 or uint16 where every value is exactly representable (an
+// integer in T's range); returns false if one is not (NaN, inf, a fraction, negative, too
+// large), with `out` partly written. The counts of a whole batch pass through here on every
+// write, so the loop is branch-free and the compiler vectorises it: adding 2^23 puts round(v)
+// into the low mantissa bits for 0 <= v < 2^23, and v is exact iff that integer is v again
+// (anything else, NaN included, compares unequal) and fits T.
+template <typename T>
+bool narrow_exact_small(const float* in, std::size_t n, unsigned char* out) {
+  static_assert(sizeof(T) <= 2);
+  constexpr std::uint32_t kMax = std::numeric_limits<T>::max();
+  std::uint32_t inexact = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const float v = in[i];
+    const std::uint32_t m = std::bit_cast<std::uint32_t>(v + 8388608.0f) & 0x7FFFFFu;
+    inexact |= static_cast<std::uint32_t>(static_cast<float>(static_cast<std::int32_t>(m)) != v) |
+               static_cast<std::uint32_t>(m > kMax);
+    const T t = static_cast<T>(m);
+    std::memcpy(out + i * sizeof(T), &t, sizeof(T));
+  }
+  return inexact == 0;
+}
+
+// The same for uint32, whose range float does not cover exactly. Scalar: uint32 detectors are
+// rare, and above 2^24 their counts were already rounded when they became float.
+bool narrow_exact_u32(const float* in, std::size_t n, unsigned char* out) {
+  bool exact = true;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double v = in[i];
+    std::uint32_t t = 0;
+    if (v >= 0.0 && v <= 4294967295.0 && v == std::floor(v))
+      t = static_cast<std::uint32_t>(v);
+    else
+      exact = false;
+    std::memcpy(out + i * sizeof t, &t, sizeof t);
+  }
+  return exact;
+}
+
+// The first count that `t` cannot hold exactly, or n if there is none.
+std::size_t first_inexact(const float* in, std::size_t n, PixelType t) {
+  double max = 0.0;
+  switch (t) {
+    case PixelType::kUint8:
+      max = 255.0;
+      break;
+    case PixelType::kUint16:
+      max = 65535.0;
+      break;
+    case PixelType::kUint32:
+      max = 4294967295.0;
+      break;
+    case PixelType::kFloat32:
+      return n;
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    const double v = in[i];
+    if (!(v >= 0.0 && v <= max && v == std::floor(v))) return i;
+  }
+  return n;
+}
+
+// Writes `n` counts as `t` to `out` (little-endian); false if one is not exactly representable.
+bool convert_counts(const float* in, std::size_t n, PixelType t, unsigned char* out) {
+  switch (t) {
+    case PixelType::kUint8:
+      return narrow_exact_small<std::uint8_t>(in, n, out);
+    case PixelType::kUint16:
+      return narrow_exact_small<std::uint16_t>(in, n, out);
+    case PixelType::kUint32:
+      return narrow_exact_u32(in, n, out);
+    case PixelType::kFloat32:
+      if (n) std::memcpy(out, in, n * sizeof(float));
+      return true;
+  }
+  return false;
+}
+
+// ---- CRC-32 (zlib's). Every journal byte goes through it before the write(2) it protects, so
+// it must run well above disk speed: carry-less multiplication (PCLMULQDQ folding, Intel's "Fast
+// CRC Computation for Generic Polynomials Using PCLMULQDQ", as in Chromium's zlib) where the CPU
+// has it, slicing-by-8 tables otherwise and for the tail that is not a whole 16 bytes.
 using CrcTables = std::array<std::array<std::uint32_t, 256>, 8>;
 
 CrcTables make_crc_tables() {
@@ -52,9 +217,14 @@ CrcTables make_crc_tables() {
   return t;
 }
 
-std::uint32_t crc32(const unsigned char* p, std::size_t n) {
+const CrcTables& crc_tables() {
   static const CrcTables t = make_crc_tables();
-  std::uint32_t crc = 0xFFFFFFFFu;
+  return t;
+}
+
+// Advances the CRC register (pre- and post-inversion are the caller's) over n bytes.
+std::uint32_t crc32_tables(std::uint32_t crc, const unsigned char* p, std::size_t n) {
+  const CrcTables& t = crc_tables();
   while (n >= 8) {
     std::uint32_t a, b;
     std::memcpy(&a, p, 4);
@@ -66,7 +236,108 @@ std::uint32_t crc32(const unsigned char* p, std::size_t n) {
     n -= 8;
   }
   while (n--) crc = t[0][(crc ^ *p++) & 0xFF] ^ (crc >> 8);
-  return ~crc;
+  return crc;
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define PTYPILOT_CRC32_PCLMUL 1
+__attribute__((target("pclmul,sse4.1"))) inline __m128i clmul_load(const unsigned char* p) {
+  return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+}
+
+// x * k (each 64-bit half by its constant, carry-less) ^ next: one fold.
+__attribute__((target("pclmul,sse4.1"))) inline __m128i clmul_fold(__m128i x, __m128i k,
+                                                                   __m128i next) {
+  const __m128i lo = _mm_clmulepi64_si128(x, k, 0x00);
+  const __m128i hi = _mm_clmulepi64_si128(x, k, 0x11);
+  return _mm_xor_si128(_mm_xor_si128(hi, lo), next);
+}
+
+// The register over n bytes, n >= 64 and a multiple of 16. Constants: the bit-reflected
+// x^k mod P(x) of the paper for folding by 512 and 128 bits, then the Barrett reduction.
+__attribute__((target("pclmul,sse4.1"))) std::uint32_t crc32_pclmul(std::uint32_t crc,
+                                                                    const unsigned char* buf,
+                                                                    std::size_t n) {
+  alignas(16) static const std::uint64_t k1k2[] = {0x0154442bd4, 0x01c6e41596};
+  alignas(16) static const std::uint64_t k3k4[] = {0x01751997d0, 0x00ccaa009e};
+  alignas(16) static const std::uint64_t k5k0[] = {0x0163cd6124, 0x0000000000};
+  alignas(16) static const std::uint64_t poly[] = {0x01db710641, 0x01f7011641};
+
+  __m128i x1 = _mm_xor_si128(clmul_load(buf), _mm_cvtsi32_si128(static_cast<int>(crc)));
+  __m128i x2 = clmul_load(buf + 16);
+  __m128i x3 = clmul_load(buf + 32);
+  __m128i x4 = clmul_load(buf + 48);
+  buf += 64;
+  n -= 64;
+  __m128i k = _mm_load_si128(reinterpret_cast<const __m128i*>(k1k2));
+  while (n >= 64) {  // four independent folds by 512 bits
+    x1 = clmul_fold(x1, k, clmul_load(buf));
+    x2 = clmul_fold(x2, k, clmul_load(buf + 16));
+    x3 = clmul_fold(x3, k, clmul_load(buf + 32));
+    x4 = clmul_fold(x4, k, clmul_load(buf + 48));
+    buf += 64;
+    n -= 64;
+  }
+  k = _mm_load_si128(reinterpret_cast<const __m128i*>(k3k4));  // fold by 128 bits
+  x1 = clmul_fold(x1, k, x2);
+  x1 = clmul_fold(x1, k, x3);
+  x1 = clmul_fold(x1, k, x4);
+  while (n >= 16) {
+    x1 = clmul_fold(x1, k, clmul_load(buf));
+    buf += 16;
+    n -= 16;
+  }
+  // 128 -> 64 bits.
+  __m128i x = _mm_clmulepi64_si128(x1, k, 0x10);
+  const __m128i mask32 = _mm_setr_epi32(~0, 0, ~0, 0);
+  x1 = _mm_xor_si128(_mm_srli_si128(x1, 8), x);
+  k = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(k5k0));
+  x = _mm_srli_si128(x1, 4);
+  x1 = _mm_xor_si128(_mm_clmulepi64_si128(_mm_and_si128(x1, mask32), k, 0x00), x);
+  // Barrett reduction to 32 bits.
+  k = _mm_load_si128(reinterpret_cast<const __m128i*>(poly));
+  x = _mm_clmulepi64_si128(_mm_and_si128(x1, mask32), k, 0x10);
+  x = _mm_clmulepi64_si128(_mm_and_si128(x, mask32), k, 0x00);
+  x1 = _mm_xor_si128(x1, x);
+  return static_cast<std::uint32_t>(_mm_extract_epi32(x1, 1));
+}
+
+// PCLMULQDQ where the CPU has it and it agrees with the tables (checked once, on lengths and
+// offsets that exercise every loop): a wrong CRC would make recover() stop at the first frame.
+bool use_pclmul() {
+  static const bool ok = [] {
+    if (!__builtin_cpu_supports("pclmul") || !__builtin_cpu_supports("sse4.1")) return false;
+    std::array<unsigned char, 1100> data{};
+    std::uint32_t x = 12345;
+    for (unsigned char& b : data) {
+      x = x * 1103515245u + 12345u;
+      b = static_cast<unsigned char>(x >> 24);
+    }
+    for (std::size_t offset : {0, 1, 7}) {
+      for (std::size_t n : {64, 80, 128, 192, 208, 1024}) {
+        const std::uint32_t seed = 0xFFFFFFFFu ^ static_cast<std::uint32_t>(n * 2654435761u);
+        if (crc32_pclmul(seed, data.data() + offset, n) !=
+            crc32_tables(seed, data.data() + offset, n))
+          return false;
+      }
+    }
+    return true;
+  }();
+  return ok;
+}
+#endif
+
+std::uint32_t crc32(const unsigned char* p, std::size_t n) {
+  std::uint32_t crc = 0xFFFFFFFFu;
+#ifdef PTYPILOT_CRC32_PCLMUL
+  if (n >= 64 && use_pclmul()) {
+    const std::size_t whole = n & ~static_cast<std::size_t>(15);
+    crc = crc32_pclmul(crc, p, whole);
+    p += whole;
+    n -= whole;
+  }
+#endif
+  return ~crc32_tables(crc, p, n);
 }
 
 // ---- Journal encoding.
@@ -105,10 +376,9 @@ std::size_t begin_record(Bytes& b) {
   return start;
 }
 
-void finish_record(Bytes& b, std::size_t start, RecordType type) {
-  const std::uint64_t payload = b.size() - start - kRecordHeaderBytes;
-  const std::uint32_t payload_crc = crc32(b.data() + start + kRecordHeaderBytes, payload);
-  unsigned char* h = b.data() + start;
+// Fills in the header of a record whose payload follows it at h + kRecordHeaderBytes.
+void seal_record(unsigned char* h, std::uint64_t payload, RecordType type) {
+  const std::uint32_t payload_crc = crc32(h + kRecordHeaderBytes, payload);
   const std::uint32_t t = type;
   std::memcpy(h, &kJournalMagic, 4);
   std::memcpy(h + 4, &t, 4);
@@ -118,12 +388,16 @@ void finish_record(Bytes& b, std::size_t start, RecordType type) {
   std::memcpy(h + 20, &header_crc, 4);
 }
 
+void finish_record(Bytes& b, std::size_t start, RecordType type) {
+  seal_record(b.data() + start, b.size() - start - kRecordHeaderBytes, type);
+}
+
 void encode_session(Bytes& b, const SessionInfo& info) {
   const std::size_t start = begin_record(b);
   put(b, kJournalVersion);
   put(b, static_cast<std::uint32_t>(info.frame_rows));
   put(b, static_cast<std::uint32_t>(info.frame_cols));
-  put(b, std::uint32_t{0});
+  put(b, dtype_code(info.frame_dtype));
   put(b, info.pixel_A);
   put_string(b, info.session_id);
   put_string(b, info.config_json);
@@ -131,19 +405,33 @@ void encode_session(Bytes& b, const SessionInfo& info) {
   finish_record(b, start, kSession);
 }
 
-void encode_frame(Bytes& b, const DetectorFrame& f) {
-  const std::size_t start = begin_record(b);
-  put(b, f.frame_index);
-  put(b, f.timestamp_ns);
-  put(b, f.sub_sequence);
-  put(b, f.position_index);
-  put(b, f.position_A.y);
-  put(b, f.position_A.x);
-  put(b, f.electrons_per_frame);
-  put(b, static_cast<std::uint32_t>(f.rows));
-  put(b, static_cast<std::uint32_t>(f.cols));
-  put_raw(b, f.counts.data(), f.counts.size() * sizeof(float));
-  finish_record(b, start, kFrame);
+// A frame record is encoded in place, into memory sized for it (frame_record_bytes): a batch
+// is one buffer of back-to-back records, and the counts are converted straight into it.
+std::size_t frame_record_bytes(std::size_t counts_bytes) {
+  return kRecordHeaderBytes + kFrameFieldsBytes + counts_bytes;
+}
+
+// Where a frame record's counts begin.
+constexpr std::size_t kFrameCountsOffset = kRecordHeaderBytes + kFrameFieldsBytes;
+
+// Writes a frame record's fields after its header; the counts (counts_bytes of them, already
+// in place) follow, and then the header is sealed.
+void encode_frame(unsigned char* record, const DetectorFrame& f, std::size_t counts_bytes) {
+  unsigned char* p = record + kRecordHeaderBytes;
+  const auto field = [&p](const auto& value) {
+    std::memcpy(p, &value, sizeof value);
+    p += sizeof value;
+  };
+  field(f.frame_index);
+  field(f.timestamp_ns);
+  field(f.sub_sequence);
+  field(f.position_index);
+  field(f.position_A.y);
+  field(f.position_A.x);
+  field(f.electrons_per_frame);
+  field(static_cast<std::uint32_t>(f.rows));
+  field(static_cast<std::uint32_t>(f.cols));
+  seal_record(record, kFrameFieldsBytes + counts_bytes, kFrame);
 }
 
 void encode_sub_sequence(Bytes& b, const SubSequenceRecord& r) {
@@ -383,6 +671,8 @@ class H5File {
     path_ = path;
     rows_ = static_cast<hsize_t>(info.frame_rows);
     cols_ = static_cast<hsize_t>(info.frame_cols);
+    counts_type_ = dtype_file_type(info.frame_dtype);
+    counts_bytes_ = static_cast<std::size_t>(rows_ * cols_) * dtype_bytes(info.frame_dtype);
     H5Id fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
     // STRONG: closing the file closes whatever is still open in it, so a close after an error
     // never leaves the file half-open.
@@ -417,15 +707,15 @@ class H5File {
     if (!frames.valid() || !sub_sequences_.valid()) return hdf5_status(path_, "groups");
 
     const hid_t g = frames.get();
-    // No chunk cache for the frames: each chunk is one frame, written whole and never read
-    // back, so caching only holds unwritten data in memory. Written straight through, a full
-    // disk fails the write_frames() that hit it, and what HDF5 holds dirty between flushes stays
-    // small (the reserve file in Hdf5Recorder covers it).
+    // No chunk cache for the frames: each chunk is one frame, written whole (H5Dwrite_chunk)
+    // and never read back, so caching only holds unwritten data in memory. Written straight
+    // through, a full disk fails the write_frames() that hit it, and what HDF5 holds dirty
+    // between flushes stays small (the reserve file in Hdf5Recorder covers it).
     H5Id uncached(H5Pcreate(H5P_DATASET_ACCESS), H5Pclose);
     if (!uncached.valid() || H5Pset_chunk_cache(uncached.get(), H5D_CHUNK_CACHE_NSLOTS_DEFAULT, 0,
                                                 H5D_CHUNK_CACHE_W0_DEFAULT) < 0)
       return hdf5_status(path_, "dataset access properties");
-    counts_ = extendible(g, "counts", H5T_IEEE_F32LE, {rows_, cols_}, 1, uncached.get());
+    counts_ = extendible(g, "counts", counts_type_, {rows_, cols_}, 1, uncached.get());
     position_ = extendible(g, "position_A", H5T_IEEE_F64LE, {2}, kRowChunk);
     frame_index_ = extendible(g, "frame_index", H5T_STD_U64LE, {}, kRowChunk);
     sub_sequence_ = extendible(g, "sub_sequence", H5T_STD_U32LE, {}, kRowChunk);
@@ -440,13 +730,14 @@ class H5File {
 
   bool is_open() const { return file_.valid(); }
 
-  // Appends whole rows to every frame dataset. On failure every dataset is cut back to the old
+  // Appends whole rows to every frame dataset: the fields of `frames` (their counts are not
+  // used) and, for frame i, the counts at counts + i * stride, already in the session's dtype
+  // and little-endian (the file's bytes). On failure every dataset is cut back to the old
   // length, so the file never holds a frame whose fields are only partly written.
-  Status append(std::span<const DetectorFrame> frames) {
+  Status append(std::span<const DetectorFrame> frames, const unsigned char* counts,
+                std::size_t stride) {
     const std::size_t n = frames.size();
     if (n == 0) return Status::Ok();
-    const std::size_t pixels = static_cast<std::size_t>(rows_ * cols_);
-    counts_buf_.resize(n * pixels);
     position_buf_.resize(2 * n);
     frame_index_buf_.resize(n);
     sub_sequence_buf_.resize(n);
@@ -455,7 +746,6 @@ class H5File {
     electrons_buf_.resize(n);
     for (std::size_t i = 0; i < n; ++i) {
       const DetectorFrame& f = frames[i];
-      std::memcpy(counts_buf_.data() + i * pixels, f.counts.data(), pixels * sizeof(float));
       position_buf_[2 * i] = f.position_A.y;
       position_buf_[2 * i + 1] = f.position_A.x;
       frame_index_buf_[i] = f.frame_index;
@@ -470,7 +760,7 @@ class H5File {
       std::vector<hsize_t> tail;
       const void* data;
     } items[] = {
-        {counts_, H5T_NATIVE_FLOAT, {rows_, cols_}, counts_buf_.data()},
+        {counts_, H5I_INVALID_HID, {rows_, cols_}, nullptr},  // written chunk by chunk, below
         {position_, H5T_NATIVE_DOUBLE, {2}, position_buf_.data()},
         {frame_index_, H5T_NATIVE_UINT64, {}, frame_index_buf_.data()},
         {sub_sequence_, H5T_NATIVE_UINT32, {}, sub_sequence_buf_.data()},
@@ -479,7 +769,10 @@ class H5File {
         {electrons_, H5T_NATIVE_DOUBLE, {}, electrons_buf_.data()},
     };
     for (const auto& item : items) {
-      if (!extend_and_write(item.dset.get(), item.mem_type, item.tail, n, item.data)) {
+      const bool ok = item.data ? extend_and_write(item.dset.get(), item.mem_type, item.tail, n,
+                                                   item.data)
+                                : append_chunks(item.dset.get(), n, counts, stride);
+      if (!ok) {
         Status status = hdf5_status(path_, "append frames");
         for (const auto& undo : items) set_length(undo.dset.get(), undo.tail, rows_written_);
         forget_hdf5_errors();
@@ -584,6 +877,19 @@ class H5File {
     return H5Dset_extent(dset, dims.data()) >= 0;
   }
 
+  // Each frame is one chunk of /frames/counts, and its bytes are already the file's, so it goes
+  // in with H5Dwrite_chunk: no selection, no type conversion, no gather copy (for small frames,
+  // H5Dwrite's per-chunk bookkeeping cost more than the bytes).
+  bool append_chunks(hid_t dset, hsize_t n, const unsigned char* counts, std::size_t stride) {
+    if (!set_length(dset, {rows_, cols_}, rows_written_ + n)) return false;
+    for (hsize_t i = 0; i < n; ++i) {
+      const hsize_t offset[3] = {rows_written_ + i, 0, 0};
+      if (H5Dwrite_chunk(dset, H5P_DEFAULT, 0, offset, counts_bytes_, counts + i * stride) < 0)
+        return false;
+    }
+    return true;
+  }
+
   bool extend_and_write(hid_t dset, hid_t mem_type, const std::vector<hsize_t>& tail, hsize_t n,
                         const void* data) {
     if (!set_length(dset, tail, rows_written_ + n)) return false;
@@ -605,9 +911,10 @@ class H5File {
   hsize_t rows_ = 0;
   hsize_t cols_ = 0;
   hsize_t rows_written_ = 0;
+  hid_t counts_type_ = H5I_INVALID_HID;  // a predefined type: not closed
+  std::size_t counts_bytes_ = 0;        // one frame's counts, in the file
   H5Id file_, sub_sequences_;
   H5Id counts_, position_, frame_index_, sub_sequence_, position_index_, timestamp_, electrons_;
-  std::vector<float> counts_buf_;
   std::vector<double> position_buf_, electrons_buf_;
   std::vector<std::uint64_t> frame_index_buf_, timestamp_buf_;
   std::vector<std::uint32_t> sub_sequence_buf_, position_index_buf_;
@@ -773,6 +1080,10 @@ Status Hdf5Recorder::begin_session(const SessionInfo& info) {
       return invalid_argument("recorder: frame shape " + shape_text(info.frame_rows,
                                                                    info.frame_cols) +
                               " must be positive");
+    if (dtype_bytes(info.frame_dtype) == 0)
+      return invalid_argument("recorder: frame_dtype " +
+                              std::to_string(static_cast<int>(info.frame_dtype)) +
+                              " is not a PixelType (uint8, uint16, uint32 or float32)");
     const fs::path h5 = config_.directory / (info.session_id + ".h5");
     const fs::path journal = config_.directory / (info.session_id + ".journal");
     for (const fs::path& p : {h5, journal}) {
@@ -824,7 +1135,8 @@ Status Hdf5Recorder::begin_session(const SessionInfo& info) {
     log::info("recording_started", {{"session_id", info.session_id},
                                     {"h5", h5.string()},
                                     {"journal", journal.string()},
-                                    {"frame_shape", {info.frame_rows, info.frame_cols}}});
+                                    {"frame_shape", {info.frame_rows, info.frame_cols}},
+                                    {"frame_dtype", dtype_name(info.frame_dtype)}});
     return Status::Ok();
   } catch (const std::exception& e) {
     return {StatusCode::kInternal, std::string("recorder: begin_session: ") + e.what()};
@@ -850,17 +1162,42 @@ Status Hdf5Recorder::write_frames(std::span<const DetectorFrame> frames) {
                                 info.session_id);
     }
 
-    CaptureHdf5Errors capture;
+    // One buffer of back-to-back frame records, the counts converted straight into it: one
+    // write(2) for the journal, and the .h5 takes each frame's counts from the same bytes.
+    // Sized without clear(): a vector only zero-fills what it grows by, and every byte is
+    // overwritten below.
+    const std::size_t counts_bytes = pixels * dtype_bytes(info.frame_dtype);
+    const std::size_t record_bytes = frame_record_bytes(counts_bytes);
     Bytes& buffer = session_->buffer;
-    buffer.clear();
-    for (const DetectorFrame& f : frames) encode_frame(buffer, f);
+    buffer.resize(frames.size() * record_bytes);
+    for (std::size_t i = 0; i < frames.size(); ++i) {
+      const DetectorFrame& f = frames[i];
+      unsigned char* record = buffer.data() + i * record_bytes;
+      if (!convert_counts(f.counts.data(), pixels, info.frame_dtype,
+                          record + kFrameCountsOffset)) {
+        const std::size_t at = first_inexact(f.counts.data(), pixels, info.frame_dtype);
+        const auto cols = static_cast<std::size_t>(info.frame_cols);
+        char value[32];
+        std::snprintf(value, sizeof value, "%.10g", at < pixels ? f.counts[at] : 0.0f);
+        return invalid_argument(
+            "recorder: frame " + std::to_string(f.frame_index) + " has count " + value +
+            " at row " + std::to_string(at / cols) + ", col " + std::to_string(at % cols) +
+            ", which the session's " + dtype_name(info.frame_dtype) +
+            " counts cannot hold exactly (SessionInfo::frame_dtype); nothing of this call "
+            "was recorded");
+      }
+      encode_frame(record, f, counts_bytes);
+    }
+
+    CaptureHdf5Errors capture;
     // The journal and the .h5 each take about the encoded size.
     if (Status s = check_free_space(config_.directory, 2 * buffer.size(), config_.min_free_bytes);
         !s.ok())
       return fail({s.code(), "recorder: " + s.message()});
     if (Status s = session_->journal.append(buffer); !s.ok())
       return fail({s.code(), "recorder: journal " + s.message()});
-    if (Status s = session_->h5.append(frames); !s.ok())
+    if (Status s = session_->h5.append(frames, buffer.data() + kFrameCountsOffset, record_bytes);
+        !s.ok())
       return fail({s.code(), "recorder: " + s.message() + "; the frames are in the journal " +
                                  journal_path_.string() + " (recover() rebuilds the file)"});
     session_->frames_since_flush += frames.size();
@@ -985,19 +1322,23 @@ ssize_t read_full(int fd, unsigned char* out, std::size_t n) {
   return static_cast<ssize_t>(done);
 }
 
-bool parse_session(Reader& r, SessionInfo& info) {
-  std::uint32_t version = 0, rows = 0, cols = 0, reserved = 0;
+// `version` is set as soon as it is read, so that a caller can name an unsupported one.
+bool parse_session(Reader& r, SessionInfo& info, std::uint32_t& version) {
+  std::uint32_t rows = 0, cols = 0, dtype = 0;
   if (!r.get(version) || version != kJournalVersion || !r.get(rows) || !r.get(cols) ||
-      !r.get(reserved) || !r.get(info.pixel_A) || !r.get_string(info.session_id) ||
+      !r.get(dtype) || !r.get(info.pixel_A) || !r.get_string(info.session_id) ||
       !r.get_string(info.config_json) || !r.get_string(info.versions_json) || !r.at_end())
     return false;
   if (rows == 0 || cols == 0 || rows > (1u << 16) || cols > (1u << 16)) return false;
+  if (!dtype_from_code(dtype, info.frame_dtype)) return false;
   info.frame_rows = static_cast<int>(rows);
   info.frame_cols = static_cast<int>(cols);
   return true;
 }
 
-bool parse_frame(Reader& r, const SessionInfo& info, DetectorFrame& f) {
+// Reads a frame record's fields into f (counts left empty) and appends its counts, as stored
+// (the session's dtype, the file's bytes), to `counts`.
+bool parse_frame(Reader& r, const SessionInfo& info, DetectorFrame& f, Bytes& counts) {
   std::uint32_t rows = 0, cols = 0;
   if (!r.get(f.frame_index) || !r.get(f.timestamp_ns) || !r.get(f.sub_sequence) ||
       !r.get(f.position_index) || !r.get(f.position_A.y) || !r.get(f.position_A.x) ||
@@ -1008,8 +1349,13 @@ bool parse_frame(Reader& r, const SessionInfo& info, DetectorFrame& f) {
   f.session_id = info.session_id;
   f.rows = info.frame_rows;
   f.cols = info.frame_cols;
-  f.counts.resize(static_cast<std::size_t>(rows) * cols);
-  return r.get_raw(f.counts.data(), f.counts.size() * sizeof(float)) && r.at_end();
+  f.dtype = info.frame_dtype;
+  const std::size_t bytes = static_cast<std::size_t>(rows) * cols * dtype_bytes(info.frame_dtype);
+  const std::size_t at = counts.size();
+  counts.resize(at + bytes);
+  if (r.get_raw(counts.data() + at, bytes) && r.at_end()) return true;
+  counts.resize(at);
+  return false;
 }
 
 bool parse_sub_sequence(Reader& r, SubSequenceRecord& s) {
@@ -1094,27 +1440,38 @@ Status Hdf5Recorder::recover(const fs::path& journal, const fs::path& h5_out,
 
     std::uint32_t type = 0;
     SessionInfo info;
+    std::uint32_t version = 0;
     bool have_session = next(type) && type == kSession;
     if (have_session) {
       Reader r(payload.data(), payload.size());
-      have_session = parse_session(r, info);
+      have_session = parse_session(r, info, version);
     }
+    if (!have_session && version != 0 && version != kJournalVersion)
+      return invalid_argument("recover: " + journal.string() +
+                              " is a ptypilot journal of version " + std::to_string(version) +
+                              "; this build reads version " + std::to_string(kJournalVersion) +
+                              " only");
     if (!have_session)
       return invalid_argument("recover: " + journal.string() +
-                              " is not a ptypilot journal (version 1): it does not start with a "
-                              "session record");
+                              " is not a ptypilot journal (version " +
+                              std::to_string(kJournalVersion) +
+                              "): it does not start with a valid session record");
 
     CaptureHdf5Errors capture;
     H5File h5;
     if (Status s = h5.create(h5_out, info, fs::absolute(journal).string()); !s.ok())
       return {s.code(), "recover: " + s.message()};
-    std::vector<DetectorFrame> batch;
+    std::vector<DetectorFrame> batch;  // the frames' fields; their counts are in batch_counts
+    Bytes batch_counts;
     batch.reserve(kRecoverBatch);
+    const std::size_t counts_bytes = static_cast<std::size_t>(info.frame_rows) * info.frame_cols *
+                                     dtype_bytes(info.frame_dtype);
     auto flush_batch = [&]() -> Status {
       if (batch.empty()) return Status::Ok();
-      Status s = h5.append(batch);
+      Status s = h5.append(batch, batch_counts.data(), counts_bytes);
       if (s.ok()) found.frames += batch.size();
       batch.clear();
+      batch_counts.clear();
       return s;
     };
     Status status;
@@ -1124,7 +1481,7 @@ Status Hdf5Recorder::recover(const fs::path& journal, const fs::path& h5_out,
       Reader r(payload.data(), payload.size());
       if (type == kFrame) {
         DetectorFrame f;
-        if (!parse_frame(r, info, f)) {
+        if (!parse_frame(r, info, f, batch_counts)) {
           stop_reason = "malformed frame record";
           offset = record_begin;
           break;

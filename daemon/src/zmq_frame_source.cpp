@@ -214,6 +214,12 @@ ZmqFrameSource::ZmqFrameSource(zmq::context_t& ctx, const ZmqFrameSourceConfig& 
                              " is not usable; each must be >= 0 (0 = any) and the frame at most "
                              "4096 x 4096 pixels");
   }
+  if (config_.expected_dtype && pixel_size(*config_.expected_dtype) == 0) {
+    throw std::runtime_error("ZmqFrameSource: expected_dtype " +
+                             std::to_string(static_cast<int>(*config_.expected_dtype)) +
+                             " is not a PixelType; use uint8, uint16, uint32 or float32 (or none "
+                             "to accept any)");
+  }
 
   const char* verb = config_.bind ? "bind" : "connect";
   try {
@@ -235,7 +241,10 @@ ZmqFrameSource::ZmqFrameSource(zmq::context_t& ctx, const ZmqFrameSourceConfig& 
                                    {"endpoint", bound_endpoint()},
                                    {"receive_hwm", config_.receive_hwm},
                                    {"expected_rows", config_.expected_rows},
-                                   {"expected_cols", config_.expected_cols}});
+                                   {"expected_cols", config_.expected_cols},
+                                   {"expected_dtype", config_.expected_dtype
+                                                          ? pixel_type_name(*config_.expected_dtype)
+                                                          : "any"}});
 }
 
 std::string ZmqFrameSource::bound_endpoint() const {
@@ -330,6 +339,12 @@ Status ZmqFrameSource::decode(DetectorFrame* frame) {
             : "unknown value " + std::to_string(static_cast<int>(header_.dtype()));
     return reject(counters::kBadDtype,
                   prefix + "dtype is " + what + "; expected UINT8, UINT16, UINT32 or FLOAT32");
+  }
+  if (config_.expected_dtype && *dtype != *config_.expected_dtype) {
+    return reject(counters::kDtypeMismatch,
+                  prefix + "its dtype is " + pixel_type_name(*dtype) +
+                      " but the detector is configured to send " +
+                      pixel_type_name(*config_.expected_dtype) + " (expected_dtype)");
   }
 
   const std::uint64_t rows = header_.rows();

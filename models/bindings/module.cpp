@@ -8,6 +8,7 @@ void bind_optics(py::module_& m);
 void bind_metrics(py::module_& m);
 void bind_specimen(py::module_& m);
 void bind_reconstructor(py::module_& m);
+void bind_reward(py::module_& m);
 
 PYBIND11_MODULE(ptypilot_core, m) {
   m.doc() = "ptypilot physics: probe, specimens, forward model, reconstructor, metrics";
@@ -15,4 +16,5 @@ PYBIND11_MODULE(ptypilot_core, m) {
   bind_metrics(m);
   bind_specimen(m);
   bind_reconstructor(m);
+  bind_reward(m);
 }

@@ -22,6 +22,16 @@ TEST_CASE("the example config loads and fills the preset", "[config]") {
   CHECK(again.to_json() == c.to_json());
 }
 
+TEST_CASE("the microscope example config loads with an explicit probe and raster", "[config]") {
+  const auto path = std::filesystem::path(PTYPILOT_SOURCE_DIR) / "deploy/config/microscope-example.json";
+  const ServeConfig c = load_serve_config(path);
+  CHECK(c.session.preset.empty());
+  CHECK(c.session.raster.cols == 100);
+  CHECK(c.session.sub_sequence_size == 100);
+  CHECK(c.scan_driver.kind == "zmq");
+  CHECK(c.reconstructor_config().object.pixel_A == Approx(0.154).epsilon(1e-3));
+}
+
 TEST_CASE("config errors name the key and the rule", "[config]") {
   json j = {{"session", {{"preset", "mos2-paper"}}}};
   CHECK_NOTHROW(parse_serve_config(j));

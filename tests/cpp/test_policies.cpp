@@ -1,5 +1,9 @@
+#include <algorithm>
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <random>
 #include <set>
 #include <stdexcept>
 #include <utility>
@@ -7,6 +11,8 @@
 #include "ptypilot/daemon/baseline_policies.hpp"
 #include "ptypilot/daemon/policy.hpp"
 #include "ptypilot/scan_geometry.hpp"
+#include "ptypilot/sim/presets.hpp"
+#include "ptypilot/sim/simulator.hpp"
 
 using namespace ptypilot;
 
@@ -72,17 +78,17 @@ TEST_CASE("make_policy builds the baselines and names the known kinds", "[policy
   for (const char* kind : {"raster", "sparse-grid", "random", "heuristic"}) {
     PolicyConfig config;
     config.kind = kind;
-    const auto policy = make_policy(config);
+    const auto policy = make_policy(config, PolicyLimits{50, 19.8, 19.8});
     REQUIRE(policy != nullptr);
     CHECK(policy->name() == kind);
   }
   PolicyConfig bad;
   bad.kind = "sparse_grid";
-  CHECK_THROWS_WITH(make_policy(bad), Catch::Contains("sparse-grid") && Catch::Contains("raster"));
+  CHECK_THROWS_WITH(make_policy(bad, PolicyLimits{50, 19.8, 19.8}), Catch::Contains("sparse-grid") && Catch::Contains("raster"));
   PolicyConfig learned;
   learned.kind = "torchscript";
-  CHECK_THROWS_AS(make_policy(learned), std::invalid_argument);
-  CHECK_THROWS_WITH(make_policy(learned), Catch::Contains("the learned policy is not built yet"));
+  CHECK_THROWS_WITH(make_policy(learned, PolicyLimits{50, 19.8, 19.8}),
+                    Catch::Contains("needs policy.model_path"));
 }
 
 TEST_CASE("sparse-grid policy hands out the sparse grid of the whole budget in order", "[policy]") {
@@ -403,7 +409,7 @@ TEST_CASE("policies answer an invalid context with nothing instead of throwing",
   for (const char* kind : {"raster", "sparse-grid", "random", "heuristic"}) {
     PolicyConfig config;
     config.kind = kind;
-    const auto policy = make_policy(config);
+    const auto policy = make_policy(config, PolicyLimits{50, 19.8, 19.8});
     CHECK(policy->propose(context).empty());
   }
   context.raster = {5, 5, 1.0};
@@ -414,4 +420,115 @@ TEST_CASE("policies answer an invalid context with nothing instead of throwing",
   context.count = 3;
   context.total_positions = 0;  // a missing budget degrades instead of throwing
   CHECK(sparse.propose(context).size() == 3);
+}
+
+TEST_CASE("heuristic policy scores are the Gaussian-weighted phase, skipping bad pixels",
+          "[policy]") {
+  // The separable smoothing against the plain 2-D weighted mean, on an object with non-finite
+  // pixels (left out of the mean) and a node whose whole window is non-finite (score 0).
+  const ScanRaster raster{12, 10, 0.3};
+  Potential potential = blob_potential(raster, {1.5, 1.2}, 0.6);
+  RealImage& phase = potential.phase_rad;
+  auto& pixels = phase.vector();
+  for (std::size_t k = 0; k < pixels.size(); k += 7) pixels[k] = k % 2 ? NAN : INFINITY;
+  const ObjectGrid& g = potential.grid;
+  const double sigma_px = 0.25 / g.pixel_A;
+  const auto object_point = [&](int i, int j) {
+    return std::pair{(i * raster.step_A + g.fov_origin_A.y) / g.pixel_A,
+                     (j * raster.step_A + g.fov_origin_A.x) / g.pixel_A};
+  };
+  {  // Node (9, 8) sees no finite pixel.
+    const auto [cy, cx] = object_point(9, 8);
+    const int r0 = static_cast<int>(cy), c0 = static_cast<int>(cx);
+    for (int r = r0 - 12; r <= r0 + 12; ++r)
+      for (int c = c0 - 12; c <= c0 + 12; ++c) phase(r, c) = NAN;
+  }
+  HeuristicPolicyOptions options;
+  options.smoothing_sigma_A = 0.25;
+  options.dark_field_weight = 0;
+  PolicyContext context;
+  context.raster = raster;
+  context.potential = &potential;
+  const auto score = HeuristicPolicy(options).scores(context);
+  REQUIRE(score.size() == 120);
+  std::vector<double> want(120, NAN);
+  for (int i = 0; i < raster.rows; ++i)
+    for (int j = 0; j < raster.cols; ++j) {
+      const auto [cy, cx] = object_point(i, j);
+      // The window: pixels floor(c) - radius .. floor(c) + radius + 1, radius = ceil(3 sigma).
+      const int radius = static_cast<int>(std::ceil(3 * sigma_px));
+      const int r0 = static_cast<int>(std::floor(cy)) - radius;
+      const int c0 = static_cast<int>(std::floor(cx)) - radius;
+      double sum = 0, weight = 0;
+      for (int r = std::max(r0, 0); r <= std::min(r0 + 2 * radius + 1, phase.rows() - 1); ++r)
+        for (int c = std::max(c0, 0); c <= std::min(c0 + 2 * radius + 1, phase.cols() - 1); ++c) {
+          if (!std::isfinite(phase(r, c))) continue;
+          const double w = std::exp(-0.5 * ((r - cy) * (r - cy) + (c - cx) * (c - cx)) /
+                                    (sigma_px * sigma_px));
+          sum += w * phase(r, c);
+          weight += w;
+        }
+      if (weight > 0) want[static_cast<std::size_t>(i * raster.cols + j)] = sum / weight;
+    }
+  double lo = INFINITY, hi = -INFINITY;
+  for (double v : want)
+    if (std::isfinite(v)) lo = std::min(lo, v), hi = std::max(hi, v);
+  REQUIRE(hi - lo > 0.1);
+  for (std::size_t n = 0; n < want.size(); ++n) {
+    INFO("node " << n);
+    const double normalised = std::isfinite(want[n]) ? (want[n] - lo) / (hi - lo) : 0.0;
+    CHECK(score[n] == Approx(normalised).margin(1e-6));
+  }
+  CHECK(score[9 * 10 + 8] == 0.0);
+}
+
+TEST_CASE("heuristic policy: propose() latency on the mos2-paper session", "[.bench]") {
+  // The mos2-paper session (100 x 100 raster at 0.2 A, the preset's 200 x 200 px object) with
+  // a noisy, scaled phase as a reconstruction part-way through, and a dark-field fraction per
+  // visited position.
+  const auto specimen = sim::simulate_specimen(sim::experiment_preset("mos2-paper"), 1);
+  Potential potential;
+  potential.grid = specimen.grid;
+  potential.phase_rad = specimen.phase_rad;
+  std::mt19937_64 rng(101);
+  std::uniform_real_distribution<double> noise(0.0, 1.0);
+  for (float& p : potential.phase_rad.vector())
+    p = static_cast<float>(0.8 * p + 0.05 * (noise(rng) - 0.5));
+  const ScanRaster raster{100, 100, 0.2};
+  struct Case {
+    const char* name;
+    int total, calls;
+  };
+  for (const Case c : {Case{"250 budget, 200 visited", 250, 4},
+                       Case{"550 budget, 500 visited", 550, 10},
+                       Case{"250 budget, 250 visited (past it)", 250, 5}}) {
+    HeuristicPolicy policy;
+    PolicyContext context;
+    context.raster = raster;
+    context.sub_sequence = c.calls;
+    context.count = 50;
+    context.total_positions = c.total;
+    context.potential = &potential;
+    const auto visited = run_session(policy, raster, c.total, 50, c.calls, &potential);
+    std::vector<float> dark;
+    for (std::size_t k = 0; k < visited.size(); ++k) dark.push_back(0.05f + 0.2f * noise(rng));
+    context.visited_A = visited;
+    context.dark_field_fraction = dark;
+    policy.reset(0);
+    std::vector<double> ms;
+    for (int k = 0; k < 41; ++k) {
+      const auto t0 = std::chrono::steady_clock::now();
+      const auto picks = policy.propose(context);
+      ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                       .count());
+      REQUIRE(static_cast<int>(picks.size()) == 50);
+    }
+    const double first = ms.front();
+    ms.erase(ms.begin());
+    std::sort(ms.begin(), ms.end());
+    // The first call after reset() also builds the cells (in a session: sub-sequence 0).
+    std::printf("heuristic propose, %s: first %.3f ms, then median %.3f ms, min %.3f ms, "
+                "max %.3f ms\n",
+                c.name, first, ms[ms.size() / 2], ms.front(), ms.back());
+  }
 }

@@ -3,11 +3,17 @@
 #include <hdf5.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -16,6 +22,7 @@
 namespace fs = std::filesystem;
 using ptypilot::DetectorFrame;
 using ptypilot::Hdf5Recorder;
+using ptypilot::PixelType;
 using ptypilot::RecorderConfig;
 using ptypilot::RecoveryReport;
 using ptypilot::SessionInfo;
@@ -35,7 +42,14 @@ namespace {
 
 constexpr int kRows = 16;
 constexpr int kCols = 16;
-constexpr std::uint64_t kFrameRecordBytes = 24 + 56 + kRows * kCols * 4;  // see the header
+// A frame record's size by the documented format: header, 56 bytes of fields, the counts.
+constexpr std::uint64_t frame_record_bytes(PixelType dtype) {
+  const std::uint64_t element = dtype == PixelType::kUint8    ? 1
+                                : dtype == PixelType::kUint16 ? 2
+                                                              : 4;
+  return 24 + 56 + kRows * kCols * element;
+}
+constexpr std::uint64_t kFrameRecordBytes = frame_record_bytes(PixelType::kFloat32);
 
 class TempDir {
  public:
@@ -57,8 +71,9 @@ class TempDir {
 };
 
 // The reference values; tests/python/test_recorder_h5py.py computes the same ones.
-SessionInfo reference_info(const std::string& id) {
+SessionInfo reference_info(const std::string& id, PixelType dtype = PixelType::kFloat32) {
   SessionInfo info;
+  info.frame_dtype = dtype;
   info.session_id = id;
   info.config_json = R"({"session": {"positions": 250}, "note": "ångström"})";
   info.versions_json = R"({"ptypilot": "test", "hdf5": "1.10"})";
@@ -68,8 +83,25 @@ SessionInfo reference_info(const std::string& id) {
   return info;
 }
 
+// Counts that `dtype` holds exactly: for float32 they have a fraction, for uint32 they exceed
+// 2^24 (every one still a float), for uint8 they wrap at 256.
+float reference_count(PixelType dtype, std::uint64_t k, int i) {
+  const auto base = static_cast<std::uint64_t>(k * 1000 + static_cast<std::uint64_t>(i));
+  switch (dtype) {
+    case PixelType::kUint8:
+      return static_cast<float>(base % 256);
+    case PixelType::kUint16:
+      return static_cast<float>(base);
+    case PixelType::kUint32:
+      return static_cast<float>(base * 65536);
+    case PixelType::kFloat32:
+      break;
+  }
+  return static_cast<float>(base) + 0.5f;
+}
+
 DetectorFrame reference_frame(const std::string& id, std::uint32_t sub, std::uint32_t position,
-                              std::uint64_t k) {
+                              std::uint64_t k, PixelType dtype = PixelType::kFloat32) {
   DetectorFrame f;
   f.session_id = id;
   f.sub_sequence = sub;
@@ -80,8 +112,9 @@ DetectorFrame reference_frame(const std::string& id, std::uint32_t sub, std::uin
   f.cols = kCols;
   f.electrons_per_frame = 1.0e4 + static_cast<double>(k);
   f.timestamp_ns = 1'700'000'000'000'000'000ull + 1000 * k;
+  f.dtype = dtype;
   f.counts.resize(kRows * kCols);
-  for (int i = 0; i < kRows * kCols; ++i) f.counts[i] = static_cast<float>(k * 1000 + i) + 0.5f;
+  for (int i = 0; i < kRows * kCols; ++i) f.counts[i] = reference_count(dtype, k, i);
   return f;
 }
 
@@ -97,6 +130,42 @@ SubSequenceRecord reference_sub_sequence(std::uint32_t s, int size) {
 }
 
 constexpr int kSubSizes[3] = {5, 7, 4};
+
+const char* dtype_name(PixelType dtype) {
+  switch (dtype) {
+    case PixelType::kUint8:
+      return "uint8";
+    case PixelType::kUint16:
+      return "uint16";
+    case PixelType::kUint32:
+      return "uint32";
+    case PixelType::kFloat32:
+      break;
+  }
+  return "float32";
+}
+
+// zlib's CRC-32, bit by bit: the journal format's checksum, computed independently of the
+// recorder's (table and carry-less multiply) implementations.
+std::uint32_t reference_crc32(const unsigned char* p, std::size_t n) {
+  std::uint32_t crc = 0xFFFFFFFFu;
+  while (n--) {
+    crc ^= *p++;
+    for (int k = 0; k < 8; ++k) crc = (crc & 1) ? 0xEDB88320u ^ (crc >> 1) : crc >> 1;
+  }
+  return ~crc;
+}
+
+std::vector<unsigned char> read_bytes(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+void write_bytes(const fs::path& path, const std::vector<unsigned char>& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(reinterpret_cast<const char*>(bytes.data()),
+            static_cast<std::streamsize>(bytes.size()));
+}
 
 // The session record's size by the documented format: header, 4 u32, f64, 3 strings with a
 // u32 length each.
@@ -114,14 +183,15 @@ struct Recorded {
 // followed by its sub-sequence record. `before_last_sub` runs after the last frames are written
 // and before the last sub-sequence record (the torn-journal test snapshots the journal there).
 template <typename Hook>
-Recorded write_reference_session(Hdf5Recorder& rec, const std::string& id, Hook before_last_sub) {
+Recorded write_reference_session(Hdf5Recorder& rec, const std::string& id, PixelType dtype,
+                                 Hook before_last_sub) {
   Recorded out;
-  REQUIRE_OK(rec.begin_session(reference_info(id)));
+  REQUIRE_OK(rec.begin_session(reference_info(id, dtype)));
   std::uint64_t k = 0;
   for (std::uint32_t s = 0; s < 3; ++s) {
     std::vector<DetectorFrame> frames;
     for (int p = 0; p < kSubSizes[s]; ++p)
-      frames.push_back(reference_frame(id, s, static_cast<std::uint32_t>(p), k++));
+      frames.push_back(reference_frame(id, s, static_cast<std::uint32_t>(p), k++, dtype));
     if (s == 1) {
       const std::span<const DetectorFrame> all(frames);
       REQUIRE_OK(rec.write_frames(all.first(3)));
@@ -137,8 +207,9 @@ Recorded write_reference_session(Hdf5Recorder& rec, const std::string& id, Hook 
   return out;
 }
 
-Recorded write_reference_session(Hdf5Recorder& rec, const std::string& id) {
-  return write_reference_session(rec, id, [] {});
+Recorded write_reference_session(Hdf5Recorder& rec, const std::string& id,
+                                 PixelType dtype = PixelType::kFloat32) {
+  return write_reference_session(rec, id, dtype, [] {});
 }
 
 // ---- Reading back with the HDF5 C API.
@@ -210,11 +281,27 @@ class H5Reader {
   hid_t file_;
 };
 
-// Every frame dataset has exactly `expected`, in order.
-void check_frames(const H5Reader& h5, const std::vector<DetectorFrame>& expected) {
+hid_t file_type(PixelType dtype) {
+  switch (dtype) {
+    case PixelType::kUint8:
+      return H5T_STD_U8LE;
+    case PixelType::kUint16:
+      return H5T_STD_U16LE;
+    case PixelType::kUint32:
+      return H5T_STD_U32LE;
+    case PixelType::kFloat32:
+      break;
+  }
+  return H5T_IEEE_F32LE;
+}
+
+// Every frame dataset has exactly `expected`, in order; /frames/counts is stored as `dtype`
+// (read back through HDF5's conversion to float, exact for these counts).
+void check_frames(const H5Reader& h5, const std::vector<DetectorFrame>& expected,
+                  PixelType dtype = PixelType::kFloat32) {
   const hsize_t n = expected.size();
   std::vector<hsize_t> dims;
-  const auto counts = h5.read<float>("/frames/counts", H5T_NATIVE_FLOAT, dims, H5T_IEEE_F32LE);
+  const auto counts = h5.read<float>("/frames/counts", H5T_NATIVE_FLOAT, dims, file_type(dtype));
   REQUIRE(dims == std::vector<hsize_t>{n, kRows, kCols});
   const auto positions =
       h5.read<double>("/frames/position_A", H5T_NATIVE_DOUBLE, dims, H5T_IEEE_F64LE);
@@ -296,11 +383,14 @@ void check_root_attributes(const H5Reader& h5, const SessionInfo& info) {
 }  // namespace
 
 TEST_CASE("recorder: every frame and sub-sequence reads back exactly", "[recorder]") {
+  const PixelType dtype =
+      GENERATE(PixelType::kFloat32, PixelType::kUint16, PixelType::kUint8, PixelType::kUint32);
+  INFO("frame_dtype " << dtype_name(dtype));
   TempDir dir;
   RecorderConfig config{dir.path()};
   config.sync_every_frames = 4;  // exercises the periodic flush too
   Hdf5Recorder rec(config);
-  const Recorded written = write_reference_session(rec, "session-a");
+  const Recorded written = write_reference_session(rec, "session-a", dtype);
   REQUIRE(rec.frames_recorded() == 16);
   REQUIRE(rec.output_path() == dir.path() / "session-a.h5");
   REQUIRE(rec.journal_path() == dir.path() / "session-a.journal");
@@ -315,9 +405,84 @@ TEST_CASE("recorder: every frame and sub-sequence reads back exactly", "[recorde
   CHECK(h5.complete() == 1);
   CHECK_FALSE(h5.has_attribute("error"));
   CHECK_FALSE(h5.has_attribute("recovered_from"));
-  check_frames(h5, written.frames);
+  check_frames(h5, written.frames, dtype);
   check_sub_sequences(h5, written.subs);
   CHECK(fs::exists(rec.journal_path()));
+  // The journal has the documented size: the counts in the session's dtype, not float32.
+  const SessionInfo info = reference_info("session-a", dtype);
+  std::uint64_t sub_records = 0;
+  for (const SubSequenceRecord& r : written.subs)
+    sub_records += 24 + 24 + 16 * (r.proposed_A.size() + r.approved_A.size()) +
+                   4 * static_cast<std::uint64_t>(r.potential.size());
+  CHECK(fs::file_size(rec.journal_path()) == session_record_bytes(info) +
+                                                 16 * frame_record_bytes(dtype) + sub_records +
+                                                 24);
+}
+
+TEST_CASE("recorder: a count the session's dtype cannot hold is refused, not sticky",
+          "[recorder]") {
+  TempDir dir;
+  Hdf5Recorder rec(RecorderConfig{dir.path()});
+  const struct {
+    PixelType dtype;
+    float bad;
+    const char* shown;
+    float largest;  // the largest count the dtype holds, accepted
+  } cases[] = {
+      {PixelType::kUint16, 2.5f, "2.5", 65535.0f},
+      {PixelType::kUint16, -1.0f, "-1", 65535.0f},
+      {PixelType::kUint16, 65536.0f, "65536", 65535.0f},
+      {PixelType::kUint16, std::numeric_limits<float>::quiet_NaN(), "nan", 65535.0f},
+      {PixelType::kUint16, std::numeric_limits<float>::infinity(), "inf", 65535.0f},
+      {PixelType::kUint8, 256.0f, "256", 255.0f},
+      {PixelType::kUint8, 0.5f, "0.5", 255.0f},
+      {PixelType::kUint32, 4294967296.0f, "4294967296", 4294967040.0f},  // 2^32
+      {PixelType::kUint32, 0.25f, "0.25", 4294967040.0f},
+  };
+  int session = 0;
+  for (const auto& c : cases) {
+    const std::string id = "bad-" + std::to_string(session++);
+    INFO(id << ": " << dtype_name(c.dtype) << " session, count " << c.shown);
+    REQUIRE_OK(rec.begin_session(reference_info(id, c.dtype)));
+    std::vector<DetectorFrame> frames;
+    for (std::uint64_t k = 0; k < 3; ++k) frames.push_back(reference_frame(id, 0, k, k, c.dtype));
+    frames[0].counts[5] = c.largest;
+    frames[1].counts[3 * kCols + 7] = c.bad;  // frame 1, row 3, col 7
+    const std::uint64_t journal_before = fs::file_size(rec.journal_path());
+
+    const Status refused = rec.write_frames(frames);
+    CHECK(refused.code() == StatusCode::kInvalidArgument);
+    CHECK_THAT(refused.message(), Catch::Contains("frame 1 ") && Catch::Contains("row 3, col 7") &&
+                                      Catch::Contains(c.shown) &&
+                                      Catch::Contains(dtype_name(c.dtype)));
+    // Nothing of the call was written, and the session goes on.
+    CHECK(rec.frames_recorded() == 0);
+    CHECK(fs::file_size(rec.journal_path()) == journal_before);
+    CHECK(rec.error().ok());
+    frames[1].counts[3 * kCols + 7] = 0.0f;
+    REQUIRE_OK(rec.write_frames(frames));
+    REQUIRE_OK(rec.end_session());
+    CHECK(rec.frames_recorded() == 3);
+    H5Reader h5(rec.output_path());
+    CHECK(h5.complete() == 1);
+    check_frames(h5, frames, c.dtype);
+  }
+
+  // float32 holds every count as it is, fractions included.
+  REQUIRE_OK(rec.begin_session(reference_info("float", PixelType::kFloat32)));
+  DetectorFrame f = reference_frame("float", 0, 0, 0);
+  f.counts[0] = 0.25f;
+  f.counts[1] = 1.0e30f;
+  REQUIRE_OK(rec.write_frames(std::span(&f, 1)));
+  REQUIRE_OK(rec.end_session());
+  check_frames(H5Reader(rec.output_path()), {f});
+
+  // A dtype that is not a PixelType is refused at the start.
+  SessionInfo info = reference_info("no-such-dtype");
+  info.frame_dtype = static_cast<PixelType>(17);
+  const Status refused = rec.begin_session(info);
+  CHECK(refused.code() == StatusCode::kInvalidArgument);
+  CHECK_THAT(refused.message(), Catch::Contains("frame_dtype 17"));
 }
 
 TEST_CASE("recorder: bad input is refused without failing the session", "[recorder]") {
@@ -441,17 +606,20 @@ TEST_CASE("recorder: a nearly full disk refuses the session before it starts", "
 }
 
 TEST_CASE("recorder: recover rebuilds the file from a journal torn mid-record", "[recorder]") {
+  const PixelType dtype = GENERATE(PixelType::kFloat32, PixelType::kUint16);
+  INFO("frame_dtype " << dtype_name(dtype));
+  const std::uint64_t record = frame_record_bytes(dtype);
   TempDir dir;
   Hdf5Recorder rec(RecorderConfig{dir.path()});
   const fs::path crash_copy = dir.path() / "crash.journal";
   // What a crash leaves: the journal as it was after the last frames were acknowledged...
-  const Recorded written = write_reference_session(rec, "torn", [&] {
+  const Recorded written = write_reference_session(rec, "torn", dtype, [&] {
     fs::copy_file(rec.journal_path(), crash_copy);
   });
   REQUIRE_OK(rec.end_session());
   // ...with the last frame's record half written.
   const std::uint64_t whole = fs::file_size(crash_copy);
-  fs::resize_file(crash_copy, whole - kFrameRecordBytes / 2);
+  fs::resize_file(crash_copy, whole - record / 2);
 
   SECTION("torn tail: every whole record is recovered") {
     const fs::path out = dir.path() / "torn-recovered.h5";
@@ -463,14 +631,15 @@ TEST_CASE("recorder: recover rebuilds the file from a journal torn mid-record", 
     CHECK(report.frames == written.frames.size() - 1);
     CHECK(report.sub_sequences == 2);
     CHECK_FALSE(report.ended);
-    CHECK(report.ignored_bytes == kFrameRecordBytes - kFrameRecordBytes / 2);
+    CHECK(report.ignored_bytes == record - record / 2);
 
     H5Reader h5(out);
     CHECK(h5.complete() == 0);
     CHECK(h5.has_attribute("error"));
     CHECK_THAT(h5.string_attribute("recovered_from"), Catch::Contains("crash.journal"));
     check_root_attributes(h5, reference_info("torn"));
-    check_frames(h5, std::vector<DetectorFrame>(written.frames.begin(), written.frames.end() - 1));
+    check_frames(h5, std::vector<DetectorFrame>(written.frames.begin(), written.frames.end() - 1),
+                 dtype);
     check_sub_sequences(h5, {written.subs[0], written.subs[1]});
     CHECK_FALSE(h5.exists("/sub_sequences/0002"));
   }
@@ -486,7 +655,7 @@ TEST_CASE("recorder: recover rebuilds the file from a journal torn mid-record", 
     H5Reader h5(out);
     CHECK(h5.complete() == 1);
     CHECK_FALSE(h5.has_attribute("error"));
-    check_frames(h5, written.frames);
+    check_frames(h5, written.frames, dtype);
     check_sub_sequences(h5, written.subs);
   }
 
@@ -497,7 +666,7 @@ TEST_CASE("recorder: recover rebuilds the file from a journal torn mid-record", 
     {
       // Flip a count in the payload of the third frame record.
       std::fstream f(bad, std::ios::in | std::ios::out | std::ios::binary);
-      f.seekp(static_cast<std::streamoff>(session_record + 2 * kFrameRecordBytes + 200));
+      f.seekp(static_cast<std::streamoff>(session_record + 2 * record + 200));
       f.put('\x7f');
     }
     RecoveryReport report;
@@ -516,6 +685,54 @@ TEST_CASE("recorder: recover rebuilds the file from a journal torn mid-record", 
     CHECK(Hdf5Recorder::recover(dir.path() / "missing.journal", dir.path() / "y.h5").code() ==
           StatusCode::kInvalidArgument);
     CHECK_FALSE(fs::exists(dir.path() / "x.h5"));
+  }
+
+  SECTION("a journal of another version is refused, naming both versions") {
+    // The same journal with version 1 in its session record, CRCs fixed: whole, but not v2.
+    std::vector<unsigned char> bytes = read_bytes(rec.journal_path());
+    const std::uint64_t session_record = session_record_bytes(reference_info("torn"));
+    const std::uint32_t v1 = 1;
+    std::memcpy(bytes.data() + 24, &v1, 4);
+    const std::uint32_t payload_crc = reference_crc32(bytes.data() + 24, session_record - 24);
+    std::memcpy(bytes.data() + 16, &payload_crc, 4);
+    const std::uint32_t header_crc = reference_crc32(bytes.data(), 20);
+    std::memcpy(bytes.data() + 20, &header_crc, 4);
+    const fs::path old = dir.path() / "v1.journal";
+    write_bytes(old, bytes);
+    const Status status = Hdf5Recorder::recover(old, dir.path() / "v1.h5");
+    CHECK(status.code() == StatusCode::kInvalidArgument);
+    CHECK_THAT(status.message(), Catch::Contains("version 1") && Catch::Contains("version 2"));
+    CHECK_FALSE(fs::exists(dir.path() / "v1.h5"));
+  }
+
+  SECTION("the session record says the dtype; the frame records hold counts in it") {
+    const std::vector<unsigned char> bytes = read_bytes(rec.journal_path());
+    std::uint32_t version = 0, rows = 0, cols = 0, code = 0;
+    std::memcpy(&version, bytes.data() + 24, 4);
+    std::memcpy(&rows, bytes.data() + 28, 4);
+    std::memcpy(&cols, bytes.data() + 32, 4);
+    std::memcpy(&code, bytes.data() + 36, 4);
+    CHECK(version == 2);
+    CHECK(rows == kRows);
+    CHECK(cols == kCols);
+    CHECK(code == (dtype == PixelType::kUint16 ? 2u : 4u));  // FrameHeader.DType numbers
+    // The first frame record: its payload size, and its first counts as stored.
+    const std::size_t at = session_record_bytes(reference_info("torn"));
+    std::uint64_t payload = 0;
+    std::memcpy(&payload, bytes.data() + at + 8, 8);
+    CHECK(payload + 24 == record);
+    const unsigned char* counts = bytes.data() + at + 24 + 56;
+    for (int i = 0; i < 4; ++i) {
+      float stored = 0.0f;
+      if (dtype == PixelType::kUint16) {
+        std::uint16_t u = 0;
+        std::memcpy(&u, counts + 2 * i, 2);
+        stored = u;
+      } else {
+        std::memcpy(&stored, counts + 4 * i, 4);
+      }
+      CHECK(stored == written.frames[0].counts[i]);
+    }
   }
 }
 
@@ -536,20 +753,87 @@ TEST_CASE("recorder: a recorder destroyed mid-session leaves a readable file", "
   check_frames(h5, frames);
 }
 
-// tests/python/test_recorder_h5py.py runs this with PTYPILOT_RECORDER_H5 set and reads the file
-// (and the journal beside it, same name with .journal) with h5py. Without the variable it is
-// just one more round trip.
+// tests/python/test_recorder_h5py.py runs this with PTYPILOT_RECORDER_H5 set and reads the files
+// with h5py: the reference session recorded as float32 goes to $PTYPILOT_RECORDER_H5, and as
+// uint16 to the same name with "-uint16" before the extension; each journal goes beside its .h5
+// (same name, .journal). Without the variable it is just two more round trips.
 TEST_CASE("recorder: writes the reference session for the h5py test", "[recorder][h5py]") {
-  TempDir dir;
-  Hdf5Recorder rec(RecorderConfig{dir.path()});
-  write_reference_session(rec, "h5py-fixture");
-  REQUIRE_OK(rec.end_session());
-  REQUIRE(rec.frames_recorded() == 16);
-  if (const char* target = std::getenv("PTYPILOT_RECORDER_H5"); target && *target) {
-    const fs::path h5_target(target);
-    fs::path journal_target = h5_target;
-    journal_target.replace_extension(".journal");
-    fs::copy_file(rec.output_path(), h5_target, fs::copy_options::overwrite_existing);
-    fs::copy_file(rec.journal_path(), journal_target, fs::copy_options::overwrite_existing);
+  const char* target = std::getenv("PTYPILOT_RECORDER_H5");
+  for (const PixelType dtype : {PixelType::kFloat32, PixelType::kUint16}) {
+    TempDir dir;
+    Hdf5Recorder rec(RecorderConfig{dir.path()});
+    write_reference_session(rec, "h5py-fixture", dtype);
+    REQUIRE_OK(rec.end_session());
+    REQUIRE(rec.frames_recorded() == 16);
+    if (target && *target) {
+      fs::path h5_target(target);
+      if (dtype == PixelType::kUint16)
+        h5_target.replace_filename(h5_target.stem().string() + "-uint16" +
+                                   h5_target.extension().string());
+      fs::path journal_target = h5_target;
+      journal_target.replace_extension(".journal");
+      fs::copy_file(rec.output_path(), h5_target, fs::copy_options::overwrite_existing);
+      fs::copy_file(rec.journal_path(), journal_target, fs::copy_options::overwrite_existing);
+    }
   }
+}
+
+
+// Not a correctness test: hidden ([.bench]), run by hand with
+//   build/bin/ptypilot_tests "[recorder-bench]"
+// Records 20000 64x64 frames of uint16-valued counts in write_frames() batches of 256 (the
+// daemon's default sync_every_frames), as uint16 and as float32, and prints frames/s: during the
+// writes (what bounds ingest) and including end_session (which fsyncs the .h5). The files go to
+// $PTYPILOT_BENCH_DIR (default: the temp directory) and are deleted.
+TEST_CASE("recorder: throughput, uint16 vs float32 storage", "[.bench][recorder-bench]") {
+  constexpr int kBenchRows = 64, kBenchCols = 64, kBatch = 256, kTotal = 20000, kRepeats = 2;
+  const char* bench_dir = std::getenv("PTYPILOT_BENCH_DIR");
+  const fs::path base = bench_dir && *bench_dir ? fs::path(bench_dir) : fs::temp_directory_path();
+  const fs::path dir = base / ("ptypilot-recorder-bench-" + std::to_string(::getpid()));
+  std::vector<DetectorFrame> batch(kBatch);
+  for (int i = 0; i < kBatch; ++i) {
+    DetectorFrame& f = batch[i];
+    f.session_id = "bench";
+    f.rows = kBenchRows;
+    f.cols = kBenchCols;
+    f.dtype = PixelType::kUint16;
+    f.counts.resize(kBenchRows * kBenchCols);
+    for (int p = 0; p < kBenchRows * kBenchCols; ++p)
+      f.counts[p] = static_cast<float>((p * 7919 + i * 104729) % 65536);
+  }
+  const struct {
+    const char* name;
+    PixelType dtype;
+  } cases[] = {{"uint16", PixelType::kUint16}, {"float32", PixelType::kFloat32}};
+  for (int repeat = 0; repeat < kRepeats; ++repeat) {
+    for (const auto& c : cases) {
+      fs::remove_all(dir);
+      Hdf5Recorder rec(RecorderConfig{dir});
+      SessionInfo info = reference_info("bench");
+      info.frame_rows = kBenchRows;
+      info.frame_cols = kBenchCols;
+      info.frame_dtype = c.dtype;
+      REQUIRE_OK(rec.begin_session(info));
+      const auto start = std::chrono::steady_clock::now();
+      for (int k = 0; k < kTotal;) {
+        const int n = std::min(kBatch, kTotal - k);
+        for (int i = 0; i < n; ++i) batch[i].frame_index = static_cast<std::uint64_t>(k + i);
+        REQUIRE_OK(rec.write_frames(std::span<const DetectorFrame>(batch).first(n)));
+        k += n;
+      }
+      const auto written = std::chrono::steady_clock::now();
+      REQUIRE_OK(rec.end_session());
+      const auto ended = std::chrono::steady_clock::now();
+      REQUIRE(rec.frames_recorded() == kTotal);
+      const auto seconds = [](auto d) { return std::chrono::duration<double>(d).count(); };
+      std::printf(
+          "recorder bench %-7s  %6.0f frames/s writing, %6.0f frames/s incl. end_session "
+          "(journal %.1f MB, h5 %.1f MB)\n",
+          c.name, kTotal / seconds(written - start), kTotal / seconds(ended - start),
+          static_cast<double>(fs::file_size(rec.journal_path())) / 1e6,
+          static_cast<double>(fs::file_size(rec.output_path())) / 1e6);
+      std::fflush(stdout);
+    }
+  }
+  fs::remove_all(dir);
 }

@@ -208,6 +208,11 @@ std::vector<BadInput> bad_inputs() {
        {"frame 7", "4 x 4", "configured as 8 x 6"},
        header_with([](wire::FrameHeader& h) { (void)h; }),
        ZmqFrameSourceConfig{.expected_rows = 8, .expected_cols = 6}},
+      {"dtype differs from the configured detector",
+       counters::kDtypeMismatch,
+       {"frame 7", "its dtype is uint8", "configured to send uint16", "expected_dtype"},
+       header_with([](wire::FrameHeader& h) { (void)h; }),
+       ZmqFrameSourceConfig{.expected_dtype = PixelType::kUint16}},
       {"frame larger than 4096 x 4096",
        counters::kWrongShape,
        {"frame 7", "4097 x 4096"},
@@ -377,6 +382,40 @@ TEST_CASE("ZmqFrameSource: several bad messages in a row, then valid ones", "[in
   CHECK(stream.source->health().get(counters::kReceivedOk) == 2);
 }
 
+TEST_CASE("ZmqFrameSource: expected_dtype admits that dtype only, in order, nothing lost",
+          "[ingest]") {
+  Stream stream({.expected_rows = 4, .expected_cols = 4, .expected_dtype = PixelType::kFloat32});
+  const std::vector<float> counts = integer_counts(4, 4, 255, 1);
+  // float32, uint16, float32, uint8, uint32, float32: the float32 ones arrive, in order.
+  const PixelType sent[] = {PixelType::kFloat32, PixelType::kUint16, PixelType::kFloat32,
+                            PixelType::kUint8,   PixelType::kUint32, PixelType::kFloat32};
+  for (std::uint64_t i = 0; i < std::size(sent); ++i)
+    stream.send(make_header(i, 4, 4, sent[i]), counts, sent[i]);
+  std::vector<std::uint64_t> accepted;
+  std::vector<std::string> rejections;
+  DetectorFrame frame;
+  for (std::size_t i = 0; i < std::size(sent); ++i) {
+    const Status status = stream.source->receive(&frame, kWait);
+    if (status.ok()) {
+      CHECK(frame.dtype == PixelType::kFloat32);
+      CHECK(frame.counts == counts);
+      accepted.push_back(frame.frame_index);
+    } else {
+      CHECK(status.code() == StatusCode::kInvalidArgument);
+      rejections.push_back(status.message());
+    }
+  }
+  CHECK(accepted == std::vector<std::uint64_t>{0, 2, 5});
+  REQUIRE(rejections.size() == 3);
+  CHECK_THAT(rejections[0], Catch::Contains("frame 1") && Catch::Contains("uint16") &&
+                                Catch::Contains("configured to send float32"));
+  CHECK_THAT(rejections[1], Catch::Contains("frame 3") && Catch::Contains("uint8"));
+  CHECK_THAT(rejections[2], Catch::Contains("frame 4") && Catch::Contains("uint32"));
+  CHECK(stream.source->health().get(counters::kDtypeMismatch) == 3);
+  CHECK(stream.source->health().get(counters::kReceivedOk) == 3);
+  CHECK(stream.source->health().snapshot().size() == 2);
+}
+
 TEST_CASE("ZmqFrameSource: no sender means kUnavailable after the timeout", "[ingest]") {
   Stream stream;  // connected, but nothing is sent
   DetectorFrame frame;
@@ -431,6 +470,9 @@ TEST_CASE("ZmqFrameSource: unusable settings throw with an actionable message", 
              Catch::Contains("receive_hwm"));
   CHECK_THAT(message_of({.endpoint = "tcp://127.0.0.1:*", .expected_rows = -4}),
              Catch::Contains("-4 x 0"));
+  CHECK_THAT(message_of({.endpoint = "tcp://127.0.0.1:*",
+                         .expected_dtype = static_cast<PixelType>(42)}),
+             Catch::Contains("expected_dtype 42"));
 
   // A port that is taken: bind fails, and the message says what to do.
   zmq::socket_t holder(ctx, zmq::socket_type::push);

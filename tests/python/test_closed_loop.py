@@ -250,3 +250,33 @@ def test_a_flood_of_frames_is_slowed_not_dropped(tmp_path, serve, fake):
     assert sent == 3000
     assert pushed_back > 0, "the sender never saw backpressure; the test did not test it"
     assert reply.status.frames_recorded == sent + 50
+
+
+def test_json_mirror_and_malformed_control_requests(tmp_path, serve):
+    context = zmq.Context.instance()
+
+    def raw(message: bytes) -> bytes:
+        socket = context.socket(zmq.REQ)
+        socket.setsockopt(zmq.LINGER, 0)
+        socket.connect(serve.ready["control_endpoint"])
+        try:
+            socket.send(message)
+            assert socket.poll(5000), "no reply"
+            return socket.recv()
+        finally:
+            socket.close()
+
+    reply = json.loads(raw(b'{"command": "status"}'))
+    assert reply["ok"] is True and reply["state"] == "idle"
+    config = session_config(tmp_path, "tcp://127.0.0.1:1", "tcp://127.0.0.1:2")
+    config["session"]["sub_sequence_sise"] = 5  # a typo must not become a silent default
+    reply = json.loads(raw(json.dumps({"command": "configure", "config": config}).encode()))
+    assert reply["ok"] is False and "session.sub_sequence_sise: unknown key" in reply["error"]
+    reply = json.loads(raw(b'{"command": "launch"}'))
+    assert reply["ok"] is False and "unknown command" in reply["error"]
+    garbage = wire.ControlReply()
+    garbage.ParseFromString(raw(b"\x0f\x01garbage"))
+    assert not garbage.ok and "neither" in garbage.error
+    reply = json.loads(raw(b'{"command": "status"}'))
+    assert reply["status"]["counters"]["control_requests_malformed"] == 2
+    assert reply["status"]["counters"]["control_requests_rejected"] == 1

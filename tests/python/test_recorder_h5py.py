@@ -1,10 +1,12 @@
 """The recorder's HDF5 file and journal, read by h5py and by a from-scratch journal parser.
 
 The C++ test case "recorder: writes the reference session for the h5py test" (tags [recorder]
-[h5py]) records a reference session and, with PTYPILOT_RECORDER_H5 set, copies the .h5 there and
-the journal beside it. This test runs it from $PTYPILOT_BIN (ctest sets it to build/bin) and
-checks the layout documented in daemon/include/ptypilot/daemon/hdf5_recorder.hpp. The values
-follow the formulas of reference_frame() and reference_sub_sequence() in test_recorder.cpp.
+[h5py]) records a reference session twice, with SessionInfo::frame_dtype float32 and uint16, and,
+with PTYPILOT_RECORDER_H5 set, copies the float32 .h5 there, the uint16 one to the same name with
+"-uint16", and each journal beside its .h5. This test runs it from $PTYPILOT_BIN (ctest sets it
+to build/bin) and checks the layout documented in daemon/include/ptypilot/daemon/hdf5_recorder.hpp.
+The values follow the formulas of reference_frame() (reference_count()) and
+reference_sub_sequence() in test_recorder.cpp.
 """
 
 import json
@@ -22,6 +24,8 @@ h5py = pytest.importorskip("h5py")
 ROWS, COLS = 16, 16
 SUB_SIZES = [5, 7, 4]
 N = sum(SUB_SIZES)
+# frame_dtype -> (numpy dtype of /frames/counts and of the journal's counts, journal dtype code)
+DTYPES = {"float32": ("<f4", 4), "uint16": ("<u2", 2)}
 
 
 @pytest.fixture(scope="module")
@@ -37,16 +41,26 @@ def recorded(tmp_path_factory):
     run = subprocess.run([str(tests), "[recorder][h5py]"], env=env, capture_output=True,
                          text=True, timeout=120)
     assert run.returncode == 0, f"ptypilot_tests failed:\n{run.stdout}\n{run.stderr}"
-    assert h5_path.is_file(), f"the C++ test left no file at {h5_path}:\n{run.stdout}"
-    return h5_path, h5_path.with_suffix(".journal")
+    files = {"float32": h5_path, "uint16": h5_path.with_name(h5_path.stem + "-uint16.h5")}
+    for path in files.values():
+        assert path.is_file(), f"the C++ test left no file at {path}:\n{run.stdout}"
+    return {name: (path, path.with_suffix(".journal")) for name, path in files.items()}
 
 
-def expected_frames():
+@pytest.fixture(params=sorted(DTYPES))
+def frame_dtype(request):
+    return request.param
+
+
+def expected_frames(frame_dtype="float32"):
     k = np.arange(N)
     sub = np.repeat(np.arange(3), SUB_SIZES)
     position_index = np.concatenate([np.arange(n) for n in SUB_SIZES])
     pixels = np.arange(ROWS * COLS)
-    counts = (k[:, None] * 1000 + pixels[None, :] + 0.5).astype(np.float32)
+    counts = k[:, None] * 1000 + pixels[None, :]
+    if frame_dtype == "float32":
+        counts = counts + 0.5
+    counts = counts.astype(DTYPES[frame_dtype][0])
     return {
         "counts": counts.reshape(N, ROWS, COLS),
         "position_A": np.stack([1.5 * k, 100.0 - 0.25 * k], axis=1),
@@ -58,11 +72,11 @@ def expected_frames():
     }
 
 
-def test_frame_datasets(recorded):
-    h5_path, _ = recorded
-    want = expected_frames()
+def test_frame_datasets(recorded, frame_dtype):
+    h5_path, _ = recorded[frame_dtype]
+    want = expected_frames(frame_dtype)
     dtypes = {
-        "counts": np.float32,
+        "counts": DTYPES[frame_dtype][0],
         "position_A": np.float64,
         "frame_index": np.uint64,
         "sub_sequence": np.uint32,
@@ -81,8 +95,8 @@ def test_frame_datasets(recorded):
         assert f["frames/counts"].chunks == (1, ROWS, COLS)
 
 
-def test_sub_sequences(recorded):
-    h5_path, _ = recorded
+def test_sub_sequences(recorded, frame_dtype):
+    h5_path, _ = recorded[frame_dtype]
     with h5py.File(h5_path, "r") as f:
         assert sorted(f["sub_sequences"].keys()) == ["0000", "0001", "0002"]
         for s, size in enumerate(SUB_SIZES):
@@ -97,8 +111,8 @@ def test_sub_sequences(recorded):
             np.testing.assert_allclose(g["potential"][()], potential, rtol=0, atol=1e-6)
 
 
-def test_root_attributes(recorded):
-    h5_path, _ = recorded
+def test_root_attributes(recorded, frame_dtype):
+    h5_path, _ = recorded[frame_dtype]
     with h5py.File(h5_path, "r") as f:
         a = f.attrs
         assert a["session_id"] == "h5py-fixture"
@@ -128,25 +142,30 @@ def read_journal(path):
     return records
 
 
-def test_journal_matches_the_file(recorded):
-    _, journal = recorded
+def test_journal_matches_the_file(recorded, frame_dtype):
+    h5_path, journal = recorded[frame_dtype]
+    counts_dtype, dtype_code = DTYPES[frame_dtype]
     records = read_journal(journal)
     types = [t for t, _ in records]
     assert types == [1] + [2] * 5 + [3] + [2] * 7 + [3] + [2] * 4 + [3] + [4]
 
-    version, rows, cols, _, pixel_A = struct.unpack_from("<IIIId", records[0][1])
-    assert (version, rows, cols, pixel_A) == (1, ROWS, COLS, 0.125)
+    version, rows, cols, code, pixel_A = struct.unpack_from("<IIIId", records[0][1])
+    assert (version, rows, cols, code, pixel_A) == (2, ROWS, COLS, dtype_code, 0.125)
     (id_len,) = struct.unpack_from("<I", records[0][1], 24)
     assert records[0][1][28:28 + id_len] == b"h5py-fixture"
 
-    want = expected_frames()
+    want = expected_frames(frame_dtype)
     frames = [p for t, p in records if t == 2]
+    with h5py.File(h5_path, "r") as f:
+        stored = f["frames/counts"][()]
     for k, payload in enumerate(frames):
-        assert len(payload) == 56 + 4 * ROWS * COLS
+        assert len(payload) == 56 + np.dtype(counts_dtype).itemsize * ROWS * COLS
         index, ts, sub, pos, y, x, epf, r, c = struct.unpack_from("<QQIIdddII", payload)
         assert (index, ts, sub, pos) == (k, want["timestamp_ns"][k], want["sub_sequence"][k],
                                          want["position_index"][k])
         assert (y, x, epf, r, c) == (*want["position_A"][k], want["electrons_per_frame"][k],
                                      ROWS, COLS)
-        counts = np.frombuffer(payload, dtype="<f4", offset=56).reshape(ROWS, COLS)
+        counts = np.frombuffer(payload, dtype=counts_dtype, offset=56).reshape(ROWS, COLS)
         np.testing.assert_array_equal(counts, want["counts"][k])
+        # The journal's counts are the bytes of /frames/counts.
+        assert counts.tobytes() == stored[k].astype(counts_dtype).tobytes()

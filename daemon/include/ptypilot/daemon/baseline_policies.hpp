@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <random>
 #include <string_view>
 #include <vector>
@@ -21,6 +22,10 @@
 #include "ptypilot/daemon/policy.hpp"
 
 namespace ptypilot {
+
+namespace heuristic_detail {
+struct SparseCells;  // the sparse grid's cells on the raster (baseline_policies.cpp)
+}
 
 // The full grid in raster order (row by row): each call returns the next `count` unvisited
 // raster positions. With a budget below rows * cols it covers only the top rows of the FOV; it
@@ -126,6 +131,11 @@ struct HeuristicPolicyOptions {
 // The first sub-sequence (sub_sequence == 0) and any call without a usable potential put every
 // pick on its sparse-grid position: the first sub-sequence is exactly SparseGridPolicy's, as in
 // the paper.
+//
+// Cost: propose() runs in the closed loop's decision latency. The smoothing is separable (one
+// 1-D pass along x, then one along y, both only where the raster nodes need them), and the
+// cells, which depend only on the raster and the budget, are kept from call to call until
+// reset().
 class HeuristicPolicy final : public Policy {
  public:
   explicit HeuristicPolicy(HeuristicPolicyOptions options = {});
@@ -139,7 +149,11 @@ class HeuristicPolicy final : public Policy {
   std::vector<double> scores(const PolicyContext& context) const;
 
  private:
+  // The cells of the last call's raster and budget (shared so that the policy stays copyable).
+  const heuristic_detail::SparseCells& cells_for(const ScanRaster& raster, int total_positions);
+
   HeuristicPolicyOptions options_;
+  std::shared_ptr<const heuristic_detail::SparseCells> cells_;
 };
 
 }  // namespace ptypilot

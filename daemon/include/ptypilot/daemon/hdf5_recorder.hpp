@@ -16,7 +16,10 @@
 //
 // HDF5 layout (N frames of rows x cols; every dataset little-endian; strings are variable-length
 // UTF-8; positions are [y, x] in Angstrom relative to the FOV origin):
-//   /frames/counts               float32 (N, rows, cols)  chunks (1, rows, cols), uncompressed
+//   /frames/counts               <dtype> (N, rows, cols)  chunks (1, rows, cols), uncompressed;
+//                                <dtype> is SessionInfo::frame_dtype: uint8, uint16, uint32 or
+//                                float32 (the default). Read its dtype from the dataset; sums
+//                                of integer counts may need a wider type.
 //   /frames/position_A           float64 (N, 2)           [y, x]: where the detector says it was
 //   /frames/frame_index          uint64  (N)              0-based within the session, scan order
 //   /frames/sub_sequence         uint32  (N)
@@ -39,21 +42,27 @@
 // Rows are appended in the order write_frames() received them; frames are not sorted by
 // frame_index. Frame datasets are chunked and extendible (1-D ones in chunks of 1024 rows).
 //
-// Journal format (version 1), little-endian, packed, a sequence of records:
+// Journal format (version 2; recover() reads version 2 only), little-endian, packed, a sequence
+// of records:
 //   record header, 24 bytes:
 //     u32 magic 0x4A595450 ("PTYJ" as bytes)   u32 type
 //     u64 payload_bytes                        u32 payload_crc32   u32 header_crc32 (of bytes 0-19)
 //   CRC-32 is zlib's crc32 (IEEE 802.3, reflected, init and final xor 0xFFFFFFFF).
 //   type 1, session (always first):
-//     u32 journal_version = 1, u32 rows, u32 cols, u32 0, f64 pixel_A,
-//     then session_id, config_json, versions_json, each as u32 byte length + UTF-8 bytes
-//   type 2, frame (one record per frame; payload 56 + 4 * rows * cols bytes):
+//     u32 journal_version = 2, u32 rows, u32 cols, u32 dtype, f64 pixel_A,
+//     then session_id, config_json, versions_json, each as u32 byte length + UTF-8 bytes;
+//     dtype of the frames' counts, numbered as ptypilot.wire.FrameHeader.DType:
+//     1 uint8, 2 uint16, 3 uint32, 4 float32
+//   type 2, frame (one record per frame; payload 56 + s * rows * cols bytes, s = 1, 2, 4, 4 for
+//   dtype 1-4):
 //     u64 frame_index, u64 timestamp_ns, u32 sub_sequence, u32 position_index,
-//     f64 y_A, f64 x_A, f64 electrons_per_frame, u32 rows, u32 cols, f32 counts[rows * cols]
+//     f64 y_A, f64 x_A, f64 electrons_per_frame, u32 rows, u32 cols,
+//     counts[rows * cols] in the session's dtype (the bytes of /frames/counts)
 //   type 3, sub-sequence:
 //     u32 index, u32 n_proposed, u32 n_approved, u32 potential_rows, u32 potential_cols, u32 0,
 //     f64 proposed[n_proposed][2] (y, x), f64 approved[n_approved][2], f32 potential[rows * cols]
 //   type 4, end of session (empty payload): written by a clean end_session() only.
+// The records of one write_frames() call go to the journal in one write(2) and one fdatasync.
 // A crash can leave a torn last record; a record whose header or payload is short or whose CRC
 // does not match ends the journal (recover() stops there and says how many bytes it ignored).
 //
@@ -121,9 +130,13 @@ class Hdf5Recorder final : public Recorder {
   Hdf5Recorder& operator=(const Hdf5Recorder&) = delete;
 
   // Creates <session_id>.h5 and <session_id>.journal. The session id must be a plain file name
-  // ([A-Za-z0-9._-], not starting with '.'); frame_rows and frame_cols must be positive.
+  // ([A-Za-z0-9._-], not starting with '.'); frame_rows and frame_cols must be positive. The
+  // counts are stored as info.frame_dtype.
   Status begin_session(const SessionInfo& info) override;
-  // Every frame must have the session's shape (else kInvalidArgument and nothing is written).
+  // Every frame must have the session's shape, and every count must be exactly representable in
+  // the session's frame_dtype (for an integer dtype: an integer in its range, which a count that
+  // arrived as that dtype always is); else kInvalidArgument, naming the frame (and the pixel),
+  // nothing of the call is written, and the session goes on (not sticky).
   // Ok means the frames are in the synced journal and in the HDF5 file. An I/O error returns
   // kUnavailable (disk full, quota) or kInternal (anything else) with the errno text and the
   // path, and is sticky: every later write_* returns the same status without touching the disk.

@@ -51,7 +51,16 @@ struct PolicyConfig {
   std::string model_path;            // torchscript only
 };
 
-// Throws std::invalid_argument naming the known kinds.
-std::unique_ptr<Policy> make_policy(const PolicyConfig& config);
+// What the session asks of a policy beyond PolicyConfig: the learned policy checks its model
+// file against it at start-up; the baselines need none of it.
+struct PolicyLimits {
+  int sub_sequence_size = 0;  // K: positions per sub-sequence (SessionConfig::sub_sequence_size)
+  double fov_height_A = 0.0;  // the scan FOV: ScanRaster::height_A(), width_A()
+  double fov_width_A = 0.0;
+};
+
+// Throws std::invalid_argument naming the known kinds, or, for "torchscript", as
+// TorchScriptPolicy's constructor does (missing model, schema mismatch), naming the file.
+std::unique_ptr<Policy> make_policy(const PolicyConfig& config, const PolicyLimits& limits);
 
 }  // namespace ptypilot

@@ -23,6 +23,11 @@ struct SessionInfo {
   int frame_rows = 0;
   int frame_cols = 0;
   double pixel_A = 0.0;     // reconstruction pixel
+  // The dtype the frames' counts are stored in (journal and /frames/counts): set it to what the
+  // detector sends (a uint16 detector: kUint16, half the bytes of float32). DetectorFrame holds
+  // counts as float; write_frames converts them back and refuses (kInvalidArgument) a frame with
+  // a count this dtype cannot hold exactly. kFloat32 holds every count.
+  PixelType frame_dtype = PixelType::kFloat32;
 };
 
 struct SubSequenceRecord {

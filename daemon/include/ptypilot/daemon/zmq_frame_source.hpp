@@ -42,6 +42,10 @@ struct ZmqFrameSourceConfig {
   // The detector's frame shape; 0 accepts any shape (still at most kMaxFramePixels pixels).
   int expected_rows = 0;
   int expected_cols = 0;
+  // The detector's pixel dtype; a frame of another dtype is rejected (frames_dtype_mismatch).
+  // nullopt accepts any. Set it to the recording's SessionInfo::frame_dtype: then every frame
+  // that gets through holds counts that dtype stores exactly.
+  std::optional<PixelType> expected_dtype;
 };
 
 // Health counter names, one per kind of rejected message, plus one for accepted frames.
@@ -51,6 +55,7 @@ inline constexpr std::string_view kMalformedHeader = "frames_malformed_header";
 inline constexpr std::string_view kWrongPartCount = "frames_wrong_part_count";
 inline constexpr std::string_view kPayloadSizeMismatch = "frames_payload_size_mismatch";
 inline constexpr std::string_view kBadDtype = "frames_bad_dtype";
+inline constexpr std::string_view kDtypeMismatch = "frames_dtype_mismatch";  // != expected_dtype
 inline constexpr std::string_view kWrongShape = "frames_wrong_shape";
 inline constexpr std::string_view kNonFinite = "frames_non_finite";
 inline constexpr std::string_view kNegative = "frames_negative";

@@ -1,0 +1,73 @@
+// Python face of the exact Voronoi reward (ptypilot/reward.hpp), the reference for the training
+// scripts and for a GPU Jump-Flooding version.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <stdexcept>
+#include <vector>
+
+#include "numpy_convert.hpp"
+#include "ptypilot/reward.hpp"
+
+namespace py = pybind11;
+using namespace ptypilot;
+
+namespace {
+
+using DoubleArray = py::array_t<double, py::array::c_style | py::array::forcecast>;
+
+static_assert(sizeof(int) == sizeof(std::int32_t), "labels are returned as int32");
+
+std::vector<Vec2> positions_from_numpy(const DoubleArray& positions) {
+  if (positions.ndim() != 2 || positions.shape(1) != 2)
+    throw std::invalid_argument("positions must be an (n, 2) array of (y_A, x_A)");
+  std::vector<Vec2> out(static_cast<std::size_t>(positions.shape(0)));
+  auto view = positions.unchecked<2>();
+  for (py::ssize_t i = 0; i < positions.shape(0); ++i) out[i] = {view(i, 0), view(i, 1)};
+  return out;
+}
+
+}  // namespace
+
+void bind_reward(py::module_& m) {
+  m.def(
+      "voronoi_labels",
+      [](const ObjectGrid& grid, const DoubleArray& positions, bool fov_only) {
+        const auto pos = positions_from_numpy(positions);
+        Image<int> labels;
+        {
+          py::gil_scoped_release release;
+          labels = voronoi_labels(grid, pos, fov_only);
+        }
+        py::array_t<std::int32_t> out(
+            {static_cast<py::ssize_t>(labels.rows()), static_cast<py::ssize_t>(labels.cols())});
+        std::copy(labels.data(), labels.data() + labels.size(), out.mutable_data());
+        return out;
+      },
+      py::arg("grid"), py::arg("positions"), py::arg("fov_only") = true,
+      "(rows, cols) int32 Voronoi labels of the object pixels: the index of the nearest of the\n"
+      "(n, 2) positions (y_A, x_A, relative to the FOV origin), by the double-precision distance\n"
+      "in Angstrom, ties to the lowest index. With fov_only, pixels outside the scan FOV are -1.\n"
+      "Raises ValueError for no positions or a non-finite one.");
+
+  m.def(
+      "voronoi_reward",
+      [](const bindings::FloatArray& phase_rad, const ObjectGrid& grid,
+         const DoubleArray& positions) {
+        const RealImage phase = bindings::to_real_image(phase_rad, "phase_rad");
+        const auto pos = positions_from_numpy(positions);
+        std::vector<double> reward;
+        {
+          py::gil_scoped_release release;
+          reward = voronoi_reward(phase, grid, pos);
+        }
+        return py::array_t<double>(static_cast<py::ssize_t>(reward.size()), reward.data());
+      },
+      py::arg("phase_rad"), py::arg("grid"), py::arg("positions"),
+      "(n,) float64 Voronoi reward of the paper: per position, the phase (converted to float32,\n"
+      "summed in double) over the FOV pixels of its Voronoi cell, divided by n. The rewards add\n"
+      "up to the FOV's phase sum / n. Raises ValueError for a phase not of the grid's shape, no\n"
+      "positions, or a position that is not finite or lies outside the FOV.");
+}

@@ -1,0 +1,271 @@
+// TorchScriptPolicy against tests/fixtures/tiny_policy.pt (tests/fixtures/make_tiny_policy.py):
+// K = 4, S = 16, L = 2, H = 8, FOV 19.8 x 19.8 A, deterministic weights.
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "ptypilot/daemon/baseline_policies.hpp"
+#include "ptypilot/daemon/policy.hpp"
+#include "ptypilot/daemon/torchscript_policy.hpp"
+#include "ptypilot/scan_geometry.hpp"
+
+using namespace ptypilot;
+namespace fs = std::filesystem;
+
+namespace {
+
+const fs::path kFixture = fs::path(PTYPILOT_SOURCE_DIR) / "tests/fixtures/tiny_policy.pt";
+const ScanRaster kRaster{100, 100, 0.2};  // the fixture's FOV: 19.8 x 19.8 A
+constexpr int kK = 4;
+
+PolicyLimits limits(int k = kK, ScanRaster raster = kRaster) {
+  return {k, raster.height_A(), raster.width_A()};
+}
+
+// The mos2-paper object grid (0.154 A pixels, 64 px window, 3 px margin: 200 x 200 px, a
+// 130 x 130 px FOV crop) with a phase that varies over the FOV.
+Potential test_potential() {
+  Potential v;
+  v.grid = object_grid_for_fov(kRaster.height_A(), kRaster.width_A(), 0.154, 64, 3);
+  v.phase_rad = RealImage(v.grid.rows, v.grid.cols, 0.0f);
+  for (int i = 0; i < v.grid.rows; ++i)
+    for (int j = 0; j < v.grid.cols; ++j)
+      v.phase_rad(i, j) =
+          static_cast<float>(0.3 * std::sin(0.21 * i) * std::cos(0.17 * j) + 0.002 * i);
+  return v;
+}
+
+struct Contexts {
+  Potential potential = test_potential();
+  std::vector<Vec2> visited =
+      sparse_grid_positions(250, kRaster.rows, kRaster.cols, kRaster.step_A);
+
+  // Sub-sequence `t` of a 250-position session with the first 4 * t sparse-grid positions visited.
+  PolicyContext at(int t, int count = kK) {
+    PolicyContext c;
+    c.raster = kRaster;
+    c.sub_sequence = t;
+    c.count = count;
+    c.total_positions = 250;
+    c.visited_A = std::span<const Vec2>(visited).first(static_cast<std::size_t>(kK * t));
+    c.potential = t > 0 ? &potential : nullptr;
+    return c;
+  }
+};
+
+bool same(const std::vector<Vec2>& a, const std::vector<Vec2>& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (a[i].y != b[i].y || a[i].x != b[i].x) return false;
+  return true;
+}
+
+std::string message_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "(no exception)";
+}
+
+}  // namespace
+
+TEST_CASE("torchscript policy loads the fixture and checks its schema", "[policy][torch]") {
+  REQUIRE(fs::exists(kFixture));
+  TorchScriptPolicy policy(kFixture, limits());
+  CHECK(policy.name() == "torchscript");
+  CHECK_THAT(policy.schema_json(), Catch::Contains("\"kind\": \"ptypilot-gru-policy\""));
+
+  PolicyConfig config;
+  config.kind = "torchscript";
+  config.model_path = kFixture.string();
+  const auto made = make_policy(config, limits());
+  REQUIRE(made != nullptr);
+  CHECK(made->name() == "torchscript");
+  // The baselines come out of the two-argument factory unchanged.
+  config.kind = "heuristic";
+  CHECK(make_policy(config, limits())->name() == "heuristic");
+}
+
+TEST_CASE("torchscript policy refuses a session it was not made for", "[policy][torch]") {
+  SECTION("wrong sub-sequence size") {
+    const std::string m = message_of([] { TorchScriptPolicy(kFixture, limits(50)); });
+    CHECK_THAT(m, Catch::Contains(kFixture.string()));
+    CHECK_THAT(m, Catch::Contains("expects sub-sequences of 4 positions, the session asks for 50"));
+    CHECK_THROWS_AS(TorchScriptPolicy(kFixture, limits(50)), std::invalid_argument);
+  }
+  SECTION("wrong FOV") {
+    const std::string m = message_of([] {
+      TorchScriptPolicy(kFixture, limits(kK, ScanRaster{20, 20, 0.2}));
+    });
+    CHECK_THAT(m, Catch::Contains(kFixture.string()));
+    CHECK_THAT(m, Catch::Contains("FOV of 19.8 x 19.8 A, the session scans 3.8 x 3.8 A"));
+  }
+  SECTION("no model path") {
+    PolicyConfig config;
+    config.kind = "torchscript";
+    CHECK_THROWS_WITH(make_policy(config, limits()), Catch::Contains("policy.model_path"));
+  }
+}
+
+TEST_CASE("torchscript policy names a missing or corrupt file", "[policy][torch]") {
+  const fs::path dir =
+      fs::temp_directory_path() / ("ptypilot-torchscript-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  SECTION("missing") {
+    const fs::path missing = dir / "no-such-policy.pt";
+    const std::string m = message_of([&] { TorchScriptPolicy(missing, limits()); });
+    CHECK_THAT(m, Catch::Contains(missing.string()) && Catch::Contains("no such file"));
+  }
+  SECTION("garbage") {
+    const fs::path corrupt = dir / "corrupt.pt";
+    std::ofstream(corrupt, std::ios::binary) << "this is not a zip archive\x01\x02\x03";
+    const std::string m = message_of([&] { TorchScriptPolicy(corrupt, limits()); });
+    CHECK_THAT(m,
+               Catch::Contains(corrupt.string()) && Catch::Contains("is not a TorchScript module"));
+    CHECK_THROWS_AS(TorchScriptPolicy(corrupt, limits()), std::invalid_argument);
+  }
+  SECTION("a truncated model") {
+    std::ifstream in(kFixture, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const fs::path truncated = dir / "truncated.pt";
+    std::ofstream(truncated, std::ios::binary) << bytes.substr(0, bytes.size() / 2);
+    const std::string m = message_of([&] { TorchScriptPolicy(truncated, limits()); });
+    CHECK_THAT(
+        m, Catch::Contains(truncated.string()) && Catch::Contains("is not a TorchScript module"));
+  }
+  fs::remove_all(dir);
+}
+
+TEST_CASE("torchscript policy starts from the sparse grid", "[policy][torch]") {
+  Contexts s;
+  TorchScriptPolicy policy(kFixture, limits());
+  SparseGridPolicy grid;
+  policy.reset(3);
+  grid.reset(3);
+  CHECK(same(policy.propose(s.at(0)), grid.propose(s.at(0))));
+  // Without a potential (no update finished yet) it stays on the sparse grid.
+  PolicyContext no_potential = s.at(2);
+  no_potential.potential = nullptr;
+  const auto fallback = policy.propose(no_potential);
+  CHECK(same(fallback, grid.propose(no_potential)));
+  CHECK(fallback.size() == kK);
+}
+
+TEST_CASE("torchscript policy proposes in the FOV, deterministically, with a moving state",
+          "[policy][torch]") {
+  Contexts s;
+  TorchScriptPolicy policy(kFixture, limits());
+  policy.reset(0);
+  const double h0 = policy.hidden_norm();
+  CHECK(h0 == 0.0);  // the fixture starts from zeros
+
+  const auto first = policy.propose(s.at(1));
+  REQUIRE(first.size() == kK);
+  for (const Vec2& p : first) {
+    CHECK(p.y >= 0.0);
+    CHECK(p.y <= kRaster.height_A());
+    CHECK(p.x >= 0.0);
+    CHECK(p.x <= kRaster.width_A());
+  }
+  const double h1 = policy.hidden_norm();
+  CHECK(h1 != h0);
+
+  // The same inputs again: the GRU state moved, so the answer moves.
+  const auto second = policy.propose(s.at(1));
+  REQUIRE(second.size() == kK);
+  CHECK_FALSE(same(first, second));
+  CHECK(policy.hidden_norm() != h1);
+
+  // Fewer wanted than K: the first `count` of the model's answer.
+  const auto third = policy.propose(s.at(2, 3));
+  CHECK(third.size() == 3);
+
+  // reset() restores the initial behaviour, to the bit.
+  policy.reset(0);
+  CHECK(policy.hidden_norm() == h0);
+  CHECK(same(policy.propose(s.at(1)), first));
+  CHECK(same(policy.propose(s.at(1)), second));
+
+  // A second instance from the same file answers the same.
+  TorchScriptPolicy other(kFixture, limits());
+  other.reset(0);
+  CHECK(same(other.propose(s.at(1)), first));
+
+  // A different potential gives a different answer from the same state.
+  Potential flat = s.potential;
+  std::fill(flat.phase_rad.vector().begin(), flat.phase_rad.vector().end(), 0.5f);
+  flat.phase_rad(100, 100) = 2.0f;
+  policy.reset(0);
+  PolicyContext with_flat = s.at(1);
+  with_flat.potential = &flat;
+  CHECK_FALSE(same(policy.propose(with_flat), first));
+}
+
+TEST_CASE("torchscript policy answers empty instead of throwing", "[policy][torch]") {
+  Contexts s;
+  TorchScriptPolicy policy(kFixture, limits());
+  policy.reset(0);
+  Potential broken = s.potential;
+  broken.grid.fov_origin_A = {1e6, 1e6};  // the FOV crop lies outside the object: nothing to crop
+  PolicyContext c = s.at(1);
+  c.potential = &broken;
+  std::vector<Vec2> got{{1.0, 1.0}};
+  REQUIRE_NOTHROW(got = policy.propose(c));
+  CHECK(got.empty());
+  broken.grid.fov_origin_A = {NAN, 0.0};
+  REQUIRE_NOTHROW(got = policy.propose(c));
+  CHECK(got.empty());
+  // The failed call left the state alone: the next good call answers as a fresh policy would.
+  TorchScriptPolicy fresh(kFixture, limits());
+  fresh.reset(0);
+  CHECK(same(policy.propose(s.at(1)), fresh.propose(s.at(1))));
+}
+
+TEST_CASE("torchscript policy per-call time", "[.][bench][policy][torch]") {
+  Contexts s;
+  const auto t_load = std::chrono::steady_clock::now();
+  TorchScriptPolicy policy(kFixture, limits());
+  const auto t_loaded = std::chrono::steady_clock::now();
+  policy.reset(0);
+  policy.propose(s.at(1));
+  const auto t_first = std::chrono::steady_clock::now();
+  using Ms = std::chrono::duration<double, std::milli>;
+  WARN("load + checks + dry run " << Ms(t_loaded - t_load).count() << " ms; first call "
+                                  << Ms(t_first - t_loaded).count() << " ms");
+  auto cpu_s = [] {
+    timespec t{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return t.tv_sec + 1e-9 * t.tv_nsec;
+  };
+  constexpr int kCalls = 2000;
+  std::vector<double> wall_ms;
+  wall_ms.reserve(kCalls);
+  policy.reset(0);
+  const double cpu0 = cpu_s();
+  for (int i = 0; i < kCalls; ++i) {
+    if (i % 50 == 0) policy.reset(0);
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto got = policy.propose(s.at(1 + i % 50));
+    wall_ms.push_back(Ms(std::chrono::steady_clock::now() - t0).count());
+    REQUIRE(got.size() == kK);
+  }
+  const double cpu_ms = (cpu_s() - cpu0) * 1e3 / kCalls;
+  std::sort(wall_ms.begin(), wall_ms.end());
+  WARN("tiny_policy.pt, 130 x 130 px crop: per call CPU "
+       << cpu_ms << " ms (process), wall median " << wall_ms[kCalls / 2] << " ms, p99 "
+       << wall_ms[kCalls * 99 / 100] << " ms, max " << wall_ms.back() << " ms");
+}
