@@ -1,5 +1,7 @@
 #include "ptypilot/daemon/config.hpp"
 
+#include "ptypilot/daemon/frame.hpp"
+
 #include <fstream>
 #include <set>
 #include <stdexcept>
@@ -150,6 +152,12 @@ ServeConfig parse_serve_config(const json& j) {
     s.read("endpoint", c.detector.endpoint);
     s.read("bind", c.detector.bind);
     s.read("receive_hwm", c.detector.receive_hwm, positive, "must be > 0");
+    s.read("dtype", c.detector.dtype);
+    try {
+      parse_pixel_type(c.detector.dtype);
+    } catch (const std::invalid_argument& e) {
+      s.fail("dtype", e.what());
+    }
     if (c.detector.kind != "zmq") s.fail("kind", "unknown detector '" + c.detector.kind + "': use zmq");
     s.done();
   }
@@ -214,7 +222,7 @@ nlohmann::json ServeConfig::to_json() const {
       {"policy", {{"kind", policy.kind}, {"model_path", policy.model_path}}},
       {"safety", {{"min_distance_A", safety.min_distance_A}, {"snap_to_raster", safety.snap_to_raster}}},
       {"detector", {{"kind", detector.kind}, {"endpoint", detector.endpoint}, {"bind", detector.bind},
-                    {"receive_hwm", detector.receive_hwm}}},
+                    {"receive_hwm", detector.receive_hwm}, {"dtype", detector.dtype}}},
       {"scan_driver", {{"kind", scan_driver.kind}, {"endpoint", scan_driver.endpoint},
                        {"ack_timeout_s", scan_driver.ack_timeout_s}, {"directory", scan_driver.directory}}},
       {"recorder", {{"directory", recorder.directory}, {"sync_every_frames", recorder.sync_every_frames}}},

@@ -340,6 +340,7 @@ struct Daemon::Impl {
     info.versions_json = nlohmann::json{{"ptypilot", PTYPILOT_VERSION}}.dump();
     info.frame_rows = info.frame_cols = c.session.probe.window_px;
     info.pixel_A = real_space_pixel_A(c.session.probe);
+    info.frame_dtype = parse_pixel_type(c.detector.dtype);
     if (Status s = recorder->begin_session(info); !s.ok())
       throw std::runtime_error("recorder: " + s.message());
     ZmqFrameSourceConfig source_config;
@@ -347,6 +348,7 @@ struct Daemon::Impl {
     source_config.bind = c.detector.bind;
     source_config.receive_hwm = c.detector.receive_hwm;
     source_config.expected_rows = source_config.expected_cols = c.session.probe.window_px;
+    source_config.expected_dtype = info.frame_dtype;
     source = std::make_unique<ZmqFrameSource>(context, source_config);
     session = std::make_unique<Session>(c, id, std::move(parts), health);
     last_session_id = id;
@@ -526,10 +528,6 @@ int Daemon::run() {
   d.control_thread = std::thread([&d] { d.control_loop(); });
   log::info("serving", {{"control", d.control_bound}, {"events", d.events_bound},
                         {"state", state_name(d.state)}});
-  std::cout << nlohmann::json{{"event", "ready"}, {"control_endpoint", d.control_bound},
-                              {"events_endpoint", d.events_bound}}
-                   .dump()
-            << std::endl;
   d.io.run();
   d.stopping = true;
   if (d.control_thread.joinable()) d.control_thread.join();
@@ -544,6 +542,11 @@ int run_serve(const std::vector<std::string>& args) {
   options.control_endpoint = cli.get("control", "");
   options.events_endpoint = cli.get("events", "");
   Daemon daemon(std::move(options));
+  // One line on stdout for a parent process (demo, tests) to learn the bound endpoints.
+  std::cout << nlohmann::json{{"event", "ready"}, {"control_endpoint", daemon.control_endpoint()},
+                              {"events_endpoint", daemon.events_endpoint()}}
+                   .dump()
+            << std::endl;
   return daemon.run();
 }
 

@@ -59,6 +59,9 @@ TEST_CASE("config errors name the key and the rule", "[config]") {
   json bad_loss = j;
   bad_loss["reconstruction"] = {{"loss", "l1"}};
   CHECK_THROWS_WITH(parse_serve_config(bad_loss), Catch::Contains("reconstruction.loss"));
+  json bad_dtype = j;
+  bad_dtype["detector"] = {{"dtype", "int12"}};
+  CHECK_THROWS_WITH(parse_serve_config(bad_dtype), Catch::Contains("detector.dtype: unknown pixel type"));
   CHECK_THROWS_WITH(parse_serve_config(json::object()), Catch::Contains("config.session: missing"));
   CHECK_THROWS_WITH(parse_serve_config(json::array()), Catch::Contains("config: must be an object"));
 }

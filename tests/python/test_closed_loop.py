@@ -50,7 +50,7 @@ def session_config(tmp_path, detector_endpoint, generator_endpoint, **session):
         "session": s,
         "reconstruction": {"loss": "amplitude", "iterations_per_update": 3},
         "policy": {"kind": "heuristic"},
-        "detector": {"endpoint": detector_endpoint},
+        "detector": {"endpoint": detector_endpoint, "dtype": "float32"},
         "scan_driver": {"kind": "zmq", "endpoint": generator_endpoint, "ack_timeout_s": 1},
         "recorder": {"directory": str(tmp_path / "sessions")},
     }
@@ -62,6 +62,7 @@ def test_full_session_with_sim_detector(tmp_path, serve):
         config = session_config(tmp_path, detector.ready["data_endpoint"],
                                 detector.ready["command_endpoint"], total_positions=150)
         config["scan_driver"]["kind"] = "sim-stage"
+        config["detector"]["dtype"] = "uint16"  # what sim-detector sends at a dose
         (tmp_path / "config.json").write_text(json.dumps(config))
         assert ctl(serve, "configure", str(tmp_path / "config.json"))["state"] == "CONFIGURED"
         assert ctl(serve, "start", "it-1")["state"] in ("RUNNING", "IDLE")

@@ -44,6 +44,9 @@ struct DetectorConfig {
   std::string endpoint = "tcp://127.0.0.1:5602";
   bool bind = false;
   int receive_hwm = 1000;
+  // What the detector sends; frames of another dtype are rejected (frames_dtype_mismatch), and
+  // the recording keeps this dtype, so a counting detector's uint16 takes half the disk.
+  std::string dtype = "uint16";  // uint8 | uint16 | uint32 | float32
 };
 
 struct ScanDriverConfig {

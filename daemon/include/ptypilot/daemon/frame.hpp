@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "ptypilot/image.hpp"
@@ -12,6 +13,9 @@
 namespace ptypilot {
 
 enum class PixelType { kUint8, kUint16, kUint32, kFloat32 };
+
+// "uint8" | "uint16" | "uint32" | "float32"; throws std::invalid_argument naming them.
+PixelType parse_pixel_type(std::string_view name);
 
 struct DetectorFrame {
   std::string session_id;
