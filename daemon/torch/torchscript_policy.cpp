@@ -1,6 +1,11 @@
-// TorchScriptPolicy: the only translation unit of ptypilot that includes LibTorch. Every
-// c10::Error (and any other exception LibTorch throws) is converted here: into a start-up
-// exception that names the file, or, in propose(), into a log line and an empty answer.
+// TorchScriptPolicy: the only translation unit of ptypilot that includes LibTorch, built alone
+// into the plugin libptypilot_torch_policy.so (daemon/CMakeLists.txt), which make_policy()
+// dlopens. Every c10::Error (and any other exception LibTorch throws) is converted here: into a
+// start-up exception that names the file, or, in propose(), into a log line and an empty answer.
+//
+// The plugin holds no copy of the daemon: SparseGridPolicy, log::write and the rest come from the
+// program that loads it (built with ENABLE_EXPORTS), so there is one log sink and one of every
+// static. Only ptypilot_make_torchscript_policy is exported (hidden visibility otherwise).
 #include "ptypilot/daemon/torchscript_policy.hpp"
 
 // Not <torch/script.h>: these few headers parse in two thirds of its time.
@@ -14,6 +19,8 @@
 #include <cmath>
 #include <cstddef>
 #include <exception>
+#include <filesystem>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <stdexcept>
@@ -21,6 +28,7 @@
 #include <system_error>
 #include <utility>
 
+#include "ptypilot/daemon/baseline_policies.hpp"
 #include "ptypilot/daemon/log.hpp"
 
 namespace ptypilot {
@@ -49,9 +57,7 @@ std::string number(double value) {
   return out.str();
 }
 
-}  // namespace
-
-struct TorchScriptPolicy::Impl {
+struct Impl {
   std::string path;  // as given, for messages
   PolicyLimits limits;
   torch::jit::Module module;
@@ -171,8 +177,22 @@ struct TorchScriptPolicy::Impl {
   }
 };
 
-TorchScriptPolicy::TorchScriptPolicy(const std::filesystem::path& model_path,
-                                     const PolicyLimits& limits)
+class LoadedTorchScriptPolicy final : public TorchScriptPolicy {
+ public:
+  LoadedTorchScriptPolicy(const std::filesystem::path& model_path, const PolicyLimits& limits);
+
+  void reset(std::uint64_t seed) override;
+  std::vector<Vec2> propose(const PolicyContext& context) override;
+  const std::string& schema_json() const override { return impl_->schema; }
+  double hidden_norm() const override;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+  SparseGridPolicy first_;  // sub-sequence 0 and the fallback without a potential
+};
+
+LoadedTorchScriptPolicy::LoadedTorchScriptPolicy(const std::filesystem::path& model_path,
+                                                 const PolicyLimits& limits)
     : impl_(std::make_unique<Impl>()) {
   impl_->path = model_path.string();
   impl_->limits = limits;
@@ -192,18 +212,12 @@ TorchScriptPolicy::TorchScriptPolicy(const std::filesystem::path& model_path,
             {{"model", impl_->path}, {"schema", nlohmann::json::parse(impl_->schema)}});
 }
 
-TorchScriptPolicy::~TorchScriptPolicy() = default;
-TorchScriptPolicy::TorchScriptPolicy(TorchScriptPolicy&&) noexcept = default;
-TorchScriptPolicy& TorchScriptPolicy::operator=(TorchScriptPolicy&&) noexcept = default;
-
-void TorchScriptPolicy::reset(std::uint64_t seed) {
+void LoadedTorchScriptPolicy::reset(std::uint64_t seed) {
   first_.reset(seed);
   impl_->hidden = impl_->initial_hidden;
 }
 
-const std::string& TorchScriptPolicy::schema_json() const { return impl_->schema; }
-
-double TorchScriptPolicy::hidden_norm() const {
+double LoadedTorchScriptPolicy::hidden_norm() const {
   try {
     return impl_->hidden.abs().sum().item<double>();
   } catch (const std::exception&) {
@@ -211,7 +225,7 @@ double TorchScriptPolicy::hidden_norm() const {
   }
 }
 
-std::vector<Vec2> TorchScriptPolicy::propose(const PolicyContext& context) {
+std::vector<Vec2> LoadedTorchScriptPolicy::propose(const PolicyContext& context) {
   if (context.count <= 0) return {};
   const Potential* potential = context.potential;
   if (context.sub_sequence == 0 || potential == nullptr || potential->phase_rad.empty() ||
@@ -299,4 +313,12 @@ std::vector<Vec2> TorchScriptPolicy::propose(const PolicyContext& context) {
   return {};
 }
 
+}  // namespace
 }  // namespace ptypilot
+
+extern "C" ptypilot::Policy* ptypilot_make_torchscript_policy(
+    const char* model_path, const ptypilot::PolicyLimits* limits) {
+  if (model_path == nullptr || limits == nullptr)
+    throw std::invalid_argument("ptypilot_make_torchscript_policy: null model path or limits");
+  return new ptypilot::LoadedTorchScriptPolicy(model_path, *limits);
+}

@@ -1,5 +1,8 @@
 // TorchScriptPolicy against tests/fixtures/tiny_policy.pt (tests/fixtures/make_tiny_policy.py):
 // K = 4, S = 16, L = 2, H = 8, FOV 19.8 x 19.8 A, deterministic weights.
+//
+// Every policy here comes from make_policy(), which dlopens build/lib/libptypilot_torch_policy.so:
+// this program does not link LibTorch, so only these cases load it.
 #include <time.h>
 #include <unistd.h>
 
@@ -11,6 +14,7 @@
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <memory>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -65,6 +69,19 @@ struct Contexts {
   }
 };
 
+// The learned policy for `model`, as the daemon makes it.
+std::unique_ptr<TorchScriptPolicy> load(const fs::path& model, const PolicyLimits& l = limits()) {
+  PolicyConfig config;
+  config.kind = "torchscript";
+  config.model_path = model.string();
+  std::unique_ptr<Policy> made = make_policy(config, l);
+  REQUIRE(made != nullptr);
+  auto* learned = dynamic_cast<TorchScriptPolicy*>(made.get());
+  REQUIRE(learned != nullptr);
+  made.release();
+  return std::unique_ptr<TorchScriptPolicy>(learned);
+}
+
 bool same(const std::vector<Vec2>& a, const std::vector<Vec2>& b) {
   if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i)
@@ -85,9 +102,9 @@ std::string message_of(const std::function<void()>& f) {
 
 TEST_CASE("torchscript policy loads the fixture and checks its schema", "[policy][torch]") {
   REQUIRE(fs::exists(kFixture));
-  TorchScriptPolicy policy(kFixture, limits());
-  CHECK(policy.name() == "torchscript");
-  CHECK_THAT(policy.schema_json(), Catch::Contains("\"kind\": \"ptypilot-gru-policy\""));
+  const auto policy = load(kFixture);
+  CHECK(policy->name() == "torchscript");
+  CHECK_THAT(policy->schema_json(), Catch::Contains("\"kind\": \"ptypilot-gru-policy\""));
 
   PolicyConfig config;
   config.kind = "torchscript";
@@ -102,14 +119,14 @@ TEST_CASE("torchscript policy loads the fixture and checks its schema", "[policy
 
 TEST_CASE("torchscript policy refuses a session it was not made for", "[policy][torch]") {
   SECTION("wrong sub-sequence size") {
-    const std::string m = message_of([] { TorchScriptPolicy(kFixture, limits(50)); });
+    const std::string m = message_of([] { load(kFixture, limits(50)); });
     CHECK_THAT(m, Catch::Contains(kFixture.string()));
     CHECK_THAT(m, Catch::Contains("expects sub-sequences of 4 positions, the session asks for 50"));
-    CHECK_THROWS_AS(TorchScriptPolicy(kFixture, limits(50)), std::invalid_argument);
+    CHECK_THROWS_AS(load(kFixture, limits(50)), std::invalid_argument);
   }
   SECTION("wrong FOV") {
     const std::string m = message_of([] {
-      TorchScriptPolicy(kFixture, limits(kK, ScanRaster{20, 20, 0.2}));
+      load(kFixture, limits(kK, ScanRaster{20, 20, 0.2}));
     });
     CHECK_THAT(m, Catch::Contains(kFixture.string()));
     CHECK_THAT(m, Catch::Contains("FOV of 19.8 x 19.8 A, the session scans 3.8 x 3.8 A"));
@@ -127,23 +144,23 @@ TEST_CASE("torchscript policy names a missing or corrupt file", "[policy][torch]
   fs::create_directories(dir);
   SECTION("missing") {
     const fs::path missing = dir / "no-such-policy.pt";
-    const std::string m = message_of([&] { TorchScriptPolicy(missing, limits()); });
+    const std::string m = message_of([&] { load(missing); });
     CHECK_THAT(m, Catch::Contains(missing.string()) && Catch::Contains("no such file"));
   }
   SECTION("garbage") {
     const fs::path corrupt = dir / "corrupt.pt";
     std::ofstream(corrupt, std::ios::binary) << "this is not a zip archive\x01\x02\x03";
-    const std::string m = message_of([&] { TorchScriptPolicy(corrupt, limits()); });
+    const std::string m = message_of([&] { load(corrupt); });
     CHECK_THAT(m,
                Catch::Contains(corrupt.string()) && Catch::Contains("is not a TorchScript module"));
-    CHECK_THROWS_AS(TorchScriptPolicy(corrupt, limits()), std::invalid_argument);
+    CHECK_THROWS_AS(load(corrupt), std::invalid_argument);
   }
   SECTION("a truncated model") {
     std::ifstream in(kFixture, std::ios::binary);
     std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     const fs::path truncated = dir / "truncated.pt";
     std::ofstream(truncated, std::ios::binary) << bytes.substr(0, bytes.size() / 2);
-    const std::string m = message_of([&] { TorchScriptPolicy(truncated, limits()); });
+    const std::string m = message_of([&] { load(truncated); });
     CHECK_THAT(
         m, Catch::Contains(truncated.string()) && Catch::Contains("is not a TorchScript module"));
   }
@@ -152,7 +169,8 @@ TEST_CASE("torchscript policy names a missing or corrupt file", "[policy][torch]
 
 TEST_CASE("torchscript policy starts from the sparse grid", "[policy][torch]") {
   Contexts s;
-  TorchScriptPolicy policy(kFixture, limits());
+  const auto policy_ptr = load(kFixture);
+  TorchScriptPolicy& policy = *policy_ptr;
   SparseGridPolicy grid;
   policy.reset(3);
   grid.reset(3);
@@ -168,7 +186,8 @@ TEST_CASE("torchscript policy starts from the sparse grid", "[policy][torch]") {
 TEST_CASE("torchscript policy proposes in the FOV, deterministically, with a moving state",
           "[policy][torch]") {
   Contexts s;
-  TorchScriptPolicy policy(kFixture, limits());
+  const auto policy_ptr = load(kFixture);
+  TorchScriptPolicy& policy = *policy_ptr;
   policy.reset(0);
   const double h0 = policy.hidden_norm();
   CHECK(h0 == 0.0);  // the fixture starts from zeros
@@ -201,7 +220,8 @@ TEST_CASE("torchscript policy proposes in the FOV, deterministically, with a mov
   CHECK(same(policy.propose(s.at(1)), second));
 
   // A second instance from the same file answers the same.
-  TorchScriptPolicy other(kFixture, limits());
+  const auto other_ptr = load(kFixture);
+  TorchScriptPolicy& other = *other_ptr;
   other.reset(0);
   CHECK(same(other.propose(s.at(1)), first));
 
@@ -217,7 +237,8 @@ TEST_CASE("torchscript policy proposes in the FOV, deterministically, with a mov
 
 TEST_CASE("torchscript policy answers empty instead of throwing", "[policy][torch]") {
   Contexts s;
-  TorchScriptPolicy policy(kFixture, limits());
+  const auto policy_ptr = load(kFixture);
+  TorchScriptPolicy& policy = *policy_ptr;
   policy.reset(0);
   Potential broken = s.potential;
   broken.grid.fov_origin_A = {1e6, 1e6};  // the FOV crop lies outside the object: nothing to crop
@@ -230,7 +251,8 @@ TEST_CASE("torchscript policy answers empty instead of throwing", "[policy][torc
   REQUIRE_NOTHROW(got = policy.propose(c));
   CHECK(got.empty());
   // The failed call left the state alone: the next good call answers as a fresh policy would.
-  TorchScriptPolicy fresh(kFixture, limits());
+  const auto fresh_ptr = load(kFixture);
+  TorchScriptPolicy& fresh = *fresh_ptr;
   fresh.reset(0);
   CHECK(same(policy.propose(s.at(1)), fresh.propose(s.at(1))));
 }
@@ -238,7 +260,8 @@ TEST_CASE("torchscript policy answers empty instead of throwing", "[policy][torc
 TEST_CASE("torchscript policy per-call time", "[.][bench][policy][torch]") {
   Contexts s;
   const auto t_load = std::chrono::steady_clock::now();
-  TorchScriptPolicy policy(kFixture, limits());
+  const auto policy_ptr = load(kFixture);
+  TorchScriptPolicy& policy = *policy_ptr;
   const auto t_loaded = std::chrono::steady_clock::now();
   policy.reset(0);
   policy.propose(s.at(1));

@@ -59,8 +59,9 @@ struct PolicyLimits {
   double fov_width_A = 0.0;
 };
 
-// Throws std::invalid_argument naming the known kinds, or, for "torchscript", as
-// TorchScriptPolicy's constructor does (missing model, schema mismatch), naming the file.
+// Throws std::invalid_argument naming the known kinds, or, for "torchscript", when the model is
+// missing or does not match the session (naming the file), and std::runtime_error when the
+// LibTorch plugin (libptypilot_torch_policy.so, loaded on first use) cannot be loaded.
 std::unique_ptr<Policy> make_policy(const PolicyConfig& config, const PolicyLimits& limits);
 
 }  // namespace ptypilot
