@@ -215,9 +215,9 @@ std::string Session::missing_description() const {
   for (std::uint32_t sub = 0; sub < next_sub_sequence_; ++sub) {
     const auto missing = assembler_.missing(sub);
     if (missing.empty()) continue;
-    text += "; sub-sequence " + std::to_string(sub) + " lacks positions";
+    text.append("; sub-sequence ").append(std::to_string(sub)).append(" lacks positions");
     for (std::size_t i = 0; i < std::min<std::size_t>(missing.size(), 8); ++i)
-      text += " " + std::to_string(missing[i]);
+      text.append(" ").append(std::to_string(missing[i]));
     if (missing.size() > 8) text += " ...";
   }
   return text;
