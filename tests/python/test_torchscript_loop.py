@@ -72,9 +72,13 @@ def test_session_with_the_torchscript_policy(tmp_path, loop):
     reply = client.wait(timeout_s=120)
     status = reply.status
     assert client.state() == "IDLE", (reply, serve.log()[-3000:])
-    assert status.positions_issued == 20
-    assert status.frames_received == 20
-    assert status.frames_recorded == 20
+    # Safety drops proposals that repeat visited positions, and a session whose policy gives
+    # nothing new ends early: the tiny model may issue a little less than the budget. Which of
+    # its proposals collide depends on reconstruction round-off, so the count is not exact.
+    issued = status.positions_issued
+    assert 8 < issued <= 20
+    assert status.frames_received == issued
+    assert status.frames_recorded == issued
 
     log = serve.log()
     assert '"event":"torchscript_plugin_loaded"' in log
@@ -83,11 +87,12 @@ def test_session_with_the_torchscript_policy(tmp_path, loop):
 
     with h5py.File(tmp_path / "sessions" / "learned-1.h5", "r") as f:
         assert f.attrs["complete"] == 1
-        assert f["frames/counts"].shape == (20, 64, 64)
+        assert f["frames/counts"].shape == (issued, 64, 64)
         assert json.loads(f.attrs["config_json"])["policy"]["kind"] == "torchscript"
         approved = [f[f"sub_sequences/{k}/approved_A"][:] for k in f["sub_sequences"]]
         positions = f["frames/position_A"][:]
-    assert len(approved) == 5 and all(len(a) == 4 for a in approved)
+    assert len(approved) >= 3 and all(1 <= len(a) <= 4 for a in approved)
+    assert sum(len(a) for a in approved) == issued
     everything = np.concatenate(approved)
     fov = 99 * 0.2
     assert (everything >= 0).all() and (everything <= fov + 1e-9).all()
