@@ -1,4 +1,7 @@
 // ptypilot: one command-line tool with subcommands (see README.md).
+#include <unistd.h>
+
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <iostream>
@@ -43,6 +46,14 @@ commands:
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The reconstructor's OpenMP threads must not spin-wait at their barriers: on a loaded machine
+  // (a training job, a second daemon) a spinning thread holds the core its peer needs, and one
+  // iteration measured 240 ms instead of 20. libgomp reads OMP_WAIT_POLICY when it is loaded,
+  // before main, so the process re-executes itself once with PASSIVE unless the operator chose.
+  if (std::getenv("OMP_WAIT_POLICY") == nullptr) {
+    setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+    execv("/proc/self/exe", argv);  // returns only on failure; then run as we are
+  }
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "help" || args[0] == "--help" || args[0] == "-h") {
     std::cout << kUsage;
