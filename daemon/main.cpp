@@ -16,6 +16,7 @@ int run_serve(const std::vector<std::string>& args);
 int run_ctl(const std::vector<std::string>& args);
 int run_sim_detector(const std::vector<std::string>& args);
 int bench_loop(const std::vector<std::string>& args);
+int run_demo(const std::vector<std::string>& args);
 int bench_ingest(const std::vector<std::string>& args);
 }
 
@@ -32,6 +33,9 @@ commands:
   ctl [--endpoint EP] [--events EP] COMMAND ...
       the control client: configure FILE | start [ID] | stop | status | reconstruction FILE.npy
       | wait [SECONDS] | events [COUNT]
+  demo --out DIR [--policies sparse-grid,heuristic,random,raster]
+      the closed loop on this machine: sim-detector and serve as separate processes, one
+      mos2-paper session per policy; pictures and report.json in DIR
   bench reconstruct [--patterns N] [--iterations K] [--threads T] [--batch B]
                     [--loss intensity|amplitude] [--preset NAME] [--dose E_PER_A2]
       time reconstructor iterations against the FFT floor; prints one JSON object
@@ -69,6 +73,7 @@ int main(int argc, char** argv) {
     if (command == "serve") return ptypilot::run_serve(rest);
     if (command == "ctl") return ptypilot::run_ctl(rest);
     if (command == "sim-detector") return ptypilot::run_sim_detector(rest);
+    if (command == "demo") return ptypilot::run_demo(rest);
     if (command == "bench" && args.size() >= 2) {
       const std::vector<std::string> options(args.begin() + 2, args.end());
       if (args[1] == "reconstruct") return ptypilot::bench_reconstruct(options);
