@@ -5,7 +5,8 @@
 Starts `ptypilot sim-detector` (simulated detector and stage) and `ptypilot serve` as separate
 processes on loopback, then runs the mos2-paper session (250 of 10,000 positions, 5
 sub-sequences of 50) once with each baseline policy through the control socket. It writes, to DIR:
-  <policy>.png    the reconstruction with the approved positions on top
+  <policy>.png    the reconstruction with the approved positions on top ("learned" is the
+                  shipped TorchScript policy, models/shipped/policy-mos2-k50.pt)
   ground_truth.png, frc.png, report.json (SSIM against the full-raster reconstruction, Q_SSIM
   against the sparse grid, latency breakdown per sub-sequence), sessions/*.h5 (the recordings).
 """
@@ -27,7 +28,15 @@ from ptypilot import figures
 from ptypilot.client import Client
 from ptypilot.processes import start_serve, start_sim_detector
 
-POLICIES = ["sparse-grid", "heuristic", "random", "raster"]
+POLICIES = ["sparse-grid", "learned", "heuristic", "random", "raster"]
+SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "shipped" / "policy-mos2-k50.pt"
+
+
+def policy_config(name: str) -> dict:
+    """`learned` is the shipped TorchScript policy; the others are the daemon's baselines."""
+    if name == "learned":
+        return {"kind": "torchscript", "model_path": str(SHIPPED_MODEL)}
+    return {"kind": name}
 
 
 def progress(message: str) -> None:
@@ -103,8 +112,9 @@ def main(argv=None) -> int:
             config = {
                 "session": {"preset": preset.name, "total_positions": args.positions,
                             "sub_sequence_size": args.sub_sequence, "seed": args.seed},
-                "reconstruction": {"loss": "amplitude", "iterations_per_update": 10},
-                "policy": {"kind": policy},
+                # The daemon's default update, which the shipped policy was trained with.
+                "reconstruction": {"loss": "amplitude", "iterations_per_update": 5},
+                "policy": policy_config(policy),
                 "detector": {"endpoint": detector.ready["data_endpoint"]},
                 "scan_driver": {"kind": "sim-stage", "endpoint": detector.ready["command_endpoint"]},
                 "recorder": {"directory": str(out / "sessions")},

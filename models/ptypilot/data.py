@@ -1,0 +1,308 @@
+"""Simulated data for training and evaluating the learned policy, and the scan episode.
+
+Everything physical goes through ``ptypilot_core`` (the C++ simulator, reconstructor and Voronoi
+reward that the daemon runs); this module only decides *which* specimens, positions and noise
+streams are used, and emulates the daemon's ``Safety`` (clamp, snap to the raster, drop repeats,
+budget) so that an episode sees exactly the positions the daemon would expose.
+
+Seeds: the specimen seeds for training, validation (checkpoint selection) and evaluation are
+disjoint ranges, defined here and nowhere else (``TRAIN_SEEDS``, ``VALIDATION_SEEDS``,
+``EVAL_SEEDS``; checked at import and by ``tests/python/test_policy_model.py``). The evaluation
+range holds the small seeds, so the demos' specimens (seed 1, ...) are never trained on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import ptypilot_core as core
+from ptypilot.figures import fov_crop
+
+PRESET = "mos2-paper"
+DOSE_E_PER_A2 = 1e5  # of the full raster, as in ptypilot.demo
+SUB_SEQUENCE_SIZE = 50
+TOTAL_POSITIONS = 250  # 5 x 50 of the 100 x 100 raster: the paper's main setting
+ITERATIONS_PER_UPDATE = 5  # the daemon's default (reconstruction.iterations_per_update)
+FULL_RASTER_ITERATIONS = 30  # ground truth, as in ptypilot.demo
+
+# The one definition of which specimens are for what. Pairwise disjoint; checked at import and
+# by a test. EVAL_SEEDS: held-out specimens for the reported figures (and the demos' seeds).
+# VALIDATION_SEEDS: specimens from the training distribution that training never runs episodes
+# on, used to pick the REINFORCE checkpoint. TRAIN_SEEDS: everything training simulates.
+EVAL_SEEDS = range(0, 1000)
+VALIDATION_SEEDS = range(1000, 2000)
+TRAIN_SEEDS = range(2000, 1_000_000)
+SEED_RANGES = {"train": TRAIN_SEEDS, "validation": VALIDATION_SEEDS, "eval": EVAL_SEEDS}
+
+# Noise streams of the simulated detector, per specimen and purpose, so that no two uses of a
+# specimen share a Poisson stream by accident (and sparse grid vs adaptive share theirs on purpose).
+NOISE_PURPOSE = {"episode": 1, "full_raster": 2, "autoencoder": 3}
+
+
+def check_disjoint_seeds() -> None:
+    """Raises if any two of the seed ranges overlap (they must not)."""
+    items = list(SEED_RANGES.items())
+    for name, r in items:
+        if r.step != 1 or r.start < 0 or len(r) == 0:
+            raise ValueError(f"{name} seeds must be a non-empty contiguous non-negative range")
+    for i, (a, ra) in enumerate(items):
+        for b, rb in items[i + 1:]:
+            if max(ra.start, rb.start) < min(ra.stop, rb.stop):
+                raise ValueError(f"{a} seeds {ra} overlap {b} seeds {rb}")
+
+
+check_disjoint_seeds()
+
+
+def is_train_seed(seed: int) -> bool:
+    return int(seed) in TRAIN_SEEDS
+
+
+def is_validation_seed(seed: int) -> bool:
+    return int(seed) in VALIDATION_SEEDS
+
+
+def is_eval_seed(seed: int) -> bool:
+    return int(seed) in EVAL_SEEDS
+
+
+def train_seeds(count: int, rng: np.random.Generator) -> list[int]:
+    """`count` distinct training specimen seeds drawn with `rng`."""
+    picked = rng.choice(len(TRAIN_SEEDS), size=count, replace=False)
+    return [TRAIN_SEEDS[int(i)] for i in picked]
+
+
+def validation_seeds(count: int) -> list[int]:
+    """The first `count` validation specimen seeds."""
+    if count > len(VALIDATION_SEEDS):
+        raise ValueError(f"only {len(VALIDATION_SEEDS)} validation seeds")
+    return list(VALIDATION_SEEDS[:count])
+
+
+def eval_seeds(count: int) -> list[int]:
+    """The first `count` evaluation specimen seeds (always the same ones)."""
+    if count > len(EVAL_SEEDS):
+        raise ValueError(f"only {len(EVAL_SEEDS)} evaluation seeds")
+    return list(EVAL_SEEDS[:count])
+
+
+def noise_seed(specimen_seed: int, purpose: str) -> int:
+    return int(specimen_seed) * 16 + NOISE_PURPOSE[purpose]
+
+
+def simulation(specimen_seed: int, purpose: str, preset: str = PRESET,
+               dose_e_per_A2: float = DOSE_E_PER_A2):
+    return core.Simulation(preset, int(specimen_seed), dose_e_per_A2=dose_e_per_A2,
+                           noise_seed=noise_seed(specimen_seed, purpose))
+
+
+class RasterSafety:
+    """The daemon's Safety rules (daemon/include/ptypilot/daemon/safety.hpp) with its default
+    configuration (safety_config_for: snap to the raster step, dedupe at half a step), for
+    positions in Angstrom relative to the FOV origin. On the raster, deduplication at half a step
+    drops exactly the repeated nodes."""
+
+    def __init__(self, rows: int, cols: int, step_A: float, budget: int):
+        self.rows, self.cols, self.step_A, self.budget = rows, cols, step_A, budget
+        self.height_A = (rows - 1) * step_A
+        self.width_A = (cols - 1) * step_A
+        self.visited_nodes: set[tuple[int, int]] = set()
+        self.visited_A: list[tuple[float, float]] = []
+
+    def remaining(self) -> int:
+        return self.budget - len(self.visited_A)
+
+    def snap(self, positions_A: np.ndarray) -> np.ndarray:
+        """(n, 2) positions clamped into the FOV and snapped to the raster nodes, in Angstrom."""
+        p = np.asarray(positions_A, dtype=np.float64).reshape(-1, 2)
+        out = np.empty_like(p)
+        for axis, extent in ((0, self.height_A), (1, self.width_A)):
+            v = np.clip(p[:, axis], 0.0, extent)
+            last = np.floor(extent / self.step_A + 1e-9)
+            out[:, axis] = np.clip(np.round(v / self.step_A), 0.0, last) * self.step_A
+        return out
+
+    def check(self, proposed_A: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Applies the rules in order. Returns (approved_A (m, 2), snapped_A (n, 2), status (n,))
+        with status[i] = index into approved_A, -1 for a repeat (no new exposure), -2 for a
+        non-finite position, -3 for over budget."""
+        proposed_A = np.asarray(proposed_A, dtype=np.float64).reshape(-1, 2)
+        snapped = self.snap(np.nan_to_num(proposed_A))
+        status = np.full(len(proposed_A), -1, dtype=np.int64)
+        approved = []
+        for i, (p, s) in enumerate(zip(proposed_A, snapped)):
+            if not np.all(np.isfinite(p)):
+                status[i] = -2
+                continue
+            node = (int(round(s[0] / self.step_A)), int(round(s[1] / self.step_A)))
+            if node in self.visited_nodes:
+                status[i] = -1
+                continue
+            if self.remaining() <= 0:
+                status[i] = -3
+                continue
+            self.visited_nodes.add(node)
+            self.visited_A.append((float(s[0]), float(s[1])))
+            status[i] = len(approved)
+            approved.append(s)
+        return np.asarray(approved, dtype=np.float64).reshape(-1, 2), snapped, status
+
+
+@dataclass
+class StepRecord:
+    """One policy decision of an episode: its inputs and what became of its proposal."""
+    previous_norm: np.ndarray   # (K, 2) input positions, normalised to the FOV
+    potential: np.ndarray       # FOV crop of the reconstruction the decision saw
+    action_norm: np.ndarray     # (K, 2) proposal (sampled or mean), normalised, unclamped
+    visit_index: np.ndarray     # (K,) index into ScanEpisode.visited_A, or < 0 (see RasterSafety)
+
+
+class ScanEpisode:
+    """One acquisition, the way the daemon runs a session: the first sub-sequence is the first K
+    positions of the sparse grid of the budget; every later one passes RasterSafety, is
+    simulated by ptypilot_core.Simulation.frames and added to one warm-started
+    ptypilot_core.Reconstructor (amplitude loss) that iterates `iterations` times per update."""
+
+    def __init__(self, specimen_seed: int, *, purpose: str = "episode", preset: str = PRESET,
+                 sub_sequence_size: int = SUB_SEQUENCE_SIZE, total_positions: int = TOTAL_POSITIONS,
+                 iterations: int = ITERATIONS_PER_UPDATE, dose_e_per_A2: float = DOSE_E_PER_A2,
+                 threads: int = 2):
+        self.seed = int(specimen_seed)
+        self.sim = simulation(specimen_seed, purpose, preset, dose_e_per_A2)
+        self.preset = core.experiment_preset(preset)
+        self.grid = self.sim.grid
+        self.K = sub_sequence_size
+        self.iterations = iterations
+        p = self.preset
+        self.safety = RasterSafety(p.scan_rows, p.scan_cols, p.step_A, total_positions)
+        self.fov_A = np.array([self.safety.height_A, self.safety.width_A])
+        self.sparse_A = core.sparse_grid_positions(total_positions, p.scan_rows, p.scan_cols, p.step_A)
+        self.rec = core.Reconstructor(p.probe, self.grid, loss="amplitude", threads=threads)
+        self.updates = 0
+
+    @property
+    def visited_A(self) -> np.ndarray:
+        return np.asarray(self.safety.visited_A, dtype=np.float64).reshape(-1, 2)
+
+    def remaining(self) -> int:
+        return self.safety.remaining()
+
+    def normalise(self, positions_A: np.ndarray) -> np.ndarray:
+        return np.asarray(positions_A, dtype=np.float64) / self.fov_A
+
+    def first_sub_sequence_A(self) -> np.ndarray:
+        return self.sparse_A[: self.K]
+
+    def measure(self, proposed_A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Safety, frames, reconstruction update. Returns (snapped_A (n, 2), visit_index (n,))."""
+        first = len(self.safety.visited_A)
+        approved, snapped, status = self.safety.check(proposed_A)
+        if len(approved):
+            self.rec.add_frames(approved, self.sim.frames(approved))
+            self.rec.iterate(self.iterations)
+            self.updates += 1
+        visit = np.where(status >= 0, status + first, status)
+        return snapped, visit
+
+    def potential(self) -> np.ndarray:
+        """The reconstruction cropped to the scan FOV (what the daemon hands the policy)."""
+        return np.ascontiguousarray(fov_crop(self.rec.phase_rad, self.grid), dtype=np.float32)
+
+    def rewards(self) -> np.ndarray:
+        """Paper's Voronoi reward of every visited position on the current reconstruction."""
+        return np.asarray(core.voronoi_reward(self.rec.phase_rad, self.grid, self.visited_A))
+
+
+@dataclass
+class EpisodeResult:
+    seed: int
+    steps: list[StepRecord] = field(default_factory=list)
+    visited_A: np.ndarray | None = None
+    potential: np.ndarray | None = None   # final FOV crop
+    rewards: np.ndarray | None = None     # per visited position
+
+
+def run_episode(env: ScanEpisode, propose, max_steps: int | None = None,
+                keep_potentials: bool = True) -> EpisodeResult:
+    """Runs a whole episode. `propose(previous_norm (K, 2), potential crop) -> (K, 2)` proposal
+    normalised to the FOV (a policy's mean or a sample). The positions fed back as "previous" are
+    the K proposals after Safety's clamp and snap (repeats included), the first ones the first K
+    sparse-grid positions. Stops when the budget is spent, a proposal adds nothing, or after
+    `max_steps` decisions (default: twice the number of sub-sequences)."""
+    if max_steps is None:
+        max_steps = 2 * int(np.ceil(env.safety.budget / env.K))
+    result = EpisodeResult(seed=env.seed)
+    first = env.first_sub_sequence_A()
+    snapped, _ = env.measure(first)
+    previous = env.normalise(snapped)
+    for _ in range(max_steps):
+        if env.remaining() <= 0:
+            break
+        crop = env.potential()
+        action = np.asarray(propose(previous, crop), dtype=np.float64).reshape(env.K, 2)
+        snapped, visit = env.measure(action * env.fov_A)
+        result.steps.append(StepRecord(previous, crop if keep_potentials else None, action, visit))
+        if not np.any(visit >= 0):
+            break
+        previous = env.normalise(snapped)
+    result.visited_A = env.visited_A
+    result.potential = env.potential()
+    result.rewards = env.rewards()
+    return result
+
+
+def sparse_grid_propose(env: ScanEpisode):
+    """The sparse-grid baseline as a `propose` function: the next K entries of the sparse grid."""
+    state = {"next": env.K}
+
+    def propose(previous, crop):
+        n = state["next"]
+        chunk = env.sparse_A[n:n + env.K]
+        state["next"] = n + env.K
+        if len(chunk) < env.K:  # past the budget: repeats, which Safety drops
+            chunk = np.concatenate([chunk, np.repeat(env.sparse_A[:1], env.K - len(chunk), 0)])
+        return env.normalise(chunk)
+
+    return propose
+
+
+def random_propose(env: ScanEpisode, rng: np.random.Generator):
+    """Uniformly random raster nodes (a partial scan for the autoencoder's data)."""
+    def propose(previous, crop):
+        return rng.integers(0, env.preset.scan_rows, size=(env.K, 2)) / (env.preset.scan_rows - 1)
+
+    return propose
+
+
+def jittered_sparse_propose(env: ScanEpisode, rng: np.random.Generator, sigma: float):
+    """The sparse grid with Gaussian jitter of `sigma` (normalised): what a freshly pre-trained
+    policy explores in REINFORCE."""
+    base = sparse_grid_propose(env)
+
+    def propose(previous, crop):
+        return base(previous, crop) + rng.normal(0.0, sigma, size=(env.K, 2))
+
+    return propose
+
+
+def full_raster_reference(specimen_seed: int, preset: str = PRESET,
+                          iterations: int = FULL_RASTER_ITERATIONS,
+                          dose_e_per_A2: float = DOSE_E_PER_A2, threads: int = 2) -> np.ndarray:
+    """FOV crop of the full-raster reconstruction: the reference for SSIM (paper, Results)."""
+    sim = simulation(specimen_seed, "full_raster", preset, dose_e_per_A2)
+    p = core.experiment_preset(preset)
+    raster = core.raster_positions(p.scan_rows, p.scan_cols, p.step_A)
+    rec = core.Reconstructor(p.probe, sim.grid, loss="amplitude", threads=threads)
+    rec.add_frames(raster, sim.frames(raster))
+    rec.iterate(iterations)
+    return np.ascontiguousarray(fov_crop(rec.phase_rad, sim.grid), dtype=np.float32)
+
+
+def ssim_against(image: np.ndarray, reference: np.ndarray) -> float:
+    """SSIM of mean-free images (the phase offset is not measurable), data range of the
+    reference, as ptypilot.demo computes it."""
+    a = image - image.mean()
+    b = reference - reference.mean()
+    return float(core.ssim(a, b, float(b.max() - b.min())))

@@ -1,0 +1,209 @@
+"""The learned policy's Python side: model shapes, the TorchScript export against
+models/POLICY_CONTRACT.md, the seed ranges, the Safety emulation, and one tiny step of each
+training stage (through ptypilot_core's simulator and reconstructor).
+
+Run with build/python and models on PYTHONPATH and Debian's /usr/bin/python3 (torch 1.13.1).
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+from ptypilot import data, export, train  # noqa: E402
+from ptypilot.policy_model import (  # noqa: E402
+    KIND, SCHEMA_VERSION, ConvAutoencoder, ExportedPolicy, GruPolicy, ModelConfig, preprocess)
+
+CONTRACT_KEYS = ["schema_version", "kind", "sub_sequence_size", "encoder_input_px",
+                 "hidden_layers", "hidden_size", "fov_height_A", "fov_width_A", "raster",
+                 "potential_normalisation", "position_normalisation", "training"]
+
+
+def small_config(**kw):
+    base = dict(sub_sequence_size=50, encoder_input_px=32, encoder_channels=[4, 8],
+                latent_size=16, position_features=32, structure_features=32, input_features=32,
+                hidden_size=24, hidden_layers=2)
+    base.update(kw)
+    return ModelConfig(**base)
+
+
+def fake_payload(config: ModelConfig, seed: int = 3) -> dict:
+    torch.manual_seed(seed)
+    module = ExportedPolicy(config, "{}")
+    return {"stage": "reinforce", "seed": 0, "config": config.to_dict(),
+            "encoder": module.encoder.state_dict(), "policy": module.policy.state_dict(),
+            "episode": {"preset": data.PRESET, "sub_sequence_size": config.sub_sequence_size,
+                        "total_positions": 250, "iterations_per_update": 5,
+                        "dose_e_per_A2": data.DOSE_E_PER_A2, "loss": "amplitude"},
+            "summary": {}}
+
+
+# --- model -----------------------------------------------------------------------------------
+
+
+def test_preprocess_resizes_and_normalises():
+    x = torch.rand(130, 97) * 3 + 5
+    y = preprocess(x, 64)
+    assert y.shape == (1, 1, 64, 64)
+    assert float(y.mean()) == pytest.approx(0.0, abs=1e-5)
+    assert float(y.std(unbiased=False)) == pytest.approx(1.0, abs=1e-4)
+    flat = preprocess(torch.full((20, 20), 2.0), 16)  # a constant image stays finite
+    assert torch.isfinite(flat).all() and float(flat.abs().max()) == 0.0
+
+
+def test_default_shapes_and_outputs_in_the_unit_square():
+    config = ModelConfig()
+    module = ExportedPolicy(config, "{}").eval()
+    h = module.initial_hidden()
+    assert h.shape == (config.hidden_layers, 1, config.hidden_size) and h.dtype == torch.float32
+    prev = torch.rand(config.sub_sequence_size, 2)
+    for shape in [(130, 130), (57, 91)]:
+        out, h2 = module(prev, torch.randn(*shape), h)
+        assert out.shape == (config.sub_sequence_size, 2)
+        assert h2.shape == h.shape
+        assert bool(((out > 0) & (out < 1)).all())
+    ae = ConvAutoencoder(config)
+    x = torch.randn(3, 1, config.encoder_input_px, config.encoder_input_px)
+    assert ae(x).shape == x.shape
+    assert ae.encoder(x).shape == (3, config.latent_size)
+    means, hidden = GruPolicy(config)(torch.rand(4, 3, 50, 2), torch.randn(4, 3, config.latent_size),
+                                      torch.zeros(config.hidden_layers, 3, config.hidden_size))
+    assert means.shape == (4, 3, 50, 2) and hidden.shape == (config.hidden_layers, 3, config.hidden_size)
+
+
+def test_bad_inputs_are_rejected_and_sizes_validated():
+    module = ExportedPolicy(small_config(), "{}")
+    with pytest.raises(RuntimeError):
+        module(torch.rand(49, 2), torch.randn(40, 40), module.initial_hidden())
+    with pytest.raises(RuntimeError):
+        module(torch.rand(50, 2), torch.randn(40, 40), torch.zeros(1, 1, 24))
+    with pytest.raises(ValueError):
+        small_config(encoder_input_px=30).validate()
+    ModelConfig.paper().validate()
+
+
+def test_model_file_is_small():
+    n = sum(p.numel() for p in ExportedPolicy(ModelConfig(), "{}").parameters())
+    assert n * 4 < 4e6  # the default model stays a few MB at most
+
+
+# --- export ----------------------------------------------------------------------------------
+
+
+def test_export_round_trip_and_schema(tmp_path):
+    config = small_config()
+    ckpt = tmp_path / "reinforce.pt"
+    torch.save(fake_payload(config), ckpt)
+    out = tmp_path / "policy.pt"
+    export.export_checkpoint(ckpt, out, command="pytest", figures={"note": "test"})
+    loaded = torch.jit.load(str(out))
+    schema = json.loads(loaded.schema())
+    for key in CONTRACT_KEYS:
+        assert key in schema, key
+    assert schema["schema_version"] == SCHEMA_VERSION and schema["kind"] == KIND
+    assert schema["sub_sequence_size"] == 50
+    assert schema["encoder_input_px"] == config.encoder_input_px
+    assert schema["hidden_layers"] == 2 and schema["hidden_size"] == 24
+    assert schema["fov_height_A"] == pytest.approx(19.8) and schema["fov_width_A"] == pytest.approx(19.8)
+    assert schema["raster"] == {"rows": 100, "cols": 100, "step_A": pytest.approx(0.2)}
+    assert schema["training"]["command"] == "pytest"
+    assert json.loads(out.with_suffix(".json").read_text())["note"] == "test"
+
+    eager = export.eager_module(torch.load(ckpt))
+    assert torch.equal(loaded.initial_hidden(), eager.initial_hidden())
+    prev = torch.rand(50, 2)
+    h_e, h_l = eager.initial_hidden(), loaded.initial_hidden()
+    with torch.no_grad():
+        for shape in [(130, 130), (64, 80), (130, 130)]:
+            pot = torch.randn(*shape) * 0.2
+            out_e, h_e = eager(prev, pot, h_e)
+            out_l, h_l = loaded(prev, pot, h_l)
+            assert torch.allclose(out_e, out_l, atol=1e-6)
+            assert torch.allclose(h_e, h_l, atol=1e-6)
+            prev = out_e
+
+
+def test_exported_module_matches_the_training_episode_code():
+    """The daemon's path (ExportedPolicy.forward) and training's PolicyRunner give the same
+    means for the same history."""
+    config = small_config()
+    payload = fake_payload(config)
+    module = export.eager_module(payload)
+    enc, policy, _ = train.modules_from(payload)
+    runner = train.PolicyRunner(enc, policy, config, 0.0, None)
+    h = module.initial_hidden()
+    prev = np.random.default_rng(0).random((50, 2))
+    for _ in range(3):
+        crop = np.random.default_rng(1).normal(size=(130, 130)).astype(np.float32)
+        a = runner(prev, crop)
+        with torch.no_grad():
+            b, h = module(torch.from_numpy(prev).float(), torch.from_numpy(crop), h)
+        np.testing.assert_allclose(a, b.double().numpy(), atol=1e-6)
+        prev = a
+
+
+# --- data ------------------------------------------------------------------------------------
+
+
+def test_seed_ranges_are_disjoint_and_used_as_declared():
+    ranges = list(data.SEED_RANGES.values())
+    for i, a in enumerate(ranges):
+        for b in ranges[i + 1:]:
+            assert not set(a) & set(b)
+    data.check_disjoint_seeds()
+    drawn = data.train_seeds(200, np.random.default_rng(0))
+    assert all(data.is_train_seed(s) and not data.is_eval_seed(s) and not data.is_validation_seed(s)
+               for s in drawn)
+    assert all(data.is_eval_seed(s) and not data.is_train_seed(s) for s in data.eval_seeds(25))
+    assert all(data.is_validation_seed(s) for s in data.validation_seeds(6))
+    with pytest.raises(ValueError):
+        train.evaluate({"x": {}}, [data.TRAIN_SEEDS.start])
+
+
+def test_raster_safety_clamps_snaps_and_drops_repeats():
+    s = data.RasterSafety(rows=11, cols=11, step_A=0.2, budget=4)
+    approved, snapped, status = s.check(np.array(
+        [[0.29, 0.11], [-1.0, 5.0], [0.21, 0.19], [np.nan, 1.0], [1.0, 1.0], [0.6, 0.6], [0.8, 0.8]]))
+    np.testing.assert_allclose(snapped[:3], [[0.2, 0.2], [0.0, 2.0], [0.2, 0.2]])
+    assert list(status) == [0, 1, -1, -2, 2, 3, -3]
+    np.testing.assert_allclose(approved, [[0.2, 0.2], [0.0, 2.0], [1.0, 1.0], [0.6, 0.6]])
+    assert s.remaining() == 0
+
+
+# --- training stages -------------------------------------------------------------------------
+
+
+def state_differs(a: dict, b: dict) -> bool:
+    return any(not torch.equal(a[k], b[k]) for k in a)
+
+
+def test_one_tiny_step_of_each_stage_changes_the_weights(tmp_path):
+    common = ["--out", str(tmp_path), "--seed", "5", "--specimens", "2", "--encoder-px", "32",
+              "--encoder-channels", "4,8", "--latent", "16", "--features", "32",
+              "--hidden-size", "24", "--log-every", "1", "--ae-batch", "4", "--pre-batch", "2"]
+    run = lambda stage, *extra: train.main([stage, *common, *extra])  # noqa: E731
+
+    run("autoencoder", "--ae-steps", "0")
+    untrained = torch.load(tmp_path / "autoencoder.pt")["encoder"]
+    run("autoencoder", "--ae-steps", "2")  # reuses dataset.npz, same initial weights
+    ae = torch.load(tmp_path / "autoencoder.pt")
+    assert state_differs(untrained, ae["encoder"])
+    ds = np.load(tmp_path / "dataset.npz")
+    assert all(data.is_train_seed(s) for s in ds["seeds"])
+    assert ds["sparse"].shape[:2] == (2, 5) and ds["sparse"].shape[2:] == (130, 130)
+
+    run("pretrain", "--pre-steps", "0")
+    untrained = torch.load(tmp_path / "pretrain.pt")["policy"]
+    run("pretrain", "--pre-steps", "2")
+    pre = torch.load(tmp_path / "pretrain.pt")
+    assert state_differs(untrained, pre["policy"])
+    assert not state_differs(pre["encoder"], ae["encoder"])  # the encoder is frozen
+
+    run("reinforce", "--rl-updates", "1", "--rl-batch", "1", "--validation-seeds", "0")
+    rl = torch.load(tmp_path / "reinforce.pt")
+    assert state_differs(pre["policy"], rl["policy"])
+    assert rl["summary"]["reinforce"]["updates"] == 1
+    assert not state_differs(pre["encoder"], rl["encoder"])
