@@ -65,6 +65,10 @@ struct Impl {
   at::Tensor initial_hidden;      // [L, 1, H], as initial_hidden() returned it
   at::Tensor hidden;              // the session's current state
   at::Tensor previous_positions;  // [K, 2] float32, filled in place by every call
+  // The K positions this policy proposed last, clamped and snapped to the raster, repeats kept:
+  // the model's input at the next call. Training fed exactly these (models/ptypilot/data.py),
+  // not the visited positions, which lack the ones Safety dropped as repeats.
+  std::vector<Vec2> last_proposal;
 
   [[noreturn]] void fail(const std::string& what) const {
     throw std::invalid_argument("policy model " + path + " " + what);
@@ -215,6 +219,7 @@ LoadedTorchScriptPolicy::LoadedTorchScriptPolicy(const std::filesystem::path& mo
 void LoadedTorchScriptPolicy::reset(std::uint64_t seed) {
   first_.reset(seed);
   impl_->hidden = impl_->initial_hidden;
+  impl_->last_proposal.clear();
 }
 
 double LoadedTorchScriptPolicy::hidden_norm() const {
@@ -228,21 +233,30 @@ double LoadedTorchScriptPolicy::hidden_norm() const {
 std::vector<Vec2> LoadedTorchScriptPolicy::propose(const PolicyContext& context) {
   if (context.count <= 0) return {};
   const Potential* potential = context.potential;
-  if (context.sub_sequence == 0 || potential == nullptr || potential->phase_rad.empty() ||
-      context.visited_A.empty())
-    return first_.propose(context);
-
   Impl& p = *impl_;
+  if (context.sub_sequence == 0 || potential == nullptr || potential->phase_rad.empty() ||
+      context.visited_A.empty()) {
+    std::vector<Vec2> first = first_.propose(context);
+    p.last_proposal = first;
+    return first;
+  }
+  if (p.last_proposal.empty()) {
+    // A session that this policy did not start (the first proposal came from elsewhere): the
+    // positions visited last are the best stand-in for its previous proposal.
+    const auto tail = context.visited_A.last(
+        std::min<std::size_t>(context.visited_A.size(), p.limits.sub_sequence_size));
+    p.last_proposal.assign(tail.begin(), tail.end());
+  }
+
   const int k = p.limits.sub_sequence_size;
   try {
-    // previous_positions: the last K visited, normalised by the FOV; the earliest repeated in
-    // front when fewer than K were visited.
+    // previous_positions: the last proposal, normalised by the FOV; its first position repeated
+    // in front when it had fewer than K (a short first sub-sequence).
     auto positions_in = p.previous_positions.accessor<float, 2>();
-    const std::size_t visited = context.visited_A.size();
+    const std::size_t have = p.last_proposal.size();
     for (int i = 0; i < k; ++i) {
-      const std::ptrdiff_t from = static_cast<std::ptrdiff_t>(visited) - k + i;
-      const Vec2& v =
-          context.visited_A[static_cast<std::size_t>(std::max<std::ptrdiff_t>(0, from))];
+      const std::ptrdiff_t from = static_cast<std::ptrdiff_t>(have) - k + i;
+      const Vec2& v = p.last_proposal[static_cast<std::size_t>(std::max<std::ptrdiff_t>(0, from))];
       positions_in[i][0] = static_cast<float>(v.y / p.limits.fov_height_A);
       positions_in[i][1] = static_cast<float>(v.x / p.limits.fov_width_A);
     }
@@ -290,16 +304,22 @@ std::vector<Vec2> LoadedTorchScriptPolicy::propose(const PolicyContext& context)
                                ", expected " + shape_of(p.initial_hidden));
     p.hidden = result.second;
 
-    const int n = std::min(k, context.count);
     std::vector<Vec2> proposed;
-    proposed.reserve(static_cast<std::size_t>(n));
+    proposed.reserve(static_cast<std::size_t>(k));
     const float* xy = out.data_ptr<float>();
-    for (int i = 0; i < n; ++i) {
+    const double step = context.raster.step_A;
+    const auto snap = [step](double v_A, double extent_A) {
+      return step > 0 ? std::clamp(std::round(v_A / step) * step, 0.0, extent_A) : v_A;
+    };
+    for (int i = 0; i < k; ++i) {
       // std::clamp keeps a NaN a NaN, which Safety counts as non-finite and drops.
       const double y = std::clamp(static_cast<double>(xy[2 * i]), 0.0, 1.0);
       const double x = std::clamp(static_cast<double>(xy[2 * i + 1]), 0.0, 1.0);
-      proposed.push_back({y * p.limits.fov_height_A, x * p.limits.fov_width_A});
+      proposed.push_back({snap(y * p.limits.fov_height_A, p.limits.fov_height_A),
+                          snap(x * p.limits.fov_width_A, p.limits.fov_width_A)});
     }
+    p.last_proposal = proposed;
+    proposed.resize(static_cast<std::size_t>(std::min(k, context.count)));
     return proposed;
   } catch (const std::exception& e) {
     log::error(

