@@ -221,14 +221,26 @@ struct Daemon::Impl {
 
   // --- ingest thread -------------------------------------------------------------------------
 
+  // Receives, records, then hands frames to the loop. When the session ends it keeps receiving
+  // until the stream has been quiet for 100 ms (at most 1 s), so that frames already on their
+  // way (a late duplicate, the tail of a stopped scan) are recorded rather than discarded with
+  // the socket.
   void ingest_loop(int sync_every, const std::string& session_id) {
+    using std::chrono::milliseconds;
     std::vector<DetectorFrame> batch;
+    bool draining = false;
+    Clock::time_point drain_deadline;
     while (true) {
-      const bool running = ingest_running.load();
+      if (!draining && !ingest_running.load()) {
+        draining = true;
+        drain_deadline = Clock::now() + std::chrono::seconds(1);
+      }
       DetectorFrame frame;
-      Status s = running ? source->receive(&frame, batch.empty() ? std::chrono::milliseconds(50)
-                                                                   : std::chrono::milliseconds(1))
-                         : Status(StatusCode::kUnavailable, "stopping");
+      const milliseconds timeout = draining ? milliseconds(100)
+                                            : (batch.empty() ? milliseconds(50) : milliseconds(1));
+      Status s = draining && Clock::now() > drain_deadline
+                     ? Status(StatusCode::kUnavailable, "drain time is over")
+                     : source->receive(&frame, timeout);
       if (s.ok() && frame.session_id != session_id) {
         // Not this session's data (a detector still streaming an old series, or a second
         // client): it cannot go into this session's file, so it is counted and logged instead.
@@ -268,7 +280,7 @@ struct Daemon::Impl {
         asio::post(io, [this, b = std::move(batch)]() mutable { on_batch(b); });
         batch = {};
       }
-      if (!running) return;
+      if (draining && s.code() == StatusCode::kUnavailable) return;
     }
   }
 

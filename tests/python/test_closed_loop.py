@@ -281,3 +281,23 @@ def test_json_mirror_and_malformed_control_requests(tmp_path, serve):
     reply = json.loads(raw(b'{"command": "status"}'))
     assert reply["status"]["counters"]["control_requests_malformed"] == 2
     assert reply["status"]["counters"]["control_requests_rejected"] == 1
+
+
+def test_frames_arriving_as_the_session_ends_are_recorded(tmp_path, serve, fake):
+    client = Client(serve.ready["control_endpoint"])
+    client.configure(session_config(tmp_path, fake.data_endpoint, fake.command_endpoint,
+                                    total_positions=50))
+    client.start("late")
+    command = fake.next_command()
+    for i in range(len(command.positions)):
+        fake.send(command, i)
+    for i in range(3):  # the detector repeats the last frames just as the session completes
+        fake.send(command, 47 + i)
+    reply = client.wait(timeout_s=30)
+    time.sleep(0.5)
+    counters = dict(client.status().status.counters)
+    late = counters.get("frames_duplicate", 0) + counters.get("frames_outside_session", 0)
+    assert late == 3, counters
+    with h5py.File(tmp_path / "sessions" / "late.h5", "r") as f:
+        assert f["frames/counts"].shape[0] == 53
+    assert reply.status.frames_received >= 50
