@@ -17,6 +17,7 @@ int run_ctl(const std::vector<std::string>& args);
 int run_sim_detector(const std::vector<std::string>& args);
 int bench_loop(const std::vector<std::string>& args);
 int run_demo(const std::vector<std::string>& args);
+int run_eval(const std::vector<std::string>& args);
 int bench_ingest(const std::vector<std::string>& args);
 }
 
@@ -36,6 +37,13 @@ commands:
   demo --out DIR [--policies sparse-grid,heuristic,random,raster]
       the closed loop on this machine: sim-detector and serve as separate processes, one
       mos2-paper session per policy; pictures and report.json in DIR
+  eval --out DIR [--specimen mos2-paper] [--datasets 25] [--positions 250] [--subsequences 5]
+       [--policies learned,sparse-grid,random,heuristic] [--table1] [--figures N]
+       [--keep-sessions] [--dataset-dir DIR (needs `replay`, not yet available)]
+      every strategy on held-out simulated specimens through serve and sim-detector: SSIM
+      against the full raster and the truth, Q_SSIM against the sparse grid (eval.json), FRC
+      (frc.png), reconstructions (fig3.png, figures/); --table1: the paper's Table 1 settings
+      (table1.md, table1.json)
   bench reconstruct [--patterns N] [--iterations K] [--threads T] [--batch B]
                     [--loss intensity|amplitude] [--preset NAME] [--dose E_PER_A2]
       time reconstructor iterations against the FFT floor; prints one JSON object
@@ -74,6 +82,7 @@ int main(int argc, char** argv) {
     if (command == "ctl") return ptypilot::run_ctl(rest);
     if (command == "sim-detector") return ptypilot::run_sim_detector(rest);
     if (command == "demo") return ptypilot::run_demo(rest);
+    if (command == "eval") return ptypilot::run_eval(rest);
     if (command == "bench" && args.size() >= 2) {
       const std::vector<std::string> options(args.begin() + 2, args.end());
       if (args[1] == "reconstruct") return ptypilot::bench_reconstruct(options);

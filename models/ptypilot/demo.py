@@ -16,62 +16,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import threading
-import time
 from pathlib import Path
-
-import h5py
-import numpy as np
 
 import ptypilot_core as core
 from ptypilot import figures
 from ptypilot.client import Client
+from ptypilot.loop import compare, run_session, session_config
 from ptypilot.processes import start_serve, start_sim_detector
 
 POLICIES = ["sparse-grid", "learned", "heuristic", "random", "raster"]
-SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "shipped" / "policy-mos2-k50.pt"
-
-
-def policy_config(name: str) -> dict:
-    """`learned` is the shipped TorchScript policy; the others are the daemon's baselines."""
-    if name == "learned":
-        return {"kind": "torchscript", "model_path": str(SHIPPED_MODEL)}
-    return {"kind": name}
 
 
 def progress(message: str) -> None:
     print(f"demo: {message}", file=sys.stderr, flush=True)
-
-
-def collect_events(client: Client, sink: list, stop: threading.Event) -> None:
-    for topic, event in client.events(timeout_s=3600, stop=stop):
-        sink.append((topic, event))
-
-
-def run_session(client: Client, config: dict, session_id: str):
-    events: list = []
-    stop = threading.Event()
-    listener = threading.Thread(target=collect_events, args=(client, events, stop), daemon=True)
-    listener.start()
-    time.sleep(0.2)  # a PUB socket drops what is sent before the subscriber has connected
-    client.configure(config)
-    start = time.perf_counter()
-    client.start(session_id)
-    reply = client.wait(timeout_s=600)
-    seconds = time.perf_counter() - start
-    phase = client.reconstruction()
-    time.sleep(0.3)
-    stop.set()
-    listener.join(timeout=2)
-    latencies = [
-        {"sub_sequence": e.sub_sequence_done.sub_sequence,
-         "reconstruct_ms": e.sub_sequence_done.latency.reconstruct_ms,
-         "policy_ms": e.sub_sequence_done.latency.policy_ms,
-         "safety_ms": e.sub_sequence_done.latency.safety_ms,
-         "driver_ms": e.sub_sequence_done.latency.driver_ms,
-         "total_ms": e.sub_sequence_done.latency.total_ms}
-        for topic, e in events if topic == "sub_sequence_done" and e.session_id == session_id]
-    return reply, phase, latencies, seconds
 
 
 def main(argv=None) -> int:
@@ -109,41 +66,26 @@ def main(argv=None) -> int:
     frc_curves = {}
     try:
         for policy in args.policies.split(","):
-            config = {
-                "session": {"preset": preset.name, "total_positions": args.positions,
-                            "sub_sequence_size": args.sub_sequence, "seed": args.seed},
-                # The daemon's default update, which the shipped policy was trained with.
-                "reconstruction": {"loss": "amplitude", "iterations_per_update": 5},
-                "policy": policy_config(policy),
-                "detector": {"endpoint": detector.ready["data_endpoint"]},
-                "scan_driver": {"kind": "sim-stage", "endpoint": detector.ready["command_endpoint"]},
-                "recorder": {"directory": str(out / "sessions")},
-            }
+            config = session_config(preset=preset.name, positions=args.positions,
+                                    sub_sequence=args.sub_sequence, seed=args.seed, policy=policy,
+                                    detector=detector, sessions_dir=out / "sessions")
             progress(f"session with policy {policy}")
-            session_id = f"demo-{policy}"
-            reply, phase, latencies, seconds = run_session(client, config, session_id)
-            with h5py.File(out / "sessions" / f"{session_id}.h5", "r") as f:
-                positions = f["frames/position_A"][:]
-                frames_recorded = int(f["frames/counts"].shape[0])
-            image = figures.fov_crop(phase, grid)
-            a = image - image.mean()
-            b = truth - truth.mean()
-            ssim = float(core.ssim(a, b, float(b.max() - b.min())))
-            n = min(a.shape)
-            frc_curves[policy] = core.frc(a[:n, :n], b[:n, :n], grid.pixel_A)
+            session = run_session(client, config, f"demo-{policy}")
+            positions, frames_recorded = session.positions_A, session.frames_recorded
+            image = figures.fov_crop(session.phase, grid)
+            ssim, frc_curves[policy] = compare(image, truth, grid.pixel_A)
             figures.save_phase(out / f"{policy}.png", image, grid,
                                f"{policy}: {len(positions)} positions, SSIM {ssim:.3f}",
                                positions_A=positions, color="lime")
-            totals = [l["total_ms"] for l in latencies]
             results[policy] = {
                 "ssim_vs_full_raster": ssim,
                 "positions": int(len(positions)),
-                "frames_received": int(reply.status.frames_received),
+                "frames_received": int(session.reply.status.frames_received),
                 "frames_recorded": frames_recorded,
-                "seconds": seconds,
-                "latency_ms": latencies,
-                "decision_latency_ms_max": max(totals) if totals else None,
-                "counters": dict(reply.status.counters),
+                "seconds": session.seconds,
+                "latency_ms": session.latencies,
+                "decision_latency_ms_max": session.decision_latency_ms_max,
+                "counters": dict(session.reply.status.counters),
             }
             progress(f"{policy}: SSIM {ssim:.3f}, {frames_recorded} frames recorded")
     finally:

@@ -1,0 +1,19 @@
+// Subcommands whose work is Python (orchestration, metrics and pictures with matplotlib): `demo`
+// and `eval`. They run a module of models/ptypilot with the paths of this build, so that the
+// subcommand and `python3 -m ptypilot.<module> --bin <this build's bin>` are the same thing. The
+// daemon itself (`serve`) never needs Python.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace ptypilot {
+
+// Replaces this process with `/usr/bin/python3 -m <module> --bin <dir of this executable> args...`,
+// with this build's python/ (ptypilot_core, ptypilot_pb2) and the source tree's models/ put in
+// front of PYTHONPATH. Returns only by throwing std::runtime_error when python3 cannot be run;
+// `what` names the command in that message ("the demo").
+[[noreturn]] void exec_python_module(const std::string& module, const std::vector<std::string>& args,
+                                     const std::string& what);
+
+}  // namespace ptypilot

@@ -1,0 +1,446 @@
+"""Evaluate the scanning strategies on held-out simulated specimens through the real loop.
+
+    ptypilot eval --specimen mos2-paper --datasets 25 --positions 250 --subsequences 5 --out DIR
+                  [--policies learned,sparse-grid,random,heuristic] [--table1]
+    (python3 -m ptypilot.evaluate --bin build/bin ...; `ptypilot eval` runs exactly this)
+
+Each data set is one simulated specimen with an evaluation seed (ptypilot.data.EVAL_SEEDS, the
+first --datasets of them; never a training or validation seed). For each data set and strategy,
+one `ptypilot sim-detector` of that specimen (dose --dose, Poisson noise seeded by the specimen
+seed, started afresh for every session so that every strategy sees the same detector state and
+the figures do not depend on which strategies run or in which order) and one session of one
+`ptypilot serve` (for the whole run), over the control socket, with sub-sequences of
+ceil(positions / subsequences) positions; the first is the sparse grid's, as in the daemon.
+
+References, computed here in-process with ptypilot_core:
+  - the full-raster reconstruction of the specimen (ptypilot.data.full_raster_reference: all
+    10,000 positions, 30 iterations, its own noise stream): the paper's ground truth, for SSIM,
+    Q_SSIM and FRC;
+  - the true phase of the specimen (Simulation.phase_rad), for SSIM against the truth.
+Q_SSIM = (SSIM_strategy - SSIM_sparse_grid) / SSIM_sparse_grid per data set, against the full
+raster; mean and standard deviation (ddof=1) over the data sets.
+
+The learned policy is the shipped TorchScript model (models/shipped/policy-mos2-k50.pt). It
+accepts only sub-sequences of the size it was exported for; for another size the daemon refuses
+the configuration and the strategy is reported as skipped with the daemon's message.
+
+Writes, to DIR:
+  eval.json   per strategy: SSIM mean/std against the full raster and the truth, Q_SSIM mean/std
+              against the sparse grid, the per-data-set values, mean FRC curves; at the top level
+              q_ssim_mean / q_ssim_std of the learned policy
+  frc.png     FRC against the full raster of the learned and sparse-grid scans, mean over the
+              data sets with the standard deviation shaded (paper Fig. 2d)
+  fig3.png    reconstructions of the first --figures data sets: sparse grid, learned, and the
+              full raster with both position sets (paper Fig. 3)
+  figures/    one picture per data set and strategy, with its positions, and the references
+With --table1, the paper's Table 1 settings (250 positions in 2, 3, 4, 5 sub-sequences; 335 and
+420 positions in 5), each in DIR/<P>-positions-<T>-subsequences/ as above, and DIR/table1.json,
+DIR/table1.md (Q_SSIM mean +- std per setting).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import ptypilot_core as core
+from ptypilot import data, figures
+from ptypilot.client import Client, DaemonError
+from ptypilot.loop import ConfigurationRefused, compare, run_session, session_config
+from ptypilot.processes import start_serve, start_sim_detector
+
+POLICIES = ["learned", "sparse-grid", "random", "heuristic"]
+REFERENCE_POLICY = "sparse-grid"
+ADAPTIVE_POLICY = "learned"
+TABLE1_SETTINGS = [(250, 2), (250, 3), (250, 4), (250, 5), (335, 5), (420, 5)]
+# The paper's Table 1 (Schloz et al. 2023), Q_SSIM in percent: (mean, std).
+PAPER_TABLE1 = {(250, 2): (9.89, 6.80), (250, 3): (12.38, 10.72), (250, 4): (15.71, 7.60),
+                (250, 5): (15.84, 7.23), (335, 5): (10.03, 8.17), (420, 5): (8.60, 5.30)}
+
+
+def progress(message: str) -> None:
+    print(f"eval: {message}", file=sys.stderr, flush=True)
+
+
+class Setting:
+    """One (positions, sub-sequences) setting, its output directory and its results."""
+
+    def __init__(self, positions: int, subsequences: int, out: Path):
+        if positions <= 0 or subsequences <= 0:
+            raise ValueError("--positions and --subsequences must be positive")
+        self.positions = positions
+        self.subsequences = subsequences
+        self.sub_sequence = math.ceil(positions / subsequences)
+        if math.ceil(positions / self.sub_sequence) != subsequences:
+            raise ValueError(f"{positions} positions cannot be split into {subsequences} "
+                             f"sub-sequences of equal size (rounded up)")
+        self.out = out
+        self.skipped: dict[str, str] = {}          # policy -> the daemon's message
+        self.rows: list[dict] = []                 # one per data set
+        self.frc: dict[str, list[dict]] = {}       # policy -> per data set FRC
+        self.figure_data: list[dict] = []          # for fig3.png
+
+    @property
+    def label(self) -> str:
+        return f"{self.positions} positions, {self.subsequences} sub-sequences of {self.sub_sequence}"
+
+
+def mean_std(values) -> dict:
+    v = np.asarray([x for x in values if x is not None], dtype=np.float64)
+    if len(v) == 0:
+        return {"mean": None, "std": None, "n": 0}
+    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
+            "n": int(len(v))}
+
+
+def mean_frc(curves: list[dict]) -> dict:
+    correlation = np.stack([np.asarray(c["correlation"]) for c in curves])
+    first = curves[0]
+    return {"spatial_frequency_per_A": np.asarray(first["spatial_frequency_per_A"]).tolist(),
+            "correlation": correlation.mean(axis=0).tolist(),
+            "std": (correlation.std(axis=0, ddof=1) if len(curves) > 1
+                    else np.zeros(correlation.shape[1])).tolist(),
+            "half_bit_threshold": np.asarray(first["half_bit_threshold"]).tolist(),
+            "n": len(curves)}
+
+
+def run_dataset(index: int, count: int, seed: int, settings: list[Setting], policies: list[str],
+                client: Client, ptypilot: str, args) -> None:
+    preset = core.experiment_preset(args.specimen)
+    progress(f"data set {index + 1}/{count} (specimen seed {seed}): full-raster reference")
+    t0 = time.perf_counter()
+    reference = data.full_raster_reference(seed, preset.name, dose_e_per_A2=args.dose)
+    sim = data.simulation(seed, "full_raster", preset.name, args.dose)
+    grid = sim.grid
+    truth = np.ascontiguousarray(figures.fov_crop(sim.phase_rad, grid), dtype=np.float32)
+    progress(f"data set {index + 1}/{count}: reference in {time.perf_counter() - t0:.1f} s")
+    for setting in settings:
+        row = {"specimen_seed": seed, "strategies": {}}
+        images = {}
+        for policy in policies:
+            if policy in setting.skipped:
+                continue
+            session_id = f"eval-{setting.positions}p{setting.subsequences}s-seed{seed}-{policy}"
+            # A fresh detector per session: every strategy meets the same noise stream.
+            detector = start_sim_detector(ptypilot, args.out / "sim-detector.log", preset=preset.name,
+                                          seed=seed, dose=args.dose)
+            try:
+                config = session_config(preset=preset.name, positions=setting.positions,
+                                        sub_sequence=setting.sub_sequence, seed=seed, policy=policy,
+                                        detector=detector, sessions_dir=args.sessions_dir)
+                session = run_session(client, config, session_id, keep_recording=args.keep_sessions)
+            except ConfigurationRefused as e:
+                setting.skipped[policy] = str(e)
+                progress(f"{policy}: skipped for {setting.label}: {e}")
+                continue
+            except (DaemonError, TimeoutError) as e:
+                row["strategies"][policy] = {"error": str(e)}
+                progress(f"data set {index + 1}/{count}, {policy}: FAILED: {e}")
+                continue
+            finally:
+                detector.stop()
+            image = np.ascontiguousarray(figures.fov_crop(session.phase, grid), dtype=np.float32)
+            ssim_raster, frc = compare(image, reference, grid.pixel_A)
+            ssim_truth, _ = compare(image, truth, grid.pixel_A)
+            setting.frc.setdefault(policy, []).append(frc)
+            row["strategies"][policy] = {
+                "ssim_vs_full_raster": ssim_raster,
+                "ssim_vs_truth": ssim_truth,
+                "positions": int(len(session.positions_A)),
+                "frames_recorded": session.frames_recorded,
+                "sub_sequences": len(session.latencies),
+                "seconds": session.seconds,
+                "decision_latency_ms_max": session.decision_latency_ms_max,
+            }
+            images[policy] = (image, session.positions_A)
+            progress(f"data set {index + 1}/{count} [{setting.positions}/{setting.subsequences}] "
+                     f"{policy:12s} SSIM {ssim_raster:.3f} vs full raster, {ssim_truth:.3f} vs "
+                     f"truth, {len(session.positions_A)} positions, {session.seconds:.1f} s")
+        sparse = row["strategies"].get(REFERENCE_POLICY, {}).get("ssim_vs_full_raster")
+        sparse_truth = row["strategies"].get(REFERENCE_POLICY, {}).get("ssim_vs_truth")
+        for r in row["strategies"].values():
+            if "ssim_vs_full_raster" in r and sparse:
+                r["q_ssim_vs_sparse_grid"] = float(core.q_ssim(r["ssim_vs_full_raster"], sparse))
+                r["q_ssim_vs_sparse_grid_truth"] = float(core.q_ssim(r["ssim_vs_truth"], sparse_truth))
+        setting.rows.append(row)
+        if index < args.figures:
+            save_dataset_figures(setting, seed, grid, reference, truth, images, row)
+
+
+def save_dataset_figures(setting: Setting, seed: int, grid, reference, truth, images, row) -> None:
+    d = setting.out / "figures"
+    d.mkdir(parents=True, exist_ok=True)
+    figures.save_phase(d / f"seed{seed}-full-raster.png", reference, grid,
+                       f"specimen {seed}: full raster (reference)")
+    figures.save_phase(d / f"seed{seed}-truth.png", truth, grid, f"specimen {seed}: true phase")
+    for policy, (image, positions) in images.items():
+        ssim = row["strategies"][policy]["ssim_vs_full_raster"]
+        figures.save_phase(d / f"seed{seed}-{policy}.png", image, grid,
+                           f"{policy}: {len(positions)} positions, SSIM {ssim:.3f}",
+                           positions_A=positions, color="lime")
+    setting.figure_data.append({"seed": seed, "grid": grid, "reference": reference,
+                                "images": images, "row": row})
+
+
+def save_fig3(path: Path, setting: Setting) -> None:
+    """Paper Fig. 3: per data set (columns) the sparse-grid and the adaptive reconstruction and
+    the full raster with both position sets (sparse grid green, adaptive red)."""
+    import matplotlib.pyplot as plt
+
+    cols = [d for d in setting.figure_data if d["images"]]
+    if not cols:
+        return
+    shown = [p for p in (REFERENCE_POLICY, ADAPTIVE_POLICY) if any(p in d["images"] for d in cols)]
+    if not shown:
+        shown = sorted({p for d in cols for p in d["images"]})[:2]
+    colors = {REFERENCE_POLICY: "lime", ADAPTIVE_POLICY: "red"}
+    nrows = len(shown) + 1
+    fig, axes = plt.subplots(nrows, len(cols), figsize=(3.0 * len(cols), 3.0 * nrows), dpi=110,
+                             squeeze=False)
+    for j, d in enumerate(cols):
+        grid = d["grid"]
+        ext = lambda im: (0, im.shape[1] * grid.pixel_A, im.shape[0] * grid.pixel_A, 0)  # noqa: E731
+        for i, policy in enumerate(shown):
+            ax = axes[i][j]
+            if policy in d["images"]:
+                image, _ = d["images"][policy]
+                ax.imshow(image, cmap="inferno", extent=ext(image))
+                ssim = d["row"]["strategies"][policy]["ssim_vs_full_raster"]
+                ax.set_title(f"seed {d['seed']}: {policy}\nSSIM {ssim:.3f}", fontsize=8)
+            else:
+                ax.set_title(f"seed {d['seed']}: {policy} skipped", fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        ax = axes[-1][j]
+        ax.imshow(d["reference"], cmap="inferno", extent=ext(d["reference"]))
+        for policy in shown:
+            if policy in d["images"]:
+                p = np.asarray(d["images"][policy][1])
+                ax.scatter(p[:, 1], p[:, 0], s=2, c=colors.get(policy, "cyan"), linewidths=0,
+                           label=policy)
+        ax.set_title(f"seed {d['seed']}: full raster", fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if j == 0:
+            ax.legend(fontsize=6, loc="lower left", markerscale=3)
+    fig.suptitle(setting.label, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def summarise(setting: Setting, policies: list[str], args, seeds: list[int]) -> dict:
+    strategies = {}
+    for policy in policies:
+        if policy in setting.skipped:
+            strategies[policy] = {"skipped": True, "reason": setting.skipped[policy]}
+            continue
+        values = [row["strategies"].get(policy) for row in setting.rows]
+        ok = [v for v in values if v and "ssim_vs_full_raster" in v]
+        per_dataset = [dict(specimen_seed=row["specimen_seed"], **row["strategies"][policy])
+                       for row in setting.rows if policy in row["strategies"]]
+        raster = mean_std([v["ssim_vs_full_raster"] for v in ok])
+        truth = mean_std([v["ssim_vs_truth"] for v in ok])
+        q = mean_std([v.get("q_ssim_vs_sparse_grid") for v in ok])
+        q_truth = mean_std([v.get("q_ssim_vs_sparse_grid_truth") for v in ok])
+        strategies[policy] = {
+            "skipped": False,
+            "datasets": len(ok),
+            "failed": len(per_dataset) - len(ok),
+            "ssim_mean": raster["mean"], "ssim_std": raster["std"],
+            "ssim_truth_mean": truth["mean"], "ssim_truth_std": truth["std"],
+            "q_ssim_mean": q["mean"], "q_ssim_std": q["std"],
+            "q_ssim_truth_mean": q_truth["mean"], "q_ssim_truth_std": q_truth["std"],
+            "positions_mean": mean_std([v["positions"] for v in ok])["mean"],
+            "per_dataset": per_dataset,
+        }
+    learned = strategies.get(ADAPTIVE_POLICY, {})
+    return {
+        "specimen": args.specimen,
+        "dose_e_per_A2": args.dose,
+        "positions": setting.positions,
+        "subsequences": setting.subsequences,
+        "sub_sequence_size": setting.sub_sequence,
+        "datasets": len(seeds),
+        "specimen_seeds": seeds,
+        "reference": "full-raster reconstruction (ptypilot.data.full_raster_reference); "
+                     "ssim_truth_*: against the true phase",
+        "q_ssim_definition": "(SSIM_strategy - SSIM_sparse_grid) / SSIM_sparse_grid per data set "
+                             "against the full raster; mean and std (ddof=1) over data sets",
+        "q_ssim_mean": learned.get("q_ssim_mean"),
+        "q_ssim_std": learned.get("q_ssim_std"),
+        "learned_skipped": learned.get("reason") if learned.get("skipped") else None,
+        "strategies": strategies,
+        "frc": {policy: mean_frc(curves) for policy, curves in setting.frc.items()},
+    }
+
+
+def write_setting(setting: Setting, summary: dict) -> None:
+    setting.out.mkdir(parents=True, exist_ok=True)
+    (setting.out / "eval.json").write_text(json.dumps(summary, indent=2))
+    curves = {p: summary["frc"][p] for p in (ADAPTIVE_POLICY, REFERENCE_POLICY)
+              if p in summary["frc"]} or summary["frc"]
+    if curves:
+        labelled = {("adaptive (learned)" if p == ADAPTIVE_POLICY else p)
+                    + f", {c['n']} data sets": c for p, c in curves.items()}
+        figures.save_frc(setting.out / "frc.png", labelled,
+                         f"FRC vs full raster: {setting.positions} positions, "
+                         f"{setting.subsequences} sub-sequences")
+    save_fig3(setting.out / "fig3.png", setting)
+
+
+def percent(mean, std) -> str:
+    return "n/a" if mean is None else f"{100 * mean:+.2f} ± {100 * std:.2f} %"
+
+
+def write_table1(out: Path, summaries: list[dict], policies: list[str]) -> None:
+    others = [p for p in policies if p not in (REFERENCE_POLICY, ADAPTIVE_POLICY)]
+    rows = []
+    for s in summaries:
+        row = {"positions": s["positions"], "subsequences": s["subsequences"],
+               "sub_sequence_size": s["sub_sequence_size"], "datasets": s["datasets"],
+               "q_ssim_mean": s["q_ssim_mean"], "q_ssim_std": s["q_ssim_std"],
+               "learned_skipped": s["learned_skipped"],
+               "paper_q_ssim_percent": PAPER_TABLE1.get((s["positions"], s["subsequences"])),
+               "strategies": {p: {k: v.get(k) for k in ("skipped", "reason", "q_ssim_mean",
+                                                          "q_ssim_std", "ssim_mean", "ssim_std")
+                                  if k in v}
+                              for p, v in s["strategies"].items()}}
+        rows.append(row)
+    (out / "table1.json").write_text(json.dumps({"rows": rows}, indent=2))
+    header = ["Pos.", "# Sub-seq.", "Sub-seq. size", "Q_SSIM learned vs sparse grid"]
+    header += [f"Q_SSIM {p}" for p in others] + ["SSIM sparse grid", "paper Q_SSIM"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for s in summaries:
+        st = s["strategies"]
+        learned = st.get(ADAPTIVE_POLICY)
+        if learned is None:
+            cell = "not run"
+        elif learned.get("skipped"):
+            cell = f"not supported by the shipped model: {learned['reason']}"
+        else:
+            cell = percent(learned["q_ssim_mean"], learned["q_ssim_std"])
+        cells = [str(s["positions"]), str(s["subsequences"]), str(s["sub_sequence_size"]), cell]
+        for p in others:
+            v = st.get(p, {})
+            cells.append("skipped" if v.get("skipped") else percent(v.get("q_ssim_mean"),
+                                                                   v.get("q_ssim_std")))
+        sg = st.get(REFERENCE_POLICY, {})
+        cells.append("n/a" if sg.get("ssim_mean") is None
+                     else f"{sg['ssim_mean']:.3f} ± {sg['ssim_std']:.3f}")
+        paper = PAPER_TABLE1.get((s["positions"], s["subsequences"]))
+        cells.append(f"+{paper[0]:.2f} ± {paper[1]:.2f} %" if paper else "")
+        lines.append("| " + " | ".join(cells) + " |")
+    n = summaries[0]["datasets"] if summaries else 0
+    lines += ["", f"Q_SSIM = (SSIM_a - SSIM_s) / SSIM_s against the full-raster reconstruction, "
+                  f"mean ± std over {n} held-out simulated {summaries[0]['specimen'] if summaries else ''} "
+                  f"data sets (evaluation seeds); through `ptypilot serve` and `ptypilot sim-detector`."]
+    (out / "table1.md").write_text("\n".join(lines) + "\n")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="ptypilot eval", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--bin", default="build/bin", type=Path)
+    parser.add_argument("--specimen", default=data.PRESET, help="experiment preset")
+    parser.add_argument("--datasets", type=int, default=25)
+    parser.add_argument("--positions", type=int, default=None, help="default 250")
+    parser.add_argument("--subsequences", type=int, default=None, help="default 5")
+    parser.add_argument("--policies", default=",".join(POLICIES))
+    parser.add_argument("--table1", action="store_true",
+                        help="the paper's Table 1 settings instead of --positions/--subsequences")
+    parser.add_argument("--dataset-dir", type=Path, default=None,
+                        help="recorded data sets, through `ptypilot replay` (not available yet)")
+    parser.add_argument("--dose", type=float, default=data.DOSE_E_PER_A2,
+                        help="e-/A^2 of the full raster")
+    parser.add_argument("--figures", type=int, default=3,
+                        help="pictures of the first N data sets (paper Fig. 3)")
+    parser.add_argument("--keep-sessions", action="store_true",
+                        help="keep the sessions' recordings in DIR/sessions (about 6 MB each)")
+    args = parser.parse_args(argv)
+
+    if args.dataset_dir is not None:
+        print("ptypilot eval: --dataset-dir evaluates recorded data sets through `ptypilot replay`, "
+              "which does not exist yet (issue 6, streams and recorded data); evaluate on "
+              "simulated specimens (leave out --dataset-dir) until it does", file=sys.stderr)
+        return 2
+    policies = [p.strip() for p in args.policies.split(",") if p.strip()]
+    if not policies or len(set(policies)) != len(policies):
+        parser.error("--policies: a comma-separated list of distinct strategies")
+    if args.table1:
+        if args.positions is not None or args.subsequences is not None:
+            parser.error("--table1 runs the paper's settings; leave out --positions/--subsequences")
+        pairs = TABLE1_SETTINGS
+    else:
+        pairs = [(args.positions or 250, args.subsequences or 5)]
+    try:
+        core.experiment_preset(args.specimen)
+        if args.datasets <= 0:
+            raise ValueError("--datasets must be positive")
+        seeds = data.eval_seeds(args.datasets)
+        settings = [Setting(p, t, args.out / f"{p}-positions-{t}-subsequences" if args.table1
+                            else args.out) for p, t in pairs]
+    except (ValueError, RuntimeError) as e:
+        parser.error(str(e))
+    assert all(data.is_eval_seed(s) for s in seeds)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.keep_sessions:
+        args.sessions_dir = args.out / "sessions"
+        if args.sessions_dir.exists() and any(args.sessions_dir.iterdir()):
+            parser.error(f"{args.sessions_dir} holds recordings of an earlier run (the daemon never "
+                         "overwrites one): move them or choose another --out")
+        args.sessions_dir.mkdir(exist_ok=True)
+    else:  # recordings are read and deleted session by session; this folder goes at the end
+        args.sessions_dir = Path(tempfile.mkdtemp(prefix="sessions-", dir=args.out))
+    ptypilot = str(args.bin / "ptypilot")
+    progress(f"{len(seeds)} data sets of {args.specimen} (evaluation seeds {seeds[0]}..{seeds[-1]}), "
+             f"strategies {', '.join(policies)}; settings: "
+             + "; ".join(s.label for s in settings))
+    started = time.perf_counter()
+    daemon = start_serve(ptypilot, args.out / "serve.log")
+    client = Client(daemon.ready["control_endpoint"], daemon.ready["events_endpoint"])
+    try:
+        for i, seed in enumerate(seeds):
+            run_dataset(i, len(seeds), seed, settings, policies, client, ptypilot, args)
+    finally:
+        daemon.stop()
+        if not args.keep_sessions:
+            shutil.rmtree(args.sessions_dir, ignore_errors=True)
+
+    summaries = []
+    failed = 0
+    for setting in settings:
+        summary = summarise(setting, policies, args, seeds)
+        summary["wall_s"] = time.perf_counter() - started
+        write_setting(setting, summary)
+        summaries.append(summary)
+        progress(f"{setting.label}:")
+        for policy, s in summary["strategies"].items():
+            if s["skipped"]:
+                progress(f"  {policy:12s} skipped: {s['reason']}")
+                continue
+            failed += s["failed"]
+            progress(f"  {policy:12s} SSIM {s['ssim_mean']:.3f} ± {s['ssim_std']:.3f} "
+                     f"(truth {s['ssim_truth_mean']:.3f} ± {s['ssim_truth_std']:.3f})  Q_SSIM "
+                     + percent(s["q_ssim_mean"], s["q_ssim_std"]))
+    if args.table1:
+        write_table1(args.out, summaries, policies)
+        progress(f"table in {args.out / 'table1.md'}")
+    progress(f"done in {time.perf_counter() - started:.0f} s; results in {args.out}")
+    if failed:
+        progress(f"{failed} session(s) failed; see eval.json and {args.out / 'serve.log'}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""One acquisition session through the real daemon, and how its reconstruction is scored.
+
+The one implementation behind ``ptypilot.demo`` and ``ptypilot.evaluate``: the session
+configuration (the daemon's default update, which the shipped policy was trained with), running a
+session over the control socket while listening to its events, reading back the approved
+positions from its recording, and SSIM / FRC of a reconstruction against a reference image.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+import ptypilot_core as core
+from ptypilot import data
+from ptypilot.client import Client, DaemonError
+
+SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "shipped" / "policy-mos2-k50.pt"
+
+
+def policy_config(name: str) -> dict:
+    """`learned` is the shipped TorchScript policy; the others are the daemon's baselines."""
+    if name == "learned":
+        return {"kind": "torchscript", "model_path": str(SHIPPED_MODEL)}
+    return {"kind": name}
+
+
+def session_config(*, preset: str, positions: int, sub_sequence: int, seed: int, policy: str,
+                   detector, sessions_dir: Path,
+                   iterations_per_update: int = data.ITERATIONS_PER_UPDATE) -> dict:
+    """The daemon configuration of one session against a running `ptypilot sim-detector`
+    (`detector`: its ReadyProcess), recorded to `sessions_dir`."""
+    return {
+        "session": {"preset": preset, "total_positions": int(positions),
+                    "sub_sequence_size": int(sub_sequence), "seed": int(seed)},
+        # The daemon's default update, which the shipped policy was trained with.
+        "reconstruction": {"loss": "amplitude", "iterations_per_update": int(iterations_per_update)},
+        "policy": policy_config(policy),
+        "detector": {"endpoint": detector.ready["data_endpoint"]},
+        "scan_driver": {"kind": "sim-stage", "endpoint": detector.ready["command_endpoint"]},
+        "recorder": {"directory": str(sessions_dir)},
+    }
+
+
+class ConfigurationRefused(DaemonError):
+    """The daemon refused the session's configuration (nothing was exposed); the message is the
+    daemon's, e.g. a policy model that does not fit the session."""
+
+
+@dataclass
+class SessionResult:
+    session_id: str
+    reply: object                  # the final status reply (ptypilot_pb2.ControlReply)
+    phase: np.ndarray              # the daemon's final reconstruction, phase in rad
+    positions_A: np.ndarray        # (n, 2) approved positions, from the recording
+    frames_recorded: int
+    seconds: float                 # start to end of the session
+    latencies: list = field(default_factory=list)  # one dict per sub_sequence_done event
+
+    @property
+    def decision_latency_ms_max(self):
+        totals = [l["total_ms"] for l in self.latencies]
+        return max(totals) if totals else None
+
+
+def _collect_events(client: Client, sink: list, stop: threading.Event) -> None:
+    for topic, event in client.events(timeout_s=3600, stop=stop):
+        sink.append((topic, event))
+
+
+def run_session(client: Client, config: dict, session_id: str,
+                keep_recording: bool = True, timeout_s: float = 600) -> SessionResult:
+    """Configures and runs one session, waits for its end, and reads its reconstruction and its
+    approved positions (from the recording, which is deleted afterwards unless keep_recording).
+    Raises ConfigurationRefused when the daemon refuses the configuration (before anything was
+    exposed) and ptypilot.client.DaemonError when the session ends in error; both carry the
+    daemon's message."""
+    events: list = []
+    stop = threading.Event()
+    listener = threading.Thread(target=_collect_events, args=(client, events, stop), daemon=True)
+    listener.start()
+    try:
+        time.sleep(0.2)  # a PUB socket drops what is sent before the subscriber has connected
+        try:
+            client.configure(config)
+        except DaemonError as e:
+            raise ConfigurationRefused(str(e)) from None
+        start = time.perf_counter()
+        client.start(session_id)
+        reply = client.wait(timeout_s=timeout_s)
+        seconds = time.perf_counter() - start
+        phase = client.reconstruction()
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        listener.join(timeout=2)
+    latencies = [
+        {"sub_sequence": e.sub_sequence_done.sub_sequence,
+         "reconstruct_ms": e.sub_sequence_done.latency.reconstruct_ms,
+         "policy_ms": e.sub_sequence_done.latency.policy_ms,
+         "safety_ms": e.sub_sequence_done.latency.safety_ms,
+         "driver_ms": e.sub_sequence_done.latency.driver_ms,
+         "total_ms": e.sub_sequence_done.latency.total_ms}
+        for topic, e in events if topic == "sub_sequence_done" and e.session_id == session_id]
+    recording = Path(config["recorder"]["directory"]) / f"{session_id}.h5"
+    with h5py.File(recording, "r") as f:
+        positions = f["frames/position_A"][:]
+        frames_recorded = int(f["frames/counts"].shape[0])
+    if not keep_recording:
+        recording.unlink(missing_ok=True)
+        recording.with_suffix(".journal").unlink(missing_ok=True)
+    return SessionResult(session_id, reply, phase, positions, frames_recorded, seconds, latencies)
+
+
+def compare(image: np.ndarray, reference: np.ndarray, pixel_A: float) -> tuple[float, dict]:
+    """SSIM (mean-free images, the data range of the reference: ptypilot.data.ssim_against) and
+    FRC (ptypilot_core.frc of the mean-free images on their common square) of `image` against
+    `reference`, two FOV crops of the same object grid."""
+    ssim = data.ssim_against(image, reference)
+    a = image - image.mean()
+    b = reference - reference.mean()
+    n = min(a.shape)
+    return ssim, core.frc(a[:n, :n], b[:n, :n], pixel_A)

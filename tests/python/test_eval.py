@@ -1,0 +1,105 @@
+"""`ptypilot eval` end to end, tiny: 2 held-out specimens, 100 positions in 2 sub-sequences of 50,
+sparse grid, random and the shipped learned policy, through `serve` and `sim-detector`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ptypilot import data
+
+BIN = os.environ.get("PTYPILOT_BIN")
+pytestmark = pytest.mark.skipif(not BIN, reason="PTYPILOT_BIN (build/bin) is not set; run via ctest")
+
+POLICIES = ["sparse-grid", "random", "learned"]
+
+
+def ptypilot() -> str:
+    return str(Path(BIN) / "ptypilot")
+
+
+@pytest.fixture(scope="module")
+def tiny_eval(tmp_path_factory):
+    out = tmp_path_factory.mktemp("eval")
+    result = subprocess.run(
+        [ptypilot(), "eval", "--specimen", "mos2-paper", "--datasets", "2", "--positions", "100",
+         "--subsequences", "2", "--policies", ",".join(POLICIES), "--figures", "1", "--out", str(out)],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return out, json.loads((out / "eval.json").read_text()), result.stderr
+
+
+def test_eval_json(tiny_eval):
+    out, report, _ = tiny_eval
+    assert report["positions"] == 100 and report["subsequences"] == 2
+    assert report["sub_sequence_size"] == 50
+    assert report["datasets"] == 2
+    assert all(data.is_eval_seed(s) for s in report["specimen_seeds"])
+    assert len(set(report["specimen_seeds"])) == 2
+    assert set(report["strategies"]) == set(POLICIES)
+    for name, s in report["strategies"].items():
+        assert s["skipped"] is False, (name, s)
+        assert s["datasets"] == 2 and s["failed"] == 0
+        for key in ("ssim_mean", "ssim_truth_mean"):
+            assert 0.0 < s[key] <= 1.0, (name, key, s[key])
+        for key in ("ssim_std", "ssim_truth_std", "q_ssim_std"):
+            assert s[key] >= 0.0
+        assert len(s["per_dataset"]) == 2
+        for d in s["per_dataset"]:
+            assert 0.0 < d["ssim_vs_full_raster"] <= 1.0
+            assert 0.0 < d["ssim_vs_truth"] <= 1.0
+            assert d["positions"] == 100 and d["frames_recorded"] == 100
+            # 2, or more where Safety dropped repeats and the daemon asked for more to fill the budget
+            assert d["sub_sequences"] >= 2
+    sparse = report["strategies"]["sparse-grid"]
+    assert sparse["q_ssim_mean"] == 0.0 and sparse["q_ssim_std"] == 0.0
+    learned = report["strategies"]["learned"]
+    assert report["learned_skipped"] is None
+    assert report["q_ssim_mean"] == learned["q_ssim_mean"]
+    assert report["q_ssim_std"] == learned["q_ssim_std"]
+    for d, s in zip(learned["per_dataset"], sparse["per_dataset"]):
+        assert d["specimen_seed"] == s["specimen_seed"]
+        q = (d["ssim_vs_full_raster"] - s["ssim_vs_full_raster"]) / s["ssim_vs_full_raster"]
+        assert d["q_ssim_vs_sparse_grid"] == pytest.approx(q, rel=1e-9, abs=1e-12)
+    assert {"learned", "sparse-grid"} <= set(report["frc"])
+    frc = report["frc"]["learned"]
+    assert len(frc["correlation"]) == len(frc["std"]) == len(frc["spatial_frequency_per_A"])
+
+
+def test_eval_pictures_and_progress(tiny_eval):
+    out, report, stderr = tiny_eval
+    assert (out / "frc.png").stat().st_size > 0
+    assert (out / "fig3.png").stat().st_size > 0
+    seed = report["specimen_seeds"][0]
+    for name in POLICIES + ["full-raster", "truth"]:
+        assert (out / "figures" / f"seed{seed}-{name}.png").exists(), name
+    assert "data set 2/2" in stderr and "learned" in stderr
+    assert not list(out.glob("sessions*"))  # recordings are not kept without --keep-sessions
+
+
+def test_dataset_dir_needs_replay(tmp_path):
+    result = subprocess.run([ptypilot(), "eval", "--out", str(tmp_path / "o"),
+                             "--dataset-dir", str(tmp_path)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "replay" in result.stderr and "does not exist yet" in result.stderr
+
+
+def test_learned_with_another_sub_sequence_size_is_skipped(tmp_path):
+    # 100 positions in 4 sub-sequences of 25: the shipped model (50) is refused by the daemon.
+    result = subprocess.run(
+        [ptypilot(), "eval", "--datasets", "1", "--positions", "100", "--subsequences", "4",
+         "--policies", "learned,sparse-grid", "--figures", "0", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "eval.json").read_text())
+    learned = report["strategies"]["learned"]
+    assert learned["skipped"] is True
+    assert "sub_sequence_size" in learned["reason"] and "50" in learned["reason"]
+    assert report["learned_skipped"] == learned["reason"]
+    assert report["q_ssim_mean"] is None
+    assert report["strategies"]["sparse-grid"]["datasets"] == 1
