@@ -13,4 +13,24 @@ PixelType parse_pixel_type(std::string_view name) {
                               "': use uint8, uint16, uint32 or float32");
 }
 
+const char* to_string(PixelType type) {
+  switch (type) {
+    case PixelType::kUint8: return "uint8";
+    case PixelType::kUint16: return "uint16";
+    case PixelType::kUint32: return "uint32";
+    case PixelType::kFloat32: return "float32";
+  }
+  return "unknown";
+}
+
+std::size_t pixel_size(PixelType type) {
+  switch (type) {
+    case PixelType::kUint8: return 1;
+    case PixelType::kUint16: return 2;
+    case PixelType::kUint32:
+    case PixelType::kFloat32: return 4;
+  }
+  return 0;
+}
+
 }  // namespace ptypilot

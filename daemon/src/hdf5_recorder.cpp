@@ -46,33 +46,6 @@ enum RecordType : std::uint32_t { kSession = 1, kFrame = 2, kSubSequence = 3, kE
 
 // ---- The counts' dtype (SessionInfo::frame_dtype). In the journal it is stored as the
 // ptypilot.wire.FrameHeader.DType number: 1 uint8, 2 uint16, 3 uint32, 4 float32.
-std::size_t dtype_bytes(PixelType t) {
-  switch (t) {
-    case PixelType::kUint8:
-      return 1;
-    case PixelType::kUint16:
-      return 2;
-    case PixelType::kUint32:
-    case PixelType::kFloat32:
-      return 4;
-  }
-  return 0;
-}
-
-const char* dtype_name(PixelType t) {
-  switch (t) {
-    case PixelType::kUint8:
-      return "uint8";
-    case PixelType::kUint16:
-      return "uint16";
-    case PixelType::kUint32:
-      return "uint32";
-    case PixelType::kFloat32:
-      return "float32";
-  }
-  return "unknown";
-}
-
 std::uint32_t dtype_code(PixelType t) {
   switch (t) {
     case PixelType::kUint8:
@@ -672,7 +645,7 @@ class H5File {
     rows_ = static_cast<hsize_t>(info.frame_rows);
     cols_ = static_cast<hsize_t>(info.frame_cols);
     counts_type_ = dtype_file_type(info.frame_dtype);
-    counts_bytes_ = static_cast<std::size_t>(rows_ * cols_) * dtype_bytes(info.frame_dtype);
+    counts_bytes_ = static_cast<std::size_t>(rows_ * cols_) * pixel_size(info.frame_dtype);
     H5Id fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
     // STRONG: closing the file closes whatever is still open in it, so a close after an error
     // never leaves the file half-open.
@@ -1080,7 +1053,7 @@ Status Hdf5Recorder::begin_session(const SessionInfo& info) {
       return invalid_argument("recorder: frame shape " + shape_text(info.frame_rows,
                                                                    info.frame_cols) +
                               " must be positive");
-    if (dtype_bytes(info.frame_dtype) == 0)
+    if (pixel_size(info.frame_dtype) == 0)
       return invalid_argument("recorder: frame_dtype " +
                               std::to_string(static_cast<int>(info.frame_dtype)) +
                               " is not a PixelType (uint8, uint16, uint32 or float32)");
@@ -1136,7 +1109,7 @@ Status Hdf5Recorder::begin_session(const SessionInfo& info) {
                                     {"h5", h5.string()},
                                     {"journal", journal.string()},
                                     {"frame_shape", {info.frame_rows, info.frame_cols}},
-                                    {"frame_dtype", dtype_name(info.frame_dtype)}});
+                                    {"frame_dtype", to_string(info.frame_dtype)}});
     return Status::Ok();
   } catch (const std::exception& e) {
     return {StatusCode::kInternal, std::string("recorder: begin_session: ") + e.what()};
@@ -1166,7 +1139,7 @@ Status Hdf5Recorder::write_frames(std::span<const DetectorFrame> frames) {
     // write(2) for the journal, and the .h5 takes each frame's counts from the same bytes.
     // Sized without clear(): a vector only zero-fills what it grows by, and every byte is
     // overwritten below.
-    const std::size_t counts_bytes = pixels * dtype_bytes(info.frame_dtype);
+    const std::size_t counts_bytes = pixels * pixel_size(info.frame_dtype);
     const std::size_t record_bytes = frame_record_bytes(counts_bytes);
     Bytes& buffer = session_->buffer;
     buffer.resize(frames.size() * record_bytes);
@@ -1182,7 +1155,7 @@ Status Hdf5Recorder::write_frames(std::span<const DetectorFrame> frames) {
         return invalid_argument(
             "recorder: frame " + std::to_string(f.frame_index) + " has count " + value +
             " at row " + std::to_string(at / cols) + ", col " + std::to_string(at % cols) +
-            ", which the session's " + dtype_name(info.frame_dtype) +
+            ", which the session's " + to_string(info.frame_dtype) +
             " counts cannot hold exactly (SessionInfo::frame_dtype); nothing of this call "
             "was recorded");
       }
@@ -1350,7 +1323,7 @@ bool parse_frame(Reader& r, const SessionInfo& info, DetectorFrame& f, Bytes& co
   f.rows = info.frame_rows;
   f.cols = info.frame_cols;
   f.dtype = info.frame_dtype;
-  const std::size_t bytes = static_cast<std::size_t>(rows) * cols * dtype_bytes(info.frame_dtype);
+  const std::size_t bytes = static_cast<std::size_t>(rows) * cols * pixel_size(info.frame_dtype);
   const std::size_t at = counts.size();
   counts.resize(at + bytes);
   if (r.get_raw(counts.data() + at, bytes) && r.at_end()) return true;
@@ -1465,7 +1438,7 @@ Status Hdf5Recorder::recover(const fs::path& journal, const fs::path& h5_out,
     Bytes batch_counts;
     batch.reserve(kRecoverBatch);
     const std::size_t counts_bytes = static_cast<std::size_t>(info.frame_rows) * info.frame_cols *
-                                     dtype_bytes(info.frame_dtype);
+                                     pixel_size(info.frame_dtype);
     auto flush_batch = [&]() -> Status {
       if (batch.empty()) return Status::Ok();
       Status s = h5.append(batch, batch_counts.data(), counts_bytes);

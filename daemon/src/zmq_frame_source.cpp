@@ -33,20 +33,6 @@ std::uint64_t steady_now_ns() {
                                         .count());
 }
 
-const char* pixel_type_name(PixelType dtype) {
-  switch (dtype) {
-    case PixelType::kUint8:
-      return "uint8";
-    case PixelType::kUint16:
-      return "uint16";
-    case PixelType::kUint32:
-      return "uint32";
-    case PixelType::kFloat32:
-      return "float32";
-  }
-  return "unknown";
-}
-
 // Formats a float the way a person reads it ("nan", "-inf", "-1.5").
 std::string format_value(float value) {
   char buffer[32];
@@ -99,20 +85,6 @@ std::string endpoint_hint(int error_number, bool bind) {
 }  // namespace
 
 // --- Wire format ---------------------------------------------------------------------------
-
-std::size_t pixel_size(PixelType dtype) {
-  switch (dtype) {
-    case PixelType::kUint8:
-      return 1;
-    case PixelType::kUint16:
-      return 2;
-    case PixelType::kUint32:
-      return 4;
-    case PixelType::kFloat32:
-      return 4;
-  }
-  return 0;
-}
 
 wire::FrameHeader::DType wire_dtype(PixelType dtype) {
   switch (dtype) {
@@ -243,7 +215,7 @@ ZmqFrameSource::ZmqFrameSource(zmq::context_t& ctx, const ZmqFrameSourceConfig& 
                                    {"expected_rows", config_.expected_rows},
                                    {"expected_cols", config_.expected_cols},
                                    {"expected_dtype", config_.expected_dtype
-                                                          ? pixel_type_name(*config_.expected_dtype)
+                                                          ? to_string(*config_.expected_dtype)
                                                           : "any"}});
 }
 
@@ -342,9 +314,9 @@ Status ZmqFrameSource::decode(DetectorFrame* frame) {
   }
   if (config_.expected_dtype && *dtype != *config_.expected_dtype) {
     return reject(counters::kDtypeMismatch,
-                  prefix + "its dtype is " + pixel_type_name(*dtype) +
+                  prefix + "its dtype is " + to_string(*dtype) +
                       " but the detector is configured to send " +
-                      pixel_type_name(*config_.expected_dtype) + " (expected_dtype)");
+                      to_string(*config_.expected_dtype) + " (expected_dtype)");
   }
 
   const std::uint64_t rows = header_.rows();
@@ -374,7 +346,7 @@ Status ZmqFrameSource::decode(DetectorFrame* frame) {
                   prefix + "its payload part is " + std::to_string(payload_part_.size()) +
                       " bytes and header.payload_bytes says " +
                       std::to_string(header_.payload_bytes()) + ", but " + shape + " " +
-                      pixel_type_name(*dtype) + " pixels need " + std::to_string(needed));
+                      to_string(*dtype) + " pixels need " + std::to_string(needed));
   }
 
   // Straight from the ZMQ buffer into the frame's float storage: one pass, no staging copy.

@@ -131,20 +131,6 @@ SubSequenceRecord reference_sub_sequence(std::uint32_t s, int size) {
 
 constexpr int kSubSizes[3] = {5, 7, 4};
 
-const char* dtype_name(PixelType dtype) {
-  switch (dtype) {
-    case PixelType::kUint8:
-      return "uint8";
-    case PixelType::kUint16:
-      return "uint16";
-    case PixelType::kUint32:
-      return "uint32";
-    case PixelType::kFloat32:
-      break;
-  }
-  return "float32";
-}
-
 // zlib's CRC-32, bit by bit: the journal format's checksum, computed independently of the
 // recorder's (table and carry-less multiply) implementations.
 std::uint32_t reference_crc32(const unsigned char* p, std::size_t n) {
@@ -385,7 +371,7 @@ void check_root_attributes(const H5Reader& h5, const SessionInfo& info) {
 TEST_CASE("recorder: every frame and sub-sequence reads back exactly", "[recorder]") {
   const PixelType dtype =
       GENERATE(PixelType::kFloat32, PixelType::kUint16, PixelType::kUint8, PixelType::kUint32);
-  INFO("frame_dtype " << dtype_name(dtype));
+  INFO("frame_dtype " << to_string(dtype));
   TempDir dir;
   RecorderConfig config{dir.path()};
   config.sync_every_frames = 4;  // exercises the periodic flush too
@@ -442,7 +428,7 @@ TEST_CASE("recorder: a count the session's dtype cannot hold is refused, not sti
   int session = 0;
   for (const auto& c : cases) {
     const std::string id = "bad-" + std::to_string(session++);
-    INFO(id << ": " << dtype_name(c.dtype) << " session, count " << c.shown);
+    INFO(id << ": " << to_string(c.dtype) << " session, count " << c.shown);
     REQUIRE_OK(rec.begin_session(reference_info(id, c.dtype)));
     std::vector<DetectorFrame> frames;
     for (std::uint64_t k = 0; k < 3; ++k) frames.push_back(reference_frame(id, 0, k, k, c.dtype));
@@ -454,7 +440,7 @@ TEST_CASE("recorder: a count the session's dtype cannot hold is refused, not sti
     CHECK(refused.code() == StatusCode::kInvalidArgument);
     CHECK_THAT(refused.message(), Catch::Contains("frame 1 ") && Catch::Contains("row 3, col 7") &&
                                       Catch::Contains(c.shown) &&
-                                      Catch::Contains(dtype_name(c.dtype)));
+                                      Catch::Contains(to_string(c.dtype)));
     // Nothing of the call was written, and the session goes on.
     CHECK(rec.frames_recorded() == 0);
     CHECK(fs::file_size(rec.journal_path()) == journal_before);
@@ -607,7 +593,7 @@ TEST_CASE("recorder: a nearly full disk refuses the session before it starts", "
 
 TEST_CASE("recorder: recover rebuilds the file from a journal torn mid-record", "[recorder]") {
   const PixelType dtype = GENERATE(PixelType::kFloat32, PixelType::kUint16);
-  INFO("frame_dtype " << dtype_name(dtype));
+  INFO("frame_dtype " << to_string(dtype));
   const std::uint64_t record = frame_record_bytes(dtype);
   TempDir dir;
   Hdf5Recorder rec(RecorderConfig{dir.path()});

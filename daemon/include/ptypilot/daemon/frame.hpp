@@ -2,6 +2,7 @@
 // counts converted to float32, already checked (right size, finite, non-negative).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -16,6 +17,8 @@ enum class PixelType { kUint8, kUint16, kUint32, kFloat32 };
 
 // "uint8" | "uint16" | "uint32" | "float32"; throws std::invalid_argument naming them.
 PixelType parse_pixel_type(std::string_view name);
+const char* to_string(PixelType type);  // the names parse_pixel_type reads; "unknown" otherwise
+std::size_t pixel_size(PixelType type);  // bytes per pixel; 0 for a value outside the enum
 
 struct DetectorFrame {
   std::string session_id;

@@ -97,8 +97,7 @@ class ZmqFrameSource final : public FrameSource {
 
 // --- The wire format, shared by receivers and senders --------------------------------------
 
-// Bytes per element of `dtype` on the wire.
-std::size_t pixel_size(PixelType dtype);
+// The wire enum of a pixel type, and back (pixel_size() in frame.hpp gives bytes per element).
 wire::FrameHeader::DType wire_dtype(PixelType dtype);
 // nullopt for DTYPE_UNSPECIFIED and for values this build does not know.
 std::optional<PixelType> pixel_type_from_wire(int wire_dtype);
