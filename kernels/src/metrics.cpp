@@ -23,6 +23,7 @@ namespace {
 constexpr double kSsimSigma = 1.5;
 constexpr double kSsimTruncate = 3.5;
 constexpr int kSsimRadius = static_cast<int>(kSsimTruncate * kSsimSigma + 0.5);  // as ndimage
+static_assert(kSsimRadius == kSsimBorderPx, "metrics.hpp documents the border");
 constexpr int kSsimWindow = 2 * kSsimRadius + 1;
 constexpr double kSsimK1 = 0.01;
 constexpr double kSsimK2 = 0.03;
@@ -103,7 +104,7 @@ double half_bit_threshold(long n) {
 
 }  // namespace
 
-double ssim(const RealImage& a, const RealImage& b, double data_range) {
+Image<double> ssim_map(const RealImage& a, const RealImage& b, double data_range) {
   require_same_shape(a, b, "ssim");
   if (a.rows() < kSsimWindow || a.cols() < kSsimWindow) {
     throw std::invalid_argument("ssim: images must be at least " + std::to_string(kSsimWindow) +
@@ -128,12 +129,12 @@ double ssim(const RealImage& a, const RealImage& b, double data_range) {
   // (win_size - 1) / 2 = radius pixels before averaging. Every retained output pixel only reads
   // inputs within the image, so the border mode never affects the result and it suffices to
   // evaluate the separable filter on the retained region. Streaming one output row at a time
-  // keeps memory at O(cols) rather than five full double images.
+  // keeps the work memory at O(cols) rather than five full double images.
   enum Field { kA, kB, kAA, kBB, kAB, kFields };
   std::array<std::vector<double>, kFields> col_pass;  // column-filtered row, all columns
   for (auto& v : col_pass) v.assign(static_cast<std::size_t>(cols), 0.0);
 
-  double sum = 0.0;
+  Image<double> map(rows - 2 * r, cols - 2 * r);
   for (int i = r; i < rows - r; ++i) {
     for (auto& v : col_pass) std::fill(v.begin(), v.end(), 0.0);
     // ndimage filters axis 0 first, then axis 1; follow the same order.
@@ -165,11 +166,17 @@ double ssim(const RealImage& a, const RealImage& b, double data_range) {
       const double vxy = f[kAB] - ux * uy;
       const double num = (2.0 * ux * uy + c1) * (2.0 * vxy + c2);
       const double den = (ux * ux + uy * uy + c1) * (vx + vy + c2);
-      sum += num / den;
+      map(i - r, j - r) = num / den;
     }
   }
-  const double count = static_cast<double>(rows - 2 * r) * static_cast<double>(cols - 2 * r);
-  return sum / count;
+  return map;
+}
+
+double ssim(const RealImage& a, const RealImage& b, double data_range) {
+  const Image<double> map = ssim_map(a, b, data_range);
+  double sum = 0.0;
+  for (double v : map.span()) sum += v;
+  return sum / static_cast<double>(map.size());
 }
 
 FrcCurve frc(const RealImage& a, const RealImage& b, double pixel_A) {

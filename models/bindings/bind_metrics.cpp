@@ -49,6 +49,24 @@ void bind_metrics(py::module_& m) {
       "NaN/inf values or a non-positive data_range.");
 
   m.def(
+      "ssim_map",
+      [](const FloatArray& a, const FloatArray& b, double data_range) {
+        const ptypilot::RealImage image_a = to_real_image(a, "a");
+        const ptypilot::RealImage image_b = to_real_image(b, "b");
+        ptypilot::Image<double> map;
+        {
+          py::gil_scoped_release release;
+          map = ptypilot::ssim_map(image_a, image_b, data_range);
+        }
+        return ptypilot::bindings::to_numpy(map);
+      },
+      py::arg("a"), py::arg("b"), py::arg("data_range"),
+      "The local SSIM that ssim() averages: a float64 (rows - 10, cols - 10) array whose\n"
+      "element (i, j) belongs to image pixel (i + 5, j + 5) (SSIM_BORDER_PX), i.e. skimage's\n"
+      "full=True map without the border skimage leaves out of the mean.");
+  m.attr("SSIM_BORDER_PX") = ptypilot::kSsimBorderPx;
+
+  m.def(
       "frc",
       [](const FloatArray& a, const FloatArray& b, double pixel_A) {
         const ptypilot::RealImage image_a = to_real_image(a, "a");

@@ -74,6 +74,9 @@ inline ComplexImage to_complex_image(const Complex64Array& array, const char* na
 // Copies an image into a new (rows, cols) float32 array owned by Python.
 inline py::array_t<float> to_numpy(const RealImage& image) { return detail::to_array(image); }
 
+// Copies an image into a new (rows, cols) float64 array owned by Python.
+inline py::array_t<double> to_numpy(const Image<double>& image) { return detail::to_array(image); }
+
 // Copies an image into a new (rows, cols) complex64 array owned by Python.
 inline py::array_t<std::complex<float>> to_numpy(const ComplexImage& image) {
   return detail::to_array(image);

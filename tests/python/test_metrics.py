@@ -75,6 +75,21 @@ def test_ssim_matches_skimage(a, b, data_range):
 
 
 @needs_skimage
+@pytest.mark.parametrize("a, b, data_range", image_pairs()[:8])
+def test_ssim_map_matches_skimage_and_averages_to_ssim(a, b, data_range):
+    a32, b32 = as_float32_in_float64(a), as_float32_in_float64(b)
+    _, full = structural_similarity(a32, b32, data_range=data_range, gaussian_weights=True,
+                                    sigma=1.5, use_sample_covariance=False, full=True)
+    border = core.SSIM_BORDER_PX
+    got = core.ssim_map(a, b, data_range)
+    assert got.dtype == np.float64
+    assert got.shape == (a.shape[0] - 2 * border, a.shape[1] - 2 * border)
+    np.testing.assert_allclose(got, full[border:-border, border:-border], rtol=0, atol=1e-10)
+    # ssim() is the mean of the map; numpy sums pairwise, the core in order (~1e-15 apart).
+    assert got.mean() == pytest.approx(core.ssim(a, b, data_range), abs=1e-13)
+
+
+@needs_skimage
 def test_ssim_accepts_other_dtypes_and_layouts():
     rng = np.random.default_rng(1)
     a = rng.integers(0, 256, size=(40, 60)).astype(np.uint8)

@@ -17,6 +17,14 @@ namespace ptypilot {
 // agrees with skimage on float64 copies of the inputs to rounding error.
 double ssim(const RealImage& a, const RealImage& b, double data_range);
 
+// The local SSIM whose mean ssim() is: (rows - 10) x (cols - 10) values, element (i, j) for
+// image pixel (i + kSsimBorderPx, j + kSsimBorderPx) (skimage's full=True map without the
+// border it excludes from the mean). Same checks and exceptions as ssim(). Summing it over a
+// region gives that region's share of the mean, which is how training credits each scan
+// position with its part of an SSIM gain (models/ptypilot/train.py).
+inline constexpr int kSsimBorderPx = 5;
+Image<double> ssim_map(const RealImage& a, const RealImage& b, double data_range);
+
 // Fourier ring correlation of two images of one square shape, in rings one frequency pixel
 // wide (ring index = round(|k| in pixels)), up to the Nyquist ring N/2. The images are used as
 // given: no mean subtraction and no apodisation window, so edge discontinuities show up as
