@@ -20,13 +20,21 @@ import ptypilot_core as core
 from ptypilot import data
 from ptypilot.client import Client, DaemonError
 
-SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "shipped" / "policy-mos2-k50.pt"
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "shipped"
+SHIPPED_MODEL = SHIPPED_DIR / "policy-mos2-k50.pt"  # the default: 5 sub-sequences of 50
 
 
-def policy_config(name: str) -> dict:
-    """`learned` is the shipped TorchScript policy; the others are the daemon's baselines."""
+def shipped_model(sub_sequence: int) -> Path:
+    """The shipped model for sub-sequences of this size (a model's output layer has one size).
+    It may not exist; the daemon then refuses the configuration and says so."""
+    return SHIPPED_DIR / f"policy-mos2-k{int(sub_sequence)}.pt"
+
+
+def policy_config(name: str, sub_sequence: int = 50) -> dict:
+    """`learned` is the shipped TorchScript policy for this sub-sequence size; the others are the
+    daemon's baselines."""
     if name == "learned":
-        return {"kind": "torchscript", "model_path": str(SHIPPED_MODEL)}
+        return {"kind": "torchscript", "model_path": str(shipped_model(sub_sequence))}
     return {"kind": name}
 
 
@@ -40,7 +48,7 @@ def session_config(*, preset: str, positions: int, sub_sequence: int, seed: int,
                     "sub_sequence_size": int(sub_sequence), "seed": int(seed)},
         # The daemon's default update, which the shipped policy was trained with.
         "reconstruction": {"loss": "amplitude", "iterations_per_update": int(iterations_per_update)},
-        "policy": policy_config(policy),
+        "policy": policy_config(policy, sub_sequence),
         "detector": {"endpoint": detector.ready["data_endpoint"]},
         "scan_driver": {"kind": "sim-stage", "endpoint": detector.ready["command_endpoint"]},
         "recorder": {"directory": str(sessions_dir)},
@@ -59,6 +67,7 @@ class SessionResult:
     phase: np.ndarray              # the daemon's final reconstruction, phase in rad
     positions_A: np.ndarray        # (n, 2) approved positions, from the recording
     frames_recorded: int
+    counts: np.ndarray             # (n, rows, cols) float32, the recorded frames
     seconds: float                 # start to end of the session
     latencies: list = field(default_factory=list)  # one dict per sub_sequence_done event
 
@@ -110,11 +119,13 @@ def run_session(client: Client, config: dict, session_id: str,
     recording = Path(config["recorder"]["directory"]) / f"{session_id}.h5"
     with h5py.File(recording, "r") as f:
         positions = f["frames/position_A"][:]
-        frames_recorded = int(f["frames/counts"].shape[0])
+        counts = f["frames/counts"][:].astype(np.float32)
+        frames_recorded = int(counts.shape[0])
     if not keep_recording:
         recording.unlink(missing_ok=True)
         recording.with_suffix(".journal").unlink(missing_ok=True)
-    return SessionResult(session_id, reply, phase, positions, frames_recorded, seconds, latencies)
+    return SessionResult(session_id, reply, phase, positions, frames_recorded, counts, seconds,
+                         latencies)
 
 
 def compare(image: np.ndarray, reference: np.ndarray, pixel_A: float) -> tuple[float, dict]:

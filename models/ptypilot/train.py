@@ -78,7 +78,7 @@ def load_checkpoint(path: Path) -> dict:
 
 
 def make_dataset(specimens: int, seed: int, sub_sequence_size: int, total_positions: int,
-                 iterations: int, log=lambda m: None) -> dict:
+                 iterations: int, dose_e_per_A2: float, log=lambda m: None) -> dict:
     """Reconstructions of training specimens from partial scans, through ptypilot_core.
     Per specimen: a sparse-grid episode (its snapshots also feed pre-training) and, alternately,
     a random-node or a jittered-sparse-grid episode (sigma as REINFORCE explores). A snapshot is
@@ -90,7 +90,8 @@ def make_dataset(specimens: int, seed: int, sub_sequence_size: int, total_positi
     start = time.perf_counter()
     for i, s in enumerate(seeds):
         kw = dict(purpose="autoencoder", sub_sequence_size=sub_sequence_size,
-                  total_positions=total_positions, iterations=iterations)
+                  total_positions=total_positions, iterations=iterations,
+                  dose_e_per_A2=dose_e_per_A2)
         env = data.ScanEpisode(s, **kw)
         r = data.run_episode(env, data.sparse_grid_propose(env))
         sparse.append(np.stack([st.potential for st in r.steps] + [r.potential]))
@@ -136,7 +137,7 @@ def stage_autoencoder(args) -> dict:
     else:
         progress("autoencoder", f"simulating {args.specimens} training specimens")
         ds = make_dataset(args.specimens, args.seed, args.sub_sequence, args.positions,
-                          args.iterations, lambda m: progress("autoencoder", m))
+                          args.iterations, args.dose, lambda m: progress("autoencoder", m))
         np.savez(dataset_file, **ds)
     data_s = time.perf_counter() - t0
 
@@ -186,7 +187,7 @@ def stage_autoencoder(args) -> dict:
 def episode_settings(args) -> dict:
     return {"preset": data.PRESET, "sub_sequence_size": args.sub_sequence,
             "total_positions": args.positions, "iterations_per_update": args.iterations,
-            "dose_e_per_A2": data.DOSE_E_PER_A2, "loss": "amplitude"}
+            "dose_e_per_A2": args.dose, "loss": "amplitude"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -322,16 +323,69 @@ class PolicyRunner:
         return (means + noise).double().numpy()
 
 
-def action_rewards(result: data.EpisodeResult) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per decision: (reward (K,), mask (K,)). A position's reward is the Voronoi reward of the
-    node it was exposed at; a repeat (dropped by Safety, no exposure, no Voronoi cell) gets 0, the
-    phase summed over an empty cell; positions past the budget were never exposed and are masked
-    out of the gradient. With gamma = 0 the return of an action is its own reward."""
+REWARDS = ["voronoi-ssim", "voronoi-phase"]
+
+
+class SparseGridReference:
+    """Per training specimen, the local SSIM (against the true phase) of the converged
+    sparse-grid reconstruction: the baseline that the voronoi-ssim reward measures a policy's
+    gain against. Computed once per specimen and kept, so training draws its specimens from a
+    fixed pool (--rl-specimens) rather than a fresh one per episode."""
+
+    def __init__(self, episode: dict):
+        self.episode = episode
+        self.maps: dict[int, tuple[np.ndarray, np.ndarray, float]] = {}
+
+    def get(self, seed: int) -> tuple[np.ndarray, np.ndarray, float]:
+        """(true phase FOV crop, sparse-grid ssim map, sparse-grid SSIM) of one specimen."""
+        if seed not in self.maps:
+            env = new_episode(seed, self.episode)
+            res = data.run_episode(env, data.sparse_grid_propose(env), keep_potentials=False,
+                                   converge=True)
+            truth = np.ascontiguousarray(data.fov_crop(env.sim.phase_rad, env.grid), np.float32)
+            sparse_map = data.ssim_map_against(res.converged, truth)
+            self.maps[seed] = (truth, sparse_map, float(sparse_map.mean()))
+        return self.maps[seed]
+
+
+def new_episode(seed: int, episode: dict) -> data.ScanEpisode:
+    return data.ScanEpisode(seed, sub_sequence_size=episode["sub_sequence_size"],
+                            total_positions=episode["total_positions"],
+                            iterations=episode["iterations_per_update"],
+                            dose_e_per_A2=episode["dose_e_per_A2"])
+
+
+def visit_rewards(kind: str, result: data.EpisodeResult, grid,
+                  reference: tuple[np.ndarray, np.ndarray, float] | None) -> np.ndarray:
+    """The reward of every visited position (result.visited_A order).
+    voronoi-phase: the paper's, the reconstructed phase summed over the position's Voronoi cell
+    over P (ptypilot_core.voronoi_reward, on the online reconstruction, as the loop ends).
+    voronoi-ssim: the position's Voronoi-cell share of the SSIM gain of the converged
+    reconstruction over the converged sparse-grid one, both against the true phase
+    (data.voronoi_ssim_credit; the shares add up to SSIM_policy - SSIM_sparse). The paper's
+    reward rewards phase; on this simulator that pulls positions onto the atom columns, where a
+    focused probe centred on a column carries almost no linear phase contrast, and validation
+    Q_SSIM fell from +5 % to -15 % within 370 updates (models/shipped history). This one credits
+    what the strategies are compared by."""
+    if kind == "voronoi-phase":
+        return np.asarray(result.rewards)
+    truth, sparse_map, _ = reference
+    gain = data.ssim_map_against(result.converged, truth) - sparse_map
+    return data.voronoi_ssim_credit(gain, grid, result.visited_A)
+
+
+def action_rewards(result: data.EpisodeResult,
+                   rewards: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per decision: (reward (K,), mask (K,)). A position's reward is the reward of the node it
+    was exposed at (`rewards`, per visited position); a repeat (dropped by Safety, no exposure,
+    no Voronoi cell) gets 0, what an empty cell holds; positions past the budget were never
+    exposed and are masked out of the gradient. With gamma = 0 the return of an action is its
+    own reward."""
     out = []
     for st in result.steps:
         r = np.zeros(len(st.visit_index))
         ok = st.visit_index >= 0
-        r[ok] = result.rewards[st.visit_index[ok]]
+        r[ok] = rewards[st.visit_index[ok]]
         mask = st.visit_index != -3
         out.append((r, mask))
     return out
@@ -392,16 +446,20 @@ def stage_reinforce(args) -> dict:
     history = []
     update = 0
     episodes = 0
+    pool = data.train_seeds(args.rl_specimens, rng)
+    references = SparseGridReference(ep)
+    converge = args.reward == "voronoi-ssim"
     while update < args.rl_updates and time.perf_counter() < deadline:
         update += 1
         batch = []
-        for s in data.train_seeds(args.rl_batch, rng):
-            env = data.ScanEpisode(s, sub_sequence_size=ep["sub_sequence_size"],
-                                   total_positions=ep["total_positions"],
-                                   iterations=ep["iterations_per_update"])
+        for s in rng.choice(pool, size=args.rl_batch, replace=False):
+            s = int(s)
+            env = new_episode(s, ep)
             runner = PolicyRunner(enc, policy, config, SIGMA, gen)
-            result = data.run_episode(env, runner, keep_potentials=False)
-            batch.append((result, runner.z, action_rewards(result)))
+            result = data.run_episode(env, runner, keep_potentials=False, converge=converge)
+            reference = references.get(s) if converge else None
+            rewards = visit_rewards(args.reward, result, env.grid, reference)
+            batch.append((result, runner.z, action_rewards(result, rewards)))
             episodes += 1
         # Baseline (variance reduction, not in the paper): each episode's mean action reward is
         # subtracted from its actions' rewards, so that only a position's reward relative to its
@@ -426,7 +484,7 @@ def stage_reinforce(args) -> dict:
         loss.backward()
         grad_norm = float(torch.nn.utils.clip_grad_norm_(policy.parameters(), args.rl_clip))
         opt.step()
-        returns = [float(res.rewards.sum()) for res, _, _ in batch]
+        returns = [float(np.concatenate([a for a, _ in rw]).sum()) for _, _, rw in batch]
         act_means = [float(np.concatenate([a for a, _ in rw]).mean()) for _, _, rw in batch]
         repeats = [float(np.mean(np.concatenate([s.visit_index == -1 for s in res.steps])))
                    for res, _, _ in batch]
@@ -478,8 +536,9 @@ def save_reinforce(out, pre, policy, best, history, validation, args, t0, final:
                "batch": args.rl_batch, "lr": args.rl_lr, "sigma": SIGMA, "gamma": GAMMA,
                "grad_clip": args.rl_clip, "seconds": time.perf_counter() - t0,
                "baseline": "per-episode mean action reward; advantages scaled by the batch std",
-               "reward": "ptypilot_core.voronoi_reward on the final reconstruction; a repeat "
-                         "(dropped by Safety) gets 0, positions past the budget are masked",
+               "reward": args.reward,
+               "reward_definition": " ".join(visit_rewards.__doc__.split()),
+               "specimens": args.rl_specimens,
                "curve": summarise_curve(history),
                "validation_seeds": list(data.validation_seeds(args.validation_seeds))
                if args.validation_seeds > 0 else [],
@@ -504,36 +563,37 @@ def save_reinforce(out, pre, policy, best, history, validation, args, t0, final:
 class Benchmark:
     """Fixed specimens with their full-raster reference and sparse-grid SSIM, computed once, to
     score policies: each policy runs the same episode code in eval mode (means, no sampling);
-    SSIM with ptypilot_core.ssim against the full-raster reconstruction, Q_SSIM with
-    ptypilot_core.q_ssim against the sparse grid (paper, Results)."""
+    SSIM with ptypilot_core.ssim of the converged reconstruction (data.FINAL_ITERATIONS) against
+    the full-raster reconstruction, Q_SSIM with ptypilot_core.q_ssim against the sparse grid
+    (paper, Results)."""
 
     def __init__(self, seeds: list[int], episode: dict, log=lambda m: None):
         self.seeds = list(seeds)
-        self.kw = dict(sub_sequence_size=episode["sub_sequence_size"],
-                       total_positions=episode["total_positions"],
-                       iterations=episode["iterations_per_update"])
+        self.episode = episode
         self.references, self.ssim_sparse = {}, {}
         for s in self.seeds:
             t = time.perf_counter()
-            self.references[s] = data.full_raster_reference(s)
-            env = data.ScanEpisode(s, **self.kw)
-            sparse = data.run_episode(env, data.sparse_grid_propose(env), keep_potentials=False)
-            self.ssim_sparse[s] = data.ssim_against(sparse.potential, self.references[s])
+            self.references[s] = data.full_raster_reference(
+                s, dose_e_per_A2=episode["dose_e_per_A2"])
+            env = new_episode(s, episode)
+            sparse = data.run_episode(env, data.sparse_grid_propose(env), keep_potentials=False,
+                                      converge=True)
+            self.ssim_sparse[s] = data.ssim_against(sparse.converged, self.references[s])
             log(f"reference of seed {s}: sparse-grid SSIM {self.ssim_sparse[s]:.4f} "
                 f"[{time.perf_counter() - t:.0f} s]")
 
     def score(self, enc, policy, config: ModelConfig) -> list[dict]:
         rows = []
         for s in self.seeds:
-            env = data.ScanEpisode(s, **self.kw)
+            env = new_episode(s, self.episode)
             res = data.run_episode(env, PolicyRunner(enc, policy, config, 0.0, None),
-                                   keep_potentials=False)
-            ssim_a = data.ssim_against(res.potential, self.references[s])
+                                   keep_potentials=False, converge=True)
+            ssim_a = data.ssim_against(res.converged, self.references[s])
             rows.append({"seed": s, "ssim": ssim_a, "ssim_sparse": self.ssim_sparse[s],
                          "q_ssim": float(core.q_ssim(ssim_a, self.ssim_sparse[s])),
                          "positions": int(len(res.visited_A)), "decisions": len(res.steps),
                          "repeats": int(sum(int((st.visit_index == -1).sum()) for st in res.steps)),
-                         "return": float(res.rewards.sum())})
+                         "phase_return": float(res.rewards.sum())})
         return rows
 
 
@@ -636,6 +696,8 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--positions", type=int, default=data.TOTAL_POSITIONS, help="budget")
     g.add_argument("--iterations", type=int, default=data.ITERATIONS_PER_UPDATE,
                    help="reconstruction iterations per sub-sequence")
+    g.add_argument("--dose", type=float, default=data.DOSE_E_PER_A2,
+                   help="electrons per A^2 of the full raster (the simulated detector's --dose)")
     g = p.add_argument_group("model")
     g.add_argument("--encoder-px", type=int, default=64, help="S")
     g.add_argument("--encoder-channels", default="8,16,32")
@@ -659,6 +721,10 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--rl-batch", type=int, default=8, help="episodes per update (N of eq. 8)")
     g.add_argument("--rl-lr", type=float, default=3e-4)
     g.add_argument("--rl-clip", type=float, default=1.0, help="gradient norm clip")
+    g.add_argument("--reward", choices=REWARDS, default="voronoi-ssim",
+                   help="per-position reward (visit_rewards says how each is computed)")
+    g.add_argument("--rl-specimens", type=int, default=2000,
+                   help="training specimens that REINFORCE draws its episodes from")
     g.add_argument("--validation-seeds", type=int, default=6,
                    help="validation specimens for checkpoint selection (0: keep the last)")
     g.add_argument("--validate-every", type=int, default=10, help="updates between validations")

@@ -50,8 +50,9 @@ def test_eval_json(tiny_eval):
             assert s[key] >= 0.0
         assert len(s["per_dataset"]) == 2
         for d in s["per_dataset"]:
-            assert 0.0 < d["ssim_vs_full_raster"] <= 1.0
-            assert 0.0 < d["ssim_vs_truth"] <= 1.0
+            for key in ("ssim_vs_full_raster", "ssim_vs_truth", "online_ssim_vs_full_raster",
+                        "online_ssim_vs_truth"):
+                assert 0.0 < d[key] <= 1.0, (name, key)
             assert d["positions"] == 100 and d["frames_recorded"] == 100
             # 2, or more where Safety dropped repeats and the daemon asked for more to fill the budget
             assert d["sub_sequences"] >= 2
@@ -65,6 +66,15 @@ def test_eval_json(tiny_eval):
         assert d["specimen_seed"] == s["specimen_seed"]
         q = (d["ssim_vs_full_raster"] - s["ssim_vs_full_raster"]) / s["ssim_vs_full_raster"]
         assert d["q_ssim_vs_sparse_grid"] == pytest.approx(q, rel=1e-9, abs=1e-12)
+    # The upper bound: an offline oracle per data set, with its own sparse-grid run.
+    bound = report["upper_bound"]
+    assert len(bound["per_dataset"]) == 2
+    for b in bound["per_dataset"]:
+        o, g = b["oracle-flank"], b["sparse-grid"]
+        assert b["q_ssim_vs_sparse_grid"] == pytest.approx(
+            (o["ssim_vs_full_raster"] - g["ssim_vs_full_raster"]) / g["ssim_vs_full_raster"])
+    assert bound["q_ssim_mean"] == pytest.approx(
+        sum(b["q_ssim_vs_sparse_grid"] for b in bound["per_dataset"]) / 2)
     assert {"learned", "sparse-grid"} <= set(report["frc"])
     frc = report["frc"]["learned"]
     assert len(frc["correlation"]) == len(frc["std"]) == len(frc["spatial_frequency_per_A"])
@@ -90,7 +100,8 @@ def test_dataset_dir_needs_replay(tmp_path):
 
 
 def test_learned_with_another_sub_sequence_size_is_skipped(tmp_path):
-    # 100 positions in 4 sub-sequences of 25: the shipped model (50) is refused by the daemon.
+    # 100 positions in 4 sub-sequences of 25: no model is shipped for 25, so the daemon refuses
+    # the configuration and the strategy is reported as skipped with the daemon's reason.
     result = subprocess.run(
         [ptypilot(), "eval", "--datasets", "1", "--positions", "100", "--subsequences", "4",
          "--policies", "learned,sparse-grid", "--figures", "0", "--out", str(tmp_path)],
@@ -99,7 +110,7 @@ def test_learned_with_another_sub_sequence_size_is_skipped(tmp_path):
     report = json.loads((tmp_path / "eval.json").read_text())
     learned = report["strategies"]["learned"]
     assert learned["skipped"] is True
-    assert "sub_sequence_size" in learned["reason"] and "50" in learned["reason"]
+    assert "policy-mos2-k25.pt" in learned["reason"] and "no such file" in learned["reason"]
     assert report["learned_skipped"] == learned["reason"]
     assert report["q_ssim_mean"] is None
     assert report["strategies"]["sparse-grid"]["datasets"] == 1
