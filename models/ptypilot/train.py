@@ -377,17 +377,18 @@ def visit_rewards(kind: str, result: data.EpisodeResult, grid,
 def action_rewards(result: data.EpisodeResult,
                    rewards: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per decision: (reward (K,), mask (K,)). A position's reward is the reward of the node it
-    was exposed at (`rewards`, per visited position); a repeat (dropped by Safety, no exposure,
-    no Voronoi cell) gets 0, what an empty cell holds; positions past the budget were never
-    exposed and are masked out of the gradient. With gamma = 0 the return of an action is its
-    own reward."""
+    was exposed at (`rewards`, per visited position). A repeat (dropped by Safety: no exposure,
+    no Voronoi cell, and the session asks for another position instead) and a position past the
+    budget were never exposed and are masked out of the gradient: they have no reward of their
+    own, and the 0 an empty cell holds would, after the per-episode baseline, reward repeats
+    whenever an episode's mean reward is negative (it drove the repeat fraction up in a pilot).
+    With gamma = 0 the return of an action is its own reward."""
     out = []
     for st in result.steps:
         r = np.zeros(len(st.visit_index))
         ok = st.visit_index >= 0
         r[ok] = rewards[st.visit_index[ok]]
-        mask = st.visit_index != -3
-        out.append((r, mask))
+        out.append((r, ok))
     return out
 
 
