@@ -877,8 +877,13 @@ Status decode_image(const Image& image, int expected_rows, int expected_cols,
                       std::to_string(image.cols) + " " + to_string(image.dtype) + " need " +
                       std::to_string(bytes));
   } else {
-    thread_local std::vector<std::byte> decoded;
-    decoded.resize(bytes);
+    // LZ4 expands at most about 255-fold, so a blob too short for the image is a lie that is
+    // refused before a buffer of the image's size is even touched.
+    if (bytes / 255 > image.data.size() + 16)
+      return fail(counter, counters::kSizeMismatch,
+                  which + "its " + std::to_string(image.data.size()) +
+                      " compressed bytes cannot hold " + std::to_string(image.rows) + " x " +
+                      std::to_string(image.cols) + " " + to_string(image.dtype) + " pixels");
     if (image.hdf5_framing) {
       compression::Hdf5FramingHeader header;
       Status s = compression::read_hdf5_framing_header(image.data, &header);
@@ -890,6 +895,8 @@ Status decode_image(const Image& image, int expected_rows, int expected_cols,
                         std::to_string(image.rows) + " x " + std::to_string(image.cols) + " " +
                         to_string(image.dtype) + " need " + std::to_string(bytes));
     }
+    thread_local std::vector<std::byte> decoded;
+    decoded.resize(bytes);
     Status s;
     if (image.encoding == Encoding::kBitshuffleLz4)
       s = compression::decode_bitshuffle_lz4(image.data, element, decoded);
