@@ -54,7 +54,9 @@ commands:
                     [--loss intensity|amplitude] [--preset NAME] [--dose E_PER_A2]
       time reconstructor iterations against the FFT floor; prints one JSON object
   bench loop [--positions N] [--subsequence M] [--sessions S] [--policy KIND] [--iterations K]
-      decision latency of the closed loop (last frame in -> next positions accepted), p50/p99
+             [--model FILE.pt]
+      decision latency of the closed loop (last frame in -> next positions accepted), p50/p99;
+      --policy learned: the shipped model for the sub-sequence size (or --model)
   bench ingest [--frames N] [--shape 64x64] [--batch B] [--dir DIR]
                [--protocol dectris-v1|dectris-v2 --encoding bs16-lz4|lz4|none]
       daemon frames/s with recording against raw ZMQ frames/s, and frames lost; with

@@ -109,12 +109,20 @@ std::filesystem::path bench_directory(const std::string& given) {
 }  // namespace
 
 int bench_loop(const std::vector<std::string>& args) {
-  const CliArgs cli(args, {"positions", "subsequence", "sessions", "policy", "iterations", "loss",
-                           "backend", "dir"});
+  const CliArgs cli(args, {"positions", "subsequence", "sessions", "policy", "model", "iterations",
+                           "loss", "backend", "dir"});
   const long positions = cli.get_int("positions", 550);
   const long sub = cli.get_int("subsequence", 50);
   const long sessions = cli.get_int("sessions", 5);
   const std::string policy = cli.get("policy", "heuristic");
+  // "learned" is the torchscript policy with the shipped model for this sub-sequence size.
+  json policy_config = {{"kind", policy}};
+  if (policy == "learned" || policy == "torchscript") {
+    policy_config = {{"kind", "torchscript"},
+                     {"model_path", cli.get("model", std::string(PTYPILOT_SOURCE_DIR) +
+                                                         "/models/shipped/policy-mos2-k" +
+                                                         std::to_string(sub) + ".pt")}};
+  }
   log::set_min_level(log::Level::kWarn);
 
   zmq::context_t context{1};
@@ -140,7 +148,7 @@ int bench_loop(const std::vector<std::string>& args) {
         {"reconstruction", {{"loss", cli.get("loss", "amplitude")},
                             {"iterations_per_update", cli.get_int("iterations", 5)},
                             {"backend", cli.get("backend", "auto")}}},
-        {"policy", {{"kind", policy}}},
+        {"policy", policy_config},
         {"detector", {{"endpoint", detector.bound_data_endpoint()}}},
         {"scan_driver", {{"kind", "sim-stage"}, {"endpoint", detector.bound_command_endpoint()}}},
         {"recorder", {{"directory", dir.string()}}},
@@ -173,7 +181,7 @@ int bench_loop(const std::vector<std::string>& args) {
   }
   const json report = {
       {"benchmark", "loop"},
-      {"policy", policy},
+      {"policy", policy_config},
       {"positions", positions},
       {"subsequence", sub},
       {"sessions", sessions},
