@@ -11,7 +11,6 @@
 
 #include "ptypilot/daemon/log.hpp"
 #include "ptypilot/daemon/zmq_frame_source.hpp"
-#include "ptypilot/sim/presets.hpp"
 
 namespace ptypilot::sim {
 
@@ -21,13 +20,12 @@ using Clock = std::chrono::steady_clock;
 
 // How often run() looks at its stop token when nothing else happens.
 constexpr std::chrono::milliseconds kStopPoll{50};
-// Frames simulated at once: enough to amortise the setup of a call, few enough that a full
-// raster does not sit in memory and that commands are answered between batches.
+// Frames made at once: enough to amortise the setup of a call, few enough that a full raster
+// does not sit in memory and that commands are answered between batches.
 constexpr int kBatchFrames = 16;
 
-PixelType choose_dtype(const DetectorServiceConfig& config) {
-  if (config.dtype) return *config.dtype;
-  return config.dose_e_per_A2 > 0 ? PixelType::kUint16 : PixelType::kFloat32;
+SimulatorFrameSettings simulator_settings(const DetectorServiceConfig& config) {
+  return {config.preset, config.seed, config.dose_e_per_A2, config.noise_seed, config.dtype};
 }
 
 std::string last_endpoint(const zmq::socket_t& socket) {
@@ -43,19 +41,24 @@ std::uint64_t now_ns() {
 }  // namespace
 
 DetectorService::DetectorService(zmq::context_t& context, DetectorServiceConfig config)
+    : DetectorService(context, config,
+                      std::make_unique<SimulatorFrameProvider>(simulator_settings(config))) {}
+
+DetectorService::DetectorService(zmq::context_t& context, DetectorServiceConfig config,
+                                 std::unique_ptr<FrameProvider> frames)
     : config_(std::move(config)),
-      specimen_(simulate_specimen(experiment_preset(config_.preset), config_.seed)),
-      simulator_(specimen_, config_.dose_e_per_A2, config_.noise_seed),
-      dtype_(choose_dtype(config_)),
+      frames_(std::move(frames)),
+      dtype_(frames_ ? frames_->format().dtype : PixelType::kFloat32),
       command_socket_(context, zmq::socket_type::rep),
       data_socket_(context, zmq::socket_type::push) {
+  if (!frames_) throw std::invalid_argument("DetectorService: no frame provider");
+  if (frames_->format().rows != frames_->format().cols)
+    throw std::invalid_argument("DetectorService: frames must be square, got " +
+                                std::to_string(frames_->format().rows) + " x " +
+                                std::to_string(frames_->format().cols));
   if (!(config_.frame_rate_hz >= 0) || !std::isfinite(config_.frame_rate_hz))
     throw std::invalid_argument("frame rate must be >= 0 Hz (0 = as fast as possible), got " +
                                 std::to_string(config_.frame_rate_hz));
-  if (!(config_.dose_e_per_A2 > 0) && dtype_ != PixelType::kFloat32)
-    throw std::invalid_argument(
-        "noise-free frames (dose 0) are fractions of an electron and would round to 0 as "
-        "integers; use dtype float32 or a positive dose");
   // A stopped simulator must not hang at exit on a reader that has gone away; a second is
   // enough to flush what is queued to a live one.
   command_socket_.set(zmq::sockopt::linger, 0);
@@ -65,6 +68,7 @@ DetectorService::DetectorService(zmq::context_t& context, DetectorServiceConfig 
   bound_command_endpoint_ = last_endpoint(command_socket_);
   bound_data_endpoint_ = last_endpoint(data_socket_);
   batch_.resize(static_cast<std::size_t>(kBatchFrames) * frame_px() * frame_px());
+  batch_origins_.resize(kBatchFrames);
 }
 
 Status DetectorService::validate(const wire::ScanCommand& command) const {
@@ -72,14 +76,11 @@ Status DetectorService::validate(const wire::ScanCommand& command) const {
   if (!std::isfinite(command.dwell_s()) || command.dwell_s() < 0)
     return invalid_argument("dwell_s must be finite and >= 0, got " +
                             std::to_string(command.dwell_s()));
-  // The same placement the forward model uses, so that an accepted command can always be
-  // simulated: finite, inside the FOV, and its probe window on the object.
+  // The provider's rule, so that an accepted command can always be served.
   for (int i = 0; i < command.positions_size(); ++i) {
     const Vec2 p{command.positions(i).y_a(), command.positions(i).x_a()};
-    WindowPlacement placement;
-    if (Status s = place_window(specimen_.grid, frame_px(), p, &placement); !s.ok())
-      return {s.code(), "position " + std::to_string(i) + ": " + s.message() + " (preset " +
-                            config_.preset + ")"};
+    if (Status s = frames_->check(p); !s.ok())
+      return {s.code(), "position " + std::to_string(i) + ": " + s.message()};
   }
   return Status::Ok();
 }
@@ -143,7 +144,7 @@ void DetectorService::handle_command() {
   command_socket_.send(zmq::buffer(bytes), zmq::send_flags::none);
 }
 
-Status DetectorService::simulate_batch(const Job& job) {
+Status DetectorService::make_batch(const Job& job) {
   const int count = std::min(kBatchFrames, job.command.positions_size() - job.next);
   std::vector<Vec2> positions(static_cast<std::size_t>(count));
   for (int i = 0; i < count; ++i) {
@@ -153,7 +154,8 @@ Status DetectorService::simulate_batch(const Job& job) {
   const std::size_t pixels = static_cast<std::size_t>(frame_px()) * frame_px();
   batch_first_ = job.next;
   batch_count_ = 0;
-  if (Status s = simulator_.frames(positions, std::span<float>(batch_).first(count * pixels));
+  if (Status s = frames_->frames(positions, std::span<float>(batch_).first(count * pixels),
+                                 std::span<FrameOrigin>(batch_origins_).first(count));
       !s.ok())
     return s;
   batch_count_ = count;
@@ -171,8 +173,9 @@ void DetectorService::send_ready_frames(Clock::time_point now) {
   for (int sent = 0; !jobs_.empty() && sent < kBatchFrames; ++sent) {
     Job& job = jobs_.front();
     if (job.next >= batch_first_ + batch_count_ || job.next < batch_first_) {
-      if (Status s = simulate_batch(job); !s.ok()) {
-        // Validation makes this unreachable; if it happens, the reader sees a gap.
+      if (Status s = make_batch(job); !s.ok()) {
+        // Validation rules out all but a recorded frame that cannot be read; if it happens, the
+        // reader sees a gap.
         log::error("sim_detector_simulation_failed", {{"session_id", job.command.session_id()},
                                                       {"command_id", job.command.command_id()},
                                                       {"error", s.message()}});
@@ -186,6 +189,7 @@ void DetectorService::send_ready_frames(Clock::time_point now) {
     const auto counts = std::span<const float>(batch_).subspan(
         static_cast<std::size_t>(i - batch_first_) * pixels, pixels);
     const std::vector<std::byte> payload = encode_payload(counts, dtype_);
+    const FrameOrigin& origin = batch_origins_[static_cast<std::size_t>(i - batch_first_)];
 
     wire::FrameHeader header;
     header.set_session_id(job.command.session_id());
@@ -201,6 +205,10 @@ void DetectorService::send_ready_frames(Clock::time_point now) {
     header.set_exposure_s(job.command.dwell_s());
     header.set_timestamp_ns(now_ns());
     header.set_payload_bytes(payload.size());
+    if (origin.recorded_frame) {
+      header.set_replay_source_frame(*origin.recorded_frame);
+      header.set_replay_distance_a(origin.distance_A);
+    }
     if (!send_frame(data_socket_, header, payload, zmq::send_flags::dontwait))
       return;  // the reader is behind: wait for POLLOUT rather than drop or block
     ++frames_sent_;
@@ -220,7 +228,7 @@ void DetectorService::send_ready_frames(Clock::time_point now) {
 void DetectorService::run(std::stop_token stop) {
   log::info("sim_detector_serving", {{"command_endpoint", bound_command_endpoint_},
                                      {"data_endpoint", bound_data_endpoint_},
-                                     {"preset", config_.preset},
+                                     {"frames", frames_->format().source},
                                      {"frame_px", frame_px()},
                                      {"electrons_per_frame", electrons_per_frame()}});
   const bool paced = config_.frame_rate_hz > 0;
