@@ -15,6 +15,7 @@ int bench_reconstruct(const std::vector<std::string>& args);
 int run_serve(const std::vector<std::string>& args);
 int run_ctl(const std::vector<std::string>& args);
 int run_sim_detector(const std::vector<std::string>& args);
+int run_replay(const std::vector<std::string>& args);
 int bench_loop(const std::vector<std::string>& args);
 int run_demo(const std::vector<std::string>& args);
 int run_eval(const std::vector<std::string>& args);
@@ -31,6 +32,11 @@ commands:
   sim-detector [--preset NAME] [--seed N] [--dose E_PER_A2] [--noise-seed N]
                [--command-endpoint EP] [--data-endpoint EP] [--rate HZ] [--dtype float32|uint16]
       a simulated detector and stage: takes scan commands, sends frames of the forward model
+  replay --dataset PATH [--command-endpoint EP] [--data-endpoint EP] [--rate HZ] [--print-config]
+      a recorded data set as detector and stage, like sim-detector: each position gets the frame
+      of the nearest recorded position. PATH: .npy (with NAME.json), Merlin .mib (with NAME.hdr),
+      HDF5 (ptypilot recording, DECTRIS master, EMD / py4DSTEM). --print-config: the session
+      config (probe, raster, dtype) serve needs for it, then exit
   ctl [--endpoint EP] [--events EP] COMMAND ...
       the control client: configure FILE | start [ID] | stop | status | reconstruction FILE.npy
       | wait [SECONDS] | events [COUNT]
@@ -81,6 +87,7 @@ int main(int argc, char** argv) {
     if (command == "serve") return ptypilot::run_serve(rest);
     if (command == "ctl") return ptypilot::run_ctl(rest);
     if (command == "sim-detector") return ptypilot::run_sim_detector(rest);
+    if (command == "replay") return ptypilot::run_replay(rest);
     if (command == "demo") return ptypilot::run_demo(rest);
     if (command == "eval") return ptypilot::run_eval(rest);
     if (command == "bench" && args.size() >= 2) {
