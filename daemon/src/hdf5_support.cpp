@@ -57,6 +57,22 @@ std::string error_text() {
   return text.empty() ? "no detail from HDF5" : text;
 }
 
+bool link_exists(hid_t parent, const std::string& path) {
+  std::string prefix;
+  std::size_t at = 0;
+  while (at < path.size()) {
+    const std::size_t slash = path.find('/', at + 1);
+    prefix = path.substr(0, slash);
+    at = slash == std::string::npos ? path.size() : slash;
+    if (prefix.empty() || prefix == "/") continue;
+    if (H5Lexists(parent, prefix.c_str(), H5P_DEFAULT) <= 0) {
+      forget_errors();
+      return false;
+    }
+  }
+  return true;
+}
+
 void forget_errors() {
   g_first_error.clear();
   H5Eclear2(H5E_DEFAULT);

@@ -21,28 +21,12 @@ namespace ptypilot::recorded {
 
 namespace fs = std::filesystem;
 using hdf5::H5Id;
+using hdf5::link_exists;
 
 namespace {
 
 [[noreturn]] void fail(const fs::path& path, const std::string& what) {
   throw std::runtime_error(path.string() + ": " + what);
-}
-
-bool link_exists(hid_t parent, const char* path) {
-  // H5Lexists fails, rather than says no, for a missing intermediate group: walk the path.
-  std::string prefix;
-  std::string rest = path;
-  while (!rest.empty()) {
-    const std::size_t slash = rest.find('/', rest[0] == '/' ? 1 : 0);
-    prefix += rest.substr(0, slash);
-    rest = slash == std::string::npos ? "" : rest.substr(slash);
-    if (prefix == "/") continue;
-    if (H5Lexists(parent, prefix.c_str(), H5P_DEFAULT) <= 0) {
-      hdf5::forget_errors();
-      return false;
-    }
-  }
-  return true;
 }
 
 std::optional<std::string> string_attribute(hid_t object, const char* name) {
@@ -300,13 +284,7 @@ bool is_emd_array_group(hid_t group) {
   return s && *s == "array";
 }
 
-#if H5_VERSION_GE(1, 12, 0)
-using LinkInfo = H5L_info2_t;
-#else
-using LinkInfo = H5L_info_t;
-#endif
-
-herr_t collect_emd_array(hid_t parent, const char* name, const LinkInfo* info, void* data) {
+herr_t collect_emd_array(hid_t parent, const char* name, const hdf5::LinkInfo* info, void* data) {
   if (info->type != H5L_TYPE_HARD) return 0;
   H5Id group(H5Gopen2(parent, name, H5P_DEFAULT), H5Gclose);
   if (!group.valid()) {  // a dataset, not a group

@@ -69,6 +69,16 @@ std::string describe_error_stack(hid_t stack);
 // stack now) and clears both. Never empty.
 std::string error_text();
 
+// Whether `path` (absolute, or relative to `parent`) names a link, following it group by group:
+// H5Lexists fails, rather than says no, when an intermediate group is missing.
+bool link_exists(hid_t parent, const std::string& path);
+
+#if H5_VERSION_GE(1, 12, 0)
+using LinkInfo = H5L_info2_t;
+#else
+using LinkInfo = H5L_info_t;
+#endif
+
 // For failures that are expected or already reported (a rollback after an error, a probe for an
 // object that may be missing).
 void forget_errors();
