@@ -45,11 +45,12 @@ commands:
       mos2-paper session per policy; pictures and report.json in DIR
   eval --out DIR [--specimen mos2-paper] [--datasets 25] [--positions 250] [--subsequences 5]
        [--policies learned,sparse-grid,random,heuristic] [--table1] [--figures N]
-       [--keep-sessions] [--dataset-dir DIR (needs `replay`, not yet available)]
+       [--keep-sessions] [--dataset-dir DIR]
       every strategy on held-out simulated specimens through serve and sim-detector: SSIM
       against the full raster and the truth, Q_SSIM against the sparse grid (eval.json), FRC
       (frc.png), reconstructions (fig3.png, figures/); --table1: the paper's Table 1 settings
-      (table1.md, table1.json)
+      (table1.md, table1.json); --dataset-dir: recorded data sets instead (one file each, any
+      format replay reads), through replay, against each one's full-grid reconstruction
   bench reconstruct [--patterns N] [--iterations K] [--threads T] [--batch B]
                     [--loss intensity|amplitude] [--preset NAME] [--dose E_PER_A2]
       time reconstructor iterations against the FFT floor; prints one JSON object
