@@ -27,11 +27,17 @@ namespace {
 constexpr const char* kUsage = R"(usage: ptypilot <command> [options]
 
 commands:
-  serve [--config FILE] [--control ENDPOINT] [--events ENDPOINT]
-      the daemon: the closed adaptive-scanning loop, controlled over ZMQ (see `ctl`)
+  serve [--config FILE] [--control ENDPOINT] [--events ENDPOINT] [--detector KIND://HOST:PORT]
+      the daemon: the closed adaptive-scanning loop, controlled over ZMQ (see `ctl`);
+      --detector zmq://, dectris-v1:// or dectris-v2:// overrides detector.kind and .endpoint
   sim-detector [--preset NAME] [--seed N] [--dose E_PER_A2] [--noise-seed N]
-               [--command-endpoint EP] [--data-endpoint EP] [--rate HZ] [--dtype float32|uint16]
+               [--command-endpoint EP] [--data-endpoint EP | --endpoint EP] [--rate HZ]
+               [--dtype uint8|uint16|uint32|float32] [--protocol native|dectris-v1|dectris-v2]
+               [--encoding bs8-lz4|bs16-lz4|bs32-lz4|lz4|none] [--header-detail basic|all|none]
+               [--frames N]
       a simulated detector and stage: takes scan commands, sends frames of the forward model
+      in the native protocol or a DECTRIS SIMPLON stream; --frames N runs free, like a detector
+      armed for N images: one series of N raster frames, no scan commands
   replay --dataset PATH [--command-endpoint EP] [--data-endpoint EP] [--rate HZ] [--print-config]
       a recorded data set as detector and stage, like sim-detector: each position gets the frame
       of the nearest recorded position. PATH: .npy (with NAME.json), Merlin .mib (with NAME.hdr),
@@ -57,7 +63,9 @@ commands:
   bench loop [--positions N] [--subsequence M] [--sessions S] [--policy KIND] [--iterations K]
       decision latency of the closed loop (last frame in -> next positions accepted), p50/p99
   bench ingest [--frames N] [--shape 64x64] [--batch B] [--dir DIR]
-      daemon frames/s with recording against raw ZMQ frames/s, and frames lost
+               [--protocol dectris-v1|dectris-v2 --encoding bs16-lz4|lz4|none]
+      daemon frames/s with recording against raw ZMQ frames/s, and frames lost; with
+      --protocol, the DECTRIS path too, and its ratio to the native path in the same run
   version           print the version
   help              print this text
 )";

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <filesystem>
 #include <iostream>
+#include <random>
 #include <nlohmann/json.hpp>
 #include <thread>
 #include <zmq.hpp>
@@ -12,6 +13,8 @@
 #include "ptypilot.pb.h"
 #include "ptypilot/daemon/cli_args.hpp"
 #include "ptypilot/daemon/daemon.hpp"
+#include "ptypilot/daemon/dectris_stream.hpp"
+#include "ptypilot/daemon/stream_encoder.hpp"
 #include "ptypilot/daemon/log.hpp"
 #include "ptypilot/daemon/zmq_frame_source.hpp"
 #include "ptypilot/sim/detector_service.hpp"
@@ -184,13 +187,81 @@ int bench_loop(const std::vector<std::string>& args) {
   return 0;
 }
 
+namespace {
+
+struct IngestRun {
+  double frames_per_s = 0;
+  std::uint64_t recorded = 0;
+};
+
+// One daemon session that records `frames` frames sent by `send` (on a PUSH socket the daemon
+// connects to) without reconstructing them, timed from the first frame sent to the last one
+// recorded. The session issues `issued` positions and acknowledges its one scan command.
+template <typename Send>
+IngestRun measure_ingest(zmq::context_t& context, const json& detector, int rows, int issued,
+                         long frames, long batch, const std::filesystem::path& dir,
+                         const std::string& id, Send send) {
+  InProcessDaemon daemon;
+  zmq::socket_t generator(context, zmq::socket_type::rep), push(context, zmq::socket_type::push);
+  generator.bind("tcp://127.0.0.1:*");
+  push.bind("tcp://127.0.0.1:*");
+  json detector_config = detector;
+  detector_config["endpoint"] = push.get(zmq::sockopt::last_endpoint);
+  daemon.configure({
+      {"session", {{"preset", "mos2-paper"}, {"total_positions", issued}, {"sub_sequence_size", issued},
+                   {"frame_timeout_s", 600}, {"probe", {{"window_px", rows}}}}},
+      {"detector", detector_config},
+      {"scan_driver", {{"kind", "zmq"}, {"endpoint", generator.get(zmq::sockopt::last_endpoint)}}},
+      {"recorder", {{"directory", dir.string()}, {"sync_every_frames", batch}}},
+  });
+  daemon.start(id);
+  zmq::message_t command_bytes;
+  (void)generator.recv(command_bytes);
+  wire::ScanCommand command;
+  command.ParseFromArray(command_bytes.data(), static_cast<int>(command_bytes.size()));
+  wire::ScanAck ack;
+  ack.set_command_id(command.command_id());
+  ack.set_accepted(true);
+  generator.send(zmq::buffer(ack.SerializeAsString()), zmq::send_flags::none);
+
+  const auto t0 = Clock::now();
+  send(push, id);
+  IngestRun run;
+  const auto until = Clock::now() + std::chrono::minutes(10);
+  while (run.recorded < static_cast<std::uint64_t>(frames) && Clock::now() < until) {
+    run.recorded = daemon.status().status().frames_recorded();
+    if (run.recorded < static_cast<std::uint64_t>(frames))
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  run.frames_per_s = run.recorded / std::chrono::duration<double>(Clock::now() - t0).count();
+  std::filesystem::remove(dir / (id + ".h5"));
+  std::filesystem::remove(dir / (id + ".journal"));
+  return run;
+}
+
+void send_parts(zmq::socket_t& socket, const std::vector<dectris::Part>& parts) {
+  for (std::size_t i = 0; i < parts.size(); ++i)
+    socket.send(zmq::buffer(parts[i].data(), parts[i].size()),
+                i + 1 < parts.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+}
+
+}  // namespace
+
 int bench_ingest(const std::vector<std::string>& args) {
-  const CliArgs cli(args, {"frames", "shape", "dir", "batch"});
+  const CliArgs cli(args, {"frames", "shape", "dir", "batch", "protocol", "encoding"});
   const long frames = cli.get_int("frames", 200000);
   const std::string shape = cli.get("shape", "64x64");
   const auto x = shape.find('x');
   if (x == std::string::npos) throw std::invalid_argument("--shape expects ROWSxCOLS, e.g. 64x64");
   const int rows = std::stoi(shape.substr(0, x)), cols = std::stoi(shape.substr(x + 1));
+  if (rows != cols) throw std::invalid_argument("--shape: the daemon's probe window is square");
+  StreamFormat format;
+  format.protocol = parse_stream_protocol(cli.get("protocol", "native"));
+  parse_stream_encoding(cli.get("encoding", "bs16-lz4"), &format);
+  if (format.protocol != StreamProtocol::kNative && format.encoding == dectris::Encoding::kBitshuffleLz4 &&
+      format.bitshuffle_bits != 16)
+    throw std::invalid_argument("--encoding: the benchmark sends uint16 frames; use bs16-lz4, lz4 or none");
+  const long batch = cli.get_int("batch", 256);
   log::set_min_level(log::Level::kWarn);
 
   zmq::context_t context{1};
@@ -198,7 +269,13 @@ int bench_ingest(const std::vector<std::string>& args) {
   header.set_rows(rows);
   header.set_cols(cols);
   header.set_dtype(wire::FrameHeader::UINT16);
-  const std::vector<float> counts(std::size_t(rows) * cols, 3.0f);
+  // Counts like a counting detector's at a low dose (Poisson, mean 3): what compression meets.
+  std::vector<float> counts(std::size_t(rows) * cols);
+  {
+    std::mt19937 rng(1);
+    std::poisson_distribution<int> poisson(3.0);
+    for (float& c : counts) c = static_cast<float>(poisson(rng));
+  }
   const std::vector<std::byte> payload = encode_payload(counts, PixelType::kUint16);
   header.set_payload_bytes(payload.size());
 
@@ -224,64 +301,73 @@ int bench_ingest(const std::vector<std::string>& args) {
     raw_fps = frames / std::chrono::duration<double>(Clock::now() - t0).count();
   }
 
-  // 2. The daemon: frames for a sub-sequence it never issued, so all of them go through ingest,
-  //    validation, the recorder (journal + fdatasync + HDF5) and the event loop.
-  InProcessDaemon daemon;
-  zmq::socket_t generator(context, zmq::socket_type::rep), detector(context, zmq::socket_type::push);
-  generator.bind("tcp://127.0.0.1:*");
-  detector.bind("tcp://127.0.0.1:*");
+  // 2. The daemon, native protocol: frames for a sub-sequence it never issued, so all of them go
+  //    through ingest, validation, the recorder (journal + fdatasync + HDF5) and the event loop.
   const auto dir = bench_directory(cli.get("dir", ""));
-  const std::string id = "bench-ingest-" + std::to_string(Clock::now().time_since_epoch().count());
-  daemon.configure({
-      {"session", {{"preset", "mos2-paper"}, {"total_positions", 1}, {"sub_sequence_size", 1},
-                   {"frame_timeout_s", 600}, {"probe", {{"window_px", rows}}}}},
-      {"detector", {{"endpoint", detector.get(zmq::sockopt::last_endpoint)}}},
-      {"scan_driver", {{"kind", "zmq"}, {"endpoint", generator.get(zmq::sockopt::last_endpoint)}}},
-      {"recorder", {{"directory", dir.string()}, {"sync_every_frames", cli.get_int("batch", 256)}}},
-  });
-  if (rows != cols) throw std::invalid_argument("--shape: the daemon's probe window is square");
-  daemon.start(id);
-  zmq::message_t command_bytes;
-  (void)generator.recv(command_bytes);
-  wire::ScanCommand command;
-  command.ParseFromArray(command_bytes.data(), static_cast<int>(command_bytes.size()));
-  wire::ScanAck ack;
-  ack.set_command_id(command.command_id());
-  ack.set_accepted(true);
-  generator.send(zmq::buffer(ack.SerializeAsString()), zmq::send_flags::none);
+  const std::string stamp = std::to_string(Clock::now().time_since_epoch().count());
+  const IngestRun native = measure_ingest(
+      context, {{"kind", "zmq"}}, rows, 1, frames, batch, dir, "bench-ingest-" + stamp,
+      [&](zmq::socket_t& push, const std::string& id) {
+        wire::FrameHeader h = header;
+        h.set_session_id(id);
+        h.set_sub_sequence(999999);
+        for (long i = 0; i < frames; ++i) {
+          h.set_frame_index(1'000'000 + i);
+          send_frame(push, h, payload);
+        }
+      });
 
-  header.set_session_id(id);
-  header.set_sub_sequence(999999);
-  const auto t0 = Clock::now();
-  for (long i = 0; i < frames; ++i) {
-    header.set_frame_index(1'000'000 + i);
-    send_frame(detector, header, payload);
-  }
-  std::uint64_t recorded = 0;
-  const auto until = Clock::now() + std::chrono::minutes(10);
-  while (recorded < static_cast<std::uint64_t>(frames) && Clock::now() < until) {
-    recorded = daemon.status().status().frames_recorded();
-    if (recorded < static_cast<std::uint64_t>(frames)) std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  const double daemon_fps = recorded / std::chrono::duration<double>(Clock::now() - t0).count();
-  const auto status = daemon.status();
-  std::filesystem::remove(dir / (id + ".h5"));
-  std::filesystem::remove(dir / (id + ".journal"));
-
-  const json report = {
+  json report = {
       {"benchmark", "ingest"},
       {"frames", frames},
       {"shape", {rows, cols}},
       {"dtype", "uint16"},
       {"raw_zmq_frames_per_s", raw_fps},
-      {"daemon_frames_per_s", daemon_fps},
-      {"ratio", daemon_fps / raw_fps},
-      {"frames_recorded", recorded},
-      {"frames_lost", frames - static_cast<long>(recorded)},
+      {"daemon_frames_per_s", native.frames_per_s},
+      {"ratio", native.frames_per_s / raw_fps},
+      {"frames_recorded", native.recorded},
+      {"frames_lost", frames - static_cast<long>(native.recorded)},
       {"recording", "journal (fdatasync per batch) + HDF5"},
   };
+  bool all_recorded = native.recorded == static_cast<std::uint64_t>(frames);
+
+  // 3. The daemon on a DECTRIS stream, in the same run: the session issues two frame numbers and
+  //    gets frame 0 over and over, so every frame is parsed, decompressed, placed by its number,
+  //    recorded, and (as a repeat) not reconstructed, like the native frames above.
+  if (format.protocol != StreamProtocol::kNative) {
+    const bool v1 = format.protocol == StreamProtocol::kDectrisV1;
+    const dectris::Protocol protocol = v1 ? dectris::Protocol::kV1 : dectris::Protocol::kV2;
+    dectris::SeriesInfo series;
+    series.series_id = 1;
+    series.rows = rows;
+    series.cols = cols;
+    series.dtype = PixelType::kUint16;
+    series.encoding = format.encoding;
+    std::vector<std::byte> blob;
+    if (Status s = dectris::encode_pixels(protocol, format.encoding, PixelType::kUint16, payload, &blob); !s.ok())
+      throw std::runtime_error("encoding the benchmark frame: " + s.message());
+    const std::vector<dectris::Part> image =
+        v1 ? dectris::v1_image(series, 0, blob, 0, 1000)
+           : std::vector<dectris::Part>{dectris::v2_image(series, 0, blob, 0, 1000)};
+    const std::vector<dectris::Part> start =
+        v1 ? dectris::v1_series_header(series) : std::vector<dectris::Part>{dectris::v2_start(series)};
+    const IngestRun dectris_run = measure_ingest(
+        context, {{"kind", to_string(format.protocol)}}, rows, 2, frames, batch, dir,
+        "bench-ingest-dectris-" + stamp, [&](zmq::socket_t& push, const std::string&) {
+          send_parts(push, start);
+          for (long i = 0; i < frames; ++i) send_parts(push, image);
+        });
+    report["protocol"] = to_string(format.protocol);
+    report["encoding"] = encoding_label(format);
+    report["bytes_per_frame"] = {{"raw", payload.size()}, {"encoded", blob.size()}};
+    report["dectris_frames_per_s"] = dectris_run.frames_per_s;
+    report["dectris_ratio_to_native"] = dectris_run.frames_per_s / native.frames_per_s;
+    report["dectris_frames_recorded"] = dectris_run.recorded;
+    report["dectris_frames_lost"] = frames - static_cast<long>(dectris_run.recorded);
+    all_recorded = all_recorded && dectris_run.recorded == static_cast<std::uint64_t>(frames);
+  }
   std::cout << report.dump(2) << std::endl;
-  return recorded == static_cast<std::uint64_t>(frames) ? 0 : 1;
+  return all_recorded ? 0 : 1;
 }
 
 }  // namespace ptypilot

@@ -158,7 +158,10 @@ ServeConfig parse_serve_config(const json& j) {
     } catch (const std::invalid_argument& e) {
       s.fail("dtype", e.what());
     }
-    if (c.detector.kind != "zmq") s.fail("kind", "unknown detector '" + c.detector.kind + "': use zmq");
+    s.read("first_frame_id", c.detector.first_frame_id);
+    const auto& k = c.detector.kind;
+    if (k != "zmq" && k != "dectris-v1" && k != "dectris-v2")
+      s.fail("kind", "unknown detector '" + k + "': use zmq, dectris-v1 or dectris-v2");
     s.done();
   }
   if (const json* p = top.sub("scan_driver")) {
@@ -186,6 +189,21 @@ ServeConfig parse_serve_config(const json& j) {
   }
   top.done();
   return c;
+}
+
+DetectorConfig apply_detector_uri(DetectorConfig detector, const std::string& uri) {
+  const auto scheme_end = uri.find("://");
+  const std::string kind = scheme_end == std::string::npos ? "" : uri.substr(0, scheme_end);
+  const std::string address = scheme_end == std::string::npos ? "" : uri.substr(scheme_end + 3);
+  const auto colon = address.rfind(':');
+  if ((kind != "zmq" && kind != "dectris-v1" && kind != "dectris-v2") || colon == std::string::npos ||
+      colon == 0 || colon + 1 == address.size())
+    throw std::invalid_argument("--detector '" + uri +
+                                "': expected zmq://HOST:PORT (native), dectris-v1://HOST:PORT "
+                                "or dectris-v2://HOST:PORT, e.g. dectris-v1://dcu-host:9999");
+  detector.kind = kind;
+  detector.endpoint = "tcp://" + address;
+  return detector;
 }
 
 ServeConfig load_serve_config(const std::filesystem::path& path) {
@@ -222,7 +240,8 @@ nlohmann::json ServeConfig::to_json() const {
       {"policy", {{"kind", policy.kind}, {"model_path", policy.model_path}}},
       {"safety", {{"min_distance_A", safety.min_distance_A}, {"snap_to_raster", safety.snap_to_raster}}},
       {"detector", {{"kind", detector.kind}, {"endpoint", detector.endpoint}, {"bind", detector.bind},
-                    {"receive_hwm", detector.receive_hwm}, {"dtype", detector.dtype}}},
+                    {"receive_hwm", detector.receive_hwm}, {"dtype", detector.dtype},
+                    {"first_frame_id", detector.first_frame_id}}},
       {"scan_driver", {{"kind", scan_driver.kind}, {"endpoint", scan_driver.endpoint},
                        {"ack_timeout_s", scan_driver.ack_timeout_s}, {"directory", scan_driver.directory}}},
       {"recorder", {{"directory", recorder.directory}, {"sync_every_frames", recorder.sync_every_frames}}},

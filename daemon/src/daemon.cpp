@@ -12,6 +12,7 @@
 
 #include "ptypilot.pb.h"
 #include "ptypilot/daemon/cli_args.hpp"
+#include "ptypilot/daemon/dectris_stream_source.hpp"
 #include "ptypilot/daemon/hdf5_recorder.hpp"
 #include "ptypilot/daemon/log.hpp"
 #include "ptypilot/daemon/session.hpp"
@@ -241,6 +242,18 @@ struct Daemon::Impl {
       Status s = draining && Clock::now() > drain_deadline
                      ? Status(StatusCode::kUnavailable, "drain time is over")
                      : source->receive(&frame, timeout);
+      if (std::string fault = source->take_stream_fault(); !fault.empty()) {
+        // Frames were lost (a gap in the detector's frame numbers): record what did arrive,
+        // then end the session in error, after that batch, with the reason.
+        if (s.ok()) batch.push_back(std::move(frame));
+        if (!flush(batch)) return;
+        health.increment("session_stream_faults");
+        asio::post(io, [this, why = std::move(fault)] {
+          if (state == ControlReply::RUNNING || state == ControlReply::FINISHING)
+            fail("detector stream: " + why + "; the frames received so far are recorded");
+        });
+        continue;
+      }
       if (s.ok() && frame.session_id != session_id) {
         // Not this session's data (a detector still streaming an old series, or a second
         // client): it cannot go into this session's file, so it is counted and logged instead.
@@ -255,33 +268,38 @@ struct Daemon::Impl {
       } else if (s.code() != StatusCode::kUnavailable) {
         continue;  // rejected and counted by the source
       }
-      if (!batch.empty()) {
-        {
-          std::unique_lock lock(pending_mutex);
-          pending_cv.wait(lock, [&] {
-            return pending_frames == 0 || pending_frames + batch.size() <= options.max_pending_frames ||
-                   !ingest_running;
-          });
-          pending_frames += batch.size();
-        }
-        Status written;
-        {
-          std::lock_guard lock(recorder_mutex);
-          written = recorder->write_frames(batch);
-        }
-        if (!written.ok()) {
-          asio::post(io, [this, why = written.message()] {
-            if (state == ControlReply::RUNNING || state == ControlReply::FINISHING)
-              fail("recorder: " + why);
-          });
-          ingest_running = false;
-          return;
-        }
-        asio::post(io, [this, b = std::move(batch)]() mutable { on_batch(b); });
-        batch = {};
-      }
+      if (!flush(batch)) return;
       if (draining && s.code() == StatusCode::kUnavailable) return;
     }
+  }
+
+  // Records a batch and hands it to the loop; false when the recorder failed (ingest ends).
+  bool flush(std::vector<DetectorFrame>& batch) {
+    if (batch.empty()) return true;
+    {
+      std::unique_lock lock(pending_mutex);
+      pending_cv.wait(lock, [&] {
+        return pending_frames == 0 || pending_frames + batch.size() <= options.max_pending_frames ||
+               !ingest_running;
+      });
+      pending_frames += batch.size();
+    }
+    Status written;
+    {
+      std::lock_guard lock(recorder_mutex);
+      written = recorder->write_frames(batch);
+    }
+    if (!written.ok()) {
+      asio::post(io, [this, why = written.message()] {
+        if (state == ControlReply::RUNNING || state == ControlReply::FINISHING)
+          fail("recorder: " + why);
+      });
+      ingest_running = false;
+      return false;
+    }
+    asio::post(io, [this, b = std::move(batch)]() mutable { on_batch(b); });
+    batch = {};
+    return true;
   }
 
   // --- control -------------------------------------------------------------------------------
@@ -313,12 +331,15 @@ struct Daemon::Impl {
     if (state == ControlReply::RUNNING || state == ControlReply::FINISHING)
       throw std::runtime_error("a session is running: stop it before configuring");
     ServeConfig c = parse_serve_config(nlohmann::json::parse(text, nullptr, true, true));
+    if (!options.detector_uri.empty()) c.detector = apply_detector_uri(c.detector, options.detector_uri);
     make_reconstructor(c.reconstructor_config());  // fails here, not at start, if it cannot run
     make_policy(c.policy, policy_limits(c));  // loads and checks a learned policy's model now
     config = std::move(c);
     state = ControlReply::CONFIGURED;
     error.clear();
-    log::info("configured", {{"policy", config->policy.kind}, {"preset", config->session.preset}});
+    log::info("configured", {{"policy", config->policy.kind}, {"preset", config->session.preset},
+                             {"detector", config->detector.kind},
+                             {"detector_endpoint", config->detector.endpoint}});
   }
 
   std::unique_ptr<ScanDriver> make_driver(const ScanDriverConfig& c) {
@@ -355,13 +376,7 @@ struct Daemon::Impl {
     info.frame_dtype = parse_pixel_type(c.detector.dtype);
     if (Status s = recorder->begin_session(info); !s.ok())
       throw std::runtime_error("recorder: " + s.message());
-    ZmqFrameSourceConfig source_config;
-    source_config.endpoint = c.detector.endpoint;
-    source_config.bind = c.detector.bind;
-    source_config.receive_hwm = c.detector.receive_hwm;
-    source_config.expected_rows = source_config.expected_cols = c.session.probe.window_px;
-    source_config.expected_dtype = info.frame_dtype;
-    source = std::make_unique<ZmqFrameSource>(context, source_config);
+    source = make_source(c.detector, c.session.probe.window_px, info.frame_dtype, id, &parts);
     session = std::make_unique<Session>(c, id, std::move(parts), health);
     last_session_id = id;
     session_finished = false;
@@ -382,6 +397,31 @@ struct Daemon::Impl {
       last_activity = Clock::now();
       if (session->done()) end_session(true, "");
     });
+  }
+
+  // The configured detector's frame source. A DECTRIS source places frames by number through
+  // a ScanFrameMap, which the session fills as it issues sub-sequences.
+  std::unique_ptr<FrameSource> make_source(const DetectorConfig& d, int window_px, PixelType dtype,
+                                           const std::string& session_id, Session::Parts* parts) {
+    if (d.kind == "dectris-v1" || d.kind == "dectris-v2") {
+      DectrisStreamSourceConfig config;
+      config.protocol = d.kind == "dectris-v1" ? dectris::Protocol::kV1 : dectris::Protocol::kV2;
+      config.endpoint = d.endpoint;
+      config.bind = d.bind;
+      config.receive_hwm = d.receive_hwm;
+      config.expected_rows = config.expected_cols = window_px;
+      config.expected_dtype = dtype;
+      config.first_frame_id = d.first_frame_id;
+      parts->frame_map = std::make_shared<ScanFrameMap>(session_id);
+      return std::make_unique<DectrisStreamSource>(context, config, parts->frame_map);
+    }
+    ZmqFrameSourceConfig config;
+    config.endpoint = d.endpoint;
+    config.bind = d.bind;
+    config.receive_hwm = d.receive_hwm;
+    config.expected_rows = config.expected_cols = window_px;
+    config.expected_dtype = dtype;
+    return std::make_unique<ZmqFrameSource>(context, config);
   }
 
   void stop() {
@@ -507,6 +547,9 @@ Daemon::Daemon(DaemonOptions options) : impl_(std::make_unique<Impl>(std::move(o
   d.control_bound = d.control.get(zmq::sockopt::last_endpoint);
   d.events_bound = d.events.get(zmq::sockopt::last_endpoint);
   if (d.options.initial_config) {
+    if (!d.options.detector_uri.empty())
+      d.options.initial_config->detector =
+          apply_detector_uri(d.options.initial_config->detector, d.options.detector_uri);
     d.config = d.options.initial_config;
     d.state = ControlReply::CONFIGURED;
   }
@@ -548,8 +591,10 @@ int Daemon::run() {
 }
 
 int run_serve(const std::vector<std::string>& args) {
-  const CliArgs cli(args, {"config", "control", "events"});
+  const CliArgs cli(args, {"config", "control", "events", "detector"});
   DaemonOptions options;
+  options.detector_uri = cli.get("detector", "");
+  if (!options.detector_uri.empty()) apply_detector_uri({}, options.detector_uri);  // fail now
   if (cli.has("config")) options.initial_config = load_serve_config(cli.get("config", ""));
   options.control_endpoint = cli.get("control", "");
   options.events_endpoint = cli.get("events", "");

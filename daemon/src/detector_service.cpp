@@ -6,11 +6,13 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <utility>
 
 #include "ptypilot/daemon/log.hpp"
 #include "ptypilot/daemon/zmq_frame_source.hpp"
+#include "ptypilot/sim/presets.hpp"
 
 namespace ptypilot::sim {
 
@@ -24,8 +26,23 @@ constexpr std::chrono::milliseconds kStopPoll{50};
 // does not sit in memory and that commands are answered between batches.
 constexpr int kBatchFrames = 16;
 
+// The simulated frames' dtype.
+PixelType choose_dtype(const DetectorServiceConfig& config) {
+  if (config.dtype) return *config.dtype;
+  if (config.format.protocol != StreamProtocol::kNative &&
+      config.format.encoding == dectris::Encoding::kBitshuffleLz4) {
+    switch (config.format.bitshuffle_bits) {
+      case 8: return PixelType::kUint8;
+      case 32: return PixelType::kUint32;
+      default: return PixelType::kUint16;
+    }
+  }
+  return config.dose_e_per_A2 > 0 ? PixelType::kUint16 : PixelType::kFloat32;
+}
+
 SimulatorFrameSettings simulator_settings(const DetectorServiceConfig& config) {
-  return {config.preset, config.seed, config.dose_e_per_A2, config.noise_seed, config.dtype};
+  return {config.preset, config.seed, config.dose_e_per_A2, config.noise_seed,
+          choose_dtype(config)};
 }
 
 std::string last_endpoint(const zmq::socket_t& socket) {
@@ -59,16 +76,52 @@ DetectorService::DetectorService(zmq::context_t& context, DetectorServiceConfig 
   if (!(config_.frame_rate_hz >= 0) || !std::isfinite(config_.frame_rate_hz))
     throw std::invalid_argument("frame rate must be >= 0 Hz (0 = as fast as possible), got " +
                                 std::to_string(config_.frame_rate_hz));
+  emitter_ = make_frame_emitter(config_.format, dtype_);  // throws for a width that does not fit
   // A stopped simulator must not hang at exit on a reader that has gone away; a second is
   // enough to flush what is queued to a live one.
   command_socket_.set(zmq::sockopt::linger, 0);
   data_socket_.set(zmq::sockopt::linger, 1000);
-  command_socket_.bind(config_.command_endpoint);
+  if (config_.free_run_frames == 0) {
+    command_socket_.bind(config_.command_endpoint);
+    bound_command_endpoint_ = last_endpoint(command_socket_);
+  }
   data_socket_.bind(config_.data_endpoint);
-  bound_command_endpoint_ = last_endpoint(command_socket_);
   bound_data_endpoint_ = last_endpoint(data_socket_);
   batch_.resize(static_cast<std::size_t>(kBatchFrames) * frame_px() * frame_px());
   batch_origins_.resize(kBatchFrames);
+  if (config_.free_run_frames > 0) jobs_.push_back(free_run_job());
+}
+
+StreamSeries DetectorService::series_for(std::uint64_t number_of_images) const {
+  StreamSeries series;
+  series.number_of_images = number_of_images;
+  series.rows = series.cols = frame_px();
+  series.dtype = dtype_;
+  series.count_time_s = config_.frame_rate_hz > 0 ? 1.0 / config_.frame_rate_hz : 1e-3;
+  series.incident_energy_eV = frames_->format().energy_keV * 1000.0;
+  return series;
+}
+
+DetectorService::Job DetectorService::free_run_job() {
+  const ExperimentPreset& preset = experiment_preset(config_.preset);
+  const std::uint64_t raster = static_cast<std::uint64_t>(preset.scan_rows) * preset.scan_cols;
+  if (config_.free_run_frames > static_cast<std::uint64_t>(std::numeric_limits<std::int32_t>::max()))
+    throw std::invalid_argument("--frames must be at most 2^31 - 1");
+  Job job;
+  job.command.set_session_id("free-run");
+  job.command.set_dwell_s(series_for(0).count_time_s);
+  for (std::uint64_t k = 0; k < std::min(raster, config_.free_run_frames); ++k) {
+    wire::Position* p = job.command.add_positions();
+    p->set_y_a(static_cast<double>(k / preset.scan_cols) * preset.step_A);
+    p->set_x_a(static_cast<double>(k % preset.scan_cols) * preset.step_A);
+  }
+  job.frames = static_cast<std::int64_t>(config_.free_run_frames);
+  if (emitter_->uses_series()) {
+    for (auto& m : emitter_->begin_series(series_for(config_.free_run_frames)))
+      job.before.push_back(std::move(m));
+    job.end_series_after = true;
+  }
+  return job;
 }
 
 Status DetectorService::validate(const wire::ScanCommand& command) const {
@@ -116,7 +169,17 @@ wire::ScanAck DetectorService::answer(const wire::ScanCommand& command) {
               {"sub_sequence", command.sub_sequence()},
               {"positions", command.positions_size()},
               {"first_frame_index", command.first_frame_index()}});
-  jobs_.push_back(Job{command, 0});
+  Job job;
+  job.command = command;
+  job.frames = command.positions_size();
+  if (emitter_->uses_series() && (!series_open_ || series_session_ != command.session_id())) {
+    // Each session is one series: close the previous session's, open this one's.
+    for (auto& m : emitter_->end_series()) job.before.push_back(std::move(m));
+    for (auto& m : emitter_->begin_series(series_for(0))) job.before.push_back(std::move(m));
+    series_open_ = true;
+    series_session_ = command.session_id();
+  }
+  jobs_.push_back(std::move(job));
   return ack;
 }
 
@@ -145,10 +208,11 @@ void DetectorService::handle_command() {
 }
 
 Status DetectorService::make_batch(const Job& job) {
-  const int count = std::min(kBatchFrames, job.command.positions_size() - job.next);
+  const int count = static_cast<int>(std::min<std::int64_t>(kBatchFrames, job.frames - job.next));
   std::vector<Vec2> positions(static_cast<std::size_t>(count));
   for (int i = 0; i < count; ++i) {
-    const wire::Position& p = job.command.positions(job.next + i);
+    const wire::Position& p =
+        job.command.positions(static_cast<int>((job.next + i) % job.command.positions_size()));
     positions[static_cast<std::size_t>(i)] = {p.y_a(), p.x_a()};
   }
   const std::size_t pixels = static_cast<std::size_t>(frame_px()) * frame_px();
@@ -172,6 +236,17 @@ void DetectorService::send_ready_frames(Clock::time_point now) {
   // Unpaced, one batch at most per call, so that commands are answered between batches.
   for (int sent = 0; !jobs_.empty() && sent < kBatchFrames; ++sent) {
     Job& job = jobs_.front();
+    if (!send_queued(job.before)) return;
+    if (job.next >= job.frames) {
+      if (job.end_series_after) {
+        for (auto& m : emitter_->end_series()) job.after.push_back(std::move(m));
+        job.end_series_after = false;
+      }
+      if (!send_queued(job.after)) return;
+      jobs_.pop_front();
+      batch_count_ = 0;
+      continue;
+    }
     if (job.next >= batch_first_ + batch_count_ || job.next < batch_first_) {
       if (Status s = make_batch(job); !s.ok()) {
         // Validation rules out all but a recorded frame that cannot be read; if it happens, the
@@ -184,38 +259,39 @@ void DetectorService::send_ready_frames(Clock::time_point now) {
         continue;
       }
     }
-    const int i = job.next;
-    const wire::Position& position = job.command.positions(i);
-    const auto counts = std::span<const float>(batch_).subspan(
-        static_cast<std::size_t>(i - batch_first_) * pixels, pixels);
-    const std::vector<std::byte> payload = encode_payload(counts, dtype_);
-    const FrameOrigin& origin = batch_origins_[static_cast<std::size_t>(i - batch_first_)];
-
-    wire::FrameHeader header;
-    header.set_session_id(job.command.session_id());
-    header.set_sub_sequence(job.command.sub_sequence());
-    header.set_frame_index(job.command.first_frame_index() + static_cast<std::uint64_t>(i));
-    header.set_position_index(static_cast<std::uint32_t>(i));
-    header.set_y_a(position.y_a());
-    header.set_x_a(position.x_a());
-    header.set_rows(static_cast<std::uint32_t>(frame_px()));
-    header.set_cols(static_cast<std::uint32_t>(frame_px()));
-    header.set_dtype(wire_dtype(dtype_));
-    header.set_electrons_per_frame(electrons_per_frame());
-    header.set_exposure_s(job.command.dwell_s());
-    header.set_timestamp_ns(now_ns());
-    header.set_payload_bytes(payload.size());
-    if (origin.recorded_frame) {
-      header.set_replay_source_frame(*origin.recorded_frame);
-      header.set_replay_distance_a(origin.distance_A);
+    const std::int64_t i = job.next;
+    if (message_.empty()) {  // else: the frame the socket refused last time, sent again as is
+      const wire::Position& position =
+          job.command.positions(static_cast<int>(i % job.command.positions_size()));
+      OutgoingFrame frame;
+      frame.session_id = job.command.session_id();
+      frame.sub_sequence = job.command.sub_sequence();
+      frame.frame_index = job.command.first_frame_index() + static_cast<std::uint64_t>(i);
+      frame.position_index = static_cast<std::uint32_t>(i);
+      frame.position_A = {position.y_a(), position.x_a()};
+      frame.rows = frame.cols = frame_px();
+      frame.dtype = dtype_;
+      frame.counts = std::span<const float>(batch_).subspan(
+          static_cast<std::size_t>(i - batch_first_) * pixels, pixels);
+      frame.electrons_per_frame = electrons_per_frame();
+      frame.exposure_s = job.command.dwell_s();
+      frame.timestamp_ns = now_ns();
+      const FrameOrigin& origin = batch_origins_[static_cast<std::size_t>(i - batch_first_)];
+      frame.replay_source_frame = origin.recorded_frame;
+      frame.replay_distance_A = origin.distance_A;
+      if (Status s = emitter_->encode(frame, &message_); !s.ok()) {
+        log::error("sim_detector_encoding_failed", {{"frame_index", frame.frame_index},
+                                                    {"error", s.message()}});
+        message_.clear();
+        ++job.next;  // the reader sees a gap, as with a real detector that loses a frame
+        continue;
+      }
     }
-    if (!send_frame(data_socket_, header, payload, zmq::send_flags::dontwait))
+    if (!send_message(data_socket_, message_, zmq::send_flags::dontwait))
       return;  // the reader is behind: wait for POLLOUT rather than drop or block
+    message_.clear();
     ++frames_sent_;
-    if (++job.next == job.command.positions_size()) {
-      jobs_.pop_front();
-      batch_count_ = 0;
-    }
+    ++job.next;
     if (paced) {
       // Keep the schedule, but after a stall longer than one period restart it instead of
       // sending a burst to catch up.
@@ -225,11 +301,23 @@ void DetectorService::send_ready_frames(Clock::time_point now) {
   }
 }
 
+bool DetectorService::send_queued(std::deque<WireMessage>& messages) {
+  while (!messages.empty()) {
+    if (!send_message(data_socket_, messages.front(), zmq::send_flags::dontwait)) return false;
+    messages.pop_front();
+  }
+  return true;
+}
+
 void DetectorService::run(std::stop_token stop) {
   log::info("sim_detector_serving", {{"command_endpoint", bound_command_endpoint_},
                                      {"data_endpoint", bound_data_endpoint_},
                                      {"frames", frames_->format().source},
                                      {"frame_px", frame_px()},
+                                     {"dtype", to_string(dtype_)},
+                                     {"protocol", to_string(config_.format.protocol)},
+                                     {"encoding", encoding_label(config_.format)},
+                                     {"free_run_frames", config_.free_run_frames},
                                      {"electrons_per_frame", electrons_per_frame()}});
   const bool paced = config_.frame_rate_hz > 0;
   while (!stop.stop_requested()) {
@@ -255,11 +343,17 @@ void DetectorService::run(std::stop_token stop) {
     if (count == 2 && (items[1].revents & ZMQ_POLLOUT)) send_ready_frames(Clock::now());
   }
   std::uint64_t unsent = 0;
-  for (const Job& job : jobs_)
-    unsent += static_cast<std::uint64_t>(job.command.positions_size() - job.next);
+  for (const Job& job : jobs_) unsent += static_cast<std::uint64_t>(job.frames - job.next);
+  if (series_open_ && jobs_.empty()) {
+    // Disarmed: close the session's series, if the reader can still take it.
+    std::deque<WireMessage> end;
+    for (auto& m : emitter_->end_series()) end.push_back(std::move(m));
+    send_queued(end);
+  }
   log::info("sim_detector_stopped", {{"commands_accepted", commands_accepted()},
                                      {"commands_rejected", commands_rejected()},
                                      {"frames_sent", frames_sent()},
+                                     {"protocol", to_string(config_.format.protocol)},
                                      {"frames_unsent", unsent}});
 }
 

@@ -33,6 +33,7 @@ RecordedFrameProvider::RecordedFrameProvider(std::unique_ptr<RecordedDataset> da
   format_.cols = info.frame_cols;
   format_.dtype = info.dtype;
   format_.electrons_per_frame = info.electrons_per_frame;
+  format_.energy_keV = info.probe.energy_keV;
   format_.source = "recorded " + info.path.string() + " (" + info.format + ")";
 }
 

@@ -67,6 +67,8 @@ int run_replay(const std::vector<std::string>& argv) {
   const nlohmann::json ready = {{"event", "ready"},
                                 {"command_endpoint", service.bound_command_endpoint()},
                                 {"data_endpoint", service.bound_data_endpoint()},
+                                {"protocol", "native"},
+                                {"dtype", to_string(service.dtype())},
                                 {"dataset", dataset_fields},
                                 {"config", fragment}};
   const int signal_number = serve_until_signalled(service, signals, ready);

@@ -31,33 +31,62 @@ std::uint64_t parse_seed(const CliArgs& args, const std::string& name) {
 std::optional<PixelType> parse_dtype(const CliArgs& args) {
   if (!args.has("dtype")) return std::nullopt;
   const std::string name = args.get("dtype", "");
-  if (name == "float32") return PixelType::kFloat32;
-  if (name == "uint16") return PixelType::kUint16;
-  throw std::invalid_argument("--dtype expects float32 or uint16, got '" + name + "'");
+  try {
+    return parse_pixel_type(name);
+  } catch (const std::invalid_argument&) {
+    throw std::invalid_argument("--dtype expects uint8, uint16, uint32 or float32, got '" + name + "'");
+  }
+}
+
+StreamFormat parse_format(const CliArgs& args) {
+  StreamFormat format;
+  format.protocol = parse_stream_protocol(args.get("protocol", "native"));
+  if (args.has("encoding")) {
+    if (format.protocol == StreamProtocol::kNative)
+      throw std::invalid_argument("--encoding applies to --protocol dectris-v1 or dectris-v2; "
+                                  "the native protocol sends raw pixels");
+    parse_stream_encoding(args.get("encoding", ""), &format);
+  } else {
+    parse_stream_encoding("bs16-lz4", &format);  // what DECTRIS detectors send by default
+  }
+  format.header_detail = args.get("header-detail", format.header_detail);
+  return format;
 }
 
 }  // namespace
 
 int run_sim_detector(const std::vector<std::string>& argv) {
   const CliArgs args(argv, {"preset", "seed", "dose", "noise-seed", "command-endpoint",
-                            "data-endpoint", "rate", "dtype"});
+                            "data-endpoint", "endpoint", "rate", "dtype", "protocol", "encoding",
+                            "header-detail", "frames"});
   sim::DetectorServiceConfig config;
   config.preset = args.get("preset", config.preset);
   config.seed = parse_seed(args, "seed");
   config.dose_e_per_A2 = args.get_double("dose", config.dose_e_per_A2);
   config.noise_seed = parse_seed(args, "noise-seed");
   config.command_endpoint = args.get("command-endpoint", config.command_endpoint);
-  config.data_endpoint = args.get("data-endpoint", config.data_endpoint);
+  if (args.has("endpoint") && args.has("data-endpoint"))
+    throw std::invalid_argument("--endpoint and --data-endpoint name the same socket; give one");
+  config.data_endpoint = args.get("endpoint", args.get("data-endpoint", config.data_endpoint));
   config.frame_rate_hz = args.get_double("rate", config.frame_rate_hz);
   config.dtype = parse_dtype(args);
+  config.format = parse_format(args);
+  const long frames = args.get_int("frames", 0);
+  if (frames < 0) throw std::invalid_argument("--frames must be >= 1 (free-running), or absent");
+  config.free_run_frames = static_cast<std::uint64_t>(frames);
 
   const sigset_t signals = block_stop_signals();
   zmq::context_t context;
   sim::DetectorService service(context, config);
 
-  const nlohmann::json ready = {{"event", "ready"},
-                                {"command_endpoint", service.bound_command_endpoint()},
-                                {"data_endpoint", service.bound_data_endpoint()}};
+  nlohmann::json ready = {{"event", "ready"},
+                          {"data_endpoint", service.bound_data_endpoint()},
+                          {"protocol", to_string(config.format.protocol)},
+                          {"dtype", to_string(service.dtype())}};
+  if (config.free_run_frames == 0) ready["command_endpoint"] = service.bound_command_endpoint();
+  else ready["frames"] = config.free_run_frames;
+  if (config.format.protocol != StreamProtocol::kNative)
+    ready["encoding"] = encoding_label(config.format);
   const int signal_number = serve_until_signalled(service, signals, ready);
   log::info("sim_detector_exit", {{"signal", signal_number}});
   return 0;

@@ -24,6 +24,7 @@ SimulatorFrameProvider::SimulatorFrameProvider(const SimulatorFrameSettings& set
   format_.rows = format_.cols = simulator_.window_px();
   format_.dtype = choose_dtype(settings);
   format_.electrons_per_frame = simulator_.electrons_per_frame();
+  format_.energy_keV = specimen_.preset.probe.energy_keV;
   format_.source = "preset " + settings.preset + ", seed " + std::to_string(settings.seed);
   if (!(settings.dose_e_per_A2 > 0) && format_.dtype != PixelType::kFloat32)
     throw std::invalid_argument(

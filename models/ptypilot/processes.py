@@ -47,11 +47,22 @@ class ReadyProcess:
 
 
 def start_sim_detector(ptypilot: str, log_path: Path, preset="mos2-paper", seed=1, dose=1e5,
-                       rate_hz=0.0) -> ReadyProcess:
-    return ReadyProcess([ptypilot, "sim-detector", "--preset", preset, "--seed", str(seed),
-                         "--dose", str(dose), "--noise-seed", str(seed), "--rate", str(rate_hz),
-                         "--command-endpoint", "tcp://127.0.0.1:*",
-                         "--data-endpoint", "tcp://127.0.0.1:*"], log_path)
+                       rate_hz=0.0, protocol="native", encoding=None, frames=0,
+                       header_detail=None, dtype=None) -> ReadyProcess:
+    """protocol: native, dectris-v1 or dectris-v2 (with encoding bs8-lz4, bs16-lz4, bs32-lz4,
+    lz4 or none); frames > 0 runs free, one series of that many frames and no command socket."""
+    argv = [ptypilot, "sim-detector", "--preset", preset, "--seed", str(seed),
+            "--dose", str(dose), "--noise-seed", str(seed), "--rate", str(rate_hz),
+            "--data-endpoint", "tcp://127.0.0.1:*", "--protocol", protocol]
+    if frames:
+        argv += ["--frames", str(frames)]
+    else:
+        argv += ["--command-endpoint", "tcp://127.0.0.1:*"]
+    for option, value in [("--encoding", encoding), ("--header-detail", header_detail),
+                          ("--dtype", dtype)]:
+        if value is not None:
+            argv += [option, value]
+    return ReadyProcess(argv, log_path)
 
 
 def start_replay(ptypilot: str, log_path: Path, dataset: Path, rate_hz=0.0) -> ReadyProcess:
@@ -63,6 +74,9 @@ def start_replay(ptypilot: str, log_path: Path, dataset: Path, rate_hz=0.0) -> R
                          "--data-endpoint", "tcp://127.0.0.1:*"], log_path)
 
 
-def start_serve(ptypilot: str, log_path: Path) -> ReadyProcess:
-    return ReadyProcess([ptypilot, "serve", "--control", "tcp://127.0.0.1:*",
-                         "--events", "tcp://127.0.0.1:*"], log_path)
+def start_serve(ptypilot: str, log_path: Path, detector: str | None = None) -> ReadyProcess:
+    """detector: a KIND://HOST:PORT that overrides the configured frame source."""
+    argv = [ptypilot, "serve", "--control", "tcp://127.0.0.1:*", "--events", "tcp://127.0.0.1:*"]
+    if detector:
+        argv += ["--detector", detector]
+    return ReadyProcess(argv, log_path)

@@ -40,14 +40,24 @@ struct SafetySettings {
 };
 
 struct DetectorConfig {
-  std::string kind = "zmq";  // zmq: the native protocol (FrameHeader + raw payload)
+  // zmq: the native protocol (FrameHeader + raw payload); dectris-v1, dectris-v2: a DECTRIS
+  // detector's SIMPLON stream, v1 (JSON parts) or v2 (CBOR).
+  std::string kind = "zmq";
   std::string endpoint = "tcp://127.0.0.1:5602";
   bool bind = false;
   int receive_hwm = 1000;
   // What the detector sends; frames of another dtype are rejected (frames_dtype_mismatch), and
   // the recording keeps this dtype, so a counting detector's uint16 takes half the disk.
   std::string dtype = "uint16";  // uint8 | uint16 | uint32 | float32
+  // DECTRIS only: the detector's number for the first frame of a series (frame k + this is
+  // the session's frame k).
+  std::uint64_t first_frame_id = 0;
 };
+
+// `serve --detector KIND://HOST:PORT`: kind zmq, dectris-v1 or dectris-v2, and the endpoint
+// tcp://HOST:PORT. Returns `detector` with both replaced; throws std::invalid_argument naming
+// the accepted forms.
+DetectorConfig apply_detector_uri(DetectorConfig detector, const std::string& uri);
 
 struct ScanDriverConfig {
   std::string kind = "sim-stage";  // sim-stage | zmq | point-list

@@ -27,6 +27,9 @@ struct DaemonOptions {
   std::string control_endpoint;  // overrides the config's, if set
   std::string events_endpoint;
   std::optional<ServeConfig> initial_config;  // --config FILE: configured at start-up
+  // --detector KIND://HOST:PORT: replaces detector.kind and detector.endpoint of every
+  // configuration (see apply_detector_uri in config.hpp); empty: the configuration's own.
+  std::string detector_uri;
   std::size_t max_pending_frames = 4096;
 };
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <string>
 
 #include "ptypilot/daemon/frame.hpp"
 #include "ptypilot/daemon/health.hpp"
@@ -18,6 +19,10 @@ class FrameSource {
   // arrived and was rejected (malformed, wrong size, NaN, ...); it is already counted.
   virtual Status receive(DetectorFrame* frame, std::chrono::milliseconds timeout) = 0;
   virtual const HealthCounters& health() const = 0;
+  // A fault of the stream itself that the session cannot recover from, such as frames that the
+  // detector numbered but never sent (a gap in its frame numbers): the reason, once; empty while
+  // there is none. Sources whose frames carry their own place in the scan have none.
+  virtual std::string take_stream_fault() { return {}; }
 };
 
 }  // namespace ptypilot

@@ -25,6 +25,7 @@
 #include "ptypilot/daemon/policy.hpp"
 #include "ptypilot/daemon/recorder.hpp"
 #include "ptypilot/daemon/safety.hpp"
+#include "ptypilot/daemon/scan_frame_map.hpp"
 #include "ptypilot/reconstructor.hpp"
 #include "ptypilot/scan_driver/scan_driver.hpp"
 
@@ -56,6 +57,9 @@ class Session {
     // Written from the event loop (sub-sequences) while ingest writes frames, so the daemon
     // hands in a function that serialises access.
     std::function<Status(const SubSequenceRecord&)> record_sub_sequence;
+    // For detectors whose frames carry only a frame number (DECTRIS): filled with each
+    // sub-sequence before the driver sends it. Null for the native protocol.
+    std::shared_ptr<ScanFrameMap> frame_map;
   };
   using Clock = std::chrono::steady_clock;
 

@@ -2,18 +2,27 @@
 // `ptypilot replay`. It is a full scan generator and detector, so that the daemon, its tests and
 // the demo run the same code paths as with hardware. Where the frames come from is its
 // FrameProvider (frame_provider.hpp): the forward model on a simulated specimen, or a recorded
-// data set.
+// data set. How they go on the wire is its FrameEmitter (stream_encoder.hpp).
 //
 //   * command socket (REP, bound): speaks the scan-generator protocol documented in
 //     ptypilot/scan_driver/zmq_scan_driver.hpp. Each ScanCommand is validated as a whole
 //     (non-empty, every position finite and accepted by the provider, for the simulator inside
 //     the preset's FOV; dwell finite and >= 0) and answered with a ScanAck at once; a refused
 //     command produces no frames.
-//   * data socket (PUSH, bound): for each accepted command, one native frame per position
-//     (FrameHeader + raw payload, via send_frame() of the ZMQ frame source), with
+//   * data socket (PUSH, bound): for each accepted command, one frame per position, with
 //     frame_index = first_frame_index + i and position_index = i, in order, commands in the
-//     order they were accepted. A recorded frame also carries replay_source_frame and
-//     replay_distance_A (where it was recorded, see ptypilot.proto).
+//     order they were accepted, in the configured protocol (a FrameEmitter, stream_encoder.hpp):
+//     native (FrameHeader + raw payload; a recorded frame also carries replay_source_frame and
+//     replay_distance_A, where it was recorded, see ptypilot.proto), or a DECTRIS SIMPLON stream
+//     v1 or v2 in one of its encodings. DECTRIS streams carry only the frame number (= frame_index) and the pixels;
+//     each session's frames are one series: the first command of a new session closes the
+//     open series (its end message) and opens the next (its header), series ids counting
+//     from 1.
+//
+// Free-running (free_run_frames > 0), like a DECTRIS detector armed for N images: no command
+// socket; one series of N frames of the preset's raster (row by row, wrapping around when N
+// exceeds it) goes out as soon as a reader connects, then the service idles until stopped. The
+// positions are the preset's, so free-running is for simulated frames.
 //
 // One thread runs one loop that answers commands and sends frames in turn, so a command sent
 // while frames of an earlier one are still going out is acknowledged at once rather than after
@@ -45,6 +54,7 @@
 
 #include "ptypilot.pb.h"
 #include "ptypilot/daemon/frame.hpp"
+#include "ptypilot/daemon/stream_encoder.hpp"
 #include "ptypilot/sim/frame_provider.hpp"
 #include "ptypilot/status.hpp"
 
@@ -59,9 +69,12 @@ struct DetectorServiceConfig {
   std::string command_endpoint = "tcp://127.0.0.1:5601";
   std::string data_endpoint = "tcp://127.0.0.1:5602";
   double frame_rate_hz = 0.0;  // 0: as fast as the simulation and the reader allow
-  // Unset: uint16 counts when dose > 0 (what a counting detector sends), float32 when
-  // noise-free (fractions of an electron).
+  // Unset: the bitshuffle encoding's width (bs8-lz4: uint8, ...), else uint16 counts when
+  // dose > 0 (what a counting detector sends), float32 when noise-free (fractions of an
+  // electron).
   std::optional<PixelType> dtype;
+  StreamFormat format;  // the wire protocol and, for DECTRIS, its encoding
+  std::uint64_t free_run_frames = 0;  // > 0: free-running, see above
 };
 
 class DetectorService {
@@ -72,7 +85,7 @@ class DetectorService {
   // bound. `context` must outlive the service.
   DetectorService(zmq::context_t& context, DetectorServiceConfig config);
   // Frames from `frames`, which must be square; config's simulator fields (preset to dtype) are
-  // not used.
+  // not used (but free-running scans the preset's raster).
   DetectorService(zmq::context_t& context, DetectorServiceConfig config,
                   std::unique_ptr<FrameProvider> frames);
 
@@ -109,7 +122,11 @@ class DetectorService {
   // An accepted command whose frames are not all sent yet.
   struct Job {
     wire::ScanCommand command;
-    int next = 0;  // next position to send
+    std::int64_t next = 0;    // next frame to send; frame i is at position i mod positions_size
+    std::int64_t frames = 0;  // frames to send
+    std::deque<WireMessage> before;  // series messages due before its first frame
+    std::deque<WireMessage> after;   // and after its last
+    bool end_series_after = false;   // close the series after its last frame (free-running)
   };
 
   void handle_command();
@@ -117,6 +134,10 @@ class DetectorService {
   // Sends as many frames as the data socket takes without blocking, at most one when paced.
   void send_ready_frames(std::chrono::steady_clock::time_point now);
   Status make_batch(const Job& job);
+  // Sends queued series messages; false while the socket cannot take them.
+  bool send_queued(std::deque<WireMessage>& messages);
+  StreamSeries series_for(std::uint64_t number_of_images) const;
+  Job free_run_job();
 
   DetectorServiceConfig config_;
   std::unique_ptr<FrameProvider> frames_;
@@ -125,12 +146,16 @@ class DetectorService {
   zmq::socket_t data_socket_;
   std::string bound_command_endpoint_;
   std::string bound_data_endpoint_;
+  std::unique_ptr<FrameEmitter> emitter_;
+  WireMessage message_;         // the frame being sent, reused
+  std::string series_session_;  // the session whose series is open (DECTRIS)
+  bool series_open_ = false;
 
   std::deque<Job> jobs_;
   // Frames made for jobs_.front(), positions [batch_first_, batch_first_ + batch_count_).
   std::vector<float> batch_;
   std::vector<FrameOrigin> batch_origins_;
-  int batch_first_ = 0;
+  std::int64_t batch_first_ = 0;
   int batch_count_ = 0;
   std::chrono::steady_clock::time_point next_frame_at_{};
 
@@ -151,8 +176,11 @@ namespace ptypilot {
 // `ptypilot sim-detector [options]`: runs a DetectorService until SIGINT or SIGTERM. Prints one
 // JSON line to stdout once both sockets are bound, so a parent process can read the ports:
 //   {"event":"ready","command_endpoint":"tcp://127.0.0.1:5601","data_endpoint":"tcp://..."}
-// Options: --preset --seed --dose --noise-seed --command-endpoint --data-endpoint
-//          --rate (Hz, 0 = as fast as possible) --dtype (float32|uint16).
+// Options: --preset --seed --dose --noise-seed --command-endpoint --data-endpoint (or
+//          --endpoint) --rate (Hz, 0 = as fast as possible) --dtype (uint8|uint16|uint32|
+//          float32) --protocol (native|dectris-v1|dectris-v2) --encoding (bs8-lz4|bs16-lz4|
+//          bs32-lz4|lz4|none) --header-detail (basic|all|none) --frames N (free-running).
+// Free-running, the ready line has no command endpoint.
 // Returns the exit status; throws on bad options or a failed bind (main reports it).
 int run_sim_detector(const std::vector<std::string>& args);
 

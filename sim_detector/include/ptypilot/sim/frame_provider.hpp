@@ -28,6 +28,7 @@ struct FrameFormat {
   int cols = 0;
   PixelType dtype = PixelType::kFloat32;
   double electrons_per_frame = 0.0;  // 0: unknown
+  double energy_keV = 0.0;           // of the beam, for stream headers; 0: unknown
   std::string source;                // for logs: "preset mos2-paper, seed 1", "recorded X.npy"
 };
 

@@ -1,0 +1,100 @@
+// make_seed_corpus DIR: writes valid inputs for each fuzz target into DIR/<target>/, made by the
+// same builders the simulated detector uses: every v1 and v2 message kind, in every encoding
+// and pixel type, on small images, and compressed blobs. Fuzzing starts from these, so that it
+// reaches the deep paths (decompression, widening) instead of spending its time on the syntax.
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "ptypilot/daemon/compression.hpp"
+#include "ptypilot/daemon/dectris_stream.hpp"
+
+using namespace ptypilot;
+namespace fs = std::filesystem;
+
+namespace {
+
+void write(const fs::path& dir, const std::string& name, const std::vector<std::byte>& bytes) {
+  fs::create_directories(dir);
+  std::ofstream(dir / name, std::ios::binary)
+      .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+}
+
+// The framing of fuzz_dectris_v1: uint16 LE length before each part.
+std::vector<std::byte> framed(const std::vector<dectris::Part>& parts) {
+  std::vector<std::byte> out;
+  for (const auto& p : parts) {
+    const std::size_t n = std::min<std::size_t>(p.size(), 65535);
+    out.push_back(std::byte(n & 0xff));
+    out.push_back(std::byte(n >> 8));
+    out.insert(out.end(), p.begin(), p.begin() + static_cast<std::ptrdiff_t>(n));
+  }
+  return out;
+}
+
+std::vector<std::byte> pixels(int n, PixelType type) {
+  std::vector<std::byte> raw(static_cast<std::size_t>(n) * pixel_size(type));
+  for (std::size_t i = 0; i < raw.size(); ++i) raw[i] = std::byte((i * 7 % 5 == 0) ? i % 3 : 0);
+  return raw;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::cerr << "usage: make_seed_corpus DIR\n";
+    return 2;
+  }
+  const fs::path root = argv[1];
+  int count = 0;
+  const auto name = [&count] { return "seed-" + std::to_string(count++); };
+  for (PixelType type : {PixelType::kUint8, PixelType::kUint16, PixelType::kUint32, PixelType::kFloat32}) {
+    for (dectris::Encoding encoding : {dectris::Encoding::kNone, dectris::Encoding::kLz4,
+                                       dectris::Encoding::kBitshuffleLz4}) {
+      dectris::SeriesInfo series;
+      series.rows = 8;
+      series.cols = 12;
+      series.dtype = type;
+      series.encoding = encoding;
+      const auto raw = pixels(series.rows * series.cols, type);
+      std::vector<std::byte> blob;
+      for (auto protocol : {dectris::Protocol::kV1, dectris::Protocol::kV2}) {
+        if (!dectris::encode_pixels(protocol, encoding, type, raw, &blob).ok()) return 1;
+        if (protocol == dectris::Protocol::kV1)
+          write(root / "fuzz_dectris_v1", name(), framed(dectris::v1_image(series, 3, blob, 10, 20)));
+        else
+          write(root / "fuzz_dectris_v2", name(), dectris::v2_image(series, 3, blob, 10, 20));
+      }
+    }
+  }
+  for (const char* detail : {"none", "basic", "all"}) {
+    dectris::SeriesInfo series;
+    series.rows = series.cols = 4;
+    series.header_detail = detail;
+    write(root / "fuzz_dectris_v1", name(), framed(dectris::v1_series_header(series)));
+    write(root / "fuzz_dectris_v2", name(), dectris::v2_start(series));
+  }
+  write(root / "fuzz_dectris_v1", name(), framed(dectris::v1_series_end(5)));
+  write(root / "fuzz_dectris_v2", name(), dectris::v2_end(5));
+
+  for (std::size_t element : {1, 2, 4, 8}) {
+    for (std::size_t n : {5, 64, 203}) {
+      const auto raw = pixels(static_cast<int>(n * element), PixelType::kUint8);
+      std::vector<std::byte> encoded;
+      if (!compression::encode_bitshuffle_lz4(raw, element, &encoded, 8 * element * 4).ok()) return 1;
+      encoded.insert(encoded.begin(), std::byte(element == 1 ? 4 : element == 2 ? 5 : element == 4 ? 6 : 7));
+      write(root / "fuzz_bslz4", name(), encoded);
+      if (!compression::encode_lz4(raw, &encoded).ok()) return 1;
+      encoded.insert(encoded.begin(), {std::byte{1}, std::byte(raw.size() & 0xff), std::byte(raw.size() >> 8)});
+      write(root / "fuzz_lz4", name(), encoded);
+      if (!compression::encode_lz4_hdf5(raw, &encoded, 64).ok()) return 1;
+      encoded.insert(encoded.begin(), {std::byte{0}, std::byte{64}, std::byte{0}});
+      write(root / "fuzz_lz4", name(), encoded);
+    }
+  }
+  std::cout << "wrote " << count << " seeds into " << root.string() << "\n";
+  return 0;
+}
