@@ -260,6 +260,11 @@ void DetectorService::send_ready_frames(Clock::time_point now) {
       }
     }
     const std::int64_t i = job.next;
+    const FrameOrigin& origin = batch_origins_[static_cast<std::size_t>(i - batch_first_)];
+    if (message_.empty() && origin.missing) {  // the provider logged why
+      ++job.next;  // the reader sees a gap, as with a real detector that loses a frame
+      continue;
+    }
     if (message_.empty()) {  // else: the frame the socket refused last time, sent again as is
       const wire::Position& position =
           job.command.positions(static_cast<int>(i % job.command.positions_size()));
@@ -276,7 +281,6 @@ void DetectorService::send_ready_frames(Clock::time_point now) {
       frame.electrons_per_frame = electrons_per_frame();
       frame.exposure_s = job.command.dwell_s();
       frame.timestamp_ns = now_ns();
-      const FrameOrigin& origin = batch_origins_[static_cast<std::size_t>(i - batch_first_)];
       frame.replay_source_frame = origin.recorded_frame;
       frame.replay_distance_A = origin.distance_A;
       if (Status s = emitter_->encode(frame, &message_); !s.ok()) {

@@ -20,6 +20,7 @@ nlohmann::json ReplayStatistics::to_json() const {
   return {{"frames_served", frames},
           {"frames_exact", exact},
           {"frames_farther_than_step", farther_than_step},
+          {"frames_unreadable", unreadable},
           {"max_distance_A", max_distance_A},
           {"mean_distance_A", mean_distance_A()}};
 }
@@ -61,9 +62,17 @@ Status RecordedFrameProvider::frames(std::span<const Vec2> positions_A, std::spa
   ReplayStatistics batch;
   for (std::size_t i = 0; i < positions_A.size(); ++i) {
     const NearestPositionIndex::Match match = index_.nearest(positions_A[i]);
-    if (Status s = dataset_->read_frame(match.index, frames.subspan(i * pixels, pixels)); !s.ok())
-      return s;
-    origins[i] = {match.index, match.distance_A};
+    origins[i] = {match.index, match.distance_A, false};
+    if (Status s = dataset_->read_frame(match.index, frames.subspan(i * pixels, pixels)); !s.ok()) {
+      // One bad chunk must not take the rest of the command with it.
+      origins[i].missing = true;
+      ++batch.unreadable;
+      log::error("replay_frame_unreadable",
+                 {{"position", {positions_A[i].y, positions_A[i].x}},
+                  {"recorded_frame", match.index},
+                  {"error", s.message()}});
+      continue;
+    }
     ++batch.frames;
     if (match.distance_A <= kExactA) ++batch.exact;
     if (match.distance_A > step) ++batch.farther_than_step;
@@ -76,6 +85,7 @@ Status RecordedFrameProvider::frames(std::span<const Vec2> positions_A, std::spa
     statistics_.frames += batch.frames;
     statistics_.exact += batch.exact;
     statistics_.farther_than_step += batch.farther_than_step;
+    statistics_.unreadable += batch.unreadable;
     statistics_.max_distance_A = std::max(statistics_.max_distance_A, batch.max_distance_A);
     statistics_.sum_distance_A += batch.sum_distance_A;
     warn = batch.farther_than_step > 0 && !warned_far_;

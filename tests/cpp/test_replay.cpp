@@ -155,3 +155,33 @@ TEST_CASE("the simulator is a frame provider too: its frames say nothing of a re
   settings.dtype = PixelType::kUint16;
   CHECK_THROWS_WITH(sim::SimulatorFrameProvider(settings), Catch::Contains("noise-free"));
 }
+
+TEST_CASE("a recorded frame that cannot be read is not sent; the rest of the command is",
+          "[replay][sim_detector]") {
+  TempDir dir;
+  const Cube c;
+  const fs::path path = dir / "merlin.mib";
+  std::vector<unsigned char> bytes = mib_bytes(c, "U16");
+  bytes[7 * (384 + 2048)] = 'X';  // frame 7's header
+  write_bytes(path, bytes);
+  write_text(dir / "merlin.hdr", mib_acquisition_header(c.frames(), c.scan_cols));
+  write_text(dir / "merlin.json", probe_sidecar().dump());
+  zmq::context_t context;
+  Replay replay(context, std::make_unique<sim::RecordedFrameProvider>(open_recorded_dataset(path)));
+  ZmqFrameSourceConfig source;
+  source.endpoint = replay.service.bound_data_endpoint();
+  ZmqFrameSource frames(context, source);
+  ZmqScanDriver driver(context, {replay.service.bound_command_endpoint(), 2000ms});
+  REQUIRE(driver.submit(request({{0.0, 1.8}, {0.0, 2.1}, {0.0, 2.4}})).ok());  // frames 6, 7, 8
+  for (std::uint64_t expected : {10u, 12u}) {
+    DetectorFrame frame;
+    REQUIRE(frames.receive(&frame, 5000ms).ok());
+    CHECK(frame.frame_index == expected);
+    CHECK(frame.counts == c.frame(expected == 10 ? 6 : 8));
+  }
+  DetectorFrame extra;
+  CHECK(frames.receive(&extra, 300ms).code() == StatusCode::kUnavailable);
+  const sim::ReplayStatistics stats = replay.frames.statistics();
+  CHECK(stats.unreadable == 1);
+  CHECK(replay.service.frames_sent() == 2);
+}

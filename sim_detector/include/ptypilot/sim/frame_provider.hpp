@@ -37,6 +37,9 @@ struct FrameFormat {
 struct FrameOrigin {
   std::optional<std::uint64_t> recorded_frame;  // index in the data set; unset when computed
   double distance_A = 0.0;                      // from the requested position to the recorded one
+  // No frame could be made (a recorded frame that cannot be read; the provider logged why): the
+  // service sends nothing for it and the reader sees the gap, as with a detector that loses one.
+  bool missing = false;
 };
 
 class FrameProvider {
@@ -47,7 +50,9 @@ class FrameProvider {
   // command). Called for every position of every command.
   virtual Status check(Vec2 position_A) const = 0;
   // rows * cols floats per position into `frames`, row-major, and where each came from into
-  // `origins` (one per position). Only called with positions that passed check(). Never throws.
+  // `origins` (one per position). Only called with positions that passed check(). A frame that
+  // cannot be made is marked missing and the others are still made; an error status fails the
+  // whole batch. Never throws.
   virtual Status frames(std::span<const Vec2> positions_A, std::span<float> frames,
                         std::span<FrameOrigin> origins) = 0;
 };

@@ -21,6 +21,7 @@ struct ReplayStatistics {
   std::uint64_t frames = 0;
   std::uint64_t exact = 0;                // recorded within 1e-6 A of the request
   std::uint64_t farther_than_step = 0;    // more than one scan step from any recorded position
+  std::uint64_t unreadable = 0;           // recorded frames that could not be read (not sent)
   double max_distance_A = 0.0;
   double sum_distance_A = 0.0;
   double mean_distance_A() const { return frames ? sum_distance_A / static_cast<double>(frames) : 0.0; }
