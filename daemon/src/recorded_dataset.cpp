@@ -232,7 +232,8 @@ class NpyRecordedDataset final : public RecordedDataset {
     const NpyHeader h = parse_npy_header(file_.bytes(), path);
     if (h.shape.size() != 4)
       throw std::runtime_error(path.string() + ": shape " + shape_text(h.shape) +
-                               " is not 4-D (scan rows, scan cols, frame rows, frame cols)");
+                               " (the header, ending at offset " + std::to_string(h.data_offset) +
+                               ") is not 4-D (scan rows, scan cols, frame rows, frame cols)");
     for (std::size_t d : h.shape)
       if (d == 0 || d > static_cast<std::size_t>(std::numeric_limits<int>::max()))
         throw std::runtime_error(path.string() + ": shape " + shape_text(h.shape) +

@@ -275,6 +275,7 @@ class RecordingDataset final : public RecordedDataset {
 
 struct EmdCandidates {
   std::vector<std::string> arrays;  // groups with emd_group_type = 1 and a 4-D `data`
+  std::vector<std::string> others;  // such groups whose `data` is not 4-D, with its shape
 };
 
 bool is_emd_array_group(hid_t group) {
@@ -296,8 +297,15 @@ herr_t collect_emd_array(hid_t parent, const char* name, const hdf5::LinkInfo* i
     return 0;
   }
   H5Id dataset(H5Dopen2(group.get(), "data", H5P_DEFAULT), H5Dclose);
-  if (dataset.valid() && dataset_shape(dataset.get()).size() == 4)
-    static_cast<EmdCandidates*>(data)->arrays.push_back(std::string("/") + name);
+  auto* found = static_cast<EmdCandidates*>(data);
+  if (dataset.valid()) {
+    const std::vector<hsize_t> shape = dataset_shape(dataset.get());
+    if (shape.size() == 4)
+      found->arrays.push_back(std::string("/") + name);
+    else
+      found->others.push_back(std::string("/") + name + "/data " + shape_text(shape) +
+                              " at file offset " + std::to_string(H5Dget_offset(dataset.get())));
+  }
   hdf5::forget_errors();
   return 0;
 }
@@ -438,6 +446,11 @@ std::unique_ptr<RecordedDataset> open_hdf5(const fs::path& path) {
     for (const auto& a : candidates.arrays) list += (list.empty() ? "" : ", ") + a;
     fail(path, "holds several 4-D EMD arrays (" + list +
                    "); replay needs one: copy the one to replay into a file of its own");
+  }
+  if (!candidates.others.empty()) {
+    std::string list;
+    for (const auto& a : candidates.others) list += (list.empty() ? "" : "; ") + a;
+    fail(path, "its EMD arrays are not 4-D (scan rows, scan cols, frame rows, frame cols): " + list);
   }
   fail(path, "not a recognised data set: found neither a ptypilot recording (/frames/counts, "
              "/frames/position_A), a DECTRIS master file (/entry/data/data_000001, "

@@ -164,7 +164,7 @@ TEST_CASE(".npy errors name the file, the offset and what is missing", "[replay]
     write_npy_file(path, "<u2", {256, 32, 32}, false, cube_bytes(c, 2, false));
     write_sidecar(path);
     CHECK_THAT(open_error(path), Catch::Contains(path.string()) &&
-                                     Catch::Contains("(256, 32, 32) is not 4-D"));
+                                     Catch::Contains("(256, 32, 32) (the header, ending at offset 128) is not 4-D"));
   }
   SECTION("a dtype that is not a number") {
     const fs::path path = dir / "complex.npy";
@@ -338,6 +338,24 @@ TEST_CASE("EMD errors: no 4-D array, a corrupt chunk, a truncated file", "[repla
     }
     CHECK_THAT(open_error(path), Catch::Contains(path.string()) &&
                                      Catch::Contains("not a recognised data set"));
+  }
+  SECTION("an EMD array that is not 4-D") {
+    const fs::path path = dir / "flat.emd";
+    {
+      H5File f(path);
+      hid_t g = h5_group(f.id, "/data/stack");
+      h5_number_attribute(g, "emd_group_type", 1, H5T_NATIVE_INT);
+      const hsize_t dims[3] = {256, 32, 32};
+      hid_t space = H5Screate_simple(3, dims, nullptr);
+      hid_t d = H5Dcreate2(g, "data", H5T_STD_U16LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+      std::vector<std::uint16_t> zeros(256 * 32 * 32);
+      H5Dwrite(d, H5T_NATIVE_UINT16, H5S_ALL, H5S_ALL, H5P_DEFAULT, zeros.data());
+      H5Dclose(d);
+      H5Sclose(space);
+      H5Gclose(g);
+    }
+    CHECK_THAT(open_error(path), Catch::Contains(path.string()) && Catch::Contains("not 4-D") &&
+                                     Catch::Contains("/data/stack/data (256, 32, 32) at file offset"));
   }
   SECTION("a corrupt deflate chunk: the frame's read fails, naming the chunk's offset") {
     const fs::path path = dir / "corrupt.emd";
