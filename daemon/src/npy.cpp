@@ -32,7 +32,8 @@ void write_npy(const std::filesystem::path& path, std::span<const float> data,
   const char len_bytes[2] = {static_cast<char>(len & 0xff), static_cast<char>(len >> 8)};
   out.write(len_bytes, 2);
   out << header;
-  out.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size_bytes()));
+  out.write(reinterpret_cast<const char*>(data.data()),
+            static_cast<std::streamsize>(data.size_bytes()));
   if (!out) throw std::runtime_error("write failed: " + path.string());
 }
 
@@ -142,8 +143,8 @@ NpyHeader parse_npy_header(std::span<const std::byte> bytes, const std::filesyst
     text_start = 10;
   } else if (major == 2 || major == 3) {
     if (bytes.size() < 12) fail("truncated .npy header", bytes.size());
-    header_len = b[8] | (std::size_t{b[9]} << 8) | (std::size_t{b[10]} << 16) |
-                 (std::size_t{b[11]} << 24);
+    header_len =
+        b[8] | (std::size_t{b[9]} << 8) | (std::size_t{b[10]} << 16) | (std::size_t{b[11]} << 24);
     text_start = 12;
   } else {
     fail(".npy format version " + std::to_string(major) + " (known: 1, 2, 3)", 6);
@@ -172,14 +173,15 @@ NpyHeader parse_npy_header(std::span<const std::byte> bytes, const std::filesyst
   } catch (const std::exception&) {
     fail("dtype '" + d + "' has no item size", descr_at);
   }
-  const bool known = ((h.kind == 'u' || h.kind == 'i') &&
-                      (h.item_bytes == 1 || h.item_bytes == 2 || h.item_bytes == 4 ||
-                       h.item_bytes == 8)) ||
-                     (h.kind == 'f' && (h.item_bytes == 4 || h.item_bytes == 8)) ||
-                     (h.kind == 'b' && h.item_bytes == 1);
+  const bool known =
+      ((h.kind == 'u' || h.kind == 'i') &&
+       (h.item_bytes == 1 || h.item_bytes == 2 || h.item_bytes == 4 || h.item_bytes == 8)) ||
+      (h.kind == 'f' && (h.item_bytes == 4 || h.item_bytes == 8)) ||
+      (h.kind == 'b' && h.item_bytes == 1);
   if (!known)
-    fail("dtype '" + d + "' is not supported (unsigned or signed integers of 1-8 bytes, "
-         "float32, float64, bool)",
+    fail("dtype '" + d +
+             "' is not supported (unsigned or signed integers of 1-8 bytes, "
+             "float32, float64, bool)",
          descr_at);
   if (h.item_bytes == 1) h.byte_order = '|';
   return h;

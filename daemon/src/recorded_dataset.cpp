@@ -88,8 +88,8 @@ Sidecar read_sidecar(const fs::path& path) {
           !v[1].is_number_integer() || v[0].get<long long>() <= 0 || v[1].get<long long>() <= 0 ||
           v[0].get<long long>() > std::numeric_limits<int>::max() ||
           v[1].get<long long>() > std::numeric_limits<int>::max())
-        sidecar_error(path, "scan_shape: expected [rows, cols], two positive integers, got " +
-                                v.dump());
+        sidecar_error(path,
+                      "scan_shape: expected [rows, cols], two positive integers, got " + v.dump());
       s.scan_shape = std::array<int, 2>{v[0].get<int>(), v[1].get<int>()};
       continue;
     }
@@ -125,9 +125,8 @@ double apply_settings(const Settings& settings, const Sidecar& sidecar, Recorded
                       const std::string& format_needs) {
   auto require = [&](const std::optional<double>& v, const char* key, const char* meaning) {
     if (v) return *v;
-    const std::string where =
-        sidecar.present ? sidecar.path.string() + " has no '" + key + "'"
-                        : "there is no sidecar " + sidecar.path.string();
+    const std::string where = sidecar.present ? sidecar.path.string() + " has no '" + key + "'"
+                                              : "there is no sidecar " + sidecar.path.string();
     throw std::runtime_error(info.path.string() + ": no " + meaning + " (" + key + "): " + where +
                              ". " + format_needs);
   };
@@ -162,11 +161,11 @@ PixelType wire_type_for(ElementType t) {
 namespace {
 
 template <typename T>
-void convert(const std::byte* first, std::size_t stride, std::size_t count, bool swap,
-             float* out) {
-  using Bits = std::conditional_t<sizeof(T) == 1, std::uint8_t,
-               std::conditional_t<sizeof(T) == 2, std::uint16_t,
-               std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>>>;
+void convert(const std::byte* first, std::size_t stride, std::size_t count, bool swap, float* out) {
+  using Bits = std::conditional_t<
+      sizeof(T) == 1, std::uint8_t,
+      std::conditional_t<sizeof(T) == 2, std::uint16_t,
+                         std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>>>;
   for (std::size_t i = 0; i < count; ++i) {
     Bits bits;
     std::memcpy(&bits, first + i * stride, sizeof bits);
@@ -242,8 +241,10 @@ class NpyRecordedDataset final : public RecordedDataset {
       std::string where;
       if (!h.fortran_order) {
         const std::size_t frame_bytes = h.shape[2] * h.shape[3] * h.item_bytes;
-        const std::size_t whole = (file_.size() - std::min(file_.size(), h.data_offset)) / frame_bytes;
-        where = "; frame " + std::to_string(whole) + ", the first incomplete one, starts at offset " +
+        const std::size_t whole =
+            (file_.size() - std::min(file_.size(), h.data_offset)) / frame_bytes;
+        where = "; frame " + std::to_string(whole) +
+                ", the first incomplete one, starts at offset " +
                 std::to_string(h.data_offset + whole * frame_bytes);
       }
       throw std::runtime_error(path.string() + ": truncated: the header declares shape " +
@@ -319,10 +320,10 @@ std::unique_ptr<RecordedDataset> open_npy(const fs::path& path) {
 
 std::unique_ptr<RecordedDataset> open_recorded_dataset(const fs::path& path) {
   std::error_code ec;
-  if (!fs::exists(path, ec))
-    throw std::runtime_error(path.string() + ": no such data set");
+  if (!fs::exists(path, ec)) throw std::runtime_error(path.string() + ": no such data set");
   std::string ext = path.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
   std::unique_ptr<RecordedDataset> dataset;
   if (ext == ".npy") {
     dataset = recorded::open_npy(path);
@@ -342,28 +343,30 @@ std::unique_ptr<RecordedDataset> open_recorded_dataset(const fs::path& path) {
     log::warn("recorded_dataset_rotated",
               {{"path", path.string()},
                {"rotation_deg", info.rotation_deg},
-               {"note", "the reconstructor assumes no rotation between scan and detector; "
-                        "rotate the frames or the positions first"}});
+               {"note",
+                "the reconstructor assumes no rotation between scan and detector; "
+                "rotate the frames or the positions first"}});
   return dataset;
 }
 
 nlohmann::json session_config_fragment(const RecordedDatasetInfo& info) {
   if (info.frame_rows != info.frame_cols)
-    throw std::runtime_error(info.path.string() + ": frames are " + std::to_string(info.frame_rows) +
-                             " x " + std::to_string(info.frame_cols) +
+    throw std::runtime_error(info.path.string() + ": frames are " +
+                             std::to_string(info.frame_rows) + " x " +
+                             std::to_string(info.frame_cols) +
                              "; the reconstructor needs square frames (crop or bin them)");
   const ProbeConfig& p = info.probe;
-  nlohmann::json probe = {{"energy_keV", p.energy_keV},
-                          {"semiangle_mrad", p.semiangle_mrad},
-                          {"defocus_A", p.defocus_A},
-                          {"Cs_mm", p.Cs_mm},
-                          {"window_px", p.window_px},
-                          {"detector_pixel_mrad", p.detector_pixel_mrad}};
+  nlohmann::json probe = {
+      {"energy_keV", p.energy_keV}, {"semiangle_mrad", p.semiangle_mrad},
+      {"defocus_A", p.defocus_A},   {"Cs_mm", p.Cs_mm},
+      {"window_px", p.window_px},   {"detector_pixel_mrad", p.detector_pixel_mrad}};
   if (p.aperture_edge_mrad >= 0) probe["aperture_edge_mrad"] = p.aperture_edge_mrad;
   return {{"session",
            {{"probe", probe},
             {"raster",
-             {{"rows", info.raster.rows}, {"cols", info.raster.cols}, {"step_A", info.raster.step_A}}}}},
+             {{"rows", info.raster.rows},
+              {"cols", info.raster.cols},
+              {"step_A", info.raster.step_A}}}}},
           {"detector", {{"dtype", to_string(info.dtype)}}}};
 }
 
@@ -381,8 +384,8 @@ NearestPositionIndex::NearestPositionIndex(std::span<const Vec2> positions_A)
   const double height = hi.y - lo.y, width = hi.x - lo.x;
   const double n = static_cast<double>(positions_.size());
   // About one position per bucket: a raster puts one in each.
-  double bucket = (height > 0 && width > 0) ? std::sqrt(height * width / n)
-                                            : std::max(height, width) / n;
+  double bucket =
+      (height > 0 && width > 0) ? std::sqrt(height * width / n) : std::max(height, width) / n;
   if (!(bucket > 0) || !std::isfinite(bucket)) bucket = 1.0;
   // Clustered positions with a far outlier would ask for a huge grid; a few buckets per position
   // is enough.
@@ -393,8 +396,10 @@ NearestPositionIndex::NearestPositionIndex(std::span<const Vec2> positions_A)
   bucket_cols_ = static_cast<int>(buckets_along(width));
 
   auto bucket_of = [&](const Vec2& p) {
-    const int r = std::clamp(static_cast<int>(std::floor((p.y - lo.y) / bucket)), 0, bucket_rows_ - 1);
-    const int c = std::clamp(static_cast<int>(std::floor((p.x - lo.x) / bucket)), 0, bucket_cols_ - 1);
+    const int r =
+        std::clamp(static_cast<int>(std::floor((p.y - lo.y) / bucket)), 0, bucket_rows_ - 1);
+    const int c =
+        std::clamp(static_cast<int>(std::floor((p.x - lo.x) / bucket)), 0, bucket_cols_ - 1);
     return static_cast<std::size_t>(r) * bucket_cols_ + c;
   };
   const std::size_t buckets = static_cast<std::size_t>(bucket_rows_) * bucket_cols_;
@@ -436,8 +441,8 @@ NearestPositionIndex::Match NearestPositionIndex::nearest(Vec2 q) const {
   // Rings of buckets around the query's own. Every position beyond ring r is at least r buckets
   // away, so once the best is nearer than that the search is done; a tie at exactly that
   // distance looks one ring further for a lower index.
-  const long long last_ring = std::max({std::llabs(qr), std::llabs(qc), std::llabs(rows - 1 - qr),
-                                        std::llabs(cols - 1 - qc)});
+  const long long last_ring = std::max(
+      {std::llabs(qr), std::llabs(qc), std::llabs(rows - 1 - qr), std::llabs(cols - 1 - qc)});
   for (long long ring = 0; ring <= last_ring; ++ring) {
     visit_row(qr - ring, qc - ring, qc + ring);
     if (ring > 0) {

@@ -109,9 +109,9 @@ class ImageBlock {
         unsigned flags = 0, cd[8] = {};
         std::size_t cd_count = 8;
         char filter_name[64] = {};
-        const H5Z_filter_t id = H5Pget_filter2(dcpl.get(), static_cast<unsigned>(f), &flags,
-                                               &cd_count, cd, sizeof filter_name, filter_name,
-                                               nullptr);
+        const H5Z_filter_t id =
+            H5Pget_filter2(dcpl.get(), static_cast<unsigned>(f), &flags, &cd_count, cd,
+                           sizeof filter_name, filter_name, nullptr);
         if (id == kBitshuffleFilter || id == kLz4Filter) {
           if (filters != 1)
             fail(master_, name_ + ": filter " + std::to_string(id) +
@@ -139,7 +139,8 @@ class ImageBlock {
       const hsize_t start[3] = {image, 0, 0}, count[3] = {1, shape_[1], shape_[2]};
       H5Id file_space(H5Dget_space(dataset_.get()), H5Sclose);
       H5Id mem_space(H5Screate_simple(3, count, nullptr), H5Sclose);
-      if (H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr) < 0 ||
+      if (H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr) <
+              0 ||
           H5Dread(dataset_.get(), H5T_NATIVE_FLOAT, mem_space.get(), file_space.get(), H5P_DEFAULT,
                   out.data()) < 0)
         return {StatusCode::kInternal, name_ + ": image " + std::to_string(image) +
@@ -167,8 +168,8 @@ class ImageBlock {
     hsize_t stored = 0;
     if (H5Dget_chunk_info_by_coord(dataset_.get(), offset, &mask, &address, &stored) < 0 ||
         address == HADDR_UNDEF) {
-      return {StatusCode::kInternal, where(offset[0], HADDR_UNDEF, 0) +
-                                         ": the chunk is not in the file (never written)"};
+      return {StatusCode::kInternal,
+              where(offset[0], HADDR_UNDEF, 0) + ": the chunk is not in the file (never written)"};
     }
     raw_.resize(stored);
     std::uint32_t filters_skipped = 0;
@@ -187,7 +188,8 @@ class ImageBlock {
     if (!s.ok())
       return {StatusCode::kInvalidArgument,
               where(offset[0], address, stored) + ": corrupt " +
-                  (codec_ == kBitshuffleFilter ? "bitshuffle-LZ4" : "LZ4") + " chunk: " + s.message()};
+                  (codec_ == kBitshuffleFilter ? "bitshuffle-LZ4" : "LZ4") +
+                  " chunk: " + s.message()};
     return Status::Ok();
   }
 
@@ -226,7 +228,8 @@ class DectrisRecordedDataset final : public RecordedDataset {
     const hid_t f = file_.get();
     // Data files are found beside the master, wherever the process runs.
     H5Id dapl(H5Pcreate(H5P_DATASET_ACCESS), H5Pclose);
-    const std::string directory = master.parent_path().empty() ? "." : master.parent_path().string();
+    const std::string directory =
+        master.parent_path().empty() ? "." : master.parent_path().string();
     H5Pset_elink_prefix(dapl.get(), (directory + "/").c_str());
 
     std::vector<std::string> links;
@@ -244,8 +247,10 @@ class DectrisRecordedDataset final : public RecordedDataset {
           std::all_of(n.begin() + 5, n.end(), [](char c) { return c >= '0' && c <= '9'; }))
         links.push_back("/entry/data/" + n);
     }
-    std::sort(links.begin(), links.end());  // data_000001, data_000002, ...: name order is number order
-    if (links.empty() && hdf5::link_exists(f, "/entry/data/data")) links.push_back("/entry/data/data");
+    std::sort(links.begin(),
+              links.end());  // data_000001, data_000002, ...: name order is number order
+    if (links.empty() && hdf5::link_exists(f, "/entry/data/data"))
+      links.push_back("/entry/data/data");
     if (links.empty()) fail(master, "/entry/data has no data_NNNNNN links and no data dataset");
 
     std::optional<ElementType> element;
@@ -253,21 +258,24 @@ class DectrisRecordedDataset final : public RecordedDataset {
       const std::string target = link_target(f, link);
       H5Id d(H5Dopen2(f, link.c_str(), dapl.get()), H5Dclose);
       if (!d.valid())
-        fail(master, link + " -> " + target + ": cannot open (is the data file beside the master?): " +
-                         hdf5::error_text());
+        fail(master,
+             link + " -> " + target +
+                 ": cannot open (is the data file beside the master?): " + hdf5::error_text());
       H5Id type(H5Dget_type(d.get()), H5Tclose);
       ElementType t;
       t.bytes = H5Tget_size(type.get());
       t.big_endian = H5Tget_order(type.get()) == H5T_ORDER_BE;
       const H5T_class_t c = H5Tget_class(type.get());
       t.kind = c == H5T_FLOAT ? 'f' : (H5Tget_sign(type.get()) == H5T_SGN_2 ? 'i' : 'u');
-      if ((c != H5T_INTEGER && c != H5T_FLOAT) || (t.bytes != 1 && t.bytes != 2 && t.bytes != 4 && t.bytes != 8))
+      if ((c != H5T_INTEGER && c != H5T_FLOAT) ||
+          (t.bytes != 1 && t.bytes != 2 && t.bytes != 4 && t.bytes != 8))
         fail(master, target + ": images of a type other than integers or float32/float64");
       if (element && (element->bytes != t.bytes || element->kind != t.kind))
         fail(master, target + ": its image type differs from the first data file's");
       element = t;
       blocks_.emplace_back(master, target, std::move(d), t);
-      if (blocks_.back().rows() != blocks_.front().rows() || blocks_.back().cols() != blocks_.front().cols())
+      if (blocks_.back().rows() != blocks_.front().rows() ||
+          blocks_.back().cols() != blocks_.front().cols())
         fail(master, target + ": its image shape differs from the first data file's");
       total_ += blocks_.back().images();
     }
@@ -289,7 +297,8 @@ class DectrisRecordedDataset final : public RecordedDataset {
     const auto nimages = scalar(f, "/entry/instrument/detector/detectorSpecific/nimages");
     const auto ntrigger = scalar(f, "/entry/instrument/detector/detectorSpecific/ntrigger");
     if (nimages && ntrigger && *nimages > 1 && *ntrigger > 1 && *nimages < 1e9 && *ntrigger < 1e9)
-      from_file.scan_shape = std::array<int, 2>{static_cast<int>(*ntrigger), static_cast<int>(*nimages)};
+      from_file.scan_shape =
+          std::array<int, 2>{static_cast<int>(*ntrigger), static_cast<int>(*nimages)};
 
     Sidecar sidecar = read_sidecar(sidecar_path_for(master));
     std::string stem = master.stem().string();
@@ -310,7 +319,9 @@ class DectrisRecordedDataset final : public RecordedDataset {
                        " x " + std::to_string(cols) + " scan needs " + std::to_string(needed));
     if (total_ > needed)
       log::warn("recorded_dataset_extra_frames",
-                {{"path", master.string()}, {"frames", total_}, {"scan_frames", needed},
+                {{"path", master.string()},
+                 {"frames", total_},
+                 {"scan_frames", needed},
                  {"note", "the images after the scan are not replayed"}});
     const double step = apply_settings(settings, sidecar, info_, kDectrisNeeds);
     info_.raster = {rows, cols, step};
@@ -327,8 +338,8 @@ class DectrisRecordedDataset final : public RecordedDataset {
       if (image < block.images()) {
         Status s = block.read(image, out);
         if (!s.ok())
-          return {s.code(), info_.path.string() + ": frame " + std::to_string(index) + ": " +
-                                s.message()};
+          return {s.code(),
+                  info_.path.string() + ": frame " + std::to_string(index) + ": " + s.message()};
         return s;
       }
       image -= block.images();

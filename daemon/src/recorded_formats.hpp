@@ -49,11 +49,11 @@ struct ElementType {
   std::size_t bytes = 2;
   bool big_endian = false;
 };
-std::string describe(ElementType type);         // numpy style: "<u2", ">u4", "|u1"
-PixelType wire_type_for(ElementType type);      // the same type when the wire has it, else float32
+std::string describe(ElementType type);     // numpy style: "<u2", ">u4", "|u1"
+PixelType wire_type_for(ElementType type);  // the same type when the wire has it, else float32
 // `count` elements starting at `first`, `stride_bytes` apart, as floats into `out`.
-void to_float(ElementType type, const std::byte* first, std::size_t stride_bytes,
-              std::size_t count, float* out);
+void to_float(ElementType type, const std::byte* first, std::size_t stride_bytes, std::size_t count,
+              float* out);
 
 // The electrons a frame receives on average at a full-raster dose, 0 when unknown.
 double electrons_per_frame(const RecordedDatasetInfo& info);

@@ -26,7 +26,8 @@ nlohmann::json ReplayStatistics::to_json() const {
 }
 
 RecordedFrameProvider::RecordedFrameProvider(std::unique_ptr<RecordedDataset> dataset)
-    : dataset_(std::move(dataset)), index_(dataset_ ? dataset_->positions_A() : std::span<const Vec2>()) {
+    : dataset_(std::move(dataset)),
+      index_(dataset_ ? dataset_->positions_A() : std::span<const Vec2>()) {
   if (!dataset_ || dataset_->frame_count() == 0)
     throw std::invalid_argument("RecordedFrameProvider: no recorded frames");
   const RecordedDatasetInfo& info = dataset_->info();
@@ -67,10 +68,9 @@ Status RecordedFrameProvider::frames(std::span<const Vec2> positions_A, std::spa
       // One bad chunk must not take the rest of the command with it.
       origins[i].missing = true;
       ++batch.unreadable;
-      log::error("replay_frame_unreadable",
-                 {{"position", {positions_A[i].y, positions_A[i].x}},
-                  {"recorded_frame", match.index},
-                  {"error", s.message()}});
+      log::error("replay_frame_unreadable", {{"position", {positions_A[i].y, positions_A[i].x}},
+                                             {"recorded_frame", match.index},
+                                             {"error", s.message()}});
       continue;
     }
     ++batch.frames;
@@ -95,8 +95,9 @@ Status RecordedFrameProvider::frames(std::span<const Vec2> positions_A, std::spa
     log::warn("replay_far_from_recorded",
               {{"max_distance_A", batch.max_distance_A},
                {"scan_step_A", step},
-               {"note", "a requested position is more than a scan step from every recorded one; "
-                        "counted in frames_farther_than_step, logged once"}});
+               {"note",
+                "a requested position is more than a scan step from every recorded one; "
+                "counted in frames_farther_than_step, logged once"}});
   return Status::Ok();
 }
 

@@ -107,7 +107,8 @@ std::vector<double> read_doubles(hid_t dataset) {
   std::size_t n = 1;
   for (hsize_t d : shape) n *= d;
   std::vector<double> values(n);
-  if (n > 0 && H5Dread(dataset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) < 0)
+  if (n > 0 &&
+      H5Dread(dataset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) < 0)
     return {};
   return values;
 }
@@ -142,8 +143,8 @@ class FrameStack {
     const hsize_t frame_dims[2] = {count[scan_dims], count[scan_dims + 1]};
     H5Id mem_space(H5Screate_simple(2, frame_dims, nullptr), H5Sclose);
     if (!file_space.valid() || !mem_space.valid() ||
-        H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start.data(), nullptr,
-                            count.data(), nullptr) < 0 ||
+        H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(),
+                            nullptr) < 0 ||
         H5Dread(dataset_.get(), H5T_NATIVE_FLOAT, mem_space.get(), file_space.get(), H5P_DEFAULT,
                 out.data()) < 0) {
       const std::string why = hdf5::error_text();
@@ -218,7 +219,8 @@ class RecordingDataset final : public RecordedDataset {
       fail(path, "/frames/position_A has shape " + shape_text(pshape) + ", not (" +
                      std::to_string(shape[0]) + ", 2) like /frames/counts");
     const std::vector<double> yx = read_doubles(positions.get());
-    if (yx.size() != 2 * shape[0]) fail(path, "cannot read /frames/position_A: " + hdf5::error_text());
+    if (yx.size() != 2 * shape[0])
+      fail(path, "cannot read /frames/position_A: " + hdf5::error_text());
     for (std::size_t i = 0; i < shape[0]; ++i) {
       if (!std::isfinite(yx[2 * i]) || !std::isfinite(yx[2 * i + 1]))
         fail(path, "/frames/position_A row " + std::to_string(i) + " is not finite");
@@ -226,7 +228,8 @@ class RecordingDataset final : public RecordedDataset {
     }
 
     const std::optional<std::string> config_text = string_attribute(f, "config_json");
-    if (!config_text) fail(path, "no config_json attribute: the session's probe and raster are unknown");
+    if (!config_text)
+      fail(path, "no config_json attribute: the session's probe and raster are unknown");
     ServeConfig config;
     try {
       config = parse_serve_config(nlohmann::json::parse(*config_text));
@@ -241,8 +244,10 @@ class RecordingDataset final : public RecordedDataset {
     info_.dtype = wire_type_for(element);
     info_.probe = config.session.probe;
     if (info_.probe.window_px != info_.frame_rows)
-      fail(path, "frames are " + std::to_string(info_.frame_rows) + " px but config_json says "
-                 "session.probe.window_px = " + std::to_string(info_.probe.window_px));
+      fail(path, "frames are " + std::to_string(info_.frame_rows) +
+                     " px but config_json says "
+                     "session.probe.window_px = " +
+                     std::to_string(info_.probe.window_px));
     info_.raster = config.session.raster;
     if (link_exists(f, "/frames/electrons_per_frame")) {
       H5Id electrons = open_dataset(path, f, "/frames/electrons_per_frame");
@@ -254,7 +259,8 @@ class RecordingDataset final : public RecordedDataset {
     const std::optional<double> complete = number_attribute(f, "complete");
     if (!complete || *complete != 1.0)
       log::warn("recorded_dataset_incomplete_session",
-                {{"path", path.string()}, {"frames", frame_count()},
+                {{"path", path.string()},
+                 {"frames", frame_count()},
                  {"note", "the session did not end cleanly; its recorded frames are replayed"}});
     frames_ = FrameStack(path, "/frames/counts", std::move(counts));
   }
@@ -313,8 +319,10 @@ herr_t collect_emd_array(hid_t parent, const char* name, const hdf5::LinkInfo* i
 // A length unit's size in Angstrom; nullopt for pixels, an empty unit or one not recognised.
 std::optional<double> angstrom_per_unit(std::string unit) {
   std::erase_if(unit, [](char c) { return c == '[' || c == ']' || c == '_' || c == ' '; });
-  std::transform(unit.begin(), unit.end(), unit.begin(), [](unsigned char c) { return std::tolower(c); });
-  if (unit == "a" || unit == "\xc3\xa5" || unit == "angstrom" || unit == "angstroms" || unit == "ang")
+  std::transform(unit.begin(), unit.end(), unit.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  if (unit == "a" || unit == "\xc3\xa5" || unit == "angstrom" || unit == "angstroms" ||
+      unit == "ang")
     return 1.0;
   if (unit == "nm") return 10.0;
   if (unit == "pm") return 0.01;
@@ -339,7 +347,8 @@ class EmdDataset final : public RecordedDataset {
     const std::vector<hsize_t> shape = dataset_shape(data.get());
     for (hsize_t d : shape)
       if (d == 0 || d > static_cast<hsize_t>(std::numeric_limits<int>::max()))
-        fail(path, data_name + " has shape " + shape_text(shape) + " with an empty or oversized dimension");
+        fail(path, data_name + " has shape " + shape_text(shape) +
+                       " with an empty or oversized dimension");
     const ElementType element = require_element_type(path, data.get(), data_name);
 
     Settings from_file;
@@ -424,8 +433,8 @@ std::unique_ptr<RecordedDataset> open_hdf5(const fs::path& path) {
   const auto size = fs::file_size(path, ec);
   if (H5Fis_hdf5(path.c_str()) <= 0) {
     hdf5::forget_errors();
-    fail(path, "not an HDF5 file (no HDF5 signature in its " + std::to_string(ec ? 0 : size) +
-                   " bytes)");
+    fail(path,
+         "not an HDF5 file (no HDF5 signature in its " + std::to_string(ec ? 0 : size) + " bytes)");
   }
   H5Id file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
   if (!file.valid())
@@ -450,12 +459,14 @@ std::unique_ptr<RecordedDataset> open_hdf5(const fs::path& path) {
   if (!candidates.others.empty()) {
     std::string list;
     for (const auto& a : candidates.others) list += (list.empty() ? "" : "; ") + a;
-    fail(path, "its EMD arrays are not 4-D (scan rows, scan cols, frame rows, frame cols): " + list);
+    fail(path,
+         "its EMD arrays are not 4-D (scan rows, scan cols, frame rows, frame cols): " + list);
   }
-  fail(path, "not a recognised data set: found neither a ptypilot recording (/frames/counts, "
-             "/frames/position_A), a DECTRIS master file (/entry/data/data_000001, "
-             "/entry/instrument/detector), nor an EMD array (a group with emd_group_type = 1 "
-             "and a 4-D 'data' dataset)");
+  fail(path,
+       "not a recognised data set: found neither a ptypilot recording (/frames/counts, "
+       "/frames/position_A), a DECTRIS master file (/entry/data/data_000001, "
+       "/entry/instrument/detector), nor an EMD array (a group with emd_group_type = 1 "
+       "and a 4-D 'data' dataset)");
 }
 
 }  // namespace ptypilot::recorded

@@ -72,7 +72,8 @@ std::optional<FrameHeader> parse_frame_header(std::span<const std::byte> file, s
     *why = "no Merlin frame header (\"MQ1,\") there";
     return std::nullopt;
   }
-  std::vector<std::string_view> fields = split_fields(text.substr(0, std::min<std::size_t>(available, 256)));
+  std::vector<std::string_view> fields =
+      split_fields(text.substr(0, std::min<std::size_t>(available, 256)));
   if (fields.size() < 7) {
     *why = "a frame header with fewer than 7 fields";
     return std::nullopt;
@@ -143,15 +144,19 @@ class MibRecordedDataset final : public RecordedDataset {
     const std::optional<FrameHeader> first = parse_frame_header(bytes, 0, &why);
     if (!first) fail(path, "frame 0 at offset 0: " + why);
     if (first->depth.size() == 3 && first->depth[0] == 'R')
-      fail(path, "frame 0 at offset 0: raw pixel depth " + first->depth +
-                     (acquisition.counter_depth
-                          ? " (counter depth " + std::to_string(*acquisition.counter_depth) + " bits)"
-                          : std::string()) +
-                     " is not supported: raw frames keep the Medipix3 chip's readout order; "
-                     "record with raw mode off (U08, U16 or U32 frames)");
-    if (first->depth == "U08") element_ = {'u', 1, true};
-    else if (first->depth == "U16") element_ = {'u', 2, true};
-    else if (first->depth == "U32") element_ = {'u', 4, true};
+      fail(path,
+           "frame 0 at offset 0: raw pixel depth " + first->depth +
+               (acquisition.counter_depth
+                    ? " (counter depth " + std::to_string(*acquisition.counter_depth) + " bits)"
+                    : std::string()) +
+               " is not supported: raw frames keep the Medipix3 chip's readout order; "
+               "record with raw mode off (U08, U16 or U32 frames)");
+    if (first->depth == "U08")
+      element_ = {'u', 1, true};
+    else if (first->depth == "U16")
+      element_ = {'u', 2, true};
+    else if (first->depth == "U32")
+      element_ = {'u', 4, true};
     else
       fail(path, "frame 0 at offset 0: pixel depth '" + first->depth +
                      "' is not supported (U08, U16, U32)");
@@ -172,7 +177,9 @@ class MibRecordedDataset final : public RecordedDataset {
     if (whole > 1) {
       const std::size_t last = (whole - 1) * stride_;
       const std::optional<FrameHeader> h = parse_frame_header(bytes, last, &why);
-      if (!h) fail(path, "frame " + std::to_string(whole - 1) + " at offset " + std::to_string(last) + ": " + why);
+      if (!h)
+        fail(path, "frame " + std::to_string(whole - 1) + " at offset " + std::to_string(last) +
+                       ": " + why);
       if (h->header_bytes != header_bytes_ || h->width != first->width ||
           h->height != first->height || h->depth != first->depth)
         fail(path, "frame " + std::to_string(whole - 1) + " at offset " + std::to_string(last) +
@@ -192,15 +199,16 @@ class MibRecordedDataset final : public RecordedDataset {
       if (a.frames_in_acquisition && a.frames_per_trigger && *a.frames_per_trigger > 1 &&
           *a.frames_in_acquisition > 0 && *a.frames_in_acquisition % *a.frames_per_trigger == 0 &&
           *a.frames_in_acquisition / *a.frames_per_trigger <= std::numeric_limits<int>::max())
-        settings.scan_shape = std::array<int, 2>{
-            static_cast<int>(*a.frames_in_acquisition / *a.frames_per_trigger),
-            static_cast<int>(*a.frames_per_trigger)};
+        settings.scan_shape =
+            std::array<int, 2>{static_cast<int>(*a.frames_in_acquisition / *a.frames_per_trigger),
+                               static_cast<int>(*a.frames_per_trigger)};
       else
-        fail(path, "the scan shape is unknown: " + sidecar.path.string() + " has no scan_shape and " +
-                       (a.present ? hdr_path.string() +
-                                        " does not give one trigger per scan row (Frames in "
-                                        "Acquisition a multiple of Frames per Trigger > 1)"
-                                  : "there is no " + hdr_path.string()));
+        fail(path,
+             "the scan shape is unknown: " + sidecar.path.string() + " has no scan_shape and " +
+                 (a.present
+                      ? hdr_path.string() + " does not give one trigger per scan row (Frames in "
+                                            "Acquisition a multiple of Frames per Trigger > 1)"
+                      : "there is no " + hdr_path.string()));
     }
     const auto [rows, cols] = *settings.scan_shape;
     const std::size_t needed = static_cast<std::size_t>(rows) * static_cast<std::size_t>(cols);
@@ -210,7 +218,9 @@ class MibRecordedDataset final : public RecordedDataset {
                      " (the file ends at offset " + std::to_string(bytes.size()) + ")");
     if (whole > needed)
       log::warn("recorded_dataset_extra_frames",
-                {{"path", path.string()}, {"frames", whole}, {"scan_frames", needed},
+                {{"path", path.string()},
+                 {"frames", whole},
+                 {"scan_frames", needed},
                  {"note", "the frames after the scan are not replayed"}});
     const double step = apply_settings(settings, sidecar, info_, kMibNeeds);
     info_.raster = {rows, cols, step};

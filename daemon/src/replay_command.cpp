@@ -2,9 +2,8 @@
 // `ptypilot sim-detector` (scan-generator protocol on the command socket, native frames on the
 // data socket, the ready line), with a RecordedFrameProvider instead of the simulator.
 #include <iostream>
-#include <stdexcept>
-
 #include <nlohmann/json.hpp>
+#include <stdexcept>
 
 #include "ptypilot/daemon/cli_args.hpp"
 #include "ptypilot/daemon/detector_process.hpp"
@@ -18,14 +17,11 @@ namespace {
 
 nlohmann::json describe(const RecordedDataset& dataset) {
   const RecordedDatasetInfo& info = dataset.info();
-  nlohmann::json d = {{"path", info.path.string()},
-                      {"format", info.format},
-                      {"frames", dataset.frame_count()},
-                      {"frame_shape", {info.frame_rows, info.frame_cols}},
-                      {"stored_dtype", info.stored_dtype},
-                      {"dtype", to_string(info.dtype)},
-                      {"rotation_deg", info.rotation_deg},
-                      {"electrons_per_frame", info.electrons_per_frame}};
+  nlohmann::json d = {
+      {"path", info.path.string()},        {"format", info.format},
+      {"frames", dataset.frame_count()},   {"frame_shape", {info.frame_rows, info.frame_cols}},
+      {"stored_dtype", info.stored_dtype}, {"dtype", to_string(info.dtype)},
+      {"rotation_deg", info.rotation_deg}, {"electrons_per_frame", info.electrons_per_frame}};
   d["dose_e_per_A2"] = info.dose_e_per_A2 ? nlohmann::json(*info.dose_e_per_A2) : nlohmann::json();
   return d;
 }
@@ -44,8 +40,9 @@ int run_replay(const std::vector<std::string>& argv) {
   const CliArgs args(argv, {"dataset", "command-endpoint", "data-endpoint", "rate"},
                      {"print-config"});
   if (!args.has("dataset"))
-    throw std::invalid_argument("replay needs --dataset PATH (.npy, .mib, or HDF5: a ptypilot "
-                                "recording, a DECTRIS master file, an EMD / py4DSTEM file)");
+    throw std::invalid_argument(
+        "replay needs --dataset PATH (.npy, .mib, or HDF5: a ptypilot "
+        "recording, a DECTRIS master file, an EMD / py4DSTEM file)");
   std::unique_ptr<RecordedDataset> dataset = open_recorded_dataset(args.get("dataset", ""));
   const nlohmann::json fragment = session_config_fragment(dataset->info());
   if (args.has("print-config")) {

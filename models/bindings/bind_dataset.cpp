@@ -40,22 +40,29 @@ void bind_dataset(py::module_& m) {
       .def(py::init([](const std::string& path) { return open_recorded_dataset(path); }),
            py::arg("path"), "Opens the data set; RuntimeError naming the file if it cannot.")
       .def("__len__", &RecordedDataset::frame_count)
-      .def_property_readonly("path", [](const RecordedDataset& d) { return d.info().path.string(); })
+      .def_property_readonly("path",
+                             [](const RecordedDataset& d) { return d.info().path.string(); })
       .def_property_readonly("format", [](const RecordedDataset& d) { return d.info().format; })
-      .def_property_readonly("frame_shape", [](const RecordedDataset& d) {
-        return py::make_tuple(d.info().frame_rows, d.info().frame_cols);
-      })
-      .def_property_readonly("dtype",
-                             [](const RecordedDataset& d) { return std::string(to_string(d.info().dtype)); },
-                             "what the frames go out as on the wire")
-      .def_property_readonly("stored_dtype", [](const RecordedDataset& d) { return d.info().stored_dtype; })
+      .def_property_readonly("frame_shape",
+                             [](const RecordedDataset& d) {
+                               return py::make_tuple(d.info().frame_rows, d.info().frame_cols);
+                             })
+      .def_property_readonly(
+          "dtype", [](const RecordedDataset& d) { return std::string(to_string(d.info().dtype)); },
+          "what the frames go out as on the wire")
+      .def_property_readonly("stored_dtype",
+                             [](const RecordedDataset& d) { return d.info().stored_dtype; })
       .def_property_readonly("probe", [](const RecordedDataset& d) { return d.info().probe; })
-      .def_property_readonly("raster", [](const RecordedDataset& d) {
-        const ScanRaster& r = d.info().raster;
-        return py::dict(py::arg("rows") = r.rows, py::arg("cols") = r.cols, py::arg("step_A") = r.step_A);
-      })
-      .def_property_readonly("rotation_deg", [](const RecordedDataset& d) { return d.info().rotation_deg; })
-      .def_property_readonly("dose_e_per_A2", [](const RecordedDataset& d) { return d.info().dose_e_per_A2; })
+      .def_property_readonly("raster",
+                             [](const RecordedDataset& d) {
+                               const ScanRaster& r = d.info().raster;
+                               return py::dict(py::arg("rows") = r.rows, py::arg("cols") = r.cols,
+                                               py::arg("step_A") = r.step_A);
+                             })
+      .def_property_readonly("rotation_deg",
+                             [](const RecordedDataset& d) { return d.info().rotation_deg; })
+      .def_property_readonly("dose_e_per_A2",
+                             [](const RecordedDataset& d) { return d.info().dose_e_per_A2; })
       .def_property_readonly("electrons_per_frame",
                              [](const RecordedDataset& d) { return d.info().electrons_per_frame; })
       .def_property_readonly(
@@ -71,19 +78,22 @@ void bind_dataset(py::module_& m) {
             return out;
           },
           "(n, 2) [y, x] in Angstrom from the FOV origin: where each frame was recorded")
-      .def("frame",
-           [](RecordedDataset& d, std::size_t index) {
-             py::array_t<float> out({static_cast<py::ssize_t>(d.info().frame_rows),
-                                     static_cast<py::ssize_t>(d.info().frame_cols)});
-             const Status s = d.read_frame(index, std::span<float>(out.mutable_data(), d.frame_pixels()));
-             if (!s.ok()) throw std::runtime_error(s.message());
-             return out;
-           },
-           py::arg("index"), "Frame `index` as a (rows, cols) float32 array.")
+      .def(
+          "frame",
+          [](RecordedDataset& d, std::size_t index) {
+            py::array_t<float> out({static_cast<py::ssize_t>(d.info().frame_rows),
+                                    static_cast<py::ssize_t>(d.info().frame_cols)});
+            const Status s =
+                d.read_frame(index, std::span<float>(out.mutable_data(), d.frame_pixels()));
+            if (!s.ok()) throw std::runtime_error(s.message());
+            return out;
+          },
+          py::arg("index"), "Frame `index` as a (rows, cols) float32 array.")
       .def("frames", &read_frames, py::arg("indices"),
            "The frames at `indices` as an (n, rows, cols) float32 array.")
-      .def("session_config_json",
-           [](const RecordedDataset& d) { return session_config_fragment(d.info()).dump(); },
-           "The session config fragment (probe, raster, detector dtype) as JSON text, as "
-           "`ptypilot replay --print-config` prints it.");
+      .def(
+          "session_config_json",
+          [](const RecordedDataset& d) { return session_config_fragment(d.info()).dump(); },
+          "The session config fragment (probe, raster, detector dtype) as JSON text, as "
+          "`ptypilot replay --print-config` prints it.");
 }

@@ -11,10 +11,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace ptypilot::test {
 
@@ -24,8 +23,8 @@ class TempDir {
  public:
   explicit TempDir(const std::string& tag = "replay") {
     static std::atomic<int> counter{0};
-    path_ = fs::temp_directory_path() /
-            ("ptypilot-" + tag + "-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+    path_ = fs::temp_directory_path() / ("ptypilot-" + tag + "-" + std::to_string(::getpid()) +
+                                         "-" + std::to_string(counter++));
     fs::remove_all(path_);
     fs::create_directories(path_);
   }
@@ -61,7 +60,7 @@ struct Cube {
 };
 
 inline nlohmann::json probe_sidecar() {
-  return {{"energy_keV", 60.0},          {"semiangle_mrad", 25.0}, {"scan_step_A", 0.3},
+  return {{"energy_keV", 60.0},         {"semiangle_mrad", 25.0}, {"scan_step_A", 0.3},
           {"detector_pixel_mrad", 2.0}, {"defocus_A", 50.0},      {"Cs_mm", 0.5},
           {"dose_e_per_A2", 1e4}};
 }
@@ -73,7 +72,8 @@ inline void write_text(const fs::path& path, const std::string& text) {
 
 inline void write_bytes(const fs::path& path, const std::vector<unsigned char>& bytes) {
   std::ofstream out(path, std::ios::binary);
-  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  out.write(reinterpret_cast<const char*>(bytes.data()),
+            static_cast<std::streamsize>(bytes.size()));
 }
 
 inline std::vector<unsigned char> read_bytes(const fs::path& path) {
@@ -96,8 +96,9 @@ inline void write_npy_file(const fs::path& path, const std::string& descr,
                            const std::vector<unsigned char>& data) {
   std::string dims;
   for (std::size_t d : shape) dims += std::to_string(d) + ", ";
-  std::string header = "{'descr': '" + descr + "', 'fortran_order': " +
-                       (fortran ? "True" : "False") + ", 'shape': (" + dims + "), }";
+  std::string header = "{'descr': '" + descr +
+                       "', 'fortran_order': " + (fortran ? "True" : "False") + ", 'shape': (" +
+                       dims + "), }";
   const std::size_t unpadded = 10 + header.size() + 1;
   header.append((64 - unpadded % 64) % 64, ' ');
   header.push_back('\n');
@@ -156,9 +157,15 @@ inline std::string mib_acquisition_header(std::size_t frames, int frames_per_tri
                                           int counter_depth = 12) {
   return "HDR,\t\nTime and Date Stamp (day, mnth, yr, hr, min, s):\t02/01/2024 03:04:05\n"
          "Chip ID:\tW529_F5,-,-,-\nAssembly Size (NX1, 2X2):\t   1x1\n"
-         "Counter Depth (number):\t" + std::to_string(counter_depth) + "\n"
-         "Frames in Acquisition (Number):\t" + std::to_string(frames) + "\n"
-         "Frames per Trigger (Number):\t" + std::to_string(frames_per_trigger) + "\n"
+         "Counter Depth (number):\t" +
+         std::to_string(counter_depth) +
+         "\n"
+         "Frames in Acquisition (Number):\t" +
+         std::to_string(frames) +
+         "\n"
+         "Frames per Trigger (Number):\t" +
+         std::to_string(frames_per_trigger) +
+         "\n"
          "Readout System:\tMerlin Quad\nEnd\t\n";
 }
 
@@ -171,7 +178,8 @@ struct H5File {
   ~H5File() { H5Fclose(id); }
 };
 
-inline void h5_number_attribute(hid_t object, const char* name, double value, hid_t type = H5T_NATIVE_DOUBLE) {
+inline void h5_number_attribute(hid_t object, const char* name, double value,
+                                hid_t type = H5T_NATIVE_DOUBLE) {
   hid_t space = H5Screate(H5S_SCALAR);
   hid_t attr = H5Acreate2(object, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
   if (type == H5T_NATIVE_INT) {

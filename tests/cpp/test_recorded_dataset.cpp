@@ -1,7 +1,6 @@
 // The recorded-data readers (recorded_dataset.hpp) on small generated files of every format, and
 // their errors on bad files: each names the file, and for bad bytes the offset.
 #include <catch2/catch.hpp>
-
 #include <cmath>
 #include <random>
 
@@ -26,8 +25,8 @@ std::vector<float> read(RecordedDataset& d, std::size_t k) {
 // Every frame of the data set equals the cube's frame of the same index.
 void check_frames(RecordedDataset& d, const Cube& c) {
   REQUIRE(d.frame_count() == c.frames());
-  for (std::size_t k : {std::size_t{0}, std::size_t{1}, std::size_t(c.scan_cols), c.frames() / 2 + 3,
-                        c.frames() - 1}) {
+  for (std::size_t k : {std::size_t{0}, std::size_t{1}, std::size_t(c.scan_cols),
+                        c.frames() / 2 + 3, c.frames() - 1}) {
     INFO("frame " << k);
     CHECK(read(d, k) == c.frame(k));
   }
@@ -163,15 +162,16 @@ TEST_CASE(".npy errors name the file, the offset and what is missing", "[replay]
     const fs::path path = dir / "flat.npy";
     write_npy_file(path, "<u2", {256, 32, 32}, false, cube_bytes(c, 2, false));
     write_sidecar(path);
-    CHECK_THAT(open_error(path), Catch::Contains(path.string()) &&
-                                     Catch::Contains("(256, 32, 32) (the header, ending at offset 128) is not 4-D"));
+    CHECK_THAT(open_error(path),
+               Catch::Contains(path.string()) &&
+                   Catch::Contains("(256, 32, 32) (the header, ending at offset 128) is not 4-D"));
   }
   SECTION("a dtype that is not a number") {
     const fs::path path = dir / "complex.npy";
     write_npy_file(path, "<c8", {1, 1, 2, 2}, false, std::vector<unsigned char>(32));
     write_sidecar(path);
-    CHECK_THAT(open_error(path), Catch::Contains("'<c8' is not supported") &&
-                                     Catch::Contains("at offset"));
+    CHECK_THAT(open_error(path),
+               Catch::Contains("'<c8' is not supported") && Catch::Contains("at offset"));
   }
   SECTION("a missing sidecar key") {
     nlohmann::json sidecar = probe_sidecar();
@@ -190,8 +190,8 @@ TEST_CASE(".npy errors name the file, the offset and what is missing", "[replay]
     nlohmann::json sidecar = probe_sidecar();
     sidecar["semiangle_mrd"] = 20;
     write_sidecar(good, sidecar);
-    CHECK_THAT(open_error(good), Catch::Contains("scan.json") &&
-                                     Catch::Contains("semiangle_mrd: unknown key"));
+    CHECK_THAT(open_error(good),
+               Catch::Contains("scan.json") && Catch::Contains("semiangle_mrd: unknown key"));
     sidecar = probe_sidecar();
     sidecar["energy_keV"] = -3;
     write_sidecar(good, sidecar);
@@ -277,8 +277,10 @@ TEST_CASE("EMD 1.0 and py4DSTEM data cubes", "[replay]") {
   SECTION("EMD 1.0: dim1..dim4, the scan in nm, the probe from the sidecar") {
     const fs::path path = dir / "cube.emd";
     write_emd(path, c);
-    write_sidecar(path, {{"energy_keV", 80.0}, {"semiangle_mrad", 20.0},
-                         {"detector_pixel_mrad", 1.5}, {"defocus_A", 0.0}});
+    write_sidecar(path, {{"energy_keV", 80.0},
+                         {"semiangle_mrad", 20.0},
+                         {"detector_pixel_mrad", 1.5},
+                         {"defocus_A", 0.0}});
     auto d = open_recorded_dataset(path);
     CHECK(d->info().format == "emd");
     CHECK(d->info().dtype == PixelType::kUint16);
@@ -319,8 +321,8 @@ TEST_CASE("EMD 1.0 and py4DSTEM data cubes", "[replay]") {
     nlohmann::json sidecar = probe_sidecar();
     sidecar.erase("scan_step_A");
     write_sidecar(path, sidecar);
-    CHECK_THAT(open_error(path), Catch::Contains("has no 'scan_step_A'") &&
-                                     Catch::Contains("dimension vectors"));
+    CHECK_THAT(open_error(path),
+               Catch::Contains("has no 'scan_step_A'") && Catch::Contains("dimension vectors"));
     write_sidecar(path);
     CHECK(open_recorded_dataset(path)->info().raster.step_A == 0.3);
   }
@@ -336,8 +338,8 @@ TEST_CASE("EMD errors: no 4-D array, a corrupt chunk, a truncated file", "[repla
       hid_t g = h5_group(f.id, "/other");
       H5Gclose(g);
     }
-    CHECK_THAT(open_error(path), Catch::Contains(path.string()) &&
-                                     Catch::Contains("not a recognised data set"));
+    CHECK_THAT(open_error(path),
+               Catch::Contains(path.string()) && Catch::Contains("not a recognised data set"));
   }
   SECTION("an EMD array that is not 4-D") {
     const fs::path path = dir / "flat.emd";
@@ -354,8 +356,9 @@ TEST_CASE("EMD errors: no 4-D array, a corrupt chunk, a truncated file", "[repla
       H5Sclose(space);
       H5Gclose(g);
     }
-    CHECK_THAT(open_error(path), Catch::Contains(path.string()) && Catch::Contains("not 4-D") &&
-                                     Catch::Contains("/data/stack/data (256, 32, 32) at file offset"));
+    CHECK_THAT(open_error(path),
+               Catch::Contains(path.string()) && Catch::Contains("not 4-D") &&
+                   Catch::Contains("/data/stack/data (256, 32, 32) at file offset"));
   }
   SECTION("a corrupt deflate chunk: the frame's read fails, naming the chunk's offset") {
     const fs::path path = dir / "corrupt.emd";
@@ -433,9 +436,9 @@ TEST_CASE("Merlin .mib with its .hdr", "[replay]") {
     write_bytes(path, bytes);
     write_text(dir / "cut.hdr", mib_acquisition_header(c.frames(), c.scan_cols));
     write_sidecar(path);
-    CHECK_THAT(open_error(path), Catch::Contains(path.string()) && Catch::Contains("truncated") &&
-                                     Catch::Contains("frame 200 at offset " +
-                                                     std::to_string(200 * stride)));
+    CHECK_THAT(open_error(path),
+               Catch::Contains(path.string()) && Catch::Contains("truncated") &&
+                   Catch::Contains("frame 200 at offset " + std::to_string(200 * stride)));
   }
   SECTION("fewer frames than the scan") {
     const fs::path path = dir / "short.mib";
@@ -444,8 +447,8 @@ TEST_CASE("Merlin .mib with its .hdr", "[replay]") {
     write_bytes(path, bytes);
     write_text(dir / "short.hdr", mib_acquisition_header(c.frames(), c.scan_cols));
     write_sidecar(path);
-    CHECK_THAT(open_error(path), Catch::Contains("holds 200 frames") &&
-                                     Catch::Contains("16 x 16 scan needs 256"));
+    CHECK_THAT(open_error(path),
+               Catch::Contains("holds 200 frames") && Catch::Contains("16 x 16 scan needs 256"));
   }
   SECTION("a corrupt frame header fails that frame's read, naming its offset") {
     const fs::path path = dir / "bad.mib";
@@ -459,9 +462,10 @@ TEST_CASE("Merlin .mib with its .hdr", "[replay]") {
     auto d = open_recorded_dataset(path);
     std::vector<float> frame(d->frame_pixels());
     Status s = d->read_frame(7, frame);
-    CHECK_THAT(s.message(), Catch::Contains(path.string()) &&
-                                Catch::Contains("frame 7 at offset " + std::to_string(7 * stride)) &&
-                                Catch::Contains("no Merlin frame header"));
+    CHECK_THAT(s.message(),
+               Catch::Contains(path.string()) &&
+                   Catch::Contains("frame 7 at offset " + std::to_string(7 * stride)) &&
+                   Catch::Contains("no Merlin frame header"));
     s = d->read_frame(9, frame);
     CHECK_THAT(s.message(), Catch::Contains("says frame 9010, expected 10"));
     CHECK(read(*d, 8) == c.frame(8));
@@ -479,8 +483,8 @@ TEST_CASE("Merlin .mib with its .hdr", "[replay]") {
     const fs::path path = dir / "noshape.mib";
     write_bytes(path, mib_bytes(c, "U16"));
     write_sidecar(path);
-    CHECK_THAT(open_error(path), Catch::Contains("scan shape is unknown") &&
-                                     Catch::Contains("noshape.hdr"));
+    CHECK_THAT(open_error(path),
+               Catch::Contains("scan shape is unknown") && Catch::Contains("noshape.hdr"));
   }
 }
 

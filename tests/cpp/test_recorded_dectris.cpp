@@ -3,7 +3,6 @@
 // compressed with bitshuffle + LZ4 (HDF5 filter 32008). The chunks are written here with
 // H5Dwrite_chunk and the shared encoder, so neither side needs the filter plugin.
 #include <catch2/catch.hpp>
-
 #include <cmath>
 
 #include "ptypilot/daemon/compression.hpp"
@@ -50,7 +49,8 @@ fs::path write_dectris(const TempDir& dir, const std::string& name, const Cube& 
       H5File data(dir / data_name);
       hid_t g = h5_group(data.id, "/entry/data");
       const hsize_t n = layout.images_per_file[file];
-      const hsize_t dims[3] = {n, static_cast<hsize_t>(c.frame_px), static_cast<hsize_t>(c.frame_px)};
+      const hsize_t dims[3] = {n, static_cast<hsize_t>(c.frame_px),
+                               static_cast<hsize_t>(c.frame_px)};
       const hsize_t chunk[3] = {layout.images_per_chunk, dims[1], dims[2]};
       hid_t space = H5Screate_simple(3, dims, nullptr);
       hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
@@ -73,7 +73,8 @@ fs::path write_dectris(const TempDir& dir, const std::string& name, const Cube& 
         for (hsize_t j = 0; j < layout.images_per_chunk; ++j)
           for (std::size_t p = 0; p < c.pixels(); ++p) {
             // Past the last image, the edge chunk is padded (HDF5 stores whole chunks).
-            const std::uint16_t v = k + j < n ? static_cast<std::uint16_t>(c.count(first + k + j, p)) : 0;
+            const std::uint16_t v =
+                k + j < n ? static_cast<std::uint16_t>(c.count(first + k + j, p)) : 0;
             raw.push_back(static_cast<std::byte>(v & 0xff));
             raw.push_back(static_cast<std::byte>(v >> 8));
           }
@@ -117,9 +118,9 @@ fs::path write_dectris(const TempDir& dir, const std::string& name, const Cube& 
 
 // The scan and probe the master file lacks.
 void write_scan_sidecar(const TempDir& dir, const std::string& name) {
-  write_text(dir / (name + ".json"),
-             nlohmann::json{{"scan_step_A", 0.3}, {"semiangle_mrad", 25.0}, {"defocus_A", 10.0}}
-                 .dump());
+  write_text(
+      dir / (name + ".json"),
+      nlohmann::json{{"scan_step_A", 0.3}, {"semiangle_mrad", 25.0}, {"defocus_A", 10.0}}.dump());
 }
 
 std::vector<float> read(RecordedDataset& d, std::size_t k) {

@@ -2,11 +2,9 @@
 // protocol of the simulator, and for each position the frame of the nearest recorded position,
 // with where it came from in the frame header.
 #include <catch2/catch.hpp>
-
 #include <chrono>
 #include <cmath>
 #include <thread>
-
 #include <zmq.hpp>
 
 #include "ptypilot.pb.h"
@@ -76,8 +74,8 @@ TEST_CASE("replay answers each position with the nearest recorded frame, and say
   ZmqScanDriver driver(context, {replay.service.bound_command_endpoint(), 2000ms});
 
   // On the raster (step 0.3 A), between nodes, and at the FOV's far corner.
-  const std::vector<Vec2> positions = {{0.0, 0.0}, {0.9, 1.5}, {0.31, 0.44}, {4.5, 4.5},
-                                       {2.0, 3.1}, {0.0, 0.16}};
+  const std::vector<Vec2> positions = {{0.0, 0.0}, {0.9, 1.5}, {0.31, 0.44},
+                                       {4.5, 4.5}, {2.0, 3.1}, {0.0, 0.16}};
   const std::vector<std::size_t> nearest = {0, 3 * 16 + 5, 1 * 16 + 1, 255, 7 * 16 + 10, 1};
   REQUIRE(driver.submit(request(positions)).ok());
   double max_distance = 0, sum_distance = 0;
@@ -119,7 +117,8 @@ TEST_CASE("replay answers each position with the nearest recorded frame, and say
   CHECK(stats.mean_distance_A() == Approx(sum_distance / positions.size()));
 }
 
-TEST_CASE("replay refuses positions outside the recorded raster, naming it", "[replay][sim_detector]") {
+TEST_CASE("replay refuses positions outside the recorded raster, naming it",
+          "[replay][sim_detector]") {
   TempDir dir;
   const Cube c;
   zmq::context_t context;

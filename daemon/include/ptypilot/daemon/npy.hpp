@@ -17,9 +17,9 @@ void write_npy(const std::filesystem::path& path, std::span<const float> data,
 
 // What an .npy header says about the array that follows it.
 struct NpyHeader {
-  std::string descr;          // as written, e.g. "<u2"
-  char byte_order = '<';      // '<' little, '>' big, '|' not applicable (one byte)
-  char kind = 'u';            // 'u' unsigned, 'i' signed, 'f' floating point, 'b' boolean
+  std::string descr;      // as written, e.g. "<u2"
+  char byte_order = '<';  // '<' little, '>' big, '|' not applicable (one byte)
+  char kind = 'u';        // 'u' unsigned, 'i' signed, 'f' floating point, 'b' boolean
   std::size_t item_bytes = 0;
   bool fortran_order = false;
   std::vector<std::size_t> shape;

@@ -53,12 +53,11 @@
 #include <cstddef>
 #include <filesystem>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <span>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "ptypilot/daemon/frame.hpp"
 #include "ptypilot/daemon/policy.hpp"
@@ -70,10 +69,10 @@ namespace ptypilot {
 
 struct RecordedDatasetInfo {
   std::filesystem::path path;
-  std::string format;         // npy | merlin-mib | ptypilot-recording | dectris-hdf5 | emd
+  std::string format;  // npy | merlin-mib | ptypilot-recording | dectris-hdf5 | emd
   int frame_rows = 0;
   int frame_cols = 0;
-  std::string stored_dtype;   // as the file has it, e.g. "<u2", ">u2", "uint16"
+  std::string stored_dtype;  // as the file has it, e.g. "<u2", ">u2", "uint16"
   // What the frames go out as: the stored dtype where the native wire has it (uint8, uint16,
   // uint32, float32), float32 for every other number type.
   PixelType dtype = PixelType::kFloat32;

@@ -14,10 +14,10 @@
 //     order they were accepted, in the configured protocol (a FrameEmitter, stream_encoder.hpp):
 //     native (FrameHeader + raw payload; a recorded frame also carries replay_source_frame and
 //     replay_distance_A, where it was recorded, see ptypilot.proto), or a DECTRIS SIMPLON stream
-//     v1 or v2 in one of its encodings. DECTRIS streams carry only the frame number (= frame_index) and the pixels;
-//     each session's frames are one series: the first command of a new session closes the
-//     open series (its end message) and opens the next (its header), series ids counting
-//     from 1.
+//     v1 or v2 in one of its encodings. DECTRIS streams carry only the frame number
+//     (= frame_index) and the pixels; each session's frames are one series: the first command
+//     of a new session closes the open series (its end message) and opens the next (its
+//     header), series ids counting from 1.
 //
 // Free-running (free_run_frames > 0), like a DECTRIS detector armed for N images: no command
 // socket; one series of N frames of the preset's raster (row by row, wrapping around when N

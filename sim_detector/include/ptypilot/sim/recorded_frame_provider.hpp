@@ -8,7 +8,6 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
-
 #include <nlohmann/json.hpp>
 
 #include "ptypilot/daemon/recorded_dataset.hpp"
@@ -19,12 +18,14 @@ namespace ptypilot::sim {
 // What a replay has served so far.
 struct ReplayStatistics {
   std::uint64_t frames = 0;
-  std::uint64_t exact = 0;                // recorded within 1e-6 A of the request
-  std::uint64_t farther_than_step = 0;    // more than one scan step from any recorded position
-  std::uint64_t unreadable = 0;           // recorded frames that could not be read (not sent)
+  std::uint64_t exact = 0;              // recorded within 1e-6 A of the request
+  std::uint64_t farther_than_step = 0;  // more than one scan step from any recorded position
+  std::uint64_t unreadable = 0;         // recorded frames that could not be read (not sent)
   double max_distance_A = 0.0;
   double sum_distance_A = 0.0;
-  double mean_distance_A() const { return frames ? sum_distance_A / static_cast<double>(frames) : 0.0; }
+  double mean_distance_A() const {
+    return frames ? sum_distance_A / static_cast<double>(frames) : 0.0;
+  }
   nlohmann::json to_json() const;
 };
 
