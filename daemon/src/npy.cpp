@@ -161,6 +161,7 @@ NpyHeader parse_npy_header(std::span<const std::byte> bytes, const std::filesyst
   h.descr = header.quoted_string(header.value_of("descr"));
   h.fortran_order = header.boolean(header.value_of("fortran_order"));
   h.shape = header.shape_tuple(header.value_of("shape"));
+  const std::size_t shape_at = text_start + text.find("shape");
 
   const std::string& d = h.descr;
   const std::size_t descr_at = text_start + text.find(d);
@@ -184,6 +185,13 @@ NpyHeader parse_npy_header(std::span<const std::byte> bytes, const std::filesyst
              "float32, float64, bool)",
          descr_at);
   if (h.item_bytes == 1) h.byte_order = '|';
+  // A shape whose byte count overflows would pass any size check after wrapping around.
+  std::size_t data_bytes = h.item_bytes;
+  for (std::size_t d : h.shape)
+    if (d != 0 && data_bytes > (std::size_t{1} << 62) / d)
+      fail("shape too large: more than 2^62 bytes of data", shape_at);
+    else
+      data_bytes *= d;
   return h;
 }
 

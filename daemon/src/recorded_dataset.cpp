@@ -210,6 +210,17 @@ double electrons_per_frame(const RecordedDatasetInfo& info) {
   return *info.dose_e_per_A2 * info.raster.step_A * info.raster.step_A;
 }
 
+std::vector<Vec2> grid_positions(const RecordedDatasetInfo& info) {
+  const auto frames =
+      static_cast<std::size_t>(info.raster.rows) * static_cast<std::size_t>(info.raster.cols);
+  if (frames > kMaxFrames)
+    throw std::runtime_error(info.path.string() + ": a scan of " +
+                             std::to_string(info.raster.rows) + " x " +
+                             std::to_string(info.raster.cols) + " positions is more than " +
+                             std::to_string(kMaxFrames) + " frames");
+  return raster_positions(info.raster.rows, info.raster.cols, info.raster.step_A);
+}
+
 // ---- .npy: memory-mapped, C or Fortran order.
 
 namespace {
@@ -275,7 +286,7 @@ class NpyRecordedDataset final : public RecordedDataset {
     const double step = apply_settings(settings, sidecar, info_, kNpyNeeds);
     info_.raster = {static_cast<int>(h.shape[0]), static_cast<int>(h.shape[1]), step};
     info_.electrons_per_frame = electrons_per_frame(info_);
-    positions_A_ = raster_positions(info_.raster.rows, info_.raster.cols, step);
+    positions_A_ = grid_positions(info_);
   }
 
   Status read_frame(std::size_t index, std::span<float> out) override {

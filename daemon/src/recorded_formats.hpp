@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "ptypilot/daemon/recorded_dataset.hpp"
 
@@ -57,6 +58,12 @@ void to_float(ElementType type, const std::byte* first, std::size_t stride_bytes
 
 // The electrons a frame receives on average at a full-raster dose, 0 when unknown.
 double electrons_per_frame(const RecordedDatasetInfo& info);
+
+// The raster nodes of info.raster, row by row: the recorded positions of a grid format. Throws
+// std::runtime_error naming the file for more than kMaxFrames (the positions alone would take
+// gigabytes; such a shape is a corrupt header or sidecar, not a scan).
+inline constexpr std::size_t kMaxFrames = 100'000'000;
+std::vector<Vec2> grid_positions(const RecordedDatasetInfo& info);
 
 std::unique_ptr<RecordedDataset> open_npy(const std::filesystem::path& path);
 std::unique_ptr<RecordedDataset> open_mib(const std::filesystem::path& path);

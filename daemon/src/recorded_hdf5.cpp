@@ -400,7 +400,7 @@ class EmdDataset final : public RecordedDataset {
     const double step = apply_settings(settings, sidecar, info_, kEmdNeeds);
     info_.raster = {static_cast<int>(shape[0]), static_cast<int>(shape[1]), step};
     info_.electrons_per_frame = electrons_per_frame(info_);
-    positions_A_ = raster_positions(info_.raster.rows, info_.raster.cols, step);
+    positions_A_ = grid_positions(info_);
     frames_ = FrameStack(path, data_name, std::move(data));
   }
 

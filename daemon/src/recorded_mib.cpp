@@ -225,7 +225,7 @@ class MibRecordedDataset final : public RecordedDataset {
     const double step = apply_settings(settings, sidecar, info_, kMibNeeds);
     info_.raster = {rows, cols, step};
     info_.electrons_per_frame = electrons_per_frame(info_);
-    positions_A_ = raster_positions(rows, cols, step);
+    positions_A_ = grid_positions(info_);
   }
 
   Status read_frame(std::size_t index, std::span<float> out) override {

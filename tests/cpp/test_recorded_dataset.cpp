@@ -166,6 +166,15 @@ TEST_CASE(".npy errors name the file, the offset and what is missing", "[replay]
                Catch::Contains(path.string()) &&
                    Catch::Contains("(256, 32, 32) (the header, ending at offset 128) is not 4-D"));
   }
+  SECTION("a shape whose size overflows") {
+    const fs::path path = dir / "huge.npy";
+    write_npy_file(path, "<u2", {65536, 65536, 65536, 65536}, false,
+                   std::vector<unsigned char>(64));
+    write_sidecar(path);
+    CHECK_THAT(open_error(path), Catch::Contains(path.string()) &&
+                                     Catch::Contains("shape too large") &&
+                                     Catch::Contains("at offset"));
+  }
   SECTION("a dtype that is not a number") {
     const fs::path path = dir / "complex.npy";
     write_npy_file(path, "<c8", {1, 1, 2, 2}, false, std::vector<unsigned char>(32));
