@@ -15,6 +15,7 @@ int bench_reconstruct(const std::vector<std::string>& args);
 int run_serve(const std::vector<std::string>& args);
 int run_ctl(const std::vector<std::string>& args);
 int run_sim_detector(const std::vector<std::string>& args);
+int run_replay(const std::vector<std::string>& args);
 int bench_loop(const std::vector<std::string>& args);
 int run_demo(const std::vector<std::string>& args);
 int run_eval(const std::vector<std::string>& args);
@@ -37,6 +38,11 @@ commands:
       a simulated detector and stage: takes scan commands, sends frames of the forward model
       in the native protocol or a DECTRIS SIMPLON stream; --frames N runs free, like a detector
       armed for N images: one series of N raster frames, no scan commands
+  replay --dataset PATH [--command-endpoint EP] [--data-endpoint EP] [--rate HZ] [--print-config]
+      a recorded data set as detector and stage, like sim-detector: each position gets the frame
+      of the nearest recorded position. PATH: .npy (with NAME.json), Merlin .mib (with NAME.hdr),
+      HDF5 (ptypilot recording, DECTRIS master, EMD / py4DSTEM). --print-config: the session
+      config (probe, raster, dtype) serve needs for it, then exit
   ctl [--endpoint EP] [--events EP] COMMAND ...
       the control client: configure FILE | start [ID] | stop | status | reconstruction FILE.npy
       | wait [SECONDS] | events [COUNT]
@@ -45,11 +51,12 @@ commands:
       mos2-paper session per policy; pictures and report.json in DIR
   eval --out DIR [--specimen mos2-paper] [--datasets 25] [--positions 250] [--subsequences 5]
        [--policies learned,sparse-grid,random,heuristic] [--table1] [--figures N]
-       [--keep-sessions] [--dataset-dir DIR (needs `replay`, not yet available)]
+       [--keep-sessions] [--dataset-dir DIR]
       every strategy on held-out simulated specimens through serve and sim-detector: SSIM
       against the full raster and the truth, Q_SSIM against the sparse grid (eval.json), FRC
       (frc.png), reconstructions (fig3.png, figures/); --table1: the paper's Table 1 settings
-      (table1.md, table1.json)
+      (table1.md, table1.json); --dataset-dir: recorded data sets instead (one file each, any
+      format replay reads), through replay, against each one's full-grid reconstruction
   bench reconstruct [--patterns N] [--iterations K] [--threads T] [--batch B]
                     [--loss intensity|amplitude] [--preset NAME] [--dose E_PER_A2]
       time reconstructor iterations against the FFT floor; prints one JSON object
@@ -91,6 +98,7 @@ int main(int argc, char** argv) {
     if (command == "serve") return ptypilot::run_serve(rest);
     if (command == "ctl") return ptypilot::run_ctl(rest);
     if (command == "sim-detector") return ptypilot::run_sim_detector(rest);
+    if (command == "replay") return ptypilot::run_replay(rest);
     if (command == "demo") return ptypilot::run_demo(rest);
     if (command == "eval") return ptypilot::run_eval(rest);
     if (command == "bench" && args.size() >= 2) {

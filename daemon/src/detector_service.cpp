@@ -22,10 +22,11 @@ using Clock = std::chrono::steady_clock;
 
 // How often run() looks at its stop token when nothing else happens.
 constexpr std::chrono::milliseconds kStopPoll{50};
-// Frames simulated at once: enough to amortise the setup of a call, few enough that a full
-// raster does not sit in memory and that commands are answered between batches.
+// Frames made at once: enough to amortise the setup of a call, few enough that a full raster
+// does not sit in memory and that commands are answered between batches.
 constexpr int kBatchFrames = 16;
 
+// The simulated frames' dtype.
 PixelType choose_dtype(const DetectorServiceConfig& config) {
   if (config.dtype) return *config.dtype;
   if (config.format.protocol != StreamProtocol::kNative &&
@@ -37,6 +38,11 @@ PixelType choose_dtype(const DetectorServiceConfig& config) {
     }
   }
   return config.dose_e_per_A2 > 0 ? PixelType::kUint16 : PixelType::kFloat32;
+}
+
+SimulatorFrameSettings simulator_settings(const DetectorServiceConfig& config) {
+  return {config.preset, config.seed, config.dose_e_per_A2, config.noise_seed,
+          choose_dtype(config)};
 }
 
 std::string last_endpoint(const zmq::socket_t& socket) {
@@ -52,19 +58,24 @@ std::uint64_t now_ns() {
 }  // namespace
 
 DetectorService::DetectorService(zmq::context_t& context, DetectorServiceConfig config)
+    : DetectorService(context, config,
+                      std::make_unique<SimulatorFrameProvider>(simulator_settings(config))) {}
+
+DetectorService::DetectorService(zmq::context_t& context, DetectorServiceConfig config,
+                                 std::unique_ptr<FrameProvider> frames)
     : config_(std::move(config)),
-      specimen_(simulate_specimen(experiment_preset(config_.preset), config_.seed)),
-      simulator_(specimen_, config_.dose_e_per_A2, config_.noise_seed),
-      dtype_(choose_dtype(config_)),
+      frames_(std::move(frames)),
+      dtype_(frames_ ? frames_->format().dtype : PixelType::kFloat32),
       command_socket_(context, zmq::socket_type::rep),
       data_socket_(context, zmq::socket_type::push) {
+  if (!frames_) throw std::invalid_argument("DetectorService: no frame provider");
+  if (frames_->format().rows != frames_->format().cols)
+    throw std::invalid_argument("DetectorService: frames must be square, got " +
+                                std::to_string(frames_->format().rows) + " x " +
+                                std::to_string(frames_->format().cols));
   if (!(config_.frame_rate_hz >= 0) || !std::isfinite(config_.frame_rate_hz))
     throw std::invalid_argument("frame rate must be >= 0 Hz (0 = as fast as possible), got " +
                                 std::to_string(config_.frame_rate_hz));
-  if (!(config_.dose_e_per_A2 > 0) && dtype_ != PixelType::kFloat32)
-    throw std::invalid_argument(
-        "noise-free frames (dose 0) are fractions of an electron and would round to 0 as "
-        "integers; use dtype float32 or a positive dose");
   emitter_ = make_frame_emitter(config_.format, dtype_);  // throws for a width that does not fit
   // A stopped simulator must not hang at exit on a reader that has gone away; a second is
   // enough to flush what is queued to a live one.
@@ -77,6 +88,7 @@ DetectorService::DetectorService(zmq::context_t& context, DetectorServiceConfig 
   data_socket_.bind(config_.data_endpoint);
   bound_data_endpoint_ = last_endpoint(data_socket_);
   batch_.resize(static_cast<std::size_t>(kBatchFrames) * frame_px() * frame_px());
+  batch_origins_.resize(kBatchFrames);
   if (config_.free_run_frames > 0) jobs_.push_back(free_run_job());
 }
 
@@ -86,7 +98,7 @@ StreamSeries DetectorService::series_for(std::uint64_t number_of_images) const {
   series.rows = series.cols = frame_px();
   series.dtype = dtype_;
   series.count_time_s = config_.frame_rate_hz > 0 ? 1.0 / config_.frame_rate_hz : 1e-3;
-  series.incident_energy_eV = experiment_preset(config_.preset).probe.energy_keV * 1000.0;
+  series.incident_energy_eV = frames_->format().energy_keV * 1000.0;
   return series;
 }
 
@@ -117,14 +129,11 @@ Status DetectorService::validate(const wire::ScanCommand& command) const {
   if (!std::isfinite(command.dwell_s()) || command.dwell_s() < 0)
     return invalid_argument("dwell_s must be finite and >= 0, got " +
                             std::to_string(command.dwell_s()));
-  // The same placement the forward model uses, so that an accepted command can always be
-  // simulated: finite, inside the FOV, and its probe window on the object.
+  // The provider's rule, so that an accepted command can always be served.
   for (int i = 0; i < command.positions_size(); ++i) {
     const Vec2 p{command.positions(i).y_a(), command.positions(i).x_a()};
-    WindowPlacement placement;
-    if (Status s = place_window(specimen_.grid, frame_px(), p, &placement); !s.ok())
-      return {s.code(), "position " + std::to_string(i) + ": " + s.message() + " (preset " +
-                            config_.preset + ")"};
+    if (Status s = frames_->check(p); !s.ok())
+      return {s.code(), "position " + std::to_string(i) + ": " + s.message()};
   }
   return Status::Ok();
 }
@@ -198,7 +207,7 @@ void DetectorService::handle_command() {
   command_socket_.send(zmq::buffer(bytes), zmq::send_flags::none);
 }
 
-Status DetectorService::simulate_batch(const Job& job) {
+Status DetectorService::make_batch(const Job& job) {
   const int count = static_cast<int>(std::min<std::int64_t>(kBatchFrames, job.frames - job.next));
   std::vector<Vec2> positions(static_cast<std::size_t>(count));
   for (int i = 0; i < count; ++i) {
@@ -209,7 +218,8 @@ Status DetectorService::simulate_batch(const Job& job) {
   const std::size_t pixels = static_cast<std::size_t>(frame_px()) * frame_px();
   batch_first_ = job.next;
   batch_count_ = 0;
-  if (Status s = simulator_.frames(positions, std::span<float>(batch_).first(count * pixels));
+  if (Status s = frames_->frames(positions, std::span<float>(batch_).first(count * pixels),
+                                 std::span<FrameOrigin>(batch_origins_).first(count));
       !s.ok())
     return s;
   batch_count_ = count;
@@ -238,8 +248,9 @@ void DetectorService::send_ready_frames(Clock::time_point now) {
       continue;
     }
     if (job.next >= batch_first_ + batch_count_ || job.next < batch_first_) {
-      if (Status s = simulate_batch(job); !s.ok()) {
-        // Validation makes this unreachable; if it happens, the reader sees a gap.
+      if (Status s = make_batch(job); !s.ok()) {
+        // Validation rules out all but a recorded frame that cannot be read; if it happens, the
+        // reader sees a gap.
         log::error("sim_detector_simulation_failed", {{"session_id", job.command.session_id()},
                                                       {"command_id", job.command.command_id()},
                                                       {"error", s.message()}});
@@ -249,6 +260,11 @@ void DetectorService::send_ready_frames(Clock::time_point now) {
       }
     }
     const std::int64_t i = job.next;
+    const FrameOrigin& origin = batch_origins_[static_cast<std::size_t>(i - batch_first_)];
+    if (message_.empty() && origin.missing) {  // the provider logged why
+      ++job.next;  // the reader sees a gap, as with a real detector that loses a frame
+      continue;
+    }
     if (message_.empty()) {  // else: the frame the socket refused last time, sent again as is
       const wire::Position& position =
           job.command.positions(static_cast<int>(i % job.command.positions_size()));
@@ -265,6 +281,8 @@ void DetectorService::send_ready_frames(Clock::time_point now) {
       frame.electrons_per_frame = electrons_per_frame();
       frame.exposure_s = job.command.dwell_s();
       frame.timestamp_ns = now_ns();
+      frame.replay_source_frame = origin.recorded_frame;
+      frame.replay_distance_A = origin.distance_A;
       if (Status s = emitter_->encode(frame, &message_); !s.ok()) {
         log::error("sim_detector_encoding_failed", {{"frame_index", frame.frame_index},
                                                     {"error", s.message()}});
@@ -298,7 +316,7 @@ bool DetectorService::send_queued(std::deque<WireMessage>& messages) {
 void DetectorService::run(std::stop_token stop) {
   log::info("sim_detector_serving", {{"command_endpoint", bound_command_endpoint_},
                                      {"data_endpoint", bound_data_endpoint_},
-                                     {"preset", config_.preset},
+                                     {"frames", frames_->format().source},
                                      {"frame_px", frame_px()},
                                      {"dtype", to_string(dtype_)},
                                      {"protocol", to_string(config_.format.protocol)},

@@ -24,10 +24,12 @@
 #include <utility>
 #include <vector>
 
+#include "ptypilot/daemon/hdf5_support.hpp"
 #include "ptypilot/daemon/log.hpp"
 
 namespace ptypilot {
 namespace fs = std::filesystem;
+using hdf5::H5Id;
 
 // The journal is written with memcpy of native values; its format is little-endian.
 static_assert(std::endian::native == std::endian::little, "the journal format is little-endian");
@@ -476,113 +478,13 @@ Status errno_status(const fs::path& path, std::string_view what, int err) {
   return {code, path.string() + ": " + std::string(what) + " failed: " + errno_text(err)};
 }
 
-// The outermost entry of an HDF5 error stack says what failed, the innermost why (for an I/O
-// error it carries errno and its text).
-std::string describe_error_stack(hid_t stack) {
-  struct Walk {
-    std::string outer, inner;
-    int count = 0;
-  } walk;
-  auto visit = [](unsigned, const H5E_error2_t* e, void* data) -> herr_t {
-    auto* w = static_cast<Walk*>(data);
-    std::string desc = e->desc ? e->desc : "";
-    // An I/O entry carries ctime() (with its newline) and buffer addresses; errno and its text
-    // come before ", buf = ", and that is what a person needs.
-    std::erase(desc, '\n');
-    if (const auto cut = desc.find(", buf = "); cut != std::string::npos) desc.resize(cut);
-    std::string entry = std::string(e->func_name ? e->func_name : "?") + "(): " + desc;
-    if (w->count++ == 0) w->outer = entry;
-    w->inner = std::move(entry);
-    return 0;
-  };
-  H5Ewalk2(stack, H5E_WALK_DOWNWARD, visit, &walk);
-  if (walk.count == 0) return "";
-  if (walk.count == 1) return walk.outer;
-  return walk.outer + " [" + walk.inner + "]";
-}
-
-// The first HDF5 failure since it was last read. Captured by the library's error callback at the
-// moment the failing call returns, because the next HDF5 call (even closing a dataspace on the
-// way out) clears the error stack. One thread uses HDF5 (see the header).
-std::string g_first_hdf5_error;
-
-// While alive: HDF5 errors are captured for hdf5_status() instead of printed to stderr.
-// Restores the handler that was installed, so other HDF5 users are unaffected.
-class CaptureHdf5Errors {
- public:
-  CaptureHdf5Errors() {
-    H5Eget_auto2(H5E_DEFAULT, &func_, &data_);
-    H5Eset_auto2(H5E_DEFAULT, &capture, nullptr);
-    g_first_hdf5_error.clear();
-  }
-  ~CaptureHdf5Errors() {
-    H5Eset_auto2(H5E_DEFAULT, func_, data_);
-    g_first_hdf5_error.clear();
-  }
-  CaptureHdf5Errors(const CaptureHdf5Errors&) = delete;
-  CaptureHdf5Errors& operator=(const CaptureHdf5Errors&) = delete;
-
- private:
-  static herr_t capture(hid_t stack, void*) {
-    if (g_first_hdf5_error.empty()) g_first_hdf5_error = describe_error_stack(stack);
-    return 0;
-  }
-  H5E_auto2_t func_ = nullptr;
-  void* data_ = nullptr;
-};
-
-// For failures that are expected or already reported (a rollback after an error).
-void forget_hdf5_errors() {
-  g_first_hdf5_error.clear();
-  H5Eclear2(H5E_DEFAULT);
-}
-
-// Takes the captured failure (or, without one, whatever is on the stack now) and clears both.
-std::string hdf5_error_text() {
-  std::string text = std::exchange(g_first_hdf5_error, std::string());
-  if (text.empty()) text = describe_error_stack(H5E_DEFAULT);
-  H5Eclear2(H5E_DEFAULT);
-  return text.empty() ? "no detail from HDF5" : text;
-}
-
 Status hdf5_status(const fs::path& path, std::string_view what) {
-  const std::string detail = hdf5_error_text();
+  const std::string detail = hdf5::error_text();
   const bool full = detail.find("No space left") != std::string::npos ||
                     detail.find("errno = 28,") != std::string::npos;
   return {full ? StatusCode::kUnavailable : StatusCode::kInternal,
           path.string() + ": " + std::string(what) + " failed: " + detail};
 }
-
-// ---- HDF5 handles.
-class H5Id {
- public:
-  using Closer = herr_t (*)(hid_t);
-  H5Id() = default;
-  H5Id(hid_t id, Closer closer) : id_(id), closer_(closer) {}
-  H5Id(H5Id&& o) noexcept : id_(std::exchange(o.id_, H5I_INVALID_HID)), closer_(o.closer_) {}
-  H5Id& operator=(H5Id&& o) noexcept {
-    if (this != &o) {
-      reset();
-      id_ = std::exchange(o.id_, H5I_INVALID_HID);
-      closer_ = o.closer_;
-    }
-    return *this;
-  }
-  ~H5Id() { reset(); }
-  hid_t get() const { return id_; }
-  bool valid() const { return id_ >= 0; }
-  hid_t release() { return std::exchange(id_, H5I_INVALID_HID); }
-  herr_t reset() {
-    herr_t r = 0;
-    if (id_ >= 0 && closer_) r = closer_(id_);
-    id_ = H5I_INVALID_HID;
-    return r;
-  }
-
- private:
-  hid_t id_ = H5I_INVALID_HID;
-  Closer closer_ = nullptr;
-};
 
 // Writes an attribute, replacing one of the same name.
 bool write_attribute(hid_t object, const char* name, hid_t file_type, hid_t mem_type, hid_t space,
@@ -748,7 +650,7 @@ class H5File {
       if (!ok) {
         Status status = hdf5_status(path_, "append frames");
         for (const auto& undo : items) set_length(undo.dset.get(), undo.tail, rows_written_);
-        forget_hdf5_errors();
+        hdf5::forget_errors();
         return status;
       }
     }
@@ -792,7 +694,7 @@ class H5File {
       status = hdf5_status(path_, "final attributes");
     for (H5Id* d : datasets()) d->reset();
     sub_sequences_.reset();
-    forget_hdf5_errors();  // a dataset that fails to close fails the file's close, reported below
+    hdf5::forget_errors();  // a dataset that fails to close fails the file's close, reported below
     // Never retried: after a failed close (metadata that could not be written) HDF5 1.10 keeps a
     // half-destroyed file, and closing it again crashes, as does the library's cleanup at exit.
     // The reserve file exists to make this failure unlikely; the journal has every frame.
@@ -805,7 +707,7 @@ class H5File {
                   {"note", "the .h5 is not readable; recover() rebuilds it from the journal. "
                            "HDF5 may crash when the process exits."}});
     }
-    forget_hdf5_errors();
+    hdf5::forget_errors();
     const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0 || ::fsync(fd) != 0) {
       if (status.ok()) status = errno_status(path_, "fsync", errno);
@@ -1066,7 +968,7 @@ Status Hdf5Recorder::begin_session(const SessionInfo& info) {
                                    " already exists; a recorded session is never overwritten");
     }
 
-    CaptureHdf5Errors capture;
+    hdf5::CaptureErrors capture;
     auto session = std::make_unique<Session>();
     session->info = info;
     Status status;
@@ -1162,7 +1064,7 @@ Status Hdf5Recorder::write_frames(std::span<const DetectorFrame> frames) {
       encode_frame(record, f, counts_bytes);
     }
 
-    CaptureHdf5Errors capture;
+    hdf5::CaptureErrors capture;
     // The journal and the .h5 each take about the encoded size.
     if (Status s = check_free_space(config_.directory, 2 * buffer.size(), config_.min_free_bytes);
         !s.ok())
@@ -1195,7 +1097,7 @@ Status Hdf5Recorder::write_sub_sequence(const SubSequenceRecord& record) {
     if (session_->sub_sequences.count(record.index))
       return invalid_argument("recorder: sub-sequence " + std::to_string(record.index) +
                               " was already recorded");
-    CaptureHdf5Errors capture;
+    hdf5::CaptureErrors capture;
     Bytes& buffer = session_->buffer;
     buffer.clear();
     encode_sub_sequence(buffer, record);
@@ -1227,7 +1129,7 @@ Status Hdf5Recorder::end_session() {
 }
 
 Status Hdf5Recorder::finish_session(bool clean) {
-  CaptureHdf5Errors capture;
+  hdf5::CaptureErrors capture;
   bool complete = clean && error_.ok();
   if (complete) {
     // The end record goes first: a crash between it and the HDF5 close still recovers as
@@ -1430,7 +1332,7 @@ Status Hdf5Recorder::recover(const fs::path& journal, const fs::path& h5_out,
                               std::to_string(kJournalVersion) +
                               "): it does not start with a valid session record");
 
-    CaptureHdf5Errors capture;
+    hdf5::CaptureErrors capture;
     H5File h5;
     if (Status s = h5.create(h5_out, info, fs::absolute(journal).string()); !s.ok())
       return {s.code(), "recover: " + s.message()};

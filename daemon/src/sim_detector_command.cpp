@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ptypilot/daemon/cli_args.hpp"
+#include "ptypilot/daemon/detector_process.hpp"
 #include "ptypilot/daemon/log.hpp"
 #include "ptypilot/sim/detector_service.hpp"
 
@@ -74,16 +75,7 @@ int run_sim_detector(const std::vector<std::string>& argv) {
   if (frames < 0) throw std::invalid_argument("--frames must be >= 1 (free-running), or absent");
   config.free_run_frames = static_cast<std::uint64_t>(frames);
 
-  // SIGINT/SIGTERM are blocked in every thread (ZMQ's included, which inherit the mask) and
-  // taken synchronously by sigwait below: no handler runs in the middle of a ZMQ call, and the
-  // stop request is made from an ordinary thread.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  if (pthread_sigmask(SIG_BLOCK, &signals, nullptr) != 0)
-    throw std::runtime_error("could not block SIGINT/SIGTERM");
-
+  const sigset_t signals = block_stop_signals();
   zmq::context_t context;
   sim::DetectorService service(context, config);
 
@@ -95,6 +87,26 @@ int run_sim_detector(const std::vector<std::string>& argv) {
   else ready["frames"] = config.free_run_frames;
   if (config.format.protocol != StreamProtocol::kNative)
     ready["encoding"] = encoding_label(config.format);
+  const int signal_number = serve_until_signalled(service, signals, ready);
+  log::info("sim_detector_exit", {{"signal", signal_number}});
+  return 0;
+}
+
+sigset_t block_stop_signals() {
+  // SIGINT/SIGTERM are blocked in every thread (ZMQ's included, which inherit the mask) and
+  // taken synchronously by sigwait in serve_until_signalled: no handler runs in the middle of a
+  // ZMQ call, and the stop request is made from an ordinary thread.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  if (pthread_sigmask(SIG_BLOCK, &signals, nullptr) != 0)
+    throw std::runtime_error("could not block SIGINT/SIGTERM");
+  return signals;
+}
+
+int serve_until_signalled(sim::DetectorService& service, const sigset_t& signals,
+                          const nlohmann::json& ready) {
   std::cout << ready.dump() << std::endl;  // flushed: the parent is waiting for this line
 
   std::exception_ptr failure;
@@ -113,8 +125,7 @@ int run_sim_detector(const std::vector<std::string>& argv) {
   worker.request_stop();
   worker.join();
   if (failure) std::rethrow_exception(failure);
-  log::info("sim_detector_exit", {{"signal", signal_number}});
-  return 0;
+  return signal_number;
 }
 
 }  // namespace ptypilot

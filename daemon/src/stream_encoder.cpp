@@ -36,6 +36,13 @@ class NativeEmitter final : public FrameEmitter {
     header_.set_exposure_s(f.exposure_s);
     header_.set_timestamp_ns(f.timestamp_ns);
     header_.set_payload_bytes(payload.size());
+    if (f.replay_source_frame) {
+      header_.set_replay_source_frame(*f.replay_source_frame);
+      header_.set_replay_distance_a(f.replay_distance_A);
+    } else {  // the header is reused from frame to frame
+      header_.clear_replay_source_frame();
+      header_.clear_replay_distance_a();
+    }
     message->clear();
     zmq::message_t header_part(header_.ByteSizeLong());
     header_.SerializeWithCachedSizesToArray(static_cast<std::uint8_t*>(header_part.data()));

@@ -9,12 +9,14 @@ void bind_metrics(py::module_& m);
 void bind_specimen(py::module_& m);
 void bind_reconstructor(py::module_& m);
 void bind_reward(py::module_& m);
+void bind_dataset(py::module_& m);
 
 PYBIND11_MODULE(ptypilot_core, m) {
-  m.doc() = "ptypilot physics: probe, specimens, forward model, reconstructor, metrics";
+  m.doc() = "ptypilot physics: probe, specimens, forward model, reconstructor, metrics; recorded data sets";
   bind_optics(m);
   bind_metrics(m);
   bind_specimen(m);
   bind_reconstructor(m);
   bind_reward(m);
+  bind_dataset(m);
 }

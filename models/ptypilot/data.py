@@ -349,12 +349,11 @@ def jittered_sparse_propose(env: ScanEpisode, rng: np.random.Generator, sigma: f
     return propose
 
 
-def converged_reconstruction(preset: str, grid, positions_A: np.ndarray, counts: np.ndarray,
+def converged_reconstruction(probe, grid, positions_A: np.ndarray, counts: np.ndarray,
                              iterations: int = FINAL_ITERATIONS, threads: int = 2) -> np.ndarray:
     """FOV crop of the reconstruction afresh from recorded frames (positions in Angstrom from
     the FOV origin, counts (n, N, N)), made as every scored image is (FINAL_ITERATIONS)."""
-    p = core.experiment_preset(preset)
-    rec = core.Reconstructor(p.probe, grid, loss="amplitude", threads=threads)
+    rec = core.Reconstructor(probe, grid, loss="amplitude", threads=threads)
     rec.add_frames(np.asarray(positions_A, np.float64), np.ascontiguousarray(counts, np.float32))
     rec.iterate(iterations)
     return np.ascontiguousarray(fov_crop(rec.phase_rad, grid), dtype=np.float32)
@@ -367,7 +366,7 @@ def full_raster_reference(specimen_seed: int, preset: str = PRESET,
     sim = simulation(specimen_seed, "full_raster", preset, dose_e_per_A2)
     p = core.experiment_preset(preset)
     raster = core.raster_positions(p.scan_rows, p.scan_cols, p.step_A)
-    return converged_reconstruction(preset, sim.grid, raster, sim.frames(raster), iterations,
+    return converged_reconstruction(p.probe, sim.grid, raster, sim.frames(raster), iterations,
                                     threads)
 
 

@@ -71,7 +71,7 @@ def main(argv=None) -> int:
             progress(f"session with policy {policy}")
             session = run_session(client, config, f"demo-{policy}")
             positions, frames_recorded = session.positions_A, session.frames_recorded
-            image = data.converged_reconstruction(preset.name, grid, positions, session.counts)
+            image = data.converged_reconstruction(preset.probe, grid, positions, session.counts)
             ssim, frc_curves[policy] = compare(image, truth, grid.pixel_A)
             online = np.ascontiguousarray(figures.fov_crop(session.phase, grid), np.float32)
             figures.save_phase(out / f"{policy}.png", image, grid,

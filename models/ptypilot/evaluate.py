@@ -33,6 +33,9 @@ Writes, to DIR:
   fig3.png    reconstructions of the first --figures data sets: sparse grid, learned, and the
               full raster with both position sets (paper Fig. 3)
   figures/    one picture per data set and strategy, with its positions, and the references
+With --dataset-dir DIR, recorded data sets (one file each, any format `ptypilot replay` reads)
+instead of simulated specimens, each through `ptypilot replay`, against its own full-grid
+reconstruction (ptypilot.recorded_eval says how).
 With --table1, the paper's Table 1 settings (250 positions in 2, 3, 4, 5 sub-sequences; 335 and
 420 positions in 5), each in DIR/<P>-positions-<T>-subsequences/ as above, and DIR/table1.json,
 DIR/table1.md (Q_SSIM mean +- std per setting).
@@ -52,9 +55,9 @@ from pathlib import Path
 import numpy as np
 
 import ptypilot_core as core
-from ptypilot import data, figures
+from ptypilot import data, figures, recorded_eval
 from ptypilot.client import Client, DaemonError
-from ptypilot.loop import ConfigurationRefused, compare, run_session, session_config
+from ptypilot.loop import Q_KEYS, ConfigurationRefused, compare, run_session, session_config
 from ptypilot.processes import start_serve, start_sim_detector
 
 POLICIES = ["learned", "sparse-grid", "random", "heuristic"]
@@ -132,15 +135,6 @@ def mean_frc(curves: list[dict]) -> dict:
             "n": len(curves)}
 
 
-# Q_SSIM against the sparse grid, per SSIM it is computed from. The headline (q_ssim_vs_sparse_grid)
-# scores the converged reconstruction of each session's recorded frames (data.FINAL_ITERATIONS),
-# the online ones are the daemon's estimate as the session ended.
-Q_KEYS = {"q_ssim_vs_sparse_grid": "ssim_vs_full_raster",
-          "q_ssim_vs_sparse_grid_truth": "ssim_vs_truth",
-          "online_q_ssim_vs_sparse_grid": "online_ssim_vs_full_raster",
-          "online_q_ssim_vs_sparse_grid_truth": "online_ssim_vs_truth"}
-
-
 def run_dataset(index: int, count: int, seed: int, settings: list[Setting], policies: list[str],
                 client: Client, ptypilot: str, args) -> None:
     preset = core.experiment_preset(args.specimen)
@@ -177,7 +171,7 @@ def run_dataset(index: int, count: int, seed: int, settings: list[Setting], poli
             finally:
                 detector.stop()
             online = np.ascontiguousarray(figures.fov_crop(session.phase, grid), dtype=np.float32)
-            image = data.converged_reconstruction(preset.name, grid, session.positions_A,
+            image = data.converged_reconstruction(preset.probe, grid, session.positions_A,
                                                   session.counts)
             ssim_raster, frc = compare(image, reference, grid.pixel_A)
             ssim_truth, _ = compare(image, truth, grid.pixel_A)
@@ -367,6 +361,10 @@ def write_setting(setting: Setting, summary: dict) -> None:
     save_fig3(setting.out / "fig3.png", setting)
 
 
+def number(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
 def percent(mean, std) -> str:
     return "n/a" if mean is None else f"{100 * mean:+.2f} ± {100 * std:.2f} %"
 
@@ -433,7 +431,9 @@ def main(argv=None) -> int:
     parser.add_argument("--table1", action="store_true",
                         help="the paper's Table 1 settings instead of --positions/--subsequences")
     parser.add_argument("--dataset-dir", type=Path, default=None,
-                        help="recorded data sets, through `ptypilot replay` (not available yet)")
+                        help="recorded data sets (one file each), through `ptypilot replay`, "
+                             "instead of simulated specimens; --specimen, --datasets and --dose "
+                             "then do not apply")
     parser.add_argument("--dose", default=str(data.DOSE_E_PER_A2),
                         help="e-/A^2 of the full raster, or 'paper' for the electrons per "
                              "pattern of the paper's Table 1 (5.36e6 e-/A^2 on mos2-paper)")
@@ -443,11 +443,12 @@ def main(argv=None) -> int:
                         help="keep the sessions' recordings in DIR/sessions (about 6 MB each)")
     args = parser.parse_args(argv)
 
+    recorded = None
     if args.dataset_dir is not None:
-        print("ptypilot eval: --dataset-dir evaluates recorded data sets through `ptypilot replay`, "
-              "which does not exist yet (issue 6, streams and recorded data); evaluate on "
-              "simulated specimens (leave out --dataset-dir) until it does", file=sys.stderr)
-        return 2
+        try:
+            recorded = recorded_eval.dataset_files(args.dataset_dir)
+        except ValueError as e:
+            parser.error(str(e))
     policies = [p.strip() for p in args.policies.split(",") if p.strip()]
     if not policies or len(set(policies)) != len(policies):
         parser.error("--policies: a comma-separated list of distinct strategies")
@@ -461,12 +462,12 @@ def main(argv=None) -> int:
         args.dose = parse_dose(args.dose, core.experiment_preset(args.specimen))
         if args.datasets <= 0:
             raise ValueError("--datasets must be positive")
-        seeds = data.eval_seeds(args.datasets)
+        seeds = data.eval_seeds(args.datasets) if recorded is None else [p.name for p in recorded]
         settings = [Setting(p, t, args.out / f"{p}-positions-{t}-subsequences" if args.table1
                             else args.out) for p, t in pairs]
     except (ValueError, RuntimeError) as e:
         parser.error(str(e))
-    assert all(data.is_eval_seed(s) for s in seeds)
+    assert recorded is not None or all(data.is_eval_seed(s) for s in seeds)
 
     args.out.mkdir(parents=True, exist_ok=True)
     if args.keep_sessions:
@@ -478,15 +479,20 @@ def main(argv=None) -> int:
     else:  # recordings are read and deleted session by session; this folder goes at the end
         args.sessions_dir = Path(tempfile.mkdtemp(prefix="sessions-", dir=args.out))
     ptypilot = str(args.bin / "ptypilot")
-    progress(f"{len(seeds)} data sets of {args.specimen} (evaluation seeds {seeds[0]}..{seeds[-1]}), "
-             f"strategies {', '.join(policies)}; settings: "
+    progress((f"{len(seeds)} data sets of {args.specimen} (evaluation seeds {seeds[0]}..{seeds[-1]}), "
+              if recorded is None else f"{len(seeds)} recorded data sets in {args.dataset_dir}, ")
+             + f"strategies {', '.join(policies)}; settings: "
              + "; ".join(s.label for s in settings))
     started = time.perf_counter()
     daemon = start_serve(ptypilot, args.out / "serve.log")
     client = Client(daemon.ready["control_endpoint"], daemon.ready["events_endpoint"])
     try:
         for i, seed in enumerate(seeds):
-            run_dataset(i, len(seeds), seed, settings, policies, client, ptypilot, args)
+            if recorded is None:
+                run_dataset(i, len(seeds), seed, settings, policies, client, ptypilot, args)
+            else:
+                recorded_eval.run_dataset(i, len(seeds), recorded[i], settings, policies, client,
+                                          ptypilot, args, progress)
     finally:
         daemon.stop()
         if not args.keep_sessions:
@@ -496,6 +502,8 @@ def main(argv=None) -> int:
     failed = 0
     for setting in settings:
         summary = summarise(setting, policies, args, seeds)
+        if recorded is not None:
+            recorded_eval.describe_summary(summary, args.dataset_dir, seeds)
         summary["wall_s"] = time.perf_counter() - started
         write_setting(setting, summary)
         summaries.append(summary)
@@ -505,8 +513,8 @@ def main(argv=None) -> int:
                 progress(f"  {policy:12s} skipped: {s['reason']}")
                 continue
             failed += s["failed"]
-            progress(f"  {policy:12s} SSIM {s['ssim_mean']:.3f} ± {s['ssim_std']:.3f} "
-                     f"(truth {s['ssim_truth_mean']:.3f} ± {s['ssim_truth_std']:.3f})  Q_SSIM "
+            progress(f"  {policy:12s} SSIM {number(s['ssim_mean'])} ± {number(s['ssim_std'])} "
+                     f"(truth {number(s['ssim_truth_mean'])} ± {number(s['ssim_truth_std'])})  Q_SSIM "
                      + percent(s["q_ssim_mean"], s["q_ssim_std"]))
         bound = summary["upper_bound"]
         progress(f"  {'oracle-flank':12s} (upper bound, offline) Q_SSIM "

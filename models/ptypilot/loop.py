@@ -128,6 +128,15 @@ def run_session(client: Client, config: dict, session_id: str,
                          latencies)
 
 
+# Q_SSIM against the sparse grid, per SSIM it is computed from. The headline (q_ssim_vs_sparse_grid)
+# scores the converged reconstruction of each session's recorded frames (data.FINAL_ITERATIONS),
+# the online ones the daemon's estimate as the session ended.
+Q_KEYS = {"q_ssim_vs_sparse_grid": "ssim_vs_full_raster",
+          "q_ssim_vs_sparse_grid_truth": "ssim_vs_truth",
+          "online_q_ssim_vs_sparse_grid": "online_ssim_vs_full_raster",
+          "online_q_ssim_vs_sparse_grid_truth": "online_ssim_vs_truth"}
+
+
 def compare(image: np.ndarray, reference: np.ndarray, pixel_A: float) -> tuple[float, dict]:
     """SSIM (mean-free images, the data range of the reference: ptypilot.data.ssim_against) and
     FRC (ptypilot_core.frc of the mean-free images on their common square) of `image` against

@@ -1,4 +1,4 @@
-"""Child processes of the `ptypilot` binary (serve, sim-detector) for demos and tests."""
+"""Child processes of the `ptypilot` binary (serve, sim-detector, replay) for demos and tests."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ class ReadyProcess:
             raise RuntimeError(f"{' '.join(argv[:2])} exited before it was ready:\n"
                                + self.log_path.read_text()[-2000:])
         self.ready = json.loads(line)
+        self.lines_after_ready: list[dict] = []  # what it printed after the ready line, by stop()
 
     def stop(self, timeout_s: float = 10.0) -> int:
         if self.proc.poll() is None:
@@ -31,6 +32,13 @@ class ReadyProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if not self.proc.stdout.closed:
+            for text in self.proc.stdout.read().splitlines():
+                try:
+                    self.lines_after_ready.append(json.loads(text))
+                except json.JSONDecodeError:
+                    pass  # not one of the JSON lines the subcommands print
+            self.proc.stdout.close()
         self._log.close()
         return self.proc.returncode
 
@@ -55,6 +63,15 @@ def start_sim_detector(ptypilot: str, log_path: Path, preset="mos2-paper", seed=
         if value is not None:
             argv += [option, value]
     return ReadyProcess(argv, log_path)
+
+
+def start_replay(ptypilot: str, log_path: Path, dataset: Path, rate_hz=0.0) -> ReadyProcess:
+    """`ptypilot replay` of a recorded data set. Its ready line carries "dataset" and "config" (the
+    session config fragment); after stop(), lines_after_ready holds its summary line
+    ({"event": "summary", "frames_served", "max_distance_A", "mean_distance_A", ...})."""
+    return ReadyProcess([ptypilot, "replay", "--dataset", str(dataset), "--rate", str(rate_hz),
+                         "--command-endpoint", "tcp://127.0.0.1:*",
+                         "--data-endpoint", "tcp://127.0.0.1:*"], log_path)
 
 
 def start_serve(ptypilot: str, log_path: Path, detector: str | None = None) -> ReadyProcess:

@@ -1,5 +1,6 @@
 """`ptypilot eval` end to end, tiny: 2 held-out specimens, 100 positions in 2 sub-sequences of 50,
-sparse grid, random and the shipped learned policy, through `serve` and `sim-detector`."""
+sparse grid, random and the shipped learned policy, through `serve` and `sim-detector`; and 2
+small recorded data sets through `serve` and `replay` (--dataset-dir)."""
 
 from __future__ import annotations
 
@@ -91,12 +92,75 @@ def test_eval_pictures_and_progress(tiny_eval):
     assert not list(out.glob("sessions*"))  # recordings are not kept without --keep-sessions
 
 
-def test_dataset_dir_needs_replay(tmp_path):
+def write_recorded_datasets(directory: Path) -> list[str]:
+    """Two small recorded data sets of simulated graphene (the graphene-small preset: 32 x 32
+    raster at 0.3 A, 64 px frames), one .npy with its sidecar and one EMD 1.0 file, plus the
+    files that belong to a data set without being one."""
+    import h5py
+    import numpy as np
+
+    import ptypilot_core as core
+
+    preset = core.experiment_preset("graphene-small")
+    probe = preset.probe
+    sidecar = {"energy_keV": probe.energy_keV, "semiangle_mrad": probe.semiangle_mrad,
+               "detector_pixel_mrad": probe.detector_pixel_mrad, "defocus_A": probe.defocus_A,
+               "Cs_mm": probe.Cs_mm, "scan_step_A": preset.step_A, "dose_e_per_A2": 1e5}
+    raster = core.raster_positions(preset.scan_rows, preset.scan_cols, preset.step_A)
+    shape = (preset.scan_rows, preset.scan_cols, probe.window_px, probe.window_px)
+    directory.mkdir()
+    first = core.Simulation("graphene-small", 11, dose_e_per_A2=1e5, noise_seed=3).frames(raster)
+    np.save(directory / "graphene-a.npy", first.reshape(shape).astype(np.uint16))
+    (directory / "graphene-a.json").write_text(json.dumps(sidecar))
+    second = core.Simulation("graphene-small", 12, dose_e_per_A2=1e5, noise_seed=4).frames(raster)
+    with h5py.File(directory / "graphene-b.emd", "w") as f:
+        g = f.create_group("data/datacube")
+        g.attrs["emd_group_type"] = 1
+        g.create_dataset("data", data=second.reshape(shape).astype(np.uint16))
+        for axis, n in enumerate(shape):
+            d = g.create_dataset(f"dim{axis + 1}", data=np.arange(n) * (preset.step_A if axis < 2 else 1))
+            d.attrs["units"] = "A" if axis < 2 else "[pix]"
+        for key, value in sidecar.items():
+            if key != "scan_step_A":
+                g.attrs[key] = value
+    (directory / "notes.txt").write_text("not a data set")
+    return ["graphene-a.npy", "graphene-b.emd"]
+
+
+def test_eval_on_recorded_datasets(tmp_path):
+    names = write_recorded_datasets(tmp_path / "recorded")
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [ptypilot(), "eval", "--dataset-dir", str(tmp_path / "recorded"), "--positions", "100",
+         "--subsequences", "2", "--policies", "sparse-grid,random", "--figures", "1",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((out / "eval.json").read_text())
+    assert report["recorded_datasets"] == names and report["datasets"] == 2
+    assert report["specimen"] is None and report["specimen_seeds"] == []
+    for name in ("sparse-grid", "random"):
+        s = report["strategies"][name]
+        assert s["skipped"] is False and s["datasets"] == 2 and s["failed"] == 0, s
+        assert 0.0 < s["ssim_mean"] <= 1.0
+        assert s["ssim_truth_mean"] is None
+        assert [d["dataset"] for d in s["per_dataset"]] == names
+        for d in s["per_dataset"]:
+            assert d["positions"] == 100 and d["frames_recorded"] == 100
+            assert d["replay_max_distance_A"] == 0.0  # the sessions scan the recorded raster
+    assert report["strategies"]["sparse-grid"]["q_ssim_mean"] == 0.0
+    assert (out / "frc.png").stat().st_size > 0
+    assert (out / "figures" / "graphene-a-full-grid.png").exists()
+    assert (out / "figures" / "graphene-a-random.png").exists()
+    assert "data set 2/2 (graphene-b.emd)" in result.stderr
+
+
+def test_dataset_dir_errors(tmp_path):
+    (tmp_path / "empty").mkdir()
     result = subprocess.run([ptypilot(), "eval", "--out", str(tmp_path / "o"),
-                             "--dataset-dir", str(tmp_path)],
+                             "--dataset-dir", str(tmp_path / "empty")],
                             capture_output=True, text=True, timeout=60)
-    assert result.returncode != 0
-    assert "replay" in result.stderr and "does not exist yet" in result.stderr
+    assert result.returncode != 0 and "no data sets" in result.stderr
 
 
 def test_learned_with_another_sub_sequence_size_is_skipped(tmp_path):

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -54,6 +55,10 @@ struct OutgoingFrame {
   double electrons_per_frame = 0.0;
   double exposure_s = 0.0;
   std::uint64_t timestamp_ns = 0;
+  // A replayed frame: its index in the recorded data set and how far from position_A it was
+  // recorded (native protocol only; FrameHeader.replay_source_frame / replay_distance_A).
+  std::optional<std::uint64_t> replay_source_frame;
+  double replay_distance_A = 0.0;
 };
 
 struct StreamSeries {

@@ -1,31 +1,36 @@
-// DetectorService: the simulated detector plus stage behind `ptypilot sim-detector`. It is a
-// full scan generator and detector, so that the daemon, its tests and the demo run the same code
-// paths as with hardware:
+// DetectorService: the simulated detector plus stage behind `ptypilot sim-detector` and
+// `ptypilot replay`. It is a full scan generator and detector, so that the daemon, its tests and
+// the demo run the same code paths as with hardware. Where the frames come from is its
+// FrameProvider (frame_provider.hpp): the forward model on a simulated specimen, or a recorded
+// data set. How they go on the wire is its FrameEmitter (stream_encoder.hpp).
 //
 //   * command socket (REP, bound): speaks the scan-generator protocol documented in
 //     ptypilot/scan_driver/zmq_scan_driver.hpp. Each ScanCommand is validated as a whole
-//     (non-empty, every position finite and inside the preset's FOV, dwell finite and >= 0) and
-//     answered with a ScanAck at once; a refused command produces no frames.
+//     (non-empty, every position finite and accepted by the provider, for the simulator inside
+//     the preset's FOV; dwell finite and >= 0) and answered with a ScanAck at once; a refused
+//     command produces no frames.
 //   * data socket (PUSH, bound): for each accepted command, one frame per position, with
 //     frame_index = first_frame_index + i and position_index = i, in order, commands in the
 //     order they were accepted, in the configured protocol (a FrameEmitter, stream_encoder.hpp):
-//     native (FrameHeader + raw payload), or a DECTRIS SIMPLON stream v1 or v2 in one of its
-//     encodings. DECTRIS streams carry only the frame number (= frame_index) and the pixels;
-//     each session's frames are one series: the first command of a new session closes the
-//     open series (its end message) and opens the next (its header), series ids counting
-//     from 1.
+//     native (FrameHeader + raw payload; a recorded frame also carries replay_source_frame and
+//     replay_distance_A, where it was recorded, see ptypilot.proto), or a DECTRIS SIMPLON stream
+//     v1 or v2 in one of its encodings. DECTRIS streams carry only the frame number
+//     (= frame_index) and the pixels; each session's frames are one series: the first command
+//     of a new session closes the open series (its end message) and opens the next (its
+//     header), series ids counting from 1.
 //
 // Free-running (free_run_frames > 0), like a DECTRIS detector armed for N images: no command
 // socket; one series of N frames of the preset's raster (row by row, wrapping around when N
-// exceeds it) goes out as soon as a reader connects, then the service idles until stopped.
+// exceeds it) goes out as soon as a reader connects, then the service idles until stopped. The
+// positions are the preset's, so free-running is for simulated frames.
 //
 // One thread runs one loop that answers commands and sends frames in turn, so a command sent
 // while frames of an earlier one are still going out is acknowledged at once rather than after
 // the scan (a driver's ack timeout must not depend on the length of the previous scan).
 // Backpressure: the data socket keeps ZMQ's default send high-water mark and a frame is only
 // sent when the socket can take it, so a slow reader slows the simulator down; no frame is
-// dropped. Frames are simulated in small batches just before they are sent, so a full-raster
-// command does not hold every frame in memory.
+// dropped. Frames are made (simulated or read) in small batches just before they are sent, so a
+// full-raster command does not hold every frame in memory.
 //
 // A command that repeats the (session_id, command_id) of the last accepted one is a driver's
 // resend after a lost ack: it gets the same ack again and is not scanned twice.
@@ -50,12 +55,13 @@
 #include "ptypilot.pb.h"
 #include "ptypilot/daemon/frame.hpp"
 #include "ptypilot/daemon/stream_encoder.hpp"
-#include "ptypilot/sim/simulator.hpp"
+#include "ptypilot/sim/frame_provider.hpp"
 #include "ptypilot/status.hpp"
 
 namespace ptypilot::sim {
 
 struct DetectorServiceConfig {
+  // The simulated frames (SimulatorFrameSettings), for the constructor without a provider.
   std::string preset = "mos2-paper";
   std::uint64_t seed = 1;        // specimen
   double dose_e_per_A2 = 1e5;    // <= 0: noise-free frames that each sum to 1
@@ -73,10 +79,15 @@ struct DetectorServiceConfig {
 
 class DetectorService {
  public:
-  // Builds the specimen and binds both sockets. Throws std::invalid_argument for an unknown
-  // preset, a negative rate or an integer dtype with noise-free frames (they would round to 0),
-  // and zmq::error_t when an endpoint cannot be bound. `context` must outlive the service.
+  // Simulated frames: builds the specimen of config's preset and binds both sockets. Throws
+  // std::invalid_argument for an unknown preset, a negative rate or an integer dtype with
+  // noise-free frames (they would round to 0), and zmq::error_t when an endpoint cannot be
+  // bound. `context` must outlive the service.
   DetectorService(zmq::context_t& context, DetectorServiceConfig config);
+  // Frames from `frames`, which must be square; config's simulator fields (preset to dtype) are
+  // not used (but free-running scans the preset's raster).
+  DetectorService(zmq::context_t& context, DetectorServiceConfig config,
+                  std::unique_ptr<FrameProvider> frames);
 
   DetectorService(const DetectorService&) = delete;
   DetectorService& operator=(const DetectorService&) = delete;
@@ -92,10 +103,11 @@ class DetectorService {
   const std::string& bound_data_endpoint() const { return bound_data_endpoint_; }
 
   const DetectorServiceConfig& config() const { return config_; }
-  const SimulatedSpecimen& specimen() const { return specimen_; }
+  // Read only from the thread that runs the service, or before run() and after it returns.
+  const FrameProvider& frame_provider() const { return *frames_; }
   PixelType dtype() const { return dtype_; }
-  int frame_px() const { return simulator_.window_px(); }
-  double electrons_per_frame() const { return simulator_.electrons_per_frame(); }
+  int frame_px() const { return frames_->format().rows; }  // square: rows = cols
+  double electrons_per_frame() const { return frames_->format().electrons_per_frame; }
 
   // Health counters, readable from any thread.
   std::uint64_t commands_accepted() const { return commands_accepted_.load(); }
@@ -121,15 +133,14 @@ class DetectorService {
   wire::ScanAck answer(const wire::ScanCommand& command);
   // Sends as many frames as the data socket takes without blocking, at most one when paced.
   void send_ready_frames(std::chrono::steady_clock::time_point now);
-  Status simulate_batch(const Job& job);
+  Status make_batch(const Job& job);
   // Sends queued series messages; false while the socket cannot take them.
   bool send_queued(std::deque<WireMessage>& messages);
   StreamSeries series_for(std::uint64_t number_of_images) const;
   Job free_run_job();
 
   DetectorServiceConfig config_;
-  SimulatedSpecimen specimen_;
-  FrameSimulator simulator_;
+  std::unique_ptr<FrameProvider> frames_;
   PixelType dtype_;
   zmq::socket_t command_socket_;
   zmq::socket_t data_socket_;
@@ -141,8 +152,9 @@ class DetectorService {
   bool series_open_ = false;
 
   std::deque<Job> jobs_;
-  // Frames simulated for jobs_.front(), positions [batch_first_, batch_first_ + batch_count_).
+  // Frames made for jobs_.front(), positions [batch_first_, batch_first_ + batch_count_).
   std::vector<float> batch_;
+  std::vector<FrameOrigin> batch_origins_;
   std::int64_t batch_first_ = 0;
   int batch_count_ = 0;
   std::chrono::steady_clock::time_point next_frame_at_{};

@@ -1,0 +1,217 @@
+"""`ptypilot eval --dataset-dir DIR`: the scanning strategies on recorded data sets, through
+`ptypilot replay` instead of `ptypilot sim-detector` (ptypilot.evaluate does the rest).
+
+Each data set is one file in DIR in a format replay reads (recorded_dataset.hpp): .npy (with its
+sidecar NAME.json), Merlin .mib (with NAME.hdr), or HDF5 (.h5, .hdf5, .emd, .nxs: a ptypilot
+recording, a DECTRIS master file, an EMD / py4DSTEM data cube). Sidecars, .hdr files and DECTRIS
+data files (NAME_data_NNNNNN.h5) belong to their data set and are not data sets themselves.
+
+Per data set:
+  - the session settings (probe, raster, detector dtype) are the ones replay reports for it (the
+    session config fragment of its ready line), and the session's sub-sequences and budget are
+    the evaluation's;
+  - each session is scored, as in ptypilot.evaluate, by its recorded frames reconstructed
+    afresh (ptypilot.data.converged_reconstruction), beside the daemon's online estimate;
+  - the ground truth is the full-grid reconstruction from the file itself: every frame at its
+    recorded position, through ptypilot_core (the daemon's reconstructor), amplitude loss,
+    ptypilot.data.FULL_RASTER_ITERATIONS iterations, on the object grid the daemon uses;
+  - there is no true potential, so the SSIM-against-truth fields are null;
+  - each strategy's session gets a fresh replay, whose summary (how far the frames were recorded
+    from the positions asked for) goes into eval.json.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+import ptypilot_core as core
+from ptypilot import data, figures
+from ptypilot.client import Client, DaemonError
+from ptypilot.loop import Q_KEYS, ConfigurationRefused, compare, policy_config, run_session
+from ptypilot.processes import start_replay
+
+DATASET_SUFFIXES = {".npy", ".mib", ".h5", ".hdf5", ".emd", ".nxs"}
+MARGIN_PX = 3  # the daemon's default session.margin_px, set explicitly in every session
+REFERENCE_POLICY = "sparse-grid"
+
+
+def dataset_files(directory: Path) -> list[Path]:
+    """The data sets in `directory`, by name. Raises ValueError when there are none."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ValueError(f"--dataset-dir {directory}: not a directory")
+    files = []
+    for path in sorted(directory.iterdir()):
+        if not path.is_file() or path.suffix.lower() not in DATASET_SUFFIXES:
+            continue
+        stem = path.stem
+        if len(stem) > 12 and stem[-12:-6] == "_data_" and stem[-6:].isdigit():
+            continue  # a DECTRIS data file, read through its master
+        files.append(path)
+    if not files:
+        raise ValueError(f"--dataset-dir {directory}: no data sets (files ending in "
+                         + ", ".join(sorted(DATASET_SUFFIXES)) + ")")
+    return files
+
+
+@dataclass
+class RecordedSet:
+    name: str
+    path: Path
+    dataset: object        # ptypilot_core.RecordedDataset
+    fragment: dict         # the session config fragment (probe, raster, detector dtype)
+    grid: object           # ptypilot_core.ObjectGrid: the daemon's object grid for it
+    reference: np.ndarray  # FOV crop of the full-grid reconstruction
+
+
+def object_grid(dataset):
+    r = dataset.raster
+    probe = dataset.probe
+    return core.object_grid_for_fov((r["rows"] - 1) * r["step_A"], (r["cols"] - 1) * r["step_A"],
+                                    probe.pixel_A, probe.window_px, MARGIN_PX)
+
+
+def full_grid_reference(dataset, grid, iterations: int = data.FULL_RASTER_ITERATIONS,
+                        threads: int = 2) -> np.ndarray:
+    """FOV crop of the reconstruction from every frame of the data set at its recorded position."""
+    rec = core.Reconstructor(dataset.probe, grid, loss="amplitude", threads=threads)
+    positions = dataset.positions_A
+    batch = 1024  # frames read and added at a time: the reconstructor keeps them all anyway
+    for first in range(0, len(positions), batch):
+        indices = list(range(first, min(first + batch, len(positions))))
+        rec.add_frames(positions[indices], dataset.frames(indices))
+    rec.iterate(iterations)
+    return np.ascontiguousarray(figures.fov_crop(rec.phase_rad, grid), dtype=np.float32)
+
+
+def load(path: Path, progress) -> RecordedSet:
+    dataset = core.RecordedDataset(str(path))
+    fragment = json.loads(dataset.session_config_json())
+    grid = object_grid(dataset)
+    t0 = time.perf_counter()
+    reference = full_grid_reference(dataset, grid)
+    progress(f"{path.name}: {dataset.format}, {len(dataset)} frames of {dataset.frame_shape}, "
+             f"full-grid reference in {time.perf_counter() - t0:.1f} s")
+    return RecordedSet(path.name, path, dataset, fragment, grid, reference)
+
+
+def session_config(recorded: RecordedSet, replay, *, positions: int, sub_sequence: int,
+                   policy: str, sessions_dir: Path, seed: int = 1) -> dict:
+    session = dict(recorded.fragment["session"])
+    session.update({"total_positions": int(positions), "sub_sequence_size": int(sub_sequence),
+                    "seed": int(seed), "margin_px": MARGIN_PX})
+    return {
+        "session": session,
+        "reconstruction": {"loss": "amplitude", "iterations_per_update": data.ITERATIONS_PER_UPDATE},
+        "policy": policy_config(policy, sub_sequence),
+        "detector": {"endpoint": replay.ready["data_endpoint"],
+                     "dtype": recorded.fragment["detector"]["dtype"]},
+        "scan_driver": {"kind": "zmq", "endpoint": replay.ready["command_endpoint"]},
+        "recorder": {"directory": str(sessions_dir)},
+    }
+
+
+def run_dataset(index: int, count: int, path: Path, settings, policies: list[str],
+                client: Client, ptypilot: str, args, progress) -> None:
+    """ptypilot.evaluate.run_dataset for one recorded data set: one row per setting."""
+    progress(f"data set {index + 1}/{count} ({path.name}): full-grid reference")
+    recorded = load(path, progress)
+    grid = recorded.grid
+    for setting in settings:
+        row = {"specimen_seed": None, "dataset": recorded.name, "strategies": {}}
+        images = {}
+        raster = recorded.dataset.raster
+        if setting.positions > raster["rows"] * raster["cols"]:
+            row["error"] = (f"{setting.positions} positions exceed the {raster['rows']} x "
+                            f"{raster['cols']} raster of {recorded.name}")
+            progress(f"{recorded.name}: skipped: {row['error']}")
+            setting.rows.append(row)
+            continue
+        for policy in policies:
+            if policy in setting.skipped:
+                continue
+            session_id = f"eval-{setting.positions}p{setting.subsequences}s-{Path(recorded.name).stem}-{policy}"
+            replay = start_replay(ptypilot, args.out / "replay.log", path)
+            try:
+                config = session_config(recorded, replay, positions=setting.positions,
+                                        sub_sequence=setting.sub_sequence, policy=policy,
+                                        sessions_dir=args.sessions_dir)
+                session = run_session(client, config, session_id, keep_recording=args.keep_sessions)
+            except ConfigurationRefused as e:
+                setting.skipped[policy] = str(e)
+                progress(f"{policy}: skipped for {setting.label}: {e}")
+                continue
+            except (DaemonError, TimeoutError) as e:
+                row["strategies"][policy] = {"dataset": recorded.name, "error": str(e)}
+                progress(f"{recorded.name}, {policy}: FAILED: {e}")
+                continue
+            finally:
+                replay.stop()
+            summary = next((l for l in reversed(replay.lines_after_ready)
+                            if l.get("event") == "summary"), {})
+            online = np.ascontiguousarray(figures.fov_crop(session.phase, grid), dtype=np.float32)
+            image = data.converged_reconstruction(recorded.dataset.probe, grid,
+                                                  session.positions_A, session.counts)
+            ssim, frc = compare(image, recorded.reference, grid.pixel_A)
+            setting.frc.setdefault(policy, []).append(frc)
+            row["strategies"][policy] = {
+                "dataset": recorded.name,
+                "ssim_vs_full_raster": ssim,
+                "ssim_vs_truth": None,
+                "online_ssim_vs_full_raster": compare(online, recorded.reference, grid.pixel_A)[0],
+                "online_ssim_vs_truth": None,
+                "positions": int(len(session.positions_A)),
+                "frames_recorded": session.frames_recorded,
+                "sub_sequences": len(session.latencies),
+                "seconds": session.seconds,
+                "decision_latency_ms_max": session.decision_latency_ms_max,
+                "replay_max_distance_A": summary.get("max_distance_A"),
+                "replay_mean_distance_A": summary.get("mean_distance_A"),
+            }
+            images[policy] = (image, session.positions_A)
+            progress(f"data set {index + 1}/{count} [{setting.positions}/{setting.subsequences}] "
+                     f"{policy:12s} SSIM {ssim:.3f} vs full grid, {len(session.positions_A)} "
+                     f"positions, {session.seconds:.1f} s")
+        sparse = row["strategies"].get(REFERENCE_POLICY, {})
+        for r in row["strategies"].values():
+            if "ssim_vs_full_raster" in r and sparse.get("ssim_vs_full_raster"):
+                for q_key, ssim_key in Q_KEYS.items():
+                    have = r.get(ssim_key) is not None and sparse.get(ssim_key) is not None
+                    r[q_key] = float(core.q_ssim(r[ssim_key], sparse[ssim_key])) if have else None
+        setting.rows.append(row)
+        if index < args.figures:
+            save_figures(setting, recorded, images, row)
+
+
+def save_figures(setting, recorded: RecordedSet, images: dict, row: dict) -> None:
+    d = setting.out / "figures"
+    d.mkdir(parents=True, exist_ok=True)
+    stem = Path(recorded.name).stem
+    figures.save_phase(d / f"{stem}-full-grid.png", recorded.reference, recorded.grid,
+                       f"{recorded.name}: full grid (reference)")
+    for policy, (image, positions) in images.items():
+        ssim = row["strategies"][policy]["ssim_vs_full_raster"]
+        figures.save_phase(d / f"{stem}-{policy}.png", image, recorded.grid,
+                           f"{policy}: {len(positions)} positions, SSIM {ssim:.3f}",
+                           positions_A=positions, color="lime")
+    setting.figure_data.append({"seed": recorded.name, "grid": recorded.grid,
+                                "reference": recorded.reference, "images": images, "row": row})
+
+
+def describe_summary(summary: dict, directory: Path, names: list[str]) -> None:
+    """Makes a setting's eval.json say what was evaluated: recorded data sets, not specimens."""
+    summary.update({
+        "specimen": None,
+        "dose_e_per_A2": None,
+        "dataset_dir": str(directory),
+        "recorded_datasets": names,
+        "specimen_seeds": [],
+        "reference": "full-grid reconstruction from every frame of each recorded data set "
+                     "(ptypilot.recorded_eval.full_grid_reference); no true potential, so "
+                     "ssim_truth_* are null",
+    })
