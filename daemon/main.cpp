@@ -44,10 +44,11 @@ commands:
       against the full raster and the truth, Q_SSIM against the sparse grid (eval.json), FRC
       (frc.png), reconstructions (fig3.png, figures/); --table1: the paper's Table 1 settings
       (table1.md, table1.json)
-  bench reconstruct [--patterns N] [--iterations K] [--threads T] [--batch B]
-                    [--loss intensity|amplitude] [--preset NAME] [--dose E_PER_A2]
-      time reconstructor iterations against the FFT floor; prints one JSON object
+  bench reconstruct [--backend cpu|cuda|auto] [--patterns N] [--iterations K] [--threads T]
+                    [--batch B] [--loss intensity|amplitude] [--preset NAME] [--dose E_PER_A2]
+      time reconstructor iterations against the FFT (FFTW or cuFFT) floor; prints one JSON object
   bench loop [--positions N] [--subsequence M] [--sessions S] [--policy KIND] [--iterations K]
+             [--backend auto|cpu|cuda]
       decision latency of the closed loop (last frame in -> next positions accepted), p50/p99
   bench ingest [--frames N] [--shape 64x64] [--batch B] [--dir DIR]
       daemon frames/s with recording against raw ZMQ frames/s, and frames lost

@@ -112,6 +112,8 @@ int bench_loop(const std::vector<std::string>& args) {
   const long sub = cli.get_int("subsequence", 50);
   const long sessions = cli.get_int("sessions", 5);
   const std::string policy = cli.get("policy", "heuristic");
+  // The daemon makes this same choice at configure; a backend that is not there fails here.
+  const BackendChoice backend = choose_backend(cli.get("backend", "auto"));
   log::set_min_level(log::Level::kWarn);
 
   zmq::context_t context{1};
@@ -171,6 +173,8 @@ int bench_loop(const std::vector<std::string>& args) {
   const json report = {
       {"benchmark", "loop"},
       {"policy", policy},
+      {"backend", backend.backend},
+      {"backend_reason", backend.reason},
       {"positions", positions},
       {"subsequence", sub},
       {"sessions", sessions},
