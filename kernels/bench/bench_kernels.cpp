@@ -1,10 +1,15 @@
 // ptypilot_kernels_bench: what `ptypilot bench reconstruct` measures, for machines that build
 // kernels/ alone (a GPU machine with CUDA and FFTW but not the daemon's libraries), on frames
-// generated here (tests/synthetic_experiment.hpp) instead of the simulator's. Also times the
-// Voronoi reward, exact (CPU) and Jump Flooding (GPU), and their agreement. One JSON object.
+// generated here (tests/synthetic_experiment.hpp) instead of the simulator's. Also times
+//   - the reconstructor's part of the closed loop's decision latency, as the daemon's Session
+//     runs it: per sub-sequence add_frames, `--session-iterations` steps (amplitude loss, as
+//     `ptypilot bench loop`) and the snapshot the policy reads, up to `--session-positions`;
+//   - the Voronoi reward, exact (CPU) and Jump Flooding (GPU), and their agreement.
+// One JSON object.
 //
 //   ptypilot_kernels_bench [--backend auto|cpu|cuda] [--patterns 500] [--iterations 20]
 //                          [--warmup 3] [--loss intensity|amplitude] [--reward-positions 250]
+//                          [--session-positions 550] [--subsequence 50] [--session-iterations 5]
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -14,7 +19,9 @@
 #include <map>
 #include <sstream>
 #include <stdexcept>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "label_agreement.hpp"
 #include "ptypilot/cuda_support.hpp"
@@ -30,7 +37,8 @@ using Clock = std::chrono::steady_clock;
 std::map<std::string, std::string> parse_options(int argc, char** argv) {
   std::map<std::string, std::string> options = {
       {"backend", "auto"}, {"patterns", "500"}, {"iterations", "20"},  {"warmup", "3"},
-      {"loss", "intensity"}, {"reward-positions", "250"}, {"reward-repeats", "20"}};
+      {"loss", "intensity"}, {"reward-positions", "250"}, {"reward-repeats", "20"},
+      {"session-positions", "550"}, {"subsequence", "50"}, {"session-iterations", "5"}};
   for (int i = 1; i < argc; ++i) {
     std::string key = argv[i];
     if (key.rfind("--", 0) != 0 || i + 1 >= argc || !options.count(key.substr(2)))
@@ -51,6 +59,48 @@ std::string quoted(const std::string& s) {
 
 double ms_since(Clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+double percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0.0;
+  std::sort(v.begin(), v.end());
+  const double rank = p / 100.0 * (v.size() - 1);
+  const auto lo = static_cast<std::size_t>(rank);
+  const std::size_t hi = std::min(lo + 1, v.size() - 1);
+  return v[lo] + (rank - lo) * (v[hi] - v[lo]);
+}
+
+// Sub-sequence updates as Session::complete_sub_sequence does them; the first sub-sequence's
+// update is the cold start (plans, graph capture) and is reported apart.
+std::string time_session_updates(const std::string& backend, int positions, int subsequence,
+                                 int iterations) {
+  auto e = testing::synthetic_experiment(19.8, positions, Loss::kAmplitude, 4000.0, 2);
+  e.config.backend = backend;
+  auto reconstructor = make_reconstructor(e.config);
+  std::vector<double> update_ms;
+  double first_ms = 0.0;
+  std::span<const Frame> all(e.frames);
+  for (int first = 0; first < positions; first += subsequence) {
+    const int count = std::min(subsequence, positions - first);
+    const auto t0 = Clock::now();
+    if (Status s = reconstructor->add_frames(all.subspan(first, count)); !s.ok())
+      throw std::runtime_error(s.to_string());
+    if (Status s = reconstructor->iterate(iterations); !s.ok()) throw std::runtime_error(s.to_string());
+    const Potential potential = reconstructor->snapshot();
+    (first == 0 ? first_ms : update_ms.emplace_back()) = ms_since(t0);
+    if (potential.frames != std::size_t(first + count)) throw std::logic_error("frames lost");
+  }
+  std::ostringstream json;
+  json.precision(6);
+  json << "{\n    \"backend\": " << quoted(std::string(reconstructor->backend()))
+       << ",\n    \"positions\": " << positions << ",\n    \"subsequence\": " << subsequence
+       << ",\n    \"iterations_per_update\": " << iterations
+       << ",\n    \"first_update_ms\": " << first_ms
+       << ",\n    \"update_ms_p50\": " << percentile(update_ms, 50)
+       << ",\n    \"update_ms_p99\": " << percentile(update_ms, 99)
+       << ",\n    \"update_ms_at_most_frames\": " << (update_ms.empty() ? first_ms : update_ms.back())
+       << "\n  }";
+  return json.str();
 }
 
 }  // namespace
@@ -98,6 +148,11 @@ int main(int argc, char** argv) {
          << "    \"ratio_to_fft_floor\": " << ms / floor << ",\n"
          << "    \"loss_first\": " << result.loss_history.front() << ",\n"
          << "    \"loss_last\": " << result.loss_history.back() << "\n  },\n";
+    json << "  \"session\": "
+         << time_session_updates(e.config.backend, std::stoi(options.at("session-positions")),
+                                 std::stoi(options.at("subsequence")),
+                                 std::stoi(options.at("session-iterations")))
+         << ",\n";
 
     // The reward on the reconstruction, at random positions.
     const ObjectGrid& g = e.config.object;

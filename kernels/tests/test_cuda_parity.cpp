@@ -85,6 +85,10 @@ TEST_CASE("CUDA: the gradient matches the CPU's", "[cuda]") {
       CHECK(cuda_loss == Approx(cpu_loss).epsilon(1e-5));
       const double difference = max_abs_difference(cuda_gradient, cpu_gradient);
       CHECK(difference <= 1e-4 * max_abs(cpu_gradient));
+      WARN("measured, " << size.patterns << " patterns, " << loss_name(loss)
+                        << ": loss relative difference " << std::abs(cuda_loss / cpu_loss - 1)
+                        << ", gradient max difference " << difference / max_abs(cpu_gradient)
+                        << " of its largest value");
       // The state is unchanged: a second evaluation gives the same.
       double again = 0;
       RealImage unused;
@@ -116,6 +120,11 @@ TEST_CASE("CUDA: one and ten iterations follow the CPU's", "[cuda]") {
         const double tolerance = iterations == 1 ? 1e-4 : 1e-3;
         const double difference = max_abs_difference(got.phase_rad, expected.phase_rad);
         CHECK(difference <= tolerance * max_abs(expected.phase_rad));
+        WARN("measured, " << size.patterns << " patterns, " << loss_name(loss) << ", "
+                          << iterations << " iterations: V max difference "
+                          << difference / max_abs(expected.phase_rad)
+                          << " of its largest value; last loss relative difference "
+                          << std::abs(got.loss_history.back() / expected.loss_history.back() - 1));
         REQUIRE(got.loss_history.size() == expected.loss_history.size());
         for (std::size_t k = 0; k < got.loss_history.size(); ++k)
           CHECK(got.loss_history[k] == Approx(expected.loss_history[k]).epsilon(1e-4));
@@ -217,6 +226,10 @@ TEST_CASE("CUDA: Jump Flooding labels and rewards", "[cuda]") {
                                              device);
       CHECK(a.agreeing_share() >= 0.999);
       CHECK(a.worst_excess_px <= kJfaDistanceSlack_px);
+      WARN("measured, layout " << l << (fov_only ? ", FOV" : ", whole grid") << ": "
+                               << a.disagreeing << " of " << a.labelled
+                               << " pixels differ from the exact labels, by at most "
+                               << a.worst_excess_px << " px");
     }
     const Image<int> labels = voronoi_labels_jfa(g, positions, true);
     const auto a = testing::compare_labels(g, positions, voronoi_labels(g, positions, true),
