@@ -61,7 +61,9 @@ class HostEmulatedReconstructor {
   double evaluate(const float* v) {
     const gpu::GradientPass g = pass(v);
     const long elements = gpu::pass_elements(g);
-    for (long i = 0; i < elements; ++i) g.waves[i] = gpu::exit_wave_at(g, i);
+    const int nn = g.n * g.n;
+    for (long p = 0; p < g.patterns; ++p)
+      for (int k = 0; k < nn; ++k) g.waves[gpu::element_index(g, p, k)] = gpu::exit_wave_at(g, p, k);
     const BatchedFft forward(g.n, static_cast<int>(g.patterns), FftDirection::kForward, false);
     const BatchedFft inverse(g.n, static_cast<int>(g.patterns), FftDirection::kBackward, false);
     forward.execute(waves_.data());
@@ -79,9 +81,11 @@ class HostEmulatedReconstructor {
       block_losses_[b] = block;
     }
     inverse.execute(waves_.data());
-    for (long i = 0; i < elements; ++i) {
-      const gpu::GradientTerm term = gpu::gradient_term_at(g, i);
-      g.gradient[term.pixel] += term.value;
+    for (long p = 0; p < g.patterns; ++p) {
+      for (int k = 0; k < nn; ++k) {
+        const gpu::GradientTerm term = gpu::gradient_term_at(g, p, k);
+        g.gradient[term.pixel] += term.value;
+      }
     }
     double total = 0.0;
     for (long b = 0; b < blocks; ++b) total += block_losses_[b];

@@ -78,7 +78,7 @@ TEST_CASE("the kernel bodies compute the CPU loops' values element by element", 
     std::vector<std::complex<float>> cpu_wave(nn);
     cpu::exit_wave(t.data(), t.cols(), pl.top, pl.left, store.model().shifted_probe(pl.probe), n,
                    g.probe_scale, cpu_wave.data());
-    for (std::size_t k = 0; k < nn; ++k) waves[p * nn + k] = gpu::exit_wave_at(g, long(p * nn + k));
+    for (std::size_t k = 0; k < nn; ++k) waves[p * nn + k] = gpu::exit_wave_at(g, long(p), int(k));
     const float* body = &waves[p * nn].re;
     {
       const double difference = max_abs_difference(body, as_floats(cpu_wave.data()), 2 * nn);
@@ -126,7 +126,7 @@ TEST_CASE("the kernel bodies compute the CPU loops' values element by element", 
     std::fill(gradient.begin(), gradient.end(), 0.0f);
     for (std::size_t k = 0; k < nn; ++k) {
       waves[p * nn + k] = {back[k].real(), back[k].imag()};
-      const gpu::GradientTerm term = gpu::gradient_term_at(g, long(p * nn + k));
+      const gpu::GradientTerm term = gpu::gradient_term_at(g, long(p), int(k));
       gradient[term.pixel] += term.value;
     }
     {

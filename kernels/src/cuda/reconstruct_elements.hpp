@@ -57,26 +57,29 @@ struct GradientPass {
 
 PTYPILOT_HD long pass_elements(const GradientPass& g) { return g.patterns * g.n * g.n; }
 
+// The kernels that touch the object run on a grid of (pattern, element within the pattern), so
+// that no thread divides a 64-bit index; `within` is row * n + col.
 struct WindowElement {
   long pattern;
   int row;
   int col;
 };
 
-PTYPILOT_HD WindowElement window_element(long index, int n) {
-  const long nn = long(n) * n;
-  const long pattern = index / nn;
-  const int within = static_cast<int>(index - pattern * nn);
-  return {pattern, within / n, within % n};
+PTYPILOT_HD WindowElement window_element(const GradientPass& g, long pattern, int within) {
+  return {pattern, within / g.n, within % g.n};
+}
+
+PTYPILOT_HD long element_index(const GradientPass& g, long pattern, int within) {
+  return pattern * g.n * g.n + within;
 }
 
 PTYPILOT_HD long object_pixel(const GradientPass& g, const Window& w, const WindowElement& e) {
   return long(w.top + e.row) * g.object_cols + w.left + e.col;
 }
 
-PTYPILOT_HD Complex32 exit_wave_at(const GradientPass& g, long index) {
-  const WindowElement e = window_element(index, g.n);
-  const Window w = g.windows[e.pattern];
+PTYPILOT_HD Complex32 exit_wave_at(const GradientPass& g, long pattern, int within) {
+  const WindowElement e = window_element(g, pattern, within);
+  const Window w = g.windows[pattern];
   const float v = g.phase[object_pixel(g, w, e)];
   float s, c;
 #if defined(__CUDA_ARCH__)
@@ -85,7 +88,7 @@ PTYPILOT_HD Complex32 exit_wave_at(const GradientPass& g, long index) {
   s = std::sin(v);
   c = std::cos(v);
 #endif
-  const Complex32 p = g.probes[long(w.probe) * g.n * g.n + long(e.row) * g.n + e.col];
+  const Complex32 p = g.probes[long(w.probe) * g.n * g.n + within];
   return {g.probe_scale * (p.re * c - p.im * s), g.probe_scale * (p.re * s + p.im * c)};
 }
 
@@ -113,11 +116,11 @@ struct GradientTerm {
 };
 
 // This element's term of dL/dV, and the object pixel it adds to. waves holds back = F^H dL/dPsi*.
-PTYPILOT_HD GradientTerm gradient_term_at(const GradientPass& g, long index) {
-  const Complex32 e = exit_wave_at(g, index);
-  const Complex32 back = g.waves[index];
-  const WindowElement we = window_element(index, g.n);
-  return {object_pixel(g, g.windows[we.pattern], we), 2.0f * (e.re * back.im - e.im * back.re)};
+PTYPILOT_HD GradientTerm gradient_term_at(const GradientPass& g, long pattern, int within) {
+  const Complex32 e = exit_wave_at(g, pattern, within);
+  const Complex32 back = g.waves[element_index(g, pattern, within)];
+  return {object_pixel(g, g.windows[pattern], window_element(g, pattern, within)),
+          2.0f * (e.re * back.im - e.im * back.re)};
 }
 
 // The loss is reduced in two stages so that it is the same from run to run: each block of the

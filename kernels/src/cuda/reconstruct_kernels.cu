@@ -10,9 +10,17 @@ unsigned blocks_for(long count) { return static_cast<unsigned>((count + kThreads
 
 __device__ long thread_index() { return long(blockIdx.x) * blockDim.x + threadIdx.x; }
 
-__global__ void exit_waves_kernel(GradientPass pass, long elements) {
-  const long index = thread_index();
-  if (index < elements) pass.waves[index] = exit_wave_at(pass, index);
+// Grids over (pattern, element within the pattern): blockIdx.x is the pattern.
+dim3 window_grid(const GradientPass& pass) {
+  return dim3(static_cast<unsigned>(pass.patterns), blocks_for(long(pass.n) * pass.n));
+}
+
+__device__ int thread_within_window() { return static_cast<int>(blockIdx.y * blockDim.x + threadIdx.x); }
+
+__global__ void exit_waves_kernel(GradientPass pass) {
+  const int within = thread_within_window();
+  if (within >= pass.n * pass.n) return;
+  pass.waves[element_index(pass, blockIdx.x, within)] = exit_wave_at(pass, blockIdx.x, within);
 }
 
 // Block sums in double over a fixed tree, so that the loss does not depend on scheduling.
@@ -38,10 +46,10 @@ __global__ void residuals_kernel(GradientPass pass, long elements, double* block
   if (threadIdx.x == 0) block_losses[blockIdx.x] = total;
 }
 
-__global__ void gradient_scatter_kernel(GradientPass pass, long elements) {
-  const long index = thread_index();
-  if (index >= elements) return;
-  const GradientTerm term = gradient_term_at(pass, index);
+__global__ void gradient_scatter_kernel(GradientPass pass) {
+  const int within = thread_within_window();
+  if (within >= pass.n * pass.n) return;
+  const GradientTerm term = gradient_term_at(pass, blockIdx.x, within);
   atomicAdd(pass.gradient + term.pixel, term.value);
 }
 
@@ -66,8 +74,7 @@ __global__ void descent_step_kernel(DescentStep step, const int* diverged) {
 }  // namespace
 
 void launch_exit_waves(const GradientPass& pass, cudaStream_t stream) {
-  const long elements = pass_elements(pass);
-  exit_waves_kernel<<<blocks_for(elements), kThreads, 0, stream>>>(pass, elements);
+  exit_waves_kernel<<<window_grid(pass), kThreads, 0, stream>>>(pass);
 }
 
 void launch_residuals(const GradientPass& pass, double* block_losses, cudaStream_t stream) {
@@ -77,8 +84,7 @@ void launch_residuals(const GradientPass& pass, double* block_losses, cudaStream
 }
 
 void launch_gradient_scatter(const GradientPass& pass, cudaStream_t stream) {
-  const long elements = pass_elements(pass);
-  gradient_scatter_kernel<<<blocks_for(elements), kThreads, 0, stream>>>(pass, elements);
+  gradient_scatter_kernel<<<window_grid(pass), kThreads, 0, stream>>>(pass);
 }
 
 void launch_finish_loss(const double* block_losses, long blocks, double patterns, double* losses,
