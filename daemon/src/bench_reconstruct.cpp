@@ -9,7 +9,9 @@
 #include <thread>
 
 #include "ptypilot/cpu_reconstructor.hpp"
-#include "ptypilot/cuda_support.hpp"
+#if PTYPILOT_WITH_CUDA
+#include "ptypilot/cuda_reconstructor.hpp"
+#endif
 #include "ptypilot/daemon/cli_args.hpp"
 #include "ptypilot/daemon/log.hpp"
 #include "ptypilot/reconstruct_timing.hpp"
@@ -83,7 +85,12 @@ int bench_reconstruct(const std::vector<std::string>& args) {
       {"loss_first", result.loss_history.front()},
       {"loss_last", result.loss_history.back()},
   };
-  if (reconstructor->backend() == "cuda") report["device"] = cuda_support().device;
+#if PTYPILOT_WITH_CUDA
+  if (auto* cuda = dynamic_cast<const CudaReconstructor*>(reconstructor.get())) {
+    report["device"] = cuda->device_name();
+    report["cuda_graph"] = cuda->uses_graph();
+  }
+#endif
   std::cout << report.dump(2) << std::endl;
   return 0;
 }

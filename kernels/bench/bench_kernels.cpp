@@ -25,6 +25,9 @@
 
 #include "label_agreement.hpp"
 #include "ptypilot/cuda_support.hpp"
+#if PTYPILOT_WITH_CUDA
+#include "ptypilot/cuda_reconstructor.hpp"
+#endif
 #include "ptypilot/reconstruct_timing.hpp"
 #include "ptypilot/reward.hpp"
 #include "synthetic_experiment.hpp"
@@ -103,6 +106,14 @@ std::string time_session_updates(const std::string& backend, int positions, int 
   return json.str();
 }
 
+bool uses_cuda_graph(const Reconstructor& reconstructor) {
+#if PTYPILOT_WITH_CUDA
+  if (auto* cuda = dynamic_cast<const CudaReconstructor*>(&reconstructor)) return cuda->uses_graph();
+#endif
+  (void)reconstructor;
+  return false;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -146,6 +157,7 @@ int main(int argc, char** argv) {
          << "    \"us_per_pattern_iteration\": " << ms * 1e3 / patterns << ",\n"
          << "    \"fft_floor_ms\": " << floor << ",\n"
          << "    \"ratio_to_fft_floor\": " << ms / floor << ",\n"
+         << "    \"cuda_graph\": " << (uses_cuda_graph(*reconstructor) ? "true" : "false") << ",\n"
          << "    \"loss_first\": " << result.loss_history.front() << ",\n"
          << "    \"loss_last\": " << result.loss_history.back() << "\n  },\n";
     json << "  \"session\": "

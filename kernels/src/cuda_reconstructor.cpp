@@ -54,8 +54,12 @@ Status cufft_error(cufftResult r, const char* what) {
   return {StatusCode::kInternal, std::string("cuFFT ") + what + " failed: " + cufft_result_name(r)};
 }
 
+// The device first, so that a machine without one hears that, not about the config. The CPU's
+// own settings are checked as CpuReconstructor does, so that one config is valid for both.
 ReconstructorConfig checked_for_cuda(const ReconstructorConfig& config) {
   require_cuda("reconstructor backend 'cuda'");
+  if (config.threads < 0) throw std::invalid_argument("reconstructor: threads must be >= 0");
+  if (config.batch < 1) throw std::invalid_argument("reconstructor: batch must be >= 1");
   return config;
 }
 
@@ -136,6 +140,7 @@ struct CudaReconstructor::Device {
     const std::size_t nn = std::size_t(n) * n;
     const int probe_count = store.model().shifted_probe_count();
     drop_graph();  // it holds the old pointers and pattern count
+    graph_unavailable = false;  // a capture that failed once may work with the new plan
     if (Status s = windows.reserve(patterns, true, stream); !s.ok()) return s;
     if (Status s = measured.reserve(patterns * nn, true, stream); !s.ok()) return s;
     if (Status s = probes.reserve(std::size_t(probe_count) * nn, true, stream); !s.ok()) return s;
@@ -218,7 +223,8 @@ struct CudaReconstructor::Device {
   }
 
   // One iteration as a graph, made once per set of buffers. Where capture fails (an old driver,
-  // say), iterations are launched one by one instead: the same work, more launch overhead.
+  // say), iterations are launched one by one instead, until the next add_frames: the same work,
+  // more launch overhead. uses_graph() tells which, and the benchmarks report it.
   void ensure_graph(const FrameStore& store, Loss loss) {
     if (graph != nullptr || graph_unavailable) return;
     if (cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal) != cudaSuccess) {

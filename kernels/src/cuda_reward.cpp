@@ -3,8 +3,11 @@
 // device arrays and throws on errors like the exact versions.
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "cuda/device_array.hpp"
 #include "cuda/jfa_seeding.hpp"
