@@ -1,7 +1,9 @@
 // The GPU against the CPU on the same inputs: CudaReconstructor against CpuReconstructor (the
 // gradient, one iteration, ten iterations, warm start and growth, errors) and the Jump Flooding
 // reward against the exact one and its own host emulation. Tagged [cuda]; without a device each
-// case says so in a warning, with the reason, and passes. Built only where nvcc is.
+// case says so in a warning, with the reason, and passes. In ptypilot_kernels_tests (built
+// where nvcc is) they run on the GPU; in ptypilot_kernels_host_device_tests (every build) on the
+// host stand-in for the CUDA runtime, which checks this file and the host code, not the device.
 //
 // Tolerances, relative to the largest value of the reference. The GPU differs from the CPU in
 // the order of float additions (atomics in the gradient scatter, cuFFT's against FFTW's
@@ -15,7 +17,8 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "host_emulation.hpp"
+#include "image_comparison.hpp"
+#include "jfa_host_emulation.hpp"
 #include "label_agreement.hpp"
 #include "ptypilot/cpu_reconstructor.hpp"
 #include "ptypilot/cuda_reconstructor.hpp"
@@ -26,33 +29,15 @@
 namespace ptypilot {
 namespace {
 
+using testing::max_abs;
+using testing::max_abs_difference;
 using testing::synthetic_experiment;
+using testing::wavy_phase;
 
 bool skip_without_device() {
   if (cuda_support().available) return false;
   WARN("[cuda] test skipped: " << cuda_support().reason);
   return true;
-}
-
-double max_abs(const RealImage& a) {
-  double m = 0.0;
-  for (float v : a.vector()) m = std::max(m, double(std::abs(v)));
-  return m;
-}
-
-double max_abs_difference(const RealImage& a, const RealImage& b) {
-  REQUIRE(a.size() == b.size());
-  double m = 0.0;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    m = std::max(m, double(std::abs(a.data()[i] - b.data()[i])));
-  return m;
-}
-
-RealImage wavy_phase(const ObjectGrid& g) {
-  RealImage v(g.rows, g.cols);
-  for (int r = 0; r < g.rows; ++r)
-    for (int c = 0; c < g.cols; ++c) v(r, c) = 0.3f * std::sin(0.21f * r) * std::cos(0.17f * c);
-  return v;
 }
 
 const char* loss_name(Loss loss) { return loss == Loss::kAmplitude ? "amplitude" : "intensity"; }

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "cuda/jfa_seeding.hpp"
-#include "host_emulation.hpp"
+#include "jfa_host_emulation.hpp"
 #include "label_agreement.hpp"
 #include "ptypilot/reward.hpp"
 #include "ptypilot/scan_geometry.hpp"
