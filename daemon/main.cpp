@@ -57,11 +57,11 @@ commands:
       (frc.png), reconstructions (fig3.png, figures/); --table1: the paper's Table 1 settings
       (table1.md, table1.json); --dataset-dir: recorded data sets instead (one file each, any
       format replay reads), through replay, against each one's full-grid reconstruction
-  bench reconstruct [--patterns N] [--iterations K] [--threads T] [--batch B]
-                    [--loss intensity|amplitude] [--preset NAME] [--dose E_PER_A2]
-      time reconstructor iterations against the FFT floor; prints one JSON object
+  bench reconstruct [--backend cpu|cuda|auto] [--patterns N] [--iterations K] [--threads T]
+                    [--batch B] [--loss intensity|amplitude] [--preset NAME] [--dose E_PER_A2]
+      time reconstructor iterations against the FFT (FFTW or cuFFT) floor; prints one JSON object
   bench loop [--positions N] [--subsequence M] [--sessions S] [--policy KIND] [--iterations K]
-             [--model FILE.pt]
+             [--backend auto|cpu|cuda] [--model FILE.pt]
       decision latency of the closed loop (last frame in -> next positions accepted), p50/p99;
       --policy learned: the shipped model for the sub-sequence size (or --model)
   bench ingest [--frames N] [--shape 64x64] [--batch B] [--dir DIR]

@@ -123,6 +123,8 @@ int bench_loop(const std::vector<std::string>& args) {
                                                          "/models/shipped/policy-mos2-k" +
                                                          std::to_string(sub) + ".pt")}};
   }
+  // The daemon makes this same choice at configure; a backend that is not there fails here.
+  const BackendChoice backend = choose_backend(cli.get("backend", "auto"));
   log::set_min_level(log::Level::kWarn);
 
   zmq::context_t context{1};
@@ -182,6 +184,8 @@ int bench_loop(const std::vector<std::string>& args) {
   const json report = {
       {"benchmark", "loop"},
       {"policy", policy_config},
+      {"backend", backend.backend},
+      {"backend_reason", backend.reason},
       {"positions", positions},
       {"subsequence", sub},
       {"sessions", sessions},

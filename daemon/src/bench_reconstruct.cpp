@@ -1,60 +1,23 @@
 // `ptypilot bench reconstruct`: time gradient iterations of the reconstructor against the
 // floor set by its FFTs (one forward and one inverse transform per pattern), both measured in
-// the same run with the same threads and batch size. Prints one JSON object.
-#include <omp.h>
-
-#include <algorithm>
-#include <chrono>
+// the same run: with the same threads and batch size on the CPU, on the reconstructor's own
+// cuFFT plan and stream with --backend cuda (ptypilot/reconstruct_timing.hpp). Prints one JSON
+// object. A backend that is not there (cuda without a device) is an error that names why.
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <thread>
 
 #include "ptypilot/cpu_reconstructor.hpp"
+#if PTYPILOT_WITH_CUDA
+#include "ptypilot/cuda_reconstructor.hpp"
+#endif
 #include "ptypilot/daemon/cli_args.hpp"
 #include "ptypilot/daemon/log.hpp"
-#include "ptypilot/fft.hpp"
+#include "ptypilot/reconstruct_timing.hpp"
 #include "ptypilot/sim/simulator.hpp"
 
 namespace ptypilot {
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t m = v.size() / 2;
-  return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
-}
-
-// One forward plus one inverse batched FFT of `patterns` windows, as the reconstructor does.
-double fft_round_trip_ms(int n, long patterns, int batch, int threads) {
-  const BatchedFft forward(n, batch, FftDirection::kForward);
-  const BatchedFft backward(n, batch, FftDirection::kBackward);
-  const BatchedFft forward_single(n, 1, FftDirection::kForward);
-  const BatchedFft backward_single(n, 1, FftDirection::kBackward);
-  const std::size_t nn = std::size_t(n) * n;
-  const long batches = (patterns + batch - 1) / batch;
-  const auto t0 = Clock::now();
-#pragma omp parallel num_threads(threads)
-  {
-    AlignedComplexBuffer buffer(nn * batch);
-#pragma omp for schedule(dynamic, 1)
-    for (long b = 0; b < batches; ++b) {
-      const long in_batch = std::min<long>(batch, patterns - b * batch);
-      if (in_batch == batch) {
-        forward.execute(buffer.data());
-        backward.execute(buffer.data());
-      } else {
-        for (long q = 0; q < in_batch; ++q) forward_single.execute(buffer.data() + q * nn);
-        for (long q = 0; q < in_batch; ++q) backward_single.execute(buffer.data() + q * nn);
-      }
-    }
-  }
-  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
-
-}  // namespace
 
 int bench_reconstruct(const std::vector<std::string>& args) {
   const CliArgs cli(args, {"patterns", "iterations", "threads", "batch", "loss", "backend",
@@ -70,9 +33,7 @@ int bench_reconstruct(const std::vector<std::string>& args) {
 
   ReconstructorConfig config;
   config.backend = cli.get("backend", "cpu");
-  if (config.backend != "cpu" && config.backend != "auto")
-    throw std::runtime_error("bench reconstruct: backend '" + config.backend +
-                             "' is not available in this build");
+  const BackendChoice backend = choose_backend(config.backend);  // throws for a missing backend
   config.probe = preset.probe;
   config.object = preset.object_grid();
   config.loss = parse_loss(cli.get("loss", "intensity"));
@@ -92,43 +53,44 @@ int bench_reconstruct(const std::vector<std::string>& args) {
   for (std::size_t p = 0; p < positions.size(); ++p)
     frames.push_back({p, positions[p], std::span<const float>(counts.data() + p * nn, nn)});
 
-  CpuReconstructor reconstructor(config);
-  if (Status s = reconstructor.add_frames(frames); !s.ok()) throw std::runtime_error(s.to_string());
-  if (Status s = reconstructor.iterate(static_cast<int>(warmup)); !s.ok())
+  std::unique_ptr<Reconstructor> reconstructor = make_reconstructor(config);
+  if (Status s = reconstructor->add_frames(frames); !s.ok()) throw std::runtime_error(s.to_string());
+  IterationTiming timing;
+  if (Status s = time_iterations(*reconstructor, config, static_cast<int>(warmup),
+                                 static_cast<int>(iterations), &timing);
+      !s.ok())
     throw std::runtime_error(s.to_string());
-  fft_round_trip_ms(n, patterns, config.batch, reconstructor.threads());  // warm the caches too
-
-  // Interleave the two measurements so that both see the same machine state.
-  std::vector<double> iteration_ms, floor_ms;
-  for (long i = 0; i < iterations; ++i) {
-    const auto t0 = Clock::now();
-    if (Status s = reconstructor.iterate(1); !s.ok()) throw std::runtime_error(s.to_string());
-    iteration_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
-    floor_ms.push_back(fft_round_trip_ms(n, patterns, config.batch, reconstructor.threads()));
-  }
-  const double ms = median(iteration_ms);
-  const double floor = median(floor_ms);
-  const Potential result = reconstructor.snapshot();
-  const nlohmann::json report = {
+  const double ms = timing.median_iteration_ms();
+  const double floor = timing.median_floor_ms();
+  const Potential result = reconstructor->snapshot();
+  const auto* cpu = dynamic_cast<const CpuReconstructor*>(reconstructor.get());
+  nlohmann::json report = {
       {"benchmark", "reconstruct"},
-      {"backend", reconstructor.backend()},
+      {"backend", reconstructor->backend()},
+      {"backend_reason", backend.reason},
       {"preset", preset.name},
       {"patterns", patterns},
       {"window_px", n},
       {"object_px", {config.object.rows, config.object.cols}},
       {"loss", config.loss == Loss::kAmplitude ? "amplitude" : "intensity"},
-      {"threads", reconstructor.threads()},
+      {"threads", cpu != nullptr ? cpu->threads() : 0},
       {"hardware_threads", std::thread::hardware_concurrency()},
-      {"batch", config.batch},
+      {"batch", cpu != nullptr ? config.batch : static_cast<int>(patterns)},
       {"iterations", iterations},
       {"ms_per_iteration", ms},
-      {"ms_per_iteration_min", *std::min_element(iteration_ms.begin(), iteration_ms.end())},
+      {"ms_per_iteration_min", timing.min_iteration_ms()},
       {"us_per_pattern_iteration", ms * 1e3 / patterns},
       {"fft_floor_ms", floor},
       {"ratio_to_fft_floor", ms / floor},
       {"loss_first", result.loss_history.front()},
       {"loss_last", result.loss_history.back()},
   };
+#if PTYPILOT_WITH_CUDA
+  if (auto* cuda = dynamic_cast<const CudaReconstructor*>(reconstructor.get())) {
+    report["device"] = cuda->device_name();
+    report["cuda_graph"] = cuda->uses_graph();
+  }
+#endif
   std::cout << report.dump(2) << std::endl;
   return 0;
 }

@@ -356,9 +356,11 @@ struct Daemon::Impl {
     const ServeConfig& c = *config;
     const std::string id = requested_id.empty() ? new_session_id() : requested_id;
     Session::Parts parts;
+    const BackendChoice backend = choose_backend(c.reconstruction.backend);
     parts.reconstructor = make_reconstructor(c.reconstructor_config());
     log::info("reconstructor_backend", {{"requested", c.reconstruction.backend},
-                                        {"chosen", parts.reconstructor->backend()}});
+                                        {"chosen", parts.reconstructor->backend()},
+                                        {"reason", backend.reason}});
     parts.policy = make_policy(c.policy, policy_limits(c));
     parts.driver = make_driver(c.scan_driver);
     recorder = std::make_shared<Hdf5Recorder>(

@@ -4,6 +4,10 @@
 #include <string>
 
 #include "ptypilot/cpu_reconstructor.hpp"
+#include "ptypilot/cuda_support.hpp"
+#if PTYPILOT_WITH_CUDA
+#include "ptypilot/cuda_reconstructor.hpp"
+#endif
 
 namespace ptypilot {
 
@@ -14,15 +18,29 @@ Loss parse_loss(std::string_view name) {
                               "': use 'intensity' or 'amplitude'");
 }
 
-std::unique_ptr<Reconstructor> make_reconstructor(const ReconstructorConfig& config) {
-  if (config.backend == "cpu" || config.backend == "auto")
-    return std::make_unique<CpuReconstructor>(config);
-  if (config.backend == "cuda")
-    throw std::runtime_error(
-        "reconstructor backend 'cuda' is not available in this build: the CUDA reconstructor "
-        "has not been built; use backend 'cpu' or 'auto'");
-  throw std::invalid_argument("unknown reconstructor backend '" + config.backend +
+BackendChoice choose_backend(std::string_view requested) {
+  if (requested == "cpu") return {"cpu", "requested"};
+  const CudaSupport& cuda = cuda_support();
+  if (requested == "cuda") {
+    if (!cuda.available)
+      throw std::runtime_error("reconstructor backend 'cuda' is not available: " + cuda.reason +
+                               "; use backend 'cpu' or 'auto'");
+    return {"cuda", "requested; " + cuda.reason};
+  }
+  if (requested == "auto") {
+    if (cuda.available) return {"cuda", "auto: " + cuda.reason};
+    return {"cpu", "auto: " + cuda.reason};
+  }
+  throw std::invalid_argument("unknown reconstructor backend '" + std::string(requested) +
                               "': use auto, cpu or cuda");
+}
+
+std::unique_ptr<Reconstructor> make_reconstructor(const ReconstructorConfig& config) {
+  const BackendChoice choice = choose_backend(config.backend);
+#if PTYPILOT_WITH_CUDA
+  if (choice.backend == "cuda") return std::make_unique<CudaReconstructor>(config);
+#endif
+  return std::make_unique<CpuReconstructor>(config);
 }
 
 }  // namespace ptypilot

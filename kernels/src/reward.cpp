@@ -1,5 +1,7 @@
 #include "ptypilot/reward.hpp"
 
+#include "reward_checks.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -23,7 +25,7 @@
 #endif
 
 namespace ptypilot {
-namespace {
+namespace reward_detail {
 
 std::string format_position(std::size_t index, Vec2 p) {
   char text[96];
@@ -48,14 +50,6 @@ void check_inputs(const char* who, const ObjectGrid& grid, std::span<const Vec2>
   }
 }
 
-// The half-open range of pixel indices whose coordinate index * pixel_A lies in the FOV
-// [origin, origin + extent], within kFovTolerance_A (reward.hpp). The coordinate grows with the
-// index, so the range is contiguous.
-struct PixelRange {
-  int begin = 0;
-  int end = 0;
-};
-
 PTYPILOT_NO_FP_CONTRACT
 PixelRange fov_pixel_range(int count, double pixel_A, double origin_A, double extent_A) {
   PixelRange range{count, 0};
@@ -69,6 +63,37 @@ PixelRange fov_pixel_range(int count, double pixel_A, double origin_A, double ex
   if (range.begin >= range.end) return {0, 0};
   return range;
 }
+
+void check_phase_shape(const char* who, const RealImage& phase_rad, const ObjectGrid& grid) {
+  if (phase_rad.rows() != grid.rows || phase_rad.cols() != grid.cols)
+    throw std::invalid_argument(std::string(who) + ": phase_rad is " +
+                                std::to_string(phase_rad.rows()) + " x " +
+                                std::to_string(phase_rad.cols()) + " px but the object grid is " +
+                                std::to_string(grid.rows) + " x " + std::to_string(grid.cols) +
+                                " px");
+}
+
+void check_positions_in_fov(const char* who, const ObjectGrid& grid,
+                            std::span<const Vec2> positions_A) {
+  for (std::size_t m = 0; m < positions_A.size(); ++m) {
+    const Vec2 p = positions_A[m];
+    if (p.y < -kFovTolerance_A || p.x < -kFovTolerance_A ||
+        p.y > grid.fov_height_A + kFovTolerance_A || p.x > grid.fov_width_A + kFovTolerance_A) {
+      char fov[96];
+      std::snprintf(fov, sizeof fov, "[0, %.6g] x [0, %.6g] A", grid.fov_height_A,
+                    grid.fov_width_A);
+      throw std::invalid_argument(std::string(who) + ": " + format_position(m, p) +
+                                  " is outside the field of view " + fov);
+    }
+  }
+}
+
+}  // namespace reward_detail
+
+namespace {
+
+using reward_detail::PixelRange;
+using reward_detail::fov_pixel_range;
 
 // A uniform grid of square buckets over the bounding box of the seeds, with about one seed per
 // bucket, and an exact nearest-seed query: search the buckets ring by ring around the query's
@@ -208,29 +233,15 @@ Image<int> label_pixels(const ObjectGrid& grid, std::span<const Vec2> positions_
 
 Image<int> voronoi_labels(const ObjectGrid& grid, std::span<const Vec2> positions_A,
                           bool fov_only) {
-  check_inputs("voronoi_labels", grid, positions_A);
+  reward_detail::check_inputs("voronoi_labels", grid, positions_A);
   return label_pixels(grid, positions_A, fov_only);
 }
 
 std::vector<double> voronoi_reward(const RealImage& phase_rad, const ObjectGrid& grid,
                                    std::span<const Vec2> positions_A) {
-  check_inputs("voronoi_reward", grid, positions_A);
-  if (phase_rad.rows() != grid.rows || phase_rad.cols() != grid.cols)
-    throw std::invalid_argument("voronoi_reward: phase_rad is " + std::to_string(phase_rad.rows()) +
-                                " x " + std::to_string(phase_rad.cols()) +
-                                " px but the object grid is " + std::to_string(grid.rows) + " x " +
-                                std::to_string(grid.cols) + " px");
-  for (std::size_t m = 0; m < positions_A.size(); ++m) {
-    const Vec2 p = positions_A[m];
-    if (p.y < -kFovTolerance_A || p.x < -kFovTolerance_A ||
-        p.y > grid.fov_height_A + kFovTolerance_A || p.x > grid.fov_width_A + kFovTolerance_A) {
-      char fov[96];
-      std::snprintf(fov, sizeof fov, "[0, %.6g] x [0, %.6g] A", grid.fov_height_A,
-                    grid.fov_width_A);
-      throw std::invalid_argument("voronoi_reward: " + format_position(m, p) +
-                                  " is outside the field of view " + fov);
-    }
-  }
+  reward_detail::check_inputs("voronoi_reward", grid, positions_A);
+  reward_detail::check_phase_shape("voronoi_reward", phase_rad, grid);
+  reward_detail::check_positions_in_fov("voronoi_reward", grid, positions_A);
 
   const Image<int> labels = label_pixels(grid, positions_A, /*fov_only=*/true);
   std::vector<double> reward(positions_A.size(), 0.0);

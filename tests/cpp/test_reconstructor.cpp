@@ -1,8 +1,10 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <numeric>
+#include <stdexcept>
 
 #include "ptypilot/cpu_reconstructor.hpp"
+#include "ptypilot/cuda_support.hpp"
 #include "ptypilot/fft.hpp"
 #include "ptypilot/sim/simulator.hpp"
 
@@ -210,7 +212,22 @@ TEST_CASE("bad frames get a clear error and nothing is stored", "[reconstructor]
 TEST_CASE("the reconstructor factory selects and rejects backends", "[reconstructor]") {
   ReconstructorConfig c = config_for(sim::experiment_preset("graphene-small"), Loss::kIntensity);
   c.backend = "auto";
-  CHECK(make_reconstructor(c)->backend() == "cpu");
+  const BackendChoice automatic = choose_backend("auto");
+  CHECK(automatic.backend == (cuda_support().available ? "cuda" : "cpu"));
+  CHECK_THAT(automatic.reason, Catch::Contains(cuda_support().reason));
+  CHECK(make_reconstructor(c)->backend() == automatic.backend);
+  CHECK(choose_backend("cpu").backend == "cpu");
+  c.backend = "cuda";
+  if (cuda_support().available) {
+    CHECK(make_reconstructor(c)->backend() == "cuda");
+  } else {
+    // Not built, or built with no device: either way the error says which.
+    CHECK_THROWS_AS(make_reconstructor(c), std::runtime_error);
+    CHECK_THROWS_WITH(make_reconstructor(c),
+                      Catch::Contains("backend 'cuda' is not available") &&
+                          Catch::Contains(cuda_support().reason));
+    if (cuda_support().built) CHECK_THAT(cuda_support().reason, Catch::Contains("cudaGetDeviceCount"));
+  }
   c.backend = "tpu";
   CHECK_THROWS_WITH(make_reconstructor(c), Catch::Contains("unknown reconstructor backend"));
   c.backend = "cpu";

@@ -133,3 +133,30 @@ def test_errors(paper_grid):
         core.voronoi_labels(paper_grid, np.zeros((3, 3)))
     with pytest.raises(ValueError, match="2-D"):
         core.voronoi_reward(np.zeros(5, np.float32), paper_grid, [[1.0, 1.0]])
+
+
+def test_jfa_method_agrees_with_exact_or_says_why_it_cannot_run(paper_grid, sparse_positions):
+    """method="jfa" is the GPU's Jump Flooding (reward.hpp states the agreement checked here)."""
+    sim = core.Simulation("mos2-paper", seed=4)
+    available, reason = core.cuda_status()
+    assert reason
+    if not available:
+        with pytest.raises(RuntimeError, match="voronoi_reward_jfa: .*" + reason[:20]):
+            core.voronoi_reward(sim.phase_rad, sim.grid, sparse_positions, method="jfa")
+        with pytest.raises(RuntimeError, match="voronoi_labels_jfa"):
+            core.voronoi_labels(paper_grid, sparse_positions, method="jfa")
+        pytest.skip("no CUDA here, and method='jfa' says so: " + reason)
+    exact = core.voronoi_labels(paper_grid, sparse_positions)
+    jfa = core.voronoi_labels(paper_grid, sparse_positions, method="jfa")
+    assert (jfa == exact).mean() >= 0.999
+    differ = jfa != exact
+    p = len(sparse_positions)
+    bound = np.abs(sim.phase_rad.astype(np.float64))[differ].sum() / p + 1e-12
+    reward_exact = core.voronoi_reward(sim.phase_rad, sim.grid, sparse_positions)
+    reward_jfa = core.voronoi_reward(sim.phase_rad, sim.grid, sparse_positions, method="jfa")
+    assert np.abs(reward_jfa - reward_exact).max() <= bound
+
+
+def test_unknown_method_is_a_value_error(paper_grid, sparse_positions):
+    with pytest.raises(ValueError, match="unknown method 'fast'"):
+        core.voronoi_labels(paper_grid, sparse_positions, method="fast")

@@ -13,6 +13,7 @@
 
 #include "ptypilot/fft.hpp"
 #include "ptypilot/forward_model.hpp"
+#include "ptypilot/frame_store.hpp"
 #include "ptypilot/reconstructor.hpp"
 
 namespace ptypilot {
@@ -32,31 +33,22 @@ class CpuReconstructor final : public Reconstructor {
   Status loss_and_gradient(const RealImage& phase_rad, double* loss, RealImage* gradient);
 
   // The probe intensity sum |psi|^2 the model uses: the mean counts per stored pattern.
-  double intensity_scale() const { return intensity_scale_; }
-  const std::vector<ProbePlacement>& placements() const { return placements_; }
-  const ForwardModel& forward_model() const { return model_; }
+  double intensity_scale() const { return frames_.intensity_scale(); }
+  const std::vector<ProbePlacement>& placements() const { return frames_.placements(); }
+  const ForwardModel& forward_model() const { return frames_.model(); }
   int threads() const { return threads_; }
 
  private:
-  void update_preconditioner();
   // L(V) and dL/dV; leaves exp(iV) in transmission_.
   double compute_gradient(const RealImage& phase, RealImage* gradient);
 
   ReconstructorConfig config_;
-  ForwardModel model_;
+  FrameStore frames_;
   int threads_;
   BatchedFft forward_;
   BatchedFft backward_;
   BatchedFft forward_single_;
   BatchedFft backward_single_;
-
-  std::vector<ProbePlacement> placements_;
-  std::vector<std::uint64_t> frame_ids_;
-  std::vector<float> measured_;  // counts, or their square roots for the amplitude loss
-  double counts_sum_ = 0.0;
-  double intensity_scale_ = 0.0;
-  std::vector<double> mean_pattern_;  // sum over frames of J_p(k), for the intensity step scale
-  RealImage illumination_;            // W(r) for the unit probe, summed over frames
 
   RealImage phase_;
   ComplexImage transmission_;
@@ -64,7 +56,6 @@ class CpuReconstructor final : public Reconstructor {
   std::vector<AlignedComplexBuffer> thread_buffers_;  // far fields, then back-propagated waves
   std::vector<AlignedComplexBuffer> thread_waves_;    // exit waves
   RealImage gradient_;
-  RealImage step_map_;  // the preconditioner, up to the intensity scale
   int iterations_ = 0;
   std::vector<double> loss_history_;
 };

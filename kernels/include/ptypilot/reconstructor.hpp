@@ -35,14 +35,14 @@ enum class Loss { kIntensity, kAmplitude };
 Loss parse_loss(std::string_view name);  // "intensity" | "amplitude"; throws otherwise
 
 struct ReconstructorConfig {
-  std::string backend = "auto";  // auto | cpu | cuda
+  std::string backend = "auto";  // auto | cpu | cuda (choose_backend)
   ProbeConfig probe;
   ObjectGrid object;
   Loss loss = Loss::kIntensity;
   double step_size = 1.0;
   double regularization = 0.05;
-  int threads = 0;  // 0: every core OpenMP reports
-  int batch = 16;   // patterns per FFTW batch; 8-32 keeps a batch in L2
+  int threads = 0;  // CPU: 0 is every core OpenMP reports
+  int batch = 16;   // CPU: patterns per FFTW batch; 8-32 keeps a batch in L2 (CUDA: all in one)
 };
 
 // One diffraction pattern, window_px * window_px counts, row-major.
@@ -74,9 +74,19 @@ class Reconstructor {
   virtual std::string_view backend() const = 0;
 };
 
-// Builds the configured backend. "auto" is CUDA when it was built and a device exists, else
-// CPU. Throws std::invalid_argument for a bad config and std::runtime_error when the requested
-// backend is not available on this machine.
+// The backend make_reconstructor builds for a requested one, and why, for the caller's log:
+// "auto" is CUDA when it was built and a device exists, else CPU, and the reason then says
+// which was missing (cuda_support.hpp). Throws std::invalid_argument for an unknown name, and
+// std::runtime_error for "cuda" where there is none, naming why (not built, or
+// cudaGetDeviceCount's error).
+struct BackendChoice {
+  std::string backend;  // cpu | cuda
+  std::string reason;
+};
+BackendChoice choose_backend(std::string_view requested);
+
+// Builds the backend choose_backend picks. Throws as choose_backend does, and
+// std::invalid_argument for a bad config.
 std::unique_ptr<Reconstructor> make_reconstructor(const ReconstructorConfig& config);
 
 }  // namespace ptypilot

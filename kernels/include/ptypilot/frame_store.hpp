@@ -1,0 +1,57 @@
+// FrameStore: the frames a reconstructor has taken in, and everything that follows from them on
+// the host, for both backends (CpuReconstructor, CudaReconstructor), so that validation, the
+// placements, the measured values and the preconditioned step of reconstructor.hpp exist once.
+//
+// The CUDA backend uploads what add() appended (placements, measured rows, new shifted probes)
+// and the whole step map; the CPU backend reads it in place.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "ptypilot/forward_model.hpp"
+#include "ptypilot/reconstructor.hpp"
+
+namespace ptypilot {
+
+// A warm-start potential must have the object grid's shape and be finite everywhere.
+Status check_potential(const RealImage& phase_rad, const ObjectGrid& grid);
+
+class FrameStore {
+ public:
+  // Throws std::invalid_argument for a bad step_size, regularization or probe/grid pair.
+  explicit FrameStore(const ReconstructorConfig& config);
+
+  // Validates every frame first (the messages of Reconstructor::add_frames); on error nothing
+  // is stored. Then appends them and recomputes the intensity scale and the step map.
+  Status add(std::span<const Frame> frames);
+
+  std::size_t size() const { return placements_.size(); }
+  bool empty() const { return placements_.empty(); }
+  const ForwardModel& model() const { return model_; }
+  int window_px() const { return model_.window_px(); }
+  const std::vector<ProbePlacement>& placements() const { return placements_; }
+  // window_px^2 values per frame: the counts (intensity loss) or their square roots (amplitude).
+  const std::vector<float>& measured() const { return measured_; }
+  // The probe intensity sum |psi|^2 the model uses: the mean counts per stored pattern.
+  double intensity_scale() const { return intensity_scale_; }
+  // The per-pixel step of reconstructor.hpp: V <- V - step_map * dL/dV.
+  const RealImage& step_map() const { return step_map_; }
+
+ private:
+  void update_step_map();
+
+  ReconstructorConfig config_;
+  ForwardModel model_;
+  std::vector<ProbePlacement> placements_;
+  std::vector<std::uint64_t> frame_ids_;
+  std::vector<float> measured_;
+  double counts_sum_ = 0.0;
+  double intensity_scale_ = 0.0;
+  std::vector<double> mean_pattern_;  // sum over frames of J_p(k), for the intensity step scale
+  RealImage illumination_;            // W(r) for the unit probe, summed over frames
+  RealImage step_map_;
+};
+
+}  // namespace ptypilot

@@ -1,0 +1,417 @@
+#include "ptypilot/cuda_reconstructor.hpp"
+
+#include <cuda_runtime_api.h>
+#include <cufft.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <complex>
+#include <cstddef>
+#include <stdexcept>
+#include <string>
+
+#include "cuda/device_array.hpp"
+#include "cuda/kernel_launchers.hpp"
+#include "ptypilot/cuda_support.hpp"
+
+namespace ptypilot {
+namespace {
+
+using gpu::DeviceArray;
+using gpu::cuda_error;
+
+// The host's placements and probes are uploaded as they are.
+static_assert(sizeof(gpu::Window) == sizeof(ProbePlacement) &&
+              offsetof(gpu::Window, top) == offsetof(ProbePlacement, top) &&
+              offsetof(gpu::Window, left) == offsetof(ProbePlacement, left) &&
+              offsetof(gpu::Window, probe) == offsetof(ProbePlacement, probe));
+static_assert(sizeof(gpu::Complex32) == sizeof(std::complex<float>) &&
+              sizeof(gpu::Complex32) == sizeof(cufftComplex));
+
+// Losses copied back per round trip: iterate(n) synchronises once per this many iterations.
+constexpr int kLossSlots = 64;
+
+const char* cufft_result_name(cufftResult r) {
+  switch (r) {
+    case CUFFT_SUCCESS: return "CUFFT_SUCCESS";
+    case CUFFT_INVALID_PLAN: return "CUFFT_INVALID_PLAN";
+    case CUFFT_ALLOC_FAILED: return "CUFFT_ALLOC_FAILED";
+    case CUFFT_INVALID_VALUE: return "CUFFT_INVALID_VALUE";
+    case CUFFT_INTERNAL_ERROR: return "CUFFT_INTERNAL_ERROR";
+    case CUFFT_EXEC_FAILED: return "CUFFT_EXEC_FAILED";
+    case CUFFT_SETUP_FAILED: return "CUFFT_SETUP_FAILED";
+    case CUFFT_INVALID_SIZE: return "CUFFT_INVALID_SIZE";
+    case CUFFT_INVALID_DEVICE: return "CUFFT_INVALID_DEVICE";
+    case CUFFT_NO_WORKSPACE: return "CUFFT_NO_WORKSPACE";
+    case CUFFT_NOT_IMPLEMENTED: return "CUFFT_NOT_IMPLEMENTED";
+    case CUFFT_NOT_SUPPORTED: return "CUFFT_NOT_SUPPORTED";
+    default: return "an unknown cufftResult";
+  }
+}
+
+Status cufft_error(cufftResult r, const char* what) {
+  return {StatusCode::kInternal, std::string("cuFFT ") + what + " failed: " + cufft_result_name(r)};
+}
+
+// The device first, so that a machine without one hears that, not about the config. The CPU's
+// own settings are checked as CpuReconstructor does, so that one config is valid for both.
+ReconstructorConfig checked_for_cuda(const ReconstructorConfig& config) {
+  require_cuda("reconstructor backend 'cuda'");
+  if (config.threads < 0) throw std::invalid_argument("reconstructor: threads must be >= 0");
+  if (config.batch < 1) throw std::invalid_argument("reconstructor: batch must be >= 1");
+  return config;
+}
+
+}  // namespace
+
+struct CudaReconstructor::Device {
+  cudaStream_t stream = nullptr;
+  cufftHandle plan = 0;
+  bool has_plan = false;
+  long planned_patterns = 0;
+  cudaGraphExec_t graph = nullptr;
+  bool graph_unavailable = false;
+
+  DeviceArray<float> phase;
+  DeviceArray<float> scratch_phase;  // the V of loss_and_gradient
+  DeviceArray<float> gradient;       // zero between evaluations
+  DeviceArray<float> step_map;
+  DeviceArray<gpu::Window> windows;
+  DeviceArray<gpu::Complex32> probes;
+  DeviceArray<float> measured;
+  DeviceArray<gpu::Complex32> waves;
+  DeviceArray<double> block_losses;
+  DeviceArray<std::byte> fft_work;
+  DeviceArray<double> losses;  // kLossSlots
+  DeviceArray<int> flags;      // [0]: the next loss slot, [1]: diverged
+  double* losses_host = nullptr;  // pinned, kLossSlots
+
+  std::size_t uploaded_frames = 0;
+  int uploaded_probes = 0;
+  Status error;  // the first device failure; every later call returns it
+
+  ~Device() {
+    if (stream != nullptr) cudaStreamSynchronize(stream);
+    if (graph != nullptr) cudaGraphExecDestroy(graph);
+    if (has_plan) cufftDestroy(plan);
+    if (losses_host != nullptr) cudaFreeHost(losses_host);
+    if (stream != nullptr) cudaStreamDestroy(stream);
+  }
+
+  int* slot() const { return flags.data(); }
+  int* diverged() const { return flags.data() + 1; }
+
+  void drop_graph() {
+    if (graph != nullptr) cudaGraphExecDestroy(graph);
+    graph = nullptr;
+  }
+
+  Status make_plan(long patterns, int n) {
+    if (has_plan && planned_patterns == patterns) return Status::Ok();
+    drop_graph();
+    if (has_plan) cufftDestroy(plan);
+    has_plan = false;
+    if (cufftResult r = cufftCreate(&plan); r != CUFFT_SUCCESS) return cufft_error(r, "cufftCreate");
+    has_plan = true;
+    // The work area is ours, grown here, so that cuFFT allocates nothing either.
+    if (cufftResult r = cufftSetAutoAllocation(plan, 0); r != CUFFT_SUCCESS)
+      return cufft_error(r, "cufftSetAutoAllocation");
+    int dims[2] = {n, n};
+    std::size_t work_bytes = 0;
+    if (cufftResult r = cufftMakePlanMany(plan, 2, dims, nullptr, 1, n * n, nullptr, 1, n * n,
+                                          CUFFT_C2C, static_cast<int>(patterns), &work_bytes);
+        r != CUFFT_SUCCESS)
+      return cufft_error(r, "cufftMakePlanMany");
+    if (Status s = fft_work.reserve(std::max<std::size_t>(work_bytes, 1), false, stream); !s.ok())
+      return s;
+    if (cufftResult r = cufftSetWorkArea(plan, fft_work.data()); r != CUFFT_SUCCESS)
+      return cufft_error(r, "cufftSetWorkArea");
+    if (cufftResult r = cufftSetStream(plan, stream); r != CUFFT_SUCCESS)
+      return cufft_error(r, "cufftSetStream");
+    planned_patterns = patterns;
+    return Status::Ok();
+  }
+
+  // Grows the buffers to the store and uploads what it appended since the last call.
+  Status take(const FrameStore& store) {
+    const std::size_t patterns = store.size();
+    const int n = store.window_px();
+    const std::size_t nn = std::size_t(n) * n;
+    const int probe_count = store.model().shifted_probe_count();
+    drop_graph();  // it holds the old pointers and pattern count
+    graph_unavailable = false;  // a capture that failed once may work with the new plan
+    if (Status s = windows.reserve(patterns, true, stream); !s.ok()) return s;
+    if (Status s = measured.reserve(patterns * nn, true, stream); !s.ok()) return s;
+    if (Status s = probes.reserve(std::size_t(probe_count) * nn, true, stream); !s.ok()) return s;
+    if (Status s = waves.reserve(patterns * nn, false, stream); !s.ok()) return s;
+    if (Status s = block_losses.reserve(gpu::residual_blocks(long(patterns * nn)), false, stream);
+        !s.ok())
+      return s;
+
+    const std::size_t new_frames = patterns - uploaded_frames;
+    cudaError_t e = cudaMemcpyAsync(windows.data() + uploaded_frames,
+                                    store.placements().data() + uploaded_frames,
+                                    new_frames * sizeof(gpu::Window), cudaMemcpyHostToDevice, stream);
+    if (e == cudaSuccess)
+      e = cudaMemcpyAsync(measured.data() + uploaded_frames * nn,
+                          store.measured().data() + uploaded_frames * nn,
+                          new_frames * nn * sizeof(float), cudaMemcpyHostToDevice, stream);
+    if (e == cudaSuccess && probe_count > uploaded_probes)
+      e = cudaMemcpyAsync(probes.data() + std::size_t(uploaded_probes) * nn,
+                          store.model().shifted_probe(uploaded_probes),
+                          std::size_t(probe_count - uploaded_probes) * nn * sizeof(gpu::Complex32),
+                          cudaMemcpyHostToDevice, stream);
+    if (e == cudaSuccess)
+      e = cudaMemcpyAsync(step_map.data(), store.step_map().data(),
+                          store.step_map().size() * sizeof(float), cudaMemcpyHostToDevice, stream);
+    if (e != cudaSuccess) return cuda_error(e, "cudaMemcpyAsync (frames to the device)");
+    if (Status s = make_plan(static_cast<long>(patterns), n); !s.ok()) return s;
+    // The host vectors may move once this returns.
+    if (e = cudaStreamSynchronize(stream); e != cudaSuccess)
+      return cuda_error(e, "cudaStreamSynchronize");
+    uploaded_frames = patterns;
+    uploaded_probes = probe_count;
+    return Status::Ok();
+  }
+
+  gpu::GradientPass pass(const float* v, const FrameStore& store, Loss loss) const {
+    const int n = store.window_px();
+    const long patterns = static_cast<long>(store.size());
+    const bool amplitude = loss == Loss::kAmplitude;
+    gpu::GradientPass g{};
+    g.phase = v;
+    g.object_cols = store.step_map().cols();
+    g.windows = windows.data();
+    g.probes = probes.data();
+    g.measured = measured.data();
+    g.waves = waves.data();
+    g.gradient = gradient.data();
+    g.n = n;
+    g.patterns = patterns;
+    // As CpuReconstructor::compute_gradient.
+    g.probe_scale = static_cast<float>(std::sqrt(store.intensity_scale()) / n);
+    g.residual_weight = static_cast<float>((amplitude ? 1.0 : 2.0) / patterns);
+    g.amplitude = amplitude;
+    return g;
+  }
+
+  // The loss into losses[*slot] and dL/dV into gradient.
+  Status enqueue_gradient(const gpu::GradientPass& g, int* diverged_flag) {
+    auto* waves_fft = reinterpret_cast<cufftComplex*>(g.waves);
+    gpu::launch_exit_waves(g, stream);
+    if (cufftResult r = cufftExecC2C(plan, waves_fft, waves_fft, CUFFT_FORWARD); r != CUFFT_SUCCESS)
+      return cufft_error(r, "cufftExecC2C (forward)");
+    gpu::launch_residuals(g, block_losses.data(), stream);
+    if (cufftResult r = cufftExecC2C(plan, waves_fft, waves_fft, CUFFT_INVERSE); r != CUFFT_SUCCESS)
+      return cufft_error(r, "cufftExecC2C (inverse)");
+    gpu::launch_gradient_scatter(g, stream);
+    gpu::launch_finish_loss(block_losses.data(), gpu::residual_blocks(gpu::pass_elements(g)),
+                            static_cast<double>(g.patterns), losses.data(), slot(), diverged_flag,
+                            stream);
+    if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) return cuda_error(e, "kernel launch");
+    return Status::Ok();
+  }
+
+  Status enqueue_iteration(const FrameStore& store, Loss loss) {
+    if (Status s = enqueue_gradient(pass(phase.data(), store, loss), diverged()); !s.ok()) return s;
+    const gpu::DescentStep step{phase.data(), gradient.data(), step_map.data(),
+                                static_cast<long>(store.step_map().size())};
+    gpu::launch_descent_step(step, diverged(), stream);
+    if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) return cuda_error(e, "kernel launch");
+    return Status::Ok();
+  }
+
+  // One iteration as a graph, made once per set of buffers. Where capture fails (an old driver,
+  // say), iterations are launched one by one instead, until the next add_frames: the same work,
+  // more launch overhead. uses_graph() tells which, and the benchmarks report it.
+  void ensure_graph(const FrameStore& store, Loss loss) {
+    if (graph != nullptr || graph_unavailable) return;
+    if (cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal) != cudaSuccess) {
+      cudaGetLastError();
+      graph_unavailable = true;
+      return;
+    }
+    const Status captured = enqueue_iteration(store, loss);
+    cudaGraph_t recorded = nullptr;
+    const cudaError_t ended = cudaStreamEndCapture(stream, &recorded);
+    if (captured.ok() && ended == cudaSuccess && recorded != nullptr &&
+        cudaGraphInstantiate(&graph, recorded, 0) == cudaSuccess) {
+      cudaGraphDestroy(recorded);
+      return;
+    }
+    if (recorded != nullptr) cudaGraphDestroy(recorded);
+    graph = nullptr;
+    graph_unavailable = true;
+    cudaGetLastError();
+  }
+};
+
+CudaReconstructor::CudaReconstructor(const ReconstructorConfig& config)
+    : config_(checked_for_cuda(config)),
+      frames_(config),
+      device_(std::make_unique<Device>()),
+      device_name_(cuda_support().device),
+      phase_host_(config.object.rows, config.object.cols) {
+  Device& d = *device_;
+  const std::size_t pixels = phase_host_.size();
+  auto check = [](cudaError_t e, const char* what) {
+    if (e != cudaSuccess) throw std::runtime_error(cuda_error(e, what).message());
+  };
+  auto check_status = [](const Status& s) {
+    if (!s.ok()) throw std::runtime_error(s.message());
+  };
+  check(cudaSetDevice(0), "cudaSetDevice");
+  check(cudaStreamCreateWithFlags(&d.stream, cudaStreamNonBlocking), "cudaStreamCreate");
+  check_status(d.phase.reserve(pixels, false, d.stream));
+  check_status(d.scratch_phase.reserve(pixels, false, d.stream));
+  check_status(d.gradient.reserve(pixels, false, d.stream));
+  check_status(d.step_map.reserve(pixels, false, d.stream));
+  check_status(d.losses.reserve(kLossSlots, false, d.stream));
+  check_status(d.flags.reserve(2, false, d.stream));
+  void* pinned = nullptr;
+  check(cudaMallocHost(&pinned, kLossSlots * sizeof(double)), "cudaMallocHost");
+  d.losses_host = static_cast<double*>(pinned);
+  check(cudaMemsetAsync(d.phase.data(), 0, pixels * sizeof(float), d.stream), "cudaMemsetAsync");
+  check(cudaMemsetAsync(d.gradient.data(), 0, pixels * sizeof(float), d.stream), "cudaMemsetAsync");
+  check(cudaMemsetAsync(d.flags.data(), 0, 2 * sizeof(int), d.stream), "cudaMemsetAsync");
+  check(cudaStreamSynchronize(d.stream), "cudaStreamSynchronize");
+}
+
+CudaReconstructor::~CudaReconstructor() = default;
+
+bool CudaReconstructor::uses_graph() const { return device_->graph != nullptr; }
+
+Status CudaReconstructor::add_frames(std::span<const Frame> frames) {
+  Device& d = *device_;
+  if (!d.error.ok()) return d.error;
+  if (Status s = frames_.add(frames); !s.ok()) return s;
+  // The host store has the frames now; a device that cannot take them is broken for good.
+  if (Status s = d.take(frames_); !s.ok()) d.error = s;
+  return d.error;
+}
+
+Status CudaReconstructor::iterate(int iterations) {
+  if (iterations < 0) return invalid_argument("iterations must be >= 0");
+  if (frames_.empty()) return failed_precondition("no frames to reconstruct from");
+  Device& d = *device_;
+  if (!d.error.ok()) return d.error;
+  if (iterations == 0) return Status::Ok();
+  d.ensure_graph(frames_, config_.loss);
+  phase_host_current_ = false;
+  auto fail = [&](const Status& s) {
+    d.error = s;
+    return s;
+  };
+  if (cudaError_t e = cudaMemsetAsync(d.flags.data(), 0, 2 * sizeof(int), d.stream); e != cudaSuccess)
+    return fail(cuda_error(e, "cudaMemsetAsync"));
+  for (int done = 0; done < iterations;) {
+    const int chunk = std::min(kLossSlots, iterations - done);
+    if (cudaError_t e = cudaMemsetAsync(d.slot(), 0, sizeof(int), d.stream); e != cudaSuccess)
+      return fail(cuda_error(e, "cudaMemsetAsync"));
+    for (int k = 0; k < chunk; ++k) {
+      if (d.graph != nullptr) {
+        if (cudaError_t e = cudaGraphLaunch(d.graph, d.stream); e != cudaSuccess)
+          return fail(cuda_error(e, "cudaGraphLaunch"));
+      } else if (Status s = d.enqueue_iteration(frames_, config_.loss); !s.ok()) {
+        return fail(s);
+      }
+    }
+    if (cudaError_t e = cudaMemcpyAsync(d.losses_host, d.losses.data(), chunk * sizeof(double),
+                                        cudaMemcpyDeviceToHost, d.stream);
+        e != cudaSuccess)
+      return fail(cuda_error(e, "cudaMemcpyAsync (losses)"));
+    if (cudaError_t e = cudaStreamSynchronize(d.stream); e != cudaSuccess)
+      return fail(cuda_error(e, "cudaStreamSynchronize (iterations)"));
+    for (int k = 0; k < chunk; ++k) {
+      // The device skipped this step and every later one (launch_descent_step), as the CPU
+      // returns before it.
+      if (!std::isfinite(d.losses_host[k]))
+        return {StatusCode::kInternal, "reconstruction diverged (loss is not finite); lower step_size"};
+      loss_history_.push_back(d.losses_host[k]);
+      ++iterations_;
+    }
+    done += chunk;
+  }
+  return Status::Ok();
+}
+
+Status CudaReconstructor::loss_and_gradient(const RealImage& phase_rad, double* loss,
+                                            RealImage* gradient) {
+  if (Status s = check_potential(phase_rad, config_.object); !s.ok()) return s;
+  if (frames_.empty()) return failed_precondition("no frames to evaluate the loss on");
+  Device& d = *device_;
+  if (!d.error.ok()) return d.error;
+  if (gradient->rows() != phase_rad.rows() || gradient->cols() != phase_rad.cols())
+    *gradient = RealImage(phase_rad.rows(), phase_rad.cols());
+  const std::size_t bytes = phase_rad.size() * sizeof(float);
+  cudaError_t e = cudaMemcpyAsync(d.scratch_phase.data(), phase_rad.data(), bytes,
+                                  cudaMemcpyHostToDevice, d.stream);
+  if (e == cudaSuccess) e = cudaMemsetAsync(d.slot(), 0, sizeof(int), d.stream);
+  if (e != cudaSuccess) return d.error = cuda_error(e, "cudaMemcpyAsync (potential)");
+  if (Status s = d.enqueue_gradient(d.pass(d.scratch_phase.data(), frames_, config_.loss), nullptr);
+      !s.ok())
+    return d.error = s;
+  e = cudaMemcpyAsync(gradient->data(), d.gradient.data(), bytes, cudaMemcpyDeviceToHost, d.stream);
+  if (e == cudaSuccess)
+    e = cudaMemcpyAsync(d.losses_host, d.losses.data(), sizeof(double), cudaMemcpyDeviceToHost,
+                        d.stream);
+  if (e == cudaSuccess) e = cudaMemsetAsync(d.gradient.data(), 0, bytes, d.stream);
+  if (e == cudaSuccess) e = cudaStreamSynchronize(d.stream);
+  if (e != cudaSuccess) return d.error = cuda_error(e, "copying the gradient back");
+  *loss = d.losses_host[0];
+  return Status::Ok();
+}
+
+Potential CudaReconstructor::snapshot() const {
+  Device& d = *device_;
+  if (!phase_host_current_ && d.error.ok()) {
+    cudaError_t e = cudaMemcpyAsync(phase_host_.data(), d.phase.data(),
+                                    phase_host_.size() * sizeof(float), cudaMemcpyDeviceToHost,
+                                    d.stream);
+    if (e == cudaSuccess) e = cudaStreamSynchronize(d.stream);
+    if (e == cudaSuccess)
+      phase_host_current_ = true;
+    else
+      d.error = cuda_error(e, "copying the potential back");
+  }
+  return {phase_host_, config_.object, frames_.size(), iterations_, loss_history_};
+}
+
+Status CudaReconstructor::set_potential(const RealImage& phase_rad) {
+  if (Status s = check_potential(phase_rad, config_.object); !s.ok()) return s;
+  Device& d = *device_;
+  if (!d.error.ok()) return d.error;
+  cudaError_t e = cudaMemcpyAsync(d.phase.data(), phase_rad.data(), phase_rad.size() * sizeof(float),
+                                  cudaMemcpyHostToDevice, d.stream);
+  if (e == cudaSuccess) e = cudaStreamSynchronize(d.stream);
+  if (e != cudaSuccess) return d.error = cuda_error(e, "cudaMemcpyAsync (potential)");
+  phase_host_ = phase_rad;
+  phase_host_current_ = true;
+  return Status::Ok();
+}
+
+Status CudaReconstructor::time_fft_round_trip(double* milliseconds) {
+  if (frames_.empty()) return failed_precondition("no frames to transform");
+  Device& d = *device_;
+  if (!d.error.ok()) return d.error;
+  auto* waves = reinterpret_cast<cufftComplex*>(d.waves.data());
+  const std::size_t bytes = frames_.size() * frames_.window_px() * frames_.window_px() *
+                            sizeof(cufftComplex);
+  // Unnormalised round trips multiply by n^2 each; start from zeros so nothing overflows.
+  cudaError_t e = cudaMemsetAsync(waves, 0, bytes, d.stream);
+  if (e == cudaSuccess) e = cudaStreamSynchronize(d.stream);
+  if (e != cudaSuccess) return d.error = cuda_error(e, "cudaMemsetAsync (FFT buffer)");
+  const auto t0 = std::chrono::steady_clock::now();
+  if (cufftResult r = cufftExecC2C(d.plan, waves, waves, CUFFT_FORWARD); r != CUFFT_SUCCESS)
+    return d.error = cufft_error(r, "cufftExecC2C (forward)");
+  if (cufftResult r = cufftExecC2C(d.plan, waves, waves, CUFFT_INVERSE); r != CUFFT_SUCCESS)
+    return d.error = cufft_error(r, "cufftExecC2C (inverse)");
+  if (e = cudaStreamSynchronize(d.stream); e != cudaSuccess)
+    return d.error = cuda_error(e, "cudaStreamSynchronize (FFT)");
+  *milliseconds =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  return Status::Ok();
+}
+
+}  // namespace ptypilot

@@ -1,0 +1,132 @@
+// The CUDA kernels' bodies (src/cuda/reconstruct_elements.hpp), run on the host, against the
+// CPU loops (cpu_loops.hpp), element by element: the exit wave, both residuals and the gradient
+// term, over the kernels' own (pattern, element) index space. These need no CUDA and run in
+// every build. The whole pipeline (launch order, cuFFT's layout and scale, buffers, graph) is
+// tested by running CudaReconstructor on the host stand-in (test_host_device.cpp), and on a
+// GPU by the [cuda] tests.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <complex>
+#include <random>
+
+#include "cpu_loops.hpp"
+#include "cuda/reconstruct_elements.hpp"
+#include "image_comparison.hpp"
+#include "ptypilot/cpu_reconstructor.hpp"
+#include "synthetic_experiment.hpp"
+
+namespace ptypilot {
+namespace {
+
+using testing::max_abs;
+using testing::max_abs_difference;
+using testing::synthetic_experiment;
+using testing::wavy_phase;
+
+const float* as_floats(const std::complex<float>* z) { return reinterpret_cast<const float*>(z); }
+
+// The host's placements are the kernels' windows (cuda_reconstructor.cpp uploads them as they are).
+static_assert(sizeof(gpu::Window) == sizeof(ProbePlacement));
+
+}  // namespace
+
+// Tolerances 1e-6 of the largest value for the exit wave and the residuals, 1e-5 for the
+// gradient image: the CPU loops' AVX-512 clones fuse multiply-adds, the bodies on the host do
+// not. Measured: at most 2.5e-7 of the largest value.
+TEST_CASE("the kernel bodies compute the CPU loops' values element by element", "[cuda_bodies]") {
+  auto e = synthetic_experiment(4.0, 12, Loss::kIntensity);
+  FrameStore store(e.config);
+  REQUIRE(store.add(e.frames).ok());
+  const int n = store.window_px();
+  const std::size_t nn = std::size_t(n) * n;
+  const RealImage v = wavy_phase(e.config.object);
+  ComplexImage t;
+  transmission(v, &t);
+
+  // The pass CudaReconstructor builds, over host arrays.
+  std::vector<gpu::Complex32> waves(store.size() * nn);
+  std::vector<float> gradient(v.size(), 0.0f);
+  gpu::GradientPass g{};
+  g.phase = v.data();
+  g.object_cols = v.cols();
+  g.windows = reinterpret_cast<const gpu::Window*>(store.placements().data());
+  g.probes = reinterpret_cast<const gpu::Complex32*>(store.model().shifted_probe(0));
+  g.measured = store.measured().data();
+  g.waves = waves.data();
+  g.gradient = gradient.data();
+  g.n = n;
+  g.patterns = static_cast<long>(store.size());
+  g.probe_scale = static_cast<float>(std::sqrt(store.intensity_scale()) / n);
+
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal(0.0f, 30.0f);
+  std::uniform_real_distribution<float> counts(0.0f, 900.0f);
+
+  for (std::size_t p = 0; p < store.size(); ++p) {
+    INFO("pattern " << p);
+    const ProbePlacement& pl = store.placements()[p];
+    // Exit wave.
+    std::vector<std::complex<float>> cpu_wave(nn);
+    cpu::exit_wave(t.data(), t.cols(), pl.top, pl.left, store.model().shifted_probe(pl.probe), n,
+                   g.probe_scale, cpu_wave.data());
+    for (std::size_t k = 0; k < nn; ++k) waves[p * nn + k] = gpu::exit_wave_at(g, long(p), int(k));
+    const float* body = &waves[p * nn].re;
+    {
+      const double difference = max_abs_difference(body, as_floats(cpu_wave.data()), 2 * nn);
+      CHECK(difference <= 1e-6 * max_abs(as_floats(cpu_wave.data()), 2 * nn));
+    }
+
+    // Residuals, both losses, on a random far field.
+    std::vector<std::complex<float>> far(nn);
+    std::vector<float> measured(store.size() * nn), measured_sqrt(store.size() * nn);
+    for (std::size_t k = 0; k < nn; ++k) {
+      far[k] = {normal(rng), normal(rng)};
+      measured[p * nn + k] = counts(rng);
+      measured_sqrt[p * nn + k] = std::sqrt(measured[p * nn + k]);
+    }
+    for (bool amplitude : {false, true}) {
+      INFO((amplitude ? "amplitude" : "intensity"));
+      std::vector<std::complex<float>> cpu_far = far;
+      const float weight = amplitude ? 1.0f / 12 : 2.0f / 12;
+      const double cpu_sum =
+          amplitude
+              ? cpu::amplitude_residual(cpu_far.data(), measured_sqrt.data() + p * nn, nn, weight)
+              : cpu::intensity_residual(cpu_far.data(), measured.data() + p * nn, nn, weight);
+      gpu::GradientPass r = g;
+      r.measured = amplitude ? measured_sqrt.data() : measured.data();
+      r.residual_weight = weight;
+      r.amplitude = amplitude;
+      double body_sum = 0.0;
+      for (std::size_t k = 0; k < nn; ++k) {
+        waves[p * nn + k] = {far[k].real(), far[k].imag()};
+        body_sum += gpu::residual_at(r, long(p * nn + k));
+      }
+      CHECK(body_sum == Approx(cpu_sum).epsilon(1e-5));
+      {
+        const double difference = max_abs_difference(body, as_floats(cpu_far.data()), 2 * nn);
+        CHECK(difference <= 1e-6 * max_abs(as_floats(cpu_far.data()), 2 * nn));
+      }
+    }
+
+    // Gradient scatter, with a random back-propagated wave.
+    std::vector<std::complex<float>> back(nn);
+    for (std::size_t k = 0; k < nn; ++k) back[k] = {normal(rng), normal(rng)};
+    std::vector<float> cpu_gradient(v.size(), 0.0f);
+    cpu::accumulate_phase_gradient(cpu_wave.data(), back.data(), n, pl.top, pl.left,
+                                   cpu_gradient.data(), v.cols());
+    std::fill(gradient.begin(), gradient.end(), 0.0f);
+    for (std::size_t k = 0; k < nn; ++k) {
+      waves[p * nn + k] = {back[k].real(), back[k].imag()};
+      const gpu::GradientTerm term = gpu::gradient_term_at(g, long(p), int(k));
+      gradient[term.pixel] += term.value;
+    }
+    {
+      const double difference = max_abs_difference(gradient.data(), cpu_gradient.data(), v.size());
+      CHECK(difference <= 1e-5 * max_abs(cpu_gradient.data(), v.size()));
+    }
+  }
+}
+
+}  // namespace ptypilot

@@ -1,0 +1,184 @@
+// CudaReconstructor itself, unchanged, on the host stand-in for the CUDA runtime and cuFFT
+// (host_device/): the kernels' bodies in the kernels' grids, FFTW for cuFFT, in launch order,
+// through the reconstructor's own buffers, uploads, plan, graph and loss copies. Against
+// CpuReconstructor with the tolerances of float rounding alone, and the runtime's rules: no
+// allocation in iterate(), one graph launch per iteration, copies inside their buffers, the
+// fallback without graphs, a divergent step. Tagged [host_device]; the binary also runs the
+// [cuda] cases on the stand-in (test_cuda_parity.cpp). Runs in every build.
+//
+// What this cannot show is the device's own behaviour: real cuFFT (only its layout and sign are
+// mimicked), the CUDA compiler's code, the atomics' order, concurrency, timing.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <span>
+
+#include "host_device/host_device.hpp"
+#include "image_comparison.hpp"
+#include "ptypilot/cpu_reconstructor.hpp"
+#include "ptypilot/cuda_reconstructor.hpp"
+#include "synthetic_experiment.hpp"
+
+namespace ptypilot {
+namespace {
+
+using testing::max_abs;
+using testing::max_abs_difference;
+using testing::synthetic_experiment;
+using testing::wavy_phase;
+
+const char* loss_name(Loss loss) { return loss == Loss::kAmplitude ? "amplitude" : "intensity"; }
+
+// Shifts V one column to the right, to show what an indexing error would look like.
+RealImage shifted_one_column(const RealImage& v) {
+  RealImage out(v.rows(), v.cols());
+  for (int r = 0; r < v.rows(); ++r)
+    for (int c = 1; c < v.cols(); ++c) out(r, c) = v(r, c - 1);
+  return out;
+}
+
+}  // namespace
+
+// Tolerances, relative to the largest value: the stand-in and the CPU differ only in the order
+// of float additions (per-thread gradient images against one scatter in index order; batches
+// of 256 against blocks of 2048 for the loss) and in fused multiply-adds. Measured: the gradient
+// within 2e-7 of its largest value, the loss within 1e-9. So 1e-5 and 1e-6 leave well over an
+// order of magnitude, while V one column off moves the gradient by 6 % of its largest value.
+TEST_CASE("host stand-in: CudaReconstructor's loss and gradient are the CPU's", "[host_device]") {
+  for (Loss loss : {Loss::kIntensity, Loss::kAmplitude}) {
+    INFO(loss_name(loss));
+    auto e = synthetic_experiment(6.0, 40, loss);
+    CpuReconstructor cpu(e.config);
+    CudaReconstructor cuda(e.config);
+    REQUIRE(cpu.add_frames(e.frames).ok());
+    REQUIRE(cuda.add_frames(e.frames).ok());
+    const RealImage v = wavy_phase(e.config.object);
+    double cpu_loss = 0, cuda_loss = 0;
+    RealImage cpu_gradient, cuda_gradient;
+    REQUIRE(cpu.loss_and_gradient(v, &cpu_loss, &cpu_gradient).ok());
+    REQUIRE(cuda.loss_and_gradient(v, &cuda_loss, &cuda_gradient).ok());
+    const double scale = max_abs(cpu_gradient);
+    REQUIRE(scale > 0);
+    CHECK(cuda_loss == Approx(cpu_loss).epsilon(1e-6));
+    const double difference = max_abs_difference(cuda_gradient, cpu_gradient);
+    CHECK(difference <= 1e-5 * scale);
+
+    double shifted_loss = 0;
+    RealImage shifted_gradient;
+    REQUIRE(cuda.loss_and_gradient(shifted_one_column(v), &shifted_loss, &shifted_gradient).ok());
+    const double shifted = max_abs_difference(shifted_gradient, cpu_gradient);
+    CHECK(shifted > 1e-2 * scale);
+  }
+}
+
+// After k steps the potentials differ by the gradient's rounding, passed on by each step.
+// Measured: V within 1.1e-7 of its largest value after one step and 2.4e-7 after ten, the
+// losses within 3e-7. The tolerances, 1e-5 for V and the losses, are 40 times that.
+TEST_CASE("host stand-in: one and ten iterations are the CPU's", "[host_device]") {
+  for (Loss loss : {Loss::kIntensity, Loss::kAmplitude}) {
+    auto e = synthetic_experiment(6.0, 40, loss);
+    for (int iterations : {1, 10}) {
+      INFO(loss_name(loss) << ", " << iterations << " iterations");
+      CpuReconstructor cpu(e.config);
+      CudaReconstructor cuda(e.config);
+      REQUIRE(cpu.add_frames(e.frames).ok());
+      REQUIRE(cuda.add_frames(e.frames).ok());
+      REQUIRE(cpu.iterate(iterations).ok());
+      REQUIRE(cuda.iterate(iterations).ok());
+      const Potential expected = cpu.snapshot();
+      const Potential got = cuda.snapshot();
+      const double difference = max_abs_difference(got.phase_rad, expected.phase_rad);
+      CHECK(difference <= 1e-5 * max_abs(expected.phase_rad));
+      REQUIRE(got.loss_history.size() == expected.loss_history.size());
+      for (std::size_t k = 0; k < got.loss_history.size(); ++k)
+        CHECK(got.loss_history[k] == Approx(expected.loss_history[k]).epsilon(1e-5));
+      CHECK(got.iterations == expected.iterations);
+    }
+  }
+}
+
+TEST_CASE("host stand-in: iterate() allocates nothing and replays one graph per iteration",
+          "[host_device]") {
+  auto e = synthetic_experiment(6.0, 20, Loss::kAmplitude);
+  CudaReconstructor cuda(e.config);
+  REQUIRE(cuda.add_frames(e.frames).ok());
+  REQUIRE(cuda.iterate(1).ok());  // captures the graph
+  REQUIRE(cuda.uses_graph());
+  host_device::reset_counters();
+  REQUIRE(cuda.iterate(130).ok());
+  const host_device::Counters c = host_device::counters();
+  CHECK(c.allocations == 0);
+  CHECK(c.graph_launches == 130);
+  // Clearing the flags once, then per 64 iterations the loss slot and the copy of the losses.
+  CHECK(c.queued_outside_graphs == 1 + 3 * 2);
+  CHECK(c.refused_during_capture == 0);
+  CHECK(c.out_of_bounds == 0);
+  CHECK(cuda.snapshot().loss_history.size() == 131);
+}
+
+TEST_CASE("host stand-in: without graph capture the same iterations run launch by launch",
+          "[host_device]") {
+  auto e = synthetic_experiment(6.0, 20, Loss::kIntensity);
+  CudaReconstructor with_graph(e.config);
+  REQUIRE(with_graph.add_frames(e.frames).ok());
+  REQUIRE(with_graph.iterate(7).ok());
+  CHECK(with_graph.uses_graph());
+
+  host_device::set_graph_capture_supported(false);
+  CudaReconstructor without(e.config);
+  REQUIRE(without.add_frames(e.frames).ok());
+  REQUIRE(without.iterate(7).ok());
+  host_device::set_graph_capture_supported(true);
+  CHECK_FALSE(without.uses_graph());
+  const double difference = max_abs_difference(without.snapshot().phase_rad, with_graph.snapshot().phase_rad);
+  CHECK(difference == 0.0);  // the same host loops in the same order
+  CHECK(without.snapshot().loss_history == with_graph.snapshot().loss_history);
+}
+
+TEST_CASE("host stand-in: frames in many small calls stay inside the growing buffers",
+          "[host_device]") {
+  auto e = synthetic_experiment(12.0, 150, Loss::kAmplitude);
+  CpuReconstructor cpu(e.config);
+  CudaReconstructor cuda(e.config);
+  host_device::reset_counters();
+  std::span<const Frame> all(e.frames);
+  for (std::size_t first = 0; first < all.size(); first += 7) {
+    const auto part = all.subspan(first, std::min<std::size_t>(7, all.size() - first));
+    REQUIRE(cpu.add_frames(part).ok());
+    REQUIRE(cuda.add_frames(part).ok());
+    REQUIRE(cpu.iterate(2).ok());
+    REQUIRE(cuda.iterate(2).ok());
+  }
+  CHECK(host_device::counters().out_of_bounds == 0);
+  CHECK(host_device::counters().refused_during_capture == 0);
+  const Potential expected = cpu.snapshot();
+  const double difference = max_abs_difference(cuda.snapshot().phase_rad, expected.phase_rad);
+  CHECK(difference <= 1e-4 * max_abs(expected.phase_rad));
+  CHECK(cuda.snapshot().frames == 150);
+}
+
+// A step so large that V becomes infinite: the next loss is NaN, and both backends stop there,
+// return the same error and keep the same history; a later call fails at once, as on the CPU.
+TEST_CASE("host stand-in: a divergent step stops the iterations as on the CPU", "[host_device]") {
+  auto e = synthetic_experiment(6.0, 20, Loss::kIntensity);
+  e.config.step_size = 1e300;
+  CpuReconstructor cpu(e.config);
+  CudaReconstructor cuda(e.config);
+  REQUIRE(cpu.add_frames(e.frames).ok());
+  REQUIRE(cuda.add_frames(e.frames).ok());
+  const Status a = cpu.iterate(5), b = cuda.iterate(5);
+  REQUIRE_FALSE(a.ok());
+  CHECK(b.code() == a.code());
+  CHECK(b.message() == a.message());
+  const auto expected = cpu.snapshot().loss_history;
+  REQUIRE(expected.size() == 1);
+  REQUIRE(cuda.snapshot().loss_history.size() == 1);
+  CHECK(cuda.snapshot().loss_history[0] == Approx(expected[0]).epsilon(1e-6));
+  CHECK(cuda.snapshot().iterations == cpu.snapshot().iterations);
+  const Status again_cpu = cpu.iterate(1), again_cuda = cuda.iterate(1);
+  CHECK_FALSE(again_cpu.ok());
+  CHECK(again_cuda.message() == again_cpu.message());
+  CHECK(cuda.snapshot().loss_history.size() == 1);
+}
+
+}  // namespace ptypilot
