@@ -298,7 +298,8 @@ def atom_columns_A(env: ScanEpisode) -> np.ndarray:
     return np.asarray(columns).reshape(-1, 2)
 
 
-def oracle_flank_propose(env: ScanEpisode, flank_A: float = 0.5):
+def oracle_flank_propose(env: ScanEpisode, flank_A: float = 0.5, column_error_A: float = 0.0,
+                         rng: np.random.Generator | None = None):
     """An upper bound, not a policy: it knows where the atom columns are. The next K sparse-grid
     positions, each moved to the raster node within one step (3 x 3) whose distance to the
     nearest column is closest to `flank_A`, the smallest move on ties, never onto a visited
@@ -306,9 +307,13 @@ def oracle_flank_propose(env: ScanEpisode, flank_A: float = 0.5):
     aberration-free probe the bright-field interference term vanishes by symmetry); half an
     Angstrom off it sees the steepest phase gradient. On mos2-paper at the default dose this
     measured +8.5 % SSIM over the sparse grid (6 specimens, converged reconstructions), and the
-    gain was gone once the columns were known only to 0.2 A."""
+    gain was gone once the columns were known only to 0.2 A (`column_error_A`: Gaussian error
+    per axis on the known columns, drawn with `rng`; `python3 -m ptypilot.study`)."""
     base = sparse_grid_propose(env)
     columns = atom_columns_A(env)
+    if column_error_A > 0:
+        columns = columns + (rng or np.random.default_rng(env.seed)).normal(
+            0.0, column_error_A, columns.shape)
     step = env.preset.step_A
     offsets = np.array([(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)], np.float64) * step
 
