@@ -289,13 +289,7 @@ class NpyRecordedDataset final : public RecordedDataset {
     positions_A_ = grid_positions(info_);
   }
 
-  Status read_frame(std::size_t index, std::span<float> out) override {
-    if (index >= frame_count())
-      return out_of_range(info_.path.string() + ": no frame " + std::to_string(index) + " (" +
-                          std::to_string(frame_count()) + " frames)");
-    if (out.size() != frame_pixels())
-      return invalid_argument("read_frame: the buffer holds " + std::to_string(out.size()) +
-                              " floats, a frame " + std::to_string(frame_pixels()));
+  Status read_checked(std::size_t index, std::span<float> out) override {
     const std::size_t item = element_.bytes;
     if (!fortran_) {
       to_float(element_, data_ + index * frame_pixels() * item, item, frame_pixels(), out.data());
@@ -326,6 +320,16 @@ std::unique_ptr<RecordedDataset> open_npy(const fs::path& path) {
 }
 
 }  // namespace recorded
+
+Status RecordedDataset::read_frame(std::size_t index, std::span<float> out) {
+  if (index >= frame_count())
+    return out_of_range(info_.path.string() + ": no frame " + std::to_string(index) + " (" +
+                        std::to_string(frame_count()) + " frames)");
+  if (out.size() != frame_pixels())
+    return invalid_argument("read_frame: the buffer holds " + std::to_string(out.size()) +
+                            " floats, a frame " + std::to_string(frame_pixels()));
+  return read_checked(index, out);
+}
 
 // ---- Format detection.
 

@@ -329,10 +329,7 @@ class DectrisRecordedDataset final : public RecordedDataset {
     positions_A_ = grid_positions(info_);
   }
 
-  Status read_frame(std::size_t index, std::span<float> out) override {
-    if (index >= frame_count())
-      return out_of_range(info_.path.string() + ": no frame " + std::to_string(index));
-    if (out.size() != frame_pixels()) return invalid_argument("read_frame: wrong buffer size");
+  Status read_checked(std::size_t index, std::span<float> out) override {
     std::size_t image = index;
     for (ImageBlock& block : blocks_) {
       if (image < block.images()) {

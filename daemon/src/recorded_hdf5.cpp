@@ -265,10 +265,7 @@ class RecordingDataset final : public RecordedDataset {
     frames_ = FrameStack(path, "/frames/counts", std::move(counts));
   }
 
-  Status read_frame(std::size_t index, std::span<float> out) override {
-    if (index >= frame_count())
-      return out_of_range(info_.path.string() + ": no frame " + std::to_string(index));
-    if (out.size() != frame_pixels()) return invalid_argument("read_frame: wrong buffer size");
+  Status read_checked(std::size_t index, std::span<float> out) override {
     return frames_.read(index, out);
   }
 
@@ -404,10 +401,7 @@ class EmdDataset final : public RecordedDataset {
     frames_ = FrameStack(path, data_name, std::move(data));
   }
 
-  Status read_frame(std::size_t index, std::span<float> out) override {
-    if (index >= frame_count())
-      return out_of_range(info_.path.string() + ": no frame " + std::to_string(index));
-    if (out.size() != frame_pixels()) return invalid_argument("read_frame: wrong buffer size");
+  Status read_checked(std::size_t index, std::span<float> out) override {
     return frames_.read(index, out);
   }
 

@@ -228,10 +228,7 @@ class MibRecordedDataset final : public RecordedDataset {
     positions_A_ = grid_positions(info_);
   }
 
-  Status read_frame(std::size_t index, std::span<float> out) override {
-    if (index >= frame_count())
-      return out_of_range(info_.path.string() + ": no frame " + std::to_string(index));
-    if (out.size() != frame_pixels()) return invalid_argument("read_frame: wrong buffer size");
+  Status read_checked(std::size_t index, std::span<float> out) override {
     const std::size_t offset = index * stride_;
     std::string why;
     const std::optional<FrameHeader> h = parse_frame_header(file_.bytes(), offset, &why);

@@ -96,10 +96,14 @@ class RecordedDataset {
   }
 
   // Frame `index` as frame_rows x frame_cols floats, row-major, into `out` (exactly
-  // frame_pixels() long). Never throws.
-  virtual Status read_frame(std::size_t index, std::span<float> out) = 0;
+  // frame_pixels() long). Never throws: an index past the end or a buffer of another size is an
+  // error Status, and so is what the format's reader finds wrong.
+  Status read_frame(std::size_t index, std::span<float> out);
 
  protected:
+  // read_frame() for an index below frame_count() and a buffer of frame_pixels() floats.
+  virtual Status read_checked(std::size_t index, std::span<float> out) = 0;
+
   RecordedDatasetInfo info_;
   std::vector<Vec2> positions_A_;
 };
