@@ -17,11 +17,7 @@
 // pixel another seed already holds to a free pixel next to it, rather than lose it.
 #pragma once
 
-#if defined(__CUDACC__)
-#define PTYPILOT_HD __host__ __device__ inline
-#else
-#define PTYPILOT_HD inline
-#endif
+#include "host_device.hpp"
 
 namespace ptypilot::gpu {
 

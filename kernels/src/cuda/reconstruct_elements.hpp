@@ -17,11 +17,7 @@
 
 #include <cmath>
 
-#if defined(__CUDACC__)
-#define PTYPILOT_HD __host__ __device__ inline
-#else
-#define PTYPILOT_HD inline
-#endif
+#include "host_device.hpp"
 
 namespace ptypilot::gpu {
 
