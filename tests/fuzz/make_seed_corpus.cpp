@@ -11,6 +11,7 @@
 
 #include "ptypilot/daemon/compression.hpp"
 #include "ptypilot/daemon/dectris_stream.hpp"
+#include "recorded_fixtures.hpp"
 
 using namespace ptypilot;
 namespace fs = std::filesystem;
@@ -95,6 +96,17 @@ int main(int argc, char** argv) {
       write(root / "fuzz_lz4", name(), encoded);
     }
   }
+  // fuzz_recorded_dataset: byte 0 picks the part the rest replaces (see that target).
+  const auto chosen = [](char which, const auto& bytes) {
+    std::vector<std::byte> out{std::byte(which)};
+    for (char c : bytes) out.push_back(std::byte(c));
+    return out;
+  };
+  write(root / "fuzz_recorded_dataset", name(), chosen(0, fuzz::valid_npy()));
+  write(root / "fuzz_recorded_dataset", name(), chosen(1, fuzz::valid_mib()));
+  write(root / "fuzz_recorded_dataset", name(), chosen(2, fuzz::kValidHdr));
+  write(root / "fuzz_recorded_dataset", name(),
+        chosen(3, fuzz::kSidecarStart + R"(, "Cs_mm": 1.2, "scan_shape": [2, 2]})"));
   std::cout << "wrote " << count << " seeds into " << root.string() << "\n";
   return 0;
 }
