@@ -205,13 +205,18 @@ def encoder_from(payload: dict, config: ModelConfig):
 
 
 def sparse_targets(config: ModelConfig, total_positions: int) -> torch.Tensor:
-    """(T, K, 2) the sparse grid of the budget in sub-sequences, normalised to the FOV."""
+    """(T, K, 2) the sparse grid of the budget in T = ceil(budget / K) sub-sequences, normalised
+    to the FOV. A last sub-sequence shorter than K is padded with its own last position: the
+    daemon takes only the first min(K, remaining budget) of a proposal, so what the padding
+    asks for is never exposed, but the step itself must be trained (250 in sub-sequences of
+    84 has a third one of 82)."""
     p = core.experiment_preset(data.PRESET)
     sparse = core.sparse_grid_positions(total_positions, p.scan_rows, p.scan_cols, p.step_A)
     fov = np.array([(p.scan_rows - 1) * p.step_A, (p.scan_cols - 1) * p.step_A])
     K = config.sub_sequence_size
-    T = total_positions // K
-    return torch.from_numpy((sparse[: T * K] / fov).reshape(T, K, 2)).float()
+    T = -(-total_positions // K)
+    padded = np.concatenate([sparse, np.repeat(sparse[-1:], T * K - len(sparse), axis=0)])
+    return torch.from_numpy((padded / fov).reshape(T, K, 2)).float()
 
 
 def pretrain_batch(enc, z_sparse: torch.Tensor, z_other: torch.Tensor, grid: torch.Tensor,
