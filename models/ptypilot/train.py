@@ -314,6 +314,7 @@ class PolicyRunner:
         self.sigma, self.rng = sigma, rng
         self.hidden = torch.zeros(config.hidden_layers, 1, config.hidden_size)
         self.z: list[torch.Tensor] = []
+        self.means: list[np.ndarray] = []  # per decision, (K, 2) normalised
 
     @torch.no_grad()
     def __call__(self, previous: np.ndarray, crop: np.ndarray) -> np.ndarray:
@@ -322,6 +323,7 @@ class PolicyRunner:
         pos = torch.from_numpy(previous).float().reshape(1, 1, self.config.sub_sequence_size, 2)
         means, self.hidden = self.policy(pos, z[None], self.hidden)
         means = means.reshape(-1, 2)
+        self.means.append(means.double().numpy())
         if self.rng is None or self.sigma <= 0:
             return means.double().numpy()
         noise = torch.randn(means.shape, generator=self.rng) * self.sigma
@@ -360,41 +362,47 @@ def new_episode(seed: int, episode: dict) -> data.ScanEpisode:
                             dose_e_per_A2=episode["dose_e_per_A2"])
 
 
-def visit_rewards(kind: str, result: data.EpisodeResult, grid,
-                  reference: tuple[np.ndarray, np.ndarray, float] | None) -> np.ndarray:
-    """The reward of every visited position (result.visited_A order).
-    voronoi-phase: the paper's, the reconstructed phase summed over the position's Voronoi cell
-    over P (ptypilot_core.voronoi_reward, on the online reconstruction, as the loop ends).
-    voronoi-ssim: the position's Voronoi-cell share of the SSIM gain of the converged
-    reconstruction over the converged sparse-grid one, both against the true phase
-    (data.voronoi_ssim_credit; the shares add up to SSIM_policy - SSIM_sparse). The paper's
-    reward rewards phase; on this simulator that pulls positions onto the atom columns, where a
-    focused probe centred on a column carries almost no linear phase contrast, and validation
-    Q_SSIM fell from +5 % to -15 % within 370 updates (models/shipped history). This one credits
-    what the strategies are compared by."""
+def action_rewards(kind: str, result: data.EpisodeResult, means: list[np.ndarray],
+                   env: data.ScanEpisode,
+                   reference: tuple[np.ndarray, np.ndarray, float] | None
+                   ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per decision: (reward (K,), mask (K,)) of its K actions. With gamma = 0 the return of an
+    action is its own reward.
+
+    voronoi-phase, the paper's: the reconstructed phase summed over the Voronoi cell of the node
+    the action was exposed at, over P (ptypilot_core.voronoi_reward, on the online
+    reconstruction as the loop ends).
+    voronoi-ssim: the SSIM gain of the converged reconstruction over the converged sparse-grid
+    one, both against the true phase, summed over the Voronoi cell of the position the policy
+    meant (its mean, `means`; cells among all means and the first sub-sequence) and divided by
+    the map's size (data.voronoi_ssim_credit), so the credits add up to SSIM_policy -
+    SSIM_sparse. The paper's reward rewards phase; on this simulator that pulls positions onto
+    the atom columns, where a focused probe centred on a column carries almost no linear phase
+    contrast, and validation Q_SSIM fell from +5 % to -15 % within 370 updates (the first
+    shipped model's history). Cells of the sampled positions, tried first, were just as bad
+    (from +2 % to -8 % in 480 updates): an action that moves its own position also moves its
+    cell's border, so it is credited with gain it did not make and each position learns to grab
+    area. A cell fixed by the mean is changed by no action's own noise.
+
+    Masked out of the gradient: a repeat (dropped by Safety: no exposure, and the session asks
+    for another position instead) and a position past the budget, which were never exposed. The
+    0 such an action would get rewards it, after the per-episode baseline, whenever an episode's
+    mean reward is negative (it drove the repeat fraction up in a pilot)."""
+    exposed = [st.visit_index >= 0 for st in result.steps]
     if kind == "voronoi-phase":
-        return np.asarray(result.rewards)
+        out = []
+        for st, ok in zip(result.steps, exposed):
+            r = np.zeros(len(st.visit_index))
+            r[ok] = result.rewards[st.visit_index[ok]]
+            out.append((r, ok))
+        return out
     truth, sparse_map, _ = reference
     gain = data.ssim_map_against(result.converged, truth) - sparse_map
-    return data.voronoi_ssim_credit(gain, grid, result.visited_A)
-
-
-def action_rewards(result: data.EpisodeResult,
-                   rewards: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per decision: (reward (K,), mask (K,)). A position's reward is the reward of the node it
-    was exposed at (`rewards`, per visited position). A repeat (dropped by Safety: no exposure,
-    no Voronoi cell, and the session asks for another position instead) and a position past the
-    budget were never exposed and are masked out of the gradient: they have no reward of their
-    own, and the 0 an empty cell holds would, after the per-episode baseline, reward repeats
-    whenever an episode's mean reward is negative (it drove the repeat fraction up in a pilot).
-    With gamma = 0 the return of an action is its own reward."""
-    out = []
-    for st in result.steps:
-        r = np.zeros(len(st.visit_index))
-        ok = st.visit_index >= 0
-        r[ok] = rewards[st.visit_index[ok]]
-        out.append((r, ok))
-    return out
+    first = env.visited_A[: env.K]
+    meant = np.concatenate([first] + [np.clip(m, 0.0, 1.0) * env.fov_A for m in means])
+    credit = data.voronoi_ssim_credit(gain, env.grid, meant)[len(first):]
+    K = env.K
+    return [(credit[t * K:(t + 1) * K], ok) for t, ok in enumerate(exposed)]
 
 
 def log_prob(policy, config, steps, z_list, sigma):
@@ -464,8 +472,8 @@ def stage_reinforce(args) -> dict:
             runner = PolicyRunner(enc, policy, config, SIGMA, gen)
             result = data.run_episode(env, runner, keep_potentials=False, converge=converge)
             reference = references.get(s) if converge else None
-            rewards = visit_rewards(args.reward, result, env.grid, reference)
-            batch.append((result, runner.z, action_rewards(result, rewards)))
+            rewards = action_rewards(args.reward, result, runner.means, env, reference)
+            batch.append((result, runner.z, rewards))
             episodes += 1
         # Baseline (variance reduction, not in the paper): each episode's mean action reward is
         # subtracted from its actions' rewards, so that only a position's reward relative to its
@@ -543,7 +551,7 @@ def save_reinforce(out, pre, policy, best, history, validation, args, t0, final:
                "grad_clip": args.rl_clip, "seconds": time.perf_counter() - t0,
                "baseline": "per-episode mean action reward; advantages scaled by the batch std",
                "reward": args.reward,
-               "reward_definition": " ".join(visit_rewards.__doc__.split()),
+               "reward_definition": " ".join(action_rewards.__doc__.split()),
                "specimens": args.rl_specimens,
                "curve": summarise_curve(history),
                "validation_seeds": list(data.validation_seeds(args.validation_seeds))
@@ -731,7 +739,7 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--rl-lr", type=float, default=3e-5)
     g.add_argument("--rl-clip", type=float, default=1.0, help="gradient norm clip")
     g.add_argument("--reward", choices=REWARDS, default="voronoi-ssim",
-                   help="per-position reward (visit_rewards says how each is computed)")
+                   help="per-position reward (action_rewards says how each is computed)")
     g.add_argument("--rl-specimens", type=int, default=500,
                    help="training specimens that REINFORCE draws its episodes from")
     g.add_argument("--validation-seeds", type=int, default=12,

@@ -160,3 +160,30 @@ def test_jfa_method_agrees_with_exact_or_says_why_it_cannot_run(paper_grid, spar
 def test_unknown_method_is_a_value_error(paper_grid, sparse_positions):
     with pytest.raises(ValueError, match="unknown method 'fast'"):
         core.voronoi_labels(paper_grid, sparse_positions, method="fast")
+
+
+def test_voronoi_ssim_credit_splits_the_ssim_gain_by_cell():
+    # The credit training gives each position (ptypilot.train, voronoi-ssim): its cell's share of
+    # an SSIM gain map, the shares adding up to the difference of the two SSIM values.
+    from ptypilot import data
+
+    env = data.ScanEpisode(5)
+    rng = np.random.default_rng(3)
+    truth = np.ascontiguousarray(data.fov_crop(env.sim.phase_rad, env.grid), np.float32)
+    a = truth + 0.05 * rng.standard_normal(truth.shape).astype(np.float32)
+    b = truth + 0.10 * rng.standard_normal(truth.shape).astype(np.float32)
+    gain = data.ssim_map_against(a, truth) - data.ssim_map_against(b, truth)
+    positions = rng.uniform(0, env.fov_A, size=(40, 2))
+    credit = data.voronoi_ssim_credit(gain, env.grid, positions)
+    assert credit.shape == (40,)
+    assert credit.sum() == pytest.approx(data.ssim_against(a, truth) - data.ssim_against(b, truth),
+                                         abs=1e-12)
+    # Each share is the gain over that position's own cell, from the labels as documented.
+    labels = data.fov_crop(np.asarray(core.voronoi_labels(env.grid, positions)), env.grid)
+    border = core.SSIM_BORDER_PX
+    labels = labels[border:-border, border:-border]
+    for m in (0, 17, 39):
+        assert credit[m] == pytest.approx(gain[labels == m].sum() / gain.size, abs=1e-15)
+    # A position with no pixels of its own (coincident with an earlier one) gets nothing.
+    doubled = np.vstack([positions, positions[:1]])
+    assert data.voronoi_ssim_credit(gain, env.grid, doubled)[-1] == 0.0
