@@ -341,17 +341,17 @@ class SparseGridReference:
 
     def __init__(self, episode: dict):
         self.episode = episode
-        self.maps: dict[int, tuple[np.ndarray, np.ndarray, float]] = {}
+        self.maps: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
-    def get(self, seed: int) -> tuple[np.ndarray, np.ndarray, float]:
-        """(true phase FOV crop, sparse-grid ssim map, sparse-grid SSIM) of one specimen."""
+    def get(self, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """(true phase FOV crop, sparse-grid ssim map) of one specimen."""
         if seed not in self.maps:
             env = new_episode(seed, self.episode)
             res = data.run_episode(env, data.sparse_grid_propose(env), keep_potentials=False,
                                    converge=True)
             truth = np.ascontiguousarray(data.fov_crop(env.sim.phase_rad, env.grid), np.float32)
             sparse_map = data.ssim_map_against(res.converged, truth)
-            self.maps[seed] = (truth, sparse_map, float(sparse_map.mean()))
+            self.maps[seed] = (truth, sparse_map)
         return self.maps[seed]
 
 
@@ -364,7 +364,7 @@ def new_episode(seed: int, episode: dict) -> data.ScanEpisode:
 
 def action_rewards(kind: str, result: data.EpisodeResult, means: list[np.ndarray],
                    env: data.ScanEpisode,
-                   reference: tuple[np.ndarray, np.ndarray, float] | None
+                   reference: tuple[np.ndarray, np.ndarray] | None
                    ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per decision: (reward (K,), mask (K,)) of its K actions. With gamma = 0 the return of an
     action is its own reward.
@@ -396,7 +396,7 @@ def action_rewards(kind: str, result: data.EpisodeResult, means: list[np.ndarray
             r[ok] = result.rewards[st.visit_index[ok]]
             out.append((r, ok))
         return out
-    truth, sparse_map, _ = reference
+    truth, sparse_map = reference
     gain = data.ssim_map_against(result.converged, truth) - sparse_map
     first = env.visited_A[: env.K]
     meant = np.concatenate([first] + [np.clip(m, 0.0, 1.0) * env.fov_A for m in means])
