@@ -697,17 +697,6 @@ Status parse_v2_map(CborReader& r, Message* message, std::string_view* counter) 
   return Status::Ok();
 }
 
-// --- pixels -----------------------------------------------------------------------------------
-
-template <typename T>
-void widen(const std::byte* in, float* out, std::size_t n) {
-  for (std::size_t i = 0; i < n; ++i) {
-    T value;
-    std::memcpy(&value, in + i * sizeof(T), sizeof(T));
-    out[i] = static_cast<float>(value);
-  }
-}
-
 // --- CBOR writing ----------------------------------------------------------------------------
 
 class CborWriter {
@@ -910,22 +899,17 @@ Status decode_image(const Image& image, int expected_rows, int expected_cols,
 
   frame->counts.resize(n);
   float* out = frame->counts.data();
-  switch (image.dtype) {
-    case PixelType::kUint8: widen<std::uint8_t>(raw.data(), out, n); break;
-    case PixelType::kUint16: widen<std::uint16_t>(raw.data(), out, n); break;
-    case PixelType::kUint32: widen<std::uint32_t>(raw.data(), out, n); break;
-    case PixelType::kFloat32: {
-      std::memcpy(out, raw.data(), bytes);
-      for (std::size_t i = 0; i < n; ++i) {
-        if (!std::isfinite(out[i]))
-          return fail(counter, counters::kNonFinite,
-                      which + "pixel " + std::to_string(i) + " is NaN or infinite");
-        if (out[i] < 0.0f)
-          return fail(counter, counters::kNegative, which + "pixel " + std::to_string(i) + " is negative");
-      }
-      break;
-    }
-  }
+  const PixelDefects defects = widen_pixels(image.dtype, raw.data(), out, n);
+  if (defects.non_finite != 0)
+    return fail(counter, counters::kNonFinite,
+                which + std::to_string(defects.non_finite) + " of " + std::to_string(n) +
+                    " pixels are NaN or infinite (first: pixel " +
+                    std::to_string(defects.first_non_finite) + ")");
+  if (defects.negative != 0)
+    return fail(counter, counters::kNegative,
+                which + std::to_string(defects.negative) + " of " + std::to_string(n) +
+                    " pixels are negative (first: pixel " + std::to_string(defects.first_negative) +
+                    ")");
   frame->rows = image.rows;
   frame->cols = image.cols;
   frame->dtype = image.dtype;

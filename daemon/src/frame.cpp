@@ -1,5 +1,7 @@
 #include "ptypilot/daemon/frame.hpp"
 
+#include <cmath>
+#include <cstring>
 #include <stdexcept>
 
 namespace ptypilot {
@@ -31,6 +33,40 @@ std::size_t pixel_size(PixelType type) {
     case PixelType::kFloat32: return 4;
   }
   return 0;
+}
+
+namespace {
+
+template <typename T>
+void widen(const std::byte* in, float* out, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) {
+    T value;
+    std::memcpy(&value, in + i * sizeof(T), sizeof(T));  // an unaligned load once compiled
+    out[i] = static_cast<float>(value);
+  }
+}
+
+}  // namespace
+
+PixelDefects widen_pixels(PixelType type, const std::byte* in, float* out, std::size_t n) {
+  PixelDefects defects;
+  switch (type) {
+    case PixelType::kUint8: widen<std::uint8_t>(in, out, n); break;
+    case PixelType::kUint16: widen<std::uint16_t>(in, out, n); break;
+    case PixelType::kUint32: widen<std::uint32_t>(in, out, n); break;
+    case PixelType::kFloat32:
+      std::memcpy(out, in, n * sizeof(float));
+      for (std::size_t i = 0; i < n; ++i) {
+        const float v = out[i];
+        if (!std::isfinite(v)) {
+          if (defects.non_finite++ == 0) defects.first_non_finite = i;
+        } else if (v < 0.0f) {
+          if (defects.negative++ == 0) defects.first_negative = i;
+        }
+      }
+      break;
+  }
+  return defects;
 }
 
 }  // namespace ptypilot

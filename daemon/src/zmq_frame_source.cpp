@@ -40,17 +40,6 @@ std::string format_value(float value) {
   return buffer;
 }
 
-// Widens little-endian integers to float. memcpy per element because the payload buffer that
-// ZMQ hands us has no alignment guarantee; compilers turn it into a plain (unaligned) load.
-template <typename T>
-void widen(const std::byte* in, float* out, std::size_t n) {
-  for (std::size_t i = 0; i < n; ++i) {
-    T value;
-    std::memcpy(&value, in + i * sizeof(T), sizeof(T));
-    out[i] = static_cast<float>(value);
-  }
-}
-
 template <typename T>
 void narrow(std::span<const float> counts, std::byte* out) {
   constexpr double kMax = static_cast<double>(std::numeric_limits<T>::max());
@@ -354,47 +343,22 @@ Status ZmqFrameSource::decode(DetectorFrame* frame) {
   frame->counts.resize(n);
   float* out = frame->counts.data();
   const auto* in = static_cast<const std::byte*>(payload_part_.data());
-  switch (*dtype) {
-    case PixelType::kUint8:
-      widen<std::uint8_t>(in, out, n);
-      break;
-    case PixelType::kUint16:
-      widen<std::uint16_t>(in, out, n);
-      break;
-    // Exact up to 2^24 counts per pixel, far above what a pixel collects in one dwell.
-    case PixelType::kUint32:
-      widen<std::uint32_t>(in, out, n);
-      break;
-    case PixelType::kFloat32: {
-      std::memcpy(out, in, n * sizeof(float));
-      // Only float32 can carry NaN, inf or negative counts; integer payloads cannot.
-      std::size_t non_finite = 0, negative = 0, first_non_finite = 0, first_negative = 0;
-      for (std::size_t i = 0; i < n; ++i) {
-        const float v = out[i];
-        if (!std::isfinite(v)) {
-          if (non_finite++ == 0) first_non_finite = i;
-        } else if (v < 0.0f) {
-          if (negative++ == 0) first_negative = i;
-        }
-      }
-      const auto where = [&](std::size_t i) {
-        return "row " + std::to_string(i / cols) + ", col " + std::to_string(i % cols) + ": " +
-               format_value(out[i]);
-      };
-      if (non_finite != 0) {
-        return reject(counters::kNonFinite,
-                      prefix + std::to_string(non_finite) + " of " + std::to_string(n) +
-                          " pixels are NaN or infinite (first at " + where(first_non_finite) +
-                          "); counts must be finite");
-      }
-      if (negative != 0) {
-        return reject(counters::kNegative, prefix + std::to_string(negative) + " of " +
-                                               std::to_string(n) +
-                                               " pixels are negative (first at " +
-                                               where(first_negative) + "); counts must be >= 0");
-      }
-      break;
-    }
+  const PixelDefects defects = widen_pixels(*dtype, in, out, n);
+  const auto where = [&](std::size_t i) {
+    return "row " + std::to_string(i / cols) + ", col " + std::to_string(i % cols) + ": " +
+           format_value(out[i]);
+  };
+  if (defects.non_finite != 0) {
+    return reject(counters::kNonFinite,
+                  prefix + std::to_string(defects.non_finite) + " of " + std::to_string(n) +
+                      " pixels are NaN or infinite (first at " + where(defects.first_non_finite) +
+                      "); counts must be finite");
+  }
+  if (defects.negative != 0) {
+    return reject(counters::kNegative,
+                  prefix + std::to_string(defects.negative) + " of " + std::to_string(n) +
+                      " pixels are negative (first at " + where(defects.first_negative) +
+                      "); counts must be >= 0");
   }
 
   frame->session_id = header_.session_id();

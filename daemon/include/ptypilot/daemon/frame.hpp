@@ -20,6 +20,22 @@ PixelType parse_pixel_type(std::string_view name);
 const char* to_string(PixelType type);  // the names parse_pixel_type reads; "unknown" otherwise
 std::size_t pixel_size(PixelType type);  // bytes per pixel; 0 for a value outside the enum
 
+// What converting a payload found wrong: only float32 can carry NaN, infinities or negative
+// counts, so for integer payloads both counts stay 0.
+struct PixelDefects {
+  std::size_t non_finite = 0;
+  std::size_t first_non_finite = 0;  // pixel index, valid when non_finite > 0
+  std::size_t negative = 0;
+  std::size_t first_negative = 0;  // pixel index, valid when negative > 0
+
+  bool any() const { return non_finite != 0 || negative != 0; }
+};
+
+// Converts n little-endian pixels of `type` at `in` to float counts at `out`, in one pass.
+// `in` needs no alignment (a ZMQ part or a decoder's buffer has none guaranteed); uint32 is exact
+// up to 2^24 counts per pixel, far above what a pixel collects in one dwell.
+PixelDefects widen_pixels(PixelType type, const std::byte* in, float* out, std::size_t n);
+
 struct DetectorFrame {
   std::string session_id;
   std::uint32_t sub_sequence = 0;
