@@ -8,10 +8,12 @@
 #include <stdexcept>
 #include <string>
 
+#include "numpy_convert.hpp"
 #include "ptypilot/daemon/recorded_dataset.hpp"
 
 namespace py = pybind11;
 using namespace ptypilot;
+using ptypilot::bindings::positions_to_numpy;
 
 namespace {
 
@@ -67,16 +69,7 @@ void bind_dataset(py::module_& m) {
                              [](const RecordedDataset& d) { return d.info().electrons_per_frame; })
       .def_property_readonly(
           "positions_A",
-          [](const RecordedDataset& d) {
-            const auto positions = d.positions_A();
-            py::array_t<double> out({static_cast<py::ssize_t>(positions.size()), py::ssize_t{2}});
-            auto view = out.mutable_unchecked<2>();
-            for (std::size_t i = 0; i < positions.size(); ++i) {
-              view(i, 0) = positions[i].y;
-              view(i, 1) = positions[i].x;
-            }
-            return out;
-          },
+          [](const RecordedDataset& d) { return positions_to_numpy(d.positions_A()); },
           "(n, 2) [y, x] in Angstrom from the FOV origin: where each frame was recorded")
       .def(
           "frame",

@@ -10,20 +10,7 @@
 
 namespace py = pybind11;
 using namespace ptypilot;
-
-namespace {
-
-py::array_t<double> positions_to_numpy(const std::vector<Vec2>& positions) {
-  py::array_t<double> out({static_cast<py::ssize_t>(positions.size()), py::ssize_t{2}});
-  auto view = out.mutable_unchecked<2>();
-  for (std::size_t i = 0; i < positions.size(); ++i) {
-    view(i, 0) = positions[i].y;
-    view(i, 1) = positions[i].x;
-  }
-  return out;
-}
-
-}  // namespace
+using ptypilot::bindings::positions_to_numpy;
 
 void bind_optics(py::module_& m) {
   py::class_<ProbeConfig>(m, "ProbeConfig")

@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstring>
 #include <limits>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -80,6 +81,17 @@ inline py::array_t<double> to_numpy(const Image<double>& image) { return detail:
 // Copies an image into a new (rows, cols) complex64 array owned by Python.
 inline py::array_t<std::complex<float>> to_numpy(const ComplexImage& image) {
   return detail::to_array(image);
+}
+
+// Copies positions into a new (n, 2) float64 array of [y, x] rows, in Angstrom.
+inline py::array_t<double> positions_to_numpy(std::span<const Vec2> positions) {
+  py::array_t<double> out({static_cast<py::ssize_t>(positions.size()), py::ssize_t{2}});
+  auto view = out.mutable_unchecked<2>();
+  for (std::size_t i = 0; i < positions.size(); ++i) {
+    view(i, 0) = positions[i].y;
+    view(i, 1) = positions[i].x;
+  }
+  return out;
 }
 
 }  // namespace ptypilot::bindings
