@@ -29,9 +29,7 @@ Image<int> voronoi_labels_jfa(const ObjectGrid& grid, std::span<const Vec2> posi
 
 std::vector<double> voronoi_reward_jfa(const RealImage& phase_rad, const ObjectGrid& grid,
                                        std::span<const Vec2> positions_A) {
-  reward_detail::check_inputs("voronoi_reward_jfa", grid, positions_A);
-  reward_detail::check_phase_shape("voronoi_reward_jfa", phase_rad, grid);
-  reward_detail::check_positions_in_fov("voronoi_reward_jfa", grid, positions_A);
+  reward_detail::check_reward_inputs("voronoi_reward_jfa", phase_rad, grid, positions_A);
   require_cuda("voronoi_reward_jfa");
   return {};
 }

@@ -88,6 +88,13 @@ void check_positions_in_fov(const char* who, const ObjectGrid& grid,
   }
 }
 
+void check_reward_inputs(const char* who, const RealImage& phase_rad, const ObjectGrid& grid,
+                         std::span<const Vec2> positions_A) {
+  check_inputs(who, grid, positions_A);
+  check_phase_shape(who, phase_rad, grid);
+  check_positions_in_fov(who, grid, positions_A);
+}
+
 }  // namespace reward_detail
 
 namespace {
@@ -239,9 +246,7 @@ Image<int> voronoi_labels(const ObjectGrid& grid, std::span<const Vec2> position
 
 std::vector<double> voronoi_reward(const RealImage& phase_rad, const ObjectGrid& grid,
                                    std::span<const Vec2> positions_A) {
-  reward_detail::check_inputs("voronoi_reward", grid, positions_A);
-  reward_detail::check_phase_shape("voronoi_reward", phase_rad, grid);
-  reward_detail::check_positions_in_fov("voronoi_reward", grid, positions_A);
+  reward_detail::check_reward_inputs("voronoi_reward", phase_rad, grid, positions_A);
 
   const Image<int> labels = label_pixels(grid, positions_A, /*fov_only=*/true);
   std::vector<double> reward(positions_A.size(), 0.0);

@@ -19,6 +19,9 @@ void check_phase_shape(const char* who, const RealImage& phase_rad, const Object
 // The reward's own condition: every position inside the FOV, within kFovTolerance_A.
 void check_positions_in_fov(const char* who, const ObjectGrid& grid,
                             std::span<const Vec2> positions_A);
+// All three, in the order every reward checks them.
+void check_reward_inputs(const char* who, const RealImage& phase_rad, const ObjectGrid& grid,
+                         std::span<const Vec2> positions_A);
 
 // The half-open range of pixel indices whose coordinate index * pixel_A lies in the FOV
 // [origin, origin + extent], within kFovTolerance_A (reward.hpp). The coordinate grows with the
