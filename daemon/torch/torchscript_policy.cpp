@@ -70,6 +70,11 @@ struct Impl {
   // the model's input at the next call. Training fed exactly these (models/ptypilot/data.py),
   // not the visited positions, which lack the ones Safety dropped as repeats.
   std::vector<Vec2> last_proposal;
+  // The budget the model was trained for (schema training.total_positions; 0 when absent). Its
+  // GRU has only seen that many decisions, and pre-training taught it that budget's sparse grid,
+  // so another budget works but is outside what the model learned: said once per session.
+  int trained_total_positions = 0;
+  bool budget_checked = false;
 
   [[noreturn]] void fail(const std::string& what) const {
     throw std::invalid_argument("policy model " + path + " " + what);
@@ -109,6 +114,10 @@ struct Impl {
       fail(std::string("schema() is not JSON: ") + e.what());
     }
     if (!s.is_object()) fail("schema() is not a JSON object");
+    if (s.contains("training") && s["training"].is_object() &&
+        s["training"].contains("total_positions") &&
+        s["training"]["total_positions"].is_number_integer())
+      trained_total_positions = s["training"]["total_positions"].get<int>();
     auto number_at = [&](const char* key) {
       if (!s.contains(key) || !s[key].is_number())
         fail(std::string("schema() has no number \"") + key + "\"");
@@ -228,6 +237,7 @@ void LoadedTorchScriptPolicy::reset(std::uint64_t seed) {
   first_.reset(seed);
   impl_->hidden = impl_->initial_hidden;
   impl_->last_proposal.clear();
+  impl_->budget_checked = false;
 }
 
 double LoadedTorchScriptPolicy::hidden_norm() const {
@@ -242,6 +252,16 @@ std::vector<Vec2> LoadedTorchScriptPolicy::propose(const PolicyContext& context)
   if (context.count <= 0) return {};
   const Potential* potential = context.potential;
   Impl& p = *impl_;
+  if (!p.budget_checked) {
+    p.budget_checked = true;
+    if (p.trained_total_positions > 0 && context.total_positions != p.trained_total_positions)
+      log::warn("torchscript_policy_budget_differs",
+                {{"model", p.path},
+                 {"trained_total_positions", p.trained_total_positions},
+                 {"session_total_positions", context.total_positions},
+                 {"note", "the model was trained for another position budget; it runs, but "
+                          "outside what it learned (train one for this budget)"}});
+  }
   if (context.sub_sequence == 0 || potential == nullptr || potential->phase_rad.empty() ||
       context.visited_A.empty()) {
     std::vector<Vec2> first = first_.propose(context);

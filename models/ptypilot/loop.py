@@ -24,17 +24,25 @@ SHIPPED_DIR = Path(__file__).resolve().parents[1] / "shipped"
 SHIPPED_MODEL = SHIPPED_DIR / "policy-mos2-k50.pt"  # the default: 5 sub-sequences of 50
 
 
-def shipped_model(sub_sequence: int) -> Path:
-    """The shipped model for sub-sequences of this size (a model's output layer has one size).
-    It may not exist; the daemon then refuses the configuration and says so."""
-    return SHIPPED_DIR / f"policy-mos2-k{int(sub_sequence)}.pt"
+def shipped_model(sub_sequence: int, total_positions: int | None = None) -> Path:
+    """The shipped model for sub-sequences of this size (a model's output layer has one size),
+    and for this budget where one was trained for it (`policy-mos2-k{K}-p{P}.pt`: a budget other
+    than the training one runs the GRU past the decisions it has seen, towards another sparse
+    grid). It may not exist; the daemon then refuses the configuration and says so."""
+    k = int(sub_sequence)
+    if total_positions is not None:
+        for_budget = SHIPPED_DIR / f"policy-mos2-k{k}-p{int(total_positions)}.pt"
+        if for_budget.exists():
+            return for_budget
+    return SHIPPED_DIR / f"policy-mos2-k{k}.pt"
 
 
-def policy_config(name: str, sub_sequence: int = 50) -> dict:
-    """`learned` is the shipped TorchScript policy for this sub-sequence size; the others are the
-    daemon's baselines."""
+def policy_config(name: str, sub_sequence: int = 50, total_positions: int | None = None) -> dict:
+    """`learned` is the shipped TorchScript policy for this sub-sequence size (and budget, where
+    there is one for it); the others are the daemon's baselines."""
     if name == "learned":
-        return {"kind": "torchscript", "model_path": str(shipped_model(sub_sequence))}
+        return {"kind": "torchscript",
+                "model_path": str(shipped_model(sub_sequence, total_positions))}
     return {"kind": name}
 
 
@@ -48,7 +56,7 @@ def session_config(*, preset: str, positions: int, sub_sequence: int, seed: int,
                     "sub_sequence_size": int(sub_sequence), "seed": int(seed)},
         # The daemon's default update, which the shipped policy was trained with.
         "reconstruction": {"loss": "amplitude", "iterations_per_update": int(iterations_per_update)},
-        "policy": policy_config(policy, sub_sequence),
+        "policy": policy_config(policy, sub_sequence, positions),
         "detector": {"endpoint": detector.ready["data_endpoint"]},
         "scan_driver": {"kind": "sim-stage", "endpoint": detector.ready["command_endpoint"]},
         "recorder": {"directory": str(sessions_dir)},

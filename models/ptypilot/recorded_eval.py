@@ -108,7 +108,7 @@ def session_config(recorded: RecordedSet, replay, *, positions: int, sub_sequenc
     return {
         "session": session,
         "reconstruction": {"loss": "amplitude", "iterations_per_update": data.ITERATIONS_PER_UPDATE},
-        "policy": policy_config(policy, sub_sequence),
+        "policy": policy_config(policy, sub_sequence, positions),
         "detector": {"endpoint": replay.ready["data_endpoint"],
                      "dtype": recorded.fragment["detector"]["dtype"]},
         "scan_driver": {"kind": "zmq", "endpoint": replay.ready["command_endpoint"]},

@@ -1,0 +1,48 @@
+"""The shipped models: each file's name says what its schema says (eval and the demo pick a model
+by its name), each has its training record beside it, and `loop.shipped_model` prefers the model
+trained for the session's budget."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import torch
+
+from ptypilot import loop
+
+NAME = re.compile(r"policy-mos2-k(?P<k>\d+)(?:-p(?P<p>\d+))?\.pt")
+MODELS = sorted(loop.SHIPPED_DIR.glob("policy-*.pt"))
+
+
+def test_the_default_model_is_shipped():
+    assert loop.SHIPPED_MODEL in MODELS
+
+
+@pytest.mark.parametrize("path", MODELS, ids=lambda p: p.name)
+def test_name_matches_schema_and_record(path):
+    match = NAME.fullmatch(path.name)
+    assert match, f"{path.name}: shipped models are named policy-mos2-k{{K}}[-p{{P}}].pt"
+    schema = json.loads(torch.jit.load(str(path)).schema())
+    assert schema["sub_sequence_size"] == int(match["k"])
+    assert schema["training"]["preset"] == "mos2-paper"
+    if match["p"] is not None:
+        assert schema["training"]["total_positions"] == int(match["p"])
+    record = json.loads(path.with_suffix(".json").read_text())
+    assert record["schema"] == schema
+    assert record["wall_seconds"] <= 60 * 60, "a shipped model trains in an hour on the CI machine"
+    assert path.stat().st_size < 5e6
+
+
+def test_shipped_model_prefers_the_budget_it_was_trained_for(tmp_path, monkeypatch):
+    monkeypatch.setattr(loop, "SHIPPED_DIR", tmp_path)
+    (tmp_path / "policy-mos2-k84.pt").touch()
+    assert loop.shipped_model(84, 420) == tmp_path / "policy-mos2-k84.pt"
+    (tmp_path / "policy-mos2-k84-p420.pt").touch()
+    assert loop.shipped_model(84, 420) == tmp_path / "policy-mos2-k84-p420.pt"
+    assert loop.shipped_model(84, 250) == tmp_path / "policy-mos2-k84.pt"
+    assert loop.shipped_model(84) == tmp_path / "policy-mos2-k84.pt"
+    assert loop.policy_config("learned", 84, 420)["model_path"] == str(
+        tmp_path / "policy-mos2-k84-p420.pt")
+    assert loop.policy_config("sparse-grid", 84, 420) == {"kind": "sparse-grid"}
