@@ -27,8 +27,6 @@ struct PixelDefects {
   std::size_t first_non_finite = 0;  // pixel index, valid when non_finite > 0
   std::size_t negative = 0;
   std::size_t first_negative = 0;  // pixel index, valid when negative > 0
-
-  bool any() const { return non_finite != 0 || negative != 0; }
 };
 
 // Converts n little-endian pixels of `type` at `in` to float counts at `out`, in one pass.
