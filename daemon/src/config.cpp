@@ -212,7 +212,7 @@ ServeConfig load_serve_config(const std::filesystem::path& path) {
   json j;
   try {
     j = json::parse(in, nullptr, true, /*ignore_comments=*/true);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
     throw std::invalid_argument(path.string() + ": not valid JSON: " + e.what());
   }
   return parse_serve_config(j);

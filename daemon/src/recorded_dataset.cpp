@@ -57,7 +57,8 @@ Sidecar read_sidecar(const fs::path& path) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(in, nullptr, true, /*ignore_comments=*/true);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {
+    // Not only parse_error: a number too large for a double is out_of_range (fuzz_recorded_dataset).
     sidecar_error(path, std::string("not valid JSON: ") + e.what());
   }
   if (!j.is_object()) sidecar_error(path, "must be a JSON object of probe and scan settings");

@@ -1,5 +1,10 @@
 #include <catch2/catch.hpp>
+#include <unistd.h>
+
 #include <filesystem>
+#include <fstream>
+#include <stdexcept>
+#include <string>
 
 #include "ptypilot/daemon/config.hpp"
 
@@ -64,4 +69,26 @@ TEST_CASE("config errors name the key and the rule", "[config]") {
   CHECK_THROWS_WITH(parse_serve_config(bad_dtype), Catch::Contains("detector.dtype: unknown pixel type"));
   CHECK_THROWS_WITH(parse_serve_config(json::object()), Catch::Contains("config.session: missing"));
   CHECK_THROWS_WITH(parse_serve_config(json::array()), Catch::Contains("config: must be an object"));
+}
+
+TEST_CASE("a config file that is not JSON is refused with its path", "[config]") {
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("ptypilot-config-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const auto load_error = [&](const std::string& text) {
+    const std::filesystem::path path = dir / "serve.json";
+    std::ofstream(path) << text;
+    try {
+      load_serve_config(path);
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no error)");
+  };
+  CHECK_THAT(load_error(R"({"session": )"),
+             Catch::Contains("serve.json: not valid JSON") && Catch::Contains("parse error"));
+  // nlohmann reports a number beyond a double as out_of_range, not as a parse error.
+  CHECK_THAT(load_error(R"({"session": {"total_positions": 1e999}})"),
+             Catch::Contains("serve.json: not valid JSON") && Catch::Contains("number overflow"));
+  std::filesystem::remove_all(dir);
 }

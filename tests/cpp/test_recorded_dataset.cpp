@@ -190,6 +190,11 @@ TEST_CASE(".npy errors name the file, the offset and what is missing", "[replay]
     CHECK_THAT(e, Catch::Contains(good.string()) && Catch::Contains("scan.json") &&
                       Catch::Contains("has no 'detector_pixel_mrad'"));
   }
+  SECTION("a sidecar number too large for a double (found by fuzz_recorded_dataset)") {
+    write_text(dir / "scan.json", R"({"energy_keV": 3e999})");
+    CHECK_THAT(open_error(good), Catch::Contains("scan.json") && Catch::Contains("not valid JSON") &&
+                                     Catch::Contains("number overflow"));
+  }
   SECTION("no sidecar") {
     fs::remove(dir / "scan.json");
     CHECK_THAT(open_error(good), Catch::Contains("there is no sidecar") &&
