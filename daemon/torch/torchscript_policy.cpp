@@ -9,7 +9,6 @@
 #include "ptypilot/daemon/torchscript_policy.hpp"
 
 // Not <torch/script.h>: these few headers parse in two thirds of its time.
-#include <ATen/Parallel.h>
 #include <ATen/ops/from_blob.h>
 #include <ATen/ops/zeros.h>
 #include <c10/core/InferenceMode.h>
@@ -70,6 +69,7 @@ struct Impl {
   // the model's input at the next call. Training fed exactly these (models/ptypilot/data.py),
   // not the visited positions, which lack the ones Safety dropped as repeats.
   std::vector<Vec2> last_proposal;
+  std::vector<Vec2> last_output;  // forward()'s positions as it returned them, normalised
   // The budget the model was trained for (schema training.total_positions; 0 when absent). Its
   // GRU has only seen that many decisions, and pre-training taught it that budget's sparse grid,
   // so another budget works but is outside what the model learned: said once per session.
@@ -198,6 +198,7 @@ class LoadedTorchScriptPolicy final : public TorchScriptPolicy {
   void reset(std::uint64_t seed) override;
   std::vector<Vec2> propose(const PolicyContext& context) override;
   const std::string& schema_json() const override { return impl_->schema; }
+  std::span<const Vec2> last_output() const override { return impl_->last_output; }
   double hidden_norm() const override;
 
  private:
@@ -217,26 +218,20 @@ LoadedTorchScriptPolicy::LoadedTorchScriptPolicy(const std::filesystem::path& mo
                                 std::to_string(limits.sub_sequence_size) + ", " +
                                 number(limits.fov_height_A) + " x " + number(limits.fov_width_A) +
                                 " A)");
-  // One intra-op thread: the step is a few hundred microseconds of small operators, which more
-  // threads do not shorten, while their OpenMP spin-waits compete with the reconstructor's
-  // threads (with two threads on a loaded 2-core machine a step took 21 ms instead of 0.6 ms).
-  // The plugin is the daemon's only user of LibTorch, so the process-wide setting is its own.
-  at::set_num_threads(1);
   impl_->load();
   impl_->check_schema();
   impl_->check_initial_hidden();
   impl_->dry_run();
   impl_->hidden = impl_->initial_hidden;
   log::info("torchscript_policy_loaded",
-            {{"model", impl_->path},
-             {"torch_threads", at::get_num_threads()},
-             {"schema", nlohmann::json::parse(impl_->schema)}});
+            {{"model", impl_->path}, {"schema", nlohmann::json::parse(impl_->schema)}});
 }
 
 void LoadedTorchScriptPolicy::reset(std::uint64_t seed) {
   first_.reset(seed);
   impl_->hidden = impl_->initial_hidden;
   impl_->last_proposal.clear();
+  impl_->last_output.clear();
   impl_->budget_checked = false;
 }
 
@@ -335,6 +330,8 @@ std::vector<Vec2> LoadedTorchScriptPolicy::propose(const PolicyContext& context)
     std::vector<Vec2> proposed;
     proposed.reserve(static_cast<std::size_t>(k));
     const float* xy = out.data_ptr<float>();
+    p.last_output.resize(static_cast<std::size_t>(k));
+    for (int i = 0; i < k; ++i) p.last_output[static_cast<std::size_t>(i)] = {xy[2 * i], xy[2 * i + 1]};
     const double step = context.raster.step_A;
     const auto snap = [step](double v_A, double extent_A) {
       return step > 0 ? std::clamp(std::round(v_A / step) * step, 0.0, extent_A) : v_A;

@@ -305,10 +305,11 @@ def oracle_flank_propose(env: ScanEpisode, flank_A: float = 0.5, column_error_A:
     nearest column is closest to `flank_A`, the smallest move on ties, never onto a visited
     node. A probe centred on a column sees almost no linear phase contrast (for a focused,
     aberration-free probe the bright-field interference term vanishes by symmetry); half an
-    Angstrom off it sees the steepest phase gradient. On mos2-paper at the default dose this
-    measured +8.5 % SSIM over the sparse grid (6 specimens, converged reconstructions), and the
-    gain was gone once the columns were known only to 0.2 A (`column_error_A`: Gaussian error
-    per axis on the known columns, drawn with `rng`; `python3 -m ptypilot.study`)."""
+    Angstrom off it sees the steepest phase gradient. On mos2-paper at the default dose it
+    measured +5.0 % SSIM against the truth over the sparse grid (8 specimens, converged
+    reconstructions; `python3 -m ptypilot.study`), and the gain was gone once the columns were
+    known only to 0.1 A (`column_error_A`: Gaussian error per axis on the known columns, drawn
+    with `rng`)."""
     base = sparse_grid_propose(env)
     columns = atom_columns_A(env)
     if column_error_A > 0:

@@ -325,7 +325,7 @@ class PolicyRunner:
         means = means.reshape(-1, 2)
         self.means.append(means.double().numpy())
         if self.rng is None or self.sigma <= 0:
-            return means.double().numpy()
+            return self.means[-1]
         noise = torch.randn(means.shape, generator=self.rng) * self.sigma
         return (means + noise).double().numpy()
 

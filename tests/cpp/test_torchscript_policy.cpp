@@ -20,6 +20,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "ptypilot/daemon/baseline_policies.hpp"
 #include "ptypilot/daemon/policy.hpp"
 #include "ptypilot/daemon/torchscript_policy.hpp"
@@ -239,6 +241,59 @@ TEST_CASE("torchscript policy proposes in the FOV, deterministically, with a mov
   with_flat.potential = &flat;
   (void)policy.propose(with_flat);
   CHECK(policy.hidden_norm() != state_seen);
+}
+
+// Export round trip: the daemon's forward() outputs and GRU state for the inputs that
+// tests/fixtures/policy_parity.py built and ran in Python (tests/python/test_policy_parity.py
+// checks that the stored figures are torch's), for the tiny fixture and the shipped model.
+TEST_CASE("torchscript policy gives Python's outputs for the same inputs", "[policy][torch]") {
+  std::ifstream in(fs::path(PTYPILOT_SOURCE_DIR) / "tests/fixtures/policy_parity.json");
+  REQUIRE(in);
+  const nlohmann::json parity = nlohmann::json::parse(in);
+  const int side = parity["side_px"];
+  std::vector<Potential> potentials;
+  for (const auto& image : parity["potentials"]) {
+    Potential v;
+    v.grid = {side, side, parity["pixel_A"].get<double>(), {0.0, 0.0}, kRaster.height_A(),
+              kRaster.width_A()};
+    v.phase_rad = RealImage(side, side, 0.0f);
+    for (int i = 0; i < side; ++i)
+      for (int j = 0; j < side; ++j) v.phase_rad(i, j) = image[i][j].get<float>();
+    potentials.push_back(std::move(v));
+  }
+  for (const std::string name : {"tiny", "shipped"}) {
+    const nlohmann::json& model = parity["models"][name];
+    const int k = model["sub_sequence_size"];
+    INFO("model " << name << " (" << model["path"].get<std::string>() << ", K = " << k << ")");
+    const auto policy = load(fs::path(PTYPILOT_SOURCE_DIR) / model["path"].get<std::string>(),
+                             limits(k));
+    policy->reset(0);
+    CHECK(policy->last_output().empty());
+    std::vector<Vec2> visited;
+    for (const auto& p : model["visited_A"]) visited.push_back({p[0], p[1]});
+    for (std::size_t call = 0; call < potentials.size(); ++call) {
+      INFO("call " << call);
+      PolicyContext c;
+      c.raster = kRaster;
+      c.sub_sequence = static_cast<int>(call) + 1;
+      c.count = k;
+      c.total_positions = 250;
+      c.visited_A = visited;  // the previous proposal of the first call (this policy did not
+      c.potential = &potentials[call];  // start the session); the second uses the first's
+      REQUIRE(policy->propose(c).size() == static_cast<std::size_t>(k));
+      const nlohmann::json& want = model["calls"][call];
+      const auto got = policy->last_output();
+      REQUIRE(got.size() == static_cast<std::size_t>(k));
+      double worst = 0.0;
+      for (int i = 0; i < k; ++i) {
+        worst = std::max(worst, std::abs(got[i].y - want["output"][i][0].get<double>()));
+        worst = std::max(worst, std::abs(got[i].x - want["output"][i][1].get<double>()));
+      }
+      CHECK(worst <= 1e-5);
+      CHECK(policy->hidden_norm() ==
+            Approx(want["hidden_abs_sum"].get<double>()).epsilon(0).margin(1e-5));
+    }
+  }
 }
 
 TEST_CASE("torchscript policy answers empty instead of throwing", "[policy][torch]") {

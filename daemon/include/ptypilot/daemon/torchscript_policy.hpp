@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,9 +34,10 @@ namespace ptypilot {
 //   - sub-sequence 0, no potential yet, or nothing visited yet: SparseGridPolicy's answer (the
 //     paper starts every session from the sparse grid's first sub-sequence);
 //   - otherwise forward(previous_positions, potential, hidden) with
-//       previous_positions: the last K positions of context.visited_A, (y / fov_height_A,
-//                           x / fov_width_A); with fewer than K visited, the earliest is
-//                           repeated in front (only possible when Safety dropped positions);
+//       previous_positions: the K positions this policy proposed last, clamped and snapped
+//                           to the raster, repeats kept (the last K visited ones when another
+//                           policy started the session; the earliest repeated in front when
+//                           there are fewer than K), (y / fov_height_A, x / fov_width_A);
 //       potential:          context.potential->phase_rad cropped to the potential's own FOV:
 //                           rows round(fov_origin_A.y / pixel_A) for round(fov_height_A /
 //                           pixel_A) + 1 rows, columns likewise, clipped to the image;
@@ -63,6 +65,10 @@ class [[gnu::visibility("default")]] TorchScriptPolicy : public Policy {
   virtual const std::string& schema_json() const = 0;
   // The sum of |hidden| over the state: for tests and the operator, to see that it moves.
   virtual double hidden_norm() const = 0;
+  // forward()'s positions at the last call that ran the model, as it returned them (normalised
+  // to the FOV, before clamping and snapping); empty after reset() and before the first call.
+  // For the parity test against Python (tests/fixtures/policy_parity.py) and for diagnosis.
+  virtual std::span<const Vec2> last_output() const = 0;
 };
 
 }  // namespace ptypilot
