@@ -1,5 +1,7 @@
 #include "cpu_loops.hpp"
 
+#include "amplitude_gradient.hpp"
+
 #include <algorithm>
 #include <cmath>
 
@@ -45,7 +47,7 @@ double intensity_residual(std::complex<float>* psi, const float* measured, std::
 
 PTYPILOT_CPU_CLONES
 double amplitude_residual(std::complex<float>* psi, const float* measured_sqrt, std::size_t count,
-                          float weight) {
+                          float weight, float rms_amplitude) {
   float* w = reinterpret_cast<float*>(psi);
   double total = 0.0;
   for (std::size_t start = 0; start < count; start += 256) {
@@ -57,8 +59,9 @@ double amplitude_residual(std::complex<float>* psi, const float* measured_sqrt, 
       const float a = std::sqrt(re * re + im * im);
       const float r = a - measured_sqrt[k];
       sum += r * r;
-      // Where the model has no amplitude the gradient has no direction; it is zero there.
-      const float f = a > 1e-20f ? weight * r / a : 0.0f;
+      // Where the model has no amplitude the gradient has no direction; it is zero there
+      // (amplitude_gradient.hpp: below a floor far above the FFT's rounding).
+      const float f = amplitude_gradient_factor(a, r, weight, rms_amplitude);
       w[2 * k] = f * re;
       w[2 * k + 1] = f * im;
     }

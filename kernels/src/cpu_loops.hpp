@@ -27,9 +27,10 @@ void exit_wave(const std::complex<float>* t, int t_cols, int top, int left,
 double intensity_residual(std::complex<float>* psi, const float* measured, std::size_t count,
                           float weight);
 
-// The same for L = sum (|Psi| - sqrt J)^2 * weight; `measured` holds sqrt J.
+// The same for L = sum (|Psi| - sqrt J)^2 * weight; `measured` holds sqrt J, and rms_amplitude
+// is the far field's RMS amplitude, the scale of the floor of amplitude_gradient.hpp.
 double amplitude_residual(std::complex<float>* psi, const float* measured_sqrt, std::size_t count,
-                          float weight);
+                          float weight, float rms_amplitude);
 
 // gradient[top + i, left + j] += 2 Im(conj(e) * back) over an n x n window of a
 // gradient_cols-wide image, for the exit wave e and the back-propagated dL/de* `back`.

@@ -94,7 +94,9 @@ double CpuReconstructor::compute_gradient(const RealImage& phase, RealImage* gra
       // Far field -> dL/dPsi* in place.
       for (int q = 0; q < in_batch; ++q) {
         const float* j = frames_.measured().data() + (first + q) * nn;
-        loss += amplitude ? cpu::amplitude_residual(buffer + q * nn, j, nn, residual_weight)
+        // probe_scale is the far field's RMS amplitude (amplitude_gradient.hpp).
+        loss += amplitude ? cpu::amplitude_residual(buffer + q * nn, j, nn, residual_weight,
+                                                    probe_scale)
                           : cpu::intensity_residual(buffer + q * nn, j, nn, residual_weight);
       }
       if (in_batch == batch) {

@@ -17,6 +17,7 @@
 
 #include <cmath>
 
+#include "../amplitude_gradient.hpp"
 #include "host_device.hpp"
 
 namespace ptypilot::gpu {
@@ -96,8 +97,10 @@ PTYPILOT_HD float residual_at(const GradientPass& g, long index) {
   if (g.amplitude) {
     const float a = sqrtf(re * re + im * im);
     const float r = a - g.measured[index];
-    // Where the model has no amplitude the gradient has no direction; it is zero there.
-    const float f = a > 1e-20f ? g.residual_weight * r / a : 0.0f;
+    // Where the model has no amplitude the gradient has no direction; it is zero there
+    // (amplitude_gradient.hpp: below a floor far above the FFT's rounding). probe_scale is the
+    // far field's RMS amplitude.
+    const float f = amplitude_gradient_factor(a, r, g.residual_weight, g.probe_scale);
     psi = {f * re, f * im};
     return r * r;
   }

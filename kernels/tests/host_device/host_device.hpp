@@ -7,8 +7,11 @@
 // synchronised (so reading results without synchronising gives stale data, as it would there);
 // copies and memsets must stay inside allocations; capturing a graph refuses allocation,
 // synchronisation and copies from pageable memory, as the runtime does; a plan made without
-// automatic allocation needs a work area. What it cannot show: anything of the real device,
-// driver, cuFFT or compiler (timing, concurrency, atomics, the PTX), which only a GPU run shows.
+// automatic allocation needs a work area; cuFFT's results carry rounding of their own (a
+// deterministic error of float epsilon times each transform's RMS), as cuFFT's differ from
+// FFTW's, so that math that depends on the FFT's rounding fails here in every run. What it
+// cannot show: anything of the real device, driver, cuFFT or compiler (timing, concurrency,
+// atomics, the PTX), which only a GPU run shows.
 #pragma once
 
 #include <functional>

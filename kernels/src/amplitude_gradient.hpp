@@ -1,0 +1,36 @@
+// The amplitude loss's dL/dPsi* at one far-field element, shared by the CPU loops
+// (cpu_loops.cpp) and the CUDA kernels' bodies (cuda/reconstruct_elements.hpp), so that both
+// treat the elements where the model has no amplitude alike.
+//
+// For L = weight * (|Psi| - sqrt J)^2, dL/dPsi* = weight * r * Psi / |Psi|, r = |Psi| - sqrt J:
+// a term of size weight * |r| whose direction is Psi's phase alone. Where the exact far field is
+// zero, its phase is nowhere: outside the band-limited probe's aperture at V = 0 (96 % of a
+// 64 x 64 pattern on the mos2-paper optics) and wherever V is smooth, Psi is the FFT's rounding,
+// about 1e-6 of the far field's RMS amplitude, yet the data there (sqrt J, dark-field electrons)
+// is not. Dividing by that |Psi| gives each such element the full weight * sqrt J in the
+// direction of the rounding: the first step from V = 0 then depended on which FFT algorithm ran
+// (FFTW_MEASURE picks by timing, cuFFT is another) by up to 18 % of V's largest value, and a
+// cut-off at 1e-20 never caught it. So the division is softened below a floor far above the
+// rounding and far below any amplitude a detector sees:
+//   dL/dPsi* = weight * r * Psi * |Psi| / (|Psi|^2 + floor^2),  floor = kAmplitudeFloor * RMS,
+// continuous, the exact gradient wherever |Psi| >> floor, and zero where Psi is. The RMS of
+// every pattern's far field is the probe scale, sqrt(intensity scale) / n (the probe is unit
+// normalised and the object a phase), so the floor is an intensity of 1e-6 of the mean pixel's.
+// A rounding error e in Psi now moves an element's term by at most about e / floor (1e-3) of
+// weight * sqrt J, instead of all of it. The loss itself is unchanged.
+#pragma once
+
+#include "cuda/host_device.hpp"
+
+namespace ptypilot {
+
+inline constexpr float kAmplitudeFloor = 1e-3f;  // of the far field's RMS amplitude
+
+// dL/dPsi* = the returned factor * Psi, for |Psi| = a, r = a - sqrt J.
+PTYPILOT_HD float amplitude_gradient_factor(float a, float r, float weight, float rms_amplitude) {
+  const float floor = kAmplitudeFloor * rms_amplitude;
+  const float d = a * a + floor * floor;
+  return d > 0.0f ? weight * r * a / d : 0.0f;
+}
+
+}  // namespace ptypilot
