@@ -9,7 +9,7 @@
 #include <string>
 
 #include "numpy_convert.hpp"
-#include "ptypilot/daemon/recorded_dataset.hpp"
+#include "ptypilot/recorded/recorded_dataset.hpp"
 
 namespace py = pybind11;
 using namespace ptypilot;

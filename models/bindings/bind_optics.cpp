@@ -6,7 +6,7 @@
 #include "numpy_convert.hpp"
 #include "ptypilot/optics.hpp"
 #include "ptypilot/scan_geometry.hpp"
-#include "ptypilot/sim/presets.hpp"
+#include "ptypilot/presets.hpp"
 
 namespace py = pybind11;
 using namespace ptypilot;

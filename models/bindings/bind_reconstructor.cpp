@@ -7,7 +7,7 @@
 
 #include "numpy_convert.hpp"
 #include "ptypilot/cpu_reconstructor.hpp"
-#include "ptypilot/sim/simulator.hpp"
+#include "ptypilot/simulator.hpp"
 
 namespace py = pybind11;
 using namespace ptypilot;

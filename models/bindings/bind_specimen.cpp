@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "numpy_convert.hpp"
-#include "ptypilot/sim/specimen.hpp"
+#include "ptypilot/specimen.hpp"
 
 namespace py = pybind11;
 namespace sim = ptypilot::sim;

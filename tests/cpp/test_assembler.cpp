@@ -3,7 +3,7 @@
 #include <limits>
 #include <vector>
 
-#include "ptypilot/daemon/assembler.hpp"
+#include "ptypilot/core/assembler.hpp"
 
 using namespace ptypilot;
 

@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "ptypilot/daemon/cli_args.hpp"
+#include "ptypilot/wire/cli_args.hpp"
 
 using ptypilot::CliArgs;
 

@@ -8,7 +8,7 @@
 #include <span>
 #include <vector>
 
-#include "ptypilot/daemon/compression.hpp"
+#include "ptypilot/wire/compression.hpp"
 
 namespace compression = ptypilot::compression;
 using ptypilot::Status;

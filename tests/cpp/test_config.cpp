@@ -6,7 +6,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "ptypilot/daemon/config.hpp"
+#include "ptypilot/core/config.hpp"
 
 using namespace ptypilot;
 using nlohmann::json;

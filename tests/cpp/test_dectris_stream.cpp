@@ -12,11 +12,11 @@
 #include <vector>
 #include <zmq.hpp>
 
-#include "ptypilot/daemon/compression.hpp"
-#include "ptypilot/daemon/config.hpp"
-#include "ptypilot/daemon/dectris_stream.hpp"
-#include "ptypilot/daemon/dectris_stream_source.hpp"
-#include "ptypilot/daemon/scan_frame_map.hpp"
+#include "ptypilot/wire/compression.hpp"
+#include "ptypilot/core/config.hpp"
+#include "ptypilot/wire/dectris_stream.hpp"
+#include "ptypilot/ingest/dectris_stream_source.hpp"
+#include "ptypilot/core/scan_frame_map.hpp"
 
 using namespace ptypilot;
 using dectris::Encoding;

@@ -8,11 +8,12 @@
 #include <stdexcept>
 #include <utility>
 
-#include "ptypilot/daemon/baseline_policies.hpp"
-#include "ptypilot/daemon/policy.hpp"
+#include "ptypilot/policy/policy_factory.hpp"
+#include "ptypilot/policy/baseline_policies.hpp"
+#include "ptypilot/core/policy.hpp"
 #include "ptypilot/scan_geometry.hpp"
-#include "ptypilot/sim/presets.hpp"
-#include "ptypilot/sim/simulator.hpp"
+#include "ptypilot/presets.hpp"
+#include "ptypilot/simulator.hpp"
 
 using namespace ptypilot;
 

@@ -6,7 +6,7 @@
 #include "ptypilot/cpu_reconstructor.hpp"
 #include "ptypilot/cuda_support.hpp"
 #include "ptypilot/fft.hpp"
-#include "ptypilot/sim/simulator.hpp"
+#include "ptypilot/simulator.hpp"
 
 using namespace ptypilot;
 

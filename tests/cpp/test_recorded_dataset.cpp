@@ -4,9 +4,9 @@
 #include <cmath>
 #include <random>
 
-#include "ptypilot/daemon/config.hpp"
-#include "ptypilot/daemon/hdf5_recorder.hpp"
-#include "ptypilot/daemon/recorded_dataset.hpp"
+#include "ptypilot/core/config.hpp"
+#include "ptypilot/record/hdf5_recorder.hpp"
+#include "ptypilot/recorded/recorded_dataset.hpp"
 #include "recorded_fixtures.hpp"
 
 using namespace ptypilot;

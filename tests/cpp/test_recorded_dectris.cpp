@@ -5,8 +5,8 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 
-#include "ptypilot/daemon/compression.hpp"
-#include "ptypilot/daemon/recorded_dataset.hpp"
+#include "ptypilot/wire/compression.hpp"
+#include "ptypilot/recorded/recorded_dataset.hpp"
 #include "ptypilot/optics.hpp"
 #include "recorded_fixtures.hpp"
 

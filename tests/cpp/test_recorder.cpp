@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "ptypilot/daemon/hdf5_recorder.hpp"
+#include "ptypilot/record/hdf5_recorder.hpp"
 
 namespace fs = std::filesystem;
 using ptypilot::DetectorFrame;

@@ -8,8 +8,8 @@
 #include <zmq.hpp>
 
 #include "ptypilot.pb.h"
-#include "ptypilot/daemon/recorded_dataset.hpp"
-#include "ptypilot/daemon/zmq_frame_source.hpp"
+#include "ptypilot/recorded/recorded_dataset.hpp"
+#include "ptypilot/ingest/zmq_frame_source.hpp"
 #include "ptypilot/scan_driver/zmq_scan_driver.hpp"
 #include "ptypilot/sim/detector_service.hpp"
 #include "ptypilot/sim/recorded_frame_provider.hpp"

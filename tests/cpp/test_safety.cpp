@@ -4,7 +4,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "ptypilot/daemon/safety.hpp"
+#include "ptypilot/core/safety.hpp"
 
 using namespace ptypilot;
 

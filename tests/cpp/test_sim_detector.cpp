@@ -16,7 +16,7 @@
 #include <zmq.hpp>
 
 #include "ptypilot.pb.h"
-#include "ptypilot/daemon/zmq_frame_source.hpp"
+#include "ptypilot/ingest/zmq_frame_source.hpp"
 #include "ptypilot/scan_driver/point_list_driver.hpp"
 #include "ptypilot/scan_driver/zmq_scan_driver.hpp"
 #include "ptypilot/sim/detector_service.hpp"

@@ -11,7 +11,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "ptypilot/sim/specimen.hpp"
+#include "ptypilot/specimen.hpp"
 
 namespace sim = ptypilot::sim;
 using sim::Atom;

@@ -22,9 +22,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "ptypilot/daemon/baseline_policies.hpp"
-#include "ptypilot/daemon/policy.hpp"
-#include "ptypilot/daemon/torchscript_policy.hpp"
+#include "ptypilot/policy/policy_factory.hpp"
+#include "ptypilot/policy/baseline_policies.hpp"
+#include "ptypilot/core/policy.hpp"
+#include "ptypilot/policy/torchscript_policy.hpp"
 #include "ptypilot/scan_geometry.hpp"
 
 using namespace ptypilot;

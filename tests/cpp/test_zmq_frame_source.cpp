@@ -17,7 +17,7 @@
 #include <zmq.hpp>
 
 #include "ptypilot.pb.h"
-#include "ptypilot/daemon/zmq_frame_source.hpp"
+#include "ptypilot/ingest/zmq_frame_source.hpp"
 
 namespace wire = ptypilot::wire;
 using ptypilot::DetectorFrame;

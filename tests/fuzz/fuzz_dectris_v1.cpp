@@ -7,7 +7,7 @@
 #include <span>
 #include <vector>
 
-#include "ptypilot/daemon/dectris_stream.hpp"
+#include "ptypilot/wire/dectris_stream.hpp"
 
 using namespace ptypilot;
 

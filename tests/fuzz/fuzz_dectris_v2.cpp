@@ -4,7 +4,7 @@
 #include <cstdlib>
 #include <span>
 
-#include "ptypilot/daemon/dectris_stream.hpp"
+#include "ptypilot/wire/dectris_stream.hpp"
 
 using namespace ptypilot;
 

@@ -7,7 +7,7 @@
 #include <span>
 #include <vector>
 
-#include "ptypilot/daemon/compression.hpp"
+#include "ptypilot/wire/compression.hpp"
 
 using namespace ptypilot;
 

@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "ptypilot/daemon/recorded_dataset.hpp"
+#include "ptypilot/recorded/recorded_dataset.hpp"
 #include "recorded_fixtures.hpp"
 
 using namespace ptypilot;

@@ -5,7 +5,7 @@
 #include <memory>
 #include <stdexcept>
 
-#include "../../daemon/src/recorded_formats.hpp"
+#include "recorded_formats.hpp"
 
 namespace ptypilot::recorded {
 

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "ptypilot/daemon/compression.hpp"
-#include "ptypilot/daemon/dectris_stream.hpp"
+#include "ptypilot/wire/compression.hpp"
+#include "ptypilot/wire/dectris_stream.hpp"
 #include "recorded_fixtures.hpp"
 
 using namespace ptypilot;

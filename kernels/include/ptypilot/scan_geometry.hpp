@@ -14,6 +14,15 @@
 
 namespace ptypilot {
 
+// The raster the positions live on: rows x cols positions step_A apart, FOV origin at (0, 0).
+struct ScanRaster {
+  int rows = 0;
+  int cols = 0;
+  double step_A = 0.0;
+  double height_A() const { return (rows - 1) * step_A; }
+  double width_A() const { return (cols - 1) * step_A; }
+};
+
 struct ObjectGrid {
   int rows = 0;
   int cols = 0;

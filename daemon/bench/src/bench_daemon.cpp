@@ -1,0 +1,387 @@
+// `ptypilot bench loop` and `ptypilot bench ingest`: the daemon measured as it runs, in-process
+// but through its real sockets (bench loop runs the simulated detector as its own process): the control socket, the native frame stream, the scan-command
+// protocol and the recorder writing to disk. Each prints one JSON object.
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <iostream>
+#include <random>
+#include <nlohmann/json.hpp>
+#include <thread>
+#include <zmq.hpp>
+
+#include "child_process.hpp"
+#include "ptypilot.pb.h"
+#include "ptypilot/wire/cli_args.hpp"
+#include "ptypilot/app/daemon.hpp"
+#include "ptypilot/wire/dectris_stream.hpp"
+#include "ptypilot/wire/stream_encoder.hpp"
+#include "ptypilot/wire/log.hpp"
+#include "ptypilot/ingest/zmq_frame_source.hpp"
+
+namespace ptypilot {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+
+double percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const double rank = p / 100.0 * (v.size() - 1);
+  const auto lo = static_cast<std::size_t>(rank);
+  const std::size_t hi = std::min(lo + 1, v.size() - 1);
+  return v[lo] + (rank - lo) * (v[hi] - v[lo]);
+}
+
+json stats(const std::vector<double>& v) {
+  return {{"p50", percentile(v, 50)}, {"p99", percentile(v, 99)},
+          {"max", v.empty() ? 0 : *std::max_element(v.begin(), v.end())}};
+}
+
+// A daemon on its own thread, on ports the OS picks, and a client of its control socket.
+class InProcessDaemon {
+ public:
+  InProcessDaemon() {
+    DaemonOptions options;
+    options.control_endpoint = "tcp://127.0.0.1:*";
+    options.events_endpoint = "tcp://127.0.0.1:*";
+    daemon_ = std::make_unique<Daemon>(std::move(options));
+    thread_ = std::thread([this] { daemon_->run(); });
+    control_.set(zmq::sockopt::linger, 0);
+    control_.connect(daemon_->control_endpoint());
+  }
+  ~InProcessDaemon() {
+    daemon_->shutdown();
+    thread_.join();
+  }
+  std::string events_endpoint() const { return daemon_->events_endpoint(); }
+
+  wire::ControlReply call(const wire::ControlRequest& request) {
+    control_.send(zmq::buffer(request.SerializeAsString()), zmq::send_flags::none);
+    zmq::message_t message;
+    (void)control_.recv(message);
+    wire::ControlReply reply;
+    reply.ParseFromArray(message.data(), static_cast<int>(message.size()));
+    if (!reply.ok()) throw std::runtime_error("daemon: " + reply.error());
+    return reply;
+  }
+  void configure(const json& config) {
+    wire::ControlRequest r;
+    r.mutable_configure()->set_config_json(config.dump());
+    call(r);
+  }
+  void start(const std::string& id) {
+    wire::ControlRequest r;
+    r.mutable_start()->set_session_id(id);
+    call(r);
+  }
+  wire::ControlReply status() {
+    wire::ControlRequest r;
+    r.mutable_status();
+    return call(r);
+  }
+  wire::ControlReply wait_done(std::chrono::seconds limit) {
+    const auto until = Clock::now() + limit;
+    while (Clock::now() < until) {
+      wire::ControlReply reply = status();
+      if (reply.state() == wire::ControlReply::ERROR)
+        throw std::runtime_error("session failed: " + reply.error());
+      if (reply.state() == wire::ControlReply::IDLE) return reply;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    throw std::runtime_error("session did not finish in time");
+  }
+
+ private:
+  std::unique_ptr<Daemon> daemon_;
+  std::thread thread_;
+  zmq::context_t context_{1};
+  zmq::socket_t control_{context_, zmq::socket_type::req};
+};
+
+std::filesystem::path bench_directory(const std::string& given) {
+  auto dir = given.empty() ? std::filesystem::temp_directory_path() / "ptypilot-bench" : std::filesystem::path(given);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+}  // namespace
+
+int bench_loop(const std::vector<std::string>& args) {
+  const CliArgs cli(args, {"positions", "subsequence", "sessions", "policy", "model", "iterations",
+                           "loss", "backend", "dir"});
+  const long positions = cli.get_int("positions", 550);
+  const long sub = cli.get_int("subsequence", 50);
+  const long sessions = cli.get_int("sessions", 5);
+  const std::string policy = cli.get("policy", "heuristic");
+  // "learned" is the torchscript policy with the shipped model for this sub-sequence size.
+  json policy_config = {{"kind", policy}};
+  if (policy == "learned" || policy == "torchscript") {
+    policy_config = {{"kind", "torchscript"},
+                     {"model_path", cli.get("model", std::string(PTYPILOT_SOURCE_DIR) +
+                                                         "/models/shipped/policy-mos2-k" +
+                                                         std::to_string(sub) + ".pt")}};
+  }
+  // The daemon makes this same choice at configure; a backend that is not there fails here.
+  const BackendChoice backend = choose_backend(cli.get("backend", "auto"));
+  log::set_min_level(log::Level::kWarn);
+
+  zmq::context_t context{1};
+  // The simulated detector and stage, as the demo runs them: ptypilot-sim in its own process.
+  const ChildProcess detector(sibling_program("ptypilot-sim"),
+                              {"sim-detector", "--command-endpoint", "tcp://127.0.0.1:*",
+                               "--data-endpoint", "tcp://127.0.0.1:*"});
+  const std::string data_endpoint = detector.ready().at("data_endpoint");
+  const std::string command_endpoint = detector.ready().at("command_endpoint");
+  InProcessDaemon daemon;
+
+  zmq::socket_t events(context, zmq::socket_type::sub);
+  events.set(zmq::sockopt::subscribe, "sub_sequence_done");
+  events.connect(daemon.events_endpoint());
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let the subscription land
+
+  const auto dir = bench_directory(cli.get("dir", ""));
+  std::vector<double> total, reconstruct, policy_ms, safety, driver, total_at_max;
+  long max_frames = 0;
+  for (long s = 0; s < sessions; ++s) {
+    const std::string id = "bench-loop-" + std::to_string(Clock::now().time_since_epoch().count());
+    daemon.configure({
+        {"session", {{"preset", "mos2-paper"}, {"total_positions", positions},
+                     {"sub_sequence_size", sub}, {"seed", s + 1}}},
+        {"reconstruction", {{"loss", cli.get("loss", "amplitude")},
+                            {"iterations_per_update", cli.get_int("iterations", 5)},
+                            {"backend", cli.get("backend", "auto")}}},
+        {"policy", policy_config},
+        {"detector", {{"endpoint", data_endpoint}}},
+        {"scan_driver", {{"kind", "sim-stage"}, {"endpoint", command_endpoint}}},
+        {"recorder", {{"directory", dir.string()}}},
+    });
+    daemon.start(id);
+    daemon.wait_done(std::chrono::seconds(600));
+    // Decisions: every completed sub-sequence but the last, which issues nothing.
+    zmq::message_t topic, body;
+    while (events.recv(topic, zmq::recv_flags::dontwait)) {
+      (void)events.recv(body);
+      wire::Event e;
+      e.ParseFromArray(body.data(), static_cast<int>(body.size()));
+      const auto& d = e.sub_sequence_done();
+      if (e.session_id() != id || d.latency().driver_ms() == 0.0) continue;
+      const auto& l = d.latency();
+      total.push_back(l.total_ms());
+      reconstruct.push_back(l.reconstruct_ms());
+      policy_ms.push_back(l.policy_ms());
+      safety.push_back(l.safety_ms());
+      driver.push_back(l.driver_ms());
+      const long frames = static_cast<long>(d.frames_received());
+      if (frames > max_frames) {
+        max_frames = frames;
+        total_at_max.clear();
+      }
+      if (frames == max_frames) total_at_max.push_back(l.total_ms());
+    }
+    std::filesystem::remove(dir / (id + ".h5"));
+    std::filesystem::remove(dir / (id + ".journal"));
+  }
+  const json report = {
+      {"benchmark", "loop"},
+      {"policy", policy_config},
+      {"backend", backend.backend},
+      {"backend_reason", backend.reason},
+      {"positions", positions},
+      {"subsequence", sub},
+      {"sessions", sessions},
+      {"decisions", total.size()},
+      {"decision_latency_ms", stats(total)},
+      {"breakdown_ms", {{"reconstruct", stats(reconstruct)}, {"policy", stats(policy_ms)},
+                        {"safety", stats(safety)}, {"driver", stats(driver)}}},
+      {"at_most_accumulated_frames", {{"frames", max_frames}, {"decision_latency_ms", stats(total_at_max)}}},
+  };
+  std::cout << report.dump(2) << std::endl;
+  return 0;
+}
+
+namespace {
+
+struct IngestRun {
+  double frames_per_s = 0;
+  std::uint64_t recorded = 0;
+};
+
+// One daemon session that records `frames` frames sent by `send` (on a PUSH socket the daemon
+// connects to) without reconstructing them, timed from the first frame sent to the last one
+// recorded. The session issues `issued` positions and acknowledges its one scan command.
+template <typename Send>
+IngestRun measure_ingest(zmq::context_t& context, const json& detector, int rows, int issued,
+                         long frames, long batch, const std::filesystem::path& dir,
+                         const std::string& id, Send send) {
+  InProcessDaemon daemon;
+  zmq::socket_t generator(context, zmq::socket_type::rep), push(context, zmq::socket_type::push);
+  generator.bind("tcp://127.0.0.1:*");
+  push.bind("tcp://127.0.0.1:*");
+  json detector_config = detector;
+  detector_config["endpoint"] = push.get(zmq::sockopt::last_endpoint);
+  daemon.configure({
+      {"session", {{"preset", "mos2-paper"}, {"total_positions", issued}, {"sub_sequence_size", issued},
+                   {"frame_timeout_s", 600}, {"probe", {{"window_px", rows}}}}},
+      {"detector", detector_config},
+      {"scan_driver", {{"kind", "zmq"}, {"endpoint", generator.get(zmq::sockopt::last_endpoint)}}},
+      {"recorder", {{"directory", dir.string()}, {"sync_every_frames", batch}}},
+  });
+  daemon.start(id);
+  zmq::message_t command_bytes;
+  (void)generator.recv(command_bytes);
+  wire::ScanCommand command;
+  command.ParseFromArray(command_bytes.data(), static_cast<int>(command_bytes.size()));
+  wire::ScanAck ack;
+  ack.set_command_id(command.command_id());
+  ack.set_accepted(true);
+  generator.send(zmq::buffer(ack.SerializeAsString()), zmq::send_flags::none);
+
+  const auto t0 = Clock::now();
+  send(push, id);
+  IngestRun run;
+  const auto until = Clock::now() + std::chrono::minutes(10);
+  while (run.recorded < static_cast<std::uint64_t>(frames) && Clock::now() < until) {
+    run.recorded = daemon.status().status().frames_recorded();
+    if (run.recorded < static_cast<std::uint64_t>(frames))
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  run.frames_per_s = run.recorded / std::chrono::duration<double>(Clock::now() - t0).count();
+  std::filesystem::remove(dir / (id + ".h5"));
+  std::filesystem::remove(dir / (id + ".journal"));
+  return run;
+}
+
+void send_parts(zmq::socket_t& socket, const std::vector<dectris::Part>& parts) {
+  for (std::size_t i = 0; i < parts.size(); ++i)
+    socket.send(zmq::buffer(parts[i].data(), parts[i].size()),
+                i + 1 < parts.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+}
+
+}  // namespace
+
+int bench_ingest(const std::vector<std::string>& args) {
+  const CliArgs cli(args, {"frames", "shape", "dir", "batch", "protocol", "encoding"});
+  const long frames = cli.get_int("frames", 200000);
+  const std::string shape = cli.get("shape", "64x64");
+  const auto x = shape.find('x');
+  if (x == std::string::npos) throw std::invalid_argument("--shape expects ROWSxCOLS, e.g. 64x64");
+  const int rows = std::stoi(shape.substr(0, x)), cols = std::stoi(shape.substr(x + 1));
+  if (rows != cols) throw std::invalid_argument("--shape: the daemon's probe window is square");
+  StreamFormat format;
+  format.protocol = parse_stream_protocol(cli.get("protocol", "native"));
+  parse_stream_encoding(cli.get("encoding", "bs16-lz4"), &format);
+  if (format.protocol != StreamProtocol::kNative && format.encoding == dectris::Encoding::kBitshuffleLz4 &&
+      format.bitshuffle_bits != 16)
+    throw std::invalid_argument("--encoding: the benchmark sends uint16 frames; use bs16-lz4, lz4 or none");
+  const long batch = cli.get_int("batch", 256);
+  log::set_min_level(log::Level::kWarn);
+
+  zmq::context_t context{1};
+  wire::FrameHeader header;
+  header.set_rows(rows);
+  header.set_cols(cols);
+  header.set_dtype(wire::FrameHeader::UINT16);
+  // Counts like a counting detector's at a low dose (Poisson, mean 3): what compression meets.
+  std::vector<float> counts(std::size_t(rows) * cols);
+  {
+    std::mt19937 rng(1);
+    std::poisson_distribution<int> poisson(3.0);
+    for (float& c : counts) c = static_cast<float>(poisson(rng));
+  }
+  const std::vector<std::byte> payload = encode_payload(counts, PixelType::kUint16);
+  header.set_payload_bytes(payload.size());
+
+  // 1. Raw ZMQ: the same frames PUSH -> PULL, received and dropped.
+  double raw_fps = 0;
+  {
+    zmq::socket_t push(context, zmq::socket_type::push), pull(context, zmq::socket_type::pull);
+    pull.bind("tcp://127.0.0.1:*");
+    push.connect(pull.get(zmq::sockopt::last_endpoint));
+    std::jthread sender([&] {
+      wire::FrameHeader h = header;
+      for (long i = 0; i < frames; ++i) {
+        h.set_frame_index(i);
+        send_frame(push, h, payload);
+      }
+    });
+    zmq::message_t part;
+    const auto t0 = Clock::now();
+    for (long i = 0; i < frames; ++i) {
+      (void)pull.recv(part);
+      (void)pull.recv(part);
+    }
+    raw_fps = frames / std::chrono::duration<double>(Clock::now() - t0).count();
+  }
+
+  // 2. The daemon, native protocol: frames for a sub-sequence it never issued, so all of them go
+  //    through ingest, validation, the recorder (journal + fdatasync + HDF5) and the event loop.
+  const auto dir = bench_directory(cli.get("dir", ""));
+  const std::string stamp = std::to_string(Clock::now().time_since_epoch().count());
+  const IngestRun native = measure_ingest(
+      context, {{"kind", "zmq"}}, rows, 1, frames, batch, dir, "bench-ingest-" + stamp,
+      [&](zmq::socket_t& push, const std::string& id) {
+        wire::FrameHeader h = header;
+        h.set_session_id(id);
+        h.set_sub_sequence(999999);
+        for (long i = 0; i < frames; ++i) {
+          h.set_frame_index(1'000'000 + i);
+          send_frame(push, h, payload);
+        }
+      });
+
+  json report = {
+      {"benchmark", "ingest"},
+      {"frames", frames},
+      {"shape", {rows, cols}},
+      {"dtype", "uint16"},
+      {"raw_zmq_frames_per_s", raw_fps},
+      {"daemon_frames_per_s", native.frames_per_s},
+      {"ratio", native.frames_per_s / raw_fps},
+      {"frames_recorded", native.recorded},
+      {"frames_lost", frames - static_cast<long>(native.recorded)},
+      {"recording", "journal (fdatasync per batch) + HDF5"},
+  };
+  bool all_recorded = native.recorded == static_cast<std::uint64_t>(frames);
+
+  // 3. The daemon on a DECTRIS stream, in the same run: the session issues two frame numbers and
+  //    gets frame 0 over and over, so every frame is parsed, decompressed, placed by its number,
+  //    recorded, and (as a repeat) not reconstructed, like the native frames above.
+  if (format.protocol != StreamProtocol::kNative) {
+    const bool v1 = format.protocol == StreamProtocol::kDectrisV1;
+    const dectris::Protocol protocol = v1 ? dectris::Protocol::kV1 : dectris::Protocol::kV2;
+    dectris::SeriesInfo series;
+    series.series_id = 1;
+    series.rows = rows;
+    series.cols = cols;
+    series.dtype = PixelType::kUint16;
+    series.encoding = format.encoding;
+    std::vector<std::byte> blob;
+    if (Status s = dectris::encode_pixels(protocol, format.encoding, PixelType::kUint16, payload, &blob); !s.ok())
+      throw std::runtime_error("encoding the benchmark frame: " + s.message());
+    const std::vector<dectris::Part> image =
+        v1 ? dectris::v1_image(series, 0, blob, 0, 1000)
+           : std::vector<dectris::Part>{dectris::v2_image(series, 0, blob, 0, 1000)};
+    const std::vector<dectris::Part> start =
+        v1 ? dectris::v1_series_header(series) : std::vector<dectris::Part>{dectris::v2_start(series)};
+    const IngestRun dectris_run = measure_ingest(
+        context, {{"kind", to_string(format.protocol)}}, rows, 2, frames, batch, dir,
+        "bench-ingest-dectris-" + stamp, [&](zmq::socket_t& push, const std::string&) {
+          send_parts(push, start);
+          for (long i = 0; i < frames; ++i) send_parts(push, image);
+        });
+    report["protocol"] = to_string(format.protocol);
+    report["encoding"] = encoding_label(format);
+    report["bytes_per_frame"] = {{"raw", payload.size()}, {"encoded", blob.size()}};
+    report["dectris_frames_per_s"] = dectris_run.frames_per_s;
+    report["dectris_ratio_to_native"] = dectris_run.frames_per_s / native.frames_per_s;
+    report["dectris_frames_recorded"] = dectris_run.recorded;
+    report["dectris_frames_lost"] = frames - static_cast<long>(dectris_run.recorded);
+    all_recorded = all_recorded && dectris_run.recorded == static_cast<std::uint64_t>(frames);
+  }
+  std::cout << report.dump(2) << std::endl;
+  return all_recorded ? 0 : 1;
+}
+
+}  // namespace ptypilot

@@ -1,0 +1,98 @@
+// `ptypilot bench reconstruct`: time gradient iterations of the reconstructor against the
+// floor set by its FFTs (one forward and one inverse transform per pattern), both measured in
+// the same run: with the same threads and batch size on the CPU, on the reconstructor's own
+// cuFFT plan and stream with --backend cuda (ptypilot/reconstruct_timing.hpp). Prints one JSON
+// object. A backend that is not there (cuda without a device) is an error that names why.
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <thread>
+
+#include "ptypilot/cpu_reconstructor.hpp"
+#if PTYPILOT_WITH_CUDA
+#include "ptypilot/cuda_reconstructor.hpp"
+#endif
+#include "ptypilot/wire/cli_args.hpp"
+#include "ptypilot/wire/log.hpp"
+#include "ptypilot/reconstruct_timing.hpp"
+#include "ptypilot/simulator.hpp"
+
+namespace ptypilot {
+
+int bench_reconstruct(const std::vector<std::string>& args) {
+  const CliArgs cli(args, {"patterns", "iterations", "threads", "batch", "loss", "backend",
+                           "preset", "dose", "warmup"});
+  const long patterns = cli.get_int("patterns", 500);
+  const long iterations = cli.get_int("iterations", 20);
+  const long warmup = cli.get_int("warmup", 3);
+  const auto& preset = sim::experiment_preset(cli.get("preset", "mos2-paper"));
+  if (patterns < 1 || patterns > long(preset.scan_rows) * preset.scan_cols)
+    throw std::invalid_argument("--patterns must be in [1, " +
+                                std::to_string(preset.scan_rows * preset.scan_cols) + "]");
+  if (iterations < 1) throw std::invalid_argument("--iterations must be >= 1");
+
+  ReconstructorConfig config;
+  config.backend = cli.get("backend", "cpu");
+  const BackendChoice backend = choose_backend(config.backend);  // throws for a missing backend
+  config.probe = preset.probe;
+  config.object = preset.object_grid();
+  config.loss = parse_loss(cli.get("loss", "intensity"));
+  config.threads = static_cast<int>(cli.get_int("threads", 0));
+  config.batch = static_cast<int>(cli.get_int("batch", 16));
+
+  log::info("bench_setup", {{"preset", preset.name}, {"patterns", patterns}});
+  const sim::SimulatedSpecimen specimen = sim::simulate_specimen(preset, 0);
+  sim::FrameSimulator simulator(specimen, cli.get_double("dose", 1e5), 1);
+  const auto positions = sparse_grid_positions(static_cast<int>(patterns), preset.scan_rows,
+                                               preset.scan_cols, preset.step_A);
+  const int n = preset.probe.window_px;
+  const std::size_t nn = std::size_t(n) * n;
+  std::vector<float> counts(positions.size() * nn);
+  if (Status s = simulator.frames(positions, counts); !s.ok()) throw std::runtime_error(s.to_string());
+  std::vector<Frame> frames;
+  for (std::size_t p = 0; p < positions.size(); ++p)
+    frames.push_back({p, positions[p], std::span<const float>(counts.data() + p * nn, nn)});
+
+  std::unique_ptr<Reconstructor> reconstructor = make_reconstructor(config);
+  if (Status s = reconstructor->add_frames(frames); !s.ok()) throw std::runtime_error(s.to_string());
+  IterationTiming timing;
+  if (Status s = time_iterations(*reconstructor, config, static_cast<int>(warmup),
+                                 static_cast<int>(iterations), &timing);
+      !s.ok())
+    throw std::runtime_error(s.to_string());
+  const double ms = timing.median_iteration_ms();
+  const double floor = timing.median_floor_ms();
+  const Potential result = reconstructor->snapshot();
+  const auto* cpu = dynamic_cast<const CpuReconstructor*>(reconstructor.get());
+  nlohmann::json report = {
+      {"benchmark", "reconstruct"},
+      {"backend", reconstructor->backend()},
+      {"backend_reason", backend.reason},
+      {"preset", preset.name},
+      {"patterns", patterns},
+      {"window_px", n},
+      {"object_px", {config.object.rows, config.object.cols}},
+      {"loss", config.loss == Loss::kAmplitude ? "amplitude" : "intensity"},
+      {"threads", cpu != nullptr ? cpu->threads() : 0},
+      {"hardware_threads", std::thread::hardware_concurrency()},
+      {"batch", cpu != nullptr ? config.batch : static_cast<int>(patterns)},
+      {"iterations", iterations},
+      {"ms_per_iteration", ms},
+      {"ms_per_iteration_min", timing.min_iteration_ms()},
+      {"us_per_pattern_iteration", ms * 1e3 / patterns},
+      {"fft_floor_ms", floor},
+      {"ratio_to_fft_floor", ms / floor},
+      {"loss_first", result.loss_history.front()},
+      {"loss_last", result.loss_history.back()},
+  };
+#if PTYPILOT_WITH_CUDA
+  if (auto* cuda = dynamic_cast<const CudaReconstructor*>(reconstructor.get())) {
+    report["device"] = cuda->device_name();
+    report["cuda_graph"] = cuda->uses_graph();
+  }
+#endif
+  std::cout << report.dump(2) << std::endl;
+  return 0;
+}
+
+}  // namespace ptypilot

@@ -1,0 +1,37 @@
+// exec_python_module(): how `ptypilot demo` and `ptypilot eval` run their Python module.
+#include "python_command.hpp"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace ptypilot {
+
+void exec_python_module(const std::string& module, const std::vector<std::string>& args,
+                        const std::string& what) {
+  namespace fs = std::filesystem;
+  const fs::path bin = fs::canonical("/proc/self/exe").parent_path();
+  const fs::path python_dir = bin.parent_path() / "python";  // ptypilot_core, ptypilot_pb2
+  const fs::path models = fs::path(PTYPILOT_SOURCE_DIR) / "models";
+  std::string path = python_dir.string() + ":" + models.string();
+  if (const char* old = std::getenv("PYTHONPATH")) path += std::string(":") + old;
+  setenv("PYTHONPATH", path.c_str(), 1);
+
+  std::vector<std::string> argv_strings = {"/usr/bin/python3", "-m", module, "--bin", bin.string()};
+  argv_strings.insert(argv_strings.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& s : argv_strings) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  execv(argv[0], argv.data());
+  throw std::runtime_error("cannot run /usr/bin/python3 for " + what +
+                           " (python3 and the packages in deploy/debian-packages.txt are "
+                           "needed): " + std::string(strerror(errno)));
+}
+
+}  // namespace ptypilot

@@ -1,0 +1,115 @@
+// The daemon's configuration: one JSON file, one key per component, each mapped to a struct.
+// Each struct's fields are declared once, in its describe() in config.cpp (the visitors are in
+// ptypilot/wire/config_schema.hpp): that declaration parses, writes, and documents them
+// (`ptypilot config reference`). Unknown keys are rejected, so that a typo never becomes a silent
+// default. Example configs live in deploy/config/.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "ptypilot/core/policy.hpp"
+#include "ptypilot/optics.hpp"
+#include "ptypilot/reconstructor.hpp"
+
+namespace ptypilot {
+
+struct SessionConfig {
+  std::string preset;  // a sim_detector preset name; fills probe and raster unless given
+  ProbeConfig probe;
+  ScanRaster raster;
+  int total_positions = 250;     // the position (dose) budget
+  int sub_sequence_size = 50;    // positions per sub-sequence (the paper: 50-100)
+  double dwell_s = 1e-3;
+  double frame_timeout_s = 10.0; // no frame for this long while frames are due -> error
+  std::uint64_t seed = 1;
+  int margin_px = 3;             // object pixels beyond the outermost probe windows
+};
+
+struct ReconstructionConfig {
+  std::string backend = "auto";
+  std::string loss = "amplitude";
+  int iterations_per_update = 5;  // the paper retrieves the potential at iteration 5
+  double step_size = 1.0;
+  double regularization = 0.05;
+  int threads = 0;
+  int batch = 16;
+};
+
+struct SafetySettings {
+  // Closer than this to a visited position is a duplicate. Unset: half the raster step
+  // (safety_config_for), which on a raster drops only repeats.
+  std::optional<double> min_distance_A;
+  bool snap_to_raster = true;
+};
+
+struct DetectorConfig {
+  // zmq: the native protocol (FrameHeader + raw payload); dectris-v1, dectris-v2: a DECTRIS
+  // detector's SIMPLON stream, v1 (JSON parts) or v2 (CBOR).
+  std::string kind = "zmq";
+  std::string endpoint = "tcp://127.0.0.1:5602";
+  bool bind = false;
+  int receive_hwm = 1000;
+  // What the detector sends; frames of another dtype are rejected (frames_dtype_mismatch), and
+  // the recording keeps this dtype, so a counting detector's uint16 takes half the disk.
+  std::string dtype = "uint16";  // uint8 | uint16 | uint32 | float32
+  // DECTRIS only: the detector's number for the first frame of a series (frame k + this is
+  // the session's frame k).
+  std::uint64_t first_frame_id = 0;
+  // Frames recorded but not yet taken by the loop; beyond this ingest stops reading, so the
+  // detector's sender blocks (backpressure) rather than the daemon's memory growing.
+  int max_pending_frames = 4096;
+  // A frame whose header position differs from the issued one by more is rejected.
+  double position_tolerance_A = 0.05;
+};
+
+// `serve --detector KIND://HOST:PORT`: kind zmq, dectris-v1 or dectris-v2, and the endpoint
+// tcp://HOST:PORT. Returns `detector` with both replaced; throws std::invalid_argument naming
+// the accepted forms.
+DetectorConfig apply_detector_uri(DetectorConfig detector, const std::string& uri);
+
+struct ScanDriverConfig {
+  std::string kind = "sim-stage";  // sim-stage | zmq | point-list
+  std::string endpoint = "tcp://127.0.0.1:5601";
+  double ack_timeout_s = 2.0;
+  int retries = 0;        // resends of a command after an ack timeout (zmq, sim-stage)
+  std::string directory;  // point-list only
+};
+
+struct RecorderSettings {
+  std::string directory = "sessions";
+  int sync_every_frames = 256;
+  std::uint64_t min_free_bytes = 64ull << 20;  // a write that would leave less free fails
+  std::uint64_t reserve_bytes = 16ull << 20;   // disk held to close the file on a full disk
+};
+
+struct ControlConfig {
+  std::string endpoint = "tcp://127.0.0.1:5600";         // REQ/REP, loopback by default
+  std::string events_endpoint = "tcp://127.0.0.1:5603";  // PUB
+};
+
+struct ServeConfig {
+  SessionConfig session;
+  ReconstructionConfig reconstruction;
+  PolicyConfig policy;
+  SafetySettings safety;
+  DetectorConfig detector;
+  ScanDriverConfig scan_driver;
+  RecorderSettings recorder;
+  ControlConfig control;
+
+  nlohmann::json to_json() const;
+  // The reconstructor configuration this session implies (probe, object grid around the FOV).
+  ReconstructorConfig reconstructor_config() const;
+};
+
+// Throws std::invalid_argument with the offending key path ("session.sub_sequence_size: ...").
+ServeConfig parse_serve_config(const nlohmann::json& json);
+ServeConfig load_serve_config(const std::filesystem::path& path);
+
+// Every field of ServeConfig as a Markdown table: key, type, default, meaning.
+std::string serve_config_reference();
+
+}  // namespace ptypilot

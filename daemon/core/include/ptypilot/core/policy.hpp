@@ -1,0 +1,54 @@
+// Policy: given what the session has seen, propose the next sub-sequence of scan positions.
+// A policy is untrusted: whatever it returns goes through Safety before the beam moves.
+//
+// The context carries what the learned policy of the paper needs (eq. 3-5): the history of
+// positions, the current reconstruction (for its encoder), and the policy object itself keeps
+// its hidden state for the session between calls.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ptypilot/image.hpp"
+#include "ptypilot/reconstructor.hpp"
+#include "ptypilot/scan_geometry.hpp"
+
+namespace ptypilot {
+
+struct PolicyContext {
+  ScanRaster raster;
+  int sub_sequence = 0;        // index of the sub-sequence to propose (0 = the first)
+  int count = 0;               // positions wanted
+  int total_positions = 0;     // the session's budget
+  std::span<const Vec2> visited_A;            // every approved position so far, in order
+  std::span<const float> dark_field_fraction; // per visited position: counts outside the BF disk
+  const Potential* potential = nullptr;       // current reconstruction; null before the first
+};
+
+class Policy {
+ public:
+  virtual ~Policy() = default;
+  // A new session: forget the hidden state; `seed` makes stochastic policies reproducible.
+  virtual void reset(std::uint64_t seed) = 0;
+  virtual std::vector<Vec2> propose(const PolicyContext& context) = 0;
+  virtual std::string_view name() const = 0;
+};
+
+struct PolicyConfig {
+  std::string kind = "sparse-grid";  // raster | sparse-grid | random | heuristic | torchscript
+  std::string model_path;            // torchscript only
+};
+
+// What the session asks of a policy beyond PolicyConfig: the learned policy checks its model
+// file against it at start-up; the baselines need none of it.
+struct PolicyLimits {
+  int sub_sequence_size = 0;  // K: positions per sub-sequence (SessionConfig::sub_sequence_size)
+  double fov_height_A = 0.0;  // the scan FOV: ScanRaster::height_A(), width_A()
+  double fov_width_A = 0.0;
+};
+
+}  // namespace ptypilot

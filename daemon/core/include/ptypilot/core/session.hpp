@@ -1,0 +1,117 @@
+// Session: one adaptive acquisition, the closed loop itself, free of threads and sockets so that
+// it can be driven by the daemon's event loop and by tests alike.
+//
+//   start():       the first sub-sequence (the policy's first proposal; a sparse grid for the
+//                  adaptive policies) goes through Safety to the ScanDriver.
+//   on_frames():   frames that the Recorder has already made durable. When a sub-sequence is
+//                  complete: Reconstructor update (warm start) -> Policy -> Safety -> ScanDriver,
+//                  timed, recorded, and reported through the event callback.
+//   The session is done when the position budget is spent and its last frames are in, or after
+//   stop() once the sub-sequence in flight has arrived.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "ptypilot/core/assembler.hpp"
+#include "ptypilot/core/config.hpp"
+#include "ptypilot/wire/frame.hpp"
+#include "ptypilot/core/health.hpp"
+#include "ptypilot/core/policy.hpp"
+#include "ptypilot/core/recorder.hpp"
+#include "ptypilot/core/safety.hpp"
+#include "ptypilot/core/scan_frame_map.hpp"
+#include "ptypilot/reconstructor.hpp"
+#include "ptypilot/scan_driver/scan_driver.hpp"
+
+namespace ptypilot {
+
+struct LoopLatency {
+  double reconstruct_ms = 0;
+  double policy_ms = 0;
+  double safety_ms = 0;
+  double driver_ms = 0;
+  double total_ms = 0;  // last frame of the sub-sequence received -> next positions accepted
+};
+
+struct SubSequenceReport {
+  std::uint32_t sub_sequence = 0;
+  std::uint32_t positions = 0;
+  std::uint64_t frames_received = 0;
+  LoopLatency latency;
+  SafetyReport safety;
+  bool issued_next = false;
+};
+
+class Session {
+ public:
+  struct Parts {
+    std::unique_ptr<Reconstructor> reconstructor;
+    std::unique_ptr<Policy> policy;
+    std::unique_ptr<ScanDriver> driver;
+    // Written from the event loop (sub-sequences) while ingest writes frames, so the daemon
+    // hands in a function that serialises access.
+    std::function<Status(const SubSequenceRecord&)> record_sub_sequence;
+    // For detectors whose frames carry only a frame number (DECTRIS): filled with each
+    // sub-sequence before the driver sends it. Null for the native protocol.
+    std::shared_ptr<ScanFrameMap> frame_map;
+  };
+  using Clock = std::chrono::steady_clock;
+
+  Session(const ServeConfig& config, std::string id, Parts parts, HealthCounters& health);
+
+  const std::string& id() const { return id_; }
+  Status start();
+  // Stop after the sub-sequence in flight: no further positions are issued.
+  void stop() { stop_requested_ = true; }
+  Status on_frames(std::vector<DetectorFrame>& frames);
+
+  bool done() const { return done_; }
+  bool waiting_for_frames() const { return !done_ && outstanding_ > 0; }
+  // A readable explanation of what is missing, for a frame-timeout error.
+  std::string missing_description() const;
+
+  std::uint32_t sub_sequences_done() const { return completed_; }
+  std::uint64_t frames_received() const { return frames_received_; }
+  std::uint64_t positions_issued() const { return safety_.visited().size(); }
+  const std::vector<SubSequenceReport>& reports() const { return reports_; }
+  std::vector<Vec2> visited_positions() const;
+  Potential potential() const { return reconstructor_->snapshot(); }
+  std::string_view policy_name() const { return policy_->name(); }
+  std::string_view reconstructor_backend() const { return reconstructor_->backend(); }
+  const HealthCounters& assembler_health() const { return assembler_.health(); }
+
+ private:
+  Status issue_next(SubSequenceReport* report, Clock::time_point* proposed_at);
+  Status complete(std::uint32_t sub_sequence);
+  float dark_field_fraction(const DetectorFrame& frame) const;
+
+  ServeConfig config_;
+  std::string id_;
+  Parts parts_;
+  std::unique_ptr<Reconstructor>& reconstructor_;
+  std::unique_ptr<Policy>& policy_;
+  HealthCounters& health_;
+  Safety safety_;
+  Assembler assembler_;
+  std::uint32_t next_sub_sequence_ = 0;
+  std::uint32_t completed_ = 0;
+  std::uint64_t next_frame_index_ = 0;
+  std::uint64_t frames_received_ = 0;
+  std::uint64_t outstanding_ = 0;  // frames issued and not yet received
+  std::vector<std::vector<Vec2>> proposed_;  // per sub-sequence, the raw policy output
+  std::vector<std::vector<Vec2>> approved_;
+  std::vector<float> dark_field_;             // per approved position, once its frame is in
+  std::vector<SubSequenceReport> reports_;
+  std::set<int> logged_verdicts_;
+  bool stop_requested_ = false;
+  bool done_ = false;
+  double bright_field_radius_px_ = 0;
+};
+
+}  // namespace ptypilot

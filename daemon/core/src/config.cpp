@@ -1,0 +1,201 @@
+#include "ptypilot/core/config.hpp"
+
+#include <fstream>
+#include <stdexcept>
+
+#include "ptypilot/presets.hpp"
+#include "ptypilot/scan_geometry.hpp"
+#include "ptypilot/wire/config_schema.hpp"
+#include "ptypilot/wire/frame.hpp"
+
+namespace ptypilot {
+
+using nlohmann::json;
+
+template <typename V>
+void describe(V& v, SessionConfig& c) {
+  v.field("preset", c.preset,
+          "an experiment preset (mos2-paper, ...): fills probe, raster and margin_px unless given");
+  if constexpr (V::kReads) {
+    if (!c.preset.empty()) {
+      v.validate("preset", [&] {
+        const auto& preset = sim::experiment_preset(c.preset);  // throws naming the known ones
+        c.probe = preset.probe;
+        c.raster = {preset.scan_rows, preset.scan_cols, preset.step_A};
+        c.margin_px = preset.margin_px;
+      });
+    }
+  }
+  v.section("probe", c.probe, "the probe");
+  v.section("raster", c.raster, "the scan raster positions live on");
+  v.field("total_positions", c.total_positions, "the position (dose) budget", Rule::kPositive);
+  v.field("sub_sequence_size", c.sub_sequence_size,
+          "positions per sub-sequence (the paper: 50-100)", Rule::kPositive);
+  v.field("dwell_s", c.dwell_s, "dwell time per position (s)", Rule::kNonNegative);
+  v.field("frame_timeout_s", c.frame_timeout_s,
+          "no frame for this long while frames are due ends the session in error",
+          Rule::kPositive);
+  v.field("seed", c.seed, "seeds the policy");
+  v.field("margin_px", c.margin_px, "object pixels beyond the outermost probe windows",
+          Rule::kNonNegative);
+  if constexpr (V::kReads) {
+    if (c.raster.rows <= 0 || c.raster.cols <= 0 || c.raster.step_A <= 0)
+      v.fail("raster", "no scan raster: give session.preset or session.raster {rows, cols, step_A}");
+    if (c.total_positions > c.raster.rows * c.raster.cols)
+      v.fail("total_positions", "exceeds the " + std::to_string(c.raster.rows * c.raster.cols) +
+                                    " positions of the raster");
+    if (c.sub_sequence_size > c.total_positions)
+      v.fail("sub_sequence_size", "is larger than total_positions");
+  }
+}
+
+template <typename V>
+void describe(V& v, ReconstructionConfig& c) {
+  v.choice("backend", c.backend, {"auto", "cpu", "cuda"},
+           "auto: CUDA where a device is present, else the CPU");
+  v.choice("loss", c.loss, {"amplitude", "intensity"},
+           "amplitude (robust on sparse, noisy data) or intensity");
+  v.field("iterations_per_update", c.iterations_per_update,
+          "iterations after each sub-sequence (the paper: 5)", Rule::kNonNegative);
+  v.field("step_size", c.step_size, "gradient step, relative to the illumination", Rule::kPositive);
+  v.field("regularization", c.regularization, "step regularisation in weakly lit regions",
+          Rule::kPositive);
+  v.field("threads", c.threads, "CPU threads; 0: every core OpenMP reports", Rule::kNonNegative);
+  v.field("batch", c.batch, "CPU: patterns per FFT batch (8-32 keeps a batch in L2)",
+          Rule::kPositive);
+}
+
+template <typename V>
+void describe(V& v, PolicyConfig& c) {
+  v.choice("kind", c.kind, {"sparse-grid", "raster", "random", "heuristic", "torchscript"},
+           "the policy choosing the next positions");
+  v.field("model_path", c.model_path, "torchscript only: the exported policy (.pt)");
+}
+
+template <typename V>
+void describe(V& v, SafetySettings& c) {
+  v.field("min_distance_A", c.min_distance_A,
+          "closer than this to a visited position is a duplicate; null: half the raster step",
+          Rule::kNonNegative);
+  v.field("snap_to_raster", c.snap_to_raster, "move proposed positions onto the raster");
+}
+
+template <typename V>
+void describe(V& v, DetectorConfig& c) {
+  v.choice("kind", c.kind, {"zmq", "dectris-v1", "dectris-v2"},
+           "zmq: the native protocol; dectris-v1/-v2: a DECTRIS SIMPLON stream");
+  v.field("endpoint", c.endpoint, "the detector's stream endpoint");
+  v.field("bind", c.bind, "bind instead of connecting");
+  v.field("receive_hwm", c.receive_hwm, "ZMQ receive high-water mark (frames)", Rule::kPositive);
+  v.field("dtype", c.dtype, "the detector's pixel type: uint8 | uint16 | uint32 | float32");
+  v.validate("dtype", [&] { parse_pixel_type(c.dtype); });
+  v.field("first_frame_id", c.first_frame_id,
+          "DECTRIS: the detector's number for the first frame of a series");
+  v.field("max_pending_frames", c.max_pending_frames,
+          "recorded frames waiting for the loop before ingest stops reading (backpressure)",
+          Rule::kPositive);
+  v.field("position_tolerance_A", c.position_tolerance_A,
+          "a frame's position may differ from the issued one by this much", Rule::kNonNegative);
+}
+
+template <typename V>
+void describe(V& v, ScanDriverConfig& c) {
+  v.choice("kind", c.kind, {"sim-stage", "zmq", "point-list"},
+           "sim-stage: ptypilot-sim; zmq: a scan generator; point-list: files in a directory");
+  v.field("endpoint", c.endpoint, "the scan generator's command endpoint");
+  v.field("ack_timeout_s", c.ack_timeout_s, "wait this long for each acknowledgement",
+          Rule::kPositive);
+  v.field("retries", c.retries, "resends of a command after an acknowledgement timeout",
+          Rule::kNonNegative);
+  v.field("directory", c.directory, "point-list only: where the lists go");
+}
+
+template <typename V>
+void describe(V& v, RecorderSettings& c) {
+  v.field("directory", c.directory, "where session files go");
+  v.field("sync_every_frames", c.sync_every_frames, "flush the HDF5 file every this many frames",
+          Rule::kPositive);
+  v.field("min_free_bytes", c.min_free_bytes,
+          "a write that would leave less free disk fails like a full disk; 0: off");
+  v.field("reserve_bytes", c.reserve_bytes,
+          "disk held during a session to close the file when the disk fills; 0: off");
+}
+
+template <typename V>
+void describe(V& v, ControlConfig& c) {
+  v.field("endpoint", c.endpoint, "control REQ/REP endpoint");
+  v.field("events_endpoint", c.events_endpoint, "event PUB endpoint");
+}
+
+template <typename V>
+void describe(V& v, ServeConfig& c) {
+  if constexpr (V::kReads) {
+    if (!v.has("session")) v.fail("session", "missing: a session needs at least a preset or a probe and raster");
+  }
+  v.section("session", c.session, "the experiment");
+  v.section("reconstruction", c.reconstruction, "the reconstructor");
+  v.section("policy", c.policy, "the scan policy");
+  v.section("safety", c.safety, "checks on every proposed position");
+  v.section("detector", c.detector, "the frame stream");
+  v.section("scan_driver", c.scan_driver, "the scan generator");
+  v.section("recorder", c.recorder, "the session files");
+  v.section("control", c.control, "remote control");
+}
+
+ServeConfig parse_serve_config(const json& j) {
+  ServeConfig c = read_config_section<ServeConfig>(j, "config");
+  return c;
+}
+
+DetectorConfig apply_detector_uri(DetectorConfig detector, const std::string& uri) {
+  const auto scheme_end = uri.find("://");
+  const std::string kind = scheme_end == std::string::npos ? "" : uri.substr(0, scheme_end);
+  const std::string address = scheme_end == std::string::npos ? "" : uri.substr(scheme_end + 3);
+  const auto colon = address.rfind(':');
+  if ((kind != "zmq" && kind != "dectris-v1" && kind != "dectris-v2") || colon == std::string::npos ||
+      colon == 0 || colon + 1 == address.size())
+    throw std::invalid_argument("--detector '" + uri +
+                                "': expected zmq://HOST:PORT (native), dectris-v1://HOST:PORT "
+                                "or dectris-v2://HOST:PORT, e.g. dectris-v1://dcu-host:9999");
+  detector.kind = kind;
+  detector.endpoint = "tcp://" + address;
+  return detector;
+}
+
+ServeConfig load_serve_config(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  if (!in) throw std::invalid_argument("cannot read config file " + path.string());
+  json j;
+  try {
+    j = json::parse(in, nullptr, true, /*ignore_comments=*/true);
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
+    throw std::invalid_argument(path.string() + ": not valid JSON: " + e.what());
+  }
+  return parse_serve_config(j);
+}
+
+nlohmann::json ServeConfig::to_json() const { return write_config_section(*this); }
+
+std::string serve_config_reference() {
+  ServeConfig defaults;
+  ConfigReferencer referencer;
+  describe(referencer, defaults);
+  return referencer.markdown();
+}
+
+ReconstructorConfig ServeConfig::reconstructor_config() const {
+  ReconstructorConfig r;
+  r.backend = reconstruction.backend;
+  r.probe = session.probe;
+  r.object = object_grid_for_fov(session.raster.height_A(), session.raster.width_A(),
+                                 real_space_pixel_A(session.probe), session.probe.window_px,
+                                 session.margin_px);
+  r.loss = parse_loss(reconstruction.loss);
+  r.step_size = reconstruction.step_size;
+  r.regularization = reconstruction.regularization;
+  r.threads = reconstruction.threads;
+  r.batch = reconstruction.batch;
+  return r;
+}
+
+}  // namespace ptypilot

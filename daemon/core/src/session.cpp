@@ -1,0 +1,229 @@
+#include "ptypilot/core/session.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "ptypilot/wire/log.hpp"
+
+namespace ptypilot {
+namespace {
+
+double ms_between(Session::Clock::time_point a, Session::Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+// The raster's FOV, snapping and dedupe as safety_config_for() sets them (training uses the same
+// function through the Python bindings), with the session's overrides.
+SafetyConfig safety_config(const ServeConfig& c) {
+  SafetyConfig s = safety_config_for(c.session.raster, c.session.total_positions);
+  if (c.safety.min_distance_A) s.min_distance_A = *c.safety.min_distance_A;
+  if (!c.safety.snap_to_raster) s.snap_step_A = 0.0;
+  return s;
+}
+
+}  // namespace
+
+Session::Session(const ServeConfig& config, std::string id, Parts parts, HealthCounters& health)
+    : config_(config),
+      id_(std::move(id)),
+      parts_(std::move(parts)),
+      reconstructor_(parts_.reconstructor),
+      policy_(parts_.policy),
+      health_(health),
+      safety_(safety_config(config)),
+      assembler_(AssemblerConfig{config.detector.position_tolerance_A}) {
+  const auto& p = config.session.probe;
+  bright_field_radius_px_ = p.semiangle_mrad / p.detector_pixel_mrad;
+  policy_->reset(config.session.seed);
+}
+
+float Session::dark_field_fraction(const DetectorFrame& f) const {
+  // Counts scattered outside the bright-field disk (centred on the pattern): the paper's hint
+  // for where the atoms are.
+  const double cy = f.rows / 2.0, cx = f.cols / 2.0;
+  const double r2 = bright_field_radius_px_ * bright_field_radius_px_;
+  double outside = 0, total = 0;
+  for (int r = 0; r < f.rows; ++r)
+    for (int c = 0; c < f.cols; ++c) {
+      const double v = f.counts[std::size_t(r) * f.cols + c];
+      total += v;
+      if ((r - cy) * (r - cy) + (c - cx) * (c - cx) > r2) outside += v;
+    }
+  return total > 0 ? static_cast<float>(outside / total) : 0.0f;
+}
+
+std::vector<Vec2> Session::visited_positions() const {
+  const auto v = safety_.visited();
+  return {v.begin(), v.end()};
+}
+
+Status Session::start() {
+  SubSequenceReport report;
+  Clock::time_point proposed_at;
+  return issue_next(&report, &proposed_at);
+}
+
+Status Session::issue_next(SubSequenceReport* report, Clock::time_point* proposed_at) {
+  const int remaining = safety_.remaining();
+  if (remaining <= 0 || stop_requested_) return Status::Ok();
+  const int count = std::min(config_.session.sub_sequence_size, remaining);
+
+  const Potential potential = reconstructor_->snapshot();
+  PolicyContext context;
+  context.raster = config_.session.raster;
+  context.sub_sequence = static_cast<int>(next_sub_sequence_);
+  context.count = count;
+  context.total_positions = config_.session.total_positions;
+  context.visited_A = safety_.visited();
+  context.dark_field_fraction = dark_field_;
+  context.potential = completed_ > 0 ? &potential : nullptr;
+
+  const auto t0 = Clock::now();
+  std::vector<Vec2> proposed = policy_->propose(context);
+  const auto t1 = Clock::now();
+  SafetyReport safety;
+  std::vector<Vec2> approved = safety_.check(proposed, &safety);
+  const auto t2 = Clock::now();
+  health_.increment("positions_requested", safety.requested);
+  health_.increment("positions_approved", safety.approved);
+  for (auto [name, n] : {std::pair{"positions_non_finite", safety.non_finite},
+                         {"positions_clamped", safety.clamped},
+                         {"positions_snapped", safety.snapped},
+                         {"positions_deduplicated", safety.deduplicated},
+                         {"positions_over_budget", safety.over_budget}})
+    if (n > 0) health_.increment(name, n);
+  if (safety.approved < safety.requested || safety.clamped > 0)
+    log::info("safety_changed_positions",
+              {{"session", id_}, {"sub_sequence", next_sub_sequence_}, {"requested", safety.requested},
+               {"approved", safety.approved}, {"clamped", safety.clamped},
+               {"deduplicated", safety.deduplicated}, {"non_finite", safety.non_finite},
+               {"over_budget", safety.over_budget}});
+  if (approved.empty()) {
+    // The policy gave nothing usable; end the session rather than wait for frames forever.
+    health_.increment("sub_sequences_empty");
+    log::warn("policy_gave_no_usable_positions", {{"session", id_}, {"sub_sequence", next_sub_sequence_}});
+    stop_requested_ = true;
+    return Status::Ok();
+  }
+
+  ScanRequest request;
+  request.session_id = id_;
+  request.sub_sequence = next_sub_sequence_;
+  request.first_frame_index = next_frame_index_;
+  request.positions_A = approved;
+  request.dwell_s = config_.session.dwell_s;
+  if (Status s = assembler_.expect(id_, next_sub_sequence_, next_frame_index_, approved); !s.ok())
+    return s;
+  if (parts_.frame_map)
+    if (Status s = parts_.frame_map->issue(next_sub_sequence_, next_frame_index_, approved); !s.ok())
+      return s;
+  outstanding_ += approved.size();
+  const Status submitted = parts_.driver->submit(request);
+  const auto t3 = Clock::now();
+  if (!submitted.ok()) {
+    outstanding_ -= approved.size();
+    return {submitted.code(), "scan driver " + std::string(parts_.driver->name()) + ": " +
+                                  submitted.message()};
+  }
+  proposed_.push_back(std::move(proposed));
+  approved_.push_back(std::move(approved));
+  next_frame_index_ += approved_.back().size();
+  ++next_sub_sequence_;
+
+  report->latency.policy_ms = ms_between(t0, t1);
+  report->latency.safety_ms = ms_between(t1, t2);
+  report->latency.driver_ms = ms_between(t2, t3);
+  report->safety = safety;
+  report->issued_next = true;
+  *proposed_at = t3;
+  return Status::Ok();
+}
+
+Status Session::on_frames(std::vector<DetectorFrame>& frames) {
+  if (done_) {
+    health_.increment("frames_after_session_end", frames.size());
+    return Status::Ok();
+  }
+  std::vector<std::uint32_t> completed;
+  for (DetectorFrame& f : frames) {
+    ++frames_received_;
+    const std::uint64_t index = f.frame_index;
+    const std::uint32_t sub = f.sub_sequence;
+    const float dark = dark_field_fraction(f);
+    const FrameVerdict verdict = assembler_.add(std::move(f));
+    switch (verdict) {
+      case FrameVerdict::kCompleted:
+        completed.push_back(sub);
+        [[fallthrough]];
+      case FrameVerdict::kAccepted:
+        --outstanding_;
+        if (dark_field_.size() <= index) dark_field_.resize(index + 1, 0.0f);
+        dark_field_[index] = dark;
+        break;
+      default:
+        // Counted by the assembler (frames_duplicate, frames_unknown_*, ...); the frame is in
+        // the recording but not in the reconstruction. Logged once per kind.
+        if (logged_verdicts_.insert(static_cast<int>(verdict)).second)
+          log::warn("frame_not_reconstructed",
+                    {{"session", id_}, {"verdict", to_string(verdict)}, {"frame_index", index},
+                     {"sub_sequence", sub}, {"note", "recorded; logged once per kind"}});
+        break;
+    }
+  }
+  for (std::uint32_t sub : completed)
+    if (Status s = complete(sub); !s.ok()) return s;
+  if (outstanding_ == 0 && (safety_.remaining() <= 0 || stop_requested_)) done_ = true;
+  return Status::Ok();
+}
+
+Status Session::complete(std::uint32_t sub_sequence) {
+  std::vector<DetectorFrame> frames = assembler_.take_completed(sub_sequence);
+  Clock::time_point last_frame{};
+  for (const auto& f : frames)
+    last_frame = std::max(last_frame, Clock::time_point(std::chrono::nanoseconds(f.received_ns)));
+  if (frames.empty()) last_frame = Clock::now();
+
+  SubSequenceReport report;
+  report.sub_sequence = sub_sequence;
+  report.positions = static_cast<std::uint32_t>(frames.size());
+  const auto t0 = Clock::now();
+  std::vector<Frame> views;
+  views.reserve(frames.size());
+  for (const auto& f : frames) views.push_back({f.frame_index, f.position_A, f.view()});
+  if (Status s = reconstructor_->add_frames(views); !s.ok())
+    return {s.code(), "reconstructor rejected sub-sequence " + std::to_string(sub_sequence) + ": " + s.message()};
+  if (Status s = reconstructor_->iterate(config_.reconstruction.iterations_per_update); !s.ok())
+    return {s.code(), "reconstruction of sub-sequence " + std::to_string(sub_sequence) + ": " + s.message()};
+  const auto t1 = Clock::now();
+  report.latency.reconstruct_ms = ms_between(t0, t1);
+  ++completed_;
+
+  Clock::time_point accepted_at = t1;
+  if (Status s = issue_next(&report, &accepted_at); !s.ok()) return s;
+  report.latency.total_ms = ms_between(last_frame, accepted_at);
+  report.frames_received = frames_received_;
+
+  SubSequenceRecord record;
+  record.index = sub_sequence;
+  record.proposed_A = proposed_.at(sub_sequence);
+  record.approved_A = approved_.at(sub_sequence);
+  record.potential = reconstructor_->snapshot().phase_rad;
+  if (Status s = parts_.record_sub_sequence(record); !s.ok()) return s;
+  reports_.push_back(report);
+  return Status::Ok();
+}
+
+std::string Session::missing_description() const {
+  std::string text = std::to_string(outstanding_) + " frame(s) outstanding";
+  for (std::uint32_t sub = 0; sub < next_sub_sequence_; ++sub) {
+    const auto missing = assembler_.missing(sub);
+    if (missing.empty()) continue;
+    text.append("; sub-sequence ").append(std::to_string(sub)).append(" lacks positions");
+    for (std::size_t i = 0; i < std::min<std::size_t>(missing.size(), 8); ++i)
+      text.append(" ").append(std::to_string(missing[i]));
+    if (missing.size() > 8) text += " ...";
+  }
+  return text;
+}
+
+}  // namespace ptypilot

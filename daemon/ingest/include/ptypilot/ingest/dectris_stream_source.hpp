@@ -1,0 +1,101 @@
+// DectrisStreamSource: frames from a DECTRIS detector's SIMPLON stream, v1 (multipart JSON +
+// binary) or v2 (CBOR), on a ZMQ PULL socket; the formats are in dectris_stream.hpp.
+//
+// A DECTRIS frame carries its series id and frame number only. Its place in the scan comes from
+// the ScanFrameMap that the session fills as it issues sub-sequences: frame number
+// first_frame_id + k of the session's series is the session's frame_index k.
+//
+// The series: the first series header (dheader-1.0 / start) that arrives after this source is
+// made (at session start, i.e. at arm) defines the session's series. Images before it, and every
+// message of another series, are a detector still streaming an earlier acquisition: they are
+// discarded and counted (dectris_stale_series), never recorded under this session.
+//
+// Frame numbers must arrive without gaps. A frame whose number skips ahead is still delivered
+// (its own number places it, so nothing shifts), but the skipped numbers are lost frames: they
+// are counted (dectris_frame_gaps, dectris_frames_missing) and take_stream_fault() then names
+// them, which ends the session in error. A frame number that no sub-sequence issued is counted
+// (dectris_frame_not_issued) and discarded. Late or repeated numbers are delivered; the
+// assembler counts duplicates.
+//
+// Every other bad message is counted under the name that dectris_stream.hpp gives its kind, and
+// logged once per kind; the socket stays in sync because each message is drained whole. Nothing
+// here throws after construction. Backpressure is the native source's: see zmq_frame_source.hpp.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+#include <zmq.hpp>
+
+#include "ptypilot/wire/dectris_stream.hpp"
+#include "ptypilot/core/frame_source.hpp"
+#include "ptypilot/core/scan_frame_map.hpp"
+
+namespace ptypilot {
+
+struct DectrisStreamSourceConfig {
+  dectris::Protocol protocol = dectris::Protocol::kV1;
+  std::string endpoint;  // the detector's PUSH endpoint, e.g. tcp://dcu:9999 (v1), :31001 (v2)
+  bool bind = false;
+  int receive_hwm = 1000;
+  int expected_rows = 0;  // 0: any
+  int expected_cols = 0;
+  std::optional<PixelType> expected_dtype;
+  // The detector's number for the first frame of a series.
+  std::uint64_t first_frame_id = 0;
+};
+
+namespace dectris_source_counters {
+inline constexpr std::string_view kReceivedOk = "frames_received_ok";
+inline constexpr std::string_view kStaleSeries = "dectris_stale_series";
+inline constexpr std::string_view kFrameNotIssued = "dectris_frame_not_issued";
+inline constexpr std::string_view kFrameGaps = "dectris_frame_gaps";
+inline constexpr std::string_view kFramesMissing = "dectris_frames_missing";
+inline constexpr std::string_view kSeriesStarted = "dectris_series_started";
+inline constexpr std::string_view kSeriesEnded = "dectris_series_ended";
+inline constexpr std::string_view kExtraChannels = "dectris_extra_channels_ignored";
+inline constexpr std::string_view kV2WrongPartCount = "dectris_v2_wrong_part_count";
+}  // namespace dectris_source_counters
+
+class DectrisStreamSource final : public FrameSource {
+ public:
+  // Creates the PULL socket and connects (or binds) it. Throws std::runtime_error with what to
+  // fix when the endpoint or a setting is unusable, or `map` is null. `ctx` must outlive this.
+  DectrisStreamSource(zmq::context_t& ctx, const DectrisStreamSourceConfig& config,
+                      std::shared_ptr<const ScanFrameMap> map);
+
+  // One thread receives. Messages that are not frames (series header and end) are consumed
+  // within `timeout`; kUnavailable when no frame arrived in it.
+  Status receive(DetectorFrame* frame, std::chrono::milliseconds timeout) override;
+  const HealthCounters& health() const override { return health_; }
+  std::string take_stream_fault() override;
+
+  std::string bound_endpoint() const;
+  std::optional<std::uint64_t> series() const { return series_; }
+
+ private:
+  // Parts beyond this many are drained and dropped; no DECTRIS message has more than 9.
+  static constexpr std::size_t kMaxParts = 16;
+
+  Status reject(std::string_view counter, std::string message);
+  Status handle(DetectorFrame* frame);
+  Status handle_image(const dectris::Image& image, DetectorFrame* frame);
+
+  DectrisStreamSourceConfig config_;
+  std::shared_ptr<const ScanFrameMap> map_;
+  zmq::socket_t socket_;
+  HealthCounters health_;
+  std::vector<zmq::message_t> parts_;  // reused across messages
+  std::size_t part_count_ = 0;         // of the last message, dropped parts included
+  dectris::Message message_;
+  std::optional<std::uint64_t> series_;
+  std::uint64_t next_frame_ = 0;  // the session frame index expected next
+  std::string fault_;
+  bool fault_taken_ = false;
+};
+
+}  // namespace ptypilot

@@ -1,0 +1,246 @@
+#include "ptypilot/ingest/dectris_stream_source.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <stdexcept>
+
+#include "ptypilot/wire/log.hpp"
+
+namespace ptypilot {
+namespace {
+
+namespace counters = dectris_source_counters;
+using Clock = std::chrono::steady_clock;
+
+std::uint64_t steady_now_ns() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                        Clock::now().time_since_epoch())
+                                        .count());
+}
+
+std::uint64_t wall_now_ns() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count());
+}
+
+const char* protocol_name(dectris::Protocol p) {
+  return p == dectris::Protocol::kV1 ? "dectris-v1" : "dectris-v2";
+}
+
+std::string id_range(std::uint64_t first, std::uint64_t last) {
+  return first == last ? std::to_string(first)
+                       : std::to_string(first) + ".." + std::to_string(last);
+}
+
+}  // namespace
+
+DectrisStreamSource::DectrisStreamSource(zmq::context_t& ctx,
+                                         const DectrisStreamSourceConfig& config,
+                                         std::shared_ptr<const ScanFrameMap> map)
+    : config_(config), map_(std::move(map)), socket_(ctx, zmq::socket_type::pull) {
+  const char* name = protocol_name(config_.protocol);
+  if (!map_) throw std::runtime_error(std::string(name) + " source: no scan frame map");
+  if (config_.endpoint.empty())
+    throw std::runtime_error(std::string(name) +
+                             " source: no stream endpoint configured; set detector.endpoint to "
+                             "the detector's stream, e.g. tcp://dcu-host:9999 (v1) or "
+                             "tcp://dcu-host:31001 (v2)");
+  if (config_.receive_hwm < 0)
+    throw std::runtime_error(std::string(name) + " source: receive_hwm must be >= 0");
+  const char* verb = config_.bind ? "bind" : "connect";
+  try {
+    socket_.set(zmq::sockopt::rcvhwm, config_.receive_hwm);
+    socket_.set(zmq::sockopt::linger, 0);
+    if (config_.bind) socket_.bind(config_.endpoint);
+    else socket_.connect(config_.endpoint);
+  } catch (const zmq::error_t& e) {
+    throw std::runtime_error(std::string(name) + " source: cannot " + verb + " to '" +
+                             config_.endpoint + "': " + e.what() +
+                             (e.num() == EADDRINUSE ? "; another process is bound to it"
+                                                    : "; expected tcp://host:port"));
+  }
+  parts_.resize(kMaxParts);
+  log::info("frame_source_ready",
+            {{"source", name},
+             {"mode", verb},
+             {"endpoint", bound_endpoint()},
+             {"receive_hwm", config_.receive_hwm},
+             {"expected_rows", config_.expected_rows},
+             {"expected_cols", config_.expected_cols},
+             {"expected_dtype", config_.expected_dtype ? to_string(*config_.expected_dtype) : "any"},
+             {"first_frame_id", config_.first_frame_id},
+             {"session", map_->session_id()}});
+}
+
+std::string DectrisStreamSource::bound_endpoint() const {
+  return socket_.get(zmq::sockopt::last_endpoint);
+}
+
+std::string DectrisStreamSource::take_stream_fault() {
+  if (fault_.empty() || fault_taken_) return {};
+  fault_taken_ = true;
+  return fault_;
+}
+
+Status DectrisStreamSource::reject(std::string_view counter, std::string message) {
+  health_.reject(counter, message);
+  return invalid_argument(std::move(message));
+}
+
+Status DectrisStreamSource::receive(DetectorFrame* frame, std::chrono::milliseconds timeout) {
+  try {
+    const auto deadline = Clock::now() + timeout;
+    while (true) {
+      const long wait_ms = std::max<long>(
+          0, static_cast<long>(std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now())
+                                   .count()));
+      zmq_pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
+      const int ready = zmq_poll(&item, 1, wait_ms);
+      if (ready < 0) {
+        if (zmq_errno() == ETERM)
+          return failed_precondition("the ZMQ context is shut down; no more frames will arrive");
+        return {StatusCode::kUnavailable, "waiting for a frame was interrupted"};
+      }
+      if (ready == 0 || !socket_.recv(parts_[0], zmq::recv_flags::dontwait))
+        return {StatusCode::kUnavailable, "no frame arrived within " + std::to_string(timeout.count()) +
+                                              " ms on " + config_.endpoint};
+      const std::uint64_t received_ns = steady_now_ns();
+      // Drain the whole message first, so that a rejected one leaves the socket at the next.
+      part_count_ = 1;
+      zmq::message_t dropped;
+      for (bool more = parts_[0].more(); more; ++part_count_) {
+        zmq::message_t& target = part_count_ < kMaxParts ? parts_[part_count_] : dropped;
+        if (!socket_.recv(target, zmq::recv_flags::dontwait)) break;
+        more = target.more();
+      }
+      Status status = handle(frame);
+      if (status.ok()) {
+        frame->received_ns = received_ns;
+        health_.increment(counters::kReceivedOk);
+        return status;
+      }
+      // A series header or end: consumed; wait for a frame in what is left of the timeout.
+      if (status.code() == StatusCode::kUnavailable) {
+        if (Clock::now() >= deadline) return status;
+        continue;
+      }
+      return status;
+    }
+  } catch (const zmq::error_t& e) {
+    if (e.num() == ETERM)
+      return failed_precondition("the ZMQ context is shut down; no more frames will arrive");
+    return {StatusCode::kInternal, std::string("receiving a frame failed: ") + e.what()};
+  } catch (const std::exception& e) {  // std::bad_alloc, in practice
+    return {StatusCode::kInternal, std::string("receiving a frame failed: ") + e.what()};
+  }
+}
+
+Status DectrisStreamSource::handle(DetectorFrame* frame) {
+  std::string_view counter;
+  Status parsed;
+  if (config_.protocol == dectris::Protocol::kV1) {
+    std::span<const std::byte> spans[kMaxParts];
+    const std::size_t kept = std::min(part_count_, kMaxParts);
+    for (std::size_t i = 0; i < kept; ++i)
+      spans[i] = {static_cast<const std::byte*>(parts_[i].data()), parts_[i].size()};
+    if (part_count_ > kMaxParts)
+      return reject(dectris::counters::kV1WrongPartCount,
+                    "a v1 message of " + std::to_string(part_count_) +
+                        " parts; no DECTRIS message has more than 9");
+    parsed = dectris::parse_v1({spans, kept}, &message_, &counter);
+  } else {
+    if (part_count_ != 1)
+      return reject(counters::kV2WrongPartCount,
+                    "a v2 message of " + std::to_string(part_count_) +
+                        " parts; stream v2 sends each CBOR message as one part");
+    parsed = dectris::parse_v2({static_cast<const std::byte*>(parts_[0].data()), parts_[0].size()},
+                               &message_, &counter);
+  }
+  if (!parsed.ok()) return reject(counter, "rejected a message: " + parsed.message());
+
+  const std::uint64_t series = message_.series_id;
+  switch (message_.kind) {
+    case dectris::MessageKind::kSeriesStart:
+      if (!series_) {
+        series_ = series;
+        next_frame_ = 0;
+        health_.increment(counters::kSeriesStarted);
+        log::info("dectris_series_started", {{"series", series},
+                                             {"header_detail", message_.header_detail},
+                                             {"session", map_->session_id()}});
+      } else if (*series_ != series) {
+        return reject(counters::kStaleSeries,
+                      "series header of series " + std::to_string(series) + " while series " +
+                          std::to_string(*series_) + " belongs to this session; discarded");
+      }
+      return {StatusCode::kUnavailable, "a series header, not a frame"};
+    case dectris::MessageKind::kSeriesEnd:
+      if (!series_ || *series_ != series)
+        return reject(counters::kStaleSeries, "end of series " + std::to_string(series) +
+                                                  ", which is not this session's; discarded");
+      health_.increment(counters::kSeriesEnded);
+      log::info("dectris_series_ended", {{"series", series}, {"frames_expected_next", next_frame_}});
+      return {StatusCode::kUnavailable, "a series end, not a frame"};
+    case dectris::MessageKind::kImage:
+      return handle_image(message_.image, frame);
+  }
+  return {StatusCode::kInternal, "unknown message kind"};
+}
+
+Status DectrisStreamSource::handle_image(const dectris::Image& image, DetectorFrame* frame) {
+  const std::string which =
+      "frame " + std::to_string(image.frame_id) + " of series " + std::to_string(image.series_id);
+  if (!series_)
+    return reject(counters::kStaleSeries,
+                  which + " arrived before this session's series header: a detector still "
+                          "streaming an earlier acquisition? Discarded");
+  if (image.series_id != *series_)
+    return reject(counters::kStaleSeries, which + " is not of this session's series " +
+                                              std::to_string(*series_) + "; discarded");
+  if (image.frame_id < config_.first_frame_id)
+    return reject(counters::kFrameNotIssued,
+                  which + " is numbered below the first frame id " +
+                      std::to_string(config_.first_frame_id) + " (detector.first_frame_id)");
+  const std::uint64_t index = image.frame_id - config_.first_frame_id;
+  const std::optional<ScanPlace> place = map_->find(index);
+  if (!place)
+    return reject(counters::kFrameNotIssued,
+                  which + " has no scan position: " + std::to_string(map_->issued()) +
+                      " frames have been issued so far; discarded");
+
+  std::string_view counter;
+  if (Status s = dectris::decode_image(image, config_.expected_rows, config_.expected_cols,
+                                       config_.expected_dtype, frame, &counter);
+      !s.ok())
+    return reject(counter, "rejected " + s.message());
+  if (image.extra_channels > 0) health_.increment(counters::kExtraChannels, image.extra_channels);
+
+  if (index > next_frame_) {
+    const std::uint64_t missing = index - next_frame_;
+    health_.increment(counters::kFrameGaps);
+    health_.increment(counters::kFramesMissing, missing);
+    const std::string text =
+        "DECTRIS frames " + id_range(next_frame_ + config_.first_frame_id, image.frame_id - 1) +
+        " of series " + std::to_string(*series_) + " never arrived (" + std::to_string(missing) +
+        " lost: frame " + std::to_string(image.frame_id) + " followed frame " +
+        (next_frame_ == 0 ? std::string("none") : std::to_string(next_frame_ - 1 + config_.first_frame_id)) +
+        "); frames are placed by their own number, so nothing was shifted";
+    log::error("dectris_frame_gap", {{"series", *series_}, {"missing", missing}, {"error", text}});
+    if (fault_.empty()) fault_ = text;
+    next_frame_ = index + 1;
+  } else if (index == next_frame_) {
+    ++next_frame_;
+  }
+
+  frame->session_id = map_->session_id();
+  frame->sub_sequence = place->sub_sequence;
+  frame->frame_index = index;
+  frame->position_index = place->position_index;
+  frame->position_A = place->position_A;
+  frame->electrons_per_frame = 0.0;  // the detector does not know the dose
+  frame->timestamp_ns = wall_now_ns();  // DECTRIS times are relative to the series start
+  return Status::Ok();
+}
+
+}  // namespace ptypilot

@@ -1,0 +1,496 @@
+#include "ptypilot/policy/baseline_policies.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <numeric>
+#include <stdexcept>
+
+#include "ptypilot/scan_geometry.hpp"
+
+namespace ptypilot {
+namespace {
+
+bool valid_raster(const ScanRaster& raster) {
+  return raster.rows > 0 && raster.cols > 0 && std::isfinite(raster.step_A) && raster.step_A > 0;
+}
+
+std::size_t node_count(const ScanRaster& raster) {
+  return static_cast<std::size_t>(raster.rows) * static_cast<std::size_t>(raster.cols);
+}
+
+Vec2 node_position(const ScanRaster& raster, std::size_t index) {
+  const int i = static_cast<int>(index / raster.cols);
+  const int j = static_cast<int>(index % raster.cols);
+  return {i * raster.step_A, j * raster.step_A};
+}
+
+// The raster node within half a step of `p` (Safety's default dedupe tolerance), or -1. Only
+// the nearest node can be that close, so rounding finds it.
+long nearest_node_within_half_step(const ScanRaster& raster, Vec2 p) {
+  if (!std::isfinite(p.y) || !std::isfinite(p.x)) return -1;
+  const double fy = p.y / raster.step_A;
+  const double fx = p.x / raster.step_A;
+  // Guard the conversion: a far-off position must not overflow lround.
+  if (fy < -1 || fx < -1 || fy > raster.rows || fx > raster.cols) return -1;
+  const long i = std::lround(fy);
+  const long j = std::lround(fx);
+  if (i < 0 || j < 0 || i >= raster.rows || j >= raster.cols) return -1;
+  const double d = std::hypot(fy - i, fx - j);
+  // The relative slack keeps a position computed as i * step on its node despite rounding.
+  if (d > 0.5 * (1 + 1e-9)) return -1;
+  return i * raster.cols + j;
+}
+
+// One byte per raster node: 1 where a visited position lies within half a step.
+std::vector<char> visited_mask(const ScanRaster& raster, std::span<const Vec2> visited) {
+  std::vector<char> mask(node_count(raster), 0);
+  for (const Vec2& p : visited) {
+    const long node = nearest_node_within_half_step(raster, p);
+    if (node >= 0) mask[static_cast<std::size_t>(node)] = 1;
+  }
+  return mask;
+}
+
+// Appends unvisited nodes in raster order until `out` holds `count`; marks them in `taken`.
+void fill_in_raster_order(const ScanRaster& raster, int count, std::vector<char>& taken,
+                          std::vector<Vec2>& out) {
+  for (std::size_t n = 0; n < taken.size() && static_cast<int>(out.size()) < count; ++n) {
+    if (taken[n]) continue;
+    taken[n] = 1;
+    out.push_back(node_position(raster, n));
+  }
+}
+
+// The sparse grid of the session's budget, next `count` unvisited entries in its own order;
+// raster order beyond the budget.
+std::vector<Vec2> next_sparse_grid(const PolicyContext& context) {
+  const ScanRaster& raster = context.raster;
+  if (!valid_raster(raster) || context.count <= 0) return {};
+  const long nodes = static_cast<long>(node_count(raster));
+  // A missing or impossible budget degrades to the nearest valid one instead of throwing.
+  const int total = static_cast<int>(std::clamp<long>(context.total_positions, 1, nodes));
+  std::vector<char> taken = visited_mask(raster, context.visited_A);
+  std::vector<Vec2> out;
+  out.reserve(static_cast<std::size_t>(context.count));
+  for (const Vec2& p : sparse_grid_positions(total, raster.rows, raster.cols, raster.step_A)) {
+    if (static_cast<int>(out.size()) == context.count) break;
+    const long node = nearest_node_within_half_step(raster, p);
+    if (node < 0 || taken[static_cast<std::size_t>(node)]) continue;
+    taken[static_cast<std::size_t>(node)] = 1;
+    out.push_back(p);
+  }
+  fill_in_raster_order(raster, context.count, taken, out);
+  return out;
+}
+
+// Uniform index in [0, n), n > 0. Rejection sampling (Lemire's threshold): values below
+// 2^64 mod n are redrawn so that every residue is equally likely. Defined here, not with
+// std::uniform_int_distribution, whose output is implementation-defined.
+std::uint64_t uniform_index(std::mt19937_64& rng, std::uint64_t n) {
+  const std::uint64_t threshold = (0 - n) % n;  // == 2^64 mod n
+  std::uint64_t x = rng();
+  while (x < threshold) x = rng();
+  return x % n;
+}
+
+bool usable_potential(const Potential* potential) {
+  if (potential == nullptr || potential->phase_rad.empty()) return false;
+  const double pixel = potential->grid.pixel_A;
+  return std::isfinite(pixel) && pixel > 0 && std::isfinite(potential->grid.fov_origin_A.y) &&
+         std::isfinite(potential->grid.fov_origin_A.x);
+}
+
+// Min-max normalises the finite entries to [0, 1]; non-finite entries and a constant input
+// become 0 (no preference). "Constant" means a spread below 1e-6 (rad, or a fraction): the
+// rounding of a weighted mean over a flat image must not be stretched into a full-range score.
+void normalise_01(std::vector<double>& values) {
+  constexpr double kMinContrast = 1e-6;
+  double lo = INFINITY, hi = -INFINITY;
+  for (double v : values)
+    if (std::isfinite(v)) lo = std::min(lo, v), hi = std::max(hi, v);
+  const double range = hi - lo;
+  for (double& v : values) v = std::isfinite(v) && range > kMinContrast ? (v - lo) / range : 0.0;
+}
+
+// One axis of the smoothing window at each raster row (or column): the first pixel of the
+// window around the node's object coordinate (k * step + origin) / pixel, and `taps` Gaussian
+// weights from there on.
+struct Window1D {
+  int taps = 0;
+  std::vector<long> first;
+  std::vector<double> weight;  // taps per raster row (column)
+};
+
+Window1D window_1d(int count, double step_A, double origin_A, double pixel_A, double sigma_px,
+                   int radius) {
+  Window1D w;
+  w.taps = 2 * radius + 2;
+  w.first.assign(static_cast<std::size_t>(count), 0);
+  w.weight.assign(static_cast<std::size_t>(count) * w.taps, 0.0);
+  for (int k = 0; k < count; ++k) {
+    const double centre = (k * step_A + origin_A) / pixel_A;
+    // Far off the object (or not finite): a window before pixel 0, so no pixel is used.
+    if (!(std::abs(centre) < 1e12)) {
+      w.first[k] = -w.taps;
+      continue;
+    }
+    w.first[k] = static_cast<long>(std::floor(centre)) - radius;
+    for (int t = 0; t < w.taps; ++t) {
+      const double d = (w.first[k] + t - centre) / sigma_px;
+      w.weight[static_cast<std::size_t>(k) * w.taps + t] = std::exp(-0.5 * d * d);
+    }
+  }
+  return w;
+}
+
+// The phase at each raster node, Gaussian-smoothed around the node's object point: the mean of
+// the pixels within about 3 sigma, weighted by the Gaussian. Pixels outside the object and
+// non-finite pixels are left out; a node with none left is NaN. The Gaussian is separable, so
+// this is one pass along x (per pixel row, at the raster columns only) and one along y (at the
+// raster rows only), with the weights summed alongside the values.
+std::vector<double> smoothed_phase_at_nodes(const ScanRaster& raster, const Potential& potential,
+                                            double sigma_A) {
+  const RealImage& phase = potential.phase_rad;
+  const ObjectGrid& grid = potential.grid;
+  const double sigma_px = std::max(sigma_A / grid.pixel_A, 1e-3);
+  const int radius = static_cast<int>(std::ceil(3 * sigma_px));
+  const Window1D wy =
+      window_1d(raster.rows, raster.step_A, grid.fov_origin_A.y, grid.pixel_A, sigma_px, radius);
+  const Window1D wx =
+      window_1d(raster.cols, raster.step_A, grid.fov_origin_A.x, grid.pixel_A, sigma_px, radius);
+  const int taps = wy.taps;
+  const long image_rows = phase.rows(), image_cols = phase.cols();
+  const std::size_t cols = static_cast<std::size_t>(raster.cols);
+
+  // The pixel rows some window reaches.
+  long r_lo = image_rows, r_hi = 0;
+  for (long f : wy.first) r_lo = std::min(r_lo, f), r_hi = std::max(r_hi, f + taps);
+  r_lo = std::max(r_lo, 0L);
+  r_hi = std::min(r_hi, image_rows);
+  const std::size_t needed = static_cast<std::size_t>(std::max(r_hi - r_lo, 0L));
+
+  // Along x: per needed pixel row and raster column, sum(w v) and sum(w) over the finite pixels.
+  std::vector<double> x_sum(needed * cols, 0.0), x_weight(needed * cols, 0.0);
+  std::vector<double> value(static_cast<std::size_t>(image_cols)), finite(value.size());
+  for (long r = r_lo; r < r_hi; ++r) {
+    const float* line = phase.data() + r * image_cols;
+    for (long c = 0; c < image_cols; ++c) {
+      const bool ok = std::isfinite(line[c]);
+      value[c] = ok ? line[c] : 0.0;
+      finite[c] = ok ? 1.0 : 0.0;
+    }
+    double* sum = &x_sum[static_cast<std::size_t>(r - r_lo) * cols];
+    double* weight = &x_weight[static_cast<std::size_t>(r - r_lo) * cols];
+    for (std::size_t j = 0; j < cols; ++j) {
+      const long first = wx.first[j];
+      const double* w = &wx.weight[j * taps];
+      const long t_lo = std::max(0L, -first), t_hi = std::min<long>(taps, image_cols - first);
+      for (long t = t_lo; t < t_hi; ++t) {
+        sum[j] += w[t] * value[first + t];
+        weight[j] += w[t] * finite[first + t];
+      }
+    }
+  }
+
+  // Along y, at the nodes.
+  std::vector<double> out(node_count(raster), NAN);
+  std::vector<double> sum(cols), weight(cols);
+  for (std::size_t i = 0; i < static_cast<std::size_t>(raster.rows); ++i) {
+    std::fill(sum.begin(), sum.end(), 0.0);
+    std::fill(weight.begin(), weight.end(), 0.0);
+    for (int t = 0; t < taps; ++t) {
+      const long r = wy.first[i] + t;
+      if (r < r_lo || r >= r_hi) continue;
+      const double w = wy.weight[i * taps + t];
+      const double* row_sum = &x_sum[static_cast<std::size_t>(r - r_lo) * cols];
+      const double* row_weight = &x_weight[static_cast<std::size_t>(r - r_lo) * cols];
+      for (std::size_t j = 0; j < cols; ++j) {
+        sum[j] += w * row_sum[j];
+        weight[j] += w * row_weight[j];
+      }
+    }
+    for (std::size_t j = 0; j < cols; ++j)
+      if (weight[j] > 0) out[i * cols + j] = sum[j] / weight[j];
+  }
+  return out;
+}
+
+// max over visited v of d(v) * exp(-|r - v|^2 / (2 sigma^2)) at every node; d normalised over
+// the visited positions. Each visited position touches only the nodes within 3 sigma, and its
+// Gaussian is the product of a row and a column factor.
+std::vector<double> dark_field_at_nodes(const PolicyContext& context, double sigma_A) {
+  const ScanRaster& raster = context.raster;
+  std::vector<double> out(node_count(raster), 0.0);
+  const std::size_t n = std::min(context.visited_A.size(), context.dark_field_fraction.size());
+  if (n == 0) return out;
+  std::vector<double> d(context.dark_field_fraction.begin(),
+                        context.dark_field_fraction.begin() + static_cast<std::ptrdiff_t>(n));
+  normalise_01(d);
+  const double sigma = std::max(sigma_A, raster.step_A);
+  const double reach = 3 * sigma;
+  std::vector<double> ey, ex;
+  for (std::size_t v = 0; v < n; ++v) {
+    const Vec2 p = context.visited_A[v];
+    if (d[v] <= 0 || !std::isfinite(p.y) || !std::isfinite(p.x)) continue;
+    const double i_lo = std::max(0.0, std::ceil((p.y - reach) / raster.step_A));
+    const double i_hi = std::min(raster.rows - 1.0, std::floor((p.y + reach) / raster.step_A));
+    const double j_lo = std::max(0.0, std::ceil((p.x - reach) / raster.step_A));
+    const double j_hi = std::min(raster.cols - 1.0, std::floor((p.x + reach) / raster.step_A));
+    if (i_lo > i_hi || j_lo > j_hi) continue;
+    const auto factors = [&](double lo, double hi, double centre, std::vector<double>& e) {
+      e.clear();
+      for (int k = static_cast<int>(lo); k <= hi; ++k) {
+        const double delta = k * raster.step_A - centre;
+        e.push_back(std::exp(-delta * delta / (2 * sigma * sigma)));
+      }
+    };
+    factors(i_lo, i_hi, p.y, ey);
+    factors(j_lo, j_hi, p.x, ex);
+    for (std::size_t a = 0; a < ey.size(); ++a) {
+      double* row = &out[(static_cast<std::size_t>(i_lo) + a) * raster.cols +
+                         static_cast<std::size_t>(j_lo)];
+      for (std::size_t b = 0; b < ex.size(); ++b) row[b] = std::max(row[b], d[v] * ey[a] * ex[b]);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+// The sparse grid of the session's budget as cells that partition the raster: every node
+// belongs to its nearest sparse-grid position, ties to the lower index in the grid's order.
+struct heuristic_detail::SparseCells {
+  // What they were computed for: the cache key.
+  int rows = 0, cols = 0;
+  double step_A = 0;
+  int total = 0;
+
+  std::vector<Vec2> centre_A;       // the sparse-grid positions, in the grid's order
+  std::vector<long> centre_node;    // the raster node of each (-1 if none: not expected)
+  std::vector<double> nn_steps;     // distance to the nearest other position, in raster steps
+  std::vector<int> owner;           // per raster node: the index of its cell
+};
+
+namespace {
+
+using heuristic_detail::SparseCells;
+
+// `total`: the budget, already clamped to [1, nodes].
+SparseCells sparse_cells(const ScanRaster& raster, int total) {
+  SparseCells cells;
+  cells.rows = raster.rows;
+  cells.cols = raster.cols;
+  cells.step_A = raster.step_A;
+  cells.total = total;
+  cells.centre_A = sparse_grid_positions(total, raster.rows, raster.cols, raster.step_A);
+  const std::size_t m = cells.centre_A.size();
+  std::vector<double> cy(m), cx(m);  // in raster steps
+  cells.centre_node.resize(m);
+  for (std::size_t s = 0; s < m; ++s) {
+    cy[s] = cells.centre_A[s].y / raster.step_A;
+    cx[s] = cells.centre_A[s].x / raster.step_A;
+    cells.centre_node[s] = nearest_node_within_half_step(raster, cells.centre_A[s]);
+  }
+  cells.nn_steps.assign(m, INFINITY);
+  for (std::size_t a = 0; a < m; ++a)
+    for (std::size_t b = a + 1; b < m; ++b) {
+      const double d = std::hypot(cy[a] - cy[b], cx[a] - cx[b]);
+      cells.nn_steps[a] = std::min(cells.nn_steps[a], d);
+      cells.nn_steps[b] = std::min(cells.nn_steps[b], d);
+    }
+  // Brute force nearest centre: rows * cols * budget distance evaluations (2.5e6 for the
+  // paper's 100 x 100 raster and 250 positions), about 3 ms; once per session (cached).
+  cells.owner.assign(node_count(raster), 0);
+  for (std::size_t n = 0; n < cells.owner.size(); ++n) {
+    const double i = static_cast<double>(n / raster.cols), j = static_cast<double>(n % raster.cols);
+    double best = INFINITY;
+    for (std::size_t s = 0; s < m; ++s) {
+      const double d = (i - cy[s]) * (i - cy[s]) + (j - cx[s]) * (j - cx[s]);
+      if (d < best) best = d, cells.owner[n] = static_cast<int>(s);  // strict: ties keep lower
+    }
+  }
+  return cells;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+
+void RasterPolicy::reset(std::uint64_t) {}
+
+std::vector<Vec2> RasterPolicy::propose(const PolicyContext& context) {
+  if (!valid_raster(context.raster) || context.count <= 0) return {};
+  std::vector<char> taken = visited_mask(context.raster, context.visited_A);
+  std::vector<Vec2> out;
+  out.reserve(static_cast<std::size_t>(context.count));
+  fill_in_raster_order(context.raster, context.count, taken, out);
+  return out;
+}
+
+void SparseGridPolicy::reset(std::uint64_t) {}
+
+std::vector<Vec2> SparseGridPolicy::propose(const PolicyContext& context) {
+  return next_sparse_grid(context);
+}
+
+RandomPolicy::RandomPolicy(std::uint64_t seed) : rng_(seed) {}
+
+void RandomPolicy::reset(std::uint64_t seed) { rng_.seed(seed); }
+
+std::vector<Vec2> RandomPolicy::propose(const PolicyContext& context) {
+  if (!valid_raster(context.raster) || context.count <= 0) return {};
+  const std::vector<char> visited = visited_mask(context.raster, context.visited_A);
+  std::vector<std::size_t> free;
+  free.reserve(visited.size());
+  for (std::size_t n = 0; n < visited.size(); ++n)
+    if (!visited[n]) free.push_back(n);
+  // Partial Fisher-Yates: the first k entries become a uniform sample without repetition.
+  const std::size_t k = std::min(free.size(), static_cast<std::size_t>(context.count));
+  std::vector<Vec2> out;
+  out.reserve(k);
+  for (std::size_t i = 0; i < k; ++i) {
+    const std::size_t j = i + static_cast<std::size_t>(uniform_index(rng_, free.size() - i));
+    std::swap(free[i], free[j]);
+    out.push_back(node_position(context.raster, free[i]));
+  }
+  return out;
+}
+
+HeuristicPolicy::HeuristicPolicy(HeuristicPolicyOptions options) : options_(options) {
+  const auto finite_non_negative = [](double v) { return std::isfinite(v) && v >= 0; };
+  if (!finite_non_negative(options_.smoothing_sigma_A) ||
+      !finite_non_negative(options_.dark_field_weight) ||
+      !finite_non_negative(options_.dark_field_sigma_A) ||
+      !finite_non_negative(options_.min_separation_steps) ||
+      !finite_non_negative(options_.cell_fraction) ||
+      !finite_non_negative(options_.min_cell_gain))
+    throw std::invalid_argument(
+        "heuristic policy: smoothing_sigma_A, dark_field_weight, dark_field_sigma_A, "
+        "min_separation_steps, cell_fraction and min_cell_gain must be finite and >= 0");
+}
+
+void HeuristicPolicy::reset(std::uint64_t) { cells_.reset(); }
+
+const heuristic_detail::SparseCells& HeuristicPolicy::cells_for(const ScanRaster& raster,
+                                                                int total_positions) {
+  const long nodes = static_cast<long>(node_count(raster));
+  // A missing or impossible budget degrades to the nearest valid one, as in next_sparse_grid.
+  const int total = static_cast<int>(std::clamp<long>(total_positions, 1, nodes));
+  if (!cells_ || cells_->rows != raster.rows || cells_->cols != raster.cols ||
+      cells_->step_A != raster.step_A || cells_->total != total)
+    cells_ = std::make_shared<const SparseCells>(sparse_cells(raster, total));
+  return *cells_;
+}
+
+std::vector<double> HeuristicPolicy::scores(const PolicyContext& context) const {
+  if (!valid_raster(context.raster) || !usable_potential(context.potential)) return {};
+  std::vector<double> score =
+      smoothed_phase_at_nodes(context.raster, *context.potential, options_.smoothing_sigma_A);
+  normalise_01(score);
+  if (options_.dark_field_weight > 0) {
+    const std::vector<double> dark = dark_field_at_nodes(context, options_.dark_field_sigma_A);
+    for (std::size_t n = 0; n < score.size(); ++n) score[n] += options_.dark_field_weight * dark[n];
+  }
+  return score;
+}
+
+std::vector<Vec2> HeuristicPolicy::propose(const PolicyContext& context) {
+  if (!valid_raster(context.raster) || context.count <= 0) return {};
+  const ScanRaster& raster = context.raster;
+  // No score on the first sub-sequence (as in the paper) or without a usable potential: every
+  // pick stays on its sparse-grid position.
+  const std::vector<double> score =
+      context.sub_sequence == 0 ? std::vector<double>{} : scores(context);
+  const bool informed = !score.empty();
+
+  const SparseCells& cells = cells_for(raster, context.total_positions);
+  std::vector<char> taken = visited_mask(raster, context.visited_A);
+  std::vector<char> done(cells.centre_A.size(), 0);
+  for (std::size_t n = 0; n < taken.size(); ++n)
+    if (taken[n]) done[static_cast<std::size_t>(cells.owner[n])] = 1;
+
+  // Exclusion discs around the picks of this call; separate from `taken` so that a pick left on
+  // its sparse-grid position and the fill pass below can still use blocked nodes.
+  const double sep = options_.min_separation_steps;
+  // A disc wider than the raster blocks everything anyway; the cap keeps the loop bounded.
+  const int reach =
+      static_cast<int>(std::min<double>(std::ceil(sep), std::max(raster.rows, raster.cols)));
+  std::vector<char> blocked(taken.size(), 0);
+  std::vector<Vec2> out;
+  out.reserve(static_cast<std::size_t>(context.count));
+  const auto pick = [&](std::size_t n) {
+    taken[n] = 1;
+    out.push_back(node_position(raster, n));
+    const int i = static_cast<int>(n / raster.cols), j = static_cast<int>(n % raster.cols);
+    for (int di = -reach; di <= reach; ++di)
+      for (int dj = -reach; dj <= reach; ++dj) {
+        const int a = i + di, b = j + dj;
+        if (a < 0 || b < 0 || a >= raster.rows || b >= raster.cols) continue;
+        if (di * di + dj * dj < sep * sep)
+          blocked[static_cast<std::size_t>(a) * raster.cols + b] = 1;
+      }
+  };
+
+  for (std::size_t s = 0; s < cells.centre_A.size(); ++s) {
+    if (static_cast<int>(out.size()) == context.count) break;
+    const long centre = cells.centre_node[s];
+    // The centre of a cell that is not done is unvisited, and only this cell can take it.
+    if (done[s] || centre < 0 || taken[static_cast<std::size_t>(centre)]) continue;
+    std::size_t best = static_cast<std::size_t>(centre);
+    if (informed) {
+      const int ci = static_cast<int>(centre / raster.cols);
+      const int cj = static_cast<int>(centre % raster.cols);
+      // A single-position grid has no neighbour (nn_steps infinite): its cell is the whole
+      // raster, which the cap also gives. The 1e-9 keeps an exact half-spacing on its node.
+      const double span = std::max(raster.rows, raster.cols);
+      const double half = options_.cell_fraction * std::min(cells.nn_steps[s], 2 * span) / 2;
+      const int h = static_cast<int>(std::min(std::floor(half + 1e-9), span));
+      const double floor_score = score[static_cast<std::size_t>(centre)] + options_.min_cell_gain;
+      double best_score = -INFINITY;
+      int best_d2 = 0;
+      bool moved = false;
+      for (int i = std::max(0, ci - h); i <= std::min(raster.rows - 1, ci + h); ++i)
+        for (int j = std::max(0, cj - h); j <= std::min(raster.cols - 1, cj + h); ++j) {
+          const std::size_t n = static_cast<std::size_t>(i) * raster.cols + j;
+          if (cells.owner[n] != static_cast<int>(s) || taken[n] || blocked[n]) continue;
+          if (score[n] < floor_score) continue;
+          const int d2 = (i - ci) * (i - ci) + (j - cj) * (j - cj);
+          // Scan order is raster order, so keeping the first of equals keeps the lower index.
+          if (!moved || score[n] > best_score || (score[n] == best_score && d2 < best_d2)) {
+            best = n, best_score = score[n], best_d2 = d2, moved = true;
+          }
+        }
+    }
+    done[s] = 1;
+    pick(best);
+  }
+  if (static_cast<int>(out.size()) == context.count) return out;
+
+  // Every cell done: beyond the budget. Without a score, raster order as SparseGridPolicy does.
+  if (!informed) {
+    fill_in_raster_order(raster, context.count, taken, out);
+    return out;
+  }
+  std::vector<std::size_t> order;
+  order.reserve(taken.size());
+  for (std::size_t n = 0; n < taken.size(); ++n)
+    if (!taken[n]) order.push_back(n);
+  // Scores are finite by construction; the index breaks ties so the order is total.
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    return score[a] != score[b] ? score[a] > score[b] : a < b;
+  });
+  for (std::size_t n : order) {
+    if (static_cast<int>(out.size()) == context.count) break;
+    if (!blocked[n]) pick(n);
+  }
+  // Too few separated candidates (a nearly exhausted raster): the contract says fewer only when
+  // the raster is exhausted, so fill with the best of the rest, separation or not.
+  for (std::size_t n : order) {
+    if (static_cast<int>(out.size()) == context.count) break;
+    if (!taken[n]) pick(n);
+  }
+  return out;
+}
+
+}  // namespace ptypilot

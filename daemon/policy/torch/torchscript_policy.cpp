@@ -1,0 +1,369 @@
+// TorchScriptPolicy: the only translation unit of ptypilot that includes LibTorch, built alone
+// into the plugin libptypilot_torch_policy.so (daemon/CMakeLists.txt), which make_policy()
+// dlopens. Every c10::Error (and any other exception LibTorch throws) is converted here: into a
+// start-up exception that names the file, or, in propose(), into a log line and an empty answer.
+//
+// The plugin holds no copy of the daemon: SparseGridPolicy, log::write and the rest come from the
+// program that loads it (built with ENABLE_EXPORTS), so there is one log sink and one of every
+// static. Only ptypilot_make_torchscript_policy is exported (hidden visibility otherwise).
+#include "ptypilot/policy/torchscript_policy.hpp"
+
+// Not <torch/script.h>: these few headers parse in two thirds of its time.
+#include <ATen/ops/from_blob.h>
+#include <ATen/ops/zeros.h>
+#include <c10/core/InferenceMode.h>
+#include <torch/csrc/jit/serialization/import.h>
+#include <torch/version.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <exception>
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <utility>
+
+#include "ptypilot/policy/baseline_policies.hpp"
+#include "ptypilot/wire/log.hpp"
+
+namespace ptypilot {
+namespace {
+
+constexpr int kSchemaVersion = 1;
+constexpr const char* kSchemaKind = "ptypilot-gru-policy";
+constexpr double kFovTolerance_A = 1e-6;
+
+// What LibTorch says, without the C++ stack trace it appends to c10::Error::what().
+std::string torch_message(const std::exception& e) {
+  if (const auto* c10_error = dynamic_cast<const c10::Error*>(&e))
+    return c10_error->what_without_backtrace();
+  return e.what();
+}
+
+std::string shape_of(const at::Tensor& t) {
+  std::ostringstream out;
+  out << t.sizes() << " " << t.scalar_type();
+  return out.str();
+}
+
+std::string number(double value) {
+  std::ostringstream out;
+  out << value;
+  return out.str();
+}
+
+struct Impl {
+  std::string path;  // as given, for messages
+  PolicyLimits limits;
+  torch::jit::Module module;
+  std::string schema;
+  at::Tensor initial_hidden;      // [L, 1, H], as initial_hidden() returned it
+  at::Tensor hidden;              // the session's current state
+  at::Tensor previous_positions;  // [K, 2] float32, filled in place by every call
+  // The K positions this policy proposed last, clamped and snapped to the raster, repeats kept:
+  // the model's input at the next call. Training fed exactly these (models/ptypilot/data.py),
+  // not the visited positions, which lack the ones Safety dropped as repeats.
+  std::vector<Vec2> last_proposal;
+  std::vector<Vec2> last_output;  // forward()'s positions as it returned them, normalised
+  // The budget the model was trained for (schema training.total_positions; 0 when absent). Its
+  // GRU has only seen that many decisions, and pre-training taught it that budget's sparse grid,
+  // so another budget works but is outside what the model learned: said once per session.
+  int trained_total_positions = 0;
+  bool budget_checked = false;
+
+  [[noreturn]] void fail(const std::string& what) const {
+    throw std::invalid_argument("policy model " + path + " " + what);
+  }
+
+  void load() {
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec))
+      throw std::invalid_argument("policy model " + path +
+                                  ": no such file (policy.model_path; export one with "
+                                  "`python3 -m ptypilot.export`)");
+    if (std::filesystem::is_directory(path, ec))
+      throw std::invalid_argument("policy model " + path + ": is a directory, not a file");
+    try {
+      module = torch::jit::load(path, at::kCPU);
+    } catch (const std::exception& e) {
+      fail("is not a TorchScript module that LibTorch " + std::to_string(TORCH_VERSION_MAJOR) +
+           "." + std::to_string(TORCH_VERSION_MINOR) + " can load: " + torch_message(e));
+    }
+    module.eval();
+    for (const char* method : {"schema", "initial_hidden", "forward"})
+      if (!module.find_method(method))
+        fail(std::string("has no method ") + method +
+             "() (see models/POLICY_CONTRACT.md; was it exported with @torch.jit.export?)");
+  }
+
+  void check_schema() {
+    try {
+      schema = module.get_method("schema")({}).toStringRef();
+    } catch (const std::exception& e) {
+      fail("schema() failed or did not return a string: " + torch_message(e));
+    }
+    nlohmann::json s;
+    try {
+      s = nlohmann::json::parse(schema);
+    } catch (const nlohmann::json::exception& e) {
+      fail(std::string("schema() is not JSON: ") + e.what());
+    }
+    if (!s.is_object()) fail("schema() is not a JSON object");
+    if (s.contains("training") && s["training"].is_object() &&
+        s["training"].contains("total_positions") &&
+        s["training"]["total_positions"].is_number_integer())
+      trained_total_positions = s["training"]["total_positions"].get<int>();
+    auto number_at = [&](const char* key) {
+      if (!s.contains(key) || !s[key].is_number())
+        fail(std::string("schema() has no number \"") + key + "\"");
+      return s[key].get<double>();
+    };
+    const double version = number_at("schema_version");
+    if (version != kSchemaVersion)
+      fail("has schema_version " + number(version) + "; this daemon reads version " +
+           std::to_string(kSchemaVersion) + " only (re-export it with this version of ptypilot)");
+    if (!s.contains("kind") || !s["kind"].is_string() || s["kind"] != kSchemaKind)
+      fail("is of kind " + (s.contains("kind") ? s["kind"].dump() : std::string("(none)")) +
+           ", expected \"" + kSchemaKind + "\"");
+    const double k = number_at("sub_sequence_size");
+    if (k != limits.sub_sequence_size)
+      fail("expects sub-sequences of " + number(k) + " positions, the session asks for " +
+           std::to_string(limits.sub_sequence_size) +
+           " (session.sub_sequence_size must match the model)");
+    const double height = number_at("fov_height_A");
+    const double width = number_at("fov_width_A");
+    if (std::abs(height - limits.fov_height_A) > kFovTolerance_A ||
+        std::abs(width - limits.fov_width_A) > kFovTolerance_A)
+      fail("was trained for a FOV of " + number(height) + " x " + number(width) +
+           " A, the session scans " + number(limits.fov_height_A) + " x " +
+           number(limits.fov_width_A) + " A (session.raster: (rows - 1) * step_A)");
+  }
+
+  void check_initial_hidden() {
+    try {
+      initial_hidden = module.get_method("initial_hidden")({}).toTensor();
+    } catch (const std::exception& e) {
+      fail("initial_hidden() failed or did not return a tensor: " + torch_message(e));
+    }
+    if (initial_hidden.dim() != 3 || initial_hidden.size(1) != 1 ||
+        initial_hidden.scalar_type() != at::kFloat)
+      fail("initial_hidden() returned " + shape_of(initial_hidden) + ", expected [L, 1, H] Float");
+    hidden = initial_hidden;
+    previous_positions = at::zeros({limits.sub_sequence_size, 2}, at::kFloat);
+  }
+
+  // forward() once on a flat potential, so that a file whose forward() does not follow the
+  // contract fails at start-up, not in the middle of a session. It also takes LibTorch's
+  // one-time costs (the graph executor's first runs) out of the first real call.
+  void dry_run() {
+    try {
+      c10::InferenceMode guard;
+      const at::Tensor potential = at::zeros({32, 32}, at::kFloat);
+      for (int i = 0; i < 2; ++i) {
+        auto [positions, new_hidden] = run(potential);
+        if (positions.sizes() != at::IntArrayRef{limits.sub_sequence_size, 2})
+          fail("forward() returned positions " + shape_of(positions) + ", expected [" +
+               std::to_string(limits.sub_sequence_size) + ", 2]");
+        if (new_hidden.sizes() != initial_hidden.sizes())
+          fail("forward() returned a hidden state " + shape_of(new_hidden) + ", expected " +
+               shape_of(initial_hidden));
+      }
+    } catch (const std::invalid_argument&) {
+      throw;
+    } catch (const std::exception& e) {
+      fail("forward() failed on a test input: " + torch_message(e));
+    }
+  }
+
+  // forward(previous_positions, potential, hidden) -> (positions as float32, new hidden).
+  std::pair<at::Tensor, at::Tensor> run(const at::Tensor& potential) {
+    c10::IValue out = module.forward({previous_positions, potential, hidden});
+    if (!out.isTuple()) throw std::runtime_error("forward() did not return a tuple");
+    const auto& elements = out.toTupleRef().elements();
+    if (elements.size() != 2 || !elements[0].isTensor() || !elements[1].isTensor())
+      throw std::runtime_error("forward() did not return (Tensor, Tensor)");
+    return {elements[0].toTensor().to(at::kFloat).contiguous(), elements[1].toTensor()};
+  }
+};
+
+class LoadedTorchScriptPolicy final : public TorchScriptPolicy {
+ public:
+  LoadedTorchScriptPolicy(const std::filesystem::path& model_path, const PolicyLimits& limits);
+
+  void reset(std::uint64_t seed) override;
+  std::vector<Vec2> propose(const PolicyContext& context) override;
+  const std::string& schema_json() const override { return impl_->schema; }
+  std::span<const Vec2> last_output() const override { return impl_->last_output; }
+  double hidden_norm() const override;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+  SparseGridPolicy first_;  // sub-sequence 0 and the fallback without a potential
+};
+
+LoadedTorchScriptPolicy::LoadedTorchScriptPolicy(const std::filesystem::path& model_path,
+                                                 const PolicyLimits& limits)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->path = model_path.string();
+  impl_->limits = limits;
+  if (limits.sub_sequence_size <= 0 || !(limits.fov_height_A > 0) || !(limits.fov_width_A > 0))
+    throw std::invalid_argument("policy model " + impl_->path +
+                                ": the session's sub_sequence_size and FOV must be positive "
+                                "(got " +
+                                std::to_string(limits.sub_sequence_size) + ", " +
+                                number(limits.fov_height_A) + " x " + number(limits.fov_width_A) +
+                                " A)");
+  impl_->load();
+  impl_->check_schema();
+  impl_->check_initial_hidden();
+  impl_->dry_run();
+  impl_->hidden = impl_->initial_hidden;
+  log::info("torchscript_policy_loaded",
+            {{"model", impl_->path}, {"schema", nlohmann::json::parse(impl_->schema)}});
+}
+
+void LoadedTorchScriptPolicy::reset(std::uint64_t seed) {
+  first_.reset(seed);
+  impl_->hidden = impl_->initial_hidden;
+  impl_->last_proposal.clear();
+  impl_->last_output.clear();
+  impl_->budget_checked = false;
+}
+
+double LoadedTorchScriptPolicy::hidden_norm() const {
+  try {
+    return impl_->hidden.abs().sum().item<double>();
+  } catch (const std::exception&) {
+    return std::nan("");
+  }
+}
+
+std::vector<Vec2> LoadedTorchScriptPolicy::propose(const PolicyContext& context) {
+  if (context.count <= 0) return {};
+  const Potential* potential = context.potential;
+  Impl& p = *impl_;
+  if (!p.budget_checked) {
+    p.budget_checked = true;
+    if (p.trained_total_positions > 0 && context.total_positions != p.trained_total_positions)
+      log::warn("torchscript_policy_budget_differs",
+                {{"model", p.path},
+                 {"trained_total_positions", p.trained_total_positions},
+                 {"session_total_positions", context.total_positions},
+                 {"note", "the model was trained for another position budget; it runs, but "
+                          "outside what it learned (train one for this budget)"}});
+  }
+  if (context.sub_sequence == 0 || potential == nullptr || potential->phase_rad.empty() ||
+      context.visited_A.empty()) {
+    std::vector<Vec2> first = first_.propose(context);
+    p.last_proposal = first;
+    return first;
+  }
+  if (p.last_proposal.empty()) {
+    // A session that this policy did not start (the first proposal came from elsewhere): the
+    // positions visited last are the best stand-in for its previous proposal.
+    const auto tail = context.visited_A.last(
+        std::min<std::size_t>(context.visited_A.size(), p.limits.sub_sequence_size));
+    p.last_proposal.assign(tail.begin(), tail.end());
+  }
+
+  const int k = p.limits.sub_sequence_size;
+  try {
+    // previous_positions: the last proposal, normalised by the FOV; its first position repeated
+    // in front when it had fewer than K (a short first sub-sequence).
+    auto positions_in = p.previous_positions.accessor<float, 2>();
+    const std::size_t have = p.last_proposal.size();
+    for (int i = 0; i < k; ++i) {
+      const std::ptrdiff_t from = static_cast<std::ptrdiff_t>(have) - k + i;
+      const Vec2& v = p.last_proposal[static_cast<std::size_t>(std::max<std::ptrdiff_t>(0, from))];
+      positions_in[i][0] = static_cast<float>(v.y / p.limits.fov_height_A);
+      positions_in[i][1] = static_cast<float>(v.x / p.limits.fov_width_A);
+    }
+
+    // potential: the phase over the FOV, object pixels from fov_origin_A, clipped to the image.
+    const ObjectGrid& grid = potential->grid;
+    const RealImage& phase = potential->phase_rad;
+    if (!(grid.pixel_A > 0) || !std::isfinite(grid.pixel_A) ||
+        !std::isfinite(grid.fov_origin_A.y) || !std::isfinite(grid.fov_origin_A.x) ||
+        !std::isfinite(grid.fov_height_A) || !std::isfinite(grid.fov_width_A) ||
+        std::abs(grid.fov_origin_A.y) + grid.fov_height_A > 1e6 * grid.pixel_A ||
+        std::abs(grid.fov_origin_A.x) + grid.fov_width_A > 1e6 * grid.pixel_A)
+      throw std::runtime_error("the potential's object grid is not usable (pixel_A " +
+                               number(grid.pixel_A) + ", FOV origin " +
+                               number(grid.fov_origin_A.y) + ", " + number(grid.fov_origin_A.x) +
+                               " A)");
+    const int row0 = std::clamp(static_cast<int>(std::lround(grid.fov_origin_A.y / grid.pixel_A)),
+                                0, phase.rows());
+    const int col0 = std::clamp(static_cast<int>(std::lround(grid.fov_origin_A.x / grid.pixel_A)),
+                                0, phase.cols());
+    const int rows = std::min(static_cast<int>(std::lround(grid.fov_height_A / grid.pixel_A)) + 1,
+                              phase.rows() - row0);
+    const int cols = std::min(static_cast<int>(std::lround(grid.fov_width_A / grid.pixel_A)) + 1,
+                              phase.cols() - col0);
+    if (rows <= 0 || cols <= 0)
+      throw std::runtime_error("the potential's FOV crop is empty (object " +
+                               std::to_string(phase.rows()) + " x " + std::to_string(phase.cols()) +
+                               " px)");
+    float* corner =
+        const_cast<float*>(phase.data()) + static_cast<std::ptrdiff_t>(row0) * phase.cols() + col0;
+    at::Tensor crop;
+    std::pair<at::Tensor, at::Tensor> result;
+    {
+      c10::InferenceMode guard;
+      crop = at::from_blob(corner, {rows, cols}, {phase.cols(), 1}, at::kFloat)
+                 .clone(at::MemoryFormat::Contiguous);
+      result = p.run(crop);
+    }
+    const at::Tensor& out = result.first;
+    if (out.sizes() != at::IntArrayRef{k, 2})
+      throw std::runtime_error("forward() returned positions " + shape_of(out) + ", expected [" +
+                               std::to_string(k) + ", 2]");
+    if (result.second.sizes() != p.initial_hidden.sizes())
+      throw std::runtime_error("forward() returned a hidden state " + shape_of(result.second) +
+                               ", expected " + shape_of(p.initial_hidden));
+    p.hidden = result.second;
+
+    std::vector<Vec2> proposed;
+    proposed.reserve(static_cast<std::size_t>(k));
+    const float* xy = out.data_ptr<float>();
+    p.last_output.resize(static_cast<std::size_t>(k));
+    for (int i = 0; i < k; ++i) p.last_output[static_cast<std::size_t>(i)] = {xy[2 * i], xy[2 * i + 1]};
+    const double step = context.raster.step_A;
+    const auto snap = [step](double v_A, double extent_A) {
+      return step > 0 ? std::clamp(std::round(v_A / step) * step, 0.0, extent_A) : v_A;
+    };
+    for (int i = 0; i < k; ++i) {
+      // std::clamp keeps a NaN a NaN, which Safety counts as non-finite and drops.
+      const double y = std::clamp(static_cast<double>(xy[2 * i]), 0.0, 1.0);
+      const double x = std::clamp(static_cast<double>(xy[2 * i + 1]), 0.0, 1.0);
+      proposed.push_back({snap(y * p.limits.fov_height_A, p.limits.fov_height_A),
+                          snap(x * p.limits.fov_width_A, p.limits.fov_width_A)});
+    }
+    p.last_proposal = proposed;
+    proposed.resize(static_cast<std::size_t>(std::min(k, context.count)));
+    return proposed;
+  } catch (const std::exception& e) {
+    log::error(
+        "torchscript_policy_failed",
+        {{"model", p.path}, {"sub_sequence", context.sub_sequence}, {"error", torch_message(e)}});
+  } catch (...) {
+    log::error("torchscript_policy_failed", {{"model", p.path},
+                                             {"sub_sequence", context.sub_sequence},
+                                             {"error", "unknown exception"}});
+  }
+  return {};
+}
+
+}  // namespace
+}  // namespace ptypilot
+
+extern "C" ptypilot::Policy* ptypilot_make_torchscript_policy(
+    const char* model_path, const ptypilot::PolicyLimits* limits) {
+  if (model_path == nullptr || limits == nullptr)
+    throw std::invalid_argument("ptypilot_make_torchscript_policy: null model path or limits");
+  return new ptypilot::LoadedTorchScriptPolicy(model_path, *limits);
+}

@@ -1,0 +1,50 @@
+// The simulated experiment: a specimen from a preset and a seed, and the diffraction frames a
+// detector would record at any scan positions, noise-free or with Poisson noise at a dose.
+// Frames come from kernels' ForwardModel, the same model the reconstructor inverts.
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <span>
+#include <vector>
+
+#include "ptypilot/forward_model.hpp"
+#include "ptypilot/presets.hpp"
+#include "ptypilot/specimen.hpp"
+
+namespace ptypilot::sim {
+
+struct SimulatedSpecimen {
+  ExperimentPreset preset;
+  ObjectGrid grid;
+  std::vector<Atom> atoms;
+  RealImage potential_VA;  // projected potential
+  RealImage phase_rad;     // sigma * potential: the V of the paper, what a reconstruction recovers
+};
+
+// Deterministic in (preset, seed, vacancies).
+SimulatedSpecimen simulate_specimen(const ExperimentPreset& preset, std::uint64_t seed,
+                                    int vacancies = 3);
+
+class FrameSimulator {
+ public:
+  // dose_e_per_A2 <= 0 gives noise-free frames normalised to electrons_per_frame = 1; a positive
+  // dose gives Poisson counts with dose * step^2 electrons per frame on average (the dose of a
+  // full raster at the preset's step).
+  FrameSimulator(const SimulatedSpecimen& specimen, double dose_e_per_A2, std::uint64_t noise_seed);
+
+  double electrons_per_frame() const { return electrons_per_frame_; }
+  int window_px() const { return model_.window_px(); }
+
+  // window_px^2 floats per position into `frames`.
+  Status frames(std::span<const Vec2> positions_A, std::span<float> frames);
+
+ private:
+  ForwardModel model_;
+  RealImage phase_rad_;
+  double electrons_per_frame_;
+  bool noisy_;
+  std::mt19937_64 rng_;
+};
+
+}  // namespace ptypilot::sim

@@ -1,0 +1,76 @@
+#include "ptypilot/presets.hpp"
+
+#include <stdexcept>
+
+namespace ptypilot::sim {
+namespace {
+
+ExperimentPreset mos2_paper() {
+  ExperimentPreset p;
+  p.name = "mos2-paper";
+  p.description = "monolayer MoS2, 60 kV, 33 mrad, 64x64 patterns, 100x100 raster at 0.2 A";
+  p.specimen = SpecimenKind::kMoS2;
+  p.probe.energy_keV = 60.0;
+  p.probe.semiangle_mrad = 33.0;
+  p.probe.window_px = 64;
+  p.probe.detector_pixel_mrad = 4.937;  // 0.1540 A real-space pixel, see the header
+  p.scan_rows = p.scan_cols = 100;
+  p.step_A = 0.2;
+  p.margin_px = 3;  // 129 + 65 + 2 * 3 = 200 px
+  return p;
+}
+
+ExperimentPreset dwcnt_paper() {
+  ExperimentPreset p;
+  p.name = "dwcnt-paper";
+  p.description = "double-walled carbon nanotube, 60 kV, 40 mrad, 96x96 patterns (paper: 86x86), "
+                  "115x115 raster at 0.2 A";
+  p.specimen = SpecimenKind::kDwcnt;
+  p.probe.energy_keV = 60.0;
+  p.probe.semiangle_mrad = 40.0;
+  p.probe.window_px = 96;
+  p.probe.detector_pixel_mrad = 3.621;  // 0.1400 A real-space pixel
+  p.scan_rows = p.scan_cols = 115;
+  p.step_A = 0.2;
+  p.margin_px = 3;
+  return p;
+}
+
+ExperimentPreset graphene_small() {
+  // A quick preset for tests and the smoke demo: graphene, the mos2-paper optics, 32x32 raster.
+  ExperimentPreset p = mos2_paper();
+  p.name = "graphene-small";
+  p.description = "graphene, 60 kV, 33 mrad, 64x64 patterns, 32x32 raster at 0.3 A";
+  p.specimen = SpecimenKind::kGraphene;
+  p.scan_rows = p.scan_cols = 32;
+  p.step_A = 0.3;
+  return p;
+}
+
+const std::vector<ExperimentPreset>& presets() {
+  static const std::vector<ExperimentPreset> all = {mos2_paper(), dwcnt_paper(), graphene_small()};
+  return all;
+}
+
+}  // namespace
+
+ObjectGrid ExperimentPreset::object_grid() const {
+  return object_grid_for_fov(fov_height_A(), fov_width_A(), real_space_pixel_A(probe),
+                             probe.window_px, margin_px);
+}
+
+const ExperimentPreset& experiment_preset(std::string_view name) {
+  for (const auto& p : presets())
+    if (p.name == name) return p;
+  std::string known;
+  for (const auto& p : presets()) known += (known.empty() ? "" : ", ") + p.name;
+  throw std::invalid_argument("unknown preset '" + std::string(name) + "'; known: " + known);
+}
+
+std::vector<std::string> experiment_preset_names() {
+  std::vector<std::string> names;
+  for (const auto& p : presets()) names.push_back(p.name);
+  return names;
+}
+
+}  // namespace ptypilot::sim

@@ -1,0 +1,130 @@
+// `ptypilot sim-detector`: the simulated detector and stage as a process (see
+// ptypilot/sim/detector_service.hpp).
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <exception>
+#include <iostream>
+#include <optional>
+#include <stdexcept>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "ptypilot/wire/cli_args.hpp"
+#include "ptypilot/sim/detector_process.hpp"
+#include "ptypilot/wire/log.hpp"
+#include "ptypilot/sim/detector_service.hpp"
+
+namespace ptypilot {
+
+namespace {
+
+std::uint64_t parse_seed(const CliArgs& args, const std::string& name) {
+  const long value = args.get_int(name, 1);
+  if (value < 0) throw std::invalid_argument("--" + name + " must be >= 0");
+  return static_cast<std::uint64_t>(value);
+}
+
+std::optional<PixelType> parse_dtype(const CliArgs& args) {
+  if (!args.has("dtype")) return std::nullopt;
+  const std::string name = args.get("dtype", "");
+  try {
+    return parse_pixel_type(name);
+  } catch (const std::invalid_argument&) {
+    throw std::invalid_argument("--dtype expects uint8, uint16, uint32 or float32, got '" + name + "'");
+  }
+}
+
+StreamFormat parse_format(const CliArgs& args) {
+  StreamFormat format;
+  format.protocol = parse_stream_protocol(args.get("protocol", "native"));
+  if (args.has("encoding")) {
+    if (format.protocol == StreamProtocol::kNative)
+      throw std::invalid_argument("--encoding applies to --protocol dectris-v1 or dectris-v2; "
+                                  "the native protocol sends raw pixels");
+    parse_stream_encoding(args.get("encoding", ""), &format);
+  } else {
+    parse_stream_encoding("bs16-lz4", &format);  // what DECTRIS detectors send by default
+  }
+  format.header_detail = args.get("header-detail", format.header_detail);
+  return format;
+}
+
+}  // namespace
+
+int run_sim_detector(const std::vector<std::string>& argv) {
+  const CliArgs args(argv, {"preset", "seed", "dose", "noise-seed", "command-endpoint",
+                            "data-endpoint", "endpoint", "rate", "dtype", "protocol", "encoding",
+                            "header-detail", "frames"});
+  sim::DetectorServiceConfig config;
+  config.preset = args.get("preset", config.preset);
+  config.seed = parse_seed(args, "seed");
+  config.dose_e_per_A2 = args.get_double("dose", config.dose_e_per_A2);
+  config.noise_seed = parse_seed(args, "noise-seed");
+  config.command_endpoint = args.get("command-endpoint", config.command_endpoint);
+  if (args.has("endpoint") && args.has("data-endpoint"))
+    throw std::invalid_argument("--endpoint and --data-endpoint name the same socket; give one");
+  config.data_endpoint = args.get("endpoint", args.get("data-endpoint", config.data_endpoint));
+  config.frame_rate_hz = args.get_double("rate", config.frame_rate_hz);
+  config.dtype = parse_dtype(args);
+  config.format = parse_format(args);
+  const long frames = args.get_int("frames", 0);
+  if (frames < 0) throw std::invalid_argument("--frames must be >= 1 (free-running), or absent");
+  config.free_run_frames = static_cast<std::uint64_t>(frames);
+
+  const sigset_t signals = block_stop_signals();
+  zmq::context_t context;
+  sim::DetectorService service(context, config);
+
+  nlohmann::json ready = {{"event", "ready"},
+                          {"data_endpoint", service.bound_data_endpoint()},
+                          {"protocol", to_string(config.format.protocol)},
+                          {"dtype", to_string(service.dtype())}};
+  if (config.free_run_frames == 0) ready["command_endpoint"] = service.bound_command_endpoint();
+  else ready["frames"] = config.free_run_frames;
+  if (config.format.protocol != StreamProtocol::kNative)
+    ready["encoding"] = encoding_label(config.format);
+  const int signal_number = serve_until_signalled(service, signals, ready);
+  log::info("sim_detector_exit", {{"signal", signal_number}});
+  return 0;
+}
+
+sigset_t block_stop_signals() {
+  // SIGINT/SIGTERM are blocked in every thread (ZMQ's included, which inherit the mask) and
+  // taken synchronously by sigwait in serve_until_signalled: no handler runs in the middle of a
+  // ZMQ call, and the stop request is made from an ordinary thread.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  if (pthread_sigmask(SIG_BLOCK, &signals, nullptr) != 0)
+    throw std::runtime_error("could not block SIGINT/SIGTERM");
+  return signals;
+}
+
+int serve_until_signalled(sim::DetectorService& service, const sigset_t& signals,
+                          const nlohmann::json& ready) {
+  std::cout << ready.dump() << std::endl;  // flushed: the parent is waiting for this line
+
+  std::exception_ptr failure;
+  std::jthread worker([&](std::stop_token stop) {
+    try {
+      service.run(stop);
+    } catch (...) {
+      failure = std::current_exception();
+      // Wake the sigwait below; process-directed, so the main thread receives it.
+      ::kill(::getpid(), SIGTERM);
+    }
+  });
+
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  worker.request_stop();
+  worker.join();
+  if (failure) std::rethrow_exception(failure);
+  return signal_number;
+}
+
+}  // namespace ptypilot

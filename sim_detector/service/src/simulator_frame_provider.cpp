@@ -1,0 +1,50 @@
+// SimulatorFrameProvider, declared in ptypilot/sim/frame_provider.hpp: the
+// forward model on a simulated specimen.
+#include <stdexcept>
+
+#include "ptypilot/scan_geometry.hpp"
+#include "ptypilot/sim/frame_provider.hpp"
+#include "ptypilot/presets.hpp"
+
+namespace ptypilot::sim {
+
+namespace {
+
+PixelType choose_dtype(const SimulatorFrameSettings& settings) {
+  if (settings.dtype) return *settings.dtype;
+  return settings.dose_e_per_A2 > 0 ? PixelType::kUint16 : PixelType::kFloat32;
+}
+
+}  // namespace
+
+SimulatorFrameProvider::SimulatorFrameProvider(const SimulatorFrameSettings& settings)
+    : preset_(settings.preset),
+      specimen_(simulate_specimen(experiment_preset(settings.preset), settings.seed)),
+      simulator_(specimen_, settings.dose_e_per_A2, settings.noise_seed) {
+  format_.rows = format_.cols = simulator_.window_px();
+  format_.dtype = choose_dtype(settings);
+  format_.electrons_per_frame = simulator_.electrons_per_frame();
+  format_.energy_keV = specimen_.preset.probe.energy_keV;
+  format_.source = "preset " + settings.preset + ", seed " + std::to_string(settings.seed);
+  if (!(settings.dose_e_per_A2 > 0) && format_.dtype != PixelType::kFloat32)
+    throw std::invalid_argument(
+        "noise-free frames (dose 0) are fractions of an electron and would round to 0 as "
+        "integers; use dtype float32 or a positive dose");
+}
+
+Status SimulatorFrameProvider::check(Vec2 position_A) const {
+  // The same placement the forward model uses: finite, inside the FOV, its probe window on the
+  // object.
+  WindowPlacement placement;
+  Status s = place_window(specimen_.grid, format_.rows, position_A, &placement);
+  if (!s.ok()) return {s.code(), s.message() + " (preset " + preset_ + ")"};
+  return Status::Ok();
+}
+
+Status SimulatorFrameProvider::frames(std::span<const Vec2> positions_A, std::span<float> frames,
+                                      std::span<FrameOrigin> origins) {
+  for (FrameOrigin& o : origins.first(std::min(origins.size(), positions_A.size()))) o = {};
+  return simulator_.frames(positions_A, frames);
+}
+
+}  // namespace ptypilot::sim
