@@ -2,12 +2,8 @@
 
 #include <fcntl.h>
 #include <unistd.h>
+#include <zlib.h>
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
-
-#include <array>
 #include <bit>
 #include <cerrno>
 #include <cstring>
@@ -25,145 +21,9 @@ namespace {
 
 constexpr std::uint32_t kJournalMagic = 0x4A595450;  // "PTYJ" as bytes
 
-// ---- CRC-32 (zlib's). Every journal byte goes through it before the write(2) it protects, so
-// it must run well above disk speed: carry-less multiplication (PCLMULQDQ folding, Intel's "Fast
-// CRC Computation for Generic Polynomials Using PCLMULQDQ", as in Chromium's zlib) where the CPU
-// has it, slicing-by-8 tables otherwise and for the tail that is not a whole 16 bytes.
-using CrcTables = std::array<std::array<std::uint32_t, 256>, 8>;
-
-CrcTables make_crc_tables() {
-  CrcTables t{};
-  for (std::uint32_t i = 0; i < 256; ++i) {
-    std::uint32_t c = i;
-    for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-    t[0][i] = c;
-  }
-  for (std::uint32_t i = 0; i < 256; ++i)
-    for (int s = 1; s < 8; ++s) t[s][i] = (t[s - 1][i] >> 8) ^ t[0][t[s - 1][i] & 0xFF];
-  return t;
-}
-
-const CrcTables& crc_tables() {
-  static const CrcTables t = make_crc_tables();
-  return t;
-}
-
-// Advances the CRC register (pre- and post-inversion are the caller's) over n bytes.
-std::uint32_t crc32_tables(std::uint32_t crc, const unsigned char* p, std::size_t n) {
-  const CrcTables& t = crc_tables();
-  while (n >= 8) {
-    std::uint32_t a, b;
-    std::memcpy(&a, p, 4);
-    std::memcpy(&b, p + 4, 4);
-    a ^= crc;
-    crc = t[7][a & 0xFF] ^ t[6][(a >> 8) & 0xFF] ^ t[5][(a >> 16) & 0xFF] ^ t[4][a >> 24] ^
-          t[3][b & 0xFF] ^ t[2][(b >> 8) & 0xFF] ^ t[1][(b >> 16) & 0xFF] ^ t[0][b >> 24];
-    p += 8;
-    n -= 8;
-  }
-  while (n--) crc = t[0][(crc ^ *p++) & 0xFF] ^ (crc >> 8);
-  return crc;
-}
-
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define PTYPILOT_CRC32_PCLMUL 1
-__attribute__((target("pclmul,sse4.1"))) inline __m128i clmul_load(const unsigned char* p) {
-  return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-}
-
-// x * k (each 64-bit half by its constant, carry-less) ^ next: one fold.
-__attribute__((target("pclmul,sse4.1"))) inline __m128i clmul_fold(__m128i x, __m128i k,
-                                                                   __m128i next) {
-  const __m128i lo = _mm_clmulepi64_si128(x, k, 0x00);
-  const __m128i hi = _mm_clmulepi64_si128(x, k, 0x11);
-  return _mm_xor_si128(_mm_xor_si128(hi, lo), next);
-}
-
-// The register over n bytes, n >= 64 and a multiple of 16. Constants: the bit-reflected
-// x^k mod P(x) of the paper for folding by 512 and 128 bits, then the Barrett reduction.
-__attribute__((target("pclmul,sse4.1"))) std::uint32_t crc32_pclmul(std::uint32_t crc,
-                                                                    const unsigned char* buf,
-                                                                    std::size_t n) {
-  alignas(16) static const std::uint64_t k1k2[] = {0x0154442bd4, 0x01c6e41596};
-  alignas(16) static const std::uint64_t k3k4[] = {0x01751997d0, 0x00ccaa009e};
-  alignas(16) static const std::uint64_t k5k0[] = {0x0163cd6124, 0x0000000000};
-  alignas(16) static const std::uint64_t poly[] = {0x01db710641, 0x01f7011641};
-
-  __m128i x1 = _mm_xor_si128(clmul_load(buf), _mm_cvtsi32_si128(static_cast<int>(crc)));
-  __m128i x2 = clmul_load(buf + 16);
-  __m128i x3 = clmul_load(buf + 32);
-  __m128i x4 = clmul_load(buf + 48);
-  buf += 64;
-  n -= 64;
-  __m128i k = _mm_load_si128(reinterpret_cast<const __m128i*>(k1k2));
-  while (n >= 64) {  // four independent folds by 512 bits
-    x1 = clmul_fold(x1, k, clmul_load(buf));
-    x2 = clmul_fold(x2, k, clmul_load(buf + 16));
-    x3 = clmul_fold(x3, k, clmul_load(buf + 32));
-    x4 = clmul_fold(x4, k, clmul_load(buf + 48));
-    buf += 64;
-    n -= 64;
-  }
-  k = _mm_load_si128(reinterpret_cast<const __m128i*>(k3k4));  // fold by 128 bits
-  x1 = clmul_fold(x1, k, x2);
-  x1 = clmul_fold(x1, k, x3);
-  x1 = clmul_fold(x1, k, x4);
-  while (n >= 16) {
-    x1 = clmul_fold(x1, k, clmul_load(buf));
-    buf += 16;
-    n -= 16;
-  }
-  // 128 -> 64 bits.
-  __m128i x = _mm_clmulepi64_si128(x1, k, 0x10);
-  const __m128i mask32 = _mm_setr_epi32(~0, 0, ~0, 0);
-  x1 = _mm_xor_si128(_mm_srli_si128(x1, 8), x);
-  k = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(k5k0));
-  x = _mm_srli_si128(x1, 4);
-  x1 = _mm_xor_si128(_mm_clmulepi64_si128(_mm_and_si128(x1, mask32), k, 0x00), x);
-  // Barrett reduction to 32 bits.
-  k = _mm_load_si128(reinterpret_cast<const __m128i*>(poly));
-  x = _mm_clmulepi64_si128(_mm_and_si128(x1, mask32), k, 0x10);
-  x = _mm_clmulepi64_si128(_mm_and_si128(x, mask32), k, 0x00);
-  x1 = _mm_xor_si128(x1, x);
-  return static_cast<std::uint32_t>(_mm_extract_epi32(x1, 1));
-}
-
-// PCLMULQDQ where the CPU has it and it agrees with the tables (checked once, on lengths and
-// offsets that exercise every loop): a wrong CRC would make recover() stop at the first frame.
-bool use_pclmul() {
-  static const bool ok = [] {
-    if (!__builtin_cpu_supports("pclmul") || !__builtin_cpu_supports("sse4.1")) return false;
-    std::array<unsigned char, 1100> data{};
-    std::uint32_t x = 12345;
-    for (unsigned char& b : data) {
-      x = x * 1103515245u + 12345u;
-      b = static_cast<unsigned char>(x >> 24);
-    }
-    for (std::size_t offset : {0, 1, 7}) {
-      for (std::size_t n : {64, 80, 128, 192, 208, 1024}) {
-        const std::uint32_t seed = 0xFFFFFFFFu ^ static_cast<std::uint32_t>(n * 2654435761u);
-        if (crc32_pclmul(seed, data.data() + offset, n) !=
-            crc32_tables(seed, data.data() + offset, n))
-          return false;
-      }
-    }
-    return true;
-  }();
-  return ok;
-}
-#endif
-
-std::uint32_t crc32(const unsigned char* p, std::size_t n) {
-  std::uint32_t crc = 0xFFFFFFFFu;
-#ifdef PTYPILOT_CRC32_PCLMUL
-  if (n >= 64 && use_pclmul()) {
-    const std::size_t whole = n & ~static_cast<std::size_t>(15);
-    crc = crc32_pclmul(crc, p, whole);
-    p += whole;
-    n -= whole;
-  }
-#endif
-  return ~crc32_tables(crc, p, n);
+// zlib's, which the format names: any reader can check a journal with its own zlib.
+std::uint32_t record_crc32(const unsigned char* p, std::size_t n) {
+  return static_cast<std::uint32_t>(::crc32_z(0, p, n));
 }
 
 // ---- The counts' dtype (SessionInfo::frame_dtype). In the journal it is stored as the
@@ -237,13 +97,13 @@ std::size_t begin_record(Bytes& b) {
 
 // Fills in the header of a record whose payload follows it at h + kRecordHeaderBytes.
 void seal_record(unsigned char* h, std::uint64_t payload, RecordType type) {
-  const std::uint32_t payload_crc = crc32(h + kRecordHeaderBytes, payload);
+  const std::uint32_t payload_crc = record_crc32(h + kRecordHeaderBytes, payload);
   const std::uint32_t t = type;
   std::memcpy(h, &kJournalMagic, 4);
   std::memcpy(h + 4, &t, 4);
   std::memcpy(h + 8, &payload, 8);
   std::memcpy(h + 16, &payload_crc, 4);
-  const std::uint32_t header_crc = crc32(h, 20);
+  const std::uint32_t header_crc = record_crc32(h, 20);
   std::memcpy(h + 20, &header_crc, 4);
 }
 
@@ -352,11 +212,11 @@ bool decode_record_header(const unsigned char* h, RecordHeader& header) {
   std::memcpy(&header.payload_bytes, h + 8, 8);
   std::memcpy(&header.payload_crc, h + 16, 4);
   std::memcpy(&header_crc, h + 20, 4);
-  return magic == kJournalMagic && header_crc == crc32(h, 20);
+  return magic == kJournalMagic && header_crc == record_crc32(h, 20);
 }
 
 bool payload_matches_crc(const RecordHeader& header, const Bytes& payload) {
-  return crc32(payload.data(), payload.size()) == header.payload_crc;
+  return record_crc32(payload.data(), payload.size()) == header.payload_crc;
 }
 
 bool decode_session(const Bytes& payload, SessionInfo& info, std::uint32_t& version) {
