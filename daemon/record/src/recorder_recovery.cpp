@@ -1,0 +1,215 @@
+// Hdf5Recorder::recover: a journal replayed into a new HDF5 file, as far as its records are whole.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <exception>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "hdf5_session_writer.hpp"
+#include "ptypilot/record/hdf5_recorder.hpp"
+#include "ptypilot/wire/hdf5_support.hpp"
+#include "ptypilot/wire/log.hpp"
+#include "recorder_disk.hpp"
+#include "recorder_journal.hpp"
+
+namespace ptypilot {
+namespace fs = std::filesystem;
+using recorder::Bytes;
+using recorder::decode_frame;
+using recorder::decode_record_header;
+using recorder::decode_session;
+using recorder::decode_sub_sequence;
+using recorder::errno_status;
+using recorder::errno_text;
+using recorder::kEnd;
+using recorder::kFrame;
+using recorder::Hdf5SessionWriter;
+using recorder::kJournalVersion;
+using recorder::kRecordHeaderBytes;
+using recorder::kSession;
+using recorder::kSubSequence;
+using recorder::payload_matches_crc;
+using recorder::RecordHeader;
+
+namespace {
+
+constexpr std::size_t kRecoverBatch = 64;  // frames appended per HDF5 call
+
+// Reads exactly n bytes unless the file ends first; returns how many it read, or -1 with errno.
+ssize_t read_full(int fd, unsigned char* out, std::size_t n) {
+  std::size_t done = 0;
+  while (done < n) {
+    const ssize_t r = ::read(fd, out + done, n - done);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return -1;
+    if (r == 0) break;
+    done += static_cast<std::size_t>(r);
+  }
+  return static_cast<ssize_t>(done);
+}
+
+}  // namespace
+
+Status Hdf5Recorder::recover(const fs::path& journal, const fs::path& h5_out) {
+  return recover(journal, h5_out, nullptr);
+}
+
+Status Hdf5Recorder::recover(const fs::path& journal, const fs::path& h5_out,
+                             RecoveryReport* report) {
+  try {
+    RecoveryReport found;
+    std::error_code ec;
+    if (!fs::is_regular_file(journal, ec))
+      return invalid_argument("recover: journal " + journal.string() + " is not a file");
+    if (fs::exists(h5_out, ec) || ec)
+      return failed_precondition("recover: " + h5_out.string() +
+                                 " already exists; recovery never overwrites a file");
+    const int fd = ::open(journal.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return errno_status(journal, "recover: open", errno);
+    struct Closer {
+      int fd;
+      ~Closer() { ::close(fd); }
+    } closer{fd};
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) return errno_status(journal, "recover: stat", errno);
+    const auto file_size = static_cast<std::uint64_t>(st.st_size);
+
+    std::uint64_t offset = 0;
+    Bytes payload;
+    std::string stop_reason;  // empty: the journal ended on a record boundary
+    // Reads the next record; false at the end of the whole records (stop_reason says why).
+    auto next = [&](std::uint32_t& type) -> bool {
+      unsigned char h[kRecordHeaderBytes];
+      const ssize_t got = read_full(fd, h, sizeof h);
+      if (got < 0) throw std::runtime_error("read " + journal.string() + ": " + errno_text(errno));
+      if (got == 0) return false;
+      if (static_cast<std::size_t>(got) < sizeof h) {
+        stop_reason = "torn record header";
+        return false;
+      }
+      RecordHeader header;
+      if (!decode_record_header(h, header)) {
+        stop_reason = "corrupt record header";
+        return false;
+      }
+      type = header.type;
+      const std::uint64_t payload_bytes = header.payload_bytes;
+      if (payload_bytes > file_size - offset - kRecordHeaderBytes) {
+        stop_reason = "torn record (payload shorter than its header says)";
+        return false;
+      }
+      payload.resize(payload_bytes);
+      const ssize_t body = read_full(fd, payload.data(), payload.size());
+      if (body < 0) throw std::runtime_error("read " + journal.string() + ": " + errno_text(errno));
+      if (static_cast<std::uint64_t>(body) < payload_bytes) {
+        stop_reason = "torn record (payload shorter than its header says)";
+        return false;
+      }
+      if (!payload_matches_crc(header, payload)) {
+        stop_reason = "record payload fails its CRC";
+        return false;
+      }
+      offset += kRecordHeaderBytes + payload_bytes;
+      return true;
+    };
+
+    std::uint32_t type = 0;
+    SessionInfo info;
+    std::uint32_t version = 0;
+    const bool have_session = next(type) && type == kSession &&
+                              decode_session(payload, info, version);
+    if (!have_session && version != 0 && version != kJournalVersion)
+      return invalid_argument("recover: " + journal.string() +
+                              " is a ptypilot journal of version " + std::to_string(version) +
+                              "; this build reads version " + std::to_string(kJournalVersion) +
+                              " only");
+    if (!have_session)
+      return invalid_argument("recover: " + journal.string() +
+                              " is not a ptypilot journal (version " +
+                              std::to_string(kJournalVersion) +
+                              "): it does not start with a valid session record");
+
+    hdf5::CaptureErrors capture;
+    Hdf5SessionWriter h5;
+    if (Status s = h5.create(h5_out, info, fs::absolute(journal).string()); !s.ok())
+      return {s.code(), "recover: " + s.message()};
+    std::vector<DetectorFrame> batch;  // the frames' fields; their counts are in batch_counts
+    Bytes batch_counts;
+    batch.reserve(kRecoverBatch);
+    const std::size_t counts_bytes = static_cast<std::size_t>(info.frame_rows) * info.frame_cols *
+                                     pixel_size(info.frame_dtype);
+    auto flush_batch = [&]() -> Status {
+      if (batch.empty()) return Status::Ok();
+      Status s = h5.append(batch, batch_counts.data(), counts_bytes);
+      if (s.ok()) found.frames += batch.size();
+      batch.clear();
+      batch_counts.clear();
+      return s;
+    };
+    Status status;
+    while (status.ok() && next(type)) {
+      // Where this record began: a record that is whole but makes no sense ends the journal there.
+      const std::uint64_t record_begin = offset - kRecordHeaderBytes - payload.size();
+      if (type == kFrame) {
+        DetectorFrame f;
+        if (!decode_frame(payload, info, f, batch_counts)) {
+          stop_reason = "malformed frame record";
+          offset = record_begin;
+          break;
+        }
+        batch.push_back(std::move(f));
+        if (batch.size() == kRecoverBatch) status = flush_batch();
+      } else if (type == kSubSequence) {
+        SubSequenceRecord s;
+        if (!decode_sub_sequence(payload, s)) {
+          stop_reason = "malformed sub-sequence record";
+          offset = record_begin;
+          break;
+        }
+        status = flush_batch();
+        if (status.ok()) status = h5.write_sub_sequence(s);
+        if (status.ok()) ++found.sub_sequences;
+      } else if (type == kEnd) {
+        found.ended = true;
+      } else {
+        stop_reason = "unknown record type " + std::to_string(type);
+        offset = record_begin;
+        break;
+      }
+    }
+    if (status.ok()) status = flush_batch();
+    found.ignored_bytes = file_size - offset;
+    const std::string note =
+        found.ended ? "" : "recovered from a journal without an end-of-session record";
+    Status finished = h5.finish(found.ended && status.ok(), status.ok() ? note : status.message());
+    if (!status.ok()) return {status.code(), "recover: " + status.message()};
+    if (!finished.ok()) return {finished.code(), "recover: " + finished.message()};
+    if (report) *report = found;
+
+    std::string message = "recovered " + std::to_string(found.frames) + " frames and " +
+                          std::to_string(found.sub_sequences) + " sub-sequences from " +
+                          journal.string() + " into " + h5_out.string();
+    if (!stop_reason.empty())
+      message += "; stopped at byte " + std::to_string(offset) + " (" + stop_reason +
+                 "), ignoring the last " + std::to_string(found.ignored_bytes) + " bytes";
+    if (!found.ended) message += "; the session had not ended (complete = 0)";
+    log::info("journal_recovered", {{"journal", journal.string()},
+                                    {"h5", h5_out.string()},
+                                    {"frames", found.frames},
+                                    {"sub_sequences", found.sub_sequences},
+                                    {"ended", found.ended},
+                                    {"ignored_bytes", found.ignored_bytes},
+                                    {"stop_reason", stop_reason}});
+    return {StatusCode::kOk, message};
+  } catch (const std::exception& e) {
+    return {StatusCode::kInternal, std::string("recover: ") + e.what()};
+  }
+}
+
+}  // namespace ptypilot
