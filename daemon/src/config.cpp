@@ -43,6 +43,16 @@ class Section {
     read(key, field);
     if (j_.contains(key) && !check(field)) fail(key, rule);
   }
+  // An optional field: absent or null leaves it unset.
+  template <typename T, typename Check>
+  void read(const char* key, std::optional<T>& field, Check check, const char* rule) {
+    seen_.insert(key);
+    auto it = j_.find(key);
+    if (it == j_.end() || it->is_null()) return;
+    T value{};
+    read(key, value, check, rule);
+    field = value;
+  }
   const json* sub(const char* key) {
     seen_.insert(key);
     auto it = j_.find(key);
@@ -238,7 +248,8 @@ nlohmann::json ServeConfig::to_json() const {
         {"step_size", reconstruction.step_size}, {"regularization", reconstruction.regularization},
         {"threads", reconstruction.threads}}},
       {"policy", {{"kind", policy.kind}, {"model_path", policy.model_path}}},
-      {"safety", {{"min_distance_A", safety.min_distance_A}, {"snap_to_raster", safety.snap_to_raster}}},
+      {"safety", {{"min_distance_A", safety.min_distance_A ? json(*safety.min_distance_A) : json(nullptr)},
+                  {"snap_to_raster", safety.snap_to_raster}}},
       {"detector", {{"kind", detector.kind}, {"endpoint", detector.endpoint}, {"bind", detector.bind},
                     {"receive_hwm", detector.receive_hwm}, {"dtype", detector.dtype},
                     {"first_frame_id", detector.first_frame_id}}},
@@ -261,6 +272,13 @@ ReconstructorConfig ServeConfig::reconstructor_config() const {
   r.regularization = reconstruction.regularization;
   r.threads = reconstruction.threads;
   return r;
+}
+
+SafetyConfig ServeConfig::safety_config() const {
+  SafetyConfig s = safety_config_for(session.raster, session.total_positions);
+  if (safety.min_distance_A) s.min_distance_A = *safety.min_distance_A;
+  if (!safety.snap_to_raster) s.snap_step_A = 0.0;
+  return s;
 }
 
 }  // namespace ptypilot

@@ -12,16 +12,6 @@ double ms_between(Session::Clock::time_point a, Session::Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
 }
 
-SafetyConfig safety_config(const ServeConfig& c) {
-  SafetyConfig s;
-  s.fov_height_A = c.session.raster.height_A();
-  s.fov_width_A = c.session.raster.width_A();
-  s.min_distance_A = c.safety.min_distance_A;
-  s.position_budget = c.session.total_positions;
-  s.snap_step_A = c.safety.snap_to_raster ? c.session.raster.step_A : 0.0;
-  return s;
-}
-
 }  // namespace
 
 Session::Session(const ServeConfig& config, std::string id, Parts parts, HealthCounters& health)
@@ -31,7 +21,7 @@ Session::Session(const ServeConfig& config, std::string id, Parts parts, HealthC
       reconstructor_(parts_.reconstructor),
       policy_(parts_.policy),
       health_(health),
-      safety_(safety_config(config)) {
+      safety_(config.safety_config()) {
   const auto& p = config.session.probe;
   bright_field_radius_px_ = p.semiangle_mrad / p.detector_pixel_mrad;
   policy_->reset(config.session.seed);

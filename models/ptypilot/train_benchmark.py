@@ -49,7 +49,7 @@ class Benchmark:
             rows.append({"seed": s, "ssim": ssim_a, "ssim_sparse": self.ssim_sparse[s],
                          "q_ssim": float(core.q_ssim(ssim_a, self.ssim_sparse[s])),
                          "positions": int(len(res.visited_A)), "decisions": len(res.steps),
-                         "repeats": int(sum(int((st.visit_index == -1).sum()) for st in res.steps)),
+                         "repeats": int(sum(int((st.visit_index == data.REPEAT).sum()) for st in res.steps)),
                          "phase_return": float(res.rewards.sum())})
         return rows
 

@@ -181,7 +181,7 @@ def stage_reinforce(args) -> dict:
         opt.step()
         returns = [float(np.concatenate([a for a, _ in rw]).sum()) for _, _, rw in batch]
         act_means = [float(np.concatenate([a for a, _ in rw]).mean()) for _, _, rw in batch]
-        repeats = [float(np.mean(np.concatenate([s.visit_index == -1 for s in res.steps])))
+        repeats = [float(np.mean(np.concatenate([s.visit_index == data.REPEAT for s in res.steps])))
                    for res, _, _ in batch]
         history.append({"update": update, "episodes": episodes,
                         "seconds": time.perf_counter() - t0,

@@ -5,9 +5,11 @@
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "ptypilot/daemon/policy.hpp"
+#include "ptypilot/daemon/safety.hpp"
 #include "ptypilot/optics.hpp"
 #include "ptypilot/reconstructor.hpp"
 
@@ -34,8 +36,12 @@ struct ReconstructionConfig {
   int threads = 0;
 };
 
+// Unset, the session's Safety is safety_config_for(raster, total_positions), the settings
+// training runs (ptypilot_core.Safety): dedupe at half a raster step, snap to the raster.
 struct SafetySettings {
-  double min_distance_A = 0.1;  // closer than this to a visited position is a duplicate
+  // Closer than this to a visited position is a duplicate. Unset (absent or null in the JSON):
+  // half the raster step. With snapping that drops exactly the repeated raster nodes.
+  std::optional<double> min_distance_A;
   bool snap_to_raster = true;
 };
 
@@ -89,6 +95,9 @@ struct ServeConfig {
   nlohmann::json to_json() const;
   // The reconstructor configuration this session implies (probe, object grid around the FOV).
   ReconstructorConfig reconstructor_config() const;
+  // The Safety configuration of a session: safety_config_for(raster, total_positions), with
+  // `safety`'s tolerance where it gives one and no snapping where it turns it off.
+  SafetyConfig safety_config() const;
 };
 
 // Throws std::invalid_argument with the offending key path ("session.sub_sequence_size: ...").
