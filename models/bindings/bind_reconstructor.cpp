@@ -100,7 +100,9 @@ void bind_reconstructor(py::module_& m) {
         "Noise-free patterns (each sums to 1) of the forward model, paper eq. (1).");
 
   py::class_<CpuReconstructor>(m, "Reconstructor",
-                               "Gradient-descent reconstruction of the phase V (paper eq. 2).")
+                               "Gradient-descent reconstruction of the phase V (paper eq. 2). The "
+                               "defaults are the daemon's (reconstruction in its config): the "
+                               "amplitude loss, threads=0 for every core OpenMP reports.")
       .def(py::init([](const ProbeConfig& probe, const ObjectGrid& grid, const std::string& loss,
                        double step_size, double regularization, int threads, int batch) {
              ReconstructorConfig c;
@@ -114,7 +116,7 @@ void bind_reconstructor(py::module_& m) {
              c.batch = batch;
              return std::make_unique<CpuReconstructor>(c);
            }),
-           py::arg("probe"), py::arg("grid"), py::arg("loss") = "intensity",
+           py::arg("probe"), py::arg("grid"), py::arg("loss") = "amplitude",
            py::arg("step_size") = 1.0, py::arg("regularization") = 0.05, py::arg("threads") = 0,
            py::arg("batch") = 16)
       .def("add_frames",
