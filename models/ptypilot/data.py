@@ -136,7 +136,8 @@ class StepRecord:
 
 class ScanEpisode:
     """One acquisition, the way the daemon runs a session: the first sub-sequence is the first K
-    positions of the sparse grid of the budget; every one passes ptypilot_core.Safety, is
+    positions of the sparse grid of the budget; each sub-sequence, the first too, passes
+    ptypilot_core.Safety (the daemon's class, configured as a session is by default), is
     simulated by ptypilot_core.Simulation.frames and added to one warm-started
     ptypilot_core.Reconstructor (amplitude loss) that iterates `iterations` times per update."""
 
