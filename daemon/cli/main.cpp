@@ -58,7 +58,7 @@ commands:
       (table1.md, table1.json); --dataset-dir: recorded data sets instead (one file each, any
       format replay reads), through replay, against each one's full-grid reconstruction
   bench reconstruct [--backend cpu|cuda|auto] [--patterns N] [--iterations K] [--threads T]
-                    [--batch B] [--loss intensity|amplitude] [--preset NAME] [--dose E_PER_A2]
+                    [--batch B] [--loss amplitude|intensity] [--preset NAME] [--dose E_PER_A2]
       time reconstructor iterations against the FFT (FFTW or cuFFT) floor; prints one JSON object
   bench loop [--positions N] [--subsequence M] [--sessions S] [--policy KIND] [--iterations K]
              [--backend auto|cpu|cuda] [--model FILE.pt]

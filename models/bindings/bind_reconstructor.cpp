@@ -11,23 +11,14 @@
 
 namespace py = pybind11;
 using namespace ptypilot;
+using ptypilot::bindings::DoubleArray;
 using ptypilot::bindings::FloatArray;
+using ptypilot::bindings::positions_from_numpy;
 
 namespace {
 
-using DoubleArray = py::array_t<double, py::array::c_style | py::array::forcecast>;
-
 void raise_if_error(const Status& s) {
   if (!s.ok()) throw std::invalid_argument(s.message());
-}
-
-std::vector<Vec2> to_positions(const DoubleArray& positions) {
-  if (positions.ndim() != 2 || positions.shape(1) != 2)
-    throw std::invalid_argument("positions must be an (n, 2) array of (y_A, x_A)");
-  std::vector<Vec2> out(positions.shape(0));
-  auto view = positions.unchecked<2>();
-  for (py::ssize_t i = 0; i < positions.shape(0); ++i) out[i] = {view(i, 0), view(i, 1)};
-  return out;
 }
 
 py::array_t<float> new_patterns(std::size_t count, int n) {
@@ -43,7 +34,7 @@ class Simulation {
         simulator_(specimen_, dose_e_per_A2, noise_seed) {}
 
   py::array_t<float> frames(const DoubleArray& positions) {
-    const auto pos = to_positions(positions);
+    const auto pos = positions_from_numpy(positions);
     const int n = simulator_.window_px();
     auto out = new_patterns(pos.size(), n);
     std::span<float> view(out.mutable_data(), pos.size() * n * n);
@@ -98,7 +89,7 @@ void bind_reconstructor(py::module_& m) {
         [](const ProbeConfig& probe, const ObjectGrid& grid, const FloatArray& phase_rad,
            const DoubleArray& positions) {
           ForwardModel model(probe, grid);
-          const auto pos = to_positions(positions);
+          const auto pos = positions_from_numpy(positions);
           const RealImage phase = bindings::to_real_image(phase_rad, "phase_rad");
           auto out = new_patterns(pos.size(), probe.window_px);
           raise_if_error(model.intensities(
@@ -109,7 +100,9 @@ void bind_reconstructor(py::module_& m) {
         "Noise-free patterns (each sums to 1) of the forward model, paper eq. (1).");
 
   py::class_<CpuReconstructor>(m, "Reconstructor",
-                               "Gradient-descent reconstruction of the phase V (paper eq. 2).")
+                               "Gradient-descent reconstruction of the phase V (paper eq. 2). The "
+                               "defaults are the daemon's (reconstruction in its config): the "
+                               "amplitude loss, threads=0 for every core OpenMP reports.")
       .def(py::init([](const ProbeConfig& probe, const ObjectGrid& grid, const std::string& loss,
                        double step_size, double regularization, int threads, int batch) {
              ReconstructorConfig c;
@@ -123,12 +116,12 @@ void bind_reconstructor(py::module_& m) {
              c.batch = batch;
              return std::make_unique<CpuReconstructor>(c);
            }),
-           py::arg("probe"), py::arg("grid"), py::arg("loss") = "intensity",
+           py::arg("probe"), py::arg("grid"), py::arg("loss") = "amplitude",
            py::arg("step_size") = 1.0, py::arg("regularization") = 0.05, py::arg("threads") = 0,
            py::arg("batch") = 16)
       .def("add_frames",
            [](CpuReconstructor& r, const DoubleArray& positions, const FloatArray& patterns) {
-             const auto pos = to_positions(positions);
+             const auto pos = positions_from_numpy(positions);
              if (patterns.ndim() != 3 || patterns.shape(0) != static_cast<py::ssize_t>(pos.size()))
                throw std::invalid_argument("patterns must be an (n, N, N) array, one per position");
              const std::size_t each = patterns.shape(1) * patterns.shape(2);

@@ -16,21 +16,12 @@
 
 namespace py = pybind11;
 using namespace ptypilot;
+using ptypilot::bindings::DoubleArray;
+using ptypilot::bindings::positions_from_numpy;
 
 namespace {
 
-using DoubleArray = py::array_t<double, py::array::c_style | py::array::forcecast>;
-
 static_assert(sizeof(int) == sizeof(std::int32_t), "labels are returned as int32");
-
-std::vector<Vec2> positions_from_numpy(const DoubleArray& positions) {
-  if (positions.ndim() != 2 || positions.shape(1) != 2)
-    throw std::invalid_argument("positions must be an (n, 2) array of (y_A, x_A)");
-  std::vector<Vec2> out(static_cast<std::size_t>(positions.shape(0)));
-  auto view = positions.unchecked<2>();
-  for (py::ssize_t i = 0; i < positions.shape(0); ++i) out[i] = {view(i, 0), view(i, 1)};
-  return out;
-}
 
 // "exact" or "jfa"; false for jfa.
 bool is_exact(const std::string& method) {

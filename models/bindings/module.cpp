@@ -1,5 +1,6 @@
-// The Python face of the C++ physics: simulator, reconstructor and metrics, so that training in
-// models/ and the daemon share one implementation. Each bind_*.cpp adds one part.
+// The Python face of the C++ physics: simulator, reconstructor and metrics, and of the daemon's
+// Safety, so that training in models/ and the daemon share one implementation. Each bind_*.cpp
+// adds one part.
 #include <pybind11/pybind11.h>
 
 namespace py = pybind11;
@@ -10,13 +11,17 @@ void bind_specimen(py::module_& m);
 void bind_reconstructor(py::module_& m);
 void bind_reward(py::module_& m);
 void bind_dataset(py::module_& m);
+void bind_safety(py::module_& m);
 
 PYBIND11_MODULE(ptypilot_core, m) {
-  m.doc() = "ptypilot physics: probe, specimens, forward model, reconstructor, metrics; recorded data sets";
+  m.doc() =
+      "ptypilot physics: probe, specimens, forward model, reconstructor, metrics; recorded data "
+      "sets; the daemon's Safety";
   bind_optics(m);
   bind_metrics(m);
   bind_specimen(m);
   bind_reconstructor(m);
   bind_reward(m);
   bind_dataset(m);
+  bind_safety(m);
 }

@@ -26,6 +26,7 @@ namespace py = pybind11;
 
 using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
 using Complex64Array = py::array_t<std::complex<float>, py::array::c_style | py::array::forcecast>;
+using DoubleArray = py::array_t<double, py::array::c_style | py::array::forcecast>;
 
 namespace detail {
 
@@ -91,6 +92,16 @@ inline py::array_t<double> positions_to_numpy(std::span<const Vec2> positions) {
     view(i, 0) = positions[i].y;
     view(i, 1) = positions[i].x;
   }
+  return out;
+}
+
+// Copies an (n, 2) array of [y, x] rows, in Angstrom, into positions.
+inline std::vector<Vec2> positions_from_numpy(const DoubleArray& positions) {
+  if (positions.ndim() != 2 || positions.shape(1) != 2)
+    throw std::invalid_argument("positions must be an (n, 2) array of (y_A, x_A)");
+  std::vector<Vec2> out(static_cast<std::size_t>(positions.shape(0)));
+  auto view = positions.unchecked<2>();
+  for (py::ssize_t i = 0; i < positions.shape(0); ++i) out[i] = {view(i, 0), view(i, 1)};
   return out;
 }
 

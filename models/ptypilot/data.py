@@ -1,9 +1,11 @@
 """Simulated data for training and evaluating the learned policy, and the scan episode.
 
 Everything physical goes through ``ptypilot_core`` (the C++ simulator, reconstructor and Voronoi
-reward that the daemon runs); this module only decides *which* specimens, positions and noise
-streams are used, and emulates the daemon's ``Safety`` (clamp, snap to the raster, drop repeats,
-budget) so that an episode sees exactly the positions the daemon would expose.
+reward that the daemon runs), and so does every position: an episode passes its proposals
+through ``ptypilot_core.Safety``, the daemon's own class, configured as a session is by default
+(``safety_config_for``: clamp into the FOV, snap to the raster, drop repeats, budget), so that an
+episode exposes exactly the positions the daemon would. This module only decides *which*
+specimens, positions and noise streams are used.
 
 Seeds: the specimen seeds for training, validation (checkpoint selection) and evaluation are
 disjoint ranges, defined here and nowhere else (``TRAIN_SEEDS``, ``VALIDATION_SEEDS``,
@@ -105,56 +107,22 @@ def simulation(specimen_seed: int, purpose: str, preset: str = PRESET,
                            noise_seed=noise_seed(specimen_seed, purpose))
 
 
-class RasterSafety:
-    """The daemon's Safety rules (daemon/include/ptypilot/daemon/safety.hpp) with its default
-    configuration (safety_config_for: snap to the raster step, dedupe at half a step), for
-    positions in Angstrom relative to the FOV origin. On the raster, deduplication at half a step
-    drops exactly the repeated nodes."""
+# StepRecord.visit_index of a proposal that Safety dropped: a repeat of a visited node (no new
+# exposure), a non-finite position, or one past the budget.
+REPEAT, NON_FINITE, OVER_BUDGET = -1, -2, -3
 
-    def __init__(self, rows: int, cols: int, step_A: float, budget: int):
-        self.rows, self.cols, self.step_A, self.budget = rows, cols, step_A, budget
-        self.height_A = (rows - 1) * step_A
-        self.width_A = (cols - 1) * step_A
-        self.visited_nodes: set[tuple[int, int]] = set()
-        self.visited_A: list[tuple[float, float]] = []
 
-    def remaining(self) -> int:
-        return self.budget - len(self.visited_A)
-
-    def snap(self, positions_A: np.ndarray) -> np.ndarray:
-        """(n, 2) positions clamped into the FOV and snapped to the raster nodes, in Angstrom."""
-        p = np.asarray(positions_A, dtype=np.float64).reshape(-1, 2)
-        out = np.empty_like(p)
-        for axis, extent in ((0, self.height_A), (1, self.width_A)):
-            v = np.clip(p[:, axis], 0.0, extent)
-            last = np.floor(extent / self.step_A + 1e-9)
-            out[:, axis] = np.clip(np.round(v / self.step_A), 0.0, last) * self.step_A
-        return out
-
-    def check(self, proposed_A: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Applies the rules in order. Returns (approved_A (m, 2), snapped_A (n, 2), status (n,))
-        with status[i] = index into approved_A, -1 for a repeat (no new exposure), -2 for a
-        non-finite position, -3 for over budget."""
-        proposed_A = np.asarray(proposed_A, dtype=np.float64).reshape(-1, 2)
-        snapped = self.snap(np.nan_to_num(proposed_A))
-        status = np.full(len(proposed_A), -1, dtype=np.int64)
-        approved = []
-        for i, (p, s) in enumerate(zip(proposed_A, snapped)):
-            if not np.all(np.isfinite(p)):
-                status[i] = -2
-                continue
-            node = (int(round(s[0] / self.step_A)), int(round(s[1] / self.step_A)))
-            if node in self.visited_nodes:
-                status[i] = -1
-                continue
-            if self.remaining() <= 0:
-                status[i] = -3
-                continue
-            self.visited_nodes.add(node)
-            self.visited_A.append((float(s[0]), float(s[1])))
-            status[i] = len(approved)
-            approved.append(s)
-        return np.asarray(approved, dtype=np.float64).reshape(-1, 2), snapped, status
+def visit_indices(verdict: np.ndarray, first: int) -> np.ndarray:
+    """Per proposal, from ptypilot_core.Safety.check's verdicts: its index into the visited
+    positions (the approved ones follow the `first` visited before, in order), or the code of why
+    it was dropped (REPEAT, NON_FINITE, OVER_BUDGET)."""
+    v = core.SafetyVerdict
+    approved = verdict == int(v.approved)
+    visit = np.full(len(verdict), REPEAT, dtype=np.int64)
+    visit[verdict == int(v.non_finite)] = NON_FINITE
+    visit[verdict == int(v.over_budget)] = OVER_BUDGET
+    visit[approved] = first + np.arange(int(approved.sum()))
+    return visit
 
 
 @dataclass
@@ -163,12 +131,13 @@ class StepRecord:
     previous_norm: np.ndarray   # (K, 2) input positions, normalised to the FOV
     potential: np.ndarray       # FOV crop of the reconstruction the decision saw
     action_norm: np.ndarray     # (K, 2) proposal (sampled or mean), normalised, unclamped
-    visit_index: np.ndarray     # (K,) index into ScanEpisode.visited_A, or < 0 (see RasterSafety)
+    visit_index: np.ndarray     # (K,) index into ScanEpisode.visited_A, or < 0 (visit_indices)
 
 
 class ScanEpisode:
     """One acquisition, the way the daemon runs a session: the first sub-sequence is the first K
-    positions of the sparse grid of the budget; every later one passes RasterSafety, is
+    positions of the sparse grid of the budget; each sub-sequence, the first too, passes
+    ptypilot_core.Safety (the daemon's class, configured as a session is by default), is
     simulated by ptypilot_core.Simulation.frames and added to one warm-started
     ptypilot_core.Reconstructor (amplitude loss) that iterates `iterations` times per update."""
 
@@ -183,18 +152,20 @@ class ScanEpisode:
         self.K = sub_sequence_size
         self.iterations = iterations
         p = self.preset
-        self.safety = RasterSafety(p.scan_rows, p.scan_cols, p.step_A, total_positions)
-        self.fov_A = np.array([self.safety.height_A, self.safety.width_A])
+        raster = core.ScanRaster(p.scan_rows, p.scan_cols, p.step_A)
+        self.safety = core.Safety(core.safety_config_for(raster, total_positions))
+        self.budget = total_positions
+        self.fov_A = np.array([raster.height_A, raster.width_A])
         self.sparse_A = core.sparse_grid_positions(total_positions, p.scan_rows, p.scan_cols, p.step_A)
         self.rec = core.Reconstructor(p.probe, self.grid, loss="amplitude", threads=threads)
         self.updates = 0
 
     @property
     def visited_A(self) -> np.ndarray:
-        return np.asarray(self.safety.visited_A, dtype=np.float64).reshape(-1, 2)
+        return self.safety.visited
 
     def remaining(self) -> int:
-        return self.safety.remaining()
+        return self.safety.remaining
 
     def normalise(self, positions_A: np.ndarray) -> np.ndarray:
         return np.asarray(positions_A, dtype=np.float64) / self.fov_A
@@ -203,15 +174,17 @@ class ScanEpisode:
         return self.sparse_A[: self.K]
 
     def measure(self, proposed_A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Safety, frames, reconstruction update. Returns (snapped_A (n, 2), visit_index (n,))."""
-        first = len(self.safety.visited_A)
-        approved, snapped, status = self.safety.check(proposed_A)
+        """Safety, frames, reconstruction update. Returns (snapped_A (n, 2), visit_index (n,)):
+        each proposal clamped and snapped by Safety (repeats too; a NaN coordinate as 0), and
+        what became of it (visit_indices)."""
+        first = len(self.safety.visited)
+        proposed_A = np.asarray(proposed_A, dtype=np.float64).reshape(-1, 2)
+        approved, placed, verdict, _ = self.safety.check(proposed_A)
         if len(approved):
             self.rec.add_frames(approved, self.sim.frames(approved))
             self.rec.iterate(self.iterations)
             self.updates += 1
-        visit = np.where(status >= 0, status + first, status)
-        return snapped, visit
+        return np.nan_to_num(placed, nan=0.0), visit_indices(verdict, first)
 
     def potential(self) -> np.ndarray:
         """The reconstruction cropped to the scan FOV (what the daemon hands the policy)."""
@@ -249,7 +222,7 @@ def run_episode(env: ScanEpisode, propose, max_steps: int | None = None,
     `max_steps` decisions (default: twice the number of sub-sequences). With `converge`, the
     result also holds the converged reconstruction of all its frames."""
     if max_steps is None:
-        max_steps = 2 * int(np.ceil(env.safety.budget / env.K))
+        max_steps = 2 * int(np.ceil(env.budget / env.K))
     result = EpisodeResult(seed=env.seed)
     first = env.first_sub_sequence_A()
     snapped, _ = env.measure(first)
@@ -323,7 +296,7 @@ def oracle_flank_propose(env: ScanEpisode, flank_A: float = 0.5, column_error_A:
         taken = {(round(y / step), round(x / step)) for y, x in env.visited_A}
         out = []
         for q in chunk:
-            cand = env.safety.snap(q + offsets)
+            cand = env.safety.place(q + offsets)
             d = np.min(np.hypot(cand[:, None, 0] - columns[None, :, 0],
                                 cand[:, None, 1] - columns[None, :, 1]), axis=1)
             order = np.lexsort((np.hypot(*(cand - q).T), np.abs(d - flank_A)))

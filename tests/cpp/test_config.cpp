@@ -5,6 +5,7 @@
 #include <fstream>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "ptypilot/core/config.hpp"
 
@@ -91,4 +92,47 @@ TEST_CASE("a config file that is not JSON is refused with its path", "[config]")
   CHECK_THAT(load_error(R"({"session": {"total_positions": 1e999}})"),
              Catch::Contains("serve.json: not valid JSON") && Catch::Contains("number overflow"));
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("a session's Safety is safety_config_for unless the config says otherwise",
+          "[config][safety]") {
+  const auto fields = [](const SafetyConfig& s) {
+    return std::vector<double>{s.fov_height_A, s.fov_width_A, s.min_distance_A,
+                               double(s.position_budget), s.snap_step_A};
+  };
+  // No safety section: training's settings (ptypilot_core.safety_config_for), half a step.
+  json j = {{"session", {{"preset", "mos2-paper"}}}};
+  ServeConfig c = parse_serve_config(j);
+  CHECK_FALSE(c.safety.min_distance_A.has_value());
+  CHECK(fields(c.safety_config()) == fields(safety_config_for(c.session.raster, 250)));
+  CHECK(c.safety_config().min_distance_A == 0.1);
+  CHECK(c.safety_config().snap_step_A == 0.2);
+
+  // The tolerance follows the raster rather than a fixed 0.1 A.
+  j["session"]["raster"] = {{"rows", 20}, {"cols", 30}, {"step_A", 0.5}};
+  j["session"]["total_positions"] = 100;
+  c = parse_serve_config(j);
+  CHECK(fields(c.safety_config()) == fields(safety_config_for({20, 30, 0.5}, 100)));
+  CHECK(c.safety_config().min_distance_A == 0.25);
+
+  // null is "not given"; a number or no snapping overrides just that setting.
+  j["safety"] = {{"min_distance_A", nullptr}};
+  CHECK(fields(parse_serve_config(j).safety_config()) == fields(safety_config_for({20, 30, 0.5}, 100)));
+  j["safety"] = {{"min_distance_A", 0.3}, {"snap_to_raster", false}};
+  c = parse_serve_config(j);
+  CHECK(c.safety_config().min_distance_A == 0.3);
+  CHECK(c.safety_config().snap_step_A == 0.0);
+  CHECK(c.safety_config().fov_width_A == 14.5);
+  j["safety"] = {{"min_distance_A", -1}};
+  CHECK_THROWS_WITH(parse_serve_config(j), Catch::Contains("safety.min_distance_A: must be >= 0"));
+  j["safety"] = {{"min_distance_A", "near"}};
+  CHECK_THROWS_WITH(parse_serve_config(j), Catch::Contains("safety.min_distance_A: wrong type"));
+
+  // to_json writes an unset tolerance as null, and it parses back unset.
+  j.erase("safety");
+  c = parse_serve_config(j);
+  CHECK(c.to_json()["safety"]["min_distance_A"].is_null());
+  CHECK_FALSE(parse_serve_config(c.to_json()).safety.min_distance_A.has_value());
+  c.safety.min_distance_A = 0.3;
+  CHECK(parse_serve_config(c.to_json()).safety.min_distance_A == 0.3);
 }

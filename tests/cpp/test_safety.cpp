@@ -1,7 +1,11 @@
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "ptypilot/core/safety.hpp"
@@ -24,118 +28,120 @@ SafetyConfig plain_config(int budget) {
 
 int dropped(const SafetyReport& r) { return r.non_finite + r.deduplicated + r.over_budget; }
 
+using nlohmann::json;
+
+// The fixture writes non-finite coordinates as "nan", "inf" and "-inf".
+double number(const json& v) {
+  if (!v.is_string()) return v.get<double>();
+  const std::string s = v.get<std::string>();
+  if (s == "nan") return kNaN;
+  if (s == "inf") return kInf;
+  if (s == "-inf") return -kInf;
+  throw std::invalid_argument("safety_cases.json: not a number: " + s);
+}
+
+Vec2 position(const json& v) { return {number(v.at(0)), number(v.at(1))}; }
+
+std::vector<Vec2> positions(const json& v) {
+  std::vector<Vec2> out;
+  for (const json& p : v) out.push_back(position(p));
+  return out;
+}
+
+SafetyVerdict verdict_named(const std::string& name) {
+  if (name == "approved") return SafetyVerdict::kApproved;
+  if (name == "non_finite") return SafetyVerdict::kNonFinite;
+  if (name == "deduplicated") return SafetyVerdict::kDeduplicated;
+  if (name == "over_budget") return SafetyVerdict::kOverBudget;
+  throw std::invalid_argument("safety_cases.json: unknown verdict " + name);
+}
+
+// safety_config_for(raster, position_budget) where the case gives a raster, else its config.
+SafetyConfig case_config(const json& c) {
+  if (c.contains("raster")) {
+    const json& r = c.at("raster");
+    return safety_config_for({r.at("rows").get<int>(), r.at("cols").get<int>(), r.at("step_A").get<double>()},
+                             c.at("position_budget").get<int>());
+  }
+  const json& k = c.at("config");
+  SafetyConfig config;
+  config.fov_height_A = k.at("fov_height_A").get<double>();
+  config.fov_width_A = k.at("fov_width_A").get<double>();
+  config.min_distance_A = k.at("min_distance_A").get<double>();
+  config.position_budget = k.at("position_budget").get<int>();
+  config.snap_step_A = k.at("snap_step_A").get<double>();
+  return config;
+}
+
 }  // namespace
 
-TEST_CASE("safety drops non-finite positions", "[safety]") {
-  Safety safety(plain_config(100));
-  const std::vector<Vec2> proposed{{1, 1}, {kNaN, 2}, {3, kInf}, {-kInf, kNaN}, {4, 4}};
-  SafetyReport report;
-  const auto approved = safety.check(proposed, &report);
-  REQUIRE(approved.size() == 2);
-  CHECK(report.requested == 5);
-  CHECK(report.non_finite == 3);
-  CHECK(report.approved == 2);
-  CHECK(report.approved + dropped(report) == report.requested);
-  CHECK(safety.visited().size() == 2);
-  CHECK(safety.remaining() == 98);
-}
-
-TEST_CASE("safety clamps out-of-FOV positions exactly onto the edge", "[safety]") {
-  Safety safety(plain_config(100));
-  const std::vector<Vec2> proposed{{-3, 2}, {12, 2}, {5, -0.1}, {5, 1e300}, {-1, 99}, {5, 5}};
-  SafetyReport report;
-  const auto approved = safety.check(proposed, &report);
-  REQUIRE(approved.size() == 6);
-  CHECK(report.clamped == 5);
-  CHECK(approved[0].y == 0.0);
-  CHECK(approved[0].x == 2.0);
-  CHECK(approved[1].y == 10.0);
-  CHECK(approved[2].x == 0.0);
-  CHECK(approved[3].x == 8.0);
-  CHECK(approved[4].y == 0.0);
-  CHECK(approved[4].x == 8.0);
-  CHECK(approved[5].y == 5.0);
-  CHECK(approved[5].x == 5.0);
-  CHECK(report.approved + dropped(report) == report.requested);
-}
-
-TEST_CASE("safety drops duplicates within the tolerance, in one call and across calls",
+TEST_CASE("safety does what tests/fixtures/safety_cases.json says, as Python's binding does",
           "[safety]") {
-  Safety safety(plain_config(100));
-  SafetyReport report;
-  const std::vector<Vec2> first{{1, 1}, {1.1, 1.1}, {1, 1}, {2, 2}};
-  const auto a = safety.check(first, &report);
-  REQUIRE(a.size() == 2);  // (1.1, 1.1) is 0.14 A from (1, 1): within 0.25
-  CHECK(report.deduplicated == 2);
-  CHECK(report.approved + dropped(report) == report.requested);
+  // tests/python/test_safety_shared.py checks the same file through ptypilot_core.Safety.
+  std::ifstream in(std::filesystem::path(PTYPILOT_SOURCE_DIR) / "tests/fixtures/safety_cases.json");
+  REQUIRE(in);
+  const json fixture = json::parse(in);
+  for (const json& c : fixture.at("cases")) {
+    const double tolerance = c.value("tolerance_A", fixture.at("tolerance_A").get<double>());
+    const auto same = [tolerance](Vec2 a, Vec2 b) {
+      const auto one = [tolerance](double u, double v) {
+        return std::isnan(u) ? std::isnan(v) : std::abs(u - v) <= tolerance;
+      };
+      return one(a.y, b.y) && one(a.x, b.x);
+    };
+    Safety safety(case_config(c));
+    Safety without_outcomes(case_config(c));  // the daemon's call: no outcomes asked for
+    int call = 0;
+    for (const json& k : c.at("calls")) {
+      INFO(c.at("name").get<std::string>() << ", call " << call++);
+      const std::vector<Vec2> proposed = positions(k.at("proposed"));
+      SafetyReport report;
+      std::vector<SafetyOutcome> outcomes;
+      const std::vector<Vec2> approved = safety.check(proposed, &report, &outcomes);
+      REQUIRE(outcomes.size() == proposed.size());
+      std::vector<Vec2> expected;
+      for (std::size_t i = 0; i < proposed.size(); ++i) {
+        INFO("proposal " << i);
+        const Vec2 placed = position(k.at("placed").at(i));
+        CHECK(same(outcomes[i].placed, placed));
+        CHECK(same(safety.place(proposed[i]), placed));
+        CHECK(outcomes[i].verdict == verdict_named(k.at("verdicts").at(i).get<std::string>()));
+        if (outcomes[i].verdict == SafetyVerdict::kApproved) expected.push_back(placed);
+      }
+      REQUIRE(approved.size() == expected.size());
+      for (std::size_t i = 0; i < approved.size(); ++i) CHECK(same(approved[i], expected[i]));
+      const json& r = k.at("report");
+      CHECK(report.requested == r.at("requested").get<int>());
+      CHECK(report.approved == r.at("approved").get<int>());
+      CHECK(report.non_finite == r.at("non_finite").get<int>());
+      CHECK(report.clamped == r.at("clamped").get<int>());
+      CHECK(report.snapped == r.at("snapped").get<int>());
+      CHECK(report.deduplicated == r.at("deduplicated").get<int>());
+      CHECK(report.over_budget == r.at("over_budget").get<int>());
+      CHECK(report.approved + dropped(report) == report.requested);
+      CHECK(safety.remaining() == k.at("remaining").get<int>());
 
-  const std::vector<Vec2> second{{2.2, 2}, {2.3, 2}, {1, 1.3}};
-  const auto b = safety.check(second, &report);
-  // (2.2, 2) is 0.2 from a visited one; (2.3, 2) is 0.3 from it and is kept; (1, 1.3) too.
-  REQUIRE(b.size() == 2);
-  CHECK(b[0].y == 2.3);
-  CHECK(report.deduplicated == 1);
-  CHECK(safety.visited().size() == 4);
-
-  // Clamping happens before the dedupe: two positions beyond the same edge are one.
-  const std::vector<Vec2> third{{20, 7}, {30, 7}};
-  const auto c = safety.check(third, &report);
-  CHECK(c.size() == 1);
-  CHECK(report.clamped == 2);
-  CHECK(report.deduplicated == 1);
+      SafetyReport plain_report;
+      const std::vector<Vec2> plain = without_outcomes.check(proposed, &plain_report);
+      REQUIRE(plain.size() == approved.size());
+      for (std::size_t i = 0; i < plain.size(); ++i)
+        CHECK((plain[i].y == approved[i].y && plain[i].x == approved[i].x));
+      CHECK(plain_report.clamped == report.clamped);
+      CHECK(plain_report.snapped == report.snapped);
+      CHECK(plain_report.approved == report.approved);
+    }
+  }
+  CHECK(fixture.at("cases").size() >= 6);
 }
 
-TEST_CASE("safety stops at the budget", "[safety]") {
-  Safety safety(plain_config(5));
-  SafetyReport report;
-  const std::vector<Vec2> first{{0, 0}, {1, 0}, {2, 0}};
-  CHECK(safety.check(first, &report).size() == 3);
-  CHECK(safety.remaining() == 2);
-  const std::vector<Vec2> second{{3, 0}, {kNaN, 0}, {3, 0}, {4, 0}, {5, 0}, {6, 0}};
-  const auto approved = safety.check(second, &report);
-  REQUIRE(approved.size() == 2);
-  CHECK(approved[1].y == 4.0);
-  CHECK(report.requested == 6);
-  CHECK(report.non_finite == 1);
-  CHECK(report.deduplicated == 1);
-  CHECK(report.over_budget == 2);
-  CHECK(report.approved + dropped(report) == report.requested);
-  CHECK(safety.remaining() == 0);
-  CHECK(safety.visited().size() == 5);
-
-  const std::vector<Vec2> third{{7, 7}};
-  CHECK(safety.check(third, &report).empty());
-  CHECK(report.over_budget == 1);
-  CHECK(safety.check({}, nullptr).empty());
-}
-
-TEST_CASE("safety snaps to the raster and stays inside the FOV", "[safety]") {
-  const ScanRaster raster{10, 12, 0.5};  // 4.5 x 5.5 A
-  Safety safety(safety_config_for(raster, 50));
-  CHECK(safety.config().min_distance_A == 0.25);
-  CHECK(safety.config().snap_step_A == 0.5);
-  const std::vector<Vec2> proposed{{1.0, 1.5}, {1.12, 2.26}, {4.7, 5.9}, {1.1, 1.4}, {2.0, 3.0}};
-  SafetyReport report;
-  const auto approved = safety.check(proposed, &report);
-  REQUIRE(approved.size() == 4);
-  CHECK(approved[1].y == 1.0);
-  CHECK(approved[1].x == 2.5);
-  CHECK(approved[2].y == 4.5);  // clamped, then already on the last node
-  CHECK(approved[2].x == 5.5);
-  CHECK(report.clamped == 1);
-  CHECK(report.snapped == 2);       // (1.12, 2.26) and (1.1, 1.4)
-  CHECK(report.deduplicated == 1);  // (1.1, 1.4) snaps onto (1.0, 1.5)
-  CHECK(report.approved + dropped(report) == report.requested);
-
-  // An FOV that is not a multiple of the step: snapping must not round past its edge.
-  SafetyConfig odd = plain_config(10);
-  odd.fov_height_A = 2.3;
-  odd.snap_step_A = 0.5;
-  Safety odd_safety(odd);
-  const std::vector<Vec2> edge{{2.3, 0.0}};
-  const auto snapped = odd_safety.check(edge, &report);
-  REQUIRE(snapped.size() == 1);
-  CHECK(snapped[0].y == 2.0);
+TEST_CASE("safety_config_for: the raster's FOV, snapping to it, dedupe at half a step",
+          "[safety]") {
+  const SafetyConfig config = safety_config_for(ScanRaster{10, 12, 0.5}, 50);
+  CHECK(config.fov_height_A == 4.5);
+  CHECK(config.fov_width_A == 5.5);
+  CHECK(config.min_distance_A == 0.25);
+  CHECK(config.snap_step_A == 0.5);
+  CHECK(config.position_budget == 50);
 }
 
 TEST_CASE("safety rejects a bad config at construction", "[safety]") {

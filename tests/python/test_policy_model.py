@@ -1,6 +1,6 @@
 """The learned policy's Python side: model shapes, the TorchScript export against
-models/POLICY_CONTRACT.md, the seed ranges, the Safety emulation, and one tiny step of each
-training stage (through ptypilot_core's simulator and reconstructor).
+models/POLICY_CONTRACT.md, the seed ranges, and one tiny step of each training stage (through
+ptypilot_core's simulator and reconstructor). Safety: test_safety_shared.py.
 
 Run with build/python and models on PYTHONPATH and Debian's /usr/bin/python3 (torch 1.13.1).
 """
@@ -13,7 +13,7 @@ import pytest
 torch = pytest.importorskip("torch")
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
-from ptypilot import data, export, train  # noqa: E402
+from ptypilot import data, export, train, train_benchmark, train_common  # noqa: E402
 from ptypilot.policy_model import (  # noqa: E402
     KIND, SCHEMA_VERSION, ConvAutoencoder, ExportedPolicy, GruPolicy, ModelConfig, preprocess)
 
@@ -132,8 +132,8 @@ def test_exported_module_matches_the_training_episode_code():
     config = small_config()
     payload = fake_payload(config)
     module = export.eager_module(payload)
-    enc, policy, _ = train.modules_from(payload)
-    runner = train.PolicyRunner(enc, policy, config, 0.0, None)
+    enc, policy, _ = train_common.modules_from(payload)
+    runner = train_common.PolicyRunner(enc, policy, config, 0.0, None)
     h = module.initial_hidden()
     prev = np.random.default_rng(0).random((50, 2))
     for _ in range(3):
@@ -160,17 +160,7 @@ def test_seed_ranges_are_disjoint_and_used_as_declared():
     assert all(data.is_eval_seed(s) and not data.is_train_seed(s) for s in data.eval_seeds(25))
     assert all(data.is_validation_seed(s) for s in data.validation_seeds(6))
     with pytest.raises(ValueError):
-        train.evaluate({"x": {}}, [data.TRAIN_SEEDS.start])
-
-
-def test_raster_safety_clamps_snaps_and_drops_repeats():
-    s = data.RasterSafety(rows=11, cols=11, step_A=0.2, budget=4)
-    approved, snapped, status = s.check(np.array(
-        [[0.29, 0.11], [-1.0, 5.0], [0.21, 0.19], [np.nan, 1.0], [1.0, 1.0], [0.6, 0.6], [0.8, 0.8]]))
-    np.testing.assert_allclose(snapped[:3], [[0.2, 0.2], [0.0, 2.0], [0.2, 0.2]])
-    assert list(status) == [0, 1, -1, -2, 2, 3, -3]
-    np.testing.assert_allclose(approved, [[0.2, 0.2], [0.0, 2.0], [1.0, 1.0], [0.6, 0.6]])
-    assert s.remaining() == 0
+        train_benchmark.evaluate({"x": {}}, [data.TRAIN_SEEDS.start])
 
 
 # --- training stages -------------------------------------------------------------------------

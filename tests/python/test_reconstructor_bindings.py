@@ -1,9 +1,16 @@
-"""The reconstructor and simulator as Python sees them: errors are clear ValueErrors."""
+"""The reconstructor and simulator as Python sees them: errors are clear ValueErrors, and the
+defaults are the daemon's."""
+
+import json
+import os
+import subprocess
 
 import numpy as np
 import pytest
 
 import ptypilot_core as core
+
+BIN = os.environ.get("PTYPILOT_BIN")
 
 
 @pytest.fixture(scope="module")
@@ -101,3 +108,37 @@ def test_dwcnt_frames_carry_the_dose():
     assert frames.sum(axis=(1, 2)).mean() == pytest.approx(4000, rel=0.02)
     # The tube is there: the phase has atoms (peaks well above the vacuum).
     assert sim.phase_rad.max() > 0.3 and np.median(sim.phase_rad) < 0.2
+
+
+def test_reconstructor_defaults_are_the_daemons(experiment):
+    """The daemon's reconstruction defaults (ReconstructionConfig in config.hpp): the amplitude
+    loss, and threads 0, every core OpenMP reports."""
+    preset, sim, positions, frames = experiment
+    phase = np.zeros((sim.grid.rows, sim.grid.cols), np.float32)
+
+    def loss(**kw):
+        rec = core.Reconstructor(preset.probe, sim.grid, **kw)
+        rec.add_frames(positions, frames)
+        return rec.loss_and_gradient(phase)[0], rec.threads
+
+    default, threads = loss()
+    amplitude, daemon_threads = loss(loss="amplitude", threads=0)
+    intensity, _ = loss(loss="intensity")
+    assert default == pytest.approx(amplitude, rel=1e-6)
+    assert default != pytest.approx(intensity, rel=1e-2)
+    assert threads == daemon_threads >= 1
+
+
+@pytest.mark.skipif(not BIN, reason="PTYPILOT_BIN (build/bin) is not set; run via ctest")
+def test_bench_reconstruct_defaults_are_the_daemons():
+    def bench(*extra):
+        out = subprocess.run([os.path.join(BIN, "ptypilot"), "bench", "reconstruct", "--patterns",
+                              "8", "--iterations", "1", "--warmup", "0", *extra],
+                             capture_output=True, text=True, timeout=300, check=True)
+        return json.loads(out.stdout)
+
+    default = bench()
+    daemon = bench("--loss", "amplitude", "--threads", "0")
+    assert default["loss"] == daemon["loss"] == "amplitude"
+    assert default["threads"] == daemon["threads"] >= 1
+    assert default["loss_first"] == pytest.approx(daemon["loss_first"], rel=1e-6)

@@ -36,7 +36,9 @@ int bench_reconstruct(const std::vector<std::string>& args) {
   const BackendChoice backend = choose_backend(config.backend);  // throws for a missing backend
   config.probe = preset.probe;
   config.object = preset.object_grid();
-  config.loss = parse_loss(cli.get("loss", "intensity"));
+  // The daemon's defaults (ReconstructionConfig): the amplitude loss, and threads 0, every core
+  // OpenMP reports.
+  config.loss = parse_loss(cli.get("loss", "amplitude"));
   config.threads = static_cast<int>(cli.get_int("threads", 0));
   config.batch = static_cast<int>(cli.get_int("batch", 16));
 

@@ -198,4 +198,11 @@ ReconstructorConfig ServeConfig::reconstructor_config() const {
   return r;
 }
 
+SafetyConfig ServeConfig::safety_config() const {
+  SafetyConfig s = safety_config_for(session.raster, session.total_positions);
+  if (safety.min_distance_A) s.min_distance_A = *safety.min_distance_A;
+  if (!safety.snap_to_raster) s.snap_step_A = 0.0;
+  return s;
+}
+
 }  // namespace ptypilot

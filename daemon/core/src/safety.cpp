@@ -51,6 +51,18 @@ Safety::Safety(SafetyConfig config) : config_(config) {
   buckets_.resize(static_cast<std::size_t>(bucket_rows_) * bucket_cols_);
 }
 
+Vec2 Safety::clamp_to_fov(Vec2 p) const {
+  return {std::clamp(p.y, 0.0, config_.fov_height_A), std::clamp(p.x, 0.0, config_.fov_width_A)};
+}
+
+Vec2 Safety::snap(Vec2 p) const {
+  if (config_.snap_step_A <= 0) return p;
+  return {snap_axis(p.y, config_.snap_step_A, config_.fov_height_A),
+          snap_axis(p.x, config_.snap_step_A, config_.fov_width_A)};
+}
+
+Vec2 Safety::place(Vec2 p) const { return snap(clamp_to_fov(p)); }
+
 bool Safety::near_visited(Vec2 p) const {
   // p is inside the FOV here, so its cell is inside the grid.
   const int bi = std::min(static_cast<int>(p.y / cell_A_), bucket_rows_ - 1);
@@ -71,37 +83,41 @@ void Safety::remember(Vec2 p) {
   visited_.push_back(p);
 }
 
-std::vector<Vec2> Safety::check(std::span<const Vec2> proposed, SafetyReport* report) {
+SafetyOutcome Safety::check_one(Vec2 p, SafetyReport& r) {
+  const Vec2 inside = clamp_to_fov(p);
+  SafetyOutcome o{SafetyVerdict::kApproved, snap(inside)};
+  if (!std::isfinite(p.y) || !std::isfinite(p.x)) {
+    ++r.non_finite;
+    o.verdict = SafetyVerdict::kNonFinite;
+    return o;
+  }
+  if (inside.y != p.y || inside.x != p.x) ++r.clamped;
+  if (std::abs(o.placed.y - inside.y) > kMoved_A || std::abs(o.placed.x - inside.x) > kMoved_A)
+    ++r.snapped;
+  // Approved positions of this call are in visited_ already, so one lookup covers both.
+  if (near_visited(o.placed)) {
+    ++r.deduplicated;
+    o.verdict = SafetyVerdict::kDeduplicated;
+  } else if (remaining() <= 0) {
+    ++r.over_budget;
+    o.verdict = SafetyVerdict::kOverBudget;
+  } else {
+    remember(o.placed);
+  }
+  return o;
+}
+
+std::vector<Vec2> Safety::check(std::span<const Vec2> proposed, SafetyReport* report,
+                                std::vector<SafetyOutcome>* outcomes) {
   SafetyReport r;
   r.requested = static_cast<int>(proposed.size());
   std::vector<Vec2> approved;
   approved.reserve(std::min<std::size_t>(proposed.size(), std::max(remaining(), 0)));
-  for (Vec2 p : proposed) {
-    if (!std::isfinite(p.y) || !std::isfinite(p.x)) {
-      ++r.non_finite;
-      continue;
-    }
-    const Vec2 inside{std::clamp(p.y, 0.0, config_.fov_height_A),
-                      std::clamp(p.x, 0.0, config_.fov_width_A)};
-    if (inside.y != p.y || inside.x != p.x) ++r.clamped;
-    p = inside;
-    if (config_.snap_step_A > 0) {
-      const Vec2 snapped{snap_axis(p.y, config_.snap_step_A, config_.fov_height_A),
-                         snap_axis(p.x, config_.snap_step_A, config_.fov_width_A)};
-      if (std::abs(snapped.y - p.y) > kMoved_A || std::abs(snapped.x - p.x) > kMoved_A) ++r.snapped;
-      p = snapped;
-    }
-    // Approved positions of this call are in visited_ already, so one lookup covers both.
-    if (near_visited(p)) {
-      ++r.deduplicated;
-      continue;
-    }
-    if (remaining() <= 0) {
-      ++r.over_budget;
-      continue;
-    }
-    remember(p);
-    approved.push_back(p);
+  if (outcomes != nullptr) outcomes->clear();
+  for (const Vec2 p : proposed) {
+    const SafetyOutcome o = check_one(p, r);
+    if (o.verdict == SafetyVerdict::kApproved) approved.push_back(o.placed);
+    if (outcomes != nullptr) outcomes->push_back(o);
   }
   r.approved = static_cast<int>(approved.size());
   if (report != nullptr) *report = r;

@@ -12,15 +12,6 @@ double ms_between(Session::Clock::time_point a, Session::Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
 }
 
-// The raster's FOV, snapping and dedupe as safety_config_for() sets them (training uses the same
-// function through the Python bindings), with the session's overrides.
-SafetyConfig safety_config(const ServeConfig& c) {
-  SafetyConfig s = safety_config_for(c.session.raster, c.session.total_positions);
-  if (c.safety.min_distance_A) s.min_distance_A = *c.safety.min_distance_A;
-  if (!c.safety.snap_to_raster) s.snap_step_A = 0.0;
-  return s;
-}
-
 }  // namespace
 
 Session::Session(const ServeConfig& config, std::string id, Parts parts, HealthCounters& health)
@@ -30,7 +21,7 @@ Session::Session(const ServeConfig& config, std::string id, Parts parts, HealthC
       reconstructor_(parts_.reconstructor),
       policy_(parts_.policy),
       health_(health),
-      safety_(safety_config(config)),
+      safety_(config.safety_config()),
       assembler_(AssemblerConfig{config.detector.position_tolerance_A}) {
   const auto& p = config.session.probe;
   bright_field_radius_px_ = p.semiangle_mrad / p.detector_pixel_mrad;

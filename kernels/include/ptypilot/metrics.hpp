@@ -21,7 +21,7 @@ double ssim(const RealImage& a, const RealImage& b, double data_range);
 // image pixel (i + kSsimBorderPx, j + kSsimBorderPx) (skimage's full=True map without the
 // border it excludes from the mean). Same checks and exceptions as ssim(). Summing it over a
 // region gives that region's share of the mean, which is how training credits each scan
-// position with its part of an SSIM gain (models/ptypilot/train.py).
+// position with its part of an SSIM gain (models/ptypilot/train_reinforce.py).
 inline constexpr int kSsimBorderPx = 5;
 Image<double> ssim_map(const RealImage& a, const RealImage& b, double data_range);
 

@@ -6,11 +6,12 @@
 #pragma once
 
 #include <filesystem>
-#include <optional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "ptypilot/core/policy.hpp"
+#include "ptypilot/core/safety.hpp"
 #include "ptypilot/optics.hpp"
 #include "ptypilot/reconstructor.hpp"
 
@@ -38,9 +39,11 @@ struct ReconstructionConfig {
   int batch = 16;
 };
 
+// Unset, the session's Safety is safety_config_for(raster, total_positions), the settings
+// training runs (ptypilot_core.Safety): dedupe at half a raster step, snap to the raster.
 struct SafetySettings {
-  // Closer than this to a visited position is a duplicate. Unset: half the raster step
-  // (safety_config_for), which on a raster drops only repeats.
+  // Closer than this to a visited position is a duplicate. Unset (absent or null in the JSON):
+  // half the raster step. With snapping that drops exactly the repeated raster nodes.
   std::optional<double> min_distance_A;
   bool snap_to_raster = true;
 };
@@ -103,6 +106,9 @@ struct ServeConfig {
   nlohmann::json to_json() const;
   // The reconstructor configuration this session implies (probe, object grid around the FOV).
   ReconstructorConfig reconstructor_config() const;
+  // The Safety configuration of a session: safety_config_for(raster, total_positions), with
+  // `safety`'s tolerance where it gives one and no snapping where it turns it off.
+  SafetyConfig safety_config() const;
 };
 
 // Throws std::invalid_argument with the offending key path ("session.sub_sequence_size: ...").

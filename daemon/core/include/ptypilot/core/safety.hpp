@@ -15,6 +15,10 @@
 //   approved + non_finite + deduplicated + over_budget == requested.
 // Approved positions are appended to visited() in the order given.
 //
+// The daemon's session (ServeConfig::safety_config) and training (ptypilot_core.Safety, the
+// Python binding of this class) both start from safety_config_for, so both run these rules with
+// the same settings.
+//
 // Not thread-safe: one session's loop owns its Safety.
 #pragma once
 
@@ -37,7 +41,16 @@ struct SafetyConfig {
 };
 
 // The usual configuration: the raster's FOV, snapping to the raster, dedupe at half a step.
+// The daemon's default (ServeConfig::safety_config) and what training runs.
 SafetyConfig safety_config_for(const ScanRaster& raster, int position_budget);
+
+// What check() did with one proposal (check's optional `outcomes`).
+enum class SafetyVerdict { kApproved, kNonFinite, kDeduplicated, kOverBudget };
+
+struct SafetyOutcome {
+  SafetyVerdict verdict = SafetyVerdict::kApproved;
+  Vec2 placed;  // the proposal after rules 2 and 3 (place()), whatever the verdict
+};
 
 struct SafetyReport {
   int requested = 0;
@@ -56,14 +69,25 @@ class Safety {
   explicit Safety(SafetyConfig config);
 
   // Applies the rules above and returns the approved positions, possibly fewer than proposed.
-  // Never throws on bad proposals. `report` may be null; otherwise it is overwritten.
-  std::vector<Vec2> check(std::span<const Vec2> proposed, SafetyReport* report);
+  // Never throws on bad proposals. `report` may be null; otherwise it is overwritten. So may
+  // `outcomes`; otherwise it is overwritten with one entry per proposal, in order.
+  std::vector<Vec2> check(std::span<const Vec2> proposed, SafetyReport* report,
+                          std::vector<SafetyOutcome>* outcomes = nullptr);
+
+  // Rules 2 and 3 alone: `p` clamped into the FOV and, with snap_step_A > 0, snapped to the
+  // raster; what check() approves a finite proposal as unless it drops it. A NaN coordinate
+  // stays NaN, an infinite one ends on the FOV's edge. Changes nothing.
+  Vec2 place(Vec2 p) const;
 
   std::span<const Vec2> visited() const { return visited_; }
   int remaining() const { return config_.position_budget - static_cast<int>(visited_.size()); }
   const SafetyConfig& config() const { return config_; }
 
  private:
+  Vec2 clamp_to_fov(Vec2 p) const;
+  Vec2 snap(Vec2 p) const;
+  // Rules 1 to 5 for one proposal: counts it in `r`, and remembers it when approved.
+  SafetyOutcome check_one(Vec2 p, SafetyReport& r);
   bool near_visited(Vec2 p) const;
   void remember(Vec2 p);
 

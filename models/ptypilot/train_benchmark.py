@@ -1,0 +1,99 @@
+"""Scoring policies: Q_SSIM against the sparse grid on fixed specimens. REINFORCE validates its
+checkpoints with Benchmark on validation specimens; `python3 -m ptypilot.train evaluate` scores
+the trained checkpoints on held-out evaluation specimens."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+import ptypilot_core as core
+from ptypilot import data
+from ptypilot.policy_model import ModelConfig
+from ptypilot.train_common import (PolicyRunner, checkpoint_path, load_checkpoint, modules_from,
+                                   new_episode, progress)
+
+
+class Benchmark:
+    """Fixed specimens with their full-raster reference and sparse-grid SSIM, computed once, to
+    score policies: each policy runs the same episode code in eval mode (means, no sampling);
+    SSIM with ptypilot_core.ssim of the converged reconstruction (data.FINAL_ITERATIONS) against
+    the full-raster reconstruction, Q_SSIM with ptypilot_core.q_ssim against the sparse grid
+    (paper, Results)."""
+
+    def __init__(self, seeds: list[int], episode: dict, log=lambda m: None):
+        self.seeds = list(seeds)
+        self.episode = episode
+        self.references, self.ssim_sparse = {}, {}
+        for s in self.seeds:
+            t = time.perf_counter()
+            self.references[s] = data.full_raster_reference(
+                s, dose_e_per_A2=episode["dose_e_per_A2"])
+            env = new_episode(s, episode)
+            sparse = data.run_episode(env, data.sparse_grid_propose(env), keep_potentials=False,
+                                      converge=True)
+            self.ssim_sparse[s] = data.ssim_against(sparse.converged, self.references[s])
+            log(f"reference of seed {s}: sparse-grid SSIM {self.ssim_sparse[s]:.4f} "
+                f"[{time.perf_counter() - t:.0f} s]")
+
+    def score(self, enc, policy, config: ModelConfig) -> list[dict]:
+        rows = []
+        for s in self.seeds:
+            env = new_episode(s, self.episode)
+            res = data.run_episode(env, PolicyRunner(enc, policy, config, 0.0, None),
+                                   keep_potentials=False, converge=True)
+            ssim_a = data.ssim_against(res.converged, self.references[s])
+            rows.append({"seed": s, "ssim": ssim_a, "ssim_sparse": self.ssim_sparse[s],
+                         "q_ssim": float(core.q_ssim(ssim_a, self.ssim_sparse[s])),
+                         "positions": int(len(res.visited_A)), "decisions": len(res.steps),
+                         "repeats": int(sum(int((st.visit_index == data.REPEAT).sum()) for st in res.steps)),
+                         "phase_return": float(res.rewards.sum())})
+        return rows
+
+
+def evaluate(checkpoints: dict[str, dict], seeds: list[int], log=lambda m: None) -> dict:
+    """Q_SSIM of each checkpoint's policy against the sparse grid on evaluation seeds."""
+    for s in seeds:
+        if not data.is_eval_seed(s):
+            raise ValueError(f"seed {s} is not an evaluation seed")
+    first = next(iter(checkpoints.values()))
+    bench = Benchmark(seeds, first["episode"], log)
+    summary = {"seeds": seeds, "ssim_sparse": [bench.ssim_sparse[s] for s in seeds],
+               "ssim_sparse_mean": float(np.mean([bench.ssim_sparse[s] for s in seeds]))}
+    for name, ck in checkpoints.items():
+        rows = bench.score(*modules_from(ck))
+        q = [r["q_ssim"] for r in rows]
+        summary[name] = {"q_ssim_mean": float(np.mean(q)), "q_ssim_std": float(np.std(q)),
+                         "ssim_mean": float(np.mean([r["ssim"] for r in rows])),
+                         "per_seed": rows}
+        log(f"{name}: " + ", ".join(f"seed {r['seed']} {100 * r['q_ssim']:+.2f}%" for r in rows))
+    return summary
+
+
+def stage_evaluate(args) -> dict:
+    out: Path = args.out
+    checkpoints = {}
+    for stage in ("pretrain", "reinforce"):
+        path = checkpoint_path(out, stage)
+        if path.exists():
+            checkpoints[stage] = load_checkpoint(path)
+    rl = checkpoints.get("reinforce")
+    if rl is not None and "policy_last" in rl and \
+            rl["summary"]["reinforce"]["selected_update"] != rl["summary"]["reinforce"]["updates"]:
+        checkpoints["reinforce_last"] = dict(rl, policy=rl["policy_last"])
+    if not checkpoints:
+        raise SystemExit(f"train: no pretrain.pt or reinforce.pt in {out}")
+    seeds = data.eval_seeds(args.eval_seeds)
+    progress("evaluate", f"held-out seeds {seeds}")
+    t0 = time.perf_counter()
+    summary = evaluate(checkpoints, seeds, lambda m: progress("evaluate", m))
+    summary["seconds"] = time.perf_counter() - t0
+    (out / "evaluation.json").write_text(json.dumps(summary, indent=2))
+    for n in checkpoints:
+        progress("evaluate", f"{n}: mean Q_SSIM {100 * summary[n]['q_ssim_mean']:+.2f}% "
+                             f"(std {100 * summary[n]['q_ssim_std']:.2f}%)")
+    return summary
+

@@ -1,0 +1,103 @@
+"""What the training stages share (ptypilot.train runs them): the constants of the policy's
+exploration, progress output, checkpoints, the episode settings a checkpoint records, loading the
+frozen encoder and the policy from a checkpoint, and PolicyRunner, which drives one episode with
+the policy (REINFORCE's rollouts, and the benchmark's mean-policy episodes)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ptypilot import data
+from ptypilot.policy_model import ConvEncoder, GruPolicy, ModelConfig, preprocess
+
+SIGMA = 0.0125  # policy standard deviation, normalised FOV units (paper, Settings)
+GAMMA = 0.0     # myopic: the return of a position is its own reward (paper, Settings)
+MAX_TORCH_THREADS = 2
+
+STAGES = ["autoencoder", "pretrain", "reinforce"]
+
+
+def progress(stage: str, message: str) -> None:
+    print(f"train[{stage}]: {message}", file=sys.stderr, flush=True)
+
+
+def set_threads(n: int) -> None:
+    n = max(1, min(int(n), MAX_TORCH_THREADS))
+    torch.set_num_threads(n)
+
+
+def checkpoint_path(out: Path, stage: str) -> Path:
+    return out / f"{stage}.pt"
+
+
+def save_checkpoint(path: Path, payload: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+
+
+def load_checkpoint(path: Path) -> dict:
+    if not path.exists():
+        raise SystemExit(f"train: {path} not found; run the earlier stage first")
+    return torch.load(path, map_location="cpu")
+
+
+def episode_settings(args) -> dict:
+    return {"preset": data.PRESET, "sub_sequence_size": args.sub_sequence,
+            "total_positions": args.positions, "iterations_per_update": args.iterations,
+            "dose_e_per_A2": args.dose, "loss": "amplitude"}
+
+
+def new_episode(seed: int, episode: dict) -> data.ScanEpisode:
+    return data.ScanEpisode(seed, sub_sequence_size=episode["sub_sequence_size"],
+                            total_positions=episode["total_positions"],
+                            iterations=episode["iterations_per_update"],
+                            dose_e_per_A2=episode["dose_e_per_A2"])
+
+
+def encoder_from(payload: dict, config: ModelConfig):
+    enc = ConvEncoder(config)
+    enc.load_state_dict(payload["encoder"])
+    enc.eval()
+    for p in enc.parameters():
+        p.requires_grad_(False)
+    return enc
+
+
+def modules_from(payload: dict, which: str = "policy"):
+    config = ModelConfig.from_dict(payload["config"])
+    enc = encoder_from(payload, config)
+    policy = GruPolicy(config)
+    policy.load_state_dict(payload[which])
+    policy.eval()
+    return enc, policy, config
+
+
+class PolicyRunner:
+    """Drives one episode with the policy: mean (evaluation) or Gaussian samples (training).
+    Uses the same encoder and GRU modules, one step at a time, as the exported module does."""
+
+    def __init__(self, enc, policy, config: ModelConfig, sigma: float, rng: torch.Generator | None):
+        self.enc, self.policy, self.config = enc, policy, config
+        self.sigma, self.rng = sigma, rng
+        self.hidden = torch.zeros(config.hidden_layers, 1, config.hidden_size)
+        self.z: list[torch.Tensor] = []
+        self.means: list[np.ndarray] = []  # per decision, (K, 2) normalised
+
+    @torch.no_grad()
+    def __call__(self, previous: np.ndarray, crop: np.ndarray) -> np.ndarray:
+        z = self.enc(preprocess(torch.from_numpy(crop), self.config.encoder_input_px))
+        self.z.append(z[0])
+        pos = torch.from_numpy(previous).float().reshape(1, 1, self.config.sub_sequence_size, 2)
+        means, self.hidden = self.policy(pos, z[None], self.hidden)
+        means = means.reshape(-1, 2)
+        self.means.append(means.double().numpy())
+        if self.rng is None or self.sigma <= 0:
+            return self.means[-1]
+        noise = torch.randn(means.shape, generator=self.rng) * self.sigma
+        return (means + noise).double().numpy()
+

@@ -1,0 +1,231 @@
+"""Training stages 1 and 2 (paper, Methods): the data set of partial-scan reconstructions and
+the convolutional autoencoder whose encoder the policy keeps frozen, then supervised
+pre-training of the policy towards the sparse grid, eq. (9). `python3 -m ptypilot.train
+autoencoder|pretrain` runs them."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import ptypilot_core as core
+from ptypilot import data
+from ptypilot.policy_model import ConvAutoencoder, GruPolicy, ModelConfig, preprocess
+from ptypilot.train_common import (SIGMA, checkpoint_path, encoder_from, episode_settings,
+                                   load_checkpoint, progress, save_checkpoint)
+
+# ---------------------------------------------------------------------------------------------
+# Stage 1: data set of partial-scan reconstructions, and the autoencoder
+
+
+def make_dataset(specimens: int, seed: int, sub_sequence_size: int, total_positions: int,
+                 iterations: int, dose_e_per_A2: float, log=lambda m: None) -> dict:
+    """Reconstructions of training specimens from partial scans, through ptypilot_core.
+    Per specimen: a sparse-grid episode (its snapshots also feed pre-training) and, alternately,
+    a random-node or a jittered-sparse-grid episode (sigma as REINFORCE explores). A snapshot is
+    the FOV crop after each sub-sequence, i.e. what the policy sees at each decision, plus the
+    final one."""
+    rng = np.random.default_rng(seed)
+    seeds = data.train_seeds(specimens, rng)
+    sparse, other, kinds = [], [], []
+    start = time.perf_counter()
+    for i, s in enumerate(seeds):
+        kw = dict(purpose="autoencoder", sub_sequence_size=sub_sequence_size,
+                  total_positions=total_positions, iterations=iterations,
+                  dose_e_per_A2=dose_e_per_A2)
+        env = data.ScanEpisode(s, **kw)
+        r = data.run_episode(env, data.sparse_grid_propose(env))
+        sparse.append(np.stack([st.potential for st in r.steps] + [r.potential]))
+        env = data.ScanEpisode(s, **kw)
+        if i % 2:
+            r = data.run_episode(env, data.random_propose(env, rng))
+            kinds.append("random")
+        else:
+            r = data.run_episode(env, data.jittered_sparse_propose(env, rng, SIGMA))
+            kinds.append("jittered-sparse")
+        crops = [st.potential for st in r.steps] + [r.potential]
+        other.append(np.stack((crops + [crops[-1]] * len(sparse[-1]))[: len(sparse[-1])]))
+        if (i + 1) % 10 == 0 or i + 1 == len(seeds):
+            log(f"data set: {i + 1}/{len(seeds)} specimens, {time.perf_counter() - start:.0f} s")
+    return {"seeds": np.asarray(seeds, dtype=np.int64),
+            "sparse": np.stack(sparse).astype(np.float32),   # (N, T, h, w)
+            "other": np.stack(other).astype(np.float32),     # (N, T, h, w)
+            "other_kind": np.asarray(kinds)}
+
+
+def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
+    """One of the 8 symmetries of the square (the specimens have random orientations)."""
+    if k & 4:
+        x = x.transpose(-1, -2)
+    return torch.rot90(x, k & 3, dims=(-2, -1))
+
+
+def stage_autoencoder(args) -> dict:
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(args.seed)
+    config = ModelConfig(sub_sequence_size=args.sub_sequence, encoder_input_px=args.encoder_px,
+                         encoder_channels=[int(c) for c in args.encoder_channels.split(",")],
+                         latent_size=args.latent, hidden_size=args.hidden_size,
+                         hidden_layers=args.hidden_layers, position_features=args.features,
+                         structure_features=args.features, input_features=args.features)
+    config.validate()
+    t0 = time.perf_counter()
+    dataset_file = out / "dataset.npz"
+    if dataset_file.exists() and not args.fresh_data:
+        progress("autoencoder", f"reusing {dataset_file}")
+        ds = dict(np.load(dataset_file))
+    else:
+        progress("autoencoder", f"simulating {args.specimens} training specimens")
+        ds = make_dataset(args.specimens, args.seed, args.sub_sequence, args.positions,
+                          args.iterations, args.dose, lambda m: progress("autoencoder", m))
+        np.savez(dataset_file, **ds)
+    data_s = time.perf_counter() - t0
+
+    images = torch.from_numpy(np.concatenate([ds["sparse"], ds["other"]], axis=1))
+    n_spec = images.shape[0]
+    with torch.no_grad():
+        x_all = preprocess(images.reshape(-1, *images.shape[2:]), config.encoder_input_px)
+    x_all = x_all.reshape(n_spec, -1, 1, config.encoder_input_px, config.encoder_input_px)
+    n_val = max(1, n_spec // 10)  # whole specimens held out for the validation loss
+    x_train = x_all[n_val:].reshape(-1, 1, config.encoder_input_px, config.encoder_input_px)
+    x_val = x_all[:n_val].reshape(-1, 1, config.encoder_input_px, config.encoder_input_px)
+
+    model = ConvAutoencoder(config)
+    opt = torch.optim.Adam(model.parameters(), lr=args.ae_lr)
+    gen = torch.Generator().manual_seed(args.seed)
+    history = []
+    t1 = time.perf_counter()
+    for step in range(1, args.ae_steps + 1):
+        idx = torch.randint(0, x_train.shape[0], (args.ae_batch,), generator=gen)
+        k = int(torch.randint(0, 8, (1,), generator=gen))
+        x = dihedral(x_train[idx], k)
+        loss = F.mse_loss(model(x), x)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % args.log_every == 0 or step == args.ae_steps:
+            with torch.no_grad():
+                val = float(F.mse_loss(model(x_val), x_val))
+            history.append({"step": step, "train_mse": float(loss), "val_mse": val})
+            progress("autoencoder", f"step {step}/{args.ae_steps}: train MSE {float(loss):.4f}, "
+                                    f"val MSE {val:.4f} (unit-variance images)")
+    summary = {"specimens": int(n_spec), "validation_specimens": int(n_val),
+               "images": int(x_all.shape[0] * x_all.shape[1]), "steps": args.ae_steps,
+               "batch": args.ae_batch, "lr": args.ae_lr, "data_seconds": data_s,
+               "train_seconds": time.perf_counter() - t1,
+               "first": history[0] if history else None, "last": history[-1] if history else None,
+               "curve": history}
+    payload = {"stage": "autoencoder", "config": config.to_dict(), "seed": args.seed,
+               "encoder": model.encoder.state_dict(), "decoder": model.decoder.state_dict(),
+               "episode": episode_settings(args), "summary": {"autoencoder": summary}}
+    save_checkpoint(checkpoint_path(out, "autoencoder"), payload)
+    progress("autoencoder", f"done in {time.perf_counter() - t0:.0f} s -> "
+                            f"{checkpoint_path(out, 'autoencoder')}")
+    return payload
+
+
+# ---------------------------------------------------------------------------------------------
+# Stage 2: supervised pre-training towards the sparse grid, eq. (9)
+
+
+def sparse_targets(config: ModelConfig, total_positions: int) -> torch.Tensor:
+    """(T, K, 2) the sparse grid of the budget in T = ceil(budget / K) sub-sequences, normalised
+    to the FOV. A last sub-sequence shorter than K is padded with its own last position: the
+    daemon takes only the first min(K, remaining budget) of a proposal, so what the padding
+    asks for is never exposed, but the step itself must be trained (250 in sub-sequences of
+    84 has a third one of 82)."""
+    p = core.experiment_preset(data.PRESET)
+    sparse = core.sparse_grid_positions(total_positions, p.scan_rows, p.scan_cols, p.step_A)
+    fov = np.array([(p.scan_rows - 1) * p.step_A, (p.scan_cols - 1) * p.step_A])
+    K = config.sub_sequence_size
+    T = -(-total_positions // K)
+    padded = np.concatenate([sparse, np.repeat(sparse[-1:], T * K - len(sparse), axis=0)])
+    return torch.from_numpy((padded / fov).reshape(T, K, 2)).float()
+
+
+def pretrain_batch(enc, z_sparse: torch.Tensor, z_other: torch.Tensor, grid: torch.Tensor,
+                   idx: torch.Tensor, mix: torch.Tensor):
+    """Teacher forcing: step t gets the sparse grid's sub-sequence t and z of the reconstruction
+    after it, and is trained towards sub-sequence t + 1."""
+    T = grid.shape[0]
+    z = torch.where(mix[None, :, None], z_other[idx, : T - 1].transpose(0, 1),
+                    z_sparse[idx, : T - 1].transpose(0, 1))          # (T-1, B, latent)
+    B = idx.shape[0]
+    inputs = grid[: T - 1, None].expand(T - 1, B, *grid.shape[1:])
+    targets = grid[1:, None].expand(T - 1, B, *grid.shape[1:])
+    return inputs, z, targets
+
+
+def stage_pretrain(args) -> dict:
+    out: Path = args.out
+    ae = load_checkpoint(checkpoint_path(out, "autoencoder"))
+    config = ModelConfig.from_dict(ae["config"])
+    torch.manual_seed(args.seed + 1)
+    ds = dict(np.load(out / "dataset.npz"))
+    enc = encoder_from(ae, config)
+    total = ae["episode"]["total_positions"]
+    grid = sparse_targets(config, total)
+    with torch.no_grad():
+        def encode_all(a):
+            t = torch.from_numpy(a)
+            z = enc(preprocess(t.reshape(-1, *t.shape[2:]), config.encoder_input_px))
+            return z.reshape(t.shape[0], t.shape[1], -1)
+        z_sparse, z_other = encode_all(ds["sparse"]), encode_all(ds["other"])
+    policy = GruPolicy(config)
+    opt = torch.optim.Adam(policy.parameters(), lr=args.pre_lr)
+    gen = torch.Generator().manual_seed(args.seed + 1)
+    n = z_sparse.shape[0]
+    history = []
+    t0 = time.perf_counter()
+    for step in range(1, args.pre_steps + 1):
+        idx = torch.randint(0, n, (args.pre_batch,), generator=gen)
+        mix = torch.rand(args.pre_batch, generator=gen) < 0.5
+        inputs, z, targets = pretrain_batch(enc, z_sparse, z_other, grid, idx, mix)
+        hidden = torch.zeros(config.hidden_layers, args.pre_batch, config.hidden_size)
+        means, _ = policy(inputs, z, hidden)
+        # eq. (9): sum over t of the squared distance, averaged over the batch
+        loss = ((means - targets) ** 2).sum(dim=(0, 2, 3)).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % args.log_every == 0 or step == args.pre_steps:
+            err = pretrain_error(policy, config, z_sparse, z_other, grid)
+            history.append({"step": step, "loss": float(loss), **err})
+            progress("pretrain", f"step {step}/{args.pre_steps}: loss {float(loss):.3e}, max error "
+                                 f"{err['max_error_steps']:.3f} raster steps, on the sparse grid "
+                                 f"after snapping {100 * err['snapped_match']:.1f}%")
+    summary = {"steps": args.pre_steps, "batch": args.pre_batch, "lr": args.pre_lr,
+               "seconds": time.perf_counter() - t0, "first": history[0] if history else None,
+               "last": history[-1] if history else None, "curve": history}
+    payload = dict(ae)
+    payload.update({"stage": "pretrain", "policy": policy.state_dict(),
+                    "summary": {**ae["summary"], "pretrain": summary}})
+    save_checkpoint(checkpoint_path(out, "pretrain"), payload)
+    progress("pretrain", f"done -> {checkpoint_path(out, 'pretrain')}")
+    return payload
+
+
+@torch.no_grad()
+def pretrain_error(policy, config, z_sparse, z_other, grid) -> dict:
+    """Largest deviation from the sparse grid (in raster steps) and the fraction of predicted
+    positions that snap onto their sparse-grid node, over every specimen, both z sources."""
+    p = core.experiment_preset(data.PRESET)
+    steps_per_unit = (p.scan_rows - 1)
+    worst, match, count = 0.0, 0, 0
+    for z_all in (z_sparse, z_other):
+        n = z_all.shape[0]
+        idx = torch.arange(n)
+        inputs, z, targets = pretrain_batch(None, z_all, z_all, grid, idx, torch.zeros(n, dtype=torch.bool))
+        means, _ = policy(inputs, z, torch.zeros(config.hidden_layers, n, config.hidden_size))
+        d = (means - targets).abs() * steps_per_unit
+        worst = max(worst, float(d.max()))
+        snapped = torch.round(means * steps_per_unit)
+        match += int((snapped == torch.round(targets * steps_per_unit)).all(dim=-1).sum())
+        count += means.shape[0] * means.shape[1] * means.shape[2]
+    return {"max_error_steps": worst, "snapped_match": match / count}
+
