@@ -34,4 +34,14 @@ void exec_python_module(const std::string& module, const std::vector<std::string
                            "needed): " + std::string(strerror(errno)));
 }
 
+Command python_module_command(std::string name, std::string summary, std::string module,
+                              std::string what) {
+  return {.name = std::move(name),
+          .summary = std::move(summary),
+          .run_unparsed = [module = std::move(module), what = std::move(what)](
+                              const std::vector<std::string>& args) -> int {
+            exec_python_module(module, args, what);
+          }};
+}
+
 }  // namespace ptypilot

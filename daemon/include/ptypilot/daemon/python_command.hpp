@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "ptypilot/daemon/command.hpp"
+
 namespace ptypilot {
 
 // Replaces this process with `/usr/bin/python3 -m <module> --bin <dir of this executable> args...`,
@@ -15,5 +17,10 @@ namespace ptypilot {
 // `what` names the command in that message ("the demo").
 [[noreturn]] void exec_python_module(const std::string& module, const std::vector<std::string>& args,
                                      const std::string& what);
+
+// A command that is exec_python_module(module, its arguments, what). Its options are argparse's
+// in the module, which also answers its --help.
+Command python_module_command(std::string name, std::string summary, std::string module,
+                              std::string what);
 
 }  // namespace ptypilot

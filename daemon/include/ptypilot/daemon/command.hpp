@@ -1,0 +1,58 @@
+// The commands of the ptypilot tool. Each command file describes its command (name, summary,
+// option table, run function) in one place; run_command_line() finds it, parses its options with
+// that table (cli_args.hpp) and prints its --help from the same table.
+//
+// Exit codes, for every command: 0 done (and for --help); 1 the command failed (the reason on
+// stderr, and a log line); 2 called wrongly: unknown command or option, missing or malformed
+// argument (UsageError); others as a command documents (`ctl wait`: 3 on timeout).
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "ptypilot/daemon/cli_args.hpp"
+
+namespace ptypilot {
+
+struct Command {
+  std::string name{};
+  std::string summary{};      // one line, in the list of the parent's --help
+  std::string description{};  // under the usage line of the command's own --help; may be empty
+  std::vector<OptionSpec> options{};
+  std::vector<PositionalSpec> positionals{};
+  std::function<int(const CliArgs&)> run{};
+  // A group (`bench`, `ctl`): the first argument after the group's own options names one of
+  // these, which also takes the group's options.
+  std::vector<Command> subcommands{};
+  // Instead of `run`, for a command whose arguments another program parses (demo and eval:
+  // Python's argparse, which also answers their --help): the arguments as given.
+  std::function<int(const std::vector<std::string>&)> run_unparsed{};
+};
+
+// Each defined in the file of its command. They are listed by commands(), not registered by
+// static objects in their files: ptypilot_daemon is a static library, and the linker leaves out
+// an object file that nothing refers to, its registration with it.
+Command serve_command();         // serve_command.cpp
+Command sim_detector_command();  // sim_detector_command.cpp
+Command replay_command();        // replay_command.cpp
+Command ctl_command();           // ctl.cpp
+Command demo_command();          // demo_command.cpp
+Command eval_command();          // eval_command.cpp
+Command bench_reconstruct_command();  // bench_reconstruct.cpp
+Command bench_loop_command();         // bench_daemon.cpp
+Command bench_ingest_command();       // bench_daemon.cpp
+
+// Every command, in the order `ptypilot --help` lists them.
+const std::vector<Command>& commands();
+
+// `ptypilot ARGS...` (the program's name not included); returns the exit code. Failures are
+// printed here: a command's exception becomes exit 1, a UsageError exit 2.
+int run_command_line(const std::vector<std::string>& args);
+
+// What `ptypilot <path> --help` prints for `command`; `path` is "bench reconstruct", and
+// `inherited` are the options of the groups above it.
+std::string command_help(const Command& command, const std::string& path,
+                         const std::vector<OptionSpec>& inherited = {});
+
+}  // namespace ptypilot
