@@ -16,6 +16,7 @@
 #include "ptypilot/daemon/dectris_stream.hpp"
 #include "ptypilot/daemon/stream_encoder.hpp"
 #include "ptypilot/daemon/log.hpp"
+#include "ptypilot/daemon/program_paths.hpp"
 #include "ptypilot/daemon/zmq_frame_source.hpp"
 #include "ptypilot/sim/detector_service.hpp"
 
@@ -114,10 +115,9 @@ int bench_loop(const CliArgs& cli) {
   // "learned" is the torchscript policy with the shipped model for this sub-sequence size.
   json policy_config = {{"kind", policy}};
   if (policy == "learned" || policy == "torchscript") {
+    const std::string shipped = "policy-mos2-k" + std::to_string(sub) + ".pt";
     policy_config = {{"kind", "torchscript"},
-                     {"model_path", cli.get("model", std::string(PTYPILOT_SOURCE_DIR) +
-                                                         "/models/shipped/policy-mos2-k" +
-                                                         std::to_string(sub) + ".pt")}};
+                     {"model_path", cli.get("model", (shipped_models_directory() / shipped).string())}};
   }
   // The daemon makes this same choice at configure; a backend that is not there fails here.
   const BackendChoice backend = choose_backend(cli.get("backend"));
@@ -394,7 +394,7 @@ Command bench_loop_command() {
                        "the sub-sequence size (or --model)"},
                       {"model", "FILE.pt", "",
                        "the TorchScript policy for --policy learned (default: "
-                       "models/shipped/policy-mos2-kM.pt)"},
+                       "share/ptypilot/models/policy-mos2-kM.pt beside the program's bin/)"},
                       {"iterations", "K", "5", "reconstructor iterations per update"},
                       {"loss", "intensity|amplitude", "amplitude", "the reconstructor's loss"},
                       {"backend", "auto|cpu|cuda", "auto", "reconstructor backend"},
