@@ -16,6 +16,7 @@ struct UsageError : std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
 
+// (The `{}` on the members: see Command in command.hpp.)
 struct OptionSpec {
   std::string name{};      // without the leading "--"
   std::string value{};     // the value's name in --help ("N", "FILE"); empty: a flag, no value

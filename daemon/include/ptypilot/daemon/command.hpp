@@ -15,6 +15,8 @@
 
 namespace ptypilot {
 
+// The `{}` on every member: without it GCC 12 (-Wextra) warns for each member that a designated
+// initializer, as the command files write them, leaves out.
 struct Command {
   std::string name{};
   std::string summary{};      // one line, in the list of the parent's --help
