@@ -9,21 +9,11 @@
 #include <zmq.hpp>
 
 #include "ptypilot.pb.h"
+#include "ptypilot/wire/command.hpp"
 #include "ptypilot/wire/npy.hpp"
 
 namespace ptypilot {
 namespace {
-
-constexpr const char* kCtlUsage = R"(usage: ptypilot ctl [--endpoint E] [--timeout-s S] COMMAND
-commands:
-  configure FILE          send a JSON config file
-  start [SESSION_ID]      start a session (an id is made up if none is given)
-  stop                    stop after the sub-sequence in flight
-  status                  state, counters, frames received and recorded
-  reconstruction FILE.npy save the current reconstruction (float32 phase, rad)
-  wait [SECONDS]          wait until the session is over (state idle or error)
-  events [COUNT]          print events from the PUB socket (--events E) as JSON lines
-)";
 
 std::string state_text(int s) {
   return wire::ControlReply::State_Name(static_cast<wire::ControlReply::State>(s));
@@ -82,109 +72,135 @@ int print(const wire::ControlReply& reply) {
   return reply.ok() ? 0 : 1;
 }
 
+ControlClient client(const CliArgs& args) {
+  return ControlClient(args.get("endpoint"),
+                       std::chrono::milliseconds(static_cast<long>(args.get_double("timeout-s") * 1000)));
+}
+
+// The commands that send one request and print its reply.
+template <typename Fill>
+Command request_command(std::string name, std::string summary, std::vector<PositionalSpec> positionals,
+                        Fill fill) {
+  return {.name = std::move(name),
+          .summary = std::move(summary),
+          .positionals = std::move(positionals),
+          .run = [fill](const CliArgs& args) {
+            wire::ControlRequest request;
+            fill(args, request);
+            return print(client(args).call(request));
+          }};
+}
+
+int save_reconstruction(const CliArgs& args) {
+  wire::ControlRequest request;
+  request.mutable_get_reconstruction();
+  const wire::ControlReply reply = client(args).call(request);
+  if (reply.ok()) {
+    const auto& r = reply.reconstruction();
+    std::vector<float> data(std::size_t(r.rows()) * r.cols());
+    std::memcpy(data.data(), r.data().data(), std::min(r.data().size(), data.size() * sizeof(float)));
+    write_npy(args.get("FILE.npy"), data, {r.rows(), r.cols()});
+  }
+  return print(reply);
+}
+
+// Exit 0 when the session ended idle, 1 in error, 3 when it still runs after SECONDS.
+int wait_for_session(const CliArgs& args) {
+  const double limit_s = args.get_double("SECONDS");
+  ControlClient control = client(args);
+  const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(limit_s);
+  wire::ControlRequest request;
+  request.mutable_status();
+  while (true) {
+    const wire::ControlReply reply = control.call(request);
+    const auto s = reply.state();
+    if (s != wire::ControlReply::RUNNING && s != wire::ControlReply::FINISHING) {
+      std::cout << reply_json(reply).dump() << std::endl;
+      return s == wire::ControlReply::ERROR ? 1 : 0;
+    }
+    if (std::chrono::steady_clock::now() > until) {
+      std::cout << reply_json(reply).dump() << std::endl;
+      std::cerr << "ptypilot ctl wait: session still running after " << limit_s << " s\n";
+      return 3;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
+int print_events(const CliArgs& args) {
+  const long count = args.has("COUNT") ? args.get_int("COUNT") : -1;
+  zmq::context_t context{1};
+  zmq::socket_t sub(context, zmq::socket_type::sub);
+  sub.set(zmq::sockopt::subscribe, "");
+  sub.connect(args.get("events"));
+  for (long n = 0; count < 0 || n < count; ++n) {
+    zmq::message_t topic, body;
+    (void)sub.recv(topic);
+    (void)sub.recv(body);
+    wire::Event e;
+    e.ParseFromArray(body.data(), static_cast<int>(body.size()));
+    nlohmann::json j = {{"topic", topic.to_string()}, {"session_id", e.session_id()}};
+    if (e.has_sub_sequence_done()) {
+      const auto& d = e.sub_sequence_done();
+      const auto& l = d.latency();
+      j["sub_sequence"] = d.sub_sequence();
+      j["positions"] = d.positions();
+      j["latency_ms"] = {{"reconstruct", l.reconstruct_ms()}, {"policy", l.policy_ms()},
+                         {"safety", l.safety_ms()}, {"driver", l.driver_ms()}, {"total", l.total_ms()}};
+    } else if (e.has_session_done()) {
+      const auto& d = e.session_done();
+      j["ok"] = d.ok();
+      j["error"] = d.error();
+      j["frames_recorded"] = d.frames_recorded();
+      j["output_path"] = d.output_path();
+    }
+    std::cout << j.dump() << std::endl;
+  }
+  return 0;
+}
+
 }  // namespace
 
-int run_ctl(const std::vector<std::string>& args) {
-  std::string endpoint = "tcp://127.0.0.1:5600";
-  std::string events = "tcp://127.0.0.1:5603";
-  double timeout_s = 30;
-  std::size_t i = 0;
-  for (; i < args.size() && args[i].rfind("--", 0) == 0; i += 2) {
-    if (i + 1 >= args.size()) throw std::invalid_argument(args[i] + " needs a value");
-    if (args[i] == "--endpoint") endpoint = args[i + 1];
-    else if (args[i] == "--events") events = args[i + 1];
-    else if (args[i] == "--timeout-s") timeout_s = std::stod(args[i + 1]);
-    else throw std::invalid_argument("unknown option " + args[i] + "\n" + kCtlUsage);
-  }
-  if (i >= args.size()) {
-    std::cerr << kCtlUsage;
-    return 2;
-  }
-  const std::string command = args[i];
-  const std::vector<std::string> rest(args.begin() + i + 1, args.end());
-  ControlClient client(endpoint, std::chrono::milliseconds(static_cast<long>(timeout_s * 1000)));
-  wire::ControlRequest request;
-
-  if (command == "configure") {
-    if (rest.size() != 1) throw std::invalid_argument("usage: ptypilot ctl configure FILE");
-    request.mutable_configure()->set_config_json(read_file(rest[0]));
-    return print(client.call(request));
-  }
-  if (command == "start") {
-    request.mutable_start()->set_session_id(rest.empty() ? "" : rest[0]);
-    return print(client.call(request));
-  }
-  if (command == "stop") {
-    request.mutable_stop();
-    return print(client.call(request));
-  }
-  if (command == "status") {
-    request.mutable_status();
-    return print(client.call(request));
-  }
-  if (command == "reconstruction") {
-    if (rest.size() != 1) throw std::invalid_argument("usage: ptypilot ctl reconstruction FILE.npy");
-    request.mutable_get_reconstruction();
-    const wire::ControlReply reply = client.call(request);
-    if (reply.ok()) {
-      const auto& r = reply.reconstruction();
-      std::vector<float> data(std::size_t(r.rows()) * r.cols());
-      std::memcpy(data.data(), r.data().data(), std::min(r.data().size(), data.size() * sizeof(float)));
-      write_npy(rest[0], data, {r.rows(), r.cols()});
-    }
-    return print(reply);
-  }
-  if (command == "wait") {
-    const double limit_s = rest.empty() ? 3600 : std::stod(rest[0]);
-    const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(limit_s);
-    request.mutable_status();
-    while (true) {
-      const wire::ControlReply reply = client.call(request);
-      const auto s = reply.state();
-      if (s != wire::ControlReply::RUNNING && s != wire::ControlReply::FINISHING) {
-        std::cout << reply_json(reply).dump() << std::endl;
-        return s == wire::ControlReply::ERROR ? 1 : 0;
-      }
-      if (std::chrono::steady_clock::now() > until) {
-        std::cout << reply_json(reply).dump() << std::endl;
-        std::cerr << "ptypilot ctl wait: session still running after " << limit_s << " s\n";
-        return 3;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-  }
-  if (command == "events") {
-    const long count = rest.empty() ? -1 : std::stol(rest[0]);
-    zmq::context_t context{1};
-    zmq::socket_t sub(context, zmq::socket_type::sub);
-    sub.set(zmq::sockopt::subscribe, "");
-    sub.connect(events);
-    for (long n = 0; count < 0 || n < count; ++n) {
-      zmq::message_t topic, body;
-      (void)sub.recv(topic);
-      (void)sub.recv(body);
-      wire::Event e;
-      e.ParseFromArray(body.data(), static_cast<int>(body.size()));
-      nlohmann::json j = {{"topic", topic.to_string()}, {"session_id", e.session_id()}};
-      if (e.has_sub_sequence_done()) {
-        const auto& d = e.sub_sequence_done();
-        const auto& l = d.latency();
-        j["sub_sequence"] = d.sub_sequence();
-        j["positions"] = d.positions();
-        j["latency_ms"] = {{"reconstruct", l.reconstruct_ms()}, {"policy", l.policy_ms()},
-                           {"safety", l.safety_ms()}, {"driver", l.driver_ms()}, {"total", l.total_ms()}};
-      } else if (e.has_session_done()) {
-        const auto& d = e.session_done();
-        j["ok"] = d.ok();
-        j["error"] = d.error();
-        j["frames_recorded"] = d.frames_recorded();
-        j["output_path"] = d.output_path();
-      }
-      std::cout << j.dump() << std::endl;
-    }
-    return 0;
-  }
-  throw std::invalid_argument("unknown ctl command '" + command + "'\n" + kCtlUsage);
+Command ctl_command() {
+  using Request = wire::ControlRequest;
+  return {
+      .name = "ctl",
+      .summary = "the control client of serve: configure, start, stop, status, wait, ...",
+      .description =
+          "The control client of `ptypilot serve`. Every reply is printed as one JSON object; the "
+          "exit code is 0 when the daemon said ok.",
+      .options = {{"endpoint", "EP", "tcp://127.0.0.1:5600", "the daemon's control socket"},
+                  {"events", "EP", "tcp://127.0.0.1:5603", "the daemon's event socket (for `events`)"},
+                  {"timeout-s", "S", "30", "how long to wait for each reply"}},
+      .subcommands = {
+          request_command("configure", "send a JSON config file", {{.name = "FILE", .help = "the config"}},
+                          [](const CliArgs& args, Request& r) {
+                            r.mutable_configure()->set_config_json(read_file(args.get("FILE")));
+                          }),
+          request_command("start", "start a session",
+                          {{.name = "SESSION_ID", .required = false,
+                            .help = "the session's id (default: one is made up)"}},
+                          [](const CliArgs& args, Request& r) {
+                            r.mutable_start()->set_session_id(args.get("SESSION_ID"));
+                          }),
+          request_command("stop", "stop after the sub-sequence in flight", {},
+                          [](const CliArgs&, Request& r) { r.mutable_stop(); }),
+          request_command("status", "state, counters, frames received and recorded", {},
+                          [](const CliArgs&, Request& r) { r.mutable_status(); }),
+          {.name = "reconstruction",
+           .summary = "save the current reconstruction (float32 phase, rad)",
+           .positionals = {{.name = "FILE.npy", .help = "where to write it"}},
+           .run = save_reconstruction},
+          {.name = "wait",
+           .summary = "wait until the session is over (state idle or error); exit 3 if it is not",
+           .positionals = {{.name = "SECONDS", .required = false, .fallback = "3600",
+                            .help = "how long at most"}},
+           .run = wait_for_session},
+          {.name = "events",
+           .summary = "print events from the PUB socket (--events EP) as JSON lines",
+           .positionals = {{.name = "COUNT", .required = false,
+                            .help = "how many (default: until interrupted)"}},
+           .run = print_events}}};
 }
 
 }  // namespace ptypilot

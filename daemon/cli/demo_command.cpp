@@ -2,15 +2,15 @@
 // pictures are Python (models/ptypilot/demo.py, matplotlib); this subcommand runs it with the
 // paths of this build (exec_python_module), so that `ptypilot demo` and `deploy/run demo` are the
 // same thing. The daemon itself (`serve`) never needs Python.
-#include <string>
-#include <vector>
-
 #include "python_command.hpp"
 
 namespace ptypilot {
 
-int run_demo(const std::vector<std::string>& args) {
-  exec_python_module("ptypilot.demo", args, "the demo");
+Command demo_command() {
+  return python_module_command("demo",
+                               "the closed loop on this machine, one session per policy; pictures "
+                               "in --out DIR",
+                               "ptypilot.demo", "the demo");
 }
 
 }  // namespace ptypilot

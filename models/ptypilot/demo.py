@@ -36,7 +36,7 @@ def progress(message: str) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="ptypilot demo", description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--bin", default="build/bin", type=Path)
     parser.add_argument("--seed", type=int, default=1, help="specimen seed")

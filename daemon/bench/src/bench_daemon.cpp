@@ -12,11 +12,12 @@
 
 #include "child_process.hpp"
 #include "ptypilot.pb.h"
-#include "ptypilot/wire/cli_args.hpp"
+#include "ptypilot/wire/command.hpp"
 #include "ptypilot/app/daemon.hpp"
 #include "ptypilot/wire/dectris_stream.hpp"
 #include "ptypilot/wire/stream_encoder.hpp"
 #include "ptypilot/wire/log.hpp"
+#include "ptypilot/wire/program_paths.hpp"
 #include "ptypilot/ingest/zmq_frame_source.hpp"
 
 namespace ptypilot {
@@ -106,25 +107,20 @@ std::filesystem::path bench_directory(const std::string& given) {
   return dir;
 }
 
-}  // namespace
-
-int bench_loop(const std::vector<std::string>& args) {
-  const CliArgs cli(args, {"positions", "subsequence", "sessions", "policy", "model", "iterations",
-                           "loss", "backend", "dir"});
-  const long positions = cli.get_int("positions", 550);
-  const long sub = cli.get_int("subsequence", 50);
-  const long sessions = cli.get_int("sessions", 5);
-  const std::string policy = cli.get("policy", "heuristic");
+int bench_loop(const CliArgs& cli) {
+  const long positions = cli.get_int("positions");
+  const long sub = cli.get_int("subsequence");
+  const long sessions = cli.get_int("sessions");
+  const std::string policy = cli.get("policy");
   // "learned" is the torchscript policy with the shipped model for this sub-sequence size.
   json policy_config = {{"kind", policy}};
   if (policy == "learned" || policy == "torchscript") {
+    const std::string shipped = "policy-mos2-k" + std::to_string(sub) + ".pt";
     policy_config = {{"kind", "torchscript"},
-                     {"model_path", cli.get("model", std::string(PTYPILOT_SOURCE_DIR) +
-                                                         "/models/shipped/policy-mos2-k" +
-                                                         std::to_string(sub) + ".pt")}};
+                     {"model_path", cli.get("model", (shipped_models_directory() / shipped).string())}};
   }
   // The daemon makes this same choice at configure; a backend that is not there fails here.
-  const BackendChoice backend = choose_backend(cli.get("backend", "auto"));
+  const BackendChoice backend = choose_backend(cli.get("backend"));
   log::set_min_level(log::Level::kWarn);
 
   zmq::context_t context{1};
@@ -141,7 +137,7 @@ int bench_loop(const std::vector<std::string>& args) {
   events.connect(daemon.events_endpoint());
   std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let the subscription land
 
-  const auto dir = bench_directory(cli.get("dir", ""));
+  const auto dir = bench_directory(cli.get("dir"));
   std::vector<double> total, reconstruct, policy_ms, safety, driver, total_at_max;
   long max_frames = 0;
   for (long s = 0; s < sessions; ++s) {
@@ -149,9 +145,9 @@ int bench_loop(const std::vector<std::string>& args) {
     daemon.configure({
         {"session", {{"preset", "mos2-paper"}, {"total_positions", positions},
                      {"sub_sequence_size", sub}, {"seed", s + 1}}},
-        {"reconstruction", {{"loss", cli.get("loss", "amplitude")},
-                            {"iterations_per_update", cli.get_int("iterations", 5)},
-                            {"backend", cli.get("backend", "auto")}}},
+        {"reconstruction", {{"loss", cli.get("loss")},
+                            {"iterations_per_update", cli.get_int("iterations")},
+                            {"backend", cli.get("backend")}}},
         {"policy", policy_config},
         {"detector", {{"endpoint", data_endpoint}}},
         {"scan_driver", {{"kind", "sim-stage"}, {"endpoint", command_endpoint}}},
@@ -200,8 +196,6 @@ int bench_loop(const std::vector<std::string>& args) {
   std::cout << report.dump(2) << std::endl;
   return 0;
 }
-
-namespace {
 
 struct IngestRun {
   double frames_per_s = 0;
@@ -259,23 +253,20 @@ void send_parts(zmq::socket_t& socket, const std::vector<dectris::Part>& parts) 
                 i + 1 < parts.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
 }
 
-}  // namespace
-
-int bench_ingest(const std::vector<std::string>& args) {
-  const CliArgs cli(args, {"frames", "shape", "dir", "batch", "protocol", "encoding"});
-  const long frames = cli.get_int("frames", 200000);
-  const std::string shape = cli.get("shape", "64x64");
+int bench_ingest(const CliArgs& cli) {
+  const long frames = cli.get_int("frames");
+  const std::string shape = cli.get("shape");
   const auto x = shape.find('x');
   if (x == std::string::npos) throw std::invalid_argument("--shape expects ROWSxCOLS, e.g. 64x64");
   const int rows = std::stoi(shape.substr(0, x)), cols = std::stoi(shape.substr(x + 1));
   if (rows != cols) throw std::invalid_argument("--shape: the daemon's probe window is square");
   StreamFormat format;
-  format.protocol = parse_stream_protocol(cli.get("protocol", "native"));
-  parse_stream_encoding(cli.get("encoding", "bs16-lz4"), &format);
+  format.protocol = parse_stream_protocol(cli.get("protocol"));
+  parse_stream_encoding(cli.get("encoding"), &format);
   if (format.protocol != StreamProtocol::kNative && format.encoding == dectris::Encoding::kBitshuffleLz4 &&
       format.bitshuffle_bits != 16)
     throw std::invalid_argument("--encoding: the benchmark sends uint16 frames; use bs16-lz4, lz4 or none");
-  const long batch = cli.get_int("batch", 256);
+  const long batch = cli.get_int("batch");
   log::set_min_level(log::Level::kWarn);
 
   zmq::context_t context{1};
@@ -317,7 +308,7 @@ int bench_ingest(const std::vector<std::string>& args) {
 
   // 2. The daemon, native protocol: frames for a sub-sequence it never issued, so all of them go
   //    through ingest, validation, the recorder (journal + fdatasync + HDF5) and the event loop.
-  const auto dir = bench_directory(cli.get("dir", ""));
+  const auto dir = bench_directory(cli.get("dir"));
   const std::string stamp = std::to_string(Clock::now().time_since_epoch().count());
   const IngestRun native = measure_ingest(
       context, {{"kind", "zmq"}}, rows, 1, frames, batch, dir, "bench-ingest-" + stamp,
@@ -382,6 +373,53 @@ int bench_ingest(const std::vector<std::string>& args) {
   }
   std::cout << report.dump(2) << std::endl;
   return all_recorded ? 0 : 1;
+}
+
+const OptionSpec kDirOption{"dir", "DIR", "",
+                            "where the sessions record (default: ptypilot-bench in the temporary directory)"};
+
+}  // namespace
+
+Command bench_loop_command() {
+  return {.name = "loop",
+          .summary = "decision latency of the closed loop (last frame in -> next positions accepted)",
+          .description =
+              "Decision latency of the closed loop, from the last frame of a sub-sequence in to the "
+              "next positions accepted by the stage, p50/p99 and its breakdown: the daemon "
+              "in-process, through its real sockets, against the simulated detector. Prints one "
+              "JSON object.",
+          .options = {{"positions", "N", "550", "positions per session"},
+                      {"subsequence", "M", "50", "positions per sub-sequence"},
+                      {"sessions", "S", "5", "sessions to measure"},
+                      {"policy", "KIND", "heuristic",
+                       "raster, sparse-grid, random, heuristic, or learned: the shipped model for "
+                       "the sub-sequence size (or --model)"},
+                      {"model", "FILE.pt", "",
+                       "the TorchScript policy for --policy learned (default: "
+                       "share/ptypilot/models/policy-mos2-kM.pt beside the program's bin/)"},
+                      {"iterations", "K", "5", "reconstructor iterations per update"},
+                      {"loss", "intensity|amplitude", "amplitude", "the reconstructor's loss"},
+                      {"backend", "auto|cpu|cuda", "auto", "reconstructor backend"},
+                      kDirOption},
+          .run = bench_loop};
+}
+
+Command bench_ingest_command() {
+  return {.name = "ingest",
+          .summary = "daemon frames/s with recording against raw ZMQ frames/s, and frames lost",
+          .description =
+              "Daemon frames/s with recording (journal with fdatasync per batch, and HDF5) against "
+              "raw ZMQ frames/s in the same run, and frames lost; with --protocol, the DECTRIS path "
+              "too, and its ratio to the native path. Prints one JSON object; exit 1 if a frame "
+              "was lost.",
+          .options = {{"frames", "N", "200000", "frames per measurement"},
+                      {"shape", "ROWSxCOLS", "64x64", "frame shape (square)"},
+                      {"batch", "B", "256", "frames per recorder sync"},
+                      {"protocol", "native|dectris-v1|dectris-v2", "native",
+                       "also measure this DECTRIS stream"},
+                      {"encoding", "bs16-lz4|lz4|none", "bs16-lz4", "the DECTRIS stream's encoding"},
+                      kDirOption},
+          .run = bench_ingest};
 }
 
 }  // namespace ptypilot

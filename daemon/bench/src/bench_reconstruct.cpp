@@ -12,39 +12,36 @@
 #if PTYPILOT_WITH_CUDA
 #include "ptypilot/cuda_reconstructor.hpp"
 #endif
-#include "ptypilot/wire/cli_args.hpp"
+#include "ptypilot/wire/command.hpp"
 #include "ptypilot/wire/log.hpp"
 #include "ptypilot/reconstruct_timing.hpp"
 #include "ptypilot/simulator.hpp"
 
 namespace ptypilot {
+namespace {
 
-int bench_reconstruct(const std::vector<std::string>& args) {
-  const CliArgs cli(args, {"patterns", "iterations", "threads", "batch", "loss", "backend",
-                           "preset", "dose", "warmup"});
-  const long patterns = cli.get_int("patterns", 500);
-  const long iterations = cli.get_int("iterations", 20);
-  const long warmup = cli.get_int("warmup", 3);
-  const auto& preset = sim::experiment_preset(cli.get("preset", "mos2-paper"));
+int bench_reconstruct(const CliArgs& cli) {
+  const long patterns = cli.get_int("patterns");
+  const long iterations = cli.get_int("iterations");
+  const long warmup = cli.get_int("warmup");
+  const auto& preset = sim::experiment_preset(cli.get("preset"));
   if (patterns < 1 || patterns > long(preset.scan_rows) * preset.scan_cols)
     throw std::invalid_argument("--patterns must be in [1, " +
                                 std::to_string(preset.scan_rows * preset.scan_cols) + "]");
   if (iterations < 1) throw std::invalid_argument("--iterations must be >= 1");
 
   ReconstructorConfig config;
-  config.backend = cli.get("backend", "cpu");
+  config.backend = cli.get("backend");
   const BackendChoice backend = choose_backend(config.backend);  // throws for a missing backend
   config.probe = preset.probe;
   config.object = preset.object_grid();
-  // The daemon's defaults (ReconstructionConfig): the amplitude loss, and threads 0, every core
-  // OpenMP reports.
-  config.loss = parse_loss(cli.get("loss", "amplitude"));
-  config.threads = static_cast<int>(cli.get_int("threads", 0));
-  config.batch = static_cast<int>(cli.get_int("batch", 16));
+  config.loss = parse_loss(cli.get("loss"));
+  config.threads = static_cast<int>(cli.get_int("threads"));
+  config.batch = static_cast<int>(cli.get_int("batch"));
 
   log::info("bench_setup", {{"preset", preset.name}, {"patterns", patterns}});
   const sim::SimulatedSpecimen specimen = sim::simulate_specimen(preset, 0);
-  sim::FrameSimulator simulator(specimen, cli.get_double("dose", 1e5), 1);
+  sim::FrameSimulator simulator(specimen, cli.get_double("dose"), 1);
   const auto positions = sparse_grid_positions(static_cast<int>(patterns), preset.scan_rows,
                                                preset.scan_cols, preset.step_A);
   const int n = preset.probe.window_px;
@@ -95,6 +92,27 @@ int bench_reconstruct(const std::vector<std::string>& args) {
 #endif
   std::cout << report.dump(2) << std::endl;
   return 0;
+}
+
+}  // namespace
+
+Command bench_reconstruct_command() {
+  return {.name = "reconstruct",
+          .summary = "time reconstructor iterations against the FFT (FFTW or cuFFT) floor",
+          .description =
+              "Time gradient iterations of the reconstructor against the floor set by its FFTs (one "
+              "forward and one inverse transform per pattern), both measured in the same run. "
+              "Prints one JSON object.",
+          .options = {{"backend", "cpu|cuda|auto", "cpu", "reconstructor backend"},
+                      {"patterns", "N", "500", "diffraction patterns (sparse-grid positions)"},
+                      {"iterations", "K", "20", "timed iterations"},
+                      {"warmup", "K", "3", "untimed iterations first"},
+                      {"threads", "T", "0", "CPU threads; 0: every core OpenMP reports, as the daemon"},
+                      {"batch", "B", "16", "patterns per CPU batch"},
+                      {"loss", "amplitude|intensity", "amplitude", "the loss (the daemon's default: amplitude)"},
+                      {"preset", "NAME", "mos2-paper", "experiment preset"},
+                      {"dose", "E_PER_A2", "100000", "electrons per square angstrom"}},
+          .run = bench_reconstruct};
 }
 
 }  // namespace ptypilot

@@ -12,7 +12,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "ptypilot/wire/cli_args.hpp"
+#include "ptypilot/sim/sim_commands.hpp"
+#include "ptypilot/wire/command.hpp"
 #include "ptypilot/sim/detector_process.hpp"
 #include "ptypilot/wire/log.hpp"
 #include "ptypilot/sim/detector_service.hpp"
@@ -22,14 +23,14 @@ namespace ptypilot {
 namespace {
 
 std::uint64_t parse_seed(const CliArgs& args, const std::string& name) {
-  const long value = args.get_int(name, 1);
+  const long value = args.get_int(name);
   if (value < 0) throw std::invalid_argument("--" + name + " must be >= 0");
   return static_cast<std::uint64_t>(value);
 }
 
 std::optional<PixelType> parse_dtype(const CliArgs& args) {
   if (!args.has("dtype")) return std::nullopt;
-  const std::string name = args.get("dtype", "");
+  const std::string name = args.get("dtype");
   try {
     return parse_pixel_type(name);
   } catch (const std::invalid_argument&) {
@@ -39,38 +40,36 @@ std::optional<PixelType> parse_dtype(const CliArgs& args) {
 
 StreamFormat parse_format(const CliArgs& args) {
   StreamFormat format;
-  format.protocol = parse_stream_protocol(args.get("protocol", "native"));
+  format.protocol = parse_stream_protocol(args.get("protocol"));
   if (args.has("encoding")) {
     if (format.protocol == StreamProtocol::kNative)
       throw std::invalid_argument("--encoding applies to --protocol dectris-v1 or dectris-v2; "
                                   "the native protocol sends raw pixels");
-    parse_stream_encoding(args.get("encoding", ""), &format);
+    parse_stream_encoding(args.get("encoding"), &format);
   } else {
     parse_stream_encoding("bs16-lz4", &format);  // what DECTRIS detectors send by default
   }
-  format.header_detail = args.get("header-detail", format.header_detail);
+  format.header_detail = args.get("header-detail");
   return format;
 }
 
-}  // namespace
-
-int run_sim_detector(const std::vector<std::string>& argv) {
-  const CliArgs args(argv, {"preset", "seed", "dose", "noise-seed", "command-endpoint",
-                            "data-endpoint", "endpoint", "rate", "dtype", "protocol", "encoding",
-                            "header-detail", "frames"});
+// Prints one JSON line to stdout once both sockets are bound, so that a parent process can read
+// the ports: {"event":"ready","command_endpoint":"tcp://127.0.0.1:5601","data_endpoint":...};
+// free-running, the line has no command endpoint.
+int run_sim_detector(const CliArgs& args) {
   sim::DetectorServiceConfig config;
-  config.preset = args.get("preset", config.preset);
+  config.preset = args.get("preset");
   config.seed = parse_seed(args, "seed");
-  config.dose_e_per_A2 = args.get_double("dose", config.dose_e_per_A2);
+  config.dose_e_per_A2 = args.get_double("dose");
   config.noise_seed = parse_seed(args, "noise-seed");
-  config.command_endpoint = args.get("command-endpoint", config.command_endpoint);
+  config.command_endpoint = args.get("command-endpoint");
   if (args.has("endpoint") && args.has("data-endpoint"))
     throw std::invalid_argument("--endpoint and --data-endpoint name the same socket; give one");
-  config.data_endpoint = args.get("endpoint", args.get("data-endpoint", config.data_endpoint));
-  config.frame_rate_hz = args.get_double("rate", config.frame_rate_hz);
+  config.data_endpoint = args.get("endpoint", args.get("data-endpoint"));
+  config.frame_rate_hz = args.get_double("rate");
   config.dtype = parse_dtype(args);
   config.format = parse_format(args);
-  const long frames = args.get_int("frames", 0);
+  const long frames = args.has("frames") ? args.get_int("frames") : 0;
   if (frames < 0) throw std::invalid_argument("--frames must be >= 1 (free-running), or absent");
   config.free_run_frames = static_cast<std::uint64_t>(frames);
 
@@ -89,6 +88,41 @@ int run_sim_detector(const std::vector<std::string>& argv) {
   const int signal_number = serve_until_signalled(service, signals, ready);
   log::info("sim_detector_exit", {{"signal", signal_number}});
   return 0;
+}
+
+}  // namespace
+
+Command sim_detector_command() {
+  // The defaults shown and used are the service's own.
+  const sim::DetectorServiceConfig d;
+  return {
+      .name = "sim-detector",
+      .summary = "a simulated detector and stage: takes scan commands, sends simulated frames",
+      .description =
+          "A simulated detector and stage: takes scan commands, sends frames of the forward model "
+          "in the native protocol or a DECTRIS SIMPLON stream. --frames N runs free, like a "
+          "detector armed for N images: one series of N raster frames, no scan commands. Prints "
+          "one JSON ready line with the bound endpoints; runs until SIGINT or SIGTERM.",
+      .options =
+          {{"preset", "NAME", d.preset, "the experiment preset (specimen, probe, raster)"},
+           {"seed", "N", std::to_string(d.seed), "specimen seed"},
+           {"dose", "E_PER_A2", default_text(d.dose_e_per_A2),
+            "electrons per square angstrom; <= 0: noise-free frames that each sum to 1"},
+           {"noise-seed", "N", std::to_string(d.noise_seed), "Poisson noise seed"},
+           {"command-endpoint", "EP", d.command_endpoint, "the scan-command socket"},
+           {"data-endpoint", "EP", d.data_endpoint, "the frame socket"},
+           {"endpoint", "EP", "", "the same as --data-endpoint"},
+           {"rate", "HZ", default_text(d.frame_rate_hz),
+            "frames per second; 0: as fast as the simulation and the reader allow"},
+           {"dtype", "uint8|uint16|uint32|float32", "",
+            "pixel type (default: the bitshuffle encoding's width, else uint16 counts, float32 "
+            "when noise-free)"},
+           {"protocol", "native|dectris-v1|dectris-v2", to_string(d.format.protocol), "wire protocol"},
+           {"encoding", "bs8-lz4|bs16-lz4|bs32-lz4|lz4|none", "",
+            "DECTRIS pixel encoding (default: bs16-lz4, what DECTRIS detectors send)"},
+           {"header-detail", "basic|all|none", d.format.header_detail, "DECTRIS series header"},
+           {"frames", "N", "", "free-running: one series of N raster frames, no scan commands"}},
+      .run = run_sim_detector};
 }
 
 sigset_t block_stop_signals() {

@@ -47,6 +47,4 @@ class Daemon {
   std::unique_ptr<Impl> impl_;
 };
 
-int run_serve(const std::vector<std::string>& args);
-
 }  // namespace ptypilot

@@ -166,18 +166,3 @@ class DetectorService {
 };
 
 }  // namespace ptypilot::sim
-
-namespace ptypilot {
-
-// `ptypilot sim-detector [options]`: runs a DetectorService until SIGINT or SIGTERM. Prints one
-// JSON line to stdout once both sockets are bound, so a parent process can read the ports:
-//   {"event":"ready","command_endpoint":"tcp://127.0.0.1:5601","data_endpoint":"tcp://..."}
-// Options: --preset --seed --dose --noise-seed --command-endpoint --data-endpoint (or
-//          --endpoint) --rate (Hz, 0 = as fast as possible) --dtype (uint8|uint16|uint32|
-//          float32) --protocol (native|dectris-v1|dectris-v2) --encoding (bs8-lz4|bs16-lz4|
-//          bs32-lz4|lz4|none) --header-detail (basic|all|none) --frames N (free-running).
-// Free-running, the ready line has no command endpoint.
-// Returns the exit status; throws on bad options or a failed bind (main reports it).
-int run_sim_detector(const std::vector<std::string>& args);
-
-}  // namespace ptypilot

@@ -1,0 +1,46 @@
+// `ptypilot serve`: the daemon (daemon.hpp) as a process, configured from the command line.
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "ptypilot/wire/command.hpp"
+#include "ptypilot/app/daemon.hpp"
+
+namespace ptypilot {
+namespace {
+
+int run_serve(const CliArgs& cli) {
+  DaemonOptions options;
+  options.detector_uri = cli.get("detector");
+  if (!options.detector_uri.empty()) apply_detector_uri({}, options.detector_uri);  // fail now
+  if (cli.has("config")) options.initial_config = load_serve_config(cli.get("config"));
+  options.control_endpoint = cli.get("control");
+  options.events_endpoint = cli.get("events");
+  Daemon daemon(std::move(options));
+  // One line on stdout for a parent process (demo, tests) to learn the bound endpoints.
+  std::cout << nlohmann::json{{"event", "ready"}, {"control_endpoint", daemon.control_endpoint()},
+                              {"events_endpoint", daemon.events_endpoint()}}
+                   .dump()
+            << std::endl;
+  return daemon.run();
+}
+
+}  // namespace
+
+Command serve_command() {
+  return {
+      .name = "serve",
+      .summary = "the daemon: the closed adaptive-scanning loop, controlled over ZMQ (see ctl)",
+      .description =
+          "The daemon: the closed adaptive-scanning loop, controlled over ZMQ (see `ptypilot "
+          "ctl`). Prints one JSON line with the bound endpoints when ready; runs until SIGINT or "
+          "SIGTERM.",
+      .options = {{"config", "FILE", "", "a JSON config to be configured with at start-up"},
+                  {"control", "ENDPOINT", "", "the control socket (default: the config's)"},
+                  {"events", "ENDPOINT", "", "the event PUB socket (default: the config's)"},
+                  {"detector", "KIND://HOST:PORT", "",
+                   "zmq://, dectris-v1:// or dectris-v2://: overrides detector.kind and "
+                   "detector.endpoint of every configuration"}},
+      .run = run_serve};
+}
+
+}  // namespace ptypilot
