@@ -13,7 +13,7 @@
 #include "ptypilot.pb.h"
 #include "ptypilot/daemon/cli_args.hpp"
 #include "ptypilot/daemon/daemon.hpp"
-#include "ptypilot/daemon/dectris_stream.hpp"
+#include "ptypilot/daemon/dectris_build.hpp"
 #include "ptypilot/daemon/stream_encoder.hpp"
 #include "ptypilot/daemon/log.hpp"
 #include "ptypilot/daemon/zmq_frame_source.hpp"

@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "ptypilot.pb.h"
+#include "ptypilot/daemon/dectris_build.hpp"
 #include "ptypilot/daemon/zmq_frame_source.hpp"
 
 namespace ptypilot {

@@ -14,7 +14,8 @@
 
 #include "ptypilot/daemon/compression.hpp"
 #include "ptypilot/daemon/config.hpp"
-#include "ptypilot/daemon/dectris_stream.hpp"
+#include "ptypilot/daemon/dectris_build.hpp"
+#include "ptypilot/daemon/dectris_parse.hpp"
 #include "ptypilot/daemon/dectris_stream_source.hpp"
 #include "ptypilot/daemon/scan_frame_map.hpp"
 

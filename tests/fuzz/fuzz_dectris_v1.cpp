@@ -7,7 +7,7 @@
 #include <span>
 #include <vector>
 
-#include "ptypilot/daemon/dectris_stream.hpp"
+#include "ptypilot/daemon/dectris_parse.hpp"
 
 using namespace ptypilot;
 

@@ -4,7 +4,7 @@
 #include <cstdlib>
 #include <span>
 
-#include "ptypilot/daemon/dectris_stream.hpp"
+#include "ptypilot/daemon/dectris_parse.hpp"
 
 using namespace ptypilot;
 

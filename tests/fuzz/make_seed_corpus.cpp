@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "ptypilot/daemon/compression.hpp"
-#include "ptypilot/daemon/dectris_stream.hpp"
+#include "ptypilot/daemon/dectris_build.hpp"
 #include "recorded_fixtures.hpp"
 
 using namespace ptypilot;

@@ -1,0 +1,335 @@
+// The simulated detector's end of the DECTRIS streams (dectris_build.hpp): v1 and v2 messages.
+#include "ptypilot/daemon/dectris_build.hpp"
+
+#include <cbor.h>
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <ctime>
+#include <nlohmann/json.hpp>
+
+#include "dectris_v2_tags.hpp"
+#include "ptypilot/daemon/compression.hpp"
+
+namespace ptypilot::dectris {
+
+static_assert(std::endian::native == std::endian::little,
+              "DECTRIS pixels are little-endian and are written with memcpy here");
+
+namespace {
+
+using namespace detail;
+using nlohmann::json;
+
+constexpr const char* kChannel = "threshold_1";
+
+class CborWriter {
+ public:
+  explicit CborWriter(Part* out) : out_(*out) {}
+  void uint(std::uint64_t v) { head([&](unsigned char* b, std::size_t n) { return cbor_encode_uint(v, b, n); }); }
+  void tag(std::uint64_t v) { head([&](unsigned char* b, std::size_t n) { return cbor_encode_tag(v, b, n); }); }
+  void map(std::size_t size) { head([&](unsigned char* b, std::size_t n) { return cbor_encode_map_start(size, b, n); }); }
+  void array(std::size_t size) { head([&](unsigned char* b, std::size_t n) { return cbor_encode_array_start(size, b, n); }); }
+  void boolean(bool v) { head([&](unsigned char* b, std::size_t n) { return cbor_encode_bool(v, b, n); }); }
+  void number(double v) { head([&](unsigned char* b, std::size_t n) { return cbor_encode_double(v, b, n); }); }
+  void text(std::string_view s) {
+    head([&](unsigned char* b, std::size_t n) { return cbor_encode_string_start(s.size(), b, n); });
+    const auto* p = reinterpret_cast<const std::byte*>(s.data());
+    out_.insert(out_.end(), p, p + s.size());
+  }
+  void bytes(std::span<const std::byte> data) {
+    head([&](unsigned char* b, std::size_t n) { return cbor_encode_bytestring_start(data.size(), b, n); });
+    out_.insert(out_.end(), data.begin(), data.end());
+  }
+  void key(std::string_view s) { text(s); }
+  void rational(std::uint64_t numerator, std::uint64_t denominator) {
+    array(2);
+    uint(numerator);
+    uint(denominator);
+  }
+
+ private:
+  template <typename Encode>
+  void head(Encode encode) {
+    const std::size_t at = out_.size();
+    out_.resize(at + 9);  // the longest item head
+    const std::size_t written = encode(reinterpret_cast<unsigned char*>(out_.data() + at), 9);
+    out_.resize(at + written);
+  }
+  Part& out_;
+};
+
+std::string iso8601_now() {
+  const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return text;
+}
+
+std::string unique_id(std::uint64_t series_id) { return "ptypilot-sim-series-" + std::to_string(series_id); }
+
+Part json_part(const json& j) {
+  const std::string text = j.dump();
+  const auto* p = reinterpret_cast<const std::byte*>(text.data());
+  return Part(p, p + text.size());
+}
+
+json detector_config(const SeriesInfo& s) {
+  const int bits = static_cast<int>(pixel_size(s.dtype) * 8);
+  return {{"auto_summation", true},
+          {"beam_center_x", s.cols / 2.0},
+          {"beam_center_y", s.rows / 2.0},
+          {"bit_depth_image", bits},
+          {"bit_depth_readout", bits},
+          {"compression", s.encoding == Encoding::kBitshuffleLz4 ? "bslz4"
+                          : s.encoding == Encoding::kLz4        ? "lz4"
+                                                                : "none"},
+          {"count_time", s.count_time_s},
+          {"countrate_correction_applied", false},
+          {"description", "ptypilot sim-detector (a simulated DECTRIS detector)"},
+          {"detector_number", "ptypilot-sim"},
+          {"flatfield_correction_applied", false},
+          {"frame_time", s.count_time_s},
+          {"incident_energy", s.incident_energy_eV},
+          {"nimages", 1},
+          {"ntrigger", s.number_of_images},
+          {"pixel_mask_applied", false},
+          {"sensor_material", "Si"},
+          {"sensor_thickness", 4.5e-4},
+          {"software_version", PTYPILOT_VERSION},
+          {"trigger_mode", "exts"},
+          {"x_pixel_size", 7.5e-5},
+          {"x_pixels_in_detector", s.cols},
+          {"y_pixel_size", 7.5e-5},
+          {"y_pixels_in_detector", s.rows}};
+}
+
+template <typename T>
+Part filled(std::size_t n, T value) {
+  Part out(n * sizeof(T));
+  for (std::size_t i = 0; i < n; ++i) std::memcpy(out.data() + i * sizeof(T), &value, sizeof(T));
+  return out;
+}
+
+}  // namespace
+
+Status encode_pixels(Protocol protocol, Encoding encoding, PixelType dtype,
+                     std::span<const std::byte> raw, std::vector<std::byte>* out) {
+  switch (encoding) {
+    case Encoding::kNone:
+      out->assign(raw.begin(), raw.end());
+      return Status::Ok();
+    case Encoding::kLz4:
+      return protocol == Protocol::kV1 ? compression::encode_lz4(raw, out)
+                                       : compression::encode_lz4_hdf5(raw, out);
+    case Encoding::kBitshuffleLz4:
+      return compression::encode_bitshuffle_lz4(raw, pixel_size(dtype), out);
+  }
+  return invalid_argument("unknown encoding");
+}
+
+std::vector<Part> v1_series_header(const SeriesInfo& s) {
+  std::vector<Part> parts;
+  parts.push_back(json_part(
+      {{"htype", "dheader-1.0"}, {"series", s.series_id}, {"header_detail", s.header_detail}}));
+  if (s.header_detail == "none") return parts;
+  parts.push_back(json_part(detector_config(s)));
+  if (s.header_detail != "all") return parts;
+  const std::size_t n = static_cast<std::size_t>(s.rows) * static_cast<std::size_t>(s.cols);
+  parts.push_back(json_part({{"htype", "dflatfield-1.0"}, {"shape", {s.cols, s.rows}}, {"type", "float32"}}));
+  parts.push_back(filled<float>(n, 1.0f));
+  parts.push_back(json_part({{"htype", "dpixelmask-1.0"}, {"shape", {s.cols, s.rows}}, {"type", "uint32"}}));
+  parts.push_back(filled<std::uint32_t>(n, 0));
+  // A count-rate table is [2, N]: the measured rate, then the corrected one; ours is identity.
+  constexpr int kTableLength = 256;
+  Part table(2 * kTableLength * sizeof(float));
+  for (int i = 0; i < kTableLength; ++i) {
+    const float v = static_cast<float>(i);
+    std::memcpy(table.data() + i * sizeof(float), &v, sizeof v);
+    std::memcpy(table.data() + (kTableLength + i) * sizeof(float), &v, sizeof v);
+  }
+  parts.push_back(json_part({{"htype", "dcountrate_table-1.0"}, {"shape", {kTableLength, 2}}, {"type", "float32"}}));
+  parts.push_back(std::move(table));
+  return parts;
+}
+
+std::vector<Part> v1_image(const SeriesInfo& s, std::uint64_t frame_id,
+                           std::span<const std::byte> blob, std::uint64_t start_ns,
+                           std::uint64_t stop_ns) {
+  std::vector<Part> parts;
+  parts.reserve(4);
+  parts.push_back(json_part({{"htype", "dimage-1.0"}, {"series", s.series_id}, {"frame", frame_id},
+                             {"hash", md5_hex(blob)}}));
+  parts.push_back(json_part({{"htype", "dimage_d-1.0"},
+                             {"shape", {s.cols, s.rows}},
+                             {"type", to_string(s.dtype)},
+                             {"encoding", encoding_name(Protocol::kV1, s.encoding, s.dtype)},
+                             {"size", blob.size()}}));
+  parts.emplace_back(blob.begin(), blob.end());
+  parts.push_back(json_part({{"htype", "dconfig-1.0"}, {"start_time", start_ns}, {"stop_time", stop_ns},
+                             {"real_time", stop_ns - start_ns}}));
+  return parts;
+}
+
+std::vector<Part> v1_series_end(std::uint64_t series_id) {
+  std::vector<Part> parts;
+  parts.push_back(json_part({{"htype", "dseries_end-1.0"}, {"series", series_id}}));
+  return parts;
+}
+
+namespace {
+
+void write_typed_image(CborWriter& w, PixelType dtype, int rows, int cols, Encoding encoding,
+                       std::span<const std::byte> blob) {
+  w.tag(kTagMultiDimArray);
+  w.array(2);
+  w.array(2);
+  w.uint(static_cast<std::uint64_t>(rows));
+  w.uint(static_cast<std::uint64_t>(cols));
+  w.tag(tag_of_pixel_type(dtype));
+  if (encoding == Encoding::kNone) {
+    w.bytes(blob);
+    return;
+  }
+  w.tag(kTagDectrisCompression);
+  w.array(3);
+  if (encoding == Encoding::kBitshuffleLz4) {
+    w.text("bslz4");
+    w.uint(pixel_size(dtype));
+  } else {
+    w.text("lz4");
+    w.uint(0);
+  }
+  w.bytes(blob);
+}
+
+}  // namespace
+
+Part v2_start(const SeriesInfo& s) {
+  Part out;
+  CborWriter w(&out);
+  const bool all = s.header_detail == "all";
+  w.tag(kTagSelfDescribed);
+  w.map(all ? 26 : 24);
+  w.key("type"), w.text("start");
+  w.key("series_id"), w.uint(s.series_id);
+  w.key("series_unique_id"), w.text(unique_id(s.series_id));
+  w.key("arm_date"), w.tag(kTagDateTime), w.text(iso8601_now());
+  w.key("beam_center_x"), w.number(s.cols / 2.0);
+  w.key("beam_center_y"), w.number(s.rows / 2.0);
+  w.key("channels"), w.array(1), w.text(kChannel);
+  w.key("count_time"), w.number(s.count_time_s);
+  w.key("countrate_correction_enabled"), w.boolean(false);
+  w.key("detector_description"), w.text("ptypilot sim-detector (a simulated DECTRIS detector)");
+  w.key("detector_serial_number"), w.text("ptypilot-sim");
+  w.key("flatfield_enabled"), w.boolean(false);
+  w.key("frame_time"), w.number(s.count_time_s);
+  w.key("image_size_x"), w.uint(static_cast<std::uint64_t>(s.cols));
+  w.key("image_size_y"), w.uint(static_cast<std::uint64_t>(s.rows));
+  w.key("incident_energy"), w.number(s.incident_energy_eV);
+  w.key("number_of_images"), w.uint(s.number_of_images);
+  w.key("pixel_mask_enabled"), w.boolean(false);
+  w.key("pixel_size_x"), w.number(7.5e-5);
+  w.key("pixel_size_y"), w.number(7.5e-5);
+  w.key("saturation_value"), w.uint((1ULL << (8 * std::min<std::size_t>(pixel_size(s.dtype), 4))) - 2);
+  w.key("sensor_material"), w.text("Si");
+  w.key("sensor_thickness"), w.number(4.5e-4);
+  w.key("threshold_energy"), w.map(1), w.key(kChannel), w.number(s.incident_energy_eV / 2);
+  if (all) {
+    const std::size_t n = static_cast<std::size_t>(s.rows) * static_cast<std::size_t>(s.cols);
+    w.key("flatfield"), w.map(1), w.key(kChannel);
+    write_typed_image(w, PixelType::kFloat32, s.rows, s.cols, Encoding::kNone, filled<float>(n, 1.0f));
+    w.key("pixel_mask"), w.map(1), w.key(kChannel);
+    write_typed_image(w, PixelType::kUint32, s.rows, s.cols, Encoding::kNone, filled<std::uint32_t>(n, 0));
+  }
+  return out;
+}
+
+Part v2_image(const SeriesInfo& s, std::uint64_t image_id, std::span<const std::byte> blob,
+              std::uint64_t start_ns, std::uint64_t stop_ns) {
+  constexpr std::uint64_t kTimeBase = 1'000'000'000;  // ns
+  Part out;
+  out.reserve(blob.size() + 256);
+  CborWriter w(&out);
+  w.tag(kTagSelfDescribed);
+  w.map(9);
+  w.key("type"), w.text("image");
+  w.key("series_id"), w.uint(s.series_id);
+  w.key("series_unique_id"), w.text(unique_id(s.series_id));
+  w.key("image_id"), w.uint(image_id);
+  w.key("real_time"), w.rational(stop_ns - start_ns, kTimeBase);
+  w.key("series_date"), w.tag(kTagDateTime), w.text(iso8601_now());
+  w.key("start_time"), w.rational(start_ns, kTimeBase);
+  w.key("stop_time"), w.rational(stop_ns, kTimeBase);
+  w.key("data"), w.map(1), w.key(kChannel);
+  write_typed_image(w, s.dtype, s.rows, s.cols, s.encoding, blob);
+  return out;
+}
+
+Part v2_end(std::uint64_t series_id) {
+  Part out;
+  CborWriter w(&out);
+  w.tag(kTagSelfDescribed);
+  w.map(3);
+  w.key("type"), w.text("end");
+  w.key("series_id"), w.uint(series_id);
+  w.key("series_unique_id"), w.text(unique_id(series_id));
+  return out;
+}
+// --- MD5 (RFC 1321) ---------------------------------------------------------------------------
+
+std::string md5_hex(std::span<const std::byte> data) {
+  static const std::array<std::uint32_t, 64> k = [] {
+    std::array<std::uint32_t, 64> table{};
+    for (int i = 0; i < 64; ++i)
+      table[i] = static_cast<std::uint32_t>(std::floor(std::fabs(std::sin(i + 1.0)) * 4294967296.0));
+    return table;
+  }();
+  static constexpr std::array<int, 16> shifts = {7, 12, 17, 22, 5, 9, 14, 20,
+                                                 4, 11, 16, 23, 6, 10, 15, 21};
+  std::uint32_t a0 = 0x67452301, b0 = 0xefcdab89, c0 = 0x98badcfe, d0 = 0x10325476;
+  auto process = [&](const std::byte* chunk) {
+    std::uint32_t m[16];
+    std::memcpy(m, chunk, 64);  // little-endian words, as on this host
+    std::uint32_t a = a0, b = b0, c = c0, d = d0;
+    for (int i = 0; i < 64; ++i) {
+      std::uint32_t f;
+      int g;
+      if (i < 16) f = (b & c) | (~b & d), g = i;
+      else if (i < 32) f = (d & b) | (~d & c), g = (5 * i + 1) % 16;
+      else if (i < 48) f = b ^ c ^ d, g = (3 * i + 5) % 16;
+      else f = c ^ (b | ~d), g = (7 * i) % 16;
+      f += a + k[i] + m[g];
+      a = d;
+      d = c;
+      c = b;
+      b += std::rotl(f, shifts[(i / 16) * 4 + i % 4]);
+    }
+    a0 += a, b0 += b, c0 += c, d0 += d;
+  };
+  const std::size_t whole = data.size() / 64 * 64;
+  for (std::size_t i = 0; i < whole; i += 64) process(data.data() + i);
+  std::byte tail[128] = {};
+  const std::size_t rest = data.size() - whole;
+  if (rest) std::memcpy(tail, data.data() + whole, rest);
+  tail[rest] = std::byte{0x80};
+  const std::size_t tail_size = rest < 56 ? 64 : 128;
+  const std::uint64_t bits = static_cast<std::uint64_t>(data.size()) * 8;
+  std::memcpy(tail + tail_size - 8, &bits, 8);
+  for (std::size_t i = 0; i < tail_size; i += 64) process(tail + i);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  for (std::uint32_t word : {a0, b0, c0, d0})
+    for (int byte = 0; byte < 4; ++byte) {
+      const unsigned v = (word >> (8 * byte)) & 0xff;
+      hex += kHex[v >> 4];
+      hex += kHex[v & 15];
+    }
+  return hex;
+}
+
+}  // namespace ptypilot::dectris
