@@ -4,10 +4,9 @@
 #include <cbor.h>
 
 #include <algorithm>
-#include <array>
 #include <bit>
+#include <boost/uuid/detail/md5.hpp>
 #include <chrono>
-#include <cmath>
 #include <cstring>
 #include <ctime>
 #include <nlohmann/json.hpp>
@@ -280,55 +279,32 @@ Part v2_end(std::uint64_t series_id) {
   w.key("series_unique_id"), w.text(unique_id(series_id));
   return out;
 }
-// --- MD5 (RFC 1321) ---------------------------------------------------------------------------
+
+// --- MD5 (RFC 1321), Boost's -------------------------------------------------------------------
 
 std::string md5_hex(std::span<const std::byte> data) {
-  static const std::array<std::uint32_t, 64> k = [] {
-    std::array<std::uint32_t, 64> table{};
-    for (int i = 0; i < 64; ++i)
-      table[i] = static_cast<std::uint32_t>(std::floor(std::fabs(std::sin(i + 1.0)) * 4294967296.0));
-    return table;
-  }();
-  static constexpr std::array<int, 16> shifts = {7, 12, 17, 22, 5, 9, 14, 20,
-                                                 4, 11, 16, 23, 6, 10, 15, 21};
-  std::uint32_t a0 = 0x67452301, b0 = 0xefcdab89, c0 = 0x98badcfe, d0 = 0x10325476;
-  auto process = [&](const std::byte* chunk) {
-    std::uint32_t m[16];
-    std::memcpy(m, chunk, 64);  // little-endian words, as on this host
-    std::uint32_t a = a0, b = b0, c = c0, d = d0;
-    for (int i = 0; i < 64; ++i) {
-      std::uint32_t f;
-      int g;
-      if (i < 16) f = (b & c) | (~b & d), g = i;
-      else if (i < 32) f = (d & b) | (~d & c), g = (5 * i + 1) % 16;
-      else if (i < 48) f = b ^ c ^ d, g = (3 * i + 5) % 16;
-      else f = c ^ (b | ~d), g = (7 * i) % 16;
-      f += a + k[i] + m[g];
-      a = d;
-      d = c;
-      c = b;
-      b += std::rotl(f, shifts[(i / 16) * 4 + i % 4]);
-    }
-    a0 += a, b0 += b, c0 += c, d0 += d;
-  };
-  const std::size_t whole = data.size() / 64 * 64;
-  for (std::size_t i = 0; i < whole; i += 64) process(data.data() + i);
-  std::byte tail[128] = {};
-  const std::size_t rest = data.size() - whole;
-  if (rest) std::memcpy(tail, data.data() + whole, rest);
-  tail[rest] = std::byte{0x80};
-  const std::size_t tail_size = rest < 56 ? 64 : 128;
-  const std::uint64_t bits = static_cast<std::uint64_t>(data.size()) * 8;
-  std::memcpy(tail + tail_size - 8, &bits, 8);
-  for (std::size_t i = 0; i < tail_size; i += 64) process(tail + i);
+  boost::uuids::detail::md5 hash;
+  hash.process_bytes(data.data(), data.size());
+  boost::uuids::detail::md5::digest_type digest;
+  hash.get_digest(digest);
+  // The digest's 16 bytes in RFC 1321 order. Boost 1.86 gives them as bytes; before, as four
+  // unsigned ints whose values hold them most significant byte first (Boost 1.71 to 1.85, unless
+  // BOOST_UUID_COMPAT_PRE_1_71_MD5 is defined, which nothing here does).
+  static_assert(sizeof(digest) == 16 && (sizeof(digest[0]) == 1 || sizeof(digest[0]) == 4));
+  unsigned char bytes[16];
+  if constexpr (sizeof(digest[0]) == 1) {
+    std::memcpy(bytes, digest, 16);
+  } else {
+    for (int word = 0; word < 4; ++word)
+      for (int byte = 0; byte < 4; ++byte)
+        bytes[4 * word + byte] = static_cast<unsigned char>(digest[word] >> (24 - 8 * byte));
+  }
   static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  for (std::uint32_t word : {a0, b0, c0, d0})
-    for (int byte = 0; byte < 4; ++byte) {
-      const unsigned v = (word >> (8 * byte)) & 0xff;
-      hex += kHex[v >> 4];
-      hex += kHex[v & 15];
-    }
+  std::string hex(32, '0');
+  for (int i = 0; i < 16; ++i) {
+    hex[2 * i] = kHex[bytes[i] >> 4];
+    hex[2 * i + 1] = kHex[bytes[i] & 15];
+  }
   return hex;
 }
 
