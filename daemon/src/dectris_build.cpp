@@ -84,9 +84,7 @@ json detector_config(const SeriesInfo& s) {
           {"beam_center_y", s.rows / 2.0},
           {"bit_depth_image", bits},
           {"bit_depth_readout", bits},
-          {"compression", s.encoding == Encoding::kBitshuffleLz4 ? "bslz4"
-                          : s.encoding == Encoding::kLz4        ? "lz4"
-                                                                : "none"},
+          {"compression", encoding_name(Protocol::kV2, s.encoding, s.dtype)},
           {"count_time", s.count_time_s},
           {"countrate_correction_applied", false},
           {"description", "ptypilot sim-detector (a simulated DECTRIS detector)"},
@@ -196,13 +194,8 @@ void write_typed_image(CborWriter& w, PixelType dtype, int rows, int cols, Encod
   }
   w.tag(kTagDectrisCompression);
   w.array(3);
-  if (encoding == Encoding::kBitshuffleLz4) {
-    w.text("bslz4");
-    w.uint(pixel_size(dtype));
-  } else {
-    w.text("lz4");
-    w.uint(0);
-  }
+  w.text(encoding_name(Protocol::kV2, encoding, dtype));
+  w.uint(encoding == Encoding::kBitshuffleLz4 ? pixel_size(dtype) : 0);
   w.bytes(blob);
 }
 
