@@ -5,6 +5,7 @@
 
 #include "ptypilot.pb.h"
 #include "ptypilot/wire/native_frame.hpp"
+#include "ptypilot/wire/dectris_build.hpp"
 
 namespace ptypilot {
 namespace {

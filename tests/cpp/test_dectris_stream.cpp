@@ -9,12 +9,14 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 #include <zmq.hpp>
 
 #include "ptypilot/wire/compression.hpp"
 #include "ptypilot/core/config.hpp"
-#include "ptypilot/wire/dectris_stream.hpp"
+#include "ptypilot/wire/dectris_build.hpp"
+#include "ptypilot/wire/dectris_parse.hpp"
 #include "ptypilot/ingest/dectris_stream_source.hpp"
 #include "ptypilot/core/scan_frame_map.hpp"
 
@@ -117,12 +119,32 @@ dectris::Part v2_image_of(const dectris::SeriesInfo& s, std::uint64_t frame,
 }  // namespace
 
 TEST_CASE("dectris: MD5 of the v1 image hash matches RFC 1321's test vectors", "[dectris]") {
-  CHECK(dectris::md5_hex({}) == "d41d8cd98f00b204e9800998ecf8427e");
-  const auto abc = text("abc");
-  CHECK(dectris::md5_hex(abc) == "900150983cd24fb0d6963f7d28e17f72");
-  const auto digits = text(
-      "12345678901234567890123456789012345678901234567890123456789012345678901234567890");
-  CHECK(dectris::md5_hex(digits) == "57edf4a22be3c955ac49da2e2107b67a");
+  // RFC 1321, appendix A.5: the whole test suite.
+  const std::vector<std::pair<std::string, std::string>> suite = {
+      {"", "d41d8cd98f00b204e9800998ecf8427e"},
+      {"a", "0cc175b9c0f1b6a831c399e269772661"},
+      {"abc", "900150983cd24fb0d6963f7d28e17f72"},
+      {"message digest", "f96b697d7cb7938d525a2f31aaf161d0"},
+      {"abcdefghijklmnopqrstuvwxyz", "c3fcd3d76192e4007dfb496cca67e13b"},
+      {"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+       "d174ab98d277d9f5a5611c2c9f419d9f"},
+      {"12345678901234567890123456789012345678901234567890123456789012345678901234567890",
+       "57edf4a22be3c955ac49da2e2107b67a"},
+  };
+  for (const auto& [input, digest] : suite) {
+    INFO("md5(\"" << input << "\")");
+    CHECK(dectris::md5_hex(text(input)) == digest);
+  }
+  // Around the 64-byte block and the 56-byte padding boundary (digests from Python's hashlib).
+  const std::vector<std::pair<std::size_t, std::string>> lengths = {
+      {55, "ef1772b6dff9a122358552954ad0df65"}, {56, "3b0c8ac703f828b04c6c197006d17218"},
+      {63, "b06521f39153d618550606be297466d5"}, {64, "014842d480b571495a4a0363793f7367"},
+      {65, "c743a45e0d2e6a95cb859adae0248435"}, {1000, "cabe45dcc9ae5b66ba86600cca6b8ba8"},
+  };
+  for (const auto& [n, digest] : lengths) {
+    INFO(n << " times 'a'");
+    CHECK(dectris::md5_hex(text(std::string(n, 'a'))) == digest);
+  }
 }
 
 TEST_CASE("dectris: every v1 and v2 image parses back to its pixels", "[dectris]") {

@@ -7,7 +7,7 @@
 #include <span>
 #include <vector>
 
-#include "ptypilot/wire/dectris_stream.hpp"
+#include "ptypilot/wire/dectris_parse.hpp"
 
 using namespace ptypilot;
 

@@ -4,7 +4,7 @@
 #include <cstdlib>
 #include <span>
 
-#include "ptypilot/wire/dectris_stream.hpp"
+#include "ptypilot/wire/dectris_parse.hpp"
 
 using namespace ptypilot;
 

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "ptypilot/wire/compression.hpp"
-#include "ptypilot/wire/dectris_stream.hpp"
+#include "ptypilot/wire/dectris_build.hpp"
 #include "recorded_fixtures.hpp"
 
 using namespace ptypilot;

@@ -14,7 +14,7 @@
 #include "ptypilot.pb.h"
 #include "ptypilot/wire/command.hpp"
 #include "ptypilot/app/daemon.hpp"
-#include "ptypilot/wire/dectris_stream.hpp"
+#include "ptypilot/wire/dectris_build.hpp"
 #include "ptypilot/wire/stream_encoder.hpp"
 #include "ptypilot/wire/log.hpp"
 #include "ptypilot/wire/program_paths.hpp"

@@ -1,6 +1,6 @@
 // FrameEmitter: puts frames onto the wire in one detector protocol: the native one (FrameHeader +
 // raw payload, zmq_frame_source.hpp) or a DECTRIS SIMPLON stream, v1 or v2, in any of its
-// encodings (dectris_stream.hpp). The simulated detector and the benchmarks send through it; it
+// encodings (dectris_stream.hpp, dectris_build.hpp). The simulated detector and the benchmarks send through it; it
 // takes a frame's counts and metadata, whatever produced them (the forward model, a recorded
 // data set), and owns only the wire format: series numbering and framing.
 #pragma once

@@ -1,5 +1,6 @@
 // DectrisStreamSource: frames from a DECTRIS detector's SIMPLON stream, v1 (multipart JSON +
-// binary) or v2 (CBOR), on a ZMQ PULL socket; the formats are in dectris_stream.hpp.
+// binary) or v2 (CBOR), on a ZMQ PULL socket; the formats are in dectris_stream.hpp, their
+// parsers in dectris_parse.hpp.
 //
 // A DECTRIS frame carries its series id and frame number only. Its place in the scan comes from
 // the ScanFrameMap that the session fills as it issues sub-sequences: frame number
@@ -17,7 +18,7 @@
 // (dectris_frame_not_issued) and discarded. Late or repeated numbers are delivered; the
 // assembler counts duplicates.
 //
-// Every other bad message is counted under the name that dectris_stream.hpp gives its kind, and
+// Every other bad message is counted under the name that dectris_parse.hpp gives its kind, and
 // logged once per kind; the socket stays in sync because each message is drained whole. Nothing
 // here throws after construction. Backpressure is the native source's: see zmq_frame_source.hpp.
 #pragma once
@@ -31,7 +32,7 @@
 #include <vector>
 #include <zmq.hpp>
 
-#include "ptypilot/wire/dectris_stream.hpp"
+#include "ptypilot/wire/dectris_parse.hpp"
 #include "ptypilot/core/frame_source.hpp"
 #include "ptypilot/core/scan_frame_map.hpp"
 
