@@ -1,5 +1,6 @@
 #include "ptypilot/scan_driver/zmq_scan_driver.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <stdexcept>
 #include <utility>
@@ -69,62 +70,114 @@ void ZmqScanDriver::open_socket() {
 }
 
 Status ZmqScanDriver::submit(const ScanRequest& request) {
-  const std::uint64_t id = next_command_id_++;
-  std::string bytes;
-  if (!to_command(request, id).SerializeToString(&bytes))
-    return {StatusCode::kInternal, "could not serialize scan command " + std::to_string(id)};
+  if (Status s = submit_async(request); !s.ok()) return s;
+  // Every attempt has its own deadline inside wait_acknowledged; this bound only makes sure the
+  // loop ends if the clock misbehaves.
+  const auto total = config_.ack_timeout * (1 + config_.retries) + std::chrono::seconds(1);
+  return wait_acknowledged(std::chrono::duration_cast<std::chrono::milliseconds>(total));
+}
 
-  const int attempts = 1 + config_.retries;
+Status ZmqScanDriver::submit_async(const ScanRequest& request) {
+  if (pending_)
+    return failed_precondition(name_ + " scan driver: command " + std::to_string(pending_->id) +
+                               " is still pending; wait_acknowledged first");
+  Pending p;
+  p.id = next_command_id_++;
+  if (!to_command(request, p.id).SerializeToString(&p.bytes))
+    return {StatusCode::kInternal, "could not serialize scan command " + std::to_string(p.id)};
+  pending_ = std::move(p);
+  return send_pending();
+}
+
+Status ZmqScanDriver::send_pending() {
+  Pending& p = *pending_;
   try {
-    for (int attempt = 1; attempt <= attempts; ++attempt) {
+    while (p.attempt < 1 + config_.retries) {
+      ++p.attempt;
       if (socket_.handle() == nullptr) open_socket();
-      const auto deadline = Clock::now() + config_.ack_timeout;
-      if (!socket_.send(zmq::buffer(bytes), zmq::send_flags::none) ||
-          !wait_readable(socket_, deadline)) {
-        open_socket();  // the lazy pirate: this REQ socket is stuck waiting for a lost reply
-        continue;
-      }
-      zmq::message_t reply;
-      if (!socket_.recv(reply, zmq::recv_flags::none)) {
-        open_socket();
-        continue;
-      }
-      if (reply.more()) {
-        // Drain the rest so that the REQ socket is ready for the next command.
-        zmq::message_t extra;
-        while (reply.more() && socket_.recv(extra, zmq::recv_flags::none)) reply.swap(extra);
-        return {StatusCode::kInternal, "scan generator at " + config_.endpoint +
-                                           " sent a multi-part reply to command " +
-                                           std::to_string(id) + "; expected one ScanAck"};
-      }
-      wire::ScanAck ack;
-      if (!ack.ParseFromArray(reply.data(), static_cast<int>(reply.size())))
-        return {StatusCode::kInternal, "scan generator at " + config_.endpoint +
-                                           " sent a reply to command " + std::to_string(id) +
-                                           " that is not a ScanAck"};
-      if (ack.command_id() != id)
-        return {StatusCode::kInternal, "scan generator at " + config_.endpoint +
-                                           " answered command " + std::to_string(id) +
-                                           " with an acknowledgement of command " +
-                                           std::to_string(ack.command_id())};
-      if (!ack.accepted())
-        return failed_precondition("scan generator at " + config_.endpoint + " refused command " +
-                                   std::to_string(id) + ": " +
-                                   (ack.error().empty() ? "(no reason given)" : ack.error()));
-      return Status::Ok();
+      p.deadline = Clock::now() + config_.ack_timeout;
+      if (socket_.send(zmq::buffer(p.bytes), zmq::send_flags::none)) return Status::Ok();
+      open_socket();  // not even sent within the timeout: no generator is connected
     }
   } catch (const zmq::error_t& e) {
-    // Per-frame path: never throw. Whatever state the socket was left in, the next submit starts
-    // on a fresh one.
-    socket_.close();
-    return {StatusCode::kUnavailable, "scan generator at " + config_.endpoint + ": command " +
-                                          std::to_string(id) + " failed: " + e.what()};
+    return end_pending(fail_on_socket(e));
   }
+  return end_pending(not_acknowledged());
+}
+
+Status ZmqScanDriver::wait_acknowledged(std::chrono::milliseconds timeout) {
+  if (!pending_) return failed_precondition(name_ + " scan driver: no command is pending");
+  const auto until = Clock::now() + timeout;
+  try {
+    for (;;) {
+      Pending& p = *pending_;
+      const auto deadline = std::min(until, p.deadline);
+      if (wait_readable(socket_, deadline)) return end_pending(read_ack());
+      if (Clock::now() >= until && until < p.deadline)
+        return {StatusCode::kUnavailable, "scan generator at " + config_.endpoint +
+                                              " has not yet acknowledged command " +
+                                              std::to_string(p.id) + "; it is still pending"};
+      // This attempt's reply is lost: the lazy pirate opens a fresh REQ socket (this one is
+      // stuck waiting for that reply) and resends while retries are left.
+      open_socket();
+      if (Status s = send_pending(); !s.ok() || !pending_) return s;
+    }
+  } catch (const zmq::error_t& e) {
+    return end_pending(fail_on_socket(e));
+  }
+}
+
+Status ZmqScanDriver::read_ack() {
+  const std::uint64_t id = pending_->id;
+  zmq::message_t reply;
+  if (!socket_.recv(reply, zmq::recv_flags::none))
+    return {StatusCode::kUnavailable, "scan generator at " + config_.endpoint +
+                                          ": no reply to command " + std::to_string(id)};
+  if (reply.more()) {
+    // Drain the rest so that the REQ socket is ready for the next command.
+    zmq::message_t extra;
+    while (reply.more() && socket_.recv(extra, zmq::recv_flags::none)) reply.swap(extra);
+    return {StatusCode::kInternal, "scan generator at " + config_.endpoint +
+                                       " sent a multi-part reply to command " +
+                                       std::to_string(id) + "; expected one ScanAck"};
+  }
+  wire::ScanAck ack;
+  if (!ack.ParseFromArray(reply.data(), static_cast<int>(reply.size())))
+    return {StatusCode::kInternal, "scan generator at " + config_.endpoint +
+                                       " sent a reply to command " + std::to_string(id) +
+                                       " that is not a ScanAck"};
+  if (ack.command_id() != id)
+    return {StatusCode::kInternal, "scan generator at " + config_.endpoint +
+                                       " answered command " + std::to_string(id) +
+                                       " with an acknowledgement of command " +
+                                       std::to_string(ack.command_id())};
+  if (!ack.accepted())
+    return failed_precondition("scan generator at " + config_.endpoint + " refused command " +
+                               std::to_string(id) + ": " +
+                               (ack.error().empty() ? "(no reason given)" : ack.error()));
+  return Status::Ok();
+}
+
+Status ZmqScanDriver::not_acknowledged() const {
+  const int attempts = 1 + config_.retries;
   std::string message = "scan generator at " + config_.endpoint + " did not acknowledge command " +
-                        std::to_string(id) + " within " +
+                        std::to_string(pending_->id) + " within " +
                         std::to_string(config_.ack_timeout.count()) + " ms";
   if (attempts > 1) message += " (" + std::to_string(attempts) + " attempts)";
   return {StatusCode::kUnavailable, std::move(message)};
+}
+
+Status ZmqScanDriver::fail_on_socket(const zmq::error_t& e) {
+  // Never throw on the per-decision path. Whatever state the socket was left in, the next
+  // command starts on a fresh one.
+  socket_.close();
+  return {StatusCode::kUnavailable, "scan generator at " + config_.endpoint + ": command " +
+                                        std::to_string(pending_->id) + " failed: " + e.what()};
+}
+
+Status ZmqScanDriver::end_pending(Status result) {
+  pending_.reset();
+  return result;
 }
 
 std::unique_ptr<ScanDriver> make_sim_stage_driver(zmq::context_t& context, std::string endpoint,

@@ -18,7 +18,7 @@
 #include "ptypilot/wire/dectris_build.hpp"
 #include "ptypilot/wire/dectris_parse.hpp"
 #include "ptypilot/ingest/dectris_stream_source.hpp"
-#include "ptypilot/core/scan_frame_map.hpp"
+#include "ptypilot/ingest/scan_frame_map.hpp"
 
 using namespace ptypilot;
 using dectris::Encoding;
@@ -349,16 +349,19 @@ struct SourceFixture {
   explicit SourceFixture(Protocol protocol) {
     push.set(zmq::sockopt::linger, 0);
     push.bind("tcp://127.0.0.1:*");
-    map = std::make_shared<ScanFrameMap>("sess");
-    const std::vector<Vec2> positions = {{1, 1}, {1, 2}, {1, 3}, {1, 4}, {2, 1}, {2, 2}};
-    REQUIRE(map->issue(0, 0, positions).ok());
     DectrisStreamSourceConfig config;
     config.protocol = protocol;
     config.endpoint = push.get(zmq::sockopt::last_endpoint);
     config.expected_rows = 6;
     config.expected_cols = 10;
     config.expected_dtype = PixelType::kUint16;
-    source = std::make_unique<DectrisStreamSource>(context, config, map);
+    source = std::make_unique<DectrisStreamSource>(
+        context, config, "sess", [this](std::string reason) { faults.push_back(std::move(reason)); });
+    // The session's positions reach the source through the hook, as the daemon's session does.
+    ScanRequest request;
+    request.session_id = "sess";
+    request.positions_A = {{1, 1}, {1, 2}, {1, 3}, {1, 4}, {2, 1}, {2, 2}};
+    REQUIRE(source->positions_issued(request).ok());
     series = series_of(PixelType::kUint16, Encoding::kBitshuffleLz4);
     this->protocol = protocol;
   }
@@ -383,7 +386,7 @@ struct SourceFixture {
 
   zmq::context_t context{1};
   zmq::socket_t push{context, zmq::socket_type::push};
-  std::shared_ptr<ScanFrameMap> map;
+  std::vector<std::string> faults;  // what the StreamFaultHandler heard
   std::unique_ptr<DectrisStreamSource> source;
   dectris::SeriesInfo series;
   Protocol protocol;
@@ -408,7 +411,7 @@ TEST_CASE("dectris source: frames are placed by number, stale series and gaps ar
     CHECK(f.frame_index == 0);
     CHECK(f.position_A.x == 1.0);
     CHECK(f.counts == test_counts(60));
-    CHECK(fx.source->take_stream_fault().empty());
+    CHECK(fx.faults.empty());
     fx.image(5, 1);
     REQUIRE(fx.receive(&f).ok());
     fx.image(5, 4);  // 2 and 3 are lost
@@ -417,9 +420,8 @@ TEST_CASE("dectris source: frames are placed by number, stale series and gaps ar
     CHECK(f.sub_sequence == 0);
     CHECK(f.position_index == 4);
     CHECK(f.position_A.y == 2.0);  // its own place: nothing shifted
-    const std::string fault = fx.source->take_stream_fault();
-    CHECK_THAT(fault, Catch::Contains("frames 2..3 of series 5 never arrived"));
-    CHECK(fx.source->take_stream_fault().empty());  // reported once
+    REQUIRE(fx.faults.size() == 1);
+    CHECK_THAT(fx.faults[0], Catch::Contains("frames 2..3 of series 5 never arrived"));
     fx.image(5, 2);  // late: delivered, the assembler decides
     REQUIRE(fx.receive(&f).ok());
     fx.image(5, 6);  // never issued
@@ -438,6 +440,7 @@ TEST_CASE("dectris source: frames are placed by number, stale series and gaps ar
     CHECK(h.get(source_counters::kSeriesStarted) == 1);
     CHECK(h.get(source_counters::kSeriesEnded) == 1);
     CHECK(h.get(source_counters::kReceivedOk) == 4);
+    CHECK(fx.faults.size() == 1);  // the gap is reported once
   }
 }
 
@@ -458,10 +461,10 @@ TEST_CASE("dectris source: a v2 message of several parts is refused and the stre
 TEST_CASE("dectris source: startup errors say what to fix", "[dectris][ingest]") {
   zmq::context_t context{1};
   DectrisStreamSourceConfig config;
-  CHECK_THROWS_WITH(DectrisStreamSource(context, config, std::make_shared<ScanFrameMap>("s")),
+  CHECK_THROWS_WITH(DectrisStreamSource(context, config, "s"),
                     Catch::Contains("set detector.endpoint"));
-  config.endpoint = "tcp://127.0.0.1:1";
-  CHECK_THROWS_WITH(DectrisStreamSource(context, config, nullptr), Catch::Contains("map"));
+  config.endpoint = "not an endpoint";
+  CHECK_THROWS_WITH(DectrisStreamSource(context, config, "s"), Catch::Contains("expected tcp://host:port"));
 }
 
 TEST_CASE("scan frame map: sub-sequences must continue the frame indices", "[dectris]") {

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <future>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -294,6 +295,39 @@ TEST_CASE("an acknowledgement of another command is an internal error", "[scan_d
   CHECK_THAT(s.message(), Catch::Contains("acknowledgement of command 2"));
 }
 
+TEST_CASE("submit_async returns at once; wait_acknowledged waits as long as the caller says",
+          "[scan_driver]") {
+  zmq::context_t context;
+  zmq::socket_t rep(context, zmq::socket_type::rep);
+  rep.set(zmq::sockopt::linger, 0);
+  rep.bind(kAnyPort);
+  const std::string endpoint = rep.get(zmq::sockopt::last_endpoint);
+  std::promise<void> release;
+  std::jthread generator([&rep, answer = release.get_future()]() mutable {
+    zmq::message_t request;
+    if (!rep.recv(request, zmq::recv_flags::none)) return;
+    answer.wait();  // a generator that is slow to acknowledge
+    wire::ScanCommand command;
+    command.ParseFromArray(request.data(), static_cast<int>(request.size()));
+    wire::ScanAck ack;
+    ack.set_command_id(command.command_id());
+    ack.set_accepted(true);
+    rep.send(zmq::buffer(ack.SerializeAsString()), zmq::send_flags::none);
+  });
+  ZmqScanDriver driver(context, {endpoint, 5000ms});
+  REQUIRE(driver.submit_async(request("run-H", 0, 0, {{1.0, 1.0}})).ok());
+  const Status early = driver.wait_acknowledged(50ms);
+  CHECK(early.code() == StatusCode::kUnavailable);
+  CHECK_THAT(early.message(), Catch::Contains("command 1; it is still pending"));
+  const Status second = driver.submit_async(request("run-H", 1, 1, {{2.0, 2.0}}));
+  CHECK(second.code() == StatusCode::kFailedPrecondition);
+  CHECK_THAT(second.message(), Catch::Contains("command 1 is still pending"));
+  release.set_value();
+  CHECK(driver.wait_acknowledged(5000ms).ok());
+  CHECK(driver.wait_acknowledged(10ms).code() == StatusCode::kFailedPrecondition);
+  CHECK(driver.next_command_id() == 2u);  // the refused second request used no id
+}
+
 TEST_CASE("the point-list driver writes one CSV per sub-sequence, whole", "[scan_driver]") {
   const auto dir = std::filesystem::temp_directory_path() /
                    ("ptypilot-point-list-" + std::to_string(::getpid()));
@@ -327,6 +361,14 @@ TEST_CASE("the point-list driver writes one CSV per sub-sequence, whole", "[scan
   CHECK(driver.submit(request("../escape", 0, 0, {{1.0, 1.0}})).code() ==
         StatusCode::kInvalidArgument);
   CHECK(driver.submit(request("run-H", 4, 0, {})).code() == StatusCode::kInvalidArgument);
+  // A synchronous driver's two-step submit: the file is written at once, the answer kept.
+  REQUIRE(driver.submit_async(request("run-H", 5, 0, {{1.0, 1.0}})).ok());
+  CHECK(std::filesystem::exists(dir / "run-H_0005.csv"));
+  CHECK(driver.submit_async(request("run-H", 6, 0, {{1.0, 1.0}})).code() ==
+        StatusCode::kFailedPrecondition);
+  CHECK(driver.wait_acknowledged(0ms).ok());
+  REQUIRE(driver.submit_async(request("run-H", 5, 0, {{1.0, 1.0}})).ok());  // exists already
+  CHECK(driver.wait_acknowledged(0ms).code() == StatusCode::kFailedPrecondition);
   CHECK_THROWS_AS(PointListFileDriver(dir / "missing"), std::invalid_argument);
   std::filesystem::remove_all(dir);
 }

@@ -105,9 +105,8 @@ Status Session::issue_next(SubSequenceReport* report, Clock::time_point* propose
   request.dwell_s = config_.session.dwell_s;
   if (Status s = assembler_.expect(id_, next_sub_sequence_, next_frame_index_, approved); !s.ok())
     return s;
-  if (parts_.frame_map)
-    if (Status s = parts_.frame_map->issue(next_sub_sequence_, next_frame_index_, approved); !s.ok())
-      return s;
+  if (parts_.positions_issued)
+    if (Status s = parts_.positions_issued(request); !s.ok()) return s;
   outstanding_ += approved.size();
   const Status submitted = parts_.driver->submit(request);
   const auto t3 = Clock::now();

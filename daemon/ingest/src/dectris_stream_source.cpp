@@ -37,10 +37,12 @@ std::string id_range(std::uint64_t first, std::uint64_t last) {
 
 DectrisStreamSource::DectrisStreamSource(zmq::context_t& ctx,
                                          const DectrisStreamSourceConfig& config,
-                                         std::shared_ptr<const ScanFrameMap> map)
-    : config_(config), map_(std::move(map)), socket_(ctx, zmq::socket_type::pull) {
+                                         std::string session_id, StreamFaultHandler on_fault)
+    : config_(config),
+      map_(std::move(session_id)),
+      on_fault_(std::move(on_fault)),
+      socket_(ctx, zmq::socket_type::pull) {
   const char* name = protocol_name(config_.protocol);
-  if (!map_) throw std::runtime_error(std::string(name) + " source: no scan frame map");
   if (config_.endpoint.empty())
     throw std::runtime_error(std::string(name) +
                              " source: no stream endpoint configured; set detector.endpoint to "
@@ -70,17 +72,15 @@ DectrisStreamSource::DectrisStreamSource(zmq::context_t& ctx,
              {"expected_cols", config_.expected_cols},
              {"expected_dtype", config_.expected_dtype ? to_string(*config_.expected_dtype) : "any"},
              {"first_frame_id", config_.first_frame_id},
-             {"session", map_->session_id()}});
+             {"session", map_.session_id()}});
 }
 
 std::string DectrisStreamSource::bound_endpoint() const {
   return socket_.get(zmq::sockopt::last_endpoint);
 }
 
-std::string DectrisStreamSource::take_stream_fault() {
-  if (fault_.empty() || fault_taken_) return {};
-  fault_taken_ = true;
-  return fault_;
+Status DectrisStreamSource::positions_issued(const ScanRequest& request) {
+  return map_.issue(request.sub_sequence, request.first_frame_index, request.positions_A);
 }
 
 Status DectrisStreamSource::reject(std::string_view counter, std::string message) {
@@ -168,7 +168,7 @@ Status DectrisStreamSource::handle(DetectorFrame* frame) {
         health_.increment(counters::kSeriesStarted);
         log::info("dectris_series_started", {{"series", series},
                                              {"header_detail", message_.header_detail},
-                                             {"session", map_->session_id()}});
+                                             {"session", map_.session_id()}});
       } else if (*series_ != series) {
         return reject(counters::kStaleSeries,
                       "series header of series " + std::to_string(series) + " while series " +
@@ -203,10 +203,10 @@ Status DectrisStreamSource::handle_image(const dectris::Image& image, DetectorFr
                   which + " is numbered below the first frame id " +
                       std::to_string(config_.first_frame_id) + " (detector.first_frame_id)");
   const std::uint64_t index = image.frame_id - config_.first_frame_id;
-  const std::optional<ScanPlace> place = map_->find(index);
+  const std::optional<ScanPlace> place = map_.find(index);
   if (!place)
     return reject(counters::kFrameNotIssued,
-                  which + " has no scan position: " + std::to_string(map_->issued()) +
+                  which + " has no scan position: " + std::to_string(map_.issued()) +
                       " frames have been issued so far; discarded");
 
   std::string_view counter;
@@ -227,13 +227,14 @@ Status DectrisStreamSource::handle_image(const dectris::Image& image, DetectorFr
         (next_frame_ == 0 ? std::string("none") : std::to_string(next_frame_ - 1 + config_.first_frame_id)) +
         "); frames are placed by their own number, so nothing was shifted";
     log::error("dectris_frame_gap", {{"series", *series_}, {"missing", missing}, {"error", text}});
-    if (fault_.empty()) fault_ = text;
+    if (!fault_reported_ && on_fault_) on_fault_(text);
+    fault_reported_ = true;
     next_frame_ = index + 1;
   } else if (index == next_frame_) {
     ++next_frame_;
   }
 
-  frame->session_id = map_->session_id();
+  frame->session_id = map_.session_id();
   frame->sub_sequence = place->sub_sequence;
   frame->frame_index = index;
   frame->position_index = place->position_index;

@@ -35,6 +35,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -61,19 +62,35 @@ class ZmqScanDriver final : public ScanDriver {
 
   Status submit(const ScanRequest& request) override;
   std::string_view name() const override { return name_; }
+  // submit() is these two: send, then wait for the ack (resending on a fresh socket after each
+  // ack_timeout while retries are left).
+  Status submit_async(const ScanRequest& request) override;
+  Status wait_acknowledged(std::chrono::milliseconds timeout) override;
 
   const ZmqScanDriverConfig& config() const { return config_; }
   // The id the next command will carry.
   std::uint64_t next_command_id() const { return next_command_id_; }
 
  private:
+  struct Pending {
+    std::uint64_t id = 0;
+    std::string bytes;  // the serialized command, for resends
+    int attempt = 0;
+    std::chrono::steady_clock::time_point deadline;  // of this attempt
+  };
   void open_socket();
+  Status send_pending();
+  Status read_ack();
+  Status not_acknowledged() const;
+  Status fail_on_socket(const zmq::error_t& e);
+  Status end_pending(Status result);
 
   zmq::context_t& context_;
   ZmqScanDriverConfig config_;
   std::string name_;
   zmq::socket_t socket_;
   std::uint64_t next_command_id_ = 1;
+  std::optional<Pending> pending_;
 };
 
 // The simulated stage: `ptypilot sim-detector` binds a command endpoint that speaks exactly the

@@ -1,17 +1,20 @@
-// The daemon behind `ptypilot serve`: a Boost.Asio event loop that owns the session state
-// machine, an ingest thread that receives and records frames, and a control thread that answers
-// the REQ/REP control socket (protobuf, or JSON for scripts). Events go out on a PUB socket.
+// The daemon behind `ptypilot serve`. Its parts (daemon/app/src/): the state machine and the
+// session's life (daemon.cpp), the control server (control_server, control_codec: protobuf or
+// JSON), the event publisher, the ingest pipeline, and the component factory.
 //
 // States: idle -> configured -> running -> finishing -> idle. A fault (detector silent, scan
-// generator not acknowledging, recorder failure) moves to error; the data recorded so far is
-// kept and the file closed. Configure leaves error.
+// generator not acknowledging, recorder failure, frames lost) moves to error; the data recorded
+// so far is kept and the file closed. Configure leaves error.
 //
 // Threads and what they own:
-//   event loop (run()): the state, the Session, the PUB socket, the timers;
-//   ingest:  the FrameSource; records each batch, then posts it to the loop;
-//   control: the REP socket; posts each request to the loop and sends its reply.
-// At most detector.max_pending_frames frames wait for the loop; beyond that ingest stops reading, ZMQ's
-// high-water mark fills and the detector's sender blocks: backpressure, never a dropped frame.
+//   event loop (run()): the state, the configuration, the PUB socket, the watchdog;
+//   session worker:     the Session: reconstruction, policy, Safety, scan driver;
+//   ingest:             the FrameSource; records each batch, then posts it to the worker;
+//   control:            the REP socket; posts each request to the event loop, sends its reply.
+// A status request therefore never waits for a reconstruction: it reads what the worker last
+// reported. At most detector.max_pending_frames frames wait for the worker; beyond that ingest
+// stops reading, ZMQ's high-water mark fills and the detector's sender blocks: backpressure,
+// never a dropped frame.
 #pragma once
 
 #include <atomic>

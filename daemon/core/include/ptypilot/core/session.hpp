@@ -25,7 +25,6 @@
 #include "ptypilot/core/policy.hpp"
 #include "ptypilot/core/recorder.hpp"
 #include "ptypilot/core/safety.hpp"
-#include "ptypilot/core/scan_frame_map.hpp"
 #include "ptypilot/reconstructor.hpp"
 #include "ptypilot/scan_driver/scan_driver.hpp"
 
@@ -57,9 +56,9 @@ class Session {
     // Written from the event loop (sub-sequences) while ingest writes frames, so the daemon
     // hands in a function that serialises access.
     std::function<Status(const SubSequenceRecord&)> record_sub_sequence;
-    // For detectors whose frames carry only a frame number (DECTRIS): filled with each
-    // sub-sequence before the driver sends it. Null for the native protocol.
-    std::shared_ptr<ScanFrameMap> frame_map;
+    // Told each sub-sequence before the driver sends it (FrameSource::positions_issued: a
+    // DECTRIS source places frames by number with it). May be empty.
+    std::function<Status(const ScanRequest&)> positions_issued;
   };
   using Clock = std::chrono::steady_clock;
 

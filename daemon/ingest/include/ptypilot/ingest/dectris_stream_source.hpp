@@ -3,7 +3,7 @@
 // parsers in dectris_parse.hpp.
 //
 // A DECTRIS frame carries its series id and frame number only. Its place in the scan comes from
-// the ScanFrameMap that the session fills as it issues sub-sequences: frame number
+// the positions the session issues (positions_issued, kept in a ScanFrameMap): frame number
 // first_frame_id + k of the session's series is the session's frame_index k.
 //
 // The series: the first series header (dheader-1.0 / start) that arrives after this source is
@@ -13,8 +13,8 @@
 //
 // Frame numbers must arrive without gaps. A frame whose number skips ahead is still delivered
 // (its own number places it, so nothing shifts), but the skipped numbers are lost frames: they
-// are counted (dectris_frame_gaps, dectris_frames_missing) and take_stream_fault() then names
-// them, which ends the session in error. A frame number that no sub-sequence issued is counted
+// are counted (dectris_frame_gaps, dectris_frames_missing) and the StreamFaultHandler is told,
+// which ends the session in error. A frame number that no sub-sequence issued is counted
 // (dectris_frame_not_issued) and discarded. Late or repeated numbers are delivered; the
 // assembler counts duplicates.
 //
@@ -34,7 +34,7 @@
 
 #include "ptypilot/wire/dectris_parse.hpp"
 #include "ptypilot/core/frame_source.hpp"
-#include "ptypilot/core/scan_frame_map.hpp"
+#include "ptypilot/ingest/scan_frame_map.hpp"
 
 namespace ptypilot {
 
@@ -64,16 +64,17 @@ inline constexpr std::string_view kV2WrongPartCount = "dectris_v2_wrong_part_cou
 
 class DectrisStreamSource final : public FrameSource {
  public:
-  // Creates the PULL socket and connects (or binds) it. Throws std::runtime_error with what to
-  // fix when the endpoint or a setting is unusable, or `map` is null. `ctx` must outlive this.
+  // Creates the PULL socket and connects (or binds) it, for the frames of session `session_id`.
+  // Throws std::runtime_error with what to fix when the endpoint or a setting is unusable.
+  // `on_fault` (may be empty) hears of lost frames. `ctx` must outlive this.
   DectrisStreamSource(zmq::context_t& ctx, const DectrisStreamSourceConfig& config,
-                      std::shared_ptr<const ScanFrameMap> map);
+                      std::string session_id, StreamFaultHandler on_fault = {});
 
   // One thread receives. Messages that are not frames (series header and end) are consumed
   // within `timeout`; kUnavailable when no frame arrived in it.
   Status receive(DetectorFrame* frame, std::chrono::milliseconds timeout) override;
   const HealthCounters& health() const override { return health_; }
-  std::string take_stream_fault() override;
+  Status positions_issued(const ScanRequest& request) override;
 
   std::string bound_endpoint() const;
   std::optional<std::uint64_t> series() const { return series_; }
@@ -87,7 +88,8 @@ class DectrisStreamSource final : public FrameSource {
   Status handle_image(const dectris::Image& image, DetectorFrame* frame);
 
   DectrisStreamSourceConfig config_;
-  std::shared_ptr<const ScanFrameMap> map_;
+  ScanFrameMap map_;
+  StreamFaultHandler on_fault_;
   zmq::socket_t socket_;
   HealthCounters health_;
   std::vector<zmq::message_t> parts_;  // reused across messages
@@ -95,8 +97,7 @@ class DectrisStreamSource final : public FrameSource {
   dectris::Message message_;
   std::optional<std::uint64_t> series_;
   std::uint64_t next_frame_ = 0;  // the session frame index expected next
-  std::string fault_;
-  bool fault_taken_ = false;
+  bool fault_reported_ = false;
 };
 
 }  // namespace ptypilot

@@ -1,4 +1,4 @@
-#include "ptypilot/core/scan_frame_map.hpp"
+#include "ptypilot/ingest/scan_frame_map.hpp"
 
 namespace ptypilot {
 

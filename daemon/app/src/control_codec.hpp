@@ -1,0 +1,26 @@
+// The control protocol's two encodings: ControlRequest/ControlReply protobufs (proto/ptypilot.proto)
+// for programs, and JSON objects for scripts. A JSON request is decoded into the same
+// ControlRequest and its reply encoded from the same ControlReply, so the two cannot disagree.
+#pragma once
+
+#include <string>
+
+#include "ptypilot.pb.h"
+
+namespace ptypilot {
+
+// "idle", "configured", "running", "finishing", "error": the one spelling, in replies, events,
+// logs and `ptypilot ctl`.
+const char* state_name(wire::ControlReply::State state);
+
+// A request starting with '{' is JSON: {"command": "configure", "config": {...}} | "start"
+// (optional "session_id") | "stop" | "status" | "get_reconstruction". Throws
+// std::invalid_argument, naming what is wrong, for JSON that is not such a request.
+bool is_json_request(const std::string& bytes);
+wire::ControlRequest parse_json_request(const std::string& bytes);
+
+// The reply as JSON: ok, error, state, status (with counters) and, for get_reconstruction, the
+// phase image (rows, cols, pixel_A, phase_rad row-major).
+std::string reply_to_json(const wire::ControlReply& reply);
+
+}  // namespace ptypilot

@@ -1,0 +1,41 @@
+#include "control_server.hpp"
+
+#include <chrono>
+
+namespace ptypilot {
+
+ControlServer::ControlServer(zmq::context_t& context, const std::string& endpoint)
+    : socket_(context, zmq::socket_type::rep) {
+  socket_.set(zmq::sockopt::linger, 0);
+  socket_.bind(endpoint);
+  bound_ = socket_.get(zmq::sockopt::last_endpoint);
+}
+
+void ControlServer::start(Answer answer) {
+  answer_ = std::move(answer);
+  thread_ = std::thread([this] { serve(); });
+}
+
+void ControlServer::stop() {
+  stopping_ = true;
+  if (thread_.joinable()) thread_.join();
+}
+
+void ControlServer::serve() {
+  while (!stopping_) {
+    zmq::pollitem_t items[] = {{socket_.handle(), 0, ZMQ_POLLIN, 0}};
+    zmq::poll(items, 1, std::chrono::milliseconds(100));
+    if (!(items[0].revents & ZMQ_POLLIN)) continue;
+    zmq::message_t message;
+    if (!socket_.recv(message)) continue;
+    while (socket_.get(zmq::sockopt::rcvmore)) {  // a REQ peer sends one part; drop extras
+      zmq::message_t extra;
+      (void)socket_.recv(extra);
+    }
+    const std::string reply = answer_(message.to_string());
+    if (stopping_) return;
+    socket_.send(zmq::buffer(reply), zmq::send_flags::none);
+  }
+}
+
+}  // namespace ptypilot

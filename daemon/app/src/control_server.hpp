@@ -1,0 +1,39 @@
+// The control socket: a ZMQ REP socket served by a thread of its own. Each request's bytes go to
+// `answer`, which the daemon runs on its event loop; the reply goes back to the client. While
+// the loop is busy the client simply waits for its reply, and a REQ client that sent several
+// parts gets an answer to the first.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <string>
+#include <thread>
+#include <zmq.hpp>
+
+namespace ptypilot {
+
+class ControlServer {
+ public:
+  using Answer = std::function<std::string(const std::string& request)>;
+
+  // Binds `endpoint`; throws zmq::error_t when it cannot.
+  ControlServer(zmq::context_t& context, const std::string& endpoint);
+  ~ControlServer() { stop(); }
+  std::string bound_endpoint() const { return bound_; }
+
+  // Serves on a new thread until stop(). `answer` may return an empty string when the daemon is
+  // shutting down; then no reply is sent.
+  void start(Answer answer);
+  void stop();
+
+ private:
+  void serve();
+
+  zmq::socket_t socket_;
+  std::string bound_;
+  Answer answer_;
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;
+};
+
+}  // namespace ptypilot

@@ -1,0 +1,117 @@
+#include "ingest_pipeline.hpp"
+
+#include <chrono>
+
+namespace ptypilot {
+
+using Clock = std::chrono::steady_clock;
+
+IngestPipeline::IngestPipeline(std::shared_ptr<Recorder> recorder, std::mutex& recorder_mutex,
+                               HealthCounters& health, std::string session_id, int sync_every,
+                               std::size_t max_pending, Callbacks callbacks)
+    : recorder_(std::move(recorder)),
+      recorder_mutex_(recorder_mutex),
+      health_(health),
+      session_id_(std::move(session_id)),
+      sync_every_(sync_every),
+      max_pending_(max_pending),
+      callbacks_(std::move(callbacks)) {}
+
+StreamFaultHandler IngestPipeline::make_fault_handler() {
+  return [this](std::string reason) {
+    if (stream_fault_.empty()) stream_fault_ = std::move(reason);
+  };
+}
+
+void IngestPipeline::start(std::unique_ptr<FrameSource> source) {
+  source_ = std::move(source);
+  running_ = true;
+  thread_ = std::thread([this] { run(); });
+}
+
+void IngestPipeline::stop() {
+  running_ = false;
+  pending_cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void IngestPipeline::taken(std::size_t n) {
+  {
+    std::lock_guard lock(pending_mutex_);
+    pending_ -= n;
+  }
+  pending_cv_.notify_all();
+}
+
+void IngestPipeline::run() {
+  using std::chrono::milliseconds;
+  std::vector<DetectorFrame> batch;
+  bool draining = false;
+  bool faulted = false;
+  Clock::time_point drain_deadline;
+  while (true) {
+    if (!draining && !running_.load()) {
+      draining = true;
+      drain_deadline = Clock::now() + std::chrono::seconds(1);
+    }
+    DetectorFrame frame;
+    const milliseconds timeout =
+        draining ? milliseconds(100) : (batch.empty() ? milliseconds(50) : milliseconds(1));
+    Status s = draining && Clock::now() > drain_deadline
+                   ? Status(StatusCode::kUnavailable, "drain time is over")
+                   : source_->receive(&frame, timeout);
+    if (!stream_fault_.empty() && !faulted) {
+      // Frames were lost: record what did arrive, then end the session with the reason.
+      faulted = true;
+      if (s.ok()) batch.push_back(std::move(frame));
+      if (!flush(batch)) return;
+      health_.increment("session_stream_faults");
+      callbacks_.on_fault("detector stream: " + stream_fault_ +
+                          "; the frames received so far are recorded");
+      continue;
+    }
+    if (s.ok() && frame.session_id != session_id_) {
+      // Not this session's data (a detector still streaming an old series, or a second
+      // client): it cannot go into this session's file, so it is counted and logged instead.
+      health_.reject("frames_unknown_session", "frame for session '" + frame.session_id +
+                                                   "' while '" + session_id_ +
+                                                   "' runs; not recorded");
+      continue;
+    }
+    if (s.ok()) {
+      batch.push_back(std::move(frame));
+      if (batch.size() < static_cast<std::size_t>(sync_every_)) continue;
+    } else if (s.code() != StatusCode::kUnavailable) {
+      continue;  // rejected and counted by the source
+    }
+    if (!flush(batch)) return;
+    if (draining && s.code() == StatusCode::kUnavailable) return;
+  }
+}
+
+bool IngestPipeline::flush(std::vector<DetectorFrame>& batch) {
+  if (batch.empty()) return true;
+  {
+    std::unique_lock lock(pending_mutex_);
+    pending_cv_.wait(lock, [&] {
+      return pending_ == 0 || pending_ + batch.size() <= max_pending_ || !running_;
+    });
+    pending_ += batch.size();
+  }
+  Status written;
+  {
+    std::lock_guard lock(recorder_mutex_);
+    written = recorder_->write_frames(batch);
+  }
+  if (!written.ok()) {
+    taken(batch.size());
+    running_ = false;
+    callbacks_.on_fault("recorder: " + written.message());
+    return false;
+  }
+  callbacks_.on_batch(std::move(batch));
+  batch = {};
+  return true;
+}
+
+}  // namespace ptypilot

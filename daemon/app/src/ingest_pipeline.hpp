@@ -1,0 +1,76 @@
+// The ingest pipeline of one session: a thread that receives frames from the FrameSource,
+// records each batch (durable before anything else sees it), then hands the batch on.
+//
+// Backpressure: at most max_pending frames may be handed on and not yet taken (taken()). Beyond
+// that the thread stops receiving, ZMQ's high-water mark fills and the detector's sender blocks;
+// no frame is ever dropped. Frames of another session cannot go into this session's file: they
+// are counted (frames_unknown_session) and logged.
+//
+// When stopped, it keeps receiving until the stream has been quiet for 100 ms (at most 1 s), so
+// that frames already on their way (a late duplicate, the tail of a stopped scan) are recorded
+// rather than discarded with the socket.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "ptypilot/core/frame_source.hpp"
+#include "ptypilot/core/health.hpp"
+#include "ptypilot/core/recorder.hpp"
+
+namespace ptypilot {
+
+class IngestPipeline {
+ public:
+  struct Callbacks {
+    // A recorded batch, on the ingest thread; hand it on and call taken() once it is consumed.
+    std::function<void(std::vector<DetectorFrame>)> on_batch;
+    // The session cannot go on (the recorder failed, the stream lost frames); on the ingest
+    // thread, after every frame received before the fault has been recorded and handed on.
+    std::function<void(std::string)> on_fault;
+  };
+
+  // `recorder_mutex` serialises the recorder with the session's writes of sub-sequences.
+  IngestPipeline(std::shared_ptr<Recorder> recorder, std::mutex& recorder_mutex,
+                 HealthCounters& health, std::string session_id, int sync_every,
+                 std::size_t max_pending, Callbacks callbacks);
+  ~IngestPipeline() { stop(); }
+
+  // Open the session's source with this handler, then start() the thread on it; the pipeline
+  // owns the source from then on.
+  StreamFaultHandler make_fault_handler();
+  void start(std::unique_ptr<FrameSource> source);
+  // Stops receiving (after the drain described above) and joins the thread.
+  void stop();
+  // `n` frames handed on by on_batch were consumed.
+  void taken(std::size_t n);
+
+  const FrameSource* source() const { return source_.get(); }
+
+ private:
+  void run();
+  bool flush(std::vector<DetectorFrame>& batch);
+
+  std::shared_ptr<Recorder> recorder_;
+  std::mutex& recorder_mutex_;
+  HealthCounters& health_;
+  std::string session_id_;
+  int sync_every_;
+  std::size_t max_pending_;
+  Callbacks callbacks_;
+  std::unique_ptr<FrameSource> source_;
+  std::thread thread_;
+  std::atomic<bool> running_{false};
+  std::mutex pending_mutex_;
+  std::condition_variable pending_cv_;
+  std::size_t pending_ = 0;
+  std::string stream_fault_;  // set by the source's fault handler, on the ingest thread
+};
+
+}  // namespace ptypilot

@@ -1,0 +1,72 @@
+#include "ptypilot/ingest/detector_connection.hpp"
+
+#include <stdexcept>
+
+#include "ptypilot/ingest/dectris_stream_source.hpp"
+#include "ptypilot/ingest/zmq_frame_source.hpp"
+
+namespace ptypilot {
+namespace {
+
+// Native frames carry their session and place in the scan, so the source needs neither the
+// session id nor the issued positions, and the stream has no faults beyond rejected messages.
+class ZmqDetectorConnection final : public DetectorConnection {
+ public:
+  ZmqDetectorConnection(zmq::context_t& context, ZmqFrameSourceConfig config)
+      : context_(context), config_(std::move(config)) {}
+  std::unique_ptr<FrameSource> open(const std::string&, StreamFaultHandler) override {
+    return std::make_unique<ZmqFrameSource>(context_, config_);
+  }
+  std::string_view kind() const override { return "zmq"; }
+
+ private:
+  zmq::context_t& context_;
+  ZmqFrameSourceConfig config_;
+};
+
+class DectrisDetectorConnection final : public DetectorConnection {
+ public:
+  DectrisDetectorConnection(zmq::context_t& context, DectrisStreamSourceConfig config)
+      : context_(context), config_(std::move(config)) {}
+  std::unique_ptr<FrameSource> open(const std::string& session_id,
+                                    StreamFaultHandler on_fault) override {
+    return std::make_unique<DectrisStreamSource>(context_, config_, session_id, std::move(on_fault));
+  }
+  std::string_view kind() const override {
+    return config_.protocol == dectris::Protocol::kV1 ? "dectris-v1" : "dectris-v2";
+  }
+
+ private:
+  zmq::context_t& context_;
+  DectrisStreamSourceConfig config_;
+};
+
+}  // namespace
+
+std::unique_ptr<DetectorConnection> make_detector_connection(zmq::context_t& context,
+                                                             const DetectorConfig& d,
+                                                             int window_px, PixelType dtype) {
+  if (d.kind == "dectris-v1" || d.kind == "dectris-v2") {
+    DectrisStreamSourceConfig config;
+    config.protocol = d.kind == "dectris-v1" ? dectris::Protocol::kV1 : dectris::Protocol::kV2;
+    config.endpoint = d.endpoint;
+    config.bind = d.bind;
+    config.receive_hwm = d.receive_hwm;
+    config.expected_rows = config.expected_cols = window_px;
+    config.expected_dtype = dtype;
+    config.first_frame_id = d.first_frame_id;
+    return std::make_unique<DectrisDetectorConnection>(context, config);
+  }
+  if (d.kind != "zmq")
+    throw std::invalid_argument("unknown detector.kind '" + d.kind +
+                                "': use zmq, dectris-v1 or dectris-v2");
+  ZmqFrameSourceConfig config;
+  config.endpoint = d.endpoint;
+  config.bind = d.bind;
+  config.receive_hwm = d.receive_hwm;
+  config.expected_rows = config.expected_cols = window_px;
+  config.expected_dtype = dtype;
+  return std::make_unique<ZmqDetectorConnection>(context, config);
+}
+
+}  // namespace ptypilot
