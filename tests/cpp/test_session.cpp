@@ -179,8 +179,11 @@ struct Loop {
   std::unique_ptr<Session> session;
 };
 
-// Frame k of a request: a uniform bright-field disk, plus (frame_index % 4) / 4 of the counts
-// in the corner, outside the disk, so that each frame's dark-field fraction names its index.
+// Each frame's dark-field fraction names its index, so a test sees which slot it went to.
+float dark_fraction_of(std::uint64_t frame_index) { return static_cast<float>(frame_index % 4) / 4.0f; }
+
+// Frame k of a request: its counts split between the centre of the bright-field disk and the
+// corner, outside it, in the proportion dark_fraction_of(frame_index).
 DetectorFrame frame_for(const ScanRequest& request, std::uint32_t k) {
   DetectorFrame f;
   f.session_id = request.session_id;
@@ -191,7 +194,7 @@ DetectorFrame frame_for(const ScanRequest& request, std::uint32_t k) {
   f.rows = f.cols = kWindow;
   f.dtype = PixelType::kUint16;
   f.counts.assign(std::size_t(kWindow) * kWindow, 0.0f);
-  const float dark = static_cast<float>(f.frame_index % 4) / 4.0f;
+  const float dark = dark_fraction_of(f.frame_index);
   f.counts[std::size_t(kWindow / 2) * kWindow + kWindow / 2] = 100.0f * (1.0f - dark);
   f.counts[0] = 100.0f * dark;
   return f;
@@ -204,8 +207,6 @@ std::vector<DetectorFrame> frames_for(const ScanRequest& request) {
 }
 
 Status deliver(Session& session, std::vector<DetectorFrame> frames) { return session.on_frames(frames); }
-
-float dark_fraction_of(std::uint64_t frame_index) { return static_cast<float>(frame_index % 4) / 4.0f; }
 
 }  // namespace
 
