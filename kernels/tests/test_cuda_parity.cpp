@@ -1,9 +1,10 @@
 // The GPU against the CPU on the same inputs: CudaReconstructor against CpuReconstructor (the
 // gradient, one iteration, ten iterations, warm start and growth, errors) and the Jump Flooding
 // reward against the exact one and its own host emulation. Tagged [cuda]; without a device each
-// case says so in a warning, with the reason, and passes. In ptypilot_kernels_tests (built
-// where nvcc is) they run on the GPU; in ptypilot_kernels_host_device_tests (every build) on the
-// host stand-in for the CUDA runtime, which checks this file and the host code, not the device.
+// case says so in a warning, with the reason, and ctest reports it skipped (skip.hpp). In
+// ptypilot_kernels_tests (built where nvcc is) they run on the GPU; in
+// ptypilot_kernels_host_device_tests (every build) on the host stand-in for the CUDA runtime,
+// which checks this file and the host code, not the device.
 //
 // Tolerances, relative to the largest value of the reference. The GPU differs from the CPU in
 // the order of float additions (atomics in the gradient scatter, cuFFT's against FFTW's
@@ -24,6 +25,7 @@
 #include "ptypilot/cuda_reconstructor.hpp"
 #include "ptypilot/cuda_support.hpp"
 #include "ptypilot/reward.hpp"
+#include "skip.hpp"
 #include "synthetic_experiment.hpp"
 
 namespace ptypilot {
@@ -36,7 +38,7 @@ using testing::wavy_phase;
 
 bool skip_without_device() {
   if (cuda_support().available) return false;
-  WARN("[cuda] test skipped: " << cuda_support().reason);
+  testing::skip_test_case("cuda", cuda_support().reason);
   return true;
 }
 

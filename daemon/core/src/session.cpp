@@ -51,7 +51,10 @@ std::vector<Vec2> Session::visited_positions() const {
 Status Session::start() {
   SubSequenceReport report;
   Clock::time_point proposed_at;
-  return issue_next(&report, &proposed_at);
+  const Status s = issue_next(&report, &proposed_at);
+  // Nothing went out (the policy gave nothing usable): no frame will ever come to end it.
+  if (s.ok() && outstanding_ == 0) done_ = true;
+  return s;
 }
 
 Status Session::issue_next(SubSequenceReport* report, Clock::time_point* proposed_at) {

@@ -1,0 +1,537 @@
+// Session, the closed loop, driven directly: a fake reconstructor, policy, scan driver and
+// recorder stand in for the real ones, and the frames are built as a detector would send them
+// for each request the driver received. One shared call log shows the order of the loop's steps.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <deque>
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ptypilot/core/config.hpp"
+#include "ptypilot/core/session.hpp"
+
+namespace ptypilot {
+namespace {
+
+constexpr int kWindow = 16;
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+// A 4 x 4 raster of 1 A steps: Safety's FOV is [0, 3] x [0, 3] A, it snaps to whole Angstroms
+// and treats anything within 0.5 A of a visited position as a repeat.
+ServeConfig small_config(int total_positions, int sub_sequence_size) {
+  return parse_serve_config(nlohmann::json{
+      {"session",
+       {{"probe", {{"window_px", kWindow}}},
+        {"raster", {{"rows", 4}, {"cols", 4}, {"step_A", 1.0}}},
+        {"total_positions", total_positions},
+        {"sub_sequence_size", sub_sequence_size},
+        {"dwell_s", 0.002}}},
+      {"reconstruction", {{"backend", "cpu"}, {"iterations_per_update", 3}}}});
+}
+
+bool same(Vec2 a, Vec2 b) { return a.y == b.y && a.x == b.x; }
+
+bool same(const std::vector<Vec2>& a, const std::vector<Vec2>& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (!same(a[i], b[i])) return false;
+  return true;
+}
+
+RealImage fixed_phase() { return RealImage(2, 3, std::vector<float>{0.5f, -1.0f, 2.0f, 0.0f, 3.5f, 1.25f}); }
+
+struct PolicyCall {
+  int sub_sequence = -1;
+  int count = 0;
+  int total_positions = 0;
+  std::vector<Vec2> visited;
+  std::vector<float> dark_field;
+  bool had_potential = false;
+  std::vector<float> potential;
+};
+
+// What the fakes saw; owned by the test, the fakes are owned by the Session.
+struct Calls {
+  std::vector<std::string> order;
+  std::vector<std::vector<std::uint64_t>> added_ids;
+  std::vector<std::vector<Vec2>> added_positions;
+  std::vector<int> iterations;
+  std::deque<std::vector<Vec2>> proposals;  // scripted; once spent, unvisited raster nodes
+  std::vector<PolicyCall> policy_calls;
+  std::vector<ScanRequest> requests;
+  std::deque<Status> submit_results;  // scripted; once spent, Ok
+  std::vector<SubSequenceRecord> records;
+  Status record_result;
+};
+
+class FakeReconstructor : public Reconstructor {
+ public:
+  explicit FakeReconstructor(Calls& calls) : calls_(calls) {}
+  Status add_frames(std::span<const Frame> frames) override {
+    calls_.order.push_back("add_frames");
+    std::vector<std::uint64_t> ids;
+    std::vector<Vec2> positions;
+    for (const Frame& f : frames) {
+      if (f.counts.size() != std::size_t(kWindow) * kWindow) return invalid_argument("bad frame size");
+      ids.push_back(f.id);
+      positions.push_back(f.position_A);
+    }
+    calls_.added_ids.push_back(ids);
+    calls_.added_positions.push_back(positions);
+    return Status::Ok();
+  }
+  Status iterate(int iterations) override {
+    calls_.order.push_back("iterate");
+    calls_.iterations.push_back(iterations);
+    return Status::Ok();
+  }
+  Potential snapshot() const override {
+    Potential p;
+    p.phase_rad = fixed_phase();
+    return p;
+  }
+  Status set_potential(const RealImage&) override { return Status::Ok(); }
+  std::string_view backend() const override { return "fake"; }
+
+ private:
+  Calls& calls_;
+};
+
+class FakePolicy : public Policy {
+ public:
+  explicit FakePolicy(Calls& calls) : calls_(calls) {}
+  void reset(std::uint64_t) override {}
+  std::vector<Vec2> propose(const PolicyContext& c) override {
+    calls_.order.push_back("propose");
+    PolicyCall call;
+    call.sub_sequence = c.sub_sequence;
+    call.count = c.count;
+    call.total_positions = c.total_positions;
+    call.visited.assign(c.visited_A.begin(), c.visited_A.end());
+    call.dark_field.assign(c.dark_field_fraction.begin(), c.dark_field_fraction.end());
+    call.had_potential = c.potential != nullptr;
+    if (c.potential) call.potential = c.potential->phase_rad.vector();
+    calls_.policy_calls.push_back(call);
+    if (!calls_.proposals.empty()) {
+      std::vector<Vec2> p = calls_.proposals.front();
+      calls_.proposals.pop_front();
+      return p;
+    }
+    std::vector<Vec2> out;
+    for (int r = 0; r < c.raster.rows && int(out.size()) < c.count; ++r)
+      for (int k = 0; k < c.raster.cols && int(out.size()) < c.count; ++k) {
+        const Vec2 node{r * c.raster.step_A, k * c.raster.step_A};
+        bool visited = false;
+        for (Vec2 v : c.visited_A) visited = visited || same(v, node);
+        if (!visited) out.push_back(node);
+      }
+    return out;
+  }
+  std::string_view name() const override { return "fake-policy"; }
+
+ private:
+  Calls& calls_;
+};
+
+class FakeDriver : public ScanDriver {
+ public:
+  explicit FakeDriver(Calls& calls) : calls_(calls) {}
+  Status submit(const ScanRequest& request) override {
+    calls_.order.push_back("submit");
+    calls_.requests.push_back(request);
+    if (calls_.submit_results.empty()) return Status::Ok();
+    Status s = calls_.submit_results.front();
+    calls_.submit_results.pop_front();
+    return s;
+  }
+  std::string_view name() const override { return "fake-stage"; }
+
+ private:
+  Calls& calls_;
+};
+
+// Holds the calls the fakes write into, so it stays where it was built.
+struct Loop {
+  Loop(int total_positions, int sub_sequence_size, std::string id = "s1")
+      : config(small_config(total_positions, sub_sequence_size)) {
+    Session::Parts parts;
+    parts.reconstructor = std::make_unique<FakeReconstructor>(calls);
+    parts.policy = std::make_unique<FakePolicy>(calls);
+    parts.driver = std::make_unique<FakeDriver>(calls);
+    parts.record_sub_sequence = [this](const SubSequenceRecord& r) {
+      calls.order.push_back("record");
+      if (!calls.record_result.ok()) return calls.record_result;
+      calls.records.push_back(r);
+      return Status::Ok();
+    };
+    session = std::make_unique<Session>(config, std::move(id), std::move(parts), health);
+  }
+  Loop(const Loop&) = delete;
+  Loop& operator=(const Loop&) = delete;
+
+  ServeConfig config;
+  Calls calls;
+  HealthCounters health;
+  std::unique_ptr<Session> session;
+};
+
+// Each frame's dark-field fraction names its index, so a test sees which slot it went to.
+float dark_fraction_of(std::uint64_t frame_index) { return static_cast<float>(frame_index % 4) / 4.0f; }
+
+// Frame k of a request: its counts split between the centre of the bright-field disk and the
+// corner, outside it, in the proportion dark_fraction_of(frame_index).
+DetectorFrame frame_for(const ScanRequest& request, std::uint32_t k) {
+  DetectorFrame f;
+  f.session_id = request.session_id;
+  f.sub_sequence = request.sub_sequence;
+  f.frame_index = request.first_frame_index + k;
+  f.position_index = k;
+  f.position_A = request.positions_A.at(k);
+  f.rows = f.cols = kWindow;
+  f.dtype = PixelType::kUint16;
+  f.counts.assign(std::size_t(kWindow) * kWindow, 0.0f);
+  const float dark = dark_fraction_of(f.frame_index);
+  f.counts[std::size_t(kWindow / 2) * kWindow + kWindow / 2] = 100.0f * (1.0f - dark);
+  f.counts[0] = 100.0f * dark;
+  return f;
+}
+
+std::vector<DetectorFrame> frames_for(const ScanRequest& request) {
+  std::vector<DetectorFrame> frames;
+  for (std::uint32_t k = 0; k < request.positions_A.size(); ++k) frames.push_back(frame_for(request, k));
+  return frames;
+}
+
+Status deliver(Session& session, std::vector<DetectorFrame> frames) { return session.on_frames(frames); }
+
+}  // namespace
+
+TEST_CASE("start() sends the policy's first proposal through Safety to the driver", "[session]") {
+  Loop loop(10, 4);
+  loop.calls.proposals.push_back({{0.2, 0.1}, {1, 1}, {5, 2}, {2, 2.4}});
+  REQUIRE(loop.session->start().ok());
+
+  CHECK(loop.calls.order == std::vector<std::string>{"propose", "submit"});
+  REQUIRE(loop.calls.policy_calls.size() == 1);
+  const PolicyCall& call = loop.calls.policy_calls[0];
+  CHECK(call.sub_sequence == 0);
+  CHECK(call.count == 4);
+  CHECK(call.total_positions == 10);
+  CHECK(call.visited.empty());
+  CHECK_FALSE(call.had_potential);
+
+  REQUIRE(loop.calls.requests.size() == 1);
+  const ScanRequest& r = loop.calls.requests[0];
+  CHECK(r.session_id == "s1");
+  CHECK(r.sub_sequence == 0);
+  CHECK(r.first_frame_index == 0);
+  CHECK(r.dwell_s == 0.002);
+  // Snapped to the raster, the one outside the FOV clamped to its edge.
+  CHECK(same(r.positions_A, {{0, 0}, {1, 1}, {3, 2}, {2, 2}}));
+
+  CHECK(loop.session->positions_issued() == 4);
+  CHECK(loop.session->waiting_for_frames());
+  CHECK_FALSE(loop.session->done());
+  CHECK(loop.session->reports().empty());
+  CHECK(loop.calls.added_ids.empty());
+  CHECK(loop.health.get("positions_requested") == 4);
+  CHECK(loop.health.get("positions_approved") == 4);
+  CHECK(loop.health.get("positions_clamped") == 1);
+  CHECK(loop.health.get("positions_snapped") == 2);
+}
+
+TEST_CASE("a completed sub-sequence is reconstructed, then the next positions go to the driver",
+          "[session]") {
+  Loop loop(10, 4);
+  REQUIRE(loop.session->start().ok());
+  REQUIRE(loop.calls.requests.size() == 1);
+  const ScanRequest first = loop.calls.requests[0];
+  loop.calls.order.clear();
+
+  REQUIRE(deliver(*loop.session, frames_for(first)).ok());
+
+  CHECK(loop.calls.order ==
+        std::vector<std::string>{"add_frames", "iterate", "propose", "submit", "record"});
+  REQUIRE(loop.calls.added_ids.size() == 1);
+  CHECK(loop.calls.added_ids[0] == std::vector<std::uint64_t>{0, 1, 2, 3});
+  CHECK(same(loop.calls.added_positions[0], first.positions_A));
+  CHECK(loop.calls.iterations == std::vector<int>{3});
+
+  REQUIRE(loop.calls.policy_calls.size() == 2);
+  const PolicyCall& call = loop.calls.policy_calls[1];
+  CHECK(call.sub_sequence == 1);
+  CHECK(call.count == 4);
+  CHECK(same(call.visited, first.positions_A));
+  CHECK(call.dark_field == std::vector<float>{0.0f, 0.25f, 0.5f, 0.75f});
+  CHECK(call.had_potential);
+  CHECK(call.potential == fixed_phase().vector());
+
+  REQUIRE(loop.calls.requests.size() == 2);
+  const ScanRequest& next = loop.calls.requests[1];
+  CHECK(next.sub_sequence == 1);
+  CHECK(next.first_frame_index == 4);
+  CHECK(same(next.positions_A, {{1, 0}, {1, 1}, {1, 2}, {1, 3}}));
+
+  REQUIRE(loop.session->reports().size() == 1);
+  const SubSequenceReport& report = loop.session->reports()[0];
+  CHECK(report.sub_sequence == 0);
+  CHECK(report.positions == 4);
+  CHECK(report.frames_received == 4);
+  CHECK(report.issued_next);
+  CHECK(report.safety.requested == 4);
+  CHECK(report.safety.approved == 4);
+
+  REQUIRE(loop.calls.records.size() == 1);
+  const SubSequenceRecord& record = loop.calls.records[0];
+  CHECK(record.index == 0);
+  CHECK(same(record.proposed_A, first.positions_A));
+  CHECK(same(record.approved_A, first.positions_A));
+  CHECK(record.potential.vector() == fixed_phase().vector());
+
+  CHECK(loop.session->sub_sequences_done() == 1);
+  CHECK(loop.session->frames_received() == 4);
+  CHECK(loop.session->waiting_for_frames());
+  CHECK_FALSE(loop.session->done());
+}
+
+TEST_CASE("the position budget ends the session", "[session]") {
+  Loop loop(10, 4);
+  REQUIRE(loop.session->start().ok());
+  for (int round = 0; round < 5 && !loop.session->done(); ++round)
+    REQUIRE(deliver(*loop.session, frames_for(loop.calls.requests.back())).ok());
+
+  REQUIRE(loop.session->done());
+  CHECK_FALSE(loop.session->waiting_for_frames());
+  REQUIRE(loop.calls.requests.size() == 3);
+  CHECK(loop.calls.requests[0].positions_A.size() == 4);
+  CHECK(loop.calls.requests[1].positions_A.size() == 4);
+  CHECK(loop.calls.requests[2].positions_A.size() == 2);
+  CHECK(loop.calls.requests[2].first_frame_index == 8);
+  CHECK(loop.calls.policy_calls.size() == 3);
+  CHECK(loop.calls.policy_calls[2].count == 2);
+
+  REQUIRE(loop.session->reports().size() == 3);
+  CHECK(loop.session->reports()[1].issued_next);
+  CHECK_FALSE(loop.session->reports()[2].issued_next);
+  CHECK(loop.session->reports()[2].frames_received == 10);
+  REQUIRE(loop.calls.records.size() == 3);
+  CHECK(loop.calls.records[2].index == 2);
+  CHECK(loop.session->positions_issued() == 10);
+  CHECK(loop.session->sub_sequences_done() == 3);
+  CHECK(loop.session->visited_positions().size() == 10);
+
+  // A late repeat is counted and goes nowhere.
+  REQUIRE(deliver(*loop.session, frames_for(loop.calls.requests.back())).ok());
+  CHECK(loop.health.get("frames_after_session_end") == 2);
+  CHECK(loop.calls.added_ids.size() == 3);
+  CHECK(loop.calls.requests.size() == 3);
+}
+
+TEST_CASE("stop() ends the session once the sub-sequence in flight is in", "[session]") {
+  Loop loop(10, 4);
+  REQUIRE(loop.session->start().ok());
+  loop.session->stop();
+  CHECK(loop.session->waiting_for_frames());
+  CHECK_FALSE(loop.session->done());
+
+  std::vector<DetectorFrame> frames = frames_for(loop.calls.requests[0]);
+  REQUIRE(deliver(*loop.session, {frames[0], frames[1]}).ok());
+  CHECK_FALSE(loop.session->done());
+  REQUIRE(deliver(*loop.session, {frames[2], frames[3]}).ok());
+
+  CHECK(loop.session->done());
+  CHECK(loop.calls.requests.size() == 1);
+  CHECK(loop.calls.policy_calls.size() == 1);
+  CHECK(loop.calls.added_ids.size() == 1);  // what arrived is still reconstructed and recorded
+  CHECK(loop.calls.records.size() == 1);
+  REQUIRE(loop.session->reports().size() == 1);
+  CHECK_FALSE(loop.session->reports()[0].issued_next);
+  CHECK(loop.session->positions_issued() == 4);
+}
+
+TEST_CASE("a scan driver that refuses or times out fails the session with its status",
+          "[session]") {
+  Loop loop(10, 4);
+  SECTION("refused at start") {
+    loop.calls.submit_results.push_back({StatusCode::kFailedPrecondition, "list refused"});
+    const Status s = loop.session->start();
+    CHECK(s.code() == StatusCode::kFailedPrecondition);
+    CHECK_THAT(s.message(), Catch::Contains("scan driver fake-stage") && Catch::Contains("list refused"));
+    CHECK(loop.calls.requests.size() == 1);
+    CHECK_FALSE(loop.session->waiting_for_frames());  // nothing will arrive for a refused list
+  }
+  SECTION("no acknowledgement for the second sub-sequence") {
+    loop.calls.submit_results.push_back(Status::Ok());
+    loop.calls.submit_results.push_back({StatusCode::kUnavailable, "no ack within 2 s"});
+    REQUIRE(loop.session->start().ok());
+    const Status s = deliver(*loop.session, frames_for(loop.calls.requests[0]));
+    CHECK(s.code() == StatusCode::kUnavailable);
+    CHECK_THAT(s.message(), Catch::Contains("scan driver fake-stage") && Catch::Contains("no ack within 2 s"));
+    CHECK(loop.calls.requests.size() == 2);
+    CHECK(loop.calls.added_ids.size() == 1);
+    CHECK(loop.session->reports().empty());
+  }
+}
+
+TEST_CASE("a recorder failure fails the session with its status", "[session]") {
+  Loop loop(10, 4);
+  loop.calls.record_result = {StatusCode::kInternal, "disk full while writing sub-sequence 0"};
+  REQUIRE(loop.session->start().ok());
+  const Status s = deliver(*loop.session, frames_for(loop.calls.requests[0]));
+  CHECK(s.code() == StatusCode::kInternal);
+  CHECK(s.message() == "disk full while writing sub-sequence 0");
+  CHECK(loop.calls.records.empty());
+  CHECK(loop.session->reports().empty());
+  CHECK(loop.calls.order.back() == "record");
+}
+
+TEST_CASE("Safety drops and clamps bad proposals and the session counts them", "[session]") {
+  Loop loop(5, 3);
+  loop.calls.proposals.push_back({{kNaN, 1}, {1, kInf}, {-3, -3}, {0.1, 0.0}, {1, 7}, {2, 2}});
+  loop.calls.proposals.push_back({{2, 2}, {0, 1}, {0, 2}, {0, 3}});
+  REQUIRE(loop.session->start().ok());
+
+  REQUIRE(loop.calls.requests.size() == 1);
+  // (-3, -3) clamped to (0, 0); (0.1, 0) snaps onto it, a repeat; (1, 7) clamped to (1, 3).
+  CHECK(same(loop.calls.requests[0].positions_A, {{0, 0}, {1, 3}, {2, 2}}));
+  CHECK(loop.health.get("positions_requested") == 6);
+  CHECK(loop.health.get("positions_approved") == 3);
+  CHECK(loop.health.get("positions_non_finite") == 2);
+  CHECK(loop.health.get("positions_clamped") == 2);
+  CHECK(loop.health.get("positions_snapped") == 1);
+  CHECK(loop.health.get("positions_deduplicated") == 1);
+
+  // Two positions remain: (2, 2) was visited, and the last one is over the budget.
+  REQUIRE(deliver(*loop.session, frames_for(loop.calls.requests[0])).ok());
+  CHECK(loop.calls.policy_calls[1].count == 2);
+  REQUIRE(loop.calls.requests.size() == 2);
+  CHECK(same(loop.calls.requests[1].positions_A, {{0, 1}, {0, 2}}));
+  REQUIRE(loop.session->reports().size() == 1);
+  const SafetyReport& safety = loop.session->reports()[0].safety;
+  CHECK(safety.requested == 4);
+  CHECK(safety.approved == 2);
+  CHECK(safety.deduplicated == 1);
+  CHECK(safety.over_budget == 1);
+  CHECK(loop.health.get("positions_deduplicated") == 2);
+  CHECK(loop.health.get("positions_over_budget") == 1);
+
+  REQUIRE(loop.calls.records.size() == 1);
+  CHECK(loop.calls.records[0].proposed_A.size() == 6);
+  CHECK(std::isnan(loop.calls.records[0].proposed_A[0].y));
+  CHECK(same(loop.calls.records[0].approved_A, loop.calls.requests[0].positions_A));
+
+  REQUIRE(deliver(*loop.session, frames_for(loop.calls.requests[1])).ok());
+  CHECK(loop.session->done());
+  CHECK(loop.session->positions_issued() == 5);
+}
+
+TEST_CASE("a policy that proposes nothing usable ends the session", "[session]") {
+  Loop loop(10, 4);
+  SECTION("at start") {
+    loop.calls.proposals.push_back({{kNaN, 0}, {0, kNaN}});
+    REQUIRE(loop.session->start().ok());
+    CHECK(loop.calls.requests.empty());
+    CHECK(loop.health.get("sub_sequences_empty") == 1);
+    CHECK(loop.health.get("positions_non_finite") == 2);
+    CHECK_FALSE(loop.session->waiting_for_frames());
+    CHECK(loop.session->done());  // no frame will ever come to end it
+  }
+  SECTION("after a sub-sequence: only repeats") {
+    loop.calls.proposals.push_back({{0, 0}, {0, 1}, {0, 2}, {0, 3}});
+    loop.calls.proposals.push_back({{0, 0}, {0, 1.2}, {0.3, 2}});
+    REQUIRE(loop.session->start().ok());
+    REQUIRE(deliver(*loop.session, frames_for(loop.calls.requests[0])).ok());
+    CHECK(loop.calls.requests.size() == 1);
+    CHECK(loop.health.get("sub_sequences_empty") == 1);
+    CHECK(loop.health.get("positions_deduplicated") == 3);
+    REQUIRE(loop.session->reports().size() == 1);
+    CHECK_FALSE(loop.session->reports()[0].issued_next);
+    CHECK(loop.calls.records.size() == 1);
+    CHECK(loop.session->done());
+  }
+}
+
+TEST_CASE("frames out of order, in pieces and twice complete a sub-sequence once", "[session]") {
+  Loop loop(10, 4);
+  REQUIRE(loop.session->start().ok());
+  std::vector<DetectorFrame> f = frames_for(loop.calls.requests[0]);
+
+  REQUIRE(deliver(*loop.session, {f[3], f[1]}).ok());
+  CHECK(loop.calls.added_ids.empty());
+  CHECK(loop.session->missing_description() == "2 frame(s) outstanding; sub-sequence 0 lacks positions 0 2");
+
+  REQUIRE(deliver(*loop.session, {f[1], f[2], f[0]}).ok());
+  REQUIRE(loop.calls.added_ids.size() == 1);
+  CHECK(loop.calls.added_ids[0] == std::vector<std::uint64_t>{0, 1, 2, 3});  // in position order
+  CHECK(same(loop.calls.added_positions[0], loop.calls.requests[0].positions_A));
+  // Each frame's dark field went to its own index, whatever the order of arrival.
+  CHECK(loop.calls.policy_calls[1].dark_field == std::vector<float>{0.0f, 0.25f, 0.5f, 0.75f});
+  CHECK(loop.session->assembler_health().get("frames_duplicate") == 1);
+  CHECK(loop.session->assembler_health().get("frames_out_of_order") == 3);
+  CHECK(loop.session->assembler_health().get("frames_accepted") == 4);
+  CHECK(loop.session->sub_sequences_done() == 1);
+
+  // A repeat after completion: recognised, not reconstructed again, nothing more issued.
+  REQUIRE(deliver(*loop.session, {f[0]}).ok());
+  CHECK(loop.session->assembler_health().get("frames_duplicate") == 2);
+  CHECK(loop.calls.added_ids.size() == 1);
+  CHECK(loop.calls.requests.size() == 2);
+  CHECK(loop.session->sub_sequences_done() == 1);
+  CHECK(loop.session->missing_description() ==
+        "4 frame(s) outstanding; sub-sequence 1 lacks positions 0 1 2 3");
+
+  // The next sub-sequence's frames carry on the frame indices and dark-field slots.
+  REQUIRE(deliver(*loop.session, frames_for(loop.calls.requests[1])).ok());
+  CHECK(loop.calls.added_ids[1] == std::vector<std::uint64_t>{4, 5, 6, 7});
+  std::vector<float> expected_dark;
+  for (std::uint64_t i = 0; i < 8; ++i) expected_dark.push_back(dark_fraction_of(i));
+  CHECK(loop.calls.policy_calls[2].dark_field == expected_dark);
+}
+
+TEST_CASE("missing_description lists at most eight missing positions", "[session]") {
+  Loop loop(16, 10);
+  REQUIRE(loop.session->start().ok());
+  CHECK(loop.session->missing_description() ==
+        "10 frame(s) outstanding; sub-sequence 0 lacks positions 0 1 2 3 4 5 6 7 ...");
+  std::vector<DetectorFrame> f = frames_for(loop.calls.requests[0]);
+  REQUIRE(deliver(*loop.session, {f[0], f[1], f[2], f[4], f[5], f[6], f[7], f[8]}).ok());
+  CHECK(loop.session->missing_description() == "2 frame(s) outstanding; sub-sequence 0 lacks positions 3 9");
+}
+
+TEST_CASE("frames the session did not issue are not counted as its own", "[session]") {
+  Loop loop(10, 4, "s2");
+  REQUIRE(loop.session->start().ok());
+  const ScanRequest request = loop.calls.requests[0];
+
+  ScanRequest stale = request;
+  stale.session_id = "s1";  // the previous session's detector stream, still draining
+  ScanRequest never_issued = request;
+  never_issued.sub_sequence = 7;
+  std::vector<DetectorFrame> foreign = frames_for(stale);
+  foreign.push_back(frame_for(never_issued, 0));
+  DetectorFrame elsewhere = frame_for(request, 1);
+  elsewhere.position_A = {2.5, 0.5};
+  foreign.push_back(elsewhere);
+
+  REQUIRE(deliver(*loop.session, foreign).ok());
+  CHECK(loop.session->assembler_health().get("frames_unknown_session") == 4);
+  CHECK(loop.session->assembler_health().get("frames_unknown_sub_sequence") == 1);
+  CHECK(loop.session->assembler_health().get("frames_position_mismatch") == 1);
+  CHECK(loop.session->assembler_health().get("frames_accepted") == 0);
+  CHECK(loop.calls.added_ids.empty());
+  CHECK(loop.session->sub_sequences_done() == 0);
+  CHECK(loop.session->waiting_for_frames());
+  CHECK(loop.session->missing_description() ==
+        "4 frame(s) outstanding; sub-sequence 0 lacks positions 0 1 2 3");
+
+  REQUIRE(deliver(*loop.session, frames_for(request)).ok());
+  CHECK(loop.session->sub_sequences_done() == 1);
+  REQUIRE(loop.calls.added_ids.size() == 1);
+  CHECK(loop.calls.added_ids[0] == std::vector<std::uint64_t>{0, 1, 2, 3});
+}
+
+}  // namespace ptypilot
