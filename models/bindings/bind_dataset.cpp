@@ -1,6 +1,6 @@
-// Recorded data sets (daemon/include/ptypilot/daemon/recorded_dataset.hpp): the readers of
-// `ptypilot replay`, so that Python (`ptypilot eval --dataset-dir`, the tests) reads every format
-// through the same code as the replayed frames.
+// Recorded data sets (sim_detector/recorded/include/ptypilot/recorded/recorded_dataset.hpp): the
+// readers of `ptypilot replay`, so that Python (`ptypilot eval --dataset-dir`, the tests) reads
+// every format through the same code as the replayed frames.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>

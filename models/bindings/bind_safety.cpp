@@ -1,4 +1,4 @@
-// The daemon's Safety (daemon/include/ptypilot/daemon/safety.hpp) and safety_config_for, the
+// The daemon's Safety (daemon/core/include/ptypilot/core/safety.hpp) and safety_config_for, the
 // one place that derives its settings from the raster, so that training runs exactly the rules
 // a session runs: the same class, not a copy of it.
 #include <pybind11/numpy.h>

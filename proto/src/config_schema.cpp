@@ -63,14 +63,16 @@ void ConfigReferencer::add(const char* key, std::string type, std::string defaul
 }
 
 std::string ConfigReferencer::markdown() const {
+  // A pipe inside a cell would end it (a choice's type, a help text listing alternatives).
+  const auto cell = [](std::string text) {
+    for (std::size_t p = text.find('|'); p != std::string::npos; p = text.find('|', p + 2))
+      text.replace(p, 1, "\\|");
+    return text;
+  };
   std::string out = "| key | type | default | meaning |\n| --- | --- | --- | --- |\n";
-  for (const auto& r : rows_) {
-    std::string type = r.type;
-    // A pipe inside a cell would end it.
-    for (std::size_t p = type.find('|'); p != std::string::npos; p = type.find('|', p + 2))
-      type.replace(p, 1, "\\|");
-    out += "| `" + r.key + "` | " + type + " | `" + r.default_value + "` | " + r.help + " |\n";
-  }
+  for (const auto& r : rows_)
+    out += "| `" + r.key + "` | " + cell(r.type) + " | `" + cell(r.default_value) + "` | " +
+           cell(r.help) + " |\n";
   return out;
 }
 

@@ -1,6 +1,6 @@
 // What the DECTRIS parsers (dectris_parse_v1.cpp, dectris_parse_v2.cpp, dectris_parse.cpp)
 // share: the limits on untrusted input and the helpers that name a rejection. Internal to
-// daemon/src.
+// proto/src.
 #pragma once
 
 #include <cstdint>

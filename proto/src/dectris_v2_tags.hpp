@@ -1,5 +1,5 @@
 // The CBOR tags of DECTRIS stream v2 (dectris_stream.hpp), for both its parser
-// (dectris_parse_v2.cpp) and its builder (dectris_build.cpp). Internal to daemon/src.
+// (dectris_parse_v2.cpp) and its builder (dectris_build.cpp). Internal to proto/src.
 #pragma once
 
 #include <cstdint>

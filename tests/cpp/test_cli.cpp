@@ -1,9 +1,15 @@
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 
+#include "ptypilot/core/config.hpp"
 #include "ptypilot/wire/cli_args.hpp"
 #include "commands.hpp"
 #include "ptypilot/wire/command.hpp"
@@ -102,7 +108,8 @@ TEST_CASE("every command and subcommand has a summary and a --help from its tabl
       for (const OptionSpec& o : command.options) CHECK_THAT(help, Catch::Contains("--" + o.name));
     }
   }
-  for (const char* name : {"serve", "sim-detector", "replay", "ctl", "demo", "eval", "bench", "version"})
+  for (const char* name :
+       {"serve", "sim-detector", "replay", "ctl", "config", "demo", "eval", "bench", "version"})
     CHECK(names.count(name) == 1);
 }
 
@@ -149,4 +156,36 @@ TEST_CASE("the command line: help, unknown commands and options, exit codes", "[
   r = run({"version"});
   CHECK(r.code == 0);
   CHECK_THAT(r.out, Catch::StartsWith("ptypilot "));
+}
+
+TEST_CASE("ptypilot config: reference, defaults that parse back, check with the key path",
+          "[daemon][config]") {
+  Ran r = run({"config", "reference"});
+  CHECK(r.code == 0);
+  CHECK(r.out == ptypilot::serve_config_reference());
+
+  // defaults: the mos2-paper preset filled in (a config without a raster is refused), and what it
+  // prints is a config that parses to the same thing.
+  r = run({"config", "defaults"});
+  REQUIRE(r.code == 0);
+  const nlohmann::json defaults = nlohmann::json::parse(r.out);
+  CHECK(defaults["session"]["preset"] == "mos2-paper");
+  CHECK(defaults["session"]["raster"]["rows"] == 100);
+  CHECK(ptypilot::parse_serve_config(defaults).to_json() == defaults);
+
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("ptypilot_config_check_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const auto good = dir / "good.json", bad = dir / "bad.json";
+  std::ofstream(good) << "// a comment\n{\"session\": {\"preset\": \"mos2-paper\"}}";
+  std::ofstream(bad) << "{\"session\": {\"preset\": \"mos2-paper\", \"total_positons\": 5}}";
+  r = run({"config", "check", good.string()});
+  CHECK(r.code == 0);
+  CHECK(nlohmann::json::parse(r.out) == defaults);
+  r = run({"config", "check", bad.string()});
+  CHECK(r.code == 1);
+  CHECK(r.out.empty());
+  CHECK_THAT(r.err, Catch::Contains(bad.string() + ": config.session.total_positons: unknown key"));
+  CHECK(run({"config", "check"}).code == 2);
+  std::filesystem::remove_all(dir);
 }

@@ -4,7 +4,8 @@ The C++ test case "recorder: writes the reference session for the h5py test" (ta
 [h5py]) records a reference session twice, with SessionInfo::frame_dtype float32 and uint16, and,
 with PTYPILOT_RECORDER_H5 set, copies the float32 .h5 there, the uint16 one to the same name with
 "-uint16", and each journal beside its .h5. This test runs it from $PTYPILOT_BIN (ctest sets it
-to build/bin) and checks the layout documented in daemon/include/ptypilot/daemon/hdf5_recorder.hpp.
+to build/bin) and checks the layout documented in
+daemon/record/include/ptypilot/record/hdf5_recorder.hpp.
 The values follow the formulas of reference_frame() (reference_count()) and
 reference_sub_sequence() in test_recorder.cpp.
 """

@@ -1,5 +1,5 @@
 """Training and the daemon share one Safety: ptypilot_core.Safety is the daemon's C++ class
-(daemon/include/ptypilot/daemon/safety.hpp), configured by its safety_config_for as a session is
+(daemon/core/include/ptypilot/core/safety.hpp), configured by its safety_config_for as a session is
 by default, and training's episodes pass every proposal through it; no Python copy of the rules
 is left.
 

@@ -2,7 +2,7 @@
 tests/fixtures/tiny_policy.pt: K = 4, FOV 19.8 A, the mos2-paper raster) and `sim-detector`.
 
 The daemon loads LibTorch only through the plugin build/lib/libptypilot_torch_policy.so, when
-it first makes a torchscript policy (daemon/src/policy_factory.cpp): these tests also check that
+it first makes a torchscript policy (daemon/policy/src/policy_factory.cpp): these tests also check that
 `serve` runs without LibTorch until then."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 // One session's HDF5 file, in the layout documented in hdf5_recorder.hpp: created with its root
 // attributes, frames appended to extendible datasets, closed with the `complete` attribute.
 // Hdf5Recorder writes it live, recover() from a journal. Internal to the recorder's files in
-// daemon/src; like all HDF5 use in the process, one thread at a time.
+// daemon/record/src; like all HDF5 use in the process, one thread at a time.
 #pragma once
 
 #include <hdf5.h>

@@ -1,6 +1,7 @@
 // What the recorder asks of the filesystem besides its two files: errors as Status, durable new
 // names, and the free space that lets a session stop while its HDF5 file can still be closed.
-// Internal to the recorder's files in daemon/src (hdf5_recorder.hpp says why the space matters).
+// Internal to the recorder's files in daemon/record/src (hdf5_recorder.hpp says why the space
+// matters).
 #pragma once
 
 #include <cstdint>

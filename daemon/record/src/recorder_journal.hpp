@@ -1,6 +1,6 @@
 // The recorder's write-ahead journal (its format is documented in hdf5_recorder.hpp): records
 // encoded for Hdf5Recorder, decoded for recover(), and the append-only file they go to.
-// Internal to the recorder's files in daemon/src.
+// Internal to the recorder's files in daemon/record/src.
 #pragma once
 
 #include <cstddef>

@@ -4,8 +4,9 @@
 //
 // LibTorch is not linked into ptypilot or its tests: loading it costs every process about 0.5 s
 // and 160 MB at start, and only a session with policy.kind "torchscript" needs it. The policy
-// lives in a plugin, build/lib/libptypilot_torch_policy.so (daemon/torch/torchscript_policy.cpp,
-// the only translation unit that includes Torch headers), which make_policy() dlopens the first
+// lives in a plugin, build/lib/libptypilot_torch_policy.so
+// (daemon/policy/torch/torchscript_policy.cpp, the only translation unit that includes Torch
+// headers), which make_policy() dlopens the first
 // time it makes a "torchscript" policy (policy_factory.cpp says where it looks). This header
 // declares what both sides share: the interface TorchScriptPolicy, and the plugin's one entry
 // point, ptypilot_make_torchscript_policy.
