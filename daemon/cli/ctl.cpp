@@ -10,25 +10,11 @@
 
 #include "ptypilot.pb.h"
 #include "ptypilot/wire/command.hpp"
+#include "ptypilot/wire/control_codec.hpp"
 #include "ptypilot/wire/npy.hpp"
 
 namespace ptypilot {
 namespace {
-
-std::string state_text(int s) {
-  return wire::ControlReply::State_Name(static_cast<wire::ControlReply::State>(s));
-}
-
-nlohmann::json reply_json(const wire::ControlReply& r) {
-  const auto& s = r.status();
-  nlohmann::json j = {{"ok", r.ok()}, {"state", state_text(r.state())}};
-  if (!r.error().empty()) j["error"] = r.error();
-  j["status"] = {{"session_id", s.session_id()}, {"sub_sequence", s.sub_sequence()},
-                 {"frames_received", s.frames_received()}, {"frames_recorded", s.frames_recorded()},
-                 {"positions_issued", s.positions_issued()},
-                 {"counters", std::map<std::string, std::uint64_t>(s.counters().begin(), s.counters().end())}};
-  return j;
-}
 
 class ControlClient {
  public:
@@ -67,8 +53,11 @@ std::string read_file(const std::string& path) {
   return s.str();
 }
 
-int print(const wire::ControlReply& reply) {
-  std::cout << reply_json(reply).dump() << std::endl;
+// The daemon's own JSON form of the reply (control_codec.hpp), without the image: that went
+// to the .npy file.
+int print(wire::ControlReply reply) {
+  reply.clear_reconstruction();
+  std::cout << reply_to_json(reply) << std::endl;
   return reply.ok() ? 0 : 1;
 }
 
@@ -115,11 +104,11 @@ int wait_for_session(const CliArgs& args) {
     const wire::ControlReply reply = control.call(request);
     const auto s = reply.state();
     if (s != wire::ControlReply::RUNNING && s != wire::ControlReply::FINISHING) {
-      std::cout << reply_json(reply).dump() << std::endl;
+      std::cout << reply_to_json(reply) << std::endl;
       return s == wire::ControlReply::ERROR ? 1 : 0;
     }
     if (std::chrono::steady_clock::now() > until) {
-      std::cout << reply_json(reply).dump() << std::endl;
+      std::cout << reply_to_json(reply) << std::endl;
       std::cerr << "ptypilot ctl wait: session still running after " << limit_s << " s\n";
       return 3;
     }

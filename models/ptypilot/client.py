@@ -71,7 +71,7 @@ class Client:
         return self._call(request)
 
     def state(self) -> str:
-        return wire.ControlReply.State.Name(self.status().state)
+        return wire.ControlReply.State.Name(self.status().state).lower()  # as the daemon spells it
 
     def reconstruction(self) -> np.ndarray:
         request = wire.ControlRequest()

@@ -236,7 +236,7 @@ def test_serve_completes_a_session_on_the_dectris_stream(tmp_path, protocol, enc
     finally:
         sim.stop()
         assert daemon.stop() == 0, daemon.log()
-    assert final["state"] == "IDLE", (final, daemon.log()[-3000:])
+    assert final["state"] == "idle", (final, daemon.log()[-3000:])
     status = final["status"]
     counters = status["counters"]
     assert status["positions_issued"] == 100

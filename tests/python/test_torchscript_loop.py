@@ -66,12 +66,12 @@ def test_session_with_the_torchscript_policy(tmp_path, loop):
 
     client = Client(serve.ready["control_endpoint"])
     client.configure(config(tmp_path, detector))
-    assert client.state() == "CONFIGURED"
+    assert client.state() == "configured"
     assert libtorch_loaded(serve.proc.pid)  # configure loaded and checked the model
     client.start("learned-1")
     reply = client.wait(timeout_s=120)
     status = reply.status
-    assert client.state() == "IDLE", (reply, serve.log()[-3000:])
+    assert client.state() == "idle", (reply, serve.log()[-3000:])
     # Safety drops proposals that repeat visited positions, and a session whose policy gives
     # nothing new ends early: the tiny model may issue a little less than the budget. Which of
     # its proposals collide depends on reconstruction round-off, so the count is not exact.
@@ -105,4 +105,4 @@ def test_a_model_for_another_session_is_refused_at_configure(tmp_path, loop):
     # The exception thrown in the plugin reaches the control reply.
     with pytest.raises(DaemonError, match="expects sub-sequences of 4 positions, the session asks for 5"):
         client.configure(config(tmp_path, detector, sub_sequence_size=5))
-    assert client.state() != "CONFIGURED"
+    assert client.state() != "configured"

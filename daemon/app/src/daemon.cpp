@@ -10,7 +10,7 @@
 #include <zmq.hpp>
 
 #include "component_factory.hpp"
-#include "control_codec.hpp"
+#include "ptypilot/wire/control_codec.hpp"
 #include "control_server.hpp"
 #include "event_publisher.hpp"
 #include "ingest_pipeline.hpp"

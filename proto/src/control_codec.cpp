@@ -1,4 +1,4 @@
-#include "control_codec.hpp"
+#include "ptypilot/wire/control_codec.hpp"
 
 #include <cstring>
 #include <map>
