@@ -81,7 +81,8 @@ struct Daemon::Impl {
   std::optional<ServeConfig> config;
   std::unique_ptr<DetectorConnection> connection;
   std::string session_id;
-  std::uint64_t generation = 0;  // tells a finished session's late callbacks from the current one's
+  // Tells a finished session's late callbacks from the current one's; read by the worker.
+  std::atomic<std::uint64_t> generation{0};
   HealthCounters health;
   std::map<std::string, std::uint64_t> finished_totals;  // ingest and assembly counters of ended sessions
   std::optional<Potential> last_potential;
@@ -329,9 +330,11 @@ struct Daemon::Impl {
 
   void fill_reconstruction(ControlReply* reply) {
     std::shared_ptr<const Potential> current;
+    std::uint32_t sub_sequences = 0;
     {
       std::lock_guard lock(progress_mutex);
       current = progress.potential;
+      sub_sequences = progress.sub_sequences;
     }
     const Potential* p = session && current ? current.get() : last_potential ? &*last_potential : nullptr;
     if (!p || p->phase_rad.empty()) throw std::runtime_error("no reconstruction yet");
@@ -339,7 +342,7 @@ struct Daemon::Impl {
     r->set_rows(p->phase_rad.rows());
     r->set_cols(p->phase_rad.cols());
     r->set_pixel_a(p->grid.pixel_A);
-    r->set_sub_sequence(session ? progress.sub_sequences : 0);
+    r->set_sub_sequence(session ? sub_sequences : 0);
     r->set_data(p->phase_rad.data(), p->phase_rad.size() * sizeof(float));
   }
 
