@@ -22,12 +22,12 @@ Status decode_image(const Image& image, int expected_rows, int expected_cols,
                             std::to_string(image.series_id) + ": ";
   if ((expected_rows != 0 && image.rows != expected_rows) ||
       (expected_cols != 0 && image.cols != expected_cols))
-    return fail(counter, counters::kWrongShape,
+    return fail(counter, counters::kFramesWrongShape,
                 which + "its shape is " + std::to_string(image.rows) + " x " +
                     std::to_string(image.cols) + " but the detector is configured as " +
                     std::to_string(expected_rows) + " x " + std::to_string(expected_cols));
   if (expected_dtype && image.dtype != *expected_dtype)
-    return fail(counter, counters::kDtypeMismatch,
+    return fail(counter, counters::kFramesDtypeMismatch,
                 which + "its type is " + to_string(image.dtype) +
                     " but the detector is configured to send " + to_string(*expected_dtype) +
                     " (detector.dtype)");
@@ -38,7 +38,7 @@ Status decode_image(const Image& image, int expected_rows, int expected_cols,
   std::span<const std::byte> raw = image.data;
   if (image.encoding == Encoding::kNone) {
     if (raw.size() != bytes)
-      return fail(counter, counters::kSizeMismatch,
+      return fail(counter, counters::kDectrisSizeMismatch,
                   which + "its uncompressed data is " + std::to_string(raw.size()) +
                       " bytes, but " + std::to_string(image.rows) + " x " +
                       std::to_string(image.cols) + " " + to_string(image.dtype) + " need " +
@@ -47,16 +47,16 @@ Status decode_image(const Image& image, int expected_rows, int expected_cols,
     // LZ4 expands at most about 255-fold, so a blob too short for the image is a lie that is
     // refused before a buffer of the image's size is even touched.
     if (bytes / 255 > image.data.size() + 16)
-      return fail(counter, counters::kSizeMismatch,
+      return fail(counter, counters::kDectrisSizeMismatch,
                   which + "its " + std::to_string(image.data.size()) +
                       " compressed bytes cannot hold " + std::to_string(image.rows) + " x " +
                       std::to_string(image.cols) + " " + to_string(image.dtype) + " pixels");
     if (image.hdf5_framing) {
       compression::Hdf5FramingHeader header;
       Status s = compression::read_hdf5_framing_header(image.data, &header);
-      if (!s.ok()) return fail(counter, counters::kCorruptData, which + s.message());
+      if (!s.ok()) return fail(counter, counters::kDectrisCorruptData, which + s.message());
       if (header.decoded_bytes != bytes)
-        return fail(counter, counters::kSizeMismatch,
+        return fail(counter, counters::kDectrisSizeMismatch,
                     which + "its compressed data says it decodes to " +
                         std::to_string(header.decoded_bytes) + " bytes, but " +
                         std::to_string(image.rows) + " x " + std::to_string(image.cols) + " " +
@@ -71,7 +71,7 @@ Status decode_image(const Image& image, int expected_rows, int expected_cols,
       s = compression::decode_lz4_hdf5(image.data, decoded);
     else
       s = compression::decode_lz4(image.data, decoded);
-    if (!s.ok()) return fail(counter, counters::kCorruptData, which + s.message());
+    if (!s.ok()) return fail(counter, counters::kDectrisCorruptData, which + s.message());
     raw = decoded;
   }
 
@@ -79,12 +79,12 @@ Status decode_image(const Image& image, int expected_rows, int expected_cols,
   float* out = frame->counts.data();
   const PixelDefects defects = widen_pixels(image.dtype, raw.data(), out, n);
   if (defects.non_finite != 0)
-    return fail(counter, counters::kNonFinite,
+    return fail(counter, counters::kFramesNonFinite,
                 which + std::to_string(defects.non_finite) + " of " + std::to_string(n) +
                     " pixels are NaN or infinite (first: pixel " +
                     std::to_string(defects.first_non_finite) + ")");
   if (defects.negative != 0)
-    return fail(counter, counters::kNegative,
+    return fail(counter, counters::kFramesNegative,
                 which + std::to_string(defects.negative) + " of " + std::to_string(n) +
                     " pixels are negative (first: pixel " + std::to_string(defects.first_negative) +
                     ")");

@@ -28,7 +28,7 @@ inline Status fail(std::string_view* counter, std::string_view name, std::string
 inline Status check_shape(std::uint64_t rows, std::uint64_t cols, std::string_view* counter) {
   if (rows == 0 || cols == 0 || rows > kMaxImagePixels || cols > kMaxImagePixels ||
       rows * cols > kMaxImagePixels)
-    return fail(counter, counters::kWrongShape,
+    return fail(counter, counters::kFramesWrongShape,
                 "image shape " + std::to_string(rows) + " x " + std::to_string(cols) +
                     " (rows x cols) is empty or larger than 4096 x 4096 pixels");
   return Status::Ok();

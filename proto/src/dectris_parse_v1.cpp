@@ -51,21 +51,21 @@ Status parse_json_object(std::span<const std::byte> part, std::size_t index, jso
                          std::string_view* counter) {
   const std::string where = "part " + std::to_string(index + 1);
   if (part.size() > kMaxJsonPartBytes)
-    return fail(counter, counters::kV1MalformedJson,
+    return fail(counter, counters::kDectrisV1MalformedJson,
                 where + " is " + std::to_string(part.size()) +
                     " bytes, more than the 1 MiB a JSON header part may have");
   if (!nesting_within(part, kMaxNesting))
-    return fail(counter, counters::kV1MalformedJson,
+    return fail(counter, counters::kDectrisV1MalformedJson,
                 where + " nests deeper than " + std::to_string(kMaxNesting) + " levels");
   const char* begin = reinterpret_cast<const char*>(part.data());
   *out = json::parse(begin, begin + part.size(), nullptr, /*allow_exceptions=*/false);
   if (out->is_discarded())
-    return fail(counter, counters::kV1MalformedJson,
+    return fail(counter, counters::kDectrisV1MalformedJson,
                 where + " (" + std::to_string(part.size()) +
                     " bytes) is not valid JSON; is the sender speaking DECTRIS stream v1, and "
                     "is the message complete?");
   if (!out->is_object())
-    return fail(counter, counters::kV1MalformedJson,
+    return fail(counter, counters::kDectrisV1MalformedJson,
                 where + " is JSON " + std::string(out->type_name()) + ", not an object");
   return Status::Ok();
 }
@@ -94,7 +94,7 @@ bool get_string(const json& j, const char* key, std::string* value) {
 Status require_uint(const json& j, const char* key, const std::string& what, std::uint64_t* value,
                     std::string_view* counter) {
   if (get_uint(j, key, value)) return Status::Ok();
-  return fail(counter, counters::kV1MalformedJson,
+  return fail(counter, counters::kDectrisV1MalformedJson,
               what + " has no non-negative integer \"" + key + "\"");
 }
 
@@ -114,7 +114,7 @@ Status parse_v1_encoding(const std::string& name, PixelType dtype, Image* image,
   for (int bits : {8, 16, 32}) {
     if (name == "bs" + std::to_string(bits) + "-lz4<") {
       if (static_cast<std::size_t>(bits / 8) != pixel_size(dtype))
-        return fail(counter, counters::kUnknownEncoding,
+        return fail(counter, counters::kDectrisUnknownEncoding,
                     "encoding '" + name + "' shuffles " + std::to_string(bits) +
                         "-bit elements, but the image's type is " + to_string(dtype));
       image->encoding = Encoding::kBitshuffleLz4;
@@ -122,7 +122,7 @@ Status parse_v1_encoding(const std::string& name, PixelType dtype, Image* image,
       return Status::Ok();
     }
   }
-  return fail(counter, counters::kUnknownEncoding,
+  return fail(counter, counters::kDectrisUnknownEncoding,
               "unknown encoding '" + name +
                   "'; known: <, lz4<, bs8-lz4<, bs16-lz4<, bs32-lz4< (little-endian only)");
 }
@@ -130,7 +130,7 @@ Status parse_v1_encoding(const std::string& name, PixelType dtype, Image* image,
 Status parse_v1_image(std::span<const std::span<const std::byte>> parts, const json& first,
                       Message* message, std::string_view* counter) {
   if (parts.size() != 4 && parts.size() != 5)
-    return fail(counter, counters::kV1WrongPartCount,
+    return fail(counter, counters::kDectrisV1WrongPartCount,
                 "an image message (dimage-1.0) has " + std::to_string(parts.size()) +
                     " parts; expected 4 (dimage, dimage_d, blob, dconfig) plus an optional "
                     "appendix");
@@ -147,12 +147,12 @@ Status parse_v1_image(std::span<const std::span<const std::byte>> parts, const j
   if (Status s = parse_json_object(parts[1], 1, &info, counter); !s.ok()) return s;
   std::string htype;
   if (!get_string(info, "htype", &htype) || htype != "dimage_d-1.0")
-    return fail(counter, counters::kV1UnknownHtype,
+    return fail(counter, counters::kDectrisV1UnknownHtype,
                 "part 2 of an image message has htype '" + htype + "'; expected dimage_d-1.0");
   const auto shape = info.find("shape");
   if (shape == info.end() || !shape->is_array() || shape->size() != 2 ||
       !(*shape)[0].is_number_unsigned() || !(*shape)[1].is_number_unsigned())
-    return fail(counter, counters::kV1MalformedJson,
+    return fail(counter, counters::kDectrisV1MalformedJson,
                 "dimage_d-1.0 has no \"shape\" [width, height] of two non-negative integers");
   const std::uint64_t cols = (*shape)[0].get<std::uint64_t>();
   const std::uint64_t rows = (*shape)[1].get<std::uint64_t>();
@@ -161,26 +161,27 @@ Status parse_v1_image(std::span<const std::span<const std::byte>> parts, const j
   image.cols = static_cast<int>(cols);
   std::string type, encoding;
   if (!get_string(info, "type", &type))
-    return fail(counter, counters::kV1MalformedJson, "dimage_d-1.0 has no \"type\" string");
+    return fail(counter, counters::kDectrisV1MalformedJson, "dimage_d-1.0 has no \"type\" string");
   const std::optional<PixelType> dtype = pixel_type_named(type);
   if (!dtype)
-    return fail(counter, counters::kBadDtype,
+    return fail(counter, counters::kFramesBadDtype,
                 "image type '" + type + "' is not uint8, uint16, uint32 or float32");
   image.dtype = *dtype;
   if (!get_string(info, "encoding", &encoding))
-    return fail(counter, counters::kV1MalformedJson, "dimage_d-1.0 has no \"encoding\" string");
+    return fail(counter, counters::kDectrisV1MalformedJson,
+                "dimage_d-1.0 has no \"encoding\" string");
   if (Status s = parse_v1_encoding(encoding, *dtype, &image, counter); !s.ok()) return s;
   image.data = parts[2];
   std::uint64_t size = 0;
   if (get_uint(info, "size", &size) && size != parts[2].size())
-    return fail(counter, counters::kSizeMismatch,
+    return fail(counter, counters::kDectrisSizeMismatch,
                 "dimage_d-1.0 says the blob is " + std::to_string(size) + " bytes, but part 3 is " +
                     std::to_string(parts[2].size()));
 
   json times;
   if (Status s = parse_json_object(parts[3], 3, &times, counter); !s.ok()) return s;
   if (!get_string(times, "htype", &htype) || htype != "dconfig-1.0")
-    return fail(counter, counters::kV1UnknownHtype,
+    return fail(counter, counters::kDectrisV1UnknownHtype,
                 "part 4 of an image message has htype '" + htype + "'; expected dconfig-1.0");
   std::uint64_t real_time_ns = 0;
   if (get_uint(times, "real_time", &real_time_ns)) image.exposure_s = real_time_ns * 1e-9;
@@ -193,17 +194,18 @@ Status parse_v1_header(std::span<const std::span<const std::byte>> parts, const 
       !s.ok())
     return s;
   if (!get_string(first, "header_detail", &message->header_detail))
-    return fail(counter, counters::kV1MalformedJson, "dheader-1.0 has no \"header_detail\" string");
+    return fail(counter, counters::kDectrisV1MalformedJson,
+                "dheader-1.0 has no \"header_detail\" string");
   const std::string& detail = message->header_detail;
   std::size_t expected = 0;
   if (detail == "none") expected = 1;
   else if (detail == "basic") expected = 2;
   else if (detail == "all") expected = 8;
   else
-    return fail(counter, counters::kV1MalformedJson,
+    return fail(counter, counters::kDectrisV1MalformedJson,
                 "header_detail '" + detail + "' is not all, basic or none");
   if (parts.size() != expected && parts.size() != expected + 1)
-    return fail(counter, counters::kV1WrongPartCount,
+    return fail(counter, counters::kDectrisV1WrongPartCount,
                 "a series header with header_detail " + detail + " has " +
                     std::to_string(parts.size()) + " parts; expected " + std::to_string(expected) +
                     " plus an optional appendix");
@@ -218,7 +220,7 @@ Status parse_v1_header(std::span<const std::span<const std::byte>> parts, const 
       if (Status s = parse_json_object(parts[index], index, &part, counter); !s.ok()) return s;
       std::string htype;
       if (!get_string(part, "htype", &htype) || htype != kTables[t])
-        return fail(counter, counters::kV1UnknownHtype,
+        return fail(counter, counters::kDectrisV1UnknownHtype,
                     "part " + std::to_string(index + 1) + " of a series header has htype '" +
                         htype + "'; expected " + kTables[t]);
     }
@@ -232,17 +234,17 @@ Status parse_v1_header(std::span<const std::span<const std::byte>> parts, const 
 Status parse_v1(std::span<const std::span<const std::byte>> parts, Message* message,
                 std::string_view* counter) {
   if (parts.empty())
-    return fail(counter, counters::kV1WrongPartCount, "an empty message (no parts)");
+    return fail(counter, counters::kDectrisV1WrongPartCount, "an empty message (no parts)");
   json first;
   if (Status s = parse_json_object(parts[0], 0, &first, counter); !s.ok()) return s;
   std::string htype;
   if (!get_string(first, "htype", &htype))
-    return fail(counter, counters::kV1UnknownHtype, "part 1 has no \"htype\" string");
+    return fail(counter, counters::kDectrisV1UnknownHtype, "part 1 has no \"htype\" string");
   if (htype == "dimage-1.0") return parse_v1_image(parts, first, message, counter);
   if (htype == "dheader-1.0") return parse_v1_header(parts, first, message, counter);
   if (htype == "dseries_end-1.0") {
     if (parts.size() != 1)
-      return fail(counter, counters::kV1WrongPartCount,
+      return fail(counter, counters::kDectrisV1WrongPartCount,
                   "a series end (dseries_end-1.0) has " + std::to_string(parts.size()) +
                       " parts; expected 1");
     if (Status s = require_uint(first, "series", "dseries_end-1.0", &message->series_id, counter);
@@ -251,7 +253,7 @@ Status parse_v1(std::span<const std::span<const std::byte>> parts, Message* mess
     message->kind = MessageKind::kSeriesEnd;
     return Status::Ok();
   }
-  return fail(counter, counters::kV1UnknownHtype,
+  return fail(counter, counters::kDectrisV1UnknownHtype,
               "unknown htype '" + htype.substr(0, 64) +
                   "' in part 1; expected dheader-1.0, dimage-1.0 or dseries_end-1.0");
 }

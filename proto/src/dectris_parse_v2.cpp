@@ -129,20 +129,21 @@ class CborReader {
     static const cbor_callbacks callbacks = make_callbacks();
     start_ = pos_;
     if (pos_ >= in_.size())
-      return fail(counter, counters::kV2MalformedCbor,
+      return fail(counter, counters::kDectrisV2MalformedCbor,
                   "truncated CBOR: the message ends at byte " + std::to_string(pos_) +
                       " in the middle of an item");
     const cbor_decoder_result result =
         cbor_stream_decode(reinterpret_cast<cbor_data>(in_.data() + pos_), in_.size() - pos_,
                            &callbacks, token);
     if (result.status == CBOR_DECODER_NEDATA)
-      return fail(counter, counters::kV2MalformedCbor,
-                  "truncated CBOR at byte " + std::to_string(pos_) + ": the item needs more than the " +
-                      std::to_string(in_.size() - pos_) + " bytes left");
+      return fail(counter, counters::kDectrisV2MalformedCbor,
+                  "truncated CBOR at byte " + std::to_string(pos_) +
+                      ": the item needs more than the " + std::to_string(in_.size() - pos_) +
+                      " bytes left");
     if (result.status != CBOR_DECODER_FINISHED || result.read == 0)
-      return fail(counter, counters::kV2MalformedCbor,
-                  "malformed CBOR at byte " + std::to_string(pos_) + " (a reserved or invalid "
-                  "item head)");
+      return fail(counter, counters::kDectrisV2MalformedCbor,
+                  "malformed CBOR at byte " + std::to_string(pos_) +
+                      " (a reserved or invalid item head)");
     pos_ += result.read;
     return Status::Ok();
   }
@@ -159,15 +160,15 @@ class CborReader {
 
 Status wrong_type(std::string_view* counter, const CborReader& r, const std::string& what,
                   const Token& got) {
-  return fail(counter, counters::kV2WrongType,
-              what + " at byte " + std::to_string(r.item_offset()) + " is a CBOR " +
-                  kind_name(got.kind));
+  return fail(
+      counter, counters::kDectrisV2WrongType,
+      what + " at byte " + std::to_string(r.item_offset()) + " is a CBOR " + kind_name(got.kind));
 }
 
 // Skips one whole item (with its tags and contents).
 Status skip_item(CborReader& r, int depth, std::string_view* counter, const Token* first = nullptr) {
   if (depth > kMaxNesting)
-    return fail(counter, counters::kV2MalformedCbor,
+    return fail(counter, counters::kDectrisV2MalformedCbor,
                 "CBOR nested deeper than " + std::to_string(kMaxNesting) + " levels at byte " +
                     std::to_string(r.item_offset()));
   Token t;
@@ -205,7 +206,7 @@ Status skip_item(CborReader& r, int depth, std::string_view* counter, const Toke
           return wrong_type(counter, r, "a chunk of a chunked string", chunk);
       }
     case Token::Kind::kBreak:
-      return fail(counter, counters::kV2MalformedCbor,
+      return fail(counter, counters::kDectrisV2MalformedCbor,
                   "a CBOR break at byte " + std::to_string(r.item_offset()) +
                       " outside an indefinite-length item");
     default:
@@ -219,7 +220,8 @@ Status next_value(CborReader& r, Token* t, std::string_view* counter) {
     if (Status s = r.next(t, counter); !s.ok()) return s;
     if (t->kind != Token::Kind::kTag) return Status::Ok();
     if (tags > kMaxNesting)
-      return fail(counter, counters::kV2MalformedCbor, "more than 32 tags on one CBOR value");
+      return fail(counter, counters::kDectrisV2MalformedCbor,
+                  "more than 32 tags on one CBOR value");
   }
 }
 
@@ -236,7 +238,7 @@ Status expect_tag(CborReader& r, std::uint64_t tag, const std::string& what, std
   Token t;
   if (Status s = r.next(&t, counter); !s.ok()) return s;
   if (t.kind != Token::Kind::kTag || t.value != tag)
-    return fail(counter, counters::kV2WrongType,
+    return fail(counter, counters::kDectrisV2WrongType,
                 what + " at byte " + std::to_string(r.item_offset()) + " is not tagged " +
                     std::to_string(tag) +
                     (t.kind == Token::Kind::kTag ? " (tag " + std::to_string(t.value) + ")"
@@ -248,13 +250,13 @@ Status expect_array(CborReader& r, std::uint64_t size, const std::string& what, 
   Token t;
   if (Status s = r.next(&t, counter); !s.ok()) return s;
   if (t.kind != Token::Kind::kArray || t.indefinite || t.value != size)
-    return fail(counter, counters::kV2WrongType,
-                what + " at byte " + std::to_string(r.item_offset()) + " is not an array of " +
-                    std::to_string(size) + " (a " + kind_name(t.kind) +
-                    (t.kind == Token::Kind::kArray && !t.indefinite
-                         ? " of " + std::to_string(t.value)
-                         : std::string()) +
-                    ")");
+    return fail(
+        counter, counters::kDectrisV2WrongType,
+        what + " at byte " + std::to_string(r.item_offset()) + " is not an array of " +
+            std::to_string(size) + " (a " + kind_name(t.kind) +
+            (t.kind == Token::Kind::kArray && !t.indefinite ? " of " + std::to_string(t.value)
+                                                            : std::string()) +
+            ")");
   return Status::Ok();
 }
 
@@ -287,7 +289,7 @@ Status read_channel_image(CborReader& r, Image* image, std::string_view* counter
   if (t.kind != Token::Kind::kTag) return wrong_type(counter, r, "the image's typed array", t);
   const std::optional<PixelType> dtype = pixel_type_of_tag(t.value);
   if (!dtype)
-    return fail(counter, counters::kBadDtype,
+    return fail(counter, counters::kFramesBadDtype,
                 "typed array tag " + std::to_string(t.value) + " at byte " +
                     std::to_string(r.item_offset()) +
                     " is not one of 64 (uint8), 69 (uint16 LE), 70 (uint32 LE), 85 (float32 LE)");
@@ -300,7 +302,7 @@ Status read_channel_image(CborReader& r, Image* image, std::string_view* counter
     return Status::Ok();
   }
   if (t.kind != Token::Kind::kTag || t.value != kTagDectrisCompression)
-    return fail(counter, counters::kV2WrongType,
+    return fail(counter, counters::kDectrisV2WrongType,
                 "the typed array's content at byte " + std::to_string(r.item_offset()) +
                     " is neither a byte string nor compressed (tag 56500)");
   if (Status s = expect_array(r, 3, "the compressed byte string (tag 56500)", counter); !s.ok())
@@ -319,14 +321,14 @@ Status read_channel_image(CborReader& r, Image* image, std::string_view* counter
                               algorithm.bytes.size());
   if (name == "bslz4") {
     if (element_size != pixel_size(*dtype))
-      return fail(counter, counters::kUnknownEncoding,
+      return fail(counter, counters::kDectrisUnknownEncoding,
                   "bslz4 with element size " + std::to_string(element_size) +
                       " on a typed array of " + to_string(*dtype));
     image->encoding = Encoding::kBitshuffleLz4;
   } else if (name == "lz4") {
     image->encoding = Encoding::kLz4;
   } else {
-    return fail(counter, counters::kUnknownEncoding,
+    return fail(counter, counters::kDectrisUnknownEncoding,
                 "unknown compression '" + std::string(name.substr(0, 64)) + "'; known: bslz4, lz4");
   }
   image->hdf5_framing = true;
@@ -353,7 +355,8 @@ Status read_channels(CborReader& r, Image* image, bool* have_image, std::string_
     *have_image = true;
   }
   if (!*have_image)
-    return fail(counter, counters::kV2WrongType, "an image message whose \"data\" has no channel");
+    return fail(counter, counters::kDectrisV2WrongType,
+                "an image message whose \"data\" has no channel");
   return Status::Ok();
 }
 
@@ -399,12 +402,13 @@ Status parse_v2_map(CborReader& r, Message* message, std::string_view* counter) 
     }
   }
   if (!r.at_end())
-    return fail(counter, counters::kV2MalformedCbor,
+    return fail(counter, counters::kDectrisV2MalformedCbor,
                 std::to_string(r.remaining()) + " bytes follow the CBOR message");
   if (!type)
-    return fail(counter, counters::kV2WrongType, "a CBOR message without a \"type\" text string");
+    return fail(counter, counters::kDectrisV2WrongType,
+                "a CBOR message without a \"type\" text string");
   if (!series_id)
-    return fail(counter, counters::kV2WrongType,
+    return fail(counter, counters::kDectrisV2WrongType,
                 "a \"" + *type + "\" message without an unsigned \"series_id\"");
   message->series_id = *series_id;
   if (*type == "start") {
@@ -413,15 +417,16 @@ Status parse_v2_map(CborReader& r, Message* message, std::string_view* counter) 
     message->kind = MessageKind::kSeriesEnd;
   } else if (*type == "image") {
     if (!image_id)
-      return fail(counter, counters::kV2WrongType, "an image message without an unsigned \"image_id\"");
+      return fail(counter, counters::kDectrisV2WrongType,
+                  "an image message without an unsigned \"image_id\"");
     if (!have_image)
-      return fail(counter, counters::kV2WrongType, "an image message without \"data\"");
+      return fail(counter, counters::kDectrisV2WrongType, "an image message without \"data\"");
     message->kind = MessageKind::kImage;
     image.series_id = *series_id;
     image.frame_id = *image_id;
     message->image = image;
   } else {
-    return fail(counter, counters::kV2UnknownType,
+    return fail(counter, counters::kDectrisV2UnknownType,
                 "unknown message type '" + *type + "'; stream v2 has start, image and end");
   }
   return Status::Ok();

@@ -16,6 +16,7 @@
 #include "ptypilot/wire/compression.hpp"
 #include "ptypilot/core/config.hpp"
 #include "ptypilot/wire/dectris_build.hpp"
+#include "ptypilot/wire/counters.hpp"
 #include "ptypilot/wire/dectris_parse.hpp"
 #include "ptypilot/ingest/dectris_stream_source.hpp"
 #include "ptypilot/ingest/scan_frame_map.hpp"
@@ -24,7 +25,6 @@ using namespace ptypilot;
 using dectris::Encoding;
 using dectris::Protocol;
 using namespace std::chrono_literals;
-namespace source_counters = ptypilot::dectris_source_counters;
 
 namespace {
 
@@ -433,13 +433,13 @@ TEST_CASE("dectris source: frames are placed by number, stale series and gaps ar
     CHECK(fx.receive(&f).code() == StatusCode::kUnavailable);
 
     const auto& h = fx.source->health();
-    CHECK(h.get(source_counters::kStaleSeries) == 3);
-    CHECK(h.get(source_counters::kFrameGaps) == 1);
-    CHECK(h.get(source_counters::kFramesMissing) == 2);
-    CHECK(h.get(source_counters::kFrameNotIssued) == 1);
-    CHECK(h.get(source_counters::kSeriesStarted) == 1);
-    CHECK(h.get(source_counters::kSeriesEnded) == 1);
-    CHECK(h.get(source_counters::kReceivedOk) == 4);
+    CHECK(h.get(counters::kDectrisStaleSeries) == 3);
+    CHECK(h.get(counters::kDectrisFrameGaps) == 1);
+    CHECK(h.get(counters::kDectrisFramesMissing) == 2);
+    CHECK(h.get(counters::kDectrisFrameNotIssued) == 1);
+    CHECK(h.get(counters::kDectrisSeriesStarted) == 1);
+    CHECK(h.get(counters::kDectrisSeriesEnded) == 1);
+    CHECK(h.get(counters::kFramesReceivedOk) == 4);
     CHECK(fx.faults.size() == 1);  // the gap is reported once
   }
 }
@@ -451,7 +451,7 @@ TEST_CASE("dectris source: a v2 message of several parts is refused and the stre
   fx.header(5);
   fx.send({dectris::v2_end(5), dectris::v2_end(5)});
   CHECK(fx.receive(&f).code() == StatusCode::kInvalidArgument);
-  CHECK(fx.source->health().get(source_counters::kV2WrongPartCount) == 1);
+  CHECK(fx.source->health().get(counters::kDectrisV2WrongPartCount) == 1);
   fx.send({text("not cbor at all")});
   CHECK(fx.receive(&f).code() == StatusCode::kInvalidArgument);
   fx.image(5, 0);

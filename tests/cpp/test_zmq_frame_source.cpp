@@ -18,6 +18,7 @@
 
 #include "ptypilot.pb.h"
 #include "ptypilot/ingest/zmq_frame_source.hpp"
+#include "ptypilot/wire/counters.hpp"
 
 namespace wire = ptypilot::wire;
 using ptypilot::DetectorFrame;
@@ -26,7 +27,7 @@ using ptypilot::Status;
 using ptypilot::StatusCode;
 using ptypilot::ZmqFrameSource;
 using ptypilot::ZmqFrameSourceConfig;
-namespace counters = ptypilot::zmq_counters;
+namespace counters = ptypilot::counters;
 using namespace std::chrono_literals;
 
 namespace {
@@ -158,31 +159,31 @@ std::vector<BadInput> bad_inputs() {
   };
   return {
       {"truncated header",
-       counters::kMalformedHeader,
+       counters::kFramesMalformedHeader,
        {"not a valid", "FrameHeader"},
        // Field 1 (session_id) announces 127 bytes and ends after none: protobuf must refuse it.
        [](Stream& s) {
          s.send_parts({std::string("\x0a\x7f", 2), std::string(16, '\0')});
        }},
       {"three-part message",
-       counters::kWrongPartCount,
+       counters::kFramesWrongPartCount,
        {"3 parts", "frame_index 7", "exactly 2"},
        [](Stream& s) {
          const auto h = make_header(7, 4, 4, PixelType::kUint8);
          s.send_parts({serialize(h), std::string(16, '\x01'), "trailer"});
        }},
       {"one-part message",
-       counters::kWrongPartCount,
+       counters::kFramesWrongPartCount,
        {"1 part", "frame_index 7", "exactly 2"},
        [](Stream& s) { s.send_parts({serialize(make_header(7, 4, 4, PixelType::kUint8))}); }},
       {"payload shorter than the header says",
-       counters::kPayloadSizeMismatch,
+       counters::kFramesPayloadSizeMismatch,
        {"frame 7", "15 bytes", "need 16"},
        [](Stream& s) {
          s.send_parts({serialize(make_header(7, 4, 4, PixelType::kUint8)), std::string(15, 'x')});
        }},
       {"payload_bytes disagrees with rows x cols x dtype",
-       counters::kPayloadSizeMismatch,
+       counters::kFramesPayloadSizeMismatch,
        {"frame 7", "payload_bytes says 32", "need 16"},
        [](Stream& s) {
          wire::FrameHeader h = make_header(7, 4, 4, PixelType::kUint8);
@@ -190,31 +191,31 @@ std::vector<BadInput> bad_inputs() {
          s.send_parts({serialize(h), std::string(32, 'x')});
        }},
       {"dtype unspecified",
-       counters::kBadDtype,
+       counters::kFramesBadDtype,
        {"frame 7", "DTYPE_UNSPECIFIED"},
        header_with(
            [](wire::FrameHeader& h) { h.set_dtype(wire::FrameHeader::DTYPE_UNSPECIFIED); })},
       {"dtype unknown",
-       counters::kBadDtype,
+       counters::kFramesBadDtype,
        {"frame 7", "unknown value 9"},
        header_with(
            [](wire::FrameHeader& h) { h.set_dtype(static_cast<wire::FrameHeader::DType>(9)); })},
       {"zero rows",
-       counters::kWrongShape,
+       counters::kFramesWrongShape,
        {"frame 7", "0 x 4"},
        header_with([](wire::FrameHeader& h) { h.set_rows(0); })},
       {"shape differs from the configured detector",
-       counters::kWrongShape,
+       counters::kFramesWrongShape,
        {"frame 7", "4 x 4", "configured as 8 x 6"},
        header_with([](wire::FrameHeader& h) { (void)h; }),
        ZmqFrameSourceConfig{.expected_rows = 8, .expected_cols = 6}},
       {"dtype differs from the configured detector",
-       counters::kDtypeMismatch,
+       counters::kFramesDtypeMismatch,
        {"frame 7", "its dtype is uint8", "configured to send uint16", "expected_dtype"},
        header_with([](wire::FrameHeader& h) { (void)h; }),
        ZmqFrameSourceConfig{.expected_dtype = PixelType::kUint16}},
       {"frame larger than 4096 x 4096",
-       counters::kWrongShape,
+       counters::kFramesWrongShape,
        {"frame 7", "4097 x 4096"},
        // The header alone is enough: the shape is checked before the (absent) payload size.
        header_with([](wire::FrameHeader& h) {
@@ -223,19 +224,19 @@ std::vector<BadInput> bad_inputs() {
          h.set_payload_bytes(4097ULL * 4096ULL);
        })},
       {"NaN count",
-       counters::kNonFinite,
+       counters::kFramesNonFinite,
        {"frame 7", "NaN or infinite", "row 1, col 2", "nan"},
        float_frame_with(std::numeric_limits<float>::quiet_NaN())},
       {"infinite count",
-       counters::kNonFinite,
+       counters::kFramesNonFinite,
        {"frame 7", "row 1, col 2", "inf"},
        float_frame_with(std::numeric_limits<float>::infinity())},
       {"negative count",
-       counters::kNegative,
+       counters::kFramesNegative,
        {"frame 7", "negative", "row 1, col 2", "-2.5"},
        float_frame_with(-2.5f)},
       {"no session id",
-       counters::kMissingSession,
+       counters::kFramesMissingSession,
        {"frame 7", "session_id"},
        header_with([](wire::FrameHeader& h) { h.clear_session_id(); })},
   };
@@ -296,7 +297,7 @@ TEST_CASE("ZmqFrameSource: valid frames round-trip exactly", "[ingest]") {
     check_header_fields(frame, h, PixelType::kUint32);
     CHECK(frame.counts == counts);
   }
-  CHECK(stream.source->health().get(counters::kReceivedOk) == 1);
+  CHECK(stream.source->health().get(counters::kFramesReceivedOk) == 1);
   CHECK(stream.source->health().snapshot().size() == 1);  // nothing rejected
 }
 
@@ -363,7 +364,7 @@ TEST_CASE("ZmqFrameSource: each bad input is counted once and the stream stays i
       const auto snapshot = stream.source->health().snapshot();
       CHECK(snapshot.size() == 2);
       CHECK(snapshot.at(std::string(bad.counter)) == 1);
-      CHECK(snapshot.at(std::string(counters::kReceivedOk)) == 1);
+      CHECK(snapshot.at(std::string(counters::kFramesReceivedOk)) == 1);
     }
   }
 }
@@ -377,9 +378,9 @@ TEST_CASE("ZmqFrameSource: several bad messages in a row, then valid ones", "[in
   for (int i = 0; i < 3; ++i) CHECK_FALSE(stream.source->receive(&frame, kWait).ok());
   stream.send_and_expect_valid(2);
   stream.send_and_expect_valid(3);
-  CHECK(stream.source->health().get(counters::kWrongPartCount) == 2);
-  CHECK(stream.source->health().get(counters::kMalformedHeader) == 1);
-  CHECK(stream.source->health().get(counters::kReceivedOk) == 2);
+  CHECK(stream.source->health().get(counters::kFramesWrongPartCount) == 2);
+  CHECK(stream.source->health().get(counters::kFramesMalformedHeader) == 1);
+  CHECK(stream.source->health().get(counters::kFramesReceivedOk) == 2);
 }
 
 TEST_CASE("ZmqFrameSource: expected_dtype admits that dtype only, in order, nothing lost",
@@ -411,8 +412,8 @@ TEST_CASE("ZmqFrameSource: expected_dtype admits that dtype only, in order, noth
                                 Catch::Contains("configured to send float32"));
   CHECK_THAT(rejections[1], Catch::Contains("frame 3") && Catch::Contains("uint8"));
   CHECK_THAT(rejections[2], Catch::Contains("frame 4") && Catch::Contains("uint32"));
-  CHECK(stream.source->health().get(counters::kDtypeMismatch) == 3);
-  CHECK(stream.source->health().get(counters::kReceivedOk) == 3);
+  CHECK(stream.source->health().get(counters::kFramesDtypeMismatch) == 3);
+  CHECK(stream.source->health().get(counters::kFramesReceivedOk) == 3);
   CHECK(stream.source->health().snapshot().size() == 2);
 }
 
@@ -533,7 +534,7 @@ TEST_CASE("ZmqFrameSource: a slow consumer blocks the sender and loses nothing",
   }
   CHECK(received == sent);
   CHECK(stream.source->receive(&frame, 50ms).code() == StatusCode::kUnavailable);
-  CHECK(stream.source->health().get(counters::kReceivedOk) == sent);
+  CHECK(stream.source->health().get(counters::kFramesReceivedOk) == sent);
   CHECK(stream.source->health().snapshot().size() == 1);
 
   // And the sender is unblocked again.

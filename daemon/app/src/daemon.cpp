@@ -18,6 +18,7 @@
 #include "ptypilot/core/session.hpp"
 #include "ptypilot/ingest/detector_connection.hpp"
 #include "ptypilot/policy/policy_factory.hpp"
+#include "ptypilot/wire/counters.hpp"
 #include "ptypilot/wire/log.hpp"
 
 namespace ptypilot {
@@ -137,7 +138,7 @@ struct Daemon::Impl {
   void worker_frames(std::uint64_t gen, std::vector<DetectorFrame>& frames) {
     touch();
     if (!accepting_frames || gen != generation) {
-      health.increment("frames_outside_session", frames.size());
+      health.increment(counters::kFramesOutsideSession, frames.size());
       return;
     }
     const std::size_t before = session->reports().size();
@@ -179,7 +180,7 @@ struct Daemon::Impl {
   }
 
   void fail(const std::string& why) {
-    health.increment("session_errors");
+    health.increment(counters::kSessionErrors);
     log::error("session_error", {{"session", session_id}, {"error", why}});
     end_session(false, why);
   }
@@ -197,7 +198,7 @@ struct Daemon::Impl {
           p = progress;
         }
         if (p.waiting_for_frames && idle_s > config->session.frame_timeout_s) {
-          health.increment("detector_timeouts");
+          health.increment(counters::kDetectorTimeouts);
           fail("detector stopped sending: no frame for " + std::to_string(idle_s) + " s; " +
                p.missing + "; the frames received so far are recorded");
         }
@@ -361,7 +362,7 @@ struct Daemon::Impl {
     } catch (const std::exception& e) {
       reply.set_ok(false);
       reply.set_error(e.what());
-      health.increment("control_requests_rejected");
+      health.increment(counters::kControlRequestsRejected);
     }
     reply.set_state(state);
     fill_status(reply.mutable_status());
@@ -384,7 +385,7 @@ struct Daemon::Impl {
     }
     ControlReply reply;
     if (!malformed.empty()) {
-      health.increment("control_requests_malformed");
+      health.increment(counters::kControlRequestsMalformed);
       reply.set_ok(false);
       reply.set_error(malformed);
       reply.set_state(state);

@@ -2,6 +2,8 @@
 
 #include <chrono>
 
+#include "ptypilot/wire/counters.hpp"
+
 namespace ptypilot {
 
 using Clock = std::chrono::steady_clock;
@@ -65,7 +67,7 @@ void IngestPipeline::run() {
       faulted = true;
       if (s.ok()) batch.push_back(std::move(frame));
       if (!flush(batch)) return;
-      health_.increment("session_stream_faults");
+      health_.increment(counters::kSessionStreamFaults);
       callbacks_.on_fault("detector stream: " + stream_fault_ +
                           "; the frames received so far are recorded");
       continue;
@@ -73,9 +75,9 @@ void IngestPipeline::run() {
     if (s.ok() && frame.session_id != session_id_) {
       // Not this session's data (a detector still streaming an old series, or a second
       // client): it cannot go into this session's file, so it is counted and logged instead.
-      health_.reject("frames_unknown_session", "frame for session '" + frame.session_id +
-                                                   "' while '" + session_id_ +
-                                                   "' runs; not recorded");
+      health_.reject(counters::kFramesUnknownSession, "frame for session '" + frame.session_id +
+                                                          "' while '" + session_id_ +
+                                                          "' runs; not recorded");
       continue;
     }
     if (s.ok()) {

@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "ptypilot/wire/counters.hpp"
 #include "ptypilot/wire/log.hpp"
 
 namespace ptypilot {
@@ -57,7 +58,7 @@ Status Assembler::expect(const std::string& session, std::uint32_t sub_sequence,
     if (abandoned > 0) {
       // Their frames are on disk already (the caller records every frame); only the grouping
       // is dropped, and a person should know that the old session ended incomplete.
-      health_.increment("sub_sequences_abandoned", abandoned);
+      health_.increment(counters::kSubSequencesAbandoned, abandoned);
       log::warn("assembler_session_changed",
                 {{"old_session", session_}, {"new_session", session}, {"incomplete", abandoned}});
     }
@@ -78,27 +79,27 @@ Status Assembler::expect(const std::string& session, std::uint32_t sub_sequence,
 
 FrameVerdict Assembler::add(DetectorFrame frame) {
   if (session_.empty() || frame.session_id != session_) {
-    health_.reject("frames_unknown_session", describe(frame) + " of session \"" + frame.session_id +
-                                                 "\" while the current session is \"" + session_ +
-                                                 "\"");
+    health_.reject(counters::kFramesUnknownSession,
+                   describe(frame) + " of session \"" + frame.session_id +
+                       "\" while the current session is \"" + session_ + "\"");
     return FrameVerdict::kUnknownSession;
   }
   const auto it = pending_.find(frame.sub_sequence);
   if (it == pending_.end()) {
-    health_.reject("frames_unknown_sub_sequence", describe(frame) + ": never issued");
+    health_.reject(counters::kFramesUnknownSubSequence, describe(frame) + ": never issued");
     return FrameVerdict::kUnknownSubSequence;
   }
   Pending& p = it->second;
   const std::size_t index = frame.position_index;
   if (index >= p.positions.size()) {
-    health_.reject("frames_unknown_position", describe(frame) + ": the sub-sequence has " +
-                                                  std::to_string(p.positions.size()) +
-                                                  " positions");
+    health_.reject(counters::kFramesUnknownPosition, describe(frame) + ": the sub-sequence has " +
+                                                         std::to_string(p.positions.size()) +
+                                                         " positions");
     return FrameVerdict::kUnknownPosition;
   }
   // Before the position check: a repeat is a repeat even if its header were off.
   if (p.received[index]) {
-    health_.reject("frames_duplicate", describe(frame) + " arrived twice");
+    health_.reject(counters::kFramesDuplicate, describe(frame) + " arrived twice");
     return FrameVerdict::kDuplicate;
   }
   const Vec2 issued = p.positions[index];
@@ -108,21 +109,22 @@ FrameVerdict Assembler::add(DetectorFrame frame) {
     char text[200];
     std::snprintf(text, sizeof text, ": header (%.4f, %.4f) A, issued (%.4f, %.4f) A",
                   frame.position_A.y, frame.position_A.x, issued.y, issued.x);
-    health_.reject("frames_position_mismatch", describe(frame) + text);
+    health_.reject(counters::kFramesPositionMismatch, describe(frame) + text);
     return FrameVerdict::kPositionMismatch;
   }
   if (frame.frame_index != p.first_frame_index + index)
-    health_.reject("frames_index_unexpected", describe(frame) + ": expected frame index " +
-                                                  std::to_string(p.first_frame_index + index) +
-                                                  "; placed by position index");
-  if (static_cast<std::int64_t>(index) < p.highest_index) health_.increment("frames_out_of_order");
+    health_.reject(counters::kFramesIndexUnexpected,
+                   describe(frame) + ": expected frame index " +
+                       std::to_string(p.first_frame_index + index) + "; placed by position index");
+  if (static_cast<std::int64_t>(index) < p.highest_index)
+    health_.increment(counters::kFramesOutOfOrder);
   p.highest_index = std::max(p.highest_index, static_cast<std::int64_t>(index));
   p.frames[index] = std::move(frame);
   p.received[index] = 1;
   ++p.received_count;
-  health_.increment("frames_accepted");
+  health_.increment(counters::kFramesAccepted);
   if (p.received_count == p.positions.size()) {
-    health_.increment("sub_sequences_completed");
+    health_.increment(counters::kSubSequencesCompleted);
     return FrameVerdict::kCompleted;
   }
   return FrameVerdict::kAccepted;

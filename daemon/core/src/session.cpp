@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "ptypilot/wire/counters.hpp"
 #include "ptypilot/wire/log.hpp"
 
 namespace ptypilot {
@@ -78,13 +79,13 @@ Status Session::issue_next(SubSequenceReport* report, Clock::time_point* propose
   SafetyReport safety;
   std::vector<Vec2> approved = safety_.check(proposed, &safety);
   const auto t2 = Clock::now();
-  health_.increment("positions_requested", safety.requested);
-  health_.increment("positions_approved", safety.approved);
-  for (auto [name, n] : {std::pair{"positions_non_finite", safety.non_finite},
-                         {"positions_clamped", safety.clamped},
-                         {"positions_snapped", safety.snapped},
-                         {"positions_deduplicated", safety.deduplicated},
-                         {"positions_over_budget", safety.over_budget}})
+  health_.increment(counters::kPositionsRequested, safety.requested);
+  health_.increment(counters::kPositionsApproved, safety.approved);
+  for (auto [name, n] : {std::pair{counters::kPositionsNonFinite, safety.non_finite},
+                         {counters::kPositionsClamped, safety.clamped},
+                         {counters::kPositionsSnapped, safety.snapped},
+                         {counters::kPositionsDeduplicated, safety.deduplicated},
+                         {counters::kPositionsOverBudget, safety.over_budget}})
     if (n > 0) health_.increment(name, n);
   if (safety.approved < safety.requested || safety.clamped > 0)
     log::info("safety_changed_positions",
@@ -94,7 +95,7 @@ Status Session::issue_next(SubSequenceReport* report, Clock::time_point* propose
                {"over_budget", safety.over_budget}});
   if (approved.empty()) {
     // The policy gave nothing usable; end the session rather than wait for frames forever.
-    health_.increment("sub_sequences_empty");
+    health_.increment(counters::kSubSequencesEmpty);
     log::warn("policy_gave_no_usable_positions", {{"session", id_}, {"sub_sequence", next_sub_sequence_}});
     stop_requested_ = true;
     return Status::Ok();
@@ -134,7 +135,7 @@ Status Session::issue_next(SubSequenceReport* report, Clock::time_point* propose
 
 Status Session::on_frames(std::vector<DetectorFrame>& frames) {
   if (done_) {
-    health_.increment("frames_after_session_end", frames.size());
+    health_.increment(counters::kFramesAfterSessionEnd, frames.size());
     return Status::Ok();
   }
   std::vector<std::uint32_t> completed;

@@ -4,12 +4,12 @@
 #include <cerrno>
 #include <stdexcept>
 
+#include "ptypilot/wire/counters.hpp"
 #include "ptypilot/wire/log.hpp"
 
 namespace ptypilot {
 namespace {
 
-namespace counters = dectris_source_counters;
 using Clock = std::chrono::steady_clock;
 
 std::uint64_t steady_now_ns() {
@@ -117,7 +117,7 @@ Status DectrisStreamSource::receive(DetectorFrame* frame, std::chrono::milliseco
       Status status = handle(frame);
       if (status.ok()) {
         frame->received_ns = received_ns;
-        health_.increment(counters::kReceivedOk);
+        health_.increment(counters::kFramesReceivedOk);
         return status;
       }
       // A series header or end: consumed; wait for a frame in what is left of the timeout.
@@ -145,13 +145,13 @@ Status DectrisStreamSource::handle(DetectorFrame* frame) {
     for (std::size_t i = 0; i < kept; ++i)
       spans[i] = {static_cast<const std::byte*>(parts_[i].data()), parts_[i].size()};
     if (part_count_ > kMaxParts)
-      return reject(dectris::counters::kV1WrongPartCount,
+      return reject(counters::kDectrisV1WrongPartCount,
                     "a v1 message of " + std::to_string(part_count_) +
                         " parts; no DECTRIS message has more than 9");
     parsed = dectris::parse_v1({spans, kept}, &message_, &counter);
   } else {
     if (part_count_ != 1)
-      return reject(counters::kV2WrongPartCount,
+      return reject(counters::kDectrisV2WrongPartCount,
                     "a v2 message of " + std::to_string(part_count_) +
                         " parts; stream v2 sends each CBOR message as one part");
     parsed = dectris::parse_v2({static_cast<const std::byte*>(parts_[0].data()), parts_[0].size()},
@@ -165,21 +165,22 @@ Status DectrisStreamSource::handle(DetectorFrame* frame) {
       if (!series_) {
         series_ = series;
         next_frame_ = 0;
-        health_.increment(counters::kSeriesStarted);
+        health_.increment(counters::kDectrisSeriesStarted);
         log::info("dectris_series_started", {{"series", series},
                                              {"header_detail", message_.header_detail},
                                              {"session", map_.session_id()}});
       } else if (*series_ != series) {
-        return reject(counters::kStaleSeries,
+        return reject(counters::kDectrisStaleSeries,
                       "series header of series " + std::to_string(series) + " while series " +
                           std::to_string(*series_) + " belongs to this session; discarded");
       }
       return {StatusCode::kUnavailable, "a series header, not a frame"};
     case dectris::MessageKind::kSeriesEnd:
       if (!series_ || *series_ != series)
-        return reject(counters::kStaleSeries, "end of series " + std::to_string(series) +
-                                                  ", which is not this session's; discarded");
-      health_.increment(counters::kSeriesEnded);
+        return reject(
+            counters::kDectrisStaleSeries,
+            "end of series " + std::to_string(series) + ", which is not this session's; discarded");
+      health_.increment(counters::kDectrisSeriesEnded);
       log::info("dectris_series_ended", {{"series", series}, {"frames_expected_next", next_frame_}});
       return {StatusCode::kUnavailable, "a series end, not a frame"};
     case dectris::MessageKind::kImage:
@@ -192,20 +193,21 @@ Status DectrisStreamSource::handle_image(const dectris::Image& image, DetectorFr
   const std::string which =
       "frame " + std::to_string(image.frame_id) + " of series " + std::to_string(image.series_id);
   if (!series_)
-    return reject(counters::kStaleSeries,
-                  which + " arrived before this session's series header: a detector still "
-                          "streaming an earlier acquisition? Discarded");
+    return reject(counters::kDectrisStaleSeries,
+                  which +
+                      " arrived before this session's series header: a detector still "
+                      "streaming an earlier acquisition? Discarded");
   if (image.series_id != *series_)
-    return reject(counters::kStaleSeries, which + " is not of this session's series " +
-                                              std::to_string(*series_) + "; discarded");
+    return reject(counters::kDectrisStaleSeries, which + " is not of this session's series " +
+                                                     std::to_string(*series_) + "; discarded");
   if (image.frame_id < config_.first_frame_id)
-    return reject(counters::kFrameNotIssued,
+    return reject(counters::kDectrisFrameNotIssued,
                   which + " is numbered below the first frame id " +
                       std::to_string(config_.first_frame_id) + " (detector.first_frame_id)");
   const std::uint64_t index = image.frame_id - config_.first_frame_id;
   const std::optional<ScanPlace> place = map_.find(index);
   if (!place)
-    return reject(counters::kFrameNotIssued,
+    return reject(counters::kDectrisFrameNotIssued,
                   which + " has no scan position: " + std::to_string(map_.issued()) +
                       " frames have been issued so far; discarded");
 
@@ -214,12 +216,13 @@ Status DectrisStreamSource::handle_image(const dectris::Image& image, DetectorFr
                                        config_.expected_dtype, frame, &counter);
       !s.ok())
     return reject(counter, "rejected " + s.message());
-  if (image.extra_channels > 0) health_.increment(counters::kExtraChannels, image.extra_channels);
+  if (image.extra_channels > 0)
+    health_.increment(counters::kDectrisExtraChannelsIgnored, image.extra_channels);
 
   if (index > next_frame_) {
     const std::uint64_t missing = index - next_frame_;
-    health_.increment(counters::kFrameGaps);
-    health_.increment(counters::kFramesMissing, missing);
+    health_.increment(counters::kDectrisFrameGaps);
+    health_.increment(counters::kDectrisFramesMissing, missing);
     const std::string text =
         "DECTRIS frames " + id_range(next_frame_ + config_.first_frame_id, image.frame_id - 1) +
         " of series " + std::to_string(*series_) + " never arrived (" + std::to_string(missing) +

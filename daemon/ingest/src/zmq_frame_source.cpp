@@ -13,6 +13,7 @@
 #include <string>
 #include <utility>
 
+#include "ptypilot/wire/counters.hpp"
 #include "ptypilot/wire/log.hpp"
 
 namespace ptypilot {
@@ -24,8 +25,6 @@ static_assert(std::endian::native == std::endian::little,
 static_assert(std::numeric_limits<float>::is_iec559, "float32 payloads are IEEE 754");
 
 namespace {
-
-namespace counters = zmq_counters;
 
 std::uint64_t steady_now_ns() {
   return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -178,7 +177,7 @@ Status ZmqFrameSource::receive(DetectorFrame* frame, std::chrono::milliseconds t
     Status status = decode(frame);
     if (status.ok()) {
       frame->received_ns = received_ns;
-      health_.increment(counters::kReceivedOk);
+      health_.increment(counters::kFramesReceivedOk);
     }
     return status;
   } catch (const zmq::error_t& e) {
@@ -199,13 +198,13 @@ Status ZmqFrameSource::decode(DetectorFrame* frame) {
   if (part_count_ != 2) {
     const std::string which =
         parsed ? " (frame_index " + std::to_string(header_.frame_index()) + ")" : "";
-    return reject(counters::kWrongPartCount,
+    return reject(counters::kFramesWrongPartCount,
                   "rejected a message of " + std::to_string(part_count_) + " part" +
                       (part_count_ == 1 ? "" : "s") + which +
                       ": a native frame is exactly 2 parts, [FrameHeader, payload]");
   }
   if (!parsed) {
-    return reject(counters::kMalformedHeader,
+    return reject(counters::kFramesMalformedHeader,
                   "rejected a frame whose header part (" + std::to_string(header_part_.size()) +
                       " bytes) is not a valid ptypilot.wire.FrameHeader; is the sender speaking "
                       "the native ptypilot protocol?");
@@ -213,7 +212,7 @@ Status ZmqFrameSource::decode(DetectorFrame* frame) {
 
   const std::string prefix = "frame " + std::to_string(header_.frame_index()) + " rejected: ";
   if (header_.session_id().empty()) {
-    return reject(counters::kMissingSession,
+    return reject(counters::kFramesMissingSession,
                   prefix + "its header has no session_id, so it cannot be matched to a session");
   }
 
@@ -223,11 +222,11 @@ Status ZmqFrameSource::decode(DetectorFrame* frame) {
         header_.dtype() == wire::FrameHeader::DTYPE_UNSPECIFIED
             ? std::string("DTYPE_UNSPECIFIED")
             : "unknown value " + std::to_string(static_cast<int>(header_.dtype()));
-    return reject(counters::kBadDtype,
+    return reject(counters::kFramesBadDtype,
                   prefix + "dtype is " + what + "; expected UINT8, UINT16, UINT32 or FLOAT32");
   }
   if (config_.expected_dtype && *dtype != *config_.expected_dtype) {
-    return reject(counters::kDtypeMismatch,
+    return reject(counters::kFramesDtypeMismatch,
                   prefix + "its dtype is " + to_string(*dtype) +
                       " but the detector is configured to send " +
                       to_string(*config_.expected_dtype) + " (expected_dtype)");
@@ -238,25 +237,25 @@ Status ZmqFrameSource::decode(DetectorFrame* frame) {
   const std::uint64_t pixels = rows * cols;  // each < 2^32, so no overflow
   const std::string shape = std::to_string(rows) + " x " + std::to_string(cols);
   if (rows == 0 || cols == 0) {
-    return reject(counters::kWrongShape,
+    return reject(counters::kFramesWrongShape,
                   prefix + "its shape is " + shape + "; rows and cols must both be at least 1");
   }
   if ((config_.expected_rows != 0 && rows != static_cast<std::uint64_t>(config_.expected_rows)) ||
       (config_.expected_cols != 0 && cols != static_cast<std::uint64_t>(config_.expected_cols))) {
-    return reject(counters::kWrongShape, prefix + "its shape is " + shape +
-                                             " but the detector is configured as " +
-                                             std::to_string(config_.expected_rows) + " x " +
-                                             std::to_string(config_.expected_cols) + " (0 = any)");
+    return reject(counters::kFramesWrongShape,
+                  prefix + "its shape is " + shape + " but the detector is configured as " +
+                      std::to_string(config_.expected_rows) + " x " +
+                      std::to_string(config_.expected_cols) + " (0 = any)");
   }
   if (pixels > kMaxFramePixels) {
-    return reject(counters::kWrongShape,
+    return reject(counters::kFramesWrongShape,
                   prefix + "its shape " + shape + " is larger than the 4096 x 4096 pixels allowed");
   }
 
   const std::size_t element = pixel_size(*dtype);
   const std::uint64_t needed = pixels * element;
   if (header_.payload_bytes() != needed || payload_part_.size() != needed) {
-    return reject(counters::kPayloadSizeMismatch,
+    return reject(counters::kFramesPayloadSizeMismatch,
                   prefix + "its payload part is " + std::to_string(payload_part_.size()) +
                       " bytes and header.payload_bytes says " +
                       std::to_string(header_.payload_bytes()) + ", but " + shape + " " +
@@ -274,13 +273,13 @@ Status ZmqFrameSource::decode(DetectorFrame* frame) {
            format_value(out[i]);
   };
   if (defects.non_finite != 0) {
-    return reject(counters::kNonFinite,
+    return reject(counters::kFramesNonFinite,
                   prefix + std::to_string(defects.non_finite) + " of " + std::to_string(n) +
                       " pixels are NaN or infinite (first at " + where(defects.first_non_finite) +
                       "); counts must be finite");
   }
   if (defects.negative != 0) {
-    return reject(counters::kNegative,
+    return reject(counters::kFramesNegative,
                   prefix + std::to_string(defects.negative) + " of " + std::to_string(n) +
                       " pixels are negative (first at " + where(defects.first_negative) +
                       "); counts must be >= 0");

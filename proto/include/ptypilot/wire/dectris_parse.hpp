@@ -3,7 +3,7 @@
 // targets. It needs nothing of the builders (dectris_build.hpp).
 //
 // Every parser takes untrusted bytes and returns a Status; on failure *counter names the health
-// counter of that kind of bad input (counters below). Nothing here throws on input.
+// counter of that kind of bad input (its constant in counters.hpp). Nothing here throws on input.
 #pragma once
 
 #include <cstddef>
@@ -13,29 +13,12 @@
 #include <string>
 #include <string_view>
 
+#include "ptypilot/wire/counters.hpp"
 #include "ptypilot/wire/dectris_stream.hpp"
 #include "ptypilot/wire/frame.hpp"
 #include "ptypilot/status.hpp"
 
 namespace ptypilot::dectris {
-
-namespace counters {
-inline constexpr std::string_view kV1MalformedJson = "dectris_v1_malformed_json";
-inline constexpr std::string_view kV1WrongPartCount = "dectris_v1_wrong_part_count";
-inline constexpr std::string_view kV1UnknownHtype = "dectris_v1_unknown_htype";
-inline constexpr std::string_view kV2MalformedCbor = "dectris_v2_malformed_cbor";
-inline constexpr std::string_view kV2WrongType = "dectris_v2_wrong_type";
-inline constexpr std::string_view kV2UnknownType = "dectris_v2_unknown_type";
-inline constexpr std::string_view kUnknownEncoding = "dectris_unknown_encoding";
-inline constexpr std::string_view kSizeMismatch = "dectris_size_mismatch";
-inline constexpr std::string_view kCorruptData = "dectris_corrupt_data";
-// Shared with the native protocol, for the same faults.
-inline constexpr std::string_view kBadDtype = "frames_bad_dtype";
-inline constexpr std::string_view kDtypeMismatch = "frames_dtype_mismatch";
-inline constexpr std::string_view kWrongShape = "frames_wrong_shape";
-inline constexpr std::string_view kNonFinite = "frames_non_finite";
-inline constexpr std::string_view kNegative = "frames_negative";
-}  // namespace counters
 
 // One image as parsed: views into the message, valid while the message is.
 struct Image {

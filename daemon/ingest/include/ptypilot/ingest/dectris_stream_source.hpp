@@ -18,9 +18,10 @@
 // (dectris_frame_not_issued) and discarded. Late or repeated numbers are delivered; the
 // assembler counts duplicates.
 //
-// Every other bad message is counted under the name that dectris_parse.hpp gives its kind, and
-// logged once per kind; the socket stays in sync because each message is drained whole. Nothing
-// here throws after construction. Backpressure is the native source's: see zmq_frame_source.hpp.
+// Every other bad message is counted under the name that dectris_parse.hpp gives its kind (the
+// names are in ptypilot/wire/counters.hpp), and logged once per kind; the socket stays in sync
+// because each message is drained whole. Nothing here throws after construction. Backpressure is
+// the native source's: see zmq_frame_source.hpp.
 #pragma once
 
 #include <chrono>
@@ -49,18 +50,6 @@ struct DectrisStreamSourceConfig {
   // The detector's number for the first frame of a series.
   std::uint64_t first_frame_id = 0;
 };
-
-namespace dectris_source_counters {
-inline constexpr std::string_view kReceivedOk = "frames_received_ok";
-inline constexpr std::string_view kStaleSeries = "dectris_stale_series";
-inline constexpr std::string_view kFrameNotIssued = "dectris_frame_not_issued";
-inline constexpr std::string_view kFrameGaps = "dectris_frame_gaps";
-inline constexpr std::string_view kFramesMissing = "dectris_frames_missing";
-inline constexpr std::string_view kSeriesStarted = "dectris_series_started";
-inline constexpr std::string_view kSeriesEnded = "dectris_series_ended";
-inline constexpr std::string_view kExtraChannels = "dectris_extra_channels_ignored";
-inline constexpr std::string_view kV2WrongPartCount = "dectris_v2_wrong_part_count";
-}  // namespace dectris_source_counters
 
 class DectrisStreamSource final : public FrameSource {
  public:

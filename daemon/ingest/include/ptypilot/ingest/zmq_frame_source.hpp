@@ -3,7 +3,8 @@
 // proto/ptypilot.proto; the payload is rows * cols little-endian, row-major elements of the
 // header's dtype. Every message is checked and converted to float32 counts; a message that fails
 // a check is drained completely (so the stream stays in sync), counted under its own name in
-// health(), and reported as a non-ok Status. Nothing here throws after construction.
+// health() (the names are in ptypilot/wire/counters.hpp), and reported as a non-ok Status. Nothing
+// here throws after construction.
 //
 // Backpressure: the socket's receive high-water mark is ZmqFrameSourceConfig::receive_hwm and
 // nothing is ever dropped. When the daemon falls behind, the queue fills to that mark, libzmq
@@ -48,20 +49,6 @@ struct ZmqFrameSourceConfig {
   // that gets through holds counts that dtype stores exactly.
   std::optional<PixelType> expected_dtype;
 };
-
-// Health counter names, one per kind of rejected message, plus one for accepted frames.
-namespace zmq_counters {
-inline constexpr std::string_view kReceivedOk = "frames_received_ok";
-inline constexpr std::string_view kMalformedHeader = "frames_malformed_header";
-inline constexpr std::string_view kWrongPartCount = "frames_wrong_part_count";
-inline constexpr std::string_view kPayloadSizeMismatch = "frames_payload_size_mismatch";
-inline constexpr std::string_view kBadDtype = "frames_bad_dtype";
-inline constexpr std::string_view kDtypeMismatch = "frames_dtype_mismatch";  // != expected_dtype
-inline constexpr std::string_view kWrongShape = "frames_wrong_shape";
-inline constexpr std::string_view kNonFinite = "frames_non_finite";
-inline constexpr std::string_view kNegative = "frames_negative";
-inline constexpr std::string_view kMissingSession = "frames_missing_session";
-}  // namespace zmq_counters
 
 // Larger frames are rejected as frames_wrong_shape: no real detector sends them, and a corrupt
 // header must not make us allocate gigabytes.
