@@ -14,6 +14,7 @@ Command ctl_command();    // ctl.cpp
 Command demo_command();   // demo_command.cpp
 Command eval_command();   // eval_command.cpp
 Command config_command(); // config_command.cpp
+Command counters_command(); // counters_command.cpp
 
 // The program: its commands in the order `ptypilot --help` lists them.
 const Command& ptypilot_program();

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <array>
+#include <string>
 #include <string_view>
 
 namespace ptypilot::counters {
@@ -106,8 +107,7 @@ inline constexpr std::string_view kDaemon = "daemon";
 
 // In the order `ptypilot counters` prints them: a frame's way in, then the session and daemon.
 inline constexpr std::array kCounters = {
-    CounterInfo{kFramesReceivedOk,
-                "frames that passed the source's checks and went on to be recorded",
+    CounterInfo{kFramesReceivedOk, "frames that passed the source's checks",
                 part::kZmqAndDectrisSources},
     CounterInfo{kFramesMalformedHeader, "a native message whose header part is not a `FrameHeader`",
                 part::kZmqSource},
@@ -252,5 +252,8 @@ inline constexpr std::array kCounters = {
                 "control requests that are neither a `ControlRequest` protobuf nor valid JSON",
                 part::kDaemon},
 };
+
+// kCounters as a Markdown table (counter, meaning, counted by): what `ptypilot counters` prints.
+std::string reference();
 
 }  // namespace ptypilot::counters
