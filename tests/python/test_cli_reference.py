@@ -5,8 +5,9 @@
     <!-- end generated -->
 
 and this test runs `ptypilot ARGS` for every one and compares, so that the configuration
-reference and the command list in the README cannot drift from the code (the configuration is
-declared once, in daemon/core/src/config.cpp; the commands in daemon/cli/commands.cpp).
+reference, the health counters and the command list in the README cannot drift from the code
+(the configuration is declared once, in daemon/core/src/config.cpp; the counters in
+proto/include/ptypilot/wire/counters.hpp; the commands in daemon/cli/commands.cpp).
 
 A stale block fails with the fresh text in the message. To rewrite every block in place:
 
@@ -72,7 +73,7 @@ def fresh_body(args: str, fence: str | None) -> str:
 
 def test_the_readme_has_the_generated_blocks():
     found = {m["args"] for m in blocks(README.read_text())}
-    assert {"config reference", "--help"} <= found, found
+    assert {"config reference", "--help", "counters"} <= found, found
 
 
 @pytest.mark.parametrize("args", [m["args"] for m in blocks(README.read_text())])
