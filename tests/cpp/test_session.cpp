@@ -105,8 +105,9 @@ class FakePolicy : public Policy {
  public:
   explicit FakePolicy(Calls& calls) : calls_(calls) {}
   void reset(std::uint64_t) override {}
-  std::vector<Vec2> propose(const PolicyContext& c) override {
+  Status propose(const PolicyContext& c, std::vector<Vec2>* positions) override {
     calls_.order.push_back("propose");
+    positions->clear();
     PolicyCall call;
     call.sub_sequence = c.sub_sequence;
     call.count = c.count;
@@ -117,19 +118,18 @@ class FakePolicy : public Policy {
     if (c.potential) call.potential = c.potential->phase_rad.vector();
     calls_.policy_calls.push_back(call);
     if (!calls_.proposals.empty()) {
-      std::vector<Vec2> p = calls_.proposals.front();
+      *positions = calls_.proposals.front();
       calls_.proposals.pop_front();
-      return p;
+      return Status::Ok();
     }
-    std::vector<Vec2> out;
-    for (int r = 0; r < c.raster.rows && int(out.size()) < c.count; ++r)
-      for (int k = 0; k < c.raster.cols && int(out.size()) < c.count; ++k) {
+    for (int r = 0; r < c.raster.rows && int(positions->size()) < c.count; ++r)
+      for (int k = 0; k < c.raster.cols && int(positions->size()) < c.count; ++k) {
         const Vec2 node{r * c.raster.step_A, k * c.raster.step_A};
         bool visited = false;
         for (Vec2 v : c.visited_A) visited = visited || same(v, node);
-        if (!visited) out.push_back(node);
+        if (!visited) positions->push_back(node);
       }
-    return out;
+    return Status::Ok();
   }
   std::string_view name() const override { return "fake-policy"; }
 
