@@ -15,7 +15,10 @@
 #include "ptypilot/presets.hpp"
 #include "ptypilot/simulator.hpp"
 
+#include "policy_helpers.hpp"
+
 using namespace ptypilot;
+using ptypilot::test::propose_ok;
 
 namespace {
 
@@ -38,7 +41,7 @@ std::vector<Vec2> run_session(Policy& policy, const ScanRaster& raster, int tota
     context.total_positions = total;
     context.visited_A = visited;
     context.potential = potential;
-    const auto next = policy.propose(context);
+    const auto next = propose_ok(policy, context);
     REQUIRE(static_cast<int>(next.size()) <= count);
     visited.insert(visited.end(), next.begin(), next.end());
   }
@@ -116,13 +119,13 @@ TEST_CASE("sparse-grid policy skips what was visited and continues past the budg
   // The first two sparse positions were visited (one of them slightly off the node).
   std::vector<Vec2> visited{grid[0], {grid[1].y + 0.2, grid[1].x - 0.2}};
   context.visited_A = visited;
-  const auto next = policy.propose(context);
+  const auto next = propose_ok(policy, context);
   REQUIRE(next.size() == 5);
   for (int k = 0; k < 5; ++k) CHECK(same(next[k], grid[k + 2]));
 
   // Budget spent: still `count` positions, now unvisited ones in raster order.
   context.visited_A = grid;
-  const auto beyond = policy.propose(context);
+  const auto beyond = propose_ok(policy, context);
   REQUIRE(beyond.size() == 5);
   std::vector<Vec2> all(grid);
   all.insert(all.end(), beyond.begin(), beyond.end());
@@ -137,7 +140,7 @@ TEST_CASE("raster policy returns raster order and skips visited positions", "[po
   context.raster = raster;
   context.count = 6;
   context.total_positions = 20;
-  const auto first = policy.propose(context);
+  const auto first = propose_ok(policy, context);
   REQUIRE(first.size() == 6);
   for (int k = 0; k < 6; ++k) CHECK(same(first[k], full[k]));
 
@@ -145,7 +148,7 @@ TEST_CASE("raster policy returns raster order and skips visited positions", "[po
   std::vector<Vec2> visited(first);
   visited.push_back(full[7]);
   context.visited_A = visited;
-  const auto second = policy.propose(context);
+  const auto second = propose_ok(policy, context);
   REQUIRE(second.size() == 6);
   const int want[] = {6, 8, 9, 10, 11, 12};
   for (int k = 0; k < 6; ++k) CHECK(same(second[k], full[want[k]]));
@@ -155,7 +158,7 @@ TEST_CASE("raster policy returns raster order and skips visited positions", "[po
   REQUIRE(all.size() == 20);
   for (int k = 0; k < 20; ++k) CHECK(same(all[k], full[k]));
   context.visited_A = all;
-  CHECK(policy.propose(context).empty());
+  CHECK(propose_ok(policy, context).empty());
 }
 
 TEST_CASE("random policy is reproducible per seed and never repeats", "[policy]") {
@@ -188,7 +191,7 @@ TEST_CASE("random policy is reproducible per seed and never repeats", "[policy]"
   std::vector<Vec2> visited;
   for (int i = 0; i < 12; ++i) visited.push_back({i * 0.3 + 0.1, 5 * 0.3 - 0.1});
   context.visited_A = visited;
-  const auto rest = a.propose(context);
+  const auto rest = propose_ok(a, context);
   CHECK(rest.size() == 144 - 12);
   for (Vec2 p : rest) CHECK(node_of(p, 0.3).second != 5);
 }
@@ -253,7 +256,7 @@ TEST_CASE("heuristic policy moves picks onto bright blobs within their sparse-gr
   context.total_positions = 64;
   context.visited_A = first;
   context.potential = &potential;
-  const auto picks = policy.propose(context);
+  const auto picks = propose_ok(policy, context);
   REQUIRE(picks.size() == 16);
 
   std::vector<Vec2> all(first);
@@ -294,14 +297,14 @@ TEST_CASE("heuristic policy moves picks onto bright blobs within their sparse-gr
       REQUIRE(distance(picks[a], picks[b]) >= 1.5 * 0.25 - 1e-9);
 
   // Deterministic.
-  const auto again = policy.propose(context);
+  const auto again = propose_ok(policy, context);
   REQUIRE(again.size() == picks.size());
   for (std::size_t k = 0; k < picks.size(); ++k) REQUIRE(same(again[k], picks[k]));
 
   // The first sub-sequence ignores the potential: the sparse grid's first positions.
   context.sub_sequence = 0;
   context.visited_A = {};
-  const auto start = policy.propose(context);
+  const auto start = propose_ok(policy, context);
   REQUIRE(start.size() == 16);
   for (std::size_t k = 0; k < start.size(); ++k) REQUIRE(same(start[k], grid[k]));
 
@@ -354,7 +357,7 @@ TEST_CASE("heuristic policy follows strong dark-field scattering within the cell
   context.visited_A = visited;
   context.dark_field_fraction = dark;
   context.potential = &flat;
-  const auto picks = policy.propose(context);
+  const auto picks = propose_ok(policy, context);
   REQUIRE(picks.size() == 8);
   // The cell right below the scatterer moves its pick to the cell's node nearest it, (10, 17);
   // the others are out of reach, or gain too little, and stay on the sparse grid.
@@ -385,7 +388,7 @@ TEST_CASE("heuristic policy fills up when separation runs out, and stops when ex
   context.potential = &potential;
   std::vector<Vec2> visited{{0.0, 0.0}, {2.0, 2.0}};
   context.visited_A = visited;
-  const auto picks = policy.propose(context);
+  const auto picks = propose_ok(policy, context);
   REQUIRE(picks.size() == 7);
   CHECK(same(picks[0], {1.0, 2.0}));  // cell of (0, 2): its edge node, nearer the peak
   CHECK(same(picks[1], {2.0, 0.0}));  // cell of (2, 0): (2, 1) is too close to the first pick
@@ -394,7 +397,7 @@ TEST_CASE("heuristic policy fills up when separation runs out, and stops when ex
   all.insert(all.end(), picks.begin(), picks.end());
   require_on_raster_and_distinct(all, raster);
   context.visited_A = all;
-  CHECK(policy.propose(context).empty());
+  CHECK(propose_ok(policy, context).empty());
 
   HeuristicPolicyOptions bad;
   bad.cell_fraction = -1;
@@ -404,23 +407,34 @@ TEST_CASE("heuristic policy fills up when separation runs out, and stops when ex
   CHECK_THROWS_AS(HeuristicPolicy(bad), std::invalid_argument);
 }
 
-TEST_CASE("policies answer an invalid context with nothing instead of throwing", "[policy]") {
+TEST_CASE("policies fail on an invalid raster instead of throwing, and give nothing for no count",
+          "[policy]") {
   PolicyContext context;  // zero raster
   context.count = 10;
   for (const char* kind : {"raster", "sparse-grid", "random", "heuristic"}) {
+    INFO(kind);
     PolicyConfig config;
     config.kind = kind;
     const auto policy = make_policy(config, PolicyLimits{50, 19.8, 19.8});
-    CHECK(policy->propose(context).empty());
+    std::vector<Vec2> positions{{1.0, 1.0}};  // replaced, even on failure
+    Status s;
+    REQUIRE_NOTHROW(s = policy->propose(context, &positions));
+    CHECK(s.code() == StatusCode::kInvalidArgument);
+    CHECK_THAT(s.message(), Catch::Contains("raster (0 x 0 positions"));
+    CHECK(positions.empty());
+    context.raster = {5, 5, std::nan("")};
+    CHECK(policy->propose(context, &positions).code() == StatusCode::kInvalidArgument);
+    context.raster = {5, 5, 1.0};
+    context.count = 0;
+    CHECK(propose_ok(*policy, context).empty());
+    context.raster = {};
+    context.count = 10;
   }
   context.raster = {5, 5, 1.0};
-  context.count = 0;
-  context.total_positions = 10;
-  SparseGridPolicy sparse;
-  CHECK(sparse.propose(context).empty());
   context.count = 3;
-  context.total_positions = 0;  // a missing budget degrades instead of throwing
-  CHECK(sparse.propose(context).size() == 3);
+  context.total_positions = 0;  // a missing budget degrades instead of failing
+  SparseGridPolicy sparse;
+  CHECK(propose_ok(sparse, context).size() == 3);
 }
 
 TEST_CASE("heuristic policy scores are the Gaussian-weighted phase, skipping bad pixels",
@@ -518,10 +532,12 @@ TEST_CASE("heuristic policy: propose() latency on the mos2-paper session", "[.be
     policy.reset(0);
     std::vector<double> ms;
     for (int k = 0; k < 41; ++k) {
+      std::vector<Vec2> picks;
       const auto t0 = std::chrono::steady_clock::now();
-      const auto picks = policy.propose(context);
+      const Status status = policy.propose(context, &picks);
       ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
                        .count());
+      REQUIRE(status.ok());
       REQUIRE(static_cast<int>(picks.size()) == 50);
     }
     const double first = ms.front();

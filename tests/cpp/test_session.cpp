@@ -61,6 +61,7 @@ struct Calls {
   std::vector<std::vector<Vec2>> added_positions;
   std::vector<int> iterations;
   std::deque<std::vector<Vec2>> proposals;  // scripted; once spent, unvisited raster nodes
+  std::deque<Status> propose_results;       // scripted; once spent, Ok
   std::vector<PolicyCall> policy_calls;
   std::vector<ScanRequest> requests;
   std::deque<Status> submit_results;  // scripted; once spent, Ok
@@ -105,8 +106,9 @@ class FakePolicy : public Policy {
  public:
   explicit FakePolicy(Calls& calls) : calls_(calls) {}
   void reset(std::uint64_t) override {}
-  std::vector<Vec2> propose(const PolicyContext& c) override {
+  Status propose(const PolicyContext& c, std::vector<Vec2>* positions) override {
     calls_.order.push_back("propose");
+    positions->clear();
     PolicyCall call;
     call.sub_sequence = c.sub_sequence;
     call.count = c.count;
@@ -116,20 +118,24 @@ class FakePolicy : public Policy {
     call.had_potential = c.potential != nullptr;
     if (c.potential) call.potential = c.potential->phase_rad.vector();
     calls_.policy_calls.push_back(call);
-    if (!calls_.proposals.empty()) {
-      std::vector<Vec2> p = calls_.proposals.front();
-      calls_.proposals.pop_front();
-      return p;
+    if (!calls_.propose_results.empty()) {
+      Status s = calls_.propose_results.front();
+      calls_.propose_results.pop_front();
+      if (!s.ok()) return s;
     }
-    std::vector<Vec2> out;
-    for (int r = 0; r < c.raster.rows && int(out.size()) < c.count; ++r)
-      for (int k = 0; k < c.raster.cols && int(out.size()) < c.count; ++k) {
+    if (!calls_.proposals.empty()) {
+      *positions = calls_.proposals.front();
+      calls_.proposals.pop_front();
+      return Status::Ok();
+    }
+    for (int r = 0; r < c.raster.rows && int(positions->size()) < c.count; ++r)
+      for (int k = 0; k < c.raster.cols && int(positions->size()) < c.count; ++k) {
         const Vec2 node{r * c.raster.step_A, k * c.raster.step_A};
         bool visited = false;
         for (Vec2 v : c.visited_A) visited = visited || same(v, node);
-        if (!visited) out.push_back(node);
+        if (!visited) positions->push_back(node);
       }
-    return out;
+    return Status::Ok();
   }
   std::string_view name() const override { return "fake-policy"; }
 
@@ -452,6 +458,40 @@ TEST_CASE("a policy that proposes nothing usable ends the session", "[session]")
     CHECK_FALSE(loop.session->reports()[0].issued_next);
     CHECK(loop.calls.records.size() == 1);
     CHECK(loop.session->done());
+  }
+}
+
+TEST_CASE("a policy that fails fails the session with its reason", "[session]") {
+  Loop loop(10, 4);
+  const Status failure{StatusCode::kInternal, "model m.pt failed on sub-sequence 1: shape mismatch"};
+  SECTION("at start") {
+    loop.calls.propose_results.push_back(failure);
+    const Status s = loop.session->start();
+    CHECK(s.code() == StatusCode::kInternal);
+    CHECK(s.message() == "policy fake-policy: " + failure.message());
+    CHECK(loop.calls.requests.empty());
+    CHECK_FALSE(loop.session->waiting_for_frames());
+    CHECK(loop.health.get("sub_sequences_empty") == 0);  // not taken for a finished scan
+  }
+  SECTION("after a sub-sequence: nothing more is issued") {
+    loop.calls.propose_results.push_back(Status::Ok());
+    loop.calls.propose_results.push_back(failure);
+    REQUIRE(loop.session->start().ok());
+    std::vector<DetectorFrame> frames = frames_for(loop.calls.requests[0]);
+    const Status s = deliver(*loop.session, frames);
+    CHECK(s.code() == StatusCode::kInternal);
+    CHECK_THAT(s.message(), Catch::StartsWith("policy fake-policy: ") &&
+                                Catch::Contains("shape mismatch"));
+    CHECK(loop.calls.requests.size() == 1);
+    CHECK(loop.calls.records.empty());
+    CHECK(loop.session->reports().empty());
+    CHECK(loop.health.get("sub_sequences_empty") == 0);
+    CHECK(loop.health.get("positions_requested") == 4);  // the first sub-sequence only
+
+    // Frames that still arrive (a repeat of the first sub-sequence) ask the policy nothing.
+    REQUIRE(deliver(*loop.session, frames).ok());
+    CHECK(loop.calls.policy_calls.size() == 2);
+    CHECK(loop.calls.requests.size() == 1);
   }
 }
 

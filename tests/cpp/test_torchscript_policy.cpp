@@ -28,7 +28,10 @@
 #include "ptypilot/policy/torchscript_policy.hpp"
 #include "ptypilot/scan_geometry.hpp"
 
+#include "policy_helpers.hpp"
+
 using namespace ptypilot;
+using ptypilot::test::propose_ok;
 namespace fs = std::filesystem;
 
 namespace {
@@ -177,12 +180,12 @@ TEST_CASE("torchscript policy starts from the sparse grid", "[policy][torch]") {
   SparseGridPolicy grid;
   policy.reset(3);
   grid.reset(3);
-  CHECK(same(policy.propose(s.at(0)), grid.propose(s.at(0))));
+  CHECK(same(propose_ok(policy, s.at(0)), propose_ok(grid, s.at(0))));
   // Without a potential (no update finished yet) it stays on the sparse grid.
   PolicyContext no_potential = s.at(2);
   no_potential.potential = nullptr;
-  const auto fallback = policy.propose(no_potential);
-  CHECK(same(fallback, grid.propose(no_potential)));
+  const auto fallback = propose_ok(policy, no_potential);
+  CHECK(same(fallback, propose_ok(grid, no_potential)));
   CHECK(fallback.size() == kK);
 }
 
@@ -195,7 +198,7 @@ TEST_CASE("torchscript policy proposes in the FOV, deterministically, with a mov
   const double h0 = policy.hidden_norm();
   CHECK(h0 == 0.0);  // the fixture starts from zeros
 
-  const auto first = policy.propose(s.at(1));
+  const auto first = propose_ok(policy, s.at(1));
   REQUIRE(first.size() == kK);
   for (const Vec2& p : first) {
     CHECK(p.y >= 0.0);
@@ -207,32 +210,32 @@ TEST_CASE("torchscript policy proposes in the FOV, deterministically, with a mov
   CHECK(h1 != h0);
 
   // The same inputs again: the GRU state moved, so the answer moves.
-  const auto second = policy.propose(s.at(1));
+  const auto second = propose_ok(policy, s.at(1));
   REQUIRE(second.size() == kK);
   CHECK_FALSE(same(first, second));
   CHECK(policy.hidden_norm() != h1);
 
   // Fewer wanted than K: the first `count` of the model's answer.
-  const auto third = policy.propose(s.at(2, 3));
+  const auto third = propose_ok(policy, s.at(2, 3));
   CHECK(third.size() == 3);
 
   // reset() restores the initial behaviour, to the bit.
   policy.reset(0);
   CHECK(policy.hidden_norm() == h0);
-  CHECK(same(policy.propose(s.at(1)), first));
-  CHECK(same(policy.propose(s.at(1)), second));
+  CHECK(same(propose_ok(policy, s.at(1)), first));
+  CHECK(same(propose_ok(policy, s.at(1)), second));
 
   // A second instance from the same file answers the same.
   const auto other_ptr = load(kFixture);
   TorchScriptPolicy& other = *other_ptr;
   other.reset(0);
-  CHECK(same(other.propose(s.at(1)), first));
+  CHECK(same(propose_ok(other, s.at(1)), first));
 
   // A different potential moves the model from the same state. Its positions are snapped to
   // the 0.2 A raster, where the tiny fixture's small differences can vanish, so compare the
   // state the model carries forward.
   policy.reset(0);
-  (void)policy.propose(s.at(1));
+  (void)propose_ok(policy, s.at(1));
   const double state_seen = policy.hidden_norm();
   Potential flat = s.potential;
   std::fill(flat.phase_rad.vector().begin(), flat.phase_rad.vector().end(), 0.5f);
@@ -240,7 +243,7 @@ TEST_CASE("torchscript policy proposes in the FOV, deterministically, with a mov
   policy.reset(0);
   PolicyContext with_flat = s.at(1);
   with_flat.potential = &flat;
-  (void)policy.propose(with_flat);
+  (void)propose_ok(policy, with_flat);
   CHECK(policy.hidden_norm() != state_seen);
 }
 
@@ -281,7 +284,7 @@ TEST_CASE("torchscript policy gives Python's outputs for the same inputs", "[pol
       c.total_positions = 250;
       c.visited_A = visited;  // the previous proposal of the first call (this policy did not
       c.potential = &potentials[call];  // start the session); the second uses the first's
-      REQUIRE(policy->propose(c).size() == static_cast<std::size_t>(k));
+      REQUIRE(propose_ok(*policy, c).size() == static_cast<std::size_t>(k));
       const nlohmann::json& want = model["calls"][call];
       const auto got = policy->last_output();
       REQUIRE(got.size() == static_cast<std::size_t>(k));
@@ -297,26 +300,39 @@ TEST_CASE("torchscript policy gives Python's outputs for the same inputs", "[pol
   }
 }
 
-TEST_CASE("torchscript policy answers empty instead of throwing", "[policy][torch]") {
+TEST_CASE("torchscript policy returns its failure instead of throwing", "[policy][torch]") {
   Contexts s;
   const auto policy_ptr = load(kFixture);
   TorchScriptPolicy& policy = *policy_ptr;
   policy.reset(0);
   Potential broken = s.potential;
-  broken.grid.fov_origin_A = {1e6, 1e6};  // the FOV crop lies outside the object: nothing to crop
+  // The FOV lies beyond the 30.8 A object: a usable grid with nothing to crop.
+  broken.grid.fov_origin_A = {100.0, 100.0};
   PolicyContext c = s.at(1);
   c.potential = &broken;
   std::vector<Vec2> got{{1.0, 1.0}};
-  REQUIRE_NOTHROW(got = policy.propose(c));
+  Status status;
+  REQUIRE_NOTHROW(status = policy.propose(c, &got));
+  CHECK(status.code() == StatusCode::kInternal);
+  CHECK_THAT(status.message(), Catch::Contains(kFixture.string()) &&
+                                   Catch::Contains("sub-sequence 1") &&
+                                   Catch::Contains("FOV crop is empty"));
   CHECK(got.empty());
   broken.grid.fov_origin_A = {NAN, 0.0};
-  REQUIRE_NOTHROW(got = policy.propose(c));
+  REQUIRE_NOTHROW(status = policy.propose(c, &got));
+  CHECK(status.code() == StatusCode::kInternal);
+  CHECK_THAT(status.message(), Catch::Contains("object grid is not usable"));
+  CHECK(got.empty());
+  // The sparse-grid start's failure is the policy's too, not an empty answer.
+  PolicyContext no_raster = s.at(0);
+  no_raster.raster = {0, 0, 0.0};
+  CHECK(policy.propose(no_raster, &got).code() == StatusCode::kInvalidArgument);
   CHECK(got.empty());
   // The failed call left the state alone: the next good call answers as a fresh policy would.
   const auto fresh_ptr = load(kFixture);
   TorchScriptPolicy& fresh = *fresh_ptr;
   fresh.reset(0);
-  CHECK(same(policy.propose(s.at(1)), fresh.propose(s.at(1))));
+  CHECK(same(propose_ok(policy, s.at(1)), propose_ok(fresh, s.at(1))));
 }
 
 TEST_CASE("torchscript policy per-call time", "[.][bench][policy][torch]") {
@@ -326,7 +342,7 @@ TEST_CASE("torchscript policy per-call time", "[.][bench][policy][torch]") {
   TorchScriptPolicy& policy = *policy_ptr;
   const auto t_loaded = std::chrono::steady_clock::now();
   policy.reset(0);
-  policy.propose(s.at(1));
+  REQUIRE(!propose_ok(policy, s.at(1)).empty());
   const auto t_first = std::chrono::steady_clock::now();
   using Ms = std::chrono::duration<double, std::milli>;
   WARN("load + checks + dry run " << Ms(t_loaded - t_load).count() << " ms; first call "
@@ -343,9 +359,11 @@ TEST_CASE("torchscript policy per-call time", "[.][bench][policy][torch]") {
   const double cpu0 = cpu_s();
   for (int i = 0; i < kCalls; ++i) {
     if (i % 50 == 0) policy.reset(0);
+    std::vector<Vec2> got;
     const auto t0 = std::chrono::steady_clock::now();
-    const auto got = policy.propose(s.at(1 + i % 50));
+    const Status status = policy.propose(s.at(1 + i % 50), &got);
     wall_ms.push_back(Ms(std::chrono::steady_clock::now() - t0).count());
+    REQUIRE(status.ok());
     REQUIRE(got.size() == kK);
   }
   const double cpu_ms = (cpu_s() - cpu0) * 1e3 / kCalls;

@@ -74,7 +74,13 @@ Status Session::issue_next(SubSequenceReport* report, Clock::time_point* propose
   context.potential = completed_ > 0 ? &potential : nullptr;
 
   const auto t0 = Clock::now();
-  std::vector<Vec2> proposed = policy_->propose(context);
+  std::vector<Vec2> proposed;
+  if (Status s = policy_->propose(context, &proposed); !s.ok()) {
+    // A failed policy is not a finished scan (an empty proposal is): the caller ends the session
+    // in error, and nothing further is issued from a policy in an unknown state.
+    stop_requested_ = true;
+    return {s.code(), "policy " + std::string(policy_->name()) + ": " + s.message()};
+  }
   const auto t1 = Clock::now();
   SafetyReport safety;
   std::vector<Vec2> approved = safety_.check(proposed, &safety);

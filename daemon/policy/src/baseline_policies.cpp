@@ -4,7 +4,9 @@
 #include <cmath>
 #include <cstddef>
 #include <numeric>
+#include <sstream>
 #include <stdexcept>
+#include <string>
 
 #include "ptypilot/scan_geometry.hpp"
 
@@ -13,6 +15,16 @@ namespace {
 
 bool valid_raster(const ScanRaster& raster) {
   return raster.rows > 0 && raster.cols > 0 && std::isfinite(raster.step_A) && raster.step_A > 0;
+}
+
+// A raster with no positions is a session misconfigured, not a scan that is finished: answering
+// it with no positions would end the session as if it had succeeded.
+Status check_raster(const ScanRaster& raster) {
+  if (valid_raster(raster)) return Status::Ok();
+  std::ostringstream message;
+  message << "the raster (" << raster.rows << " x " << raster.cols << " positions, step "
+          << raster.step_A << " A) has no positions: rows, cols and step_A must be positive";
+  return invalid_argument(message.str());
 }
 
 std::size_t node_count(const ScanRaster& raster) {
@@ -64,9 +76,10 @@ void fill_in_raster_order(const ScanRaster& raster, int count, std::vector<char>
 
 // The sparse grid of the session's budget, next `count` unvisited entries in its own order;
 // raster order beyond the budget.
+// The raster must be valid (check_raster).
 std::vector<Vec2> next_sparse_grid(const PolicyContext& context) {
   const ScanRaster& raster = context.raster;
-  if (!valid_raster(raster) || context.count <= 0) return {};
+  if (context.count <= 0) return {};
   const long nodes = static_cast<long>(node_count(raster));
   // A missing or impossible budget degrades to the nearest valid one instead of throwing.
   const int total = static_cast<int>(std::clamp<long>(context.total_positions, 1, nodes));
@@ -319,27 +332,31 @@ SparseCells sparse_cells(const ScanRaster& raster, int total) {
 
 void RasterPolicy::reset(std::uint64_t) {}
 
-std::vector<Vec2> RasterPolicy::propose(const PolicyContext& context) {
-  if (!valid_raster(context.raster) || context.count <= 0) return {};
+Status RasterPolicy::propose(const PolicyContext& context, std::vector<Vec2>* positions) {
+  positions->clear();
+  if (Status s = check_raster(context.raster); !s.ok() || context.count <= 0) return s;
   std::vector<char> taken = visited_mask(context.raster, context.visited_A);
-  std::vector<Vec2> out;
-  out.reserve(static_cast<std::size_t>(context.count));
-  fill_in_raster_order(context.raster, context.count, taken, out);
-  return out;
+  positions->reserve(static_cast<std::size_t>(context.count));
+  fill_in_raster_order(context.raster, context.count, taken, *positions);
+  return Status::Ok();
 }
 
 void SparseGridPolicy::reset(std::uint64_t) {}
 
-std::vector<Vec2> SparseGridPolicy::propose(const PolicyContext& context) {
-  return next_sparse_grid(context);
+Status SparseGridPolicy::propose(const PolicyContext& context, std::vector<Vec2>* positions) {
+  positions->clear();
+  if (Status s = check_raster(context.raster); !s.ok()) return s;
+  *positions = next_sparse_grid(context);
+  return Status::Ok();
 }
 
 RandomPolicy::RandomPolicy(std::uint64_t seed) : rng_(seed) {}
 
 void RandomPolicy::reset(std::uint64_t seed) { rng_.seed(seed); }
 
-std::vector<Vec2> RandomPolicy::propose(const PolicyContext& context) {
-  if (!valid_raster(context.raster) || context.count <= 0) return {};
+Status RandomPolicy::propose(const PolicyContext& context, std::vector<Vec2>* positions) {
+  positions->clear();
+  if (Status s = check_raster(context.raster); !s.ok() || context.count <= 0) return s;
   const std::vector<char> visited = visited_mask(context.raster, context.visited_A);
   std::vector<std::size_t> free;
   free.reserve(visited.size());
@@ -347,14 +364,13 @@ std::vector<Vec2> RandomPolicy::propose(const PolicyContext& context) {
     if (!visited[n]) free.push_back(n);
   // Partial Fisher-Yates: the first k entries become a uniform sample without repetition.
   const std::size_t k = std::min(free.size(), static_cast<std::size_t>(context.count));
-  std::vector<Vec2> out;
-  out.reserve(k);
+  positions->reserve(k);
   for (std::size_t i = 0; i < k; ++i) {
     const std::size_t j = i + static_cast<std::size_t>(uniform_index(rng_, free.size() - i));
     std::swap(free[i], free[j]);
-    out.push_back(node_position(context.raster, free[i]));
+    positions->push_back(node_position(context.raster, free[i]));
   }
-  return out;
+  return Status::Ok();
 }
 
 HeuristicPolicy::HeuristicPolicy(HeuristicPolicyOptions options) : options_(options) {
@@ -395,8 +411,9 @@ std::vector<double> HeuristicPolicy::scores(const PolicyContext& context) const 
   return score;
 }
 
-std::vector<Vec2> HeuristicPolicy::propose(const PolicyContext& context) {
-  if (!valid_raster(context.raster) || context.count <= 0) return {};
+Status HeuristicPolicy::propose(const PolicyContext& context, std::vector<Vec2>* positions) {
+  positions->clear();
+  if (Status s = check_raster(context.raster); !s.ok() || context.count <= 0) return s;
   const ScanRaster& raster = context.raster;
   // No score on the first sub-sequence (as in the paper) or without a usable potential: every
   // pick stays on its sparse-grid position.
@@ -417,7 +434,7 @@ std::vector<Vec2> HeuristicPolicy::propose(const PolicyContext& context) {
   const int reach =
       static_cast<int>(std::min<double>(std::ceil(sep), std::max(raster.rows, raster.cols)));
   std::vector<char> blocked(taken.size(), 0);
-  std::vector<Vec2> out;
+  std::vector<Vec2>& out = *positions;
   out.reserve(static_cast<std::size_t>(context.count));
   const auto pick = [&](std::size_t n) {
     taken[n] = 1;
@@ -465,12 +482,12 @@ std::vector<Vec2> HeuristicPolicy::propose(const PolicyContext& context) {
     done[s] = 1;
     pick(best);
   }
-  if (static_cast<int>(out.size()) == context.count) return out;
+  if (static_cast<int>(out.size()) == context.count) return Status::Ok();
 
   // Every cell done: beyond the budget. Without a score, raster order as SparseGridPolicy does.
   if (!informed) {
     fill_in_raster_order(raster, context.count, taken, out);
-    return out;
+    return Status::Ok();
   }
   std::vector<std::size_t> order;
   order.reserve(taken.size());
@@ -490,7 +507,7 @@ std::vector<Vec2> HeuristicPolicy::propose(const PolicyContext& context) {
     if (static_cast<int>(out.size()) == context.count) break;
     if (!taken[n]) pick(n);
   }
-  return out;
+  return Status::Ok();
 }
 
 }  // namespace ptypilot

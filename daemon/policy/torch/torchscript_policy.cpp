@@ -1,7 +1,8 @@
 // TorchScriptPolicy: the only translation unit of ptypilot that includes LibTorch, built alone
 // into the plugin libptypilot_torch_policy.so (daemon/CMakeLists.txt), which make_policy()
 // dlopens. Every c10::Error (and any other exception LibTorch throws) is converted here: into a
-// start-up exception that names the file, or, in propose(), into a log line and an empty answer.
+// start-up exception that names the file, or, in propose(), into a kInternal Status with
+// LibTorch's message, on which the session ends in error.
 //
 // The plugin holds no copy of the daemon: SparseGridPolicy, log::write and the rest come from the
 // program that loads it (built with ENABLE_EXPORTS), so there is one log sink and one of every
@@ -196,7 +197,7 @@ class LoadedTorchScriptPolicy final : public TorchScriptPolicy {
   LoadedTorchScriptPolicy(const std::filesystem::path& model_path, const PolicyLimits& limits);
 
   void reset(std::uint64_t seed) override;
-  std::vector<Vec2> propose(const PolicyContext& context) override;
+  Status propose(const PolicyContext& context, std::vector<Vec2>* positions) override;
   const std::string& schema_json() const override { return impl_->schema; }
   std::span<const Vec2> last_output() const override { return impl_->last_output; }
   double hidden_norm() const override;
@@ -243,8 +244,10 @@ double LoadedTorchScriptPolicy::hidden_norm() const {
   }
 }
 
-std::vector<Vec2> LoadedTorchScriptPolicy::propose(const PolicyContext& context) {
-  if (context.count <= 0) return {};
+Status LoadedTorchScriptPolicy::propose(const PolicyContext& context,
+                                       std::vector<Vec2>* positions) {
+  positions->clear();
+  if (context.count <= 0) return Status::Ok();
   const Potential* potential = context.potential;
   Impl& p = *impl_;
   if (!p.budget_checked) {
@@ -259,9 +262,9 @@ std::vector<Vec2> LoadedTorchScriptPolicy::propose(const PolicyContext& context)
   }
   if (context.sub_sequence == 0 || potential == nullptr || potential->phase_rad.empty() ||
       context.visited_A.empty()) {
-    std::vector<Vec2> first = first_.propose(context);
-    p.last_proposal = first;
-    return first;
+    if (Status s = first_.propose(context, positions); !s.ok()) return s;
+    p.last_proposal = *positions;
+    return Status::Ok();
   }
   if (p.last_proposal.empty()) {
     // A session that this policy did not start (the first proposal came from elsewhere): the
@@ -272,6 +275,7 @@ std::vector<Vec2> LoadedTorchScriptPolicy::propose(const PolicyContext& context)
   }
 
   const int k = p.limits.sub_sequence_size;
+  std::string error;
   try {
     // previous_positions: the last proposal, normalised by the FOV; its first position repeated
     // in front when it had fewer than K (a short first sub-sequence).
@@ -345,17 +349,17 @@ std::vector<Vec2> LoadedTorchScriptPolicy::propose(const PolicyContext& context)
     }
     p.last_proposal = proposed;
     proposed.resize(static_cast<std::size_t>(std::min(k, context.count)));
-    return proposed;
+    *positions = std::move(proposed);
+    return Status::Ok();
   } catch (const std::exception& e) {
-    log::error(
-        "torchscript_policy_failed",
-        {{"model", p.path}, {"sub_sequence", context.sub_sequence}, {"error", torch_message(e)}});
+    error = torch_message(e);
   } catch (...) {
-    log::error("torchscript_policy_failed", {{"model", p.path},
-                                             {"sub_sequence", context.sub_sequence},
-                                             {"error", "unknown exception"}});
+    error = "unknown exception";
   }
-  return {};
+  // Not logged here: the daemon logs the session's error ("session_error") with this message,
+  // and one failure should make one log line.
+  return {StatusCode::kInternal, "model " + p.path + " failed on sub-sequence " +
+                                     std::to_string(context.sub_sequence) + ": " + error};
 }
 
 }  // namespace

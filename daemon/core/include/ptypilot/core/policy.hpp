@@ -16,6 +16,7 @@
 #include "ptypilot/image.hpp"
 #include "ptypilot/reconstructor.hpp"
 #include "ptypilot/scan_geometry.hpp"
+#include "ptypilot/status.hpp"
 
 namespace ptypilot {
 
@@ -34,7 +35,13 @@ class Policy {
   virtual ~Policy() = default;
   // A new session: forget the hidden state; `seed` makes stochastic policies reproducible.
   virtual void reset(std::uint64_t seed) = 0;
-  virtual std::vector<Vec2> propose(const PolicyContext& context) = 0;
+  // Replaces *positions with the next positions (empty on failure). Ok with fewer than
+  // context.count, or none, means there is nothing left worth proposing: the session stops
+  // cleanly. Non-ok means the policy itself failed (a model that could not run, a context it
+  // cannot work with); the message says why, and the session ends in error with it, since an
+  // empty answer would pass a broken policy off as a finished scan. propose() must not throw:
+  // it runs in the closed loop, where failures travel as Status (README, "Architecture").
+  virtual Status propose(const PolicyContext& context, std::vector<Vec2>* positions) = 0;
   virtual std::string_view name() const = 0;
 };
 

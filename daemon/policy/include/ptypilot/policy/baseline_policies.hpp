@@ -9,8 +9,9 @@
 //
 // Contract shared by all: never more than context.count positions, no position twice in one
 // answer, no visited position; fewer than count only when the raster has no unvisited position
-// left. An invalid raster (rows, cols or step not positive) or count <= 0 gives an empty answer,
-// since propose() runs between sub-sequences and must not throw.
+// left, and none when count <= 0. An invalid raster (rows, cols or step not positive) is the
+// one failure: kInvalidArgument with the raster in the message, since it means the session was
+// misconfigured, not that the scan is finished.
 #pragma once
 
 #include <cstdint>
@@ -33,7 +34,7 @@ struct SparseCells;  // the sparse grid's cells on the raster (baseline_policies
 class RasterPolicy final : public Policy {
  public:
   void reset(std::uint64_t seed) override;
-  std::vector<Vec2> propose(const PolicyContext& context) override;
+  Status propose(const PolicyContext& context, std::vector<Vec2>* positions) override;
   std::string_view name() const override { return "raster"; }
 };
 
@@ -46,7 +47,7 @@ class RasterPolicy final : public Policy {
 class SparseGridPolicy final : public Policy {
  public:
   void reset(std::uint64_t seed) override;
-  std::vector<Vec2> propose(const PolicyContext& context) override;
+  Status propose(const PolicyContext& context, std::vector<Vec2>* positions) override;
   std::string_view name() const override { return "sparse-grid"; }
 };
 
@@ -59,7 +60,7 @@ class RandomPolicy final : public Policy {
  public:
   explicit RandomPolicy(std::uint64_t seed = 0);
   void reset(std::uint64_t seed) override;
-  std::vector<Vec2> propose(const PolicyContext& context) override;
+  Status propose(const PolicyContext& context, std::vector<Vec2>* positions) override;
   std::string_view name() const override { return "random"; }
 
  private:
@@ -140,7 +141,7 @@ class HeuristicPolicy final : public Policy {
  public:
   explicit HeuristicPolicy(HeuristicPolicyOptions options = {});
   void reset(std::uint64_t seed) override;
-  std::vector<Vec2> propose(const PolicyContext& context) override;
+  Status propose(const PolicyContext& context, std::vector<Vec2>* positions) override;
   std::string_view name() const override { return "heuristic"; }
 
   // The score of every raster position (rows * cols, raster order) as propose() computes it,

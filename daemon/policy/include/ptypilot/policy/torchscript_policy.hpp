@@ -32,8 +32,8 @@ namespace ptypilot {
 // file: "policy model m.pt expects sub-sequences of 50 positions, the session asks for 100".
 //
 // propose() never throws:
-//   - sub-sequence 0, no potential yet, or nothing visited yet: SparseGridPolicy's answer (the
-//     paper starts every session from the sparse grid's first sub-sequence);
+//   - sub-sequence 0, no potential yet, or nothing visited yet: SparseGridPolicy's answer and
+//     Status (the paper starts every session from the sparse grid's first sub-sequence);
 //   - otherwise forward(previous_positions, potential, hidden) with
 //       previous_positions: the K positions this policy proposed last, clamped and snapped
 //                           to the raster, repeats kept (the last K visited ones when another
@@ -44,9 +44,9 @@ namespace ptypilot {
 //                           pixel_A) + 1 rows, columns likewise, clipped to the image;
 //     the new hidden state is kept, the K outputs are clamped to [0, 1], scaled by the session's
 //     FOV, and the first min(K, count) returned (Safety clamps, snaps and dedupes them);
-//   - any LibTorch error (or an empty crop): logged ("torchscript_policy_failed") and an empty
-//     answer, on which the session ends (Session::issue_next, "policy_gave_no_usable_positions").
-//     The hidden state is left as it was.
+//   - any LibTorch error (or an empty crop): kInternal, "model m.pt failed on sub-sequence 3:
+//     <LibTorch's message, without its backtrace>", and no positions; the session ends in
+//     error with it (Session::issue_next). The hidden state is left as it was.
 //
 // reset(seed): hidden = initial_hidden(); the seed only reaches the sparse-grid start.
 //
