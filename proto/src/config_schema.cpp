@@ -40,14 +40,6 @@ void ConfigReader::fail(const std::string& key, const std::string& why) const {
   throw std::invalid_argument((key.empty() ? path_ : path(key)) + ": " + why);
 }
 
-void ConfigWriter::fail(const std::string& key, const std::string& why) const {
-  throw std::logic_error("ConfigWriter: " + key + ": " + why);  // describe() failed while writing
-}
-
-void ConfigReferencer::fail(const std::string& key, const std::string& why) const {
-  throw std::logic_error("ConfigReferencer: " + key + ": " + why);
-}
-
 void ConfigReferencer::choice(const char* key, const std::string& value,
                               std::initializer_list<const char*> allowed, const char* help) {
   std::string names;

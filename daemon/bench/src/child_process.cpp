@@ -8,18 +8,16 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
 #include <stdexcept>
+
+#include "ptypilot/wire/program_paths.hpp"
 
 extern char** environ;
 
 namespace ptypilot {
 
 std::string sibling_program(const std::string& name) {
-  std::error_code ec;
-  const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (ec) throw std::runtime_error("cannot find this program's directory: " + ec.message());
-  return (self.parent_path() / name).string();
+  return (program_directory() / name).string();
 }
 
 ChildProcess::ChildProcess(const std::string& program, const std::vector<std::string>& args) {

@@ -133,7 +133,6 @@ class ConfigWriter {
   }
   template <typename F>
   void validate(const char*, F&&) const {}
-  [[noreturn]] void fail(const std::string& key, const std::string& why) const;
 
   nlohmann::json& json() { return json_; }
 
@@ -174,7 +173,6 @@ class ConfigReferencer {
   }
   template <typename F>
   void validate(const char*, F&&) const {}
-  [[noreturn]] void fail(const std::string& key, const std::string& why) const;
 
   const std::vector<ConfigReferenceRow>& rows() const { return rows_; }
   // The rows as a Markdown table.
