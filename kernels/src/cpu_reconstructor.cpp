@@ -1,6 +1,7 @@
 #include "ptypilot/cpu_reconstructor.hpp"
 
 #include "cpu_loops.hpp"
+#include "prior_step.hpp"
 
 #include <omp.h>
 
@@ -137,9 +138,28 @@ Status CpuReconstructor::iterate(int iterations) {
     const long pixels = static_cast<long>(phase_.size());
 #pragma omp parallel for num_threads(threads_) schedule(static)
     for (long i = 0; i < pixels; ++i) v[i] -= s[i] * g[i];
+    apply_priors();
     ++iterations_;
   }
   return Status::Ok();
+}
+
+void CpuReconstructor::apply_priors() {
+  const PriorConfig& priors = config_.priors;
+  if (!priors.any()) return;
+  if (prior_scratch_.size() != phase_.size()) prior_scratch_ = RealImage(phase_.rows(), phase_.cols());
+  const PriorStep step{phase_.data(),
+                       prior_scratch_.data(),
+                       frames_.dark_weight().empty() ? nullptr : frames_.dark_weight().data(),
+                       phase_.rows(),
+                       phase_.cols(),
+                       static_cast<float>(priors.total_variation),
+                       kTotalVariationEpsilon,
+                       priors.positivity};
+  const long pixels = static_cast<long>(phase_.size());
+#pragma omp parallel for num_threads(threads_) schedule(static)
+  for (long i = 0; i < pixels; ++i) prior_scratch_.data()[i] = prior_value_at(step, i);
+  std::swap(phase_, prior_scratch_);
 }
 
 Status CpuReconstructor::loss_and_gradient(const RealImage& phase_rad, double* loss,

@@ -77,6 +77,8 @@ struct CudaReconstructor::Device {
   DeviceArray<float> scratch_phase;  // the V of loss_and_gradient
   DeviceArray<float> gradient;       // zero between evaluations
   DeviceArray<float> step_map;
+  DeviceArray<float> prior_phase;  // V after the priors' step, copied back into phase
+  DeviceArray<float> dark_weight;  // FrameStore::dark_weight, where that prior is on
   DeviceArray<gpu::Window> windows;
   DeviceArray<gpu::Complex32> probes;
   DeviceArray<float> measured;
@@ -165,6 +167,10 @@ struct CudaReconstructor::Device {
     if (e == cudaSuccess)
       e = cudaMemcpyAsync(step_map.data(), store.step_map().data(),
                           store.step_map().size() * sizeof(float), cudaMemcpyHostToDevice, stream);
+    if (e == cudaSuccess && !store.dark_weight().empty())
+      e = cudaMemcpyAsync(dark_weight.data(), store.dark_weight().data(),
+                          store.dark_weight().size() * sizeof(float), cudaMemcpyHostToDevice,
+                          stream);
     if (e != cudaSuccess) return cuda_error(e, "cudaMemcpyAsync (frames to the device)");
     if (Status s = make_plan(static_cast<long>(patterns), n); !s.ok()) return s;
     // The host vectors may move once this returns.
@@ -213,11 +219,29 @@ struct CudaReconstructor::Device {
     return Status::Ok();
   }
 
-  Status enqueue_iteration(const FrameStore& store, Loss loss) {
-    if (Status s = enqueue_gradient(pass(phase.data(), store, loss), diverged()); !s.ok()) return s;
+  Status enqueue_iteration(const FrameStore& store, const ReconstructorConfig& config) {
+    if (Status s = enqueue_gradient(pass(phase.data(), store, config.loss), diverged()); !s.ok())
+      return s;
+    const RealImage& map = store.step_map();
     const gpu::DescentStep step{phase.data(), gradient.data(), step_map.data(),
-                                static_cast<long>(store.step_map().size())};
+                                static_cast<long>(map.size())};
     gpu::launch_descent_step(step, diverged(), stream);
+    if (config.priors.any()) {
+      // As CpuReconstructor::apply_priors.
+      const PriorStep prior{phase.data(),
+                            prior_phase.data(),
+                            store.dark_weight().empty() ? nullptr : dark_weight.data(),
+                            map.rows(),
+                            map.cols(),
+                            static_cast<float>(config.priors.total_variation),
+                            kTotalVariationEpsilon,
+                            config.priors.positivity};
+      gpu::launch_prior_step(prior, diverged(), stream);
+      if (cudaError_t e = cudaMemcpyAsync(phase.data(), prior_phase.data(), map.size() * sizeof(float),
+                                          cudaMemcpyDeviceToDevice, stream);
+          e != cudaSuccess)
+        return cuda_error(e, "cudaMemcpyAsync (priors)");
+    }
     if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) return cuda_error(e, "kernel launch");
     return Status::Ok();
   }
@@ -225,14 +249,14 @@ struct CudaReconstructor::Device {
   // One iteration as a graph, made once per set of buffers. Where capture fails (an old driver,
   // say), iterations are launched one by one instead, until the next add_frames: the same work,
   // more launch overhead. uses_graph() tells which, and the benchmarks report it.
-  void ensure_graph(const FrameStore& store, Loss loss) {
+  void ensure_graph(const FrameStore& store, const ReconstructorConfig& config) {
     if (graph != nullptr || graph_unavailable) return;
     if (cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal) != cudaSuccess) {
       cudaGetLastError();
       graph_unavailable = true;
       return;
     }
-    const Status captured = enqueue_iteration(store, loss);
+    const Status captured = enqueue_iteration(store, config);
     cudaGraph_t recorded = nullptr;
     const cudaError_t ended = cudaStreamEndCapture(stream, &recorded);
     if (captured.ok() && ended == cudaSuccess && recorded != nullptr &&
@@ -267,6 +291,8 @@ CudaReconstructor::CudaReconstructor(const ReconstructorConfig& config)
   check_status(d.scratch_phase.reserve(pixels, false, d.stream));
   check_status(d.gradient.reserve(pixels, false, d.stream));
   check_status(d.step_map.reserve(pixels, false, d.stream));
+  check_status(d.prior_phase.reserve(pixels, false, d.stream));
+  if (config_.priors.dark_smoothing > 0) check_status(d.dark_weight.reserve(pixels, false, d.stream));
   check_status(d.losses.reserve(kLossSlots, false, d.stream));
   check_status(d.flags.reserve(2, false, d.stream));
   void* pinned = nullptr;
@@ -297,7 +323,7 @@ Status CudaReconstructor::iterate(int iterations) {
   Device& d = *device_;
   if (!d.error.ok()) return d.error;
   if (iterations == 0) return Status::Ok();
-  d.ensure_graph(frames_, config_.loss);
+  d.ensure_graph(frames_, config_);
   phase_host_current_ = false;
   auto fail = [&](const Status& s) {
     d.error = s;
@@ -313,7 +339,7 @@ Status CudaReconstructor::iterate(int iterations) {
       if (d.graph != nullptr) {
         if (cudaError_t e = cudaGraphLaunch(d.graph, d.stream); e != cudaSuccess)
           return fail(cuda_error(e, "cudaGraphLaunch"));
-      } else if (Status s = d.enqueue_iteration(frames_, config_.loss); !s.ok()) {
+      } else if (Status s = d.enqueue_iteration(frames_, config_); !s.ok()) {
         return fail(s);
       }
     }

@@ -25,6 +25,14 @@ FrameStore::FrameStore(const ReconstructorConfig& config)
   if (!(config.step_size > 0)) throw std::invalid_argument("reconstructor: step_size must be > 0");
   if (!(config.regularization > 0))
     throw std::invalid_argument("reconstructor: regularization must be > 0");
+  const PriorConfig& priors = config.priors;
+  if (!(priors.dark_smoothing >= 0 && priors.dark_smoothing <= kMaxDarkSmoothing))
+    throw std::invalid_argument("reconstructor: dark_smoothing must be in [0, " +
+                                std::to_string(kMaxDarkSmoothing) +
+                                "] (an explicit diffusion step is unstable above)");
+  if (!(priors.total_variation >= 0 && priors.total_variation <= kMaxTotalVariation))
+    throw std::invalid_argument("reconstructor: total_variation must be in [0, " +
+                                std::to_string(kMaxTotalVariation) + "]");
   mean_pattern_.assign(std::size_t(model_.window_px()) * model_.window_px(), 0.0);
 }
 
@@ -96,6 +104,14 @@ void FrameStore::update_step_map() {
   for (std::size_t i = 0; i < step_map_.size(); ++i)
     step_map_.data()[i] = static_cast<float>(
         numerator / (intensity_scale_ * (illumination_.data()[i] + reg) + 1e-30));
+  if (config_.priors.dark_smoothing > 0) {
+    if (dark_weight_.size() != illumination_.size())
+      dark_weight_ = RealImage(illumination_.rows(), illumination_.cols());
+    const double weight = config_.priors.dark_smoothing;
+    for (std::size_t i = 0; i < dark_weight_.size(); ++i)
+      dark_weight_.data()[i] = static_cast<float>(
+          weight * std::clamp(1.0 - illumination_.data()[i] / max_w, 0.0, 1.0));
+  }
 }
 
 }  // namespace ptypilot

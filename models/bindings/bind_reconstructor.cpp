@@ -104,7 +104,8 @@ void bind_reconstructor(py::module_& m) {
                                "defaults are the daemon's (reconstruction in its config): the "
                                "amplitude loss, threads=0 for every core OpenMP reports.")
       .def(py::init([](const ProbeConfig& probe, const ObjectGrid& grid, const std::string& loss,
-                       double step_size, double regularization, int threads, int batch) {
+                       double step_size, double regularization, int threads, int batch,
+                       bool positivity, double dark_smoothing, double total_variation) {
              ReconstructorConfig c;
              c.backend = "cpu";
              c.probe = probe;
@@ -114,11 +115,14 @@ void bind_reconstructor(py::module_& m) {
              c.regularization = regularization;
              c.threads = threads;
              c.batch = batch;
+             c.priors = {positivity, dark_smoothing, total_variation};
              return std::make_unique<CpuReconstructor>(c);
            }),
            py::arg("probe"), py::arg("grid"), py::arg("loss") = "amplitude",
            py::arg("step_size") = 1.0, py::arg("regularization") = 0.05, py::arg("threads") = 0,
-           py::arg("batch") = 16)
+           py::arg("batch") = 16, py::arg("positivity") = PriorConfig{}.positivity,
+           py::arg("dark_smoothing") = PriorConfig{}.dark_smoothing,
+           py::arg("total_variation") = PriorConfig{}.total_variation)
       .def("add_frames",
            [](CpuReconstructor& r, const DoubleArray& positions, const FloatArray& patterns) {
              const auto pos = positions_from_numpy(positions);

@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <cmath>
+#include <complex>
 #include <numeric>
 #include <stdexcept>
 
@@ -233,4 +235,97 @@ TEST_CASE("the reconstructor factory selects and rejects backends", "[reconstruc
   c.backend = "cpu";
   c.object.pixel_A *= 1.1;
   CHECK_THROWS_WITH(make_reconstructor(c), Catch::Contains("does not match the detector sampling"));
+}
+
+namespace {
+
+// 60 of graphene-small's raster positions, evenly spread: sparse enough that the gaps between
+// them are under-determined, where the priors act.
+struct SparseRun {
+  RealImage phase;
+  RealImage illumination_weight;  // 1 - W / max W: 0 where lit best, 1 where no probe reaches
+};
+
+SparseRun reconstruct_sparse(PriorConfig priors, int iterations = 15) {
+  const auto& preset = sim::experiment_preset("graphene-small");
+  static const Experiment e = simulate(
+      preset, sparse_grid_positions(60, preset.scan_rows, preset.scan_cols, preset.step_A), 2e4);
+  ReconstructorConfig c = config_for(preset, Loss::kAmplitude);
+  c.priors = priors;
+  CpuReconstructor rec(c);
+  REQUIRE(rec.add_frames(e.frames).ok());
+  REQUIRE(rec.iterate(iterations).ok());
+  // W(r), the unit probes' intensity summed over the positions.
+  RealImage w(c.object.rows, c.object.cols);
+  const int n = rec.forward_model().window_px();
+  for (const ProbePlacement& p : rec.placements()) {
+    const std::complex<float>* probe = rec.forward_model().shifted_probe(p.probe);
+    for (int r = 0; r < n; ++r)
+      for (int col = 0; col < n; ++col) w(p.top + r, p.left + col) += std::norm(probe[r * n + col]);
+  }
+  const float max_w = *std::max_element(w.vector().begin(), w.vector().end());
+  SparseRun run{rec.snapshot().phase_rad, RealImage(c.object.rows, c.object.cols)};
+  for (std::size_t i = 0; i < w.size(); ++i)
+    run.illumination_weight.data()[i] = 1.0f - w.data()[i] / max_w;
+  return run;
+}
+
+// sum |V(r+1,c) - V(r,c)| + |V(r,c+1) - V(r,c)| over the pixels where `where` > threshold.
+double roughness(const RealImage& v, const RealImage& where, float threshold) {
+  double sum = 0;
+  for (int r = 0; r + 1 < v.rows(); ++r)
+    for (int c = 0; c + 1 < v.cols(); ++c)
+      if (where(r, c) > threshold)
+        sum += std::abs(v(r + 1, c) - v(r, c)) + std::abs(v(r, c + 1) - v(r, c));
+  return sum;
+}
+
+}  // namespace
+
+TEST_CASE("positivity keeps V >= 0, and without it sparse data drive V negative",
+          "[reconstructor][priors]") {
+  const SparseRun free = reconstruct_sparse({.positivity = false});
+  const SparseRun positive = reconstruct_sparse({.positivity = true});
+  const auto [free_min, free_max] = std::minmax_element(free.phase.vector().begin(), free.phase.vector().end());
+  CHECK(*free_min < -0.05f * *free_max);
+  CHECK(*std::min_element(positive.phase.vector().begin(), positive.phase.vector().end()) >= 0.0f);
+}
+
+TEST_CASE("dark smoothing flattens the weakly lit gaps and leaves the lit regions",
+          "[reconstructor][priors]") {
+  const SparseRun plain = reconstruct_sparse({.positivity = false});
+  const SparseRun smooth = reconstruct_sparse({.positivity = false, .dark_smoothing = 0.2});
+  const double dark_before = roughness(plain.phase, plain.illumination_weight, 0.9f);
+  const double dark_after = roughness(smooth.phase, plain.illumination_weight, 0.9f);
+  INFO("roughness where W < 0.1 max W: " << dark_before << " -> " << dark_after);
+  CHECK(dark_after < 0.7 * dark_before);
+  // Where the data decide, diffusion is off: the image changes by little there.
+  double lit_difference = 0, lit_scale = 0;
+  for (std::size_t i = 0; i < plain.phase.size(); ++i) {
+    if (plain.illumination_weight.data()[i] > 0.1f) continue;
+    lit_difference = std::max<double>(lit_difference, std::abs(smooth.phase.data()[i] - plain.phase.data()[i]));
+    lit_scale = std::max<double>(lit_scale, std::abs(plain.phase.data()[i]));
+  }
+  INFO("largest change where W > 0.9 max W: " << lit_difference << " of " << lit_scale);
+  CHECK(lit_difference < 0.2 * lit_scale);
+}
+
+TEST_CASE("total variation lowers the image's total variation", "[reconstructor][priors]") {
+  const SparseRun plain = reconstruct_sparse({.positivity = false});
+  const SparseRun tv = reconstruct_sparse({.positivity = false, .total_variation = 0.004});
+  const RealImage everywhere(plain.phase.rows(), plain.phase.cols(), 1.0f);
+  const double before = roughness(plain.phase, everywhere, 0.5f);
+  const double after = roughness(tv.phase, everywhere, 0.5f);
+  INFO("total variation " << before << " -> " << after);
+  CHECK(after < 0.9 * before);
+}
+
+TEST_CASE("prior weights beyond the stable step are refused", "[reconstructor][priors]") {
+  const auto& preset = sim::experiment_preset("graphene-small");
+  ReconstructorConfig c = config_for(preset, Loss::kAmplitude);
+  c.priors.dark_smoothing = kMaxDarkSmoothing * 1.01;
+  CHECK_THROWS_WITH(CpuReconstructor(c), Catch::Contains("dark_smoothing must be in [0, 0.25"));
+  c.priors.dark_smoothing = 0;
+  c.priors.total_variation = -0.01;
+  CHECK_THROWS_WITH(CpuReconstructor(c), Catch::Contains("total_variation must be in [0"));
 }

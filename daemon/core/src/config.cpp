@@ -63,6 +63,22 @@ void describe(V& v, ReconstructionConfig& c) {
   v.field("threads", c.threads, "CPU threads; 0: every core OpenMP reports", Rule::kNonNegative);
   v.field("batch", c.batch, "CPU: patterns per FFT batch (8-32 keeps a batch in L2)",
           Rule::kPositive);
+  v.field("positivity", c.priors.positivity,
+          "prior: V >= 0 after each step (weak-phase specimens; vacuum is zero)");
+  v.field("dark_smoothing", c.priors.dark_smoothing,
+          "prior: diffusion weight where few electrons went, (1 - W / max W) times this; 0: off, "
+          "at most 0.25",
+          Rule::kNonNegative);
+  v.field("total_variation", c.priors.total_variation,
+          "prior: step of the total-variation flow; 0: off, at most 0.005", Rule::kNonNegative);
+  if constexpr (V::kReads) {
+    if (c.priors.dark_smoothing > kMaxDarkSmoothing)
+      v.fail("dark_smoothing", "is above " + std::to_string(kMaxDarkSmoothing) +
+                                   ", where the explicit diffusion step becomes unstable");
+    if (c.priors.total_variation > kMaxTotalVariation)
+      v.fail("total_variation", "is above " + std::to_string(kMaxTotalVariation) +
+                                    ", where the explicit TV step becomes unstable");
+  }
 }
 
 template <typename V>
@@ -195,6 +211,7 @@ ReconstructorConfig ServeConfig::reconstructor_config() const {
   r.regularization = reconstruction.regularization;
   r.threads = reconstruction.threads;
   r.batch = reconstruction.batch;
+  r.priors = reconstruction.priors;
   return r;
 }
 

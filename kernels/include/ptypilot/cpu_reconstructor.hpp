@@ -41,6 +41,8 @@ class CpuReconstructor final : public Reconstructor {
  private:
   // L(V) and dL/dV; leaves exp(iV) in transmission_.
   double compute_gradient(const RealImage& phase, RealImage* gradient);
+  // The priors' step on phase_ (prior_step.hpp), after each descent step.
+  void apply_priors();
 
   ReconstructorConfig config_;
   FrameStore frames_;
@@ -56,6 +58,7 @@ class CpuReconstructor final : public Reconstructor {
   std::vector<AlignedComplexBuffer> thread_buffers_;  // far fields, then back-propagated waves
   std::vector<AlignedComplexBuffer> thread_waves_;    // exit waves
   RealImage gradient_;
+  RealImage prior_scratch_;
   int iterations_ = 0;
   std::vector<double> loss_history_;
 };

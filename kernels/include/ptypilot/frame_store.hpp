@@ -20,7 +20,8 @@ Status check_potential(const RealImage& phase_rad, const ObjectGrid& grid);
 
 class FrameStore {
  public:
-  // Throws std::invalid_argument for a bad step_size, regularization or probe/grid pair.
+  // Throws std::invalid_argument for a bad step_size, regularization, prior weight or probe/grid
+  // pair.
   explicit FrameStore(const ReconstructorConfig& config);
 
   // Validates every frame first (the messages of Reconstructor::add_frames); on error nothing
@@ -38,6 +39,9 @@ class FrameStore {
   double intensity_scale() const { return intensity_scale_; }
   // The per-pixel step of reconstructor.hpp: V <- V - step_map * dL/dV.
   const RealImage& step_map() const { return step_map_; }
+  // dark_smoothing * (1 - W / max W) per pixel, the diffusion weight of the dark-smoothing
+  // prior (reconstructor.hpp); empty when that prior is off.
+  const RealImage& dark_weight() const { return dark_weight_; }
 
  private:
   void update_step_map();
@@ -52,6 +56,7 @@ class FrameStore {
   std::vector<double> mean_pattern_;  // sum over frames of J_p(k), for the intensity step scale
   RealImage illumination_;            // W(r) for the unit probe, summed over frames
   RealImage step_map_;
+  RealImage dark_weight_;
 };
 
 }  // namespace ptypilot

@@ -15,6 +15,19 @@
 // would be the safe bound, but most pixels are far dimmer, and s = 1 / I_max converges four
 // times faster and was measured stable up to step_size = 2 on mos2-paper and graphene-small.
 // Regions that no probe reaches (W = 0) stay at their warm-start value.
+//
+// Priors (PriorConfig). Sparse, uneven scans leave V under-determined between the positions;
+// plain descent fills those gaps with whatever the probe tails and the noise suggest. After each
+// step the priors act on V as one more operator (prior_step.hpp, the same element function on
+// both backends), in this order:
+//   dark smoothing   V += dark_smoothing * (1 - W / max W) * laplacian(V): diffusion where
+//                    few electrons went, none where the data decide;
+//   total variation  V += total_variation * div(grad V / |grad V|_eps): one explicit step of
+//                    the TV flow (eps = kTotalVariationEpsilon rad);
+//   positivity       V <- max(V, 0): the projected potential of a weak-phase specimen is
+//                    positive, and vacuum is its zero (SSIM and the policy see V mean-free,
+//                    so the offset costs nothing).
+// The neighbour reads of the first two are clamped at the object's border (zero flux).
 #pragma once
 
 #include <cstdint>
@@ -34,6 +47,21 @@ namespace ptypilot {
 enum class Loss { kIntensity, kAmplitude };
 Loss parse_loss(std::string_view name);  // "intensity" | "amplitude"; throws otherwise
 
+// The explicit steps are stable below these: diffusion on a 4-neighbour Laplacian needs a
+// weight of at most 1/4, and the TV flow is that diffusion with weight total_variation / eps
+// where V is flat (|grad V| << eps), so it needs total_variation <= eps / 4. Above it, the
+// rounding of flat regions grows from step to step.
+inline constexpr double kMaxDarkSmoothing = 0.25;
+inline constexpr float kTotalVariationEpsilon = 0.02f;  // rad per pixel
+inline constexpr double kMaxTotalVariation = kTotalVariationEpsilon / 4.0;
+
+struct PriorConfig {
+  bool positivity = true;
+  double dark_smoothing = 0.0;   // 0 .. kMaxDarkSmoothing
+  double total_variation = 0.0;  // 0 .. kMaxTotalVariation (0.005)
+  bool any() const { return positivity || dark_smoothing > 0 || total_variation > 0; }
+};
+
 struct ReconstructorConfig {
   std::string backend = "auto";  // auto | cpu | cuda (choose_backend)
   ProbeConfig probe;
@@ -43,6 +71,7 @@ struct ReconstructorConfig {
   double regularization = 0.05;
   int threads = 0;  // CPU: 0 is every core OpenMP reports
   int batch = 16;   // CPU: patterns per FFTW batch; 8-32 keeps a batch in L2 (CUDA: all in one)
+  PriorConfig priors;
 };
 
 // One diffraction pattern, window_px * window_px counts, row-major.

@@ -6,6 +6,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include "../prior_step.hpp"
 #include "jfa_elements.hpp"
 #include "reconstruct_elements.hpp"
 
@@ -28,6 +29,9 @@ void launch_finish_loss(const double* block_losses, long blocks, double patterns
 
 // V -= step_map * gradient unless *diverged, and gradient = 0 either way.
 void launch_descent_step(const DescentStep& step, const int* diverged, cudaStream_t stream);
+
+// step.out = the priors' step on step.phase (prior_step.hpp) unless *diverged, else a copy.
+void launch_prior_step(const PriorStep& step, const int* diverged, cudaStream_t stream);
 
 // labels = -1 on `pixels` pixels, then seed m at seed_pixel[m] (>= 0).
 void launch_jfa_seed(int* labels, int pixels, const int* seed_pixel, int seeds,

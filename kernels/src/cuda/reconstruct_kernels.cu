@@ -71,6 +71,12 @@ __global__ void descent_step_kernel(DescentStep step, const int* diverged) {
   if (i < step.pixels) descent_step_at(step, i, *diverged == 0);
 }
 
+__global__ void prior_step_kernel(PriorStep step, const int* diverged) {
+  const long i = thread_index();
+  if (i >= long(step.rows) * step.cols) return;
+  step.out[i] = *diverged == 0 ? prior_value_at(step, i) : step.phase[i];
+}
+
 }  // namespace
 
 void launch_exit_waves(const GradientPass& pass, cudaStream_t stream) {
@@ -95,6 +101,11 @@ void launch_finish_loss(const double* block_losses, long blocks, double patterns
 
 void launch_descent_step(const DescentStep& step, const int* diverged, cudaStream_t stream) {
   descent_step_kernel<<<blocks_for(step.pixels), kThreads, 0, stream>>>(step, diverged);
+}
+
+void launch_prior_step(const PriorStep& step, const int* diverged, cudaStream_t stream) {
+  prior_step_kernel<<<blocks_for(long(step.rows) * step.cols), kThreads, 0, stream>>>(step,
+                                                                                     diverged);
 }
 
 }  // namespace ptypilot::gpu

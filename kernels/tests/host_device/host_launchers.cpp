@@ -69,6 +69,14 @@ void launch_descent_step(const DescentStep& step, const int* diverged, cudaStrea
   });
 }
 
+void launch_prior_step(const PriorStep& step, const int* diverged, cudaStream_t stream) {
+  enqueue(stream, [step, diverged] {
+    const long pixels = long(step.rows) * step.cols;
+    for (long i = 0; i < pixels; ++i)
+      step.out[i] = *diverged == 0 ? prior_value_at(step, i) : step.phase[i];
+  });
+}
+
 void launch_jfa_seed(int* labels, int pixels, const int* seed_pixel, int seeds,
                      cudaStream_t stream) {
   enqueue(stream, [=] {

@@ -37,6 +37,7 @@ struct ReconstructionConfig {
   double regularization = 0.05;
   int threads = 0;
   int batch = 16;
+  PriorConfig priors;  // reconstructor.hpp "Priors"
 };
 
 // Unset, the session's Safety is safety_config_for(raster, total_positions), the settings
