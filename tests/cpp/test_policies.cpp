@@ -79,7 +79,8 @@ Potential blob_potential(const ScanRaster& raster, Vec2 centre_A, double sigma_A
 }  // namespace
 
 TEST_CASE("make_policy builds the baselines and names the known kinds", "[policy]") {
-  for (const char* kind : {"raster", "sparse-grid", "random", "heuristic"}) {
+  for (const char* kind : {"raster", "sparse-grid", "jittered-grid", "fermat-spiral", "sobol",
+                           "random", "heuristic"}) {
     PolicyConfig config;
     config.kind = kind;
     const auto policy = make_policy(config, PolicyLimits{50, 19.8, 19.8});
@@ -88,7 +89,8 @@ TEST_CASE("make_policy builds the baselines and names the known kinds", "[policy
   }
   PolicyConfig bad;
   bad.kind = "sparse_grid";
-  CHECK_THROWS_WITH(make_policy(bad, PolicyLimits{50, 19.8, 19.8}), Catch::Contains("sparse-grid") && Catch::Contains("raster"));
+  CHECK_THROWS_WITH(make_policy(bad, PolicyLimits{50, 19.8, 19.8}), Catch::Contains("sparse-grid") && Catch::Contains("raster") &&
+                                           Catch::Contains("fermat-spiral"));
   PolicyConfig learned;
   learned.kind = "torchscript";
   CHECK_THROWS_WITH(make_policy(learned, PolicyLimits{50, 19.8, 19.8}),
@@ -411,7 +413,8 @@ TEST_CASE("policies fail on an invalid raster instead of throwing, and give noth
           "[policy]") {
   PolicyContext context;  // zero raster
   context.count = 10;
-  for (const char* kind : {"raster", "sparse-grid", "random", "heuristic"}) {
+  for (const char* kind : {"raster", "sparse-grid", "jittered-grid", "fermat-spiral", "sobol",
+                           "random", "heuristic"}) {
     INFO(kind);
     PolicyConfig config;
     config.kind = kind;
