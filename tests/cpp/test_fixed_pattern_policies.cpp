@@ -1,5 +1,6 @@
 // The fixed patterns an adaptive policy is compared against besides the sparse grid
-// (fixed_pattern_policies.hpp). Tagged [policy] with the other baselines.
+// (fixed_pattern_policies.hpp). Tagged [policy] with the other baselines; how they hand their
+// positions out, which they share with the sparse grid, is tested with it in test_policies.cpp.
 #include <algorithm>
 #include <array>
 #include <catch2/catch.hpp>
@@ -140,35 +141,6 @@ TEST_CASE("fixed patterns are reproducible for a seed and differ between seeds",
     // reset() starts the session again, with the new seed's pattern.
     a.reset(6);
     CHECK(count_equal(flatten(run_session(a, kPaperRaster, 250, 50)), run_c) == 250);
-  }
-}
-
-TEST_CASE("fixed patterns hand out what was not visited, then the raster", "[policy]") {
-  const ScanRaster raster{10, 10, 1.0};
-  for (FixedPattern pattern : kPatterns) {
-    INFO(fixed_pattern_name(pattern));
-    const auto laid_out = fixed_pattern_positions(pattern, 20, raster, 3);
-    FixedPatternPolicy policy(pattern);
-    policy.reset(3);
-    PolicyContext context;
-    context.raster = raster;
-    context.count = 5;
-    context.total_positions = 20;
-    // Positions 0 and 2 were approved (one slightly off its node); 1 was dropped by Safety.
-    std::vector<Vec2> visited{laid_out[0], {laid_out[2].y + 0.2, laid_out[2].x - 0.2}};
-    context.visited_A = visited;
-    const std::vector<Vec2> want{laid_out[1], laid_out[3], laid_out[4], laid_out[5], laid_out[6]};
-    CHECK(count_equal(propose_ok(policy, context), want) == 5);
-    // Past the budget: the unvisited nodes in raster order.
-    context.visited_A = laid_out;
-    const auto beyond = propose_ok(policy, context);
-    REQUIRE(beyond.size() == 5);
-    std::set<std::pair<double, double>> pattern_nodes;
-    for (Vec2 p : laid_out) pattern_nodes.insert({p.y, p.x});
-    for (std::size_t k = 0; k < beyond.size(); ++k) {
-      CHECK(pattern_nodes.count({beyond[k].y, beyond[k].x}) == 0);
-      if (k > 0) CHECK(beyond[k - 1].y * 10 + beyond[k - 1].x < beyond[k].y * 10 + beyond[k].x);
-    }
   }
 }
 
