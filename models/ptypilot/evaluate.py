@@ -1,7 +1,8 @@
 """Evaluate the scanning strategies on held-out simulated specimens through the real loop.
 
     ptypilot eval --specimen mos2-paper --datasets 25 --positions 250 --subsequences 5 --out DIR
-                  [--policies learned,sparse-grid,random,heuristic] [--table1]
+                  [--policies learned,sparse-grid,jittered-grid,fermat-spiral,sobol,random,heuristic]
+                  [--table1]
     (python3 -m ptypilot.evaluate --bin build/bin ...; `ptypilot eval` runs exactly this)
 
 Each data set is one simulated specimen with an evaluation seed (ptypilot.data.EVAL_SEEDS, the
@@ -11,6 +12,9 @@ seed, started afresh for every session so that every strategy sees the same dete
 the figures do not depend on which strategies run or in which order) and one session of one
 `ptypilot serve` (for the whole run), over the control socket, with sub-sequences of
 ceil(positions / subsequences) positions; the first is the sparse grid's, as in the daemon.
+The session's seed, which lays out the seeded patterns (random, jittered-grid, fermat-spiral,
+sobol), is ptypilot.loop.policy_seed of the data set: a pattern of their own for every data set,
+the same in every run.
 
 References, computed here in-process with ptypilot_core:
   - the full-raster reconstruction of the specimen (ptypilot.data.full_raster_reference: all
@@ -18,7 +22,9 @@ References, computed here in-process with ptypilot_core:
     Q_SSIM and FRC;
   - the true phase of the specimen (Simulation.phase_rad), for SSIM against the truth.
 Q_SSIM = (SSIM_strategy - SSIM_sparse_grid) / SSIM_sparse_grid per data set, against the full
-raster; mean and standard deviation (ddof=1) over the data sets.
+raster; mean and standard deviation (ddof=1) over the data sets. The same against the best fixed
+pattern (ptypilot.eval_summary.FIXED_PATTERNS: the one run with the highest mean SSIM against the
+full raster), since the sparse grid is not the best pattern that ignores the specimen.
 
 The learned policy is the shipped TorchScript model (models/shipped/policy-mos2-k50.pt). It
 accepts only sub-sequences of the size it was exported for; for another size the daemon refuses
@@ -26,7 +32,8 @@ the configuration and the strategy is reported as skipped with the daemon's mess
 
 Writes, to DIR:
   eval.json   per strategy: SSIM mean/std against the full raster and the truth, Q_SSIM mean/std
-              against the sparse grid, the per-data-set values, mean FRC curves; at the top level
+              against the sparse grid and (q_ssim_vs_best_fixed) against the best fixed pattern,
+              the per-data-set values, mean FRC curves; at the top level best_fixed_pattern and
               q_ssim_mean / q_ssim_std of the learned policy
   frc.png     FRC against the full raster of the learned and sparse-grid scans, mean over the
               data sets with the standard deviation shaded (paper Fig. 2d)
@@ -38,7 +45,7 @@ instead of simulated specimens, each through `ptypilot replay`, against its own 
 reconstruction (ptypilot.recorded_eval says how).
 With --table1, the paper's Table 1 settings (250 positions in 2, 3, 4, 5 sub-sequences; 335 and
 420 positions in 5), each in DIR/<P>-positions-<T>-subsequences/ as above, and DIR/table1.json,
-DIR/table1.md (Q_SSIM mean +- std per setting).
+DIR/table1.md (Q_SSIM mean +- std per setting, and the best fixed pattern).
 """
 
 from __future__ import annotations
@@ -57,16 +64,16 @@ import numpy as np
 import ptypilot_core as core
 from ptypilot import data, figures, recorded_eval
 from ptypilot.client import Client, DaemonError
-from ptypilot.loop import Q_KEYS, ConfigurationRefused, compare, run_session, session_config
+from ptypilot.eval_summary import (ADAPTIVE_POLICY, FIXED_PATTERNS, REFERENCE_POLICY,
+                                   add_q_ssim_vs_best_fixed, best_fixed_pattern, mean_frc, mean_std,
+                                   number, percent, write_table1)
+from ptypilot.loop import (Q_KEYS, ConfigurationRefused, compare, policy_seed, run_session,
+                           session_config)
 from ptypilot.processes import start_serve, start_sim_detector
 
-POLICIES = ["learned", "sparse-grid", "random", "heuristic"]
-REFERENCE_POLICY = "sparse-grid"
-ADAPTIVE_POLICY = "learned"
+POLICIES = ["learned", "sparse-grid", "jittered-grid", "fermat-spiral", "sobol", "random",
+            "heuristic"]
 TABLE1_SETTINGS = [(250, 2), (250, 3), (250, 4), (250, 5), (335, 5), (420, 5)]
-# The paper's Table 1 (Schloz et al. 2023), Q_SSIM in percent: (mean, std).
-PAPER_TABLE1 = {(250, 2): (9.89, 6.80), (250, 3): (12.38, 10.72), (250, 4): (15.71, 7.60),
-                (250, 5): (15.84, 7.23), (335, 5): (10.03, 8.17), (420, 5): (8.60, 5.30)}
 
 
 # Table 1's dose: 1.34e5 e-/A^2 for 250 positions over the 2 nm x 2 nm scan field, i.e. the same
@@ -116,25 +123,6 @@ class Setting:
         return f"{self.positions} positions, {self.subsequences} sub-sequences of {self.sub_sequence}"
 
 
-def mean_std(values) -> dict:
-    v = np.asarray([x for x in values if x is not None], dtype=np.float64)
-    if len(v) == 0:
-        return {"mean": None, "std": None, "n": 0}
-    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
-            "n": int(len(v))}
-
-
-def mean_frc(curves: list[dict]) -> dict:
-    correlation = np.stack([np.asarray(c["correlation"]) for c in curves])
-    first = curves[0]
-    return {"spatial_frequency_per_A": np.asarray(first["spatial_frequency_per_A"]).tolist(),
-            "correlation": correlation.mean(axis=0).tolist(),
-            "std": (correlation.std(axis=0, ddof=1) if len(curves) > 1
-                    else np.zeros(correlation.shape[1])).tolist(),
-            "half_bit_threshold": np.asarray(first["half_bit_threshold"]).tolist(),
-            "n": len(curves)}
-
-
 def run_dataset(index: int, count: int, seed: int, settings: list[Setting], policies: list[str],
                 client: Client, ptypilot: str, args) -> None:
     preset = core.experiment_preset(args.specimen)
@@ -157,8 +145,9 @@ def run_dataset(index: int, count: int, seed: int, settings: list[Setting], poli
                                           seed=seed, dose=args.dose)
             try:
                 config = session_config(preset=preset.name, positions=setting.positions,
-                                        sub_sequence=setting.sub_sequence, seed=seed, policy=policy,
-                                        detector=detector, sessions_dir=args.sessions_dir)
+                                        sub_sequence=setting.sub_sequence, seed=policy_seed(seed),
+                                        policy=policy, detector=detector,
+                                        sessions_dir=args.sessions_dir)
                 session = run_session(client, config, session_id, keep_recording=args.keep_sessions)
             except ConfigurationRefused as e:
                 setting.skipped[policy] = str(e)
@@ -189,7 +178,7 @@ def run_dataset(index: int, count: int, seed: int, settings: list[Setting], poli
             }
             images[policy] = (image, session.positions_A)
             progress(f"data set {index + 1}/{count} [{setting.positions}/{setting.subsequences}] "
-                     f"{policy:12s} SSIM {ssim_raster:.3f} vs full raster, {ssim_truth:.3f} vs "
+                     f"{policy:13s} SSIM {ssim_raster:.3f} vs full raster, {ssim_truth:.3f} vs "
                      f"truth, {len(session.positions_A)} positions, {session.seconds:.1f} s")
         sparse = row["strategies"].get(REFERENCE_POLICY, {})
         for r in row["strategies"].values():
@@ -314,6 +303,8 @@ def summarise(setting: Setting, policies: list[str], args, seeds: list[int]) -> 
             "positions_mean": mean_std([v["positions"] for v in ok])["mean"],
             "per_dataset": per_dataset,
         }
+    best = best_fixed_pattern(strategies)
+    add_q_ssim_vs_best_fixed(strategies, best)
     learned = strategies.get(ADAPTIVE_POLICY, {})
     bounds = [row["upper_bound"] for row in setting.rows if "upper_bound" in row]
     q_bound = mean_std([b["q_ssim_vs_sparse_grid"] for b in bounds])
@@ -334,6 +325,11 @@ def summarise(setting: Setting, policies: list[str], args, seeds: list[int]) -> 
                         f"the session ended, which also depends on the order of the frames",
         "q_ssim_definition": "(SSIM_strategy - SSIM_sparse_grid) / SSIM_sparse_grid per data set "
                              "against the full raster; mean and std (ddof=1) over data sets",
+        "best_fixed_pattern": best,
+        "best_fixed_pattern_definition": f"of {', '.join(FIXED_PATTERNS)}, the one run with the "
+                                         f"highest mean SSIM against the reference; "
+                                         f"q_ssim_vs_best_fixed: Q_SSIM against it, per data set "
+                                         f"as against the sparse grid",
         "q_ssim_mean": learned.get("q_ssim_mean"),
         "q_ssim_std": learned.get("q_ssim_std"),
         "learned_skipped": learned.get("reason") if learned.get("skipped") else None,
@@ -359,64 +355,6 @@ def write_setting(setting: Setting, summary: dict) -> None:
                          f"FRC vs full raster: {setting.positions} positions, "
                          f"{setting.subsequences} sub-sequences")
     save_fig3(setting.out / "fig3.png", setting)
-
-
-def number(value) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
-
-
-def percent(mean, std) -> str:
-    return "n/a" if mean is None else f"{100 * mean:+.2f} ± {100 * std:.2f} %"
-
-
-def write_table1(out: Path, summaries: list[dict], policies: list[str]) -> None:
-    others = [p for p in policies if p not in (REFERENCE_POLICY, ADAPTIVE_POLICY)]
-    rows = []
-    for s in summaries:
-        row = {"positions": s["positions"], "subsequences": s["subsequences"],
-               "sub_sequence_size": s["sub_sequence_size"], "datasets": s["datasets"],
-               "q_ssim_mean": s["q_ssim_mean"], "q_ssim_std": s["q_ssim_std"],
-               "learned_skipped": s["learned_skipped"],
-               "upper_bound_q_ssim_mean": s["upper_bound"]["q_ssim_mean"],
-               "upper_bound_q_ssim_std": s["upper_bound"]["q_ssim_std"],
-               "paper_q_ssim_percent": PAPER_TABLE1.get((s["positions"], s["subsequences"])),
-               "strategies": {p: {k: v.get(k) for k in ("skipped", "reason", "q_ssim_mean",
-                                                          "q_ssim_std", "ssim_mean", "ssim_std")
-                                  if k in v}
-                              for p, v in s["strategies"].items()}}
-        rows.append(row)
-    (out / "table1.json").write_text(json.dumps({"rows": rows}, indent=2))
-    header = ["Pos.", "# Sub-seq.", "Sub-seq. size", "Q_SSIM learned vs sparse grid"]
-    header += [f"Q_SSIM {p}" for p in others]
-    header += ["Q_SSIM oracle-flank (upper bound)", "SSIM sparse grid", "paper Q_SSIM"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for s in summaries:
-        st = s["strategies"]
-        learned = st.get(ADAPTIVE_POLICY)
-        if learned is None:
-            cell = "not run"
-        elif learned.get("skipped"):
-            cell = f"not supported by the shipped model: {learned['reason']}"
-        else:
-            cell = percent(learned["q_ssim_mean"], learned["q_ssim_std"])
-        cells = [str(s["positions"]), str(s["subsequences"]), str(s["sub_sequence_size"]), cell]
-        for p in others:
-            v = st.get(p, {})
-            cells.append("skipped" if v.get("skipped") else percent(v.get("q_ssim_mean"),
-                                                                   v.get("q_ssim_std")))
-        bound = s["upper_bound"]
-        cells.append(percent(bound["q_ssim_mean"], bound["q_ssim_std"]))
-        sg = st.get(REFERENCE_POLICY, {})
-        cells.append("n/a" if sg.get("ssim_mean") is None
-                     else f"{sg['ssim_mean']:.3f} ± {sg['ssim_std']:.3f}")
-        paper = PAPER_TABLE1.get((s["positions"], s["subsequences"]))
-        cells.append(f"+{paper[0]:.2f} ± {paper[1]:.2f} %" if paper else "")
-        lines.append("| " + " | ".join(cells) + " |")
-    n = summaries[0]["datasets"] if summaries else 0
-    lines += ["", f"Q_SSIM = (SSIM_a - SSIM_s) / SSIM_s against the full-raster reconstruction, "
-                  f"mean ± std over {n} held-out simulated {summaries[0]['specimen'] if summaries else ''} "
-                  f"data sets (evaluation seeds); through `ptypilot serve` and `ptypilot sim-detector`."]
-    (out / "table1.md").write_text("\n".join(lines) + "\n")
 
 
 def main(argv=None) -> int:
@@ -507,17 +445,19 @@ def main(argv=None) -> int:
         summary["wall_s"] = time.perf_counter() - started
         write_setting(setting, summary)
         summaries.append(summary)
-        progress(f"{setting.label}:")
+        progress(f"{setting.label}; best fixed pattern: {summary['best_fixed_pattern'] or 'none run'}")
         for policy, s in summary["strategies"].items():
             if s["skipped"]:
-                progress(f"  {policy:12s} skipped: {s['reason']}")
+                progress(f"  {policy:13s} skipped: {s['reason']}")
                 continue
             failed += s["failed"]
-            progress(f"  {policy:12s} SSIM {number(s['ssim_mean'])} ± {number(s['ssim_std'])} "
+            vs_best = s["q_ssim_vs_best_fixed"]
+            progress(f"  {policy:13s} SSIM {number(s['ssim_mean'])} ± {number(s['ssim_std'])} "
                      f"(truth {number(s['ssim_truth_mean'])} ± {number(s['ssim_truth_std'])})  Q_SSIM "
-                     + percent(s["q_ssim_mean"], s["q_ssim_std"]))
+                     + percent(s["q_ssim_mean"], s["q_ssim_std"]) + "  vs best fixed "
+                     + percent(vs_best["mean"], vs_best["std"]))
         bound = summary["upper_bound"]
-        progress(f"  {'oracle-flank':12s} (upper bound, offline) Q_SSIM "
+        progress(f"  {'oracle-flank':13s} (upper bound, offline) Q_SSIM "
                  + percent(bound["q_ssim_mean"], bound["q_ssim_std"]))
     if args.table1:
         write_table1(args.out, summaries, policies)

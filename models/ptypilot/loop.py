@@ -8,6 +8,7 @@ positions from its recording, and SSIM / FRC of a reconstruction against a refer
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from dataclasses import dataclass, field
@@ -44,6 +45,17 @@ def policy_config(name: str, sub_sequence: int = 50, total_positions: int | None
         return {"kind": "torchscript",
                 "model_path": str(shipped_model(sub_sequence, total_positions))}
     return {"kind": name}
+
+
+def policy_seed(dataset: int) -> int:
+    """session.seed for one data set of an evaluation: `dataset` is its specimen seed (a simulated
+    specimen) or its index in the directory (a recorded one). The seeded patterns (random,
+    jittered-grid, fermat-spiral, sobol) then differ between data sets, so their mean over the
+    data sets is over patterns too, and stay the same from run to run. Hashed rather than the
+    number itself: the simulator's noise is seeded by the specimen seed, and the patterns should
+    not draw from a stream related to it."""
+    digest = hashlib.sha256(f"ptypilot policy seed {int(dataset)}".encode()).digest()
+    return int.from_bytes(digest[:7], "big")
 
 
 def session_config(*, preset: str, positions: int, sub_sequence: int, seed: int, policy: str,

@@ -32,12 +32,13 @@ import numpy as np
 import ptypilot_core as core
 from ptypilot import data, figures
 from ptypilot.client import Client, DaemonError
-from ptypilot.loop import Q_KEYS, ConfigurationRefused, compare, policy_config, run_session
+from ptypilot.eval_summary import REFERENCE_POLICY
+from ptypilot.loop import (Q_KEYS, ConfigurationRefused, compare, policy_config, policy_seed,
+                           run_session)
 from ptypilot.processes import start_replay
 
 DATASET_SUFFIXES = {".npy", ".mib", ".h5", ".hdf5", ".emd", ".nxs"}
 MARGIN_PX = 3  # the daemon's default session.margin_px, set explicitly in every session
-REFERENCE_POLICY = "sparse-grid"
 
 
 def dataset_files(directory: Path) -> list[Path]:
@@ -101,7 +102,7 @@ def load(path: Path, progress) -> RecordedSet:
 
 
 def session_config(recorded: RecordedSet, replay, *, positions: int, sub_sequence: int,
-                   policy: str, sessions_dir: Path, seed: int = 1) -> dict:
+                   policy: str, sessions_dir: Path, seed: int) -> dict:
     session = dict(recorded.fragment["session"])
     session.update({"total_positions": int(positions), "sub_sequence_size": int(sub_sequence),
                     "seed": int(seed), "margin_px": MARGIN_PX})
@@ -140,7 +141,7 @@ def run_dataset(index: int, count: int, path: Path, settings, policies: list[str
             try:
                 config = session_config(recorded, replay, positions=setting.positions,
                                         sub_sequence=setting.sub_sequence, policy=policy,
-                                        sessions_dir=args.sessions_dir)
+                                        sessions_dir=args.sessions_dir, seed=policy_seed(index))
                 session = run_session(client, config, session_id, keep_recording=args.keep_sessions)
             except ConfigurationRefused as e:
                 setting.skipped[policy] = str(e)

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <memory>
 #include <random>
 #include <set>
 #include <stdexcept>
@@ -10,6 +11,7 @@
 
 #include "ptypilot/policy/policy_factory.hpp"
 #include "ptypilot/policy/baseline_policies.hpp"
+#include "ptypilot/policy/fixed_pattern_policies.hpp"
 #include "ptypilot/core/policy.hpp"
 #include "ptypilot/scan_geometry.hpp"
 #include "ptypilot/presets.hpp"
@@ -79,7 +81,8 @@ Potential blob_potential(const ScanRaster& raster, Vec2 centre_A, double sigma_A
 }  // namespace
 
 TEST_CASE("make_policy builds the baselines and names the known kinds", "[policy]") {
-  for (const char* kind : {"raster", "sparse-grid", "random", "heuristic"}) {
+  for (const char* kind : {"raster", "sparse-grid", "jittered-grid", "fermat-spiral", "sobol",
+                           "random", "heuristic"}) {
     PolicyConfig config;
     config.kind = kind;
     const auto policy = make_policy(config, PolicyLimits{50, 19.8, 19.8});
@@ -88,7 +91,8 @@ TEST_CASE("make_policy builds the baselines and names the known kinds", "[policy
   }
   PolicyConfig bad;
   bad.kind = "sparse_grid";
-  CHECK_THROWS_WITH(make_policy(bad, PolicyLimits{50, 19.8, 19.8}), Catch::Contains("sparse-grid") && Catch::Contains("raster"));
+  CHECK_THROWS_WITH(make_policy(bad, PolicyLimits{50, 19.8, 19.8}), Catch::Contains("sparse-grid") && Catch::Contains("raster") &&
+                                           Catch::Contains("fermat-spiral"));
   PolicyConfig learned;
   learned.kind = "torchscript";
   CHECK_THROWS_WITH(make_policy(learned, PolicyLimits{50, 19.8, 19.8}),
@@ -108,28 +112,41 @@ TEST_CASE("sparse-grid policy hands out the sparse grid of the whole budget in o
   }
 }
 
-TEST_CASE("sparse-grid policy skips what was visited and continues past the budget", "[policy]") {
+TEST_CASE("pattern policies skip what was visited and continue past the budget", "[policy]") {
+  // The sparse grid and the other fixed patterns, each with the positions it hands out.
   const ScanRaster raster{10, 10, 1.0};
-  const auto grid = sparse_grid_positions(20, 10, 10, 1.0);
-  SparseGridPolicy policy;
-  PolicyContext context;
-  context.raster = raster;
-  context.count = 5;
-  context.total_positions = 20;
-  // The first two sparse positions were visited (one of them slightly off the node).
-  std::vector<Vec2> visited{grid[0], {grid[1].y + 0.2, grid[1].x - 0.2}};
-  context.visited_A = visited;
-  const auto next = propose_ok(policy, context);
-  REQUIRE(next.size() == 5);
-  for (int k = 0; k < 5; ++k) CHECK(same(next[k], grid[k + 2]));
+  std::vector<std::pair<std::unique_ptr<Policy>, std::vector<Vec2>>> cases;
+  cases.emplace_back(std::make_unique<SparseGridPolicy>(), sparse_grid_positions(20, 10, 10, 1.0));
+  for (FixedPattern pattern : {FixedPattern::kJitteredGrid, FixedPattern::kFermatSpiral,
+                               FixedPattern::kSobol}) {
+    cases.emplace_back(std::make_unique<FixedPatternPolicy>(pattern, 3),
+                       fixed_pattern_positions(pattern, 20, raster, 3));
+  }
+  for (auto& [policy, grid] : cases) {
+    INFO(policy->name());
+    PolicyContext context;
+    context.raster = raster;
+    context.count = 5;
+    context.total_positions = 20;
+    // The first and third positions were visited (the third slightly off its node); the second
+    // was not (Safety dropped it), so it comes first.
+    std::vector<Vec2> visited{grid[0], {grid[2].y + 0.2, grid[2].x - 0.2}};
+    context.visited_A = visited;
+    const auto next = propose_ok(*policy, context);
+    REQUIRE(next.size() == 5);
+    CHECK(same(next[0], grid[1]));
+    for (int k = 1; k < 5; ++k) CHECK(same(next[k], grid[k + 2]));
 
-  // Budget spent: still `count` positions, now unvisited ones in raster order.
-  context.visited_A = grid;
-  const auto beyond = propose_ok(policy, context);
-  REQUIRE(beyond.size() == 5);
-  std::vector<Vec2> all(grid);
-  all.insert(all.end(), beyond.begin(), beyond.end());
-  require_on_raster_and_distinct(all, raster);
+    // Budget spent: still `count` positions, now unvisited ones in raster order.
+    context.visited_A = grid;
+    const auto beyond = propose_ok(*policy, context);
+    REQUIRE(beyond.size() == 5);
+    for (int k = 1; k < 5; ++k)
+      CHECK(beyond[k - 1].y * 10 + beyond[k - 1].x < beyond[k].y * 10 + beyond[k].x);
+    std::vector<Vec2> all(grid);
+    all.insert(all.end(), beyond.begin(), beyond.end());
+    require_on_raster_and_distinct(all, raster);
+  }
 }
 
 TEST_CASE("raster policy returns raster order and skips visited positions", "[policy]") {
@@ -411,7 +428,8 @@ TEST_CASE("policies fail on an invalid raster instead of throwing, and give noth
           "[policy]") {
   PolicyContext context;  // zero raster
   context.count = 10;
-  for (const char* kind : {"raster", "sparse-grid", "random", "heuristic"}) {
+  for (const char* kind : {"raster", "sparse-grid", "jittered-grid", "fermat-spiral", "sobol",
+                           "random", "heuristic"}) {
     INFO(kind);
     PolicyConfig config;
     config.kind = kind;

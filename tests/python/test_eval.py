@@ -1,5 +1,5 @@
 """`ptypilot eval` end to end, tiny: 2 held-out specimens, 100 positions in 2 sub-sequences of 50,
-sparse grid, random and the shipped learned policy, through `serve` and `sim-detector`; and 2
+the fixed patterns and the shipped learned policy, through `serve` and `sim-detector`; and 2
 small recorded data sets through `serve` and `replay` (--dataset-dir)."""
 
 from __future__ import annotations
@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from ptypilot import data
+from ptypilot import data, eval_summary, loop
 
 BIN = os.environ.get("PTYPILOT_BIN")
 pytestmark = pytest.mark.skipif(not BIN, reason="PTYPILOT_BIN (build/bin) is not set; run via ctest")
 
-POLICIES = ["sparse-grid", "random", "learned"]
+POLICIES = ["sparse-grid", "jittered-grid", "fermat-spiral", "sobol", "random", "learned"]
+FIXED = ["sparse-grid", "jittered-grid", "fermat-spiral", "sobol", "random"]
 
 
 def ptypilot() -> str:
@@ -81,6 +82,41 @@ def test_eval_json(tiny_eval):
     assert len(frc["correlation"]) == len(frc["std"]) == len(frc["spatial_frequency_per_A"])
 
 
+def test_eval_best_fixed_pattern(tiny_eval):
+    out, report, stderr = tiny_eval
+    strategies = report["strategies"]
+    best = report["best_fixed_pattern"]
+    assert best == max(FIXED, key=lambda p: strategies[p]["ssim_mean"])
+    assert f"best fixed pattern: {best}" in stderr
+    best_by_seed = {d["specimen_seed"]: d["ssim_vs_full_raster"]
+                    for d in strategies[best]["per_dataset"]}
+    for name, s in strategies.items():
+        q = [(d["ssim_vs_full_raster"] - best_by_seed[d["specimen_seed"]])
+             / best_by_seed[d["specimen_seed"]] for d in s["per_dataset"]]
+        for d, want in zip(s["per_dataset"], q):
+            assert d["q_ssim_vs_best_fixed"] == pytest.approx(want, rel=1e-9, abs=1e-12), name
+        vs_best = s["q_ssim_vs_best_fixed"]
+        assert vs_best["n"] == 2
+        assert vs_best["mean"] == pytest.approx(sum(q) / 2, abs=1e-12), name
+        assert vs_best["std"] == pytest.approx(abs(q[0] - q[1]) / 2 ** 0.5, abs=1e-12), name
+    assert strategies[best]["q_ssim_vs_best_fixed"]["mean"] == 0.0
+    # --table1's writer takes eval.json's summaries as they are.
+    eval_summary.write_table1(out, [report], POLICIES)
+    table = (out / "table1.md").read_text()
+    assert "| best fixed pattern | Q_SSIM learned vs best fixed |" in table
+    row = table.splitlines()[2]
+    assert f"| {best} |" in row
+    learned = strategies["learned"]["q_ssim_vs_best_fixed"]
+    assert eval_summary.percent(learned["mean"], learned["std"]) in row
+
+
+def test_policy_seed_differs_per_dataset():
+    seeds = [loop.policy_seed(s) for s in data.eval_seeds(25)]
+    assert len(set(seeds)) == 25
+    assert seeds == [loop.policy_seed(s) for s in data.eval_seeds(25)]
+    assert all(0 <= s < 2 ** 63 for s in seeds)  # session.seed is a uint64 read from JSON
+
+
 def test_eval_pictures_and_progress(tiny_eval):
     out, report, stderr = tiny_eval
     assert (out / "frc.png").stat().st_size > 0
@@ -132,14 +168,15 @@ def test_eval_on_recorded_datasets(tmp_path):
     out = tmp_path / "out"
     result = subprocess.run(
         [ptypilot(), "eval", "--dataset-dir", str(tmp_path / "recorded"), "--positions", "100",
-         "--subsequences", "2", "--policies", "sparse-grid,random", "--figures", "1",
+         "--subsequences", "2", "--policies", "sparse-grid,jittered-grid,random", "--figures", "1",
          "--out", str(out)],
         capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads((out / "eval.json").read_text())
     assert report["recorded_datasets"] == names and report["datasets"] == 2
     assert report["specimen"] is None and report["specimen_seeds"] == []
-    for name in ("sparse-grid", "random"):
+    assert report["best_fixed_pattern"] in ("sparse-grid", "jittered-grid", "random")
+    for name in ("sparse-grid", "jittered-grid", "random"):
         s = report["strategies"][name]
         assert s["skipped"] is False and s["datasets"] == 2 and s["failed"] == 0, s
         assert 0.0 < s["ssim_mean"] <= 1.0
@@ -148,6 +185,7 @@ def test_eval_on_recorded_datasets(tmp_path):
         for d in s["per_dataset"]:
             assert d["positions"] == 100 and d["frames_recorded"] == 100
             assert d["replay_max_distance_A"] == 0.0  # the sessions scan the recorded raster
+            assert d["q_ssim_vs_best_fixed"] is not None
     assert report["strategies"]["sparse-grid"]["q_ssim_mean"] == 0.0
     assert (out / "frc.png").stat().st_size > 0
     assert (out / "figures" / "graphene-a-full-grid.png").exists()

@@ -392,8 +392,9 @@ Command bench_loop_command() {
                       {"subsequence", "M", "50", "positions per sub-sequence"},
                       {"sessions", "S", "5", "sessions to measure"},
                       {"policy", "KIND", "heuristic",
-                       "raster, sparse-grid, random, heuristic, or learned: the shipped model for "
-                       "the sub-sequence size (or --model)"},
+                       "a policy.kind (raster, sparse-grid, jittered-grid, fermat-spiral, sobol, "
+                       "random, heuristic), or learned: the shipped model for the sub-sequence "
+                       "size (or --model)"},
                       {"model", "FILE.pt", "",
                        "the TorchScript policy for --policy learned (default: "
                        "share/ptypilot/models/policy-mos2-kM.pt beside the program's bin/)"},

@@ -83,7 +83,9 @@ void describe(V& v, ReconstructionConfig& c) {
 
 template <typename V>
 void describe(V& v, PolicyConfig& c) {
-  v.choice("kind", c.kind, {"sparse-grid", "raster", "random", "heuristic", "torchscript"},
+  v.choice("kind", c.kind,
+           {"sparse-grid", "raster", "jittered-grid", "fermat-spiral", "sobol", "random",
+            "heuristic", "torchscript"},
            "the policy choosing the next positions");
   v.field("model_path", c.model_path, "torchscript only: the exported policy (.pt)");
 }

@@ -11,6 +11,7 @@
 
 #include "ptypilot/policy/policy_factory.hpp"
 #include "ptypilot/policy/baseline_policies.hpp"
+#include "ptypilot/policy/fixed_pattern_policies.hpp"
 #include "ptypilot/wire/log.hpp"
 #include "ptypilot/core/policy.hpp"
 #include "ptypilot/policy/torchscript_policy.hpp"
@@ -25,10 +26,12 @@ std::unique_ptr<Policy> make_baseline(const PolicyConfig& config) {
   if (config.kind == "sparse-grid") return std::make_unique<SparseGridPolicy>();
   if (config.kind == "random") return std::make_unique<RandomPolicy>();
   if (config.kind == "heuristic") return std::make_unique<HeuristicPolicy>();
+  if (const auto pattern = fixed_pattern_named(config.kind))
+    return std::make_unique<FixedPatternPolicy>(*pattern);
   if (config.kind == "torchscript") return nullptr;
   throw std::invalid_argument("unknown policy kind \"" + config.kind +
-                              "\"; known kinds: raster, sparse-grid, random, heuristic, "
-                              "torchscript");
+                              "\"; known kinds: raster, sparse-grid, jittered-grid, "
+                              "fermat-spiral, sobol, random, heuristic, torchscript");
 }
 
 // Where the TorchScript policy plugin may be, in the order tried: $PTYPILOT_TORCH_POLICY_LIB,

@@ -46,7 +46,9 @@ class Policy {
 };
 
 struct PolicyConfig {
-  std::string kind = "sparse-grid";  // raster | sparse-grid | random | heuristic | torchscript
+  // raster | sparse-grid | jittered-grid | fermat-spiral | sobol | random | heuristic |
+  // torchscript
+  std::string kind = "sparse-grid";
   std::string model_path;            // torchscript only
 };
 

@@ -1,5 +1,6 @@
 // The training-free policies: the baselines the learned policy is compared against (raster,
-// sparse grid, random) and a heuristic that reads the current reconstruction.
+// sparse grid, random; the other fixed patterns are in fixed_pattern_policies.hpp) and a
+// heuristic that reads the current reconstruction.
 //
 // All of them propose raster positions only, and all derive their progress from the context
 // rather than from what they returned before: a raster position counts as visited when some
