@@ -3,7 +3,10 @@
 // the same run: with the same threads and batch size on the CPU, on the reconstructor's own
 // cuFFT plan and stream with --backend cuda (ptypilot/reconstruct_timing.hpp). Prints one JSON
 // object. A backend that is not there (cuda without a device) is an error that names why.
+// With any prior on, the same iterations without priors are timed after, so that the report
+// shows what the priors cost per iteration.
 #include <iostream>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <thread>
@@ -38,6 +41,12 @@ int bench_reconstruct(const CliArgs& cli) {
   config.loss = parse_loss(cli.get("loss"));
   config.threads = static_cast<int>(cli.get_int("threads"));
   config.batch = static_cast<int>(cli.get_int("batch"));
+  const std::string positivity = cli.get("positivity");
+  if (positivity != "on" && positivity != "off")
+    throw std::invalid_argument("--positivity must be on or off");
+  config.priors = {.positivity = positivity == "on",
+                   .dark_smoothing = cli.get_double("dark-smoothing"),
+                   .total_variation = cli.get_double("total-variation")};
 
   log::info("bench_setup", {{"preset", preset.name}, {"patterns", patterns}});
   const sim::SimulatedSpecimen specimen = sim::simulate_specimen(preset, 0);
@@ -52,13 +61,25 @@ int bench_reconstruct(const CliArgs& cli) {
   for (std::size_t p = 0; p < positions.size(); ++p)
     frames.push_back({p, positions[p], std::span<const float>(counts.data() + p * nn, nn)});
 
-  std::unique_ptr<Reconstructor> reconstructor = make_reconstructor(config);
-  if (Status s = reconstructor->add_frames(frames); !s.ok()) throw std::runtime_error(s.to_string());
-  IterationTiming timing;
-  if (Status s = time_iterations(*reconstructor, config, static_cast<int>(warmup),
-                                 static_cast<int>(iterations), &timing);
-      !s.ok())
-    throw std::runtime_error(s.to_string());
+  auto timed = [&](const ReconstructorConfig& c, std::unique_ptr<Reconstructor>* kept) {
+    std::unique_ptr<Reconstructor> r = make_reconstructor(c);
+    if (Status s = r->add_frames(frames); !s.ok()) throw std::runtime_error(s.to_string());
+    IterationTiming t;
+    if (Status s = time_iterations(*r, c, static_cast<int>(warmup), static_cast<int>(iterations), &t);
+        !s.ok())
+      throw std::runtime_error(s.to_string());
+    if (kept != nullptr) *kept = std::move(r);
+    return t;
+  };
+  std::unique_ptr<Reconstructor> reconstructor;
+  const IterationTiming timing = timed(config, &reconstructor);
+  // What the priors cost: the same iterations without them, measured right after.
+  std::optional<IterationTiming> without_priors;
+  if (config.priors.any()) {
+    ReconstructorConfig plain = config;
+    plain.priors = {.positivity = false};
+    without_priors = timed(plain, nullptr);
+  }
   const double ms = timing.median_iteration_ms();
   const double floor = timing.median_floor_ms();
   const Potential result = reconstructor->snapshot();
@@ -83,7 +104,18 @@ int bench_reconstruct(const CliArgs& cli) {
       {"ratio_to_fft_floor", ms / floor},
       {"loss_first", result.loss_history.front()},
       {"loss_last", result.loss_history.back()},
+      {"priors",
+       {{"positivity", config.priors.positivity},
+        {"dark_smoothing", config.priors.dark_smoothing},
+        {"total_variation", config.priors.total_variation}}},
   };
+  if (without_priors) {
+    report["ms_per_iteration_without_priors"] = without_priors->median_iteration_ms();
+    report["ms_per_iteration_min_without_priors"] = without_priors->min_iteration_ms();
+    // From the minima: on a shared machine they are the least disturbed by other work.
+    report["prior_cost_ms_per_iteration"] =
+        timing.min_iteration_ms() - without_priors->min_iteration_ms();
+  }
 #if PTYPILOT_WITH_CUDA
   if (auto* cuda = dynamic_cast<const CudaReconstructor*>(reconstructor.get())) {
     report["device"] = cuda->device_name();
@@ -111,7 +143,10 @@ Command bench_reconstruct_command() {
                       {"batch", "B", "16", "patterns per CPU batch"},
                       {"loss", "amplitude|intensity", "amplitude", "the loss (the daemon's default: amplitude)"},
                       {"preset", "NAME", "mos2-paper", "experiment preset"},
-                      {"dose", "E_PER_A2", "100000", "electrons per square angstrom"}},
+                      {"dose", "E_PER_A2", "100000", "electrons per square angstrom"},
+                      {"positivity", "on|off", "on", "prior: V >= 0 (the daemon's default: on)"},
+                      {"dark-smoothing", "W", "0", "prior: diffusion weight in weakly lit regions"},
+                      {"total-variation", "W", "0", "prior: total-variation step"}},
           .run = bench_reconstruct};
 }
 
