@@ -1,7 +1,8 @@
 """Evaluate the scanning strategies on held-out simulated specimens through the real loop.
 
     ptypilot eval --specimen mos2-paper --datasets 25 --positions 250 --subsequences 5 --out DIR
-                  [--policies learned,sparse-grid,jittered-grid,fermat-spiral,sobol,random,heuristic]
+                  [--policies learned,sparse-grid,jittered-grid,fermat-spiral,sobol,random,heuristic,
+                              material-density]
                   [--table1]
     (python3 -m ptypilot.evaluate --bin build/bin ...; `ptypilot eval` runs exactly this)
 
@@ -72,7 +73,7 @@ from ptypilot.loop import (Q_KEYS, ConfigurationRefused, compare, policy_seed, r
 from ptypilot.processes import start_serve, start_sim_detector
 
 POLICIES = ["learned", "sparse-grid", "jittered-grid", "fermat-spiral", "sobol", "random",
-            "heuristic"]
+            "heuristic", "material-density"]
 TABLE1_SETTINGS = [(250, 2), (250, 3), (250, 4), (250, 5), (335, 5), (420, 5)]
 
 

@@ -47,7 +47,7 @@ class Policy {
 
 struct PolicyConfig {
   // raster | sparse-grid | jittered-grid | fermat-spiral | sobol | random | heuristic |
-  // torchscript
+  // material-density | torchscript
   std::string kind = "sparse-grid";
   std::string model_path;            // torchscript only
 };

@@ -1,0 +1,92 @@
+#include "ptypilot/policy/material_density_policy.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "phase_at_nodes.hpp"
+#include "ptypilot/scan_geometry.hpp"
+#include "raster_nodes.hpp"
+
+namespace ptypilot {
+
+using namespace raster_nodes;
+
+MaterialDensityPolicy::MaterialDensityPolicy(MaterialDensityOptions options) : options_(options) {}
+
+void MaterialDensityPolicy::reset(std::uint64_t) {}
+
+std::vector<double> MaterialDensityPolicy::material_weight(const PolicyContext& context) const {
+  const ScanRaster& raster = context.raster;
+  std::vector<double> weight(node_count(raster), 1.0);
+  if (!valid_raster(raster) || !usable_potential(context.potential)) return weight;
+  std::vector<double> phase =
+      smoothed_phase_at_nodes(raster, *context.potential, options_.smoothing_sigma_A);
+  std::vector<double> finite;
+  finite.reserve(phase.size());
+  for (double v : phase)
+    if (std::isfinite(v)) finite.push_back(std::max(v, 0.0));
+  if (finite.empty()) return weight;
+  const std::size_t k = std::min(finite.size() - 1, static_cast<std::size_t>(std::floor(
+                                                        options_.reference_quantile * (finite.size() - 1))));
+  std::nth_element(finite.begin(), finite.begin() + static_cast<long>(k), finite.end());
+  const double scale = finite[k];
+  // A reconstruction with no contrast yet says nothing about where material is.
+  if (!(scale > 1e-6)) return weight;
+  const double vacuum = options_.vacuum_weight;
+  for (std::size_t i = 0; i < phase.size(); ++i) {
+    const double m = std::isfinite(phase[i]) ? std::clamp(phase[i] / scale, 0.0, 1.0) : 0.0;
+    weight[i] = vacuum + (1.0 - vacuum) * m;
+  }
+  return weight;
+}
+
+Status MaterialDensityPolicy::propose(const PolicyContext& context, std::vector<Vec2>* positions) {
+  positions->clear();
+  if (Status s = check_raster(context.raster); !s.ok() || context.count <= 0) return s;
+  const ScanRaster& raster = context.raster;
+  const std::size_t nodes = node_count(raster);
+  std::vector<char> taken = visited_mask(raster, context.visited_A);
+
+  if (context.sub_sequence == 0 || context.visited_A.empty()) {
+    const int count = std::min<int>(context.count, static_cast<int>(nodes));
+    for (const Vec2& p : sparse_grid_positions(count, raster.rows, raster.cols, raster.step_A)) {
+      const long node = nearest_node_within_half_step(raster, p);
+      if (node < 0 || taken[static_cast<std::size_t>(node)]) continue;
+      taken[static_cast<std::size_t>(node)] = 1;
+      positions->push_back(node_position(raster, static_cast<std::size_t>(node)));
+    }
+    fill_in_raster_order(raster, context.count, taken, *positions);
+    return Status::Ok();
+  }
+
+  const std::vector<double> weight = material_weight(context);
+  // Squared distance (A^2) from each node to the nearest visited position, then picked one.
+  std::vector<double> d2(nodes, std::numeric_limits<double>::infinity());
+  auto lower_to = [&](Vec2 p) {
+    for (std::size_t n = 0; n < nodes; ++n) {
+      const Vec2 q = node_position(raster, n);
+      d2[n] = std::min(d2[n], (q.y - p.y) * (q.y - p.y) + (q.x - p.x) * (q.x - p.x));
+    }
+  };
+  for (const Vec2& v : context.visited_A)
+    if (std::isfinite(v.y) && std::isfinite(v.x)) lower_to(v);
+
+  while (static_cast<int>(positions->size()) < context.count) {
+    long best = -1;
+    double best_score = -1.0;
+    for (std::size_t n = 0; n < nodes; ++n) {
+      if (taken[n]) continue;
+      const double score = weight[n] * d2[n];
+      if (score > best_score) best_score = score, best = static_cast<long>(n);
+    }
+    if (best < 0) break;  // every node visited
+    taken[static_cast<std::size_t>(best)] = 1;
+    const Vec2 pick = node_position(raster, static_cast<std::size_t>(best));
+    positions->push_back(pick);
+    lower_to(pick);
+  }
+  return Status::Ok();
+}
+
+}  // namespace ptypilot
