@@ -155,6 +155,54 @@ def test_eval_on_recorded_datasets(tmp_path):
     assert "data set 2/2 (graphene-b.emd)" in result.stderr
 
 
+def test_recorded_datasets_scored_against_the_true_potential_a_sidecar_names(tmp_path):
+    import numpy as np
+
+    import ptypilot_core as core
+
+    names = write_recorded_datasets(tmp_path / "recorded")
+    # graphene-a.npy is specimen 11 of graphene-small; its true phase is on the object grid eval
+    # uses (132 x 132), saved beside the data sets, where it is not taken for one. graphene-b.emd
+    # keeps no truth.
+    truth = core.Simulation("graphene-small", 11, dose_e_per_A2=1e5, noise_seed=3).phase_rad
+    np.save(tmp_path / "recorded" / "graphene-a-truth.npy", truth)
+    sidecar_path = tmp_path / "recorded" / "graphene-a.json"
+    sidecar = json.loads(sidecar_path.read_text())
+    sidecar_path.write_text(json.dumps(dict(sidecar, true_potential="graphene-a-truth.npy")))
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [ptypilot(), "eval", "--dataset-dir", str(tmp_path / "recorded"), "--positions", "100",
+         "--subsequences", "2", "--policies", "sparse-grid,random", "--figures", "1",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((out / "eval.json").read_text())
+    assert report["recorded_datasets"] == names
+    assert report["datasets_with_true_potential"] == ["graphene-a.npy"]
+    for name in ("sparse-grid", "random"):
+        a, b = report["strategies"][name]["per_dataset"]
+        assert a["dataset"] == "graphene-a.npy" and b["dataset"] == "graphene-b.emd"
+        assert 0.0 < a["ssim_vs_truth"] <= 1.0 and 0.0 < a["online_ssim_vs_truth"] <= 1.0
+        assert a["ssim_vs_truth"] != a["ssim_vs_full_raster"]
+        assert b["ssim_vs_truth"] is None and b["online_ssim_vs_truth"] is None
+        assert report["strategies"][name]["ssim_truth_mean"] == a["ssim_vs_truth"]
+    random = report["strategies"]["random"]["per_dataset"][0]
+    assert random["q_ssim_vs_sparse_grid_truth"] == pytest.approx(float(core.q_ssim(
+        random["ssim_vs_truth"], report["strategies"]["sparse-grid"]["per_dataset"][0]["ssim_vs_truth"])))
+    assert report["strategies"]["sparse-grid"]["per_dataset"][0]["q_ssim_vs_sparse_grid_truth"] == 0.0
+    assert (out / "figures" / "graphene-a-truth.png").exists()
+
+    # A phase that is not on the object grid is refused, naming the file and the grid.
+    np.save(tmp_path / "recorded" / "graphene-a-truth.npy", truth[1:, 1:])
+    result = subprocess.run(
+        [ptypilot(), "eval", "--dataset-dir", str(tmp_path / "recorded"), "--positions", "100",
+         "--subsequences", "2", "--policies", "sparse-grid", "--figures", "0",
+         "--out", str(tmp_path / "bad")],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "graphene-a-truth.npy is (131, 131)" in result.stderr and "132 x 132" in result.stderr
+
+
 def test_dataset_dir_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     result = subprocess.run([ptypilot(), "eval", "--out", str(tmp_path / "o"),
