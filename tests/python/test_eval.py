@@ -203,6 +203,31 @@ def test_recorded_datasets_scored_against_the_true_potential_a_sidecar_names(tmp
     assert "graphene-a-truth.npy is (131, 131)" in result.stderr and "132 x 132" in result.stderr
 
 
+def test_repeated_runs_score_the_same_bits(tmp_path):
+    # The scoring and, on the CPU backend, the daemon's online estimate that the heuristic reads
+    # do not depend on threads, load or timing: every score of every run is the same number.
+    write_recorded_datasets(tmp_path / "recorded")
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [ptypilot(), "eval", "--dataset-dir", str(tmp_path / "recorded"), "--positions", "100",
+         "--subsequences", "2", "--policies", "sparse-grid,heuristic,random", "--figures", "0",
+         "--repeats", "3", "--out", str(out)],
+        capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((out / "eval.json").read_text())
+    assert report["repeats"] == 3
+    timing = {"seconds", "decision_latency_ms_max"}
+    runs = [json.loads((out / f"repeat-{k}" / "eval.json").read_text()) for k in (1, 2, 3)]
+    for name, s in report["strategies"].items():
+        assert s["ssim_mean_repeat_spread"] == 0.0 and s["q_ssim_mean_repeat_spread"] == 0.0, name
+        assert s["online_ssim_mean_repeat_spread"] == 0.0, name
+        assert s["ssim_truth_mean_repeat_spread"] is None  # no true potential here
+        rows = [[{k: v for k, v in d.items() if k not in timing}
+                 for d in r["strategies"][name]["per_dataset"]] for r in runs]
+        assert rows[0] == rows[1] == rows[2], name
+    assert "heuristic    Q_SSIM spread over 3 runs 0.0000 %" in result.stderr
+
+
 def test_dataset_dir_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     result = subprocess.run([ptypilot(), "eval", "--out", str(tmp_path / "o"),
