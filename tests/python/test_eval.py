@@ -127,14 +127,20 @@ def write_recorded_datasets(directory: Path) -> list[str]:
     return ["graphene-a.npy", "graphene-b.emd"]
 
 
+def eval_recorded(directory: Path, out: Path, policies: str = "sparse-grid,random",
+                  figures: str = "1", *more: str) -> subprocess.CompletedProcess:
+    """`ptypilot eval --dataset-dir` with 100 positions in 2 sub-sequences."""
+    return subprocess.run(
+        [ptypilot(), "eval", "--dataset-dir", str(directory), "--positions", "100",
+         "--subsequences", "2", "--policies", policies, "--figures", figures, *more,
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=600)
+
+
 def test_eval_on_recorded_datasets(tmp_path):
     names = write_recorded_datasets(tmp_path / "recorded")
     out = tmp_path / "out"
-    result = subprocess.run(
-        [ptypilot(), "eval", "--dataset-dir", str(tmp_path / "recorded"), "--positions", "100",
-         "--subsequences", "2", "--policies", "sparse-grid,random", "--figures", "1",
-         "--out", str(out)],
-        capture_output=True, text=True, timeout=300)
+    result = eval_recorded(tmp_path / "recorded", out)
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads((out / "eval.json").read_text())
     assert report["recorded_datasets"] == names and report["datasets"] == 2
@@ -170,11 +176,7 @@ def test_recorded_datasets_scored_against_the_true_potential_a_sidecar_names(tmp
     sidecar = json.loads(sidecar_path.read_text())
     sidecar_path.write_text(json.dumps(dict(sidecar, true_potential="graphene-a-truth.npy")))
     out = tmp_path / "out"
-    result = subprocess.run(
-        [ptypilot(), "eval", "--dataset-dir", str(tmp_path / "recorded"), "--positions", "100",
-         "--subsequences", "2", "--policies", "sparse-grid,random", "--figures", "1",
-         "--out", str(out)],
-        capture_output=True, text=True, timeout=300)
+    result = eval_recorded(tmp_path / "recorded", out)
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads((out / "eval.json").read_text())
     assert report["recorded_datasets"] == names
@@ -194,11 +196,7 @@ def test_recorded_datasets_scored_against_the_true_potential_a_sidecar_names(tmp
 
     # A phase that is not on the object grid is refused, naming the file and the grid.
     np.save(tmp_path / "recorded" / "graphene-a-truth.npy", truth[1:, 1:])
-    result = subprocess.run(
-        [ptypilot(), "eval", "--dataset-dir", str(tmp_path / "recorded"), "--positions", "100",
-         "--subsequences", "2", "--policies", "sparse-grid", "--figures", "0",
-         "--out", str(tmp_path / "bad")],
-        capture_output=True, text=True, timeout=300)
+    result = eval_recorded(tmp_path / "recorded", tmp_path / "bad", "sparse-grid", "0")
     assert result.returncode != 0
     assert "graphene-a-truth.npy is (131, 131)" in result.stderr and "132 x 132" in result.stderr
 
@@ -208,11 +206,8 @@ def test_repeated_runs_score_the_same_bits(tmp_path):
     # do not depend on threads, load or timing: every score of every run is the same number.
     write_recorded_datasets(tmp_path / "recorded")
     out = tmp_path / "out"
-    result = subprocess.run(
-        [ptypilot(), "eval", "--dataset-dir", str(tmp_path / "recorded"), "--positions", "100",
-         "--subsequences", "2", "--policies", "sparse-grid,heuristic,random", "--figures", "0",
-         "--repeats", "3", "--out", str(out)],
-        capture_output=True, text=True, timeout=600)
+    result = eval_recorded(tmp_path / "recorded", out, "sparse-grid,heuristic,random", "0",
+                           "--repeats", "3")
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads((out / "eval.json").read_text())
     assert report["repeats"] == 3
