@@ -13,6 +13,9 @@
 namespace ptypilot {
 namespace {
 
+// Up to this many threads, the gradient is the same bits whatever the thread count.
+constexpr int kGradientSlots = 8;
+
 int resolve_threads(int requested) {
   if (requested < 0) throw std::invalid_argument("reconstructor: threads must be >= 0");
   return requested > 0 ? requested : std::max(1, omp_get_max_threads());
@@ -24,19 +27,20 @@ CpuReconstructor::CpuReconstructor(const ReconstructorConfig& config)
     : config_(config),
       frames_(config),
       threads_(resolve_threads(config.threads)),
-      forward_(config.probe.window_px, std::max(1, config.batch), FftDirection::kForward, true,
+      forward_(config.probe.window_px, std::max(1, config.batch), FftDirection::kForward,
                FftPlacement::kOutOfPlace),
       backward_(config.probe.window_px, std::max(1, config.batch), FftDirection::kBackward),
-      forward_single_(config.probe.window_px, 1, FftDirection::kForward, true,
-                      FftPlacement::kOutOfPlace),
+      forward_single_(config.probe.window_px, 1, FftDirection::kForward, FftPlacement::kOutOfPlace),
       backward_single_(config.probe.window_px, 1, FftDirection::kBackward),
       phase_(config.object.rows, config.object.cols),
       transmission_(config.object.rows, config.object.cols),
       gradient_(config.object.rows, config.object.cols) {
   if (config.batch < 1) throw std::invalid_argument("reconstructor: batch must be >= 1");
   const std::size_t nn = std::size_t(frames_.window_px()) * frames_.window_px();
+  // More slots than threads, so that threads taking slots as they come balance the load.
+  const int slots = std::max(kGradientSlots, threads_);
+  for (int k = 0; k < slots; ++k) slot_gradients_.emplace_back(config.object.rows, config.object.cols);
   for (int t = 0; t < threads_; ++t) {
-    thread_gradients_.emplace_back(config.object.rows, config.object.cols);
     thread_buffers_.emplace_back(nn * config.batch);
     thread_waves_.emplace_back(nn * config.batch);
   }
@@ -55,21 +59,38 @@ double CpuReconstructor::compute_gradient(const RealImage& phase, RealImage* gra
   const float probe_scale = static_cast<float>(std::sqrt(frames_.intensity_scale()) / n);
   const bool amplitude = config_.loss == Loss::kAmplitude;
   const float residual_weight = static_cast<float>((amplitude ? 1.0 : 2.0) / count);
-  double loss = 0.0;
+  position_loss_.resize(static_cast<std::size_t>(count));
 
   ComplexImage& t = transmission_;
   const std::size_t pixels = phase.size();
   if (gradient->rows() != phase.rows() || gradient->cols() != phase.cols())
     *gradient = RealImage(phase.rows(), phase.cols());
 
+  // Bit-identical results whichever thread takes which batch, and for any thread count up to
+  // the number of slots: slot s always holds the same run of batches, summed in batch order,
+  // and the slots are summed in slot order. (Per-thread images filled by whichever thread took
+  // a batch made every scored image differ from run to run: float addition is not
+  // associative.) A slot touches only the rows its positions reach, so only those are zeroed
+  // and summed.
+  const int slots = static_cast<int>(std::min<long>(long(slot_gradients_.size()), batches));
+  struct Rows {
+    long first, last;
+  };
+  std::vector<Rows> slot_rows(std::size_t(slots), Rows{phase.rows(), 0});
+  const auto first_batch = [&](int s) { return batches * s / slots; };
+  for (int s = 0; s < slots; ++s)
+    for (long p = first_batch(s) * batch; p < std::min(count, first_batch(s + 1) * batch); ++p) {
+      slot_rows[s].first = std::min<long>(slot_rows[s].first, placements[p].top);
+      slot_rows[s].last = std::max<long>(slot_rows[s].last, placements[p].top + n);
+    }
+  const long cols = phase.cols();
+
   // One parallel region for the whole evaluation: at a few milliseconds per iteration, the
-  // object-sized passes (t = exp(iV), the sum of the thread gradients) would otherwise run on one
-  // core while the others wait.
-#pragma omp parallel num_threads(threads_) reduction(+ : loss)
+  // object-sized passes (t = exp(iV), the sum of the slots) would otherwise run on one core while
+  // the others wait.
+#pragma omp parallel num_threads(threads_)
   {
     const int tid = omp_get_thread_num();
-    RealImage& g = thread_gradients_[tid];
-    std::fill(g.vector().begin(), g.vector().end(), 0.0f);
 #pragma omp for schedule(static)
     for (std::size_t i = 0; i < pixels; ++i)
       t.data()[i] = {std::cos(phase.data()[i]), std::sin(phase.data()[i])};
@@ -80,47 +101,59 @@ double CpuReconstructor::compute_gradient(const RealImage& phase, RealImage* gra
     std::complex<float>* waves = thread_waves_[tid].data();
 
 #pragma omp for schedule(dynamic, 1)
-    for (long b = 0; b < batches; ++b) {
-      const long first = b * batch;
-      const int in_batch = static_cast<int>(std::min<long>(batch, count - first));
-      for (int q = 0; q < in_batch; ++q) {
-        const ProbePlacement& pl = placements[first + q];
-        exit_wave(t, pl, model.shifted_probe(pl.probe), n, probe_scale, waves + q * nn);
-      }
-      if (in_batch == batch) {
-        forward_.execute(waves, buffer);
-      } else {
-        for (int q = 0; q < in_batch; ++q) forward_single_.execute(waves + q * nn, buffer + q * nn);
-      }
-      // Far field -> dL/dPsi* in place.
-      for (int q = 0; q < in_batch; ++q) {
-        const float* j = frames_.measured().data() + (first + q) * nn;
-        // probe_scale is the far field's RMS amplitude (amplitude_gradient.hpp).
-        loss += amplitude ? cpu::amplitude_residual(buffer + q * nn, j, nn, residual_weight,
-                                                    probe_scale)
-                          : cpu::intensity_residual(buffer + q * nn, j, nn, residual_weight);
-      }
-      if (in_batch == batch) {
-        backward_.execute(buffer);
-      } else {
-        for (int q = 0; q < in_batch; ++q) backward_single_.execute(buffer + q * nn);
-      }
-      // dL/dV += 2 Im(conj(e) * F^H dL/dPsi*).
-      for (int q = 0; q < in_batch; ++q) {
-        const ProbePlacement& pl = placements[first + q];
-        cpu::accumulate_phase_gradient(waves + q * nn, buffer + q * nn, n, pl.top, pl.left,
-                                       g.data(), g.cols());
+    for (int s = 0; s < slots; ++s) {
+      RealImage& g = slot_gradients_[s];
+      std::fill(g.data() + slot_rows[s].first * cols, g.data() + slot_rows[s].last * cols, 0.0f);
+      for (long b = first_batch(s); b < first_batch(s + 1); ++b) {
+        const long first = b * batch;
+        const int in_batch = static_cast<int>(std::min<long>(batch, count - first));
+        for (int q = 0; q < in_batch; ++q) {
+          const ProbePlacement& pl = placements[first + q];
+          exit_wave(t, pl, model.shifted_probe(pl.probe), n, probe_scale, waves + q * nn);
+        }
+        if (in_batch == batch) {
+          forward_.execute(waves, buffer);
+        } else {
+          for (int q = 0; q < in_batch; ++q) forward_single_.execute(waves + q * nn, buffer + q * nn);
+        }
+        // Far field -> dL/dPsi* in place.
+        for (int q = 0; q < in_batch; ++q) {
+          const float* j = frames_.measured().data() + (first + q) * nn;
+          // probe_scale is the far field's RMS amplitude (amplitude_gradient.hpp).
+          position_loss_[first + q] =
+              amplitude ? cpu::amplitude_residual(buffer + q * nn, j, nn, residual_weight,
+                                                  probe_scale)
+                        : cpu::intensity_residual(buffer + q * nn, j, nn, residual_weight);
+        }
+        if (in_batch == batch) {
+          backward_.execute(buffer);
+        } else {
+          for (int q = 0; q < in_batch; ++q) backward_single_.execute(buffer + q * nn);
+        }
+        // dL/dV += 2 Im(conj(e) * F^H dL/dPsi*).
+        for (int q = 0; q < in_batch; ++q) {
+          const ProbePlacement& pl = placements[first + q];
+          cpu::accumulate_phase_gradient(waves + q * nn, buffer + q * nn, n, pl.top, pl.left,
+                                         g.data(), g.cols());
+        }
       }
     }
-    // Sum the per-thread images (the loop above ends in a barrier).
+    // The loop above ends in a barrier.
     float* out = gradient->data();
 #pragma omp for schedule(static)
-    for (std::size_t i = 0; i < pixels; ++i) {
-      float sum = 0.0f;
-      for (int k = 0; k < threads_; ++k) sum += thread_gradients_[k].data()[i];
-      out[i] = sum;
+    for (long r = 0; r < phase.rows(); ++r) {
+      float* o = out + r * cols;
+      std::fill(o, o + cols, 0.0f);
+      for (int s = 0; s < slots; ++s) {
+        if (r < slot_rows[s].first || r >= slot_rows[s].last) continue;
+        const float* in = slot_gradients_[s].data() + r * cols;
+#pragma omp simd
+        for (long c = 0; c < cols; ++c) o[c] += in[c];
+      }
     }
   }
+  double loss = 0.0;
+  for (double l : position_loss_) loss += l;
   return loss / static_cast<double>(count);
 }
 

@@ -15,7 +15,6 @@ namespace {
 
 struct PlanKey {
   int rows, cols, batch, sign;
-  bool measure;
   bool in_place = true;
   auto operator<=>(const PlanKey&) const = default;
 };
@@ -31,13 +30,13 @@ fftwf_plan cached_plan(const PlanKey& key) {
   std::lock_guard lock(planner_mutex());
   if (auto it = plans.find(key); it != plans.end()) return it->second;
   const std::size_t count = std::size_t(key.rows) * key.cols * key.batch;
-  AlignedComplexBuffer scratch(count);  // FFTW_MEASURE overwrites the arrays it plans on
+  AlignedComplexBuffer scratch(count);  // the plan's alignment is that of these arrays
   AlignedComplexBuffer scratch_out(key.in_place ? 0 : count);
   int dims[2] = {key.rows, key.cols};
   auto* in = reinterpret_cast<fftwf_complex*>(scratch.data());
   auto* out = key.in_place ? in : reinterpret_cast<fftwf_complex*>(scratch_out.data());
-  const unsigned flags = (key.measure ? FFTW_MEASURE : FFTW_ESTIMATE) |
-                         (key.in_place ? 0u : unsigned(FFTW_PRESERVE_INPUT));
+  // FFTW_ESTIMATE (fft.hpp says why), never timing-based planning.
+  const unsigned flags = FFTW_ESTIMATE | (key.in_place ? 0u : unsigned(FFTW_PRESERVE_INPUT));
   fftwf_plan plan = fftwf_plan_many_dft(2, dims, key.batch, in, nullptr, 1, key.rows * key.cols,
                                         out, nullptr, 1, key.rows * key.cols, key.sign, flags);
   if (plan == nullptr) throw std::runtime_error("FFTW could not make a plan");
@@ -47,7 +46,7 @@ fftwf_plan cached_plan(const PlanKey& key) {
 
 void unitary_fft(ComplexImage& image, int sign) {
   if (image.empty()) return;
-  fftwf_plan plan = cached_plan({image.rows(), image.cols(), 1, sign, false});
+  fftwf_plan plan = cached_plan({image.rows(), image.cols(), 1, sign});
   AlignedComplexBuffer buffer(image.size());
   std::memcpy(buffer.data(), image.data(), image.size() * sizeof(std::complex<float>));
   fftwf_execute_dft(plan, reinterpret_cast<fftwf_complex*>(buffer.data()),
@@ -68,12 +67,11 @@ AlignedComplexBuffer::AlignedComplexBuffer(std::size_t count) : size_(count) {
   std::memset(p, 0, count * sizeof(std::complex<float>));
 }
 
-BatchedFft::BatchedFft(int n, int batch, FftDirection direction, bool measure,
-                       FftPlacement placement)
+BatchedFft::BatchedFft(int n, int batch, FftDirection direction, FftPlacement placement)
     : n_(n), batch_(batch) {
   if (n <= 0 || batch <= 0) throw std::invalid_argument("BatchedFft: empty shape");
   plan_ = cached_plan({n, n, batch, direction == FftDirection::kForward ? FFTW_FORWARD : FFTW_BACKWARD,
-                       measure, placement == FftPlacement::kInPlace});
+                       placement == FftPlacement::kInPlace});
 }
 
 void BatchedFft::execute(const std::complex<float>* in, std::complex<float>* out) const {

@@ -65,6 +65,13 @@ void bind_dataset(py::module_& m) {
                              [](const RecordedDataset& d) { return d.info().rotation_deg; })
       .def_property_readonly("dose_e_per_A2",
                              [](const RecordedDataset& d) { return d.info().dose_e_per_A2; })
+      .def_property_readonly(
+          "true_potential_path",
+          [](const RecordedDataset& d) -> std::optional<std::string> {
+            if (!d.info().true_potential) return std::nullopt;
+            return d.info().true_potential->string();
+          },
+          "the sidecar's true_potential (a .npy of the true phase), None without one")
       .def_property_readonly("electrons_per_frame",
                              [](const RecordedDataset& d) { return d.info().electrons_per_frame; })
       .def_property_readonly(

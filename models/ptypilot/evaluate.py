@@ -63,7 +63,7 @@ from pathlib import Path
 import numpy as np
 
 import ptypilot_core as core
-from ptypilot import data, figures, recorded_eval
+from ptypilot import data, eval_repeats, figures, recorded_eval
 from ptypilot.client import Client, DaemonError
 from ptypilot.eval_summary import (ADAPTIVE_POLICY, FIXED_PATTERNS, REFERENCE_POLICY,
                                    add_q_ssim_vs_best_fixed, best_fixed_pattern, mean_frc, mean_std,
@@ -380,7 +380,15 @@ def main(argv=None) -> int:
                         help="pictures of the first N data sets (paper Fig. 3)")
     parser.add_argument("--keep-sessions", action="store_true",
                         help="keep the sessions' recordings in DIR/sessions (about 6 MB each)")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="run everything N times (OUT/repeat-K) and report each score's "
+                             "spread over the runs (ptypilot.eval_repeats)")
     args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error("--repeats must be positive")
+    if args.repeats > 1:
+        return eval_repeats.run(main, list(sys.argv[1:] if argv is None else argv), args.out,
+                                args.repeats, progress)
 
     recorded = None
     if args.dataset_dir is not None:

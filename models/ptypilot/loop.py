@@ -85,9 +85,9 @@ class SessionResult:
     session_id: str
     reply: object                  # the final status reply (ptypilot_pb2.ControlReply)
     phase: np.ndarray              # the daemon's final reconstruction, phase in rad
-    positions_A: np.ndarray        # (n, 2) approved positions, from the recording
+    positions_A: np.ndarray        # (n, 2) approved positions, from the recording, by frame index
     frames_recorded: int
-    counts: np.ndarray             # (n, rows, cols) float32, the recorded frames
+    counts: np.ndarray             # (n, rows, cols) float32, the recorded frames, by frame index
     seconds: float                 # start to end of the session
     latencies: list = field(default_factory=list)  # one dict per sub_sequence_done event
 
@@ -138,8 +138,11 @@ def run_session(client: Client, config: dict, session_id: str,
         for topic, e in events if topic == "sub_sequence_done" and e.session_id == session_id]
     recording = Path(config["recorder"]["directory"]) / f"{session_id}.h5"
     with h5py.File(recording, "r") as f:
-        positions = f["frames/position_A"][:]
-        counts = f["frames/counts"][:].astype(np.float32)
+        # The recording's rows are in arrival order; the scored reconstruction sums the frames in
+        # the order it is given them, so give it the order the session issued them in.
+        order = np.argsort(f["frames/frame_index"][:], kind="stable")
+        positions = f["frames/position_A"][:][order]
+        counts = f["frames/counts"][:][order].astype(np.float32)
         frames_recorded = int(counts.shape[0])
     if not keep_recording:
         recording.unlink(missing_ok=True)

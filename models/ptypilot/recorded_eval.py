@@ -3,8 +3,9 @@
 
 Each data set is one file in DIR in a format replay reads (recorded_dataset.hpp): .npy (with its
 sidecar NAME.json), Merlin .mib (with NAME.hdr), or HDF5 (.h5, .hdf5, .emd, .nxs: a ptypilot
-recording, a DECTRIS master file, an EMD / py4DSTEM data cube). Sidecars, .hdr files and DECTRIS
-data files (NAME_data_NNNNNN.h5) belong to their data set and are not data sets themselves.
+recording, a DECTRIS master file, an EMD / py4DSTEM data cube). Sidecars, .hdr files, DECTRIS
+data files (NAME_data_NNNNNN.h5) and the .npy a sidecar names as its true_potential belong to
+their data set and are not data sets themselves.
 
 Per data set:
   - the session settings (probe, raster, detector dtype) are the ones replay reports for it (the
@@ -15,7 +16,8 @@ Per data set:
   - the ground truth is the full-grid reconstruction from the file itself: every frame at its
     recorded position, through ptypilot_core (the daemon's reconstructor), amplitude loss,
     ptypilot.data.FULL_RASTER_ITERATIONS iterations, on the object grid the daemon uses;
-  - there is no true potential, so the SSIM-against-truth fields are null;
+  - the truth is the phase the sidecar's `true_potential` names (a .npy on the object grid the
+    daemon uses, see true_potential); without that key the SSIM-against-truth fields are null;
   - each strategy's session gets a fresh replay, whose summary (how far the frames were recorded
     from the positions asked for) goes into eval.json.
 """
@@ -41,15 +43,32 @@ DATASET_SUFFIXES = {".npy", ".mib", ".h5", ".hdf5", ".emd", ".nxs"}
 MARGIN_PX = 3  # the daemon's default session.margin_px, set explicitly in every session
 
 
+def true_potential_files(directory: Path) -> set[Path]:
+    """The files that the sidecars in `directory` name as their true_potential. A sidecar that is
+    not a JSON object is left to the data set's reader, which says what is wrong with it."""
+    named = set()
+    for sidecar in directory.glob("*.json"):
+        try:
+            value = json.loads(sidecar.read_text()).get("true_potential")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(value, str) and value:
+            named.add((directory / value).resolve())
+    return named
+
+
 def dataset_files(directory: Path) -> list[Path]:
     """The data sets in `directory`, by name. Raises ValueError when there are none."""
     directory = Path(directory)
     if not directory.is_dir():
         raise ValueError(f"--dataset-dir {directory}: not a directory")
+    truths = true_potential_files(directory)
     files = []
     for path in sorted(directory.iterdir()):
         if not path.is_file() or path.suffix.lower() not in DATASET_SUFFIXES:
             continue
+        if path.resolve() in truths:
+            continue  # a true phase (.npy) beside the data set whose sidecar names it
         stem = path.stem
         if len(stem) > 12 and stem[-12:-6] == "_data_" and stem[-6:].isdigit():
             continue  # a DECTRIS data file, read through its master
@@ -68,6 +87,7 @@ class RecordedSet:
     fragment: dict         # the session config fragment (probe, raster, detector dtype)
     grid: object           # ptypilot_core.ObjectGrid: the daemon's object grid for it
     reference: np.ndarray  # FOV crop of the full-grid reconstruction
+    truth: np.ndarray | None  # FOV crop of the sidecar's true_potential, if it names one
 
 
 def object_grid(dataset):
@@ -90,6 +110,24 @@ def full_grid_reference(dataset, grid, iterations: int = data.FULL_RASTER_ITERAT
     return np.ascontiguousarray(figures.fov_crop(rec.phase_rad, grid), dtype=np.float32)
 
 
+def true_potential(dataset, grid) -> np.ndarray | None:
+    """FOV crop of the true phase that the data set's sidecar names (`true_potential`), or None.
+    The file is a 2-D .npy of the phase in rad on the object grid (object_grid: rows x cols);
+    ValueError naming the file and the grid for another shape or a non-finite value."""
+    path = dataset.true_potential_path
+    if path is None:
+        return None
+    phase = np.load(path, allow_pickle=False)
+    where = f"{dataset.path}: true_potential {path}"
+    if phase.shape != (grid.rows, grid.cols):
+        raise ValueError(f"{where} is {phase.shape}; it must be the phase on the object grid "
+                         f"eval uses, {grid.rows} x {grid.cols} pixels of {grid.pixel_A:.6g} A "
+                         f"with the FOV from pixel {MARGIN_PX} + window/2")
+    if not np.issubdtype(phase.dtype, np.number) or not np.all(np.isfinite(phase)):
+        raise ValueError(f"{where}: must hold finite numbers")
+    return np.ascontiguousarray(figures.fov_crop(phase.astype(np.float32), grid), dtype=np.float32)
+
+
 def load(path: Path, progress) -> RecordedSet:
     dataset = core.RecordedDataset(str(path))
     fragment = json.loads(dataset.session_config_json())
@@ -98,7 +136,8 @@ def load(path: Path, progress) -> RecordedSet:
     reference = full_grid_reference(dataset, grid)
     progress(f"{path.name}: {dataset.format}, {len(dataset)} frames of {dataset.frame_shape}, "
              f"full-grid reference in {time.perf_counter() - t0:.1f} s")
-    return RecordedSet(path.name, path, dataset, fragment, grid, reference)
+    return RecordedSet(path.name, path, dataset, fragment, grid, reference,
+                       true_potential(dataset, grid))
 
 
 def session_config(recorded: RecordedSet, replay, *, positions: int, sub_sequence: int,
@@ -159,13 +198,16 @@ def run_dataset(index: int, count: int, path: Path, settings, policies: list[str
             image = data.converged_reconstruction(recorded.dataset.probe, grid,
                                                   session.positions_A, session.counts)
             ssim, frc = compare(image, recorded.reference, grid.pixel_A)
+            truth = recorded.truth
+            against_truth = (lambda im: compare(im, truth, grid.pixel_A)[0]) if truth is not None \
+                else (lambda im: None)
             setting.frc.setdefault(policy, []).append(frc)
             row["strategies"][policy] = {
                 "dataset": recorded.name,
                 "ssim_vs_full_raster": ssim,
-                "ssim_vs_truth": None,
+                "ssim_vs_truth": against_truth(image),
                 "online_ssim_vs_full_raster": compare(online, recorded.reference, grid.pixel_A)[0],
-                "online_ssim_vs_truth": None,
+                "online_ssim_vs_truth": against_truth(online),
                 "positions": int(len(session.positions_A)),
                 "frames_recorded": session.frames_recorded,
                 "sub_sequences": len(session.latencies),
@@ -195,6 +237,9 @@ def save_figures(setting, recorded: RecordedSet, images: dict, row: dict) -> Non
     stem = Path(recorded.name).stem
     figures.save_phase(d / f"{stem}-full-grid.png", recorded.reference, recorded.grid,
                        f"{recorded.name}: full grid (reference)")
+    if recorded.truth is not None:
+        figures.save_phase(d / f"{stem}-truth.png", recorded.truth, recorded.grid,
+                           f"{recorded.name}: true phase (sidecar)")
     for policy, (image, positions) in images.items():
         ssim = row["strategies"][policy]["ssim_vs_full_raster"]
         figures.save_phase(d / f"{stem}-{policy}.png", image, recorded.grid,
@@ -206,6 +251,8 @@ def save_figures(setting, recorded: RecordedSet, images: dict, row: dict) -> Non
 
 def describe_summary(summary: dict, directory: Path, names: list[str]) -> None:
     """Makes a setting's eval.json say what was evaluated: recorded data sets, not specimens."""
+    scored_on_truth = {d["dataset"] for s in summary.get("strategies", {}).values()
+                       for d in s.get("per_dataset", []) if d.get("ssim_vs_truth") is not None}
     summary.update({
         "specimen": None,
         "dose_e_per_A2": None,
@@ -213,6 +260,8 @@ def describe_summary(summary: dict, directory: Path, names: list[str]) -> None:
         "recorded_datasets": names,
         "specimen_seeds": [],
         "reference": "full-grid reconstruction from every frame of each recorded data set "
-                     "(ptypilot.recorded_eval.full_grid_reference); no true potential, so "
-                     "ssim_truth_* are null",
+                     "(ptypilot.recorded_eval.full_grid_reference); ssim_truth_* against the "
+                     "true phase a sidecar names (true_potential), null for data sets without "
+                     "one",
+        "datasets_with_true_potential": [n for n in names if n in scored_on_truth],
     })

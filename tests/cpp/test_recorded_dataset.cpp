@@ -84,10 +84,36 @@ TEST_CASE(".npy data sets: uint16 C order, with the probe from the sidecar", "[r
   check_raster_positions(*d, 16, 16, 0.3);
   check_frames(*d, c);
 
+  CHECK_FALSE(info.true_potential.has_value());
+
   std::vector<float> wrong(10);
   CHECK(d->read_frame(0, wrong).code() == StatusCode::kInvalidArgument);
   std::vector<float> frame(d->frame_pixels());
   CHECK(d->read_frame(256, frame).code() == StatusCode::kOutOfRange);
+}
+
+TEST_CASE("a sidecar's true_potential is a file relative to the sidecar", "[replay]") {
+  TempDir dir;
+  const Cube c;
+  const fs::path path = dir / "scan.npy";
+  write_npy_file(path, "<u2", {16, 16, 32, 32}, false, cube_bytes(c, 2, false));
+  fs::create_directory(dir / "truth");
+  write_text(dir / "truth" / "phase.npy", "eval reads it, not the data set");
+  nlohmann::json sidecar = probe_sidecar();
+  sidecar["true_potential"] = "truth/phase.npy";
+  write_sidecar(path, sidecar);
+  auto d = open_recorded_dataset(path);
+  REQUIRE(d->info().true_potential.has_value());
+  CHECK(fs::equivalent(*d->info().true_potential, dir / "truth" / "phase.npy"));
+
+  sidecar["true_potential"] = "truth/missing.npy";
+  write_sidecar(path, sidecar);
+  CHECK_THAT(open_error(path), Catch::Contains("scan.json") &&
+                                   Catch::Contains("true_potential: no such file") &&
+                                   Catch::Contains("missing.npy"));
+  sidecar["true_potential"] = 3;
+  write_sidecar(path, sidecar);
+  CHECK_THAT(open_error(path), Catch::Contains("true_potential: expected the path of a .npy"));
 }
 
 TEST_CASE(".npy data sets: other dtypes, byte orders and Fortran order", "[replay]") {

@@ -163,14 +163,20 @@ def write_recorded_datasets(directory: Path) -> list[str]:
     return ["graphene-a.npy", "graphene-b.emd"]
 
 
+def eval_recorded(directory: Path, out: Path, policies: str = "sparse-grid,random",
+                  figures: str = "1", *more: str) -> subprocess.CompletedProcess:
+    """`ptypilot eval --dataset-dir` with 100 positions in 2 sub-sequences."""
+    return subprocess.run(
+        [ptypilot(), "eval", "--dataset-dir", str(directory), "--positions", "100",
+         "--subsequences", "2", "--policies", policies, "--figures", figures, *more,
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=600)
+
+
 def test_eval_on_recorded_datasets(tmp_path):
     names = write_recorded_datasets(tmp_path / "recorded")
     out = tmp_path / "out"
-    result = subprocess.run(
-        [ptypilot(), "eval", "--dataset-dir", str(tmp_path / "recorded"), "--positions", "100",
-         "--subsequences", "2", "--policies", "sparse-grid,jittered-grid,random", "--figures", "1",
-         "--out", str(out)],
-        capture_output=True, text=True, timeout=300)
+    result = eval_recorded(tmp_path / "recorded", out, "sparse-grid,jittered-grid,random")
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads((out / "eval.json").read_text())
     assert report["recorded_datasets"] == names and report["datasets"] == 2
@@ -191,6 +197,68 @@ def test_eval_on_recorded_datasets(tmp_path):
     assert (out / "figures" / "graphene-a-full-grid.png").exists()
     assert (out / "figures" / "graphene-a-random.png").exists()
     assert "data set 2/2 (graphene-b.emd)" in result.stderr
+
+
+def test_recorded_datasets_scored_against_the_true_potential_a_sidecar_names(tmp_path):
+    import numpy as np
+
+    import ptypilot_core as core
+
+    names = write_recorded_datasets(tmp_path / "recorded")
+    # graphene-a.npy is specimen 11 of graphene-small; its true phase is on the object grid eval
+    # uses (132 x 132), saved beside the data sets, where it is not taken for one. graphene-b.emd
+    # keeps no truth.
+    truth = core.Simulation("graphene-small", 11, dose_e_per_A2=1e5, noise_seed=3).phase_rad
+    np.save(tmp_path / "recorded" / "graphene-a-truth.npy", truth)
+    sidecar_path = tmp_path / "recorded" / "graphene-a.json"
+    sidecar = json.loads(sidecar_path.read_text())
+    sidecar_path.write_text(json.dumps(dict(sidecar, true_potential="graphene-a-truth.npy")))
+    out = tmp_path / "out"
+    result = eval_recorded(tmp_path / "recorded", out)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((out / "eval.json").read_text())
+    assert report["recorded_datasets"] == names
+    assert report["datasets_with_true_potential"] == ["graphene-a.npy"]
+    for name in ("sparse-grid", "random"):
+        a, b = report["strategies"][name]["per_dataset"]
+        assert a["dataset"] == "graphene-a.npy" and b["dataset"] == "graphene-b.emd"
+        assert 0.0 < a["ssim_vs_truth"] <= 1.0 and 0.0 < a["online_ssim_vs_truth"] <= 1.0
+        assert a["ssim_vs_truth"] != a["ssim_vs_full_raster"]
+        assert b["ssim_vs_truth"] is None and b["online_ssim_vs_truth"] is None
+        assert report["strategies"][name]["ssim_truth_mean"] == a["ssim_vs_truth"]
+    random = report["strategies"]["random"]["per_dataset"][0]
+    assert random["q_ssim_vs_sparse_grid_truth"] == pytest.approx(float(core.q_ssim(
+        random["ssim_vs_truth"], report["strategies"]["sparse-grid"]["per_dataset"][0]["ssim_vs_truth"])))
+    assert report["strategies"]["sparse-grid"]["per_dataset"][0]["q_ssim_vs_sparse_grid_truth"] == 0.0
+    assert (out / "figures" / "graphene-a-truth.png").exists()
+
+    # A phase that is not on the object grid is refused, naming the file and the grid.
+    np.save(tmp_path / "recorded" / "graphene-a-truth.npy", truth[1:, 1:])
+    result = eval_recorded(tmp_path / "recorded", tmp_path / "bad", "sparse-grid", "0")
+    assert result.returncode != 0
+    assert "graphene-a-truth.npy is (131, 131)" in result.stderr and "132 x 132" in result.stderr
+
+
+def test_repeated_runs_score_the_same_bits(tmp_path):
+    # The scoring and, on the CPU backend, the daemon's online estimate that the heuristic reads
+    # do not depend on threads, load or timing: every score of every run is the same number.
+    write_recorded_datasets(tmp_path / "recorded")
+    out = tmp_path / "out"
+    result = eval_recorded(tmp_path / "recorded", out, "sparse-grid,heuristic,random", "0",
+                           "--repeats", "3")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((out / "eval.json").read_text())
+    assert report["repeats"] == 3
+    timing = {"seconds", "decision_latency_ms_max"}
+    runs = [json.loads((out / f"repeat-{k}" / "eval.json").read_text()) for k in (1, 2, 3)]
+    for name, s in report["strategies"].items():
+        assert s["ssim_mean_repeat_spread"] == 0.0 and s["q_ssim_mean_repeat_spread"] == 0.0, name
+        assert s["online_ssim_mean_repeat_spread"] == 0.0, name
+        assert s["ssim_truth_mean_repeat_spread"] is None  # no true potential here
+        rows = [[{k: v for k, v in d.items() if k not in timing}
+                 for d in r["strategies"][name]["per_dataset"]] for r in runs]
+        assert rows[0] == rows[1] == rows[2], name
+    assert "heuristic    Q_SSIM spread over 3 runs 0.0000 %" in result.stderr
 
 
 def test_dataset_dir_errors(tmp_path):

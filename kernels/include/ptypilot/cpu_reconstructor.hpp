@@ -2,8 +2,10 @@
 //
 // Each thread takes batches of patterns; per pattern it forms the exit wave, transforms it,
 // turns the far field into the loss gradient with respect to the far field, transforms back and
-// scatters 2 Im(conj(e) g) into its own gradient image (no atomics); the images are summed at
-// the end of the iteration. The sub-pixel-shifted probes are computed once per position.
+// scatters 2 Im(conj(e) g) into the gradient image of the batch's slot (no atomics). A slot is a
+// fixed run of batches, whichever thread takes it, and the slots are summed in order at the end
+// of the iteration, so the result does not depend on the threads (up to 8 of them). The
+// sub-pixel-shifted probes are computed once per position.
 // The element-wise loops (src/cpu_loops.cpp) are compiled for AVX-512, AVX2 and baseline x86-64
 // and picked at run time.
 #pragma once
@@ -54,7 +56,8 @@ class CpuReconstructor final : public Reconstructor {
 
   RealImage phase_;
   ComplexImage transmission_;
-  std::vector<RealImage> thread_gradients_;
+  std::vector<RealImage> slot_gradients_;  // one per fixed run of batches
+  std::vector<double> position_loss_;
   std::vector<AlignedComplexBuffer> thread_buffers_;  // far fields, then back-propagated waves
   std::vector<AlignedComplexBuffer> thread_waves_;    // exit waves
   RealImage gradient_;

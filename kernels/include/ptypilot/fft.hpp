@@ -39,8 +39,10 @@ enum class FftPlacement { kInPlace, kOutOfPlace };
 // input intact.
 class BatchedFft {
  public:
-  // Plans with FFTW_MEASURE unless measure is false (FFTW_ESTIMATE, for one-off transforms).
-  BatchedFft(int n, int batch, FftDirection direction, bool measure = true,
+  // Plans with FFTW_ESTIMATE: FFTW_MEASURE picks among algorithms by timing them, so two
+  // processes (or one under load) could transform the same array differently and round
+  // differently, and the reconstructions that scores compare would differ between runs.
+  BatchedFft(int n, int batch, FftDirection direction,
              FftPlacement placement = FftPlacement::kInPlace);
   // Arrays must come from an AlignedComplexBuffer (or fftwf_malloc) and hold batch * n * n
   // values; execute(data) is for in-place plans, execute(in, out) for out-of-place ones.

@@ -363,8 +363,8 @@ cufftResult cufftMakePlanMany(cufftHandle plan, int rank, int* n, int* inembed, 
   Plan& p = plans()[plan];
   p.n = n[0];
   p.batch = batch;
-  p.forward = std::make_unique<ptypilot::BatchedFft>(p.n, batch, ptypilot::FftDirection::kForward, false);
-  p.inverse = std::make_unique<ptypilot::BatchedFft>(p.n, batch, ptypilot::FftDirection::kBackward, false);
+  p.forward = std::make_unique<ptypilot::BatchedFft>(p.n, batch, ptypilot::FftDirection::kForward);
+  p.inverse = std::make_unique<ptypilot::BatchedFft>(p.n, batch, ptypilot::FftDirection::kBackward);
   *work_size = kWorkBytes;
   return CUFFT_SUCCESS;
 }

@@ -80,7 +80,7 @@ Sidecar read_sidecar(const fs::path& path) {
   };
   std::string known;
   for (const Key& k : keys) known += std::string(known.empty() ? "" : ", ") + k.name;
-  known += ", scan_shape";
+  known += ", scan_shape, true_potential";
   for (auto it = j.begin(); it != j.end(); ++it) {
     const std::string& key = it.key();
     if (key == "scan_shape") {
@@ -92,6 +92,17 @@ Sidecar read_sidecar(const fs::path& path) {
         sidecar_error(path,
                       "scan_shape: expected [rows, cols], two positive integers, got " + v.dump());
       s.scan_shape = std::array<int, 2>{v[0].get<int>(), v[1].get<int>()};
+      continue;
+    }
+    if (key == "true_potential") {
+      const auto& v = it.value();
+      if (!v.is_string() || v.get<std::string>().empty())
+        sidecar_error(path, "true_potential: expected the path of a .npy file, got " + v.dump());
+      const fs::path file = path.parent_path() / fs::path(v.get<std::string>());
+      std::error_code ec;
+      if (!fs::is_regular_file(file, ec))
+        sidecar_error(path, "true_potential: no such file " + file.string());
+      s.true_potential = file;
       continue;
     }
     const Key* match = nullptr;
@@ -142,6 +153,7 @@ double apply_settings(const Settings& settings, const Sidecar& sidecar, Recorded
   p.window_px = info.frame_rows;
   info.rotation_deg = settings.rotation_deg.value_or(0.0);
   info.dose_e_per_A2 = settings.dose_e_per_A2;
+  info.true_potential = sidecar.true_potential;
   return step;
 }
 

@@ -21,6 +21,7 @@ struct Sidecar {
   std::optional<double> energy_keV, semiangle_mrad, scan_step_A, detector_pixel_mrad, defocus_A,
       Cs_mm, rotation_deg, dose_e_per_A2;
   std::optional<std::array<int, 2>> scan_shape;
+  std::optional<std::filesystem::path> true_potential;  // resolved against the sidecar's folder
 };
 
 // NAME.json beside `data_file` (NAME: its name without the extension).

@@ -34,7 +34,9 @@
 //   Cs_mm (default 0), rotation_deg (default 0; the reconstructor assumes 0, so replay warns
 //                 otherwise), dose_e_per_A2 (electrons per A^2 of the full raster; unknown when
 //                 absent), scan_shape [rows, cols] (MIB and DECTRIS; for the others it must
-//                 agree with the file).
+//                 agree with the file), true_potential (the path, relative to the sidecar, of a
+//                 .npy of the specimen's true phase; replay ignores it, `ptypilot eval` scores
+//                 against it, and opening refuses a path that is not a file).
 //
 // Recorded positions are [y, x] in Angstrom from the FOV origin, y the slow (row) axis: row-major
 // raster nodes (i * step, j * step) for the grid formats, the recorded positions for a ptypilot
@@ -81,6 +83,7 @@ struct RecordedDatasetInfo {
   double rotation_deg = 0.0;  // scan rotation against the detector, as recorded
   std::optional<double> dose_e_per_A2;
   double electrons_per_frame = 0.0;  // 0: unknown
+  std::optional<std::filesystem::path> true_potential;  // the sidecar's, as a path from here
 };
 
 class RecordedDataset {
