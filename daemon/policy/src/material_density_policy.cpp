@@ -30,7 +30,7 @@ std::vector<double> MaterialDensityPolicy::material_weight(const PolicyContext& 
   const std::size_t k = std::min(finite.size() - 1, static_cast<std::size_t>(std::floor(
                                                         options_.reference_quantile * (finite.size() - 1))));
   std::nth_element(finite.begin(), finite.begin() + static_cast<long>(k), finite.end());
-  const double scale = finite[k];
+  const double scale = options_.saturation * finite[k];
   // A reconstruction with no contrast yet says nothing about where material is.
   if (!(scale > 1e-6)) return weight;
   const double vacuum = options_.vacuum_weight;
@@ -71,6 +71,18 @@ Status MaterialDensityPolicy::propose(const PolicyContext& context, std::vector<
   };
   for (const Vec2& v : context.visited_A)
     if (std::isfinite(v.y) && std::isfinite(v.x)) lower_to(v);
+  // The field's edge acts as a mirror: a node at distance e from it is 2 e from its own image.
+  // Without it the greedy picks crowd the edge, where nothing beyond counts as visited, and
+  // leave the interior sparser than a grid (a farthest-point cover's known bias). One step is
+  // added so that the edge nodes themselves stay reachable.
+  const double height_A = (raster.rows - 1) * raster.step_A;
+  const double width_A = (raster.cols - 1) * raster.step_A;
+  for (std::size_t n = 0; n < nodes; ++n) {
+    const Vec2 q = node_position(raster, n);
+    const double edge = std::min({q.y, q.x, height_A - q.y, width_A - q.x});
+    const double mirrored = 2 * edge + raster.step_A;
+    d2[n] = std::min(d2[n], mirrored * mirrored);
+  }
 
   while (static_cast<int>(positions->size()) < context.count) {
     long best = -1;

@@ -11,12 +11,15 @@
 //     The survey is part of the budget; its dose counts against the policy.
 //   then, per call, `count` picks, greedily one at a time among the unvisited raster nodes:
 //     score(r) = w(r) * d(r)^2
-//       d(r): distance from r to the nearest visited or already picked position (A);
+//       d(r): distance from r to the nearest visited or already picked position (A), and at
+//             most 2 e + step, e its distance to the FOV's edge (the edge as a mirror);
 //       w(r) = vacuum_weight + (1 - vacuum_weight) * m(r),
 //       m(r): the reconstructed phase, Gaussian-smoothed (smoothing_sigma_A) at the node,
-//             clipped below at 0 and divided by its `reference_quantile` over the nodes,
-//             clipped at 1: about 1 on material, 0 on vacuum (the positivity prior keeps vacuum
-//             at 0; reconstructor.hpp).
+//             clipped below at 0, divided by `saturation` times its `reference_quantile` over
+//             the nodes, and clipped at 1: 1 on material, 0 on vacuum (the positivity prior
+//             keeps vacuum at 0; reconstructor.hpp). Saturating, because the question is
+//             where material is, not where its brightest columns are: on a specimen that
+//             fills the field, a weight that followed the columns bunched the positions.
 //     Equal scores mean d ~ w^(-1/2): material gets positions 1 / sqrt(vacuum_weight) times
 //     closer than vacuum (about 4.5x at 0.05, i.e. 20x the density), and on a specimen that
 //     fills the field (w about uniform) the picks are a blue-noise cover, about as even as a
@@ -44,6 +47,8 @@ struct MaterialDensityOptions {
   // The material scale is this quantile of the smoothed phase over the nodes, so that a few
   // bright columns do not make the rest of the material look like vacuum.
   double reference_quantile = 0.95;
+  // Material at this fraction of the reference phase already has full weight.
+  double saturation = 0.5;
 };
 
 class MaterialDensityPolicy final : public Policy {
