@@ -1,6 +1,7 @@
 #include "ptypilot/presets.hpp"
 
 #include <stdexcept>
+#include <string>
 
 namespace ptypilot::sim {
 namespace {
@@ -47,8 +48,27 @@ ExperimentPreset graphene_small() {
   return p;
 }
 
+// The mos2-paper optics and raster on a specimen with vacuum in the field (specimen.hpp).
+ExperimentPreset vacuum_rich(SpecimenKind kind, const char* name, const char* specimen) {
+  ExperimentPreset p = mos2_paper();
+  p.name = name;
+  p.description = std::string(specimen) + ", 60 kV, 33 mrad, 64x64 patterns, 100x100 raster at 0.2 A";
+  p.specimen = kind;
+  return p;
+}
+
 const std::vector<ExperimentPreset>& presets() {
-  static const std::vector<ExperimentPreset> all = {mos2_paper(), dwcnt_paper(), graphene_small()};
+  static const std::vector<ExperimentPreset> all = {
+      mos2_paper(),
+      dwcnt_paper(),
+      graphene_small(),
+      vacuum_rich(SpecimenKind::kMoS2Flake, "mos2-flake-paper",
+                  "a MoS2 flake over 40 % of the FOV in vacuum"),
+      vacuum_rich(SpecimenKind::kMoS2Holes, "mos2-holes-paper",
+                  "MoS2 with holes, 40 % of the FOV vacuum"),
+      vacuum_rich(SpecimenKind::kNanoparticles, "nanoparticles-paper",
+                  "2-3 Au clusters over 24 % of the FOV on a thin amorphous carbon film"),
+  };
   return all;
 }
 

@@ -1,5 +1,7 @@
 #include "ptypilot/simulator.hpp"
 
+#include <cmath>
+
 namespace ptypilot::sim {
 
 SimulatedSpecimen simulate_specimen(const ExperimentPreset& preset, std::uint64_t seed,
@@ -11,14 +13,32 @@ SimulatedSpecimen simulate_specimen(const ExperimentPreset& preset, std::uint64_
   config.kind = preset.specimen;
   config.seed = seed;
   config.vacancies = vacancies;
+  config.fov_origin_A = s.grid.fov_origin_A;
+  config.fov_height_A = s.grid.fov_height_A;
+  config.fov_width_A = s.grid.fov_width_A;
   const double height_A = s.grid.rows * s.grid.pixel_A;
   const double width_A = s.grid.cols * s.grid.pixel_A;
   s.atoms = build_specimen(config, height_A, width_A);
+  s.material = material_mask(config, s.grid.rows, s.grid.cols, s.grid.pixel_A);
   s.potential_VA = projected_potential_VA(s.atoms, s.grid.rows, s.grid.cols, s.grid.pixel_A);
   const auto sigma = static_cast<float>(interaction_constant_rad_per_VA(preset.probe.energy_keV));
   s.phase_rad = s.potential_VA;
   for (float& v : s.phase_rad.vector()) v *= sigma;
   return s;
+}
+
+double fov_material_fraction(const SimulatedSpecimen& specimen) {
+  const ObjectGrid& g = specimen.grid;
+  // The same pixels as ptypilot.figures.fov_crop.
+  const int r0 = static_cast<int>(std::lround(g.fov_origin_A.y / g.pixel_A));
+  const int c0 = static_cast<int>(std::lround(g.fov_origin_A.x / g.pixel_A));
+  const int r1 = r0 + static_cast<int>(std::lround(g.fov_height_A / g.pixel_A)) + 1;
+  const int c1 = c0 + static_cast<int>(std::lround(g.fov_width_A / g.pixel_A)) + 1;
+  double material = 0.0;
+  for (int i = r0; i < r1; ++i) {
+    for (int j = c0; j < c1; ++j) material += specimen.material(i, j);
+  }
+  return material / (double(r1 - r0) * (c1 - c0));
 }
 
 FrameSimulator::FrameSimulator(const SimulatedSpecimen& specimen, double dose_e_per_A2,

@@ -10,11 +10,38 @@
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "ptypilot/fft.hpp"
+#include "specimen_internal.hpp"
 
 namespace ptypilot::sim {
+namespace detail {
+
+Draws draw(Rng& rng) {
+  Draws d{};
+  d.rotation = rng.uniform();
+  d.shift_a = rng.uniform();
+  d.shift_b = rng.uniform();
+  d.spin = rng.uniform();
+  return d;
+}
+
+Vec2 rotate(Vec2 p, double angle_rad) {
+  const double c = std::cos(angle_rad);
+  const double s = std::sin(angle_rad);
+  return {p.x * s + p.y * c, p.x * c - p.y * s};
+}
+
+double Field::reach_A(double margin_A) const {
+  return std::hypot(height_A / 2 + margin_A, width_A / 2 + margin_A);
+}
+
+}  // namespace detail
+
 namespace {
+
+using namespace detail;
 
 constexpr double kPi = std::numbers::pi;
 constexpr double kSqrt3 = std::numbers::sqrt3;
@@ -35,74 +62,6 @@ constexpr double kFormFactorToPotentialVA2 = 2.0 * kPi * kBohrRadiusA * kElement
 // the band-limited core necessarily differs from the analytic one by tens of percent within ~1.5 A.
 constexpr double kBandLimitFraction = 2.0 / 3.0;
 constexpr double kRollOffStartFraction = 0.6;
-
-// --- Random numbers --------------------------------------------------------------------------
-
-// std::uniform_real_distribution and friends are implementation-defined, which would make the
-// specimens differ between standard libraries; the raw mt19937_64 stream is fully specified.
-class Rng {
- public:
-  explicit Rng(std::uint64_t seed) : engine_(seed) {}
-
-  // Uniform in [0, 1) from the top 53 bits.
-  double uniform() { return static_cast<double>(engine_() >> 11) * 0x1.0p-53; }
-
-  // Uniform in [0, n), unbiased: draws past the last whole multiple of n are rejected.
-  std::size_t index(std::size_t n) {
-    const std::uint64_t max = std::numeric_limits<std::uint64_t>::max();
-    const std::uint64_t limit = max - max % n;
-    std::uint64_t x = engine_();
-    while (x >= limit) x = engine_();
-    return static_cast<std::size_t>(x % n);
-  }
-
- private:
-  std::mt19937_64 engine_;
-};
-
-// Every specimen takes the same draws in the same order, whether or not a flag uses them, so that
-// switching one randomisation off leaves the others unchanged for the same seed.
-struct Draws {
-  double rotation;  // in-plane angle of the lattice or the tube axis
-  double shift_a;   // lattice shift along a1, or tube centre offset along y
-  double shift_b;   // lattice shift along a2, or tube centre offset along x
-  double spin;      // outer tube about its axis, relative to the inner one
-};
-
-Draws draw(Rng& rng) {
-  Draws d{};
-  d.rotation = rng.uniform();
-  d.shift_a = rng.uniform();
-  d.shift_b = rng.uniform();
-  d.spin = rng.uniform();
-  return d;
-}
-
-// --- Geometry --------------------------------------------------------------------------------
-
-Vec2 operator+(Vec2 p, Vec2 q) { return {p.y + q.y, p.x + q.x}; }
-Vec2 operator*(double s, Vec2 p) { return {s * p.y, s * p.x}; }
-
-Vec2 rotate(Vec2 p, double angle_rad) {
-  const double c = std::cos(angle_rad);
-  const double s = std::sin(angle_rad);
-  return {p.x * s + p.y * c, p.x * c - p.y * s};
-}
-
-struct Field {
-  double height_A;
-  double width_A;
-
-  Vec2 center() const { return {height_A / 2, width_A / 2}; }
-  bool contains(Vec2 p, double margin_A) const {
-    return p.y >= -margin_A && p.y <= height_A + margin_A && p.x >= -margin_A &&
-           p.x <= width_A + margin_A;
-  }
-  // Radius of the disc about the centre that holds the field plus margin.
-  double reach_A(double margin_A) const {
-    return std::hypot(height_A / 2 + margin_A, width_A / 2 + margin_A);
-  }
-};
 
 // One basis site of a hexagonal lattice; `count` atoms stacked in projection at the site.
 struct Site {
@@ -136,6 +95,10 @@ std::vector<Atom> hexagonal_lattice(double a_A, std::span<const Site> basis, con
   return atoms;
 }
 
+}  // namespace
+
+namespace detail {
+
 std::vector<Atom> mos2(const Draws& draws, const SpecimenConfig& config, const Field& field) {
   const double a = kMoS2LatticeA;
   // 2H monolayer seen along c: Mo on one honeycomb sublattice, the S above and below it stacked
@@ -144,6 +107,20 @@ std::vector<Atom> mos2(const Draws& draws, const SpecimenConfig& config, const F
   return hexagonal_lattice(a, basis, draws, config, field);
 }
 
+TubeAxis dwcnt_axis(const Draws& draws, const SpecimenConfig& config, const Field& field) {
+  TubeAxis axis{field.center(), config.random_rotation ? 2 * kPi * draws.rotation : 0.0};
+  if (config.random_translation) {
+    // Anywhere in the middle half of the field, so both walls of the outer tube stay in view.
+    axis.center_A.y += (draws.shift_a - 0.5) * field.height_A / 2;
+    axis.center_A.x += (draws.shift_b - 0.5) * field.width_A / 2;
+  }
+  return axis;
+}
+
+}  // namespace detail
+
+namespace {
+
 std::vector<Atom> graphene(const Draws& draws, const SpecimenConfig& config, const Field& field) {
   const double a = kGrapheneLatticeA;
   const Site basis[] = {{{0.0, 0.0}, 6, 1}, {{a * kSqrt3 / 6, a / 2}, 6, 1}};
@@ -151,13 +128,7 @@ std::vector<Atom> graphene(const Draws& draws, const SpecimenConfig& config, con
 }
 
 std::vector<Atom> dwcnt(const Draws& draws, const SpecimenConfig& config, const Field& field) {
-  const double axis_angle_rad = config.random_rotation ? 2 * kPi * draws.rotation : 0.0;
-  Vec2 center = field.center();
-  if (config.random_translation) {
-    // Anywhere in the middle half of the field, so both walls of the outer tube stay in view.
-    center.y += (draws.shift_a - 0.5) * field.height_A / 2;
-    center.x += (draws.shift_b - 0.5) * field.width_A / 2;
-  }
+  const auto [center, axis_angle_rad] = dwcnt_axis(draws, config, field);
   const double offset_A = std::hypot(center.y - field.center().y, center.x - field.center().x);
   const double half_length_A = field.reach_A(kSpecimenMarginA) + offset_A + kGrapheneLatticeA;
 
@@ -233,32 +204,62 @@ std::complex<double> phase(int k, double t) {
 
 }  // namespace
 
+namespace detail {
+
+Field make_field(const SpecimenConfig& config, double height_A, double width_A) {
+  if (!(height_A > 0 && width_A > 0) || !std::isfinite(height_A) || !std::isfinite(width_A)) {
+    throw std::invalid_argument("build_specimen: the field must have a finite, positive size");
+  }
+  Field field{height_A, width_A, {0.0, 0.0}, height_A, width_A};
+  if (config.fov_height_A > 0 || config.fov_width_A > 0) {
+    field.fov_origin_A = config.fov_origin_A;
+    field.fov_height_A = config.fov_height_A;
+    field.fov_width_A = config.fov_width_A;
+    const Vec2 far = field.fov_origin_A + Vec2{field.fov_height_A, field.fov_width_A};
+    if (!(field.fov_height_A > 0 && field.fov_width_A > 0) ||
+        !field.contains(field.fov_origin_A, 0.0) || !field.contains(far, 0.0)) {
+      throw std::invalid_argument("build_specimen: the FOV must have a positive size and lie "
+                                  "inside the field");
+    }
+  }
+  return field;
+}
+
+}  // namespace detail
+
+namespace {
+
+constexpr std::pair<SpecimenKind, const char*> kKindNames[] = {
+    {SpecimenKind::kMoS2, "mos2"},
+    {SpecimenKind::kGraphene, "graphene"},
+    {SpecimenKind::kDwcnt, "dwcnt"},
+    {SpecimenKind::kMoS2Flake, "mos2-flake"},
+    {SpecimenKind::kMoS2Holes, "mos2-holes"},
+    {SpecimenKind::kNanoparticles, "nanoparticles"},
+};
+
+}  // namespace
+
 SpecimenKind parse_specimen_kind(std::string_view name) {
-  if (name == "mos2") return SpecimenKind::kMoS2;
-  if (name == "graphene") return SpecimenKind::kGraphene;
-  if (name == "dwcnt") return SpecimenKind::kDwcnt;
-  throw std::invalid_argument("unknown specimen kind '" + std::string(name) +
-                              "' (valid: mos2, graphene, dwcnt)");
+  std::string valid;
+  for (const auto& [kind, kind_name] : kKindNames) {
+    if (name == kind_name) return kind;
+    valid += (valid.empty() ? "" : ", ") + std::string(kind_name);
+  }
+  throw std::invalid_argument("unknown specimen kind '" + std::string(name) + "' (valid: " +
+                              valid + ")");
 }
 
 const char* to_string(SpecimenKind kind) {
-  switch (kind) {
-    case SpecimenKind::kMoS2:
-      return "mos2";
-    case SpecimenKind::kGraphene:
-      return "graphene";
-    case SpecimenKind::kDwcnt:
-      return "dwcnt";
+  for (const auto& [known, name] : kKindNames) {
+    if (known == kind) return name;
   }
   return "unknown";
 }
 
 std::vector<Atom> build_specimen(const SpecimenConfig& config, double height_A, double width_A) {
-  if (!(height_A > 0 && width_A > 0) || !std::isfinite(height_A) || !std::isfinite(width_A)) {
-    throw std::invalid_argument("build_specimen: the field must have a finite, positive size");
-  }
+  const Field field = make_field(config, height_A, width_A);
   if (config.vacancies < 0) throw std::invalid_argument("build_specimen: vacancies < 0");
-  const Field field{height_A, width_A};
   Rng rng(config.seed);
   const Draws draws = draw(rng);
 
@@ -272,6 +273,11 @@ std::vector<Atom> build_specimen(const SpecimenConfig& config, double height_A, 
       break;
     case SpecimenKind::kDwcnt:
       atoms = dwcnt(draws, config, field);
+      break;
+    case SpecimenKind::kMoS2Flake:
+    case SpecimenKind::kMoS2Holes:
+    case SpecimenKind::kNanoparticles:
+      atoms = vacuum_specimen(draws, config, field, rng);
       break;
   }
   remove_vacancies(atoms, config.vacancies, field, rng);

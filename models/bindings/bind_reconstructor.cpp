@@ -81,6 +81,14 @@ void bind_reconstructor(py::module_& m) {
                                }
                                return out;
                              })
+      .def_property_readonly("material_mask",
+                             [](const Simulation& s) { return bindings::to_numpy(s.specimen().material); },
+                             "(rows, cols) float32 over the object, 1 where the specimen has "
+                             "material, 0 in vacuum (the flake, the sheet outside its holes, the "
+                             "particles without their carbon film; everywhere for mos2).")
+      .def_property_readonly("material_fraction",
+                             [](const Simulation& s) { return sim::fov_material_fraction(s.specimen()); },
+                             "Share of the FOV crop's pixels (figures.fov_crop) that hold material.")
       .def_property_readonly("grid", [](const Simulation& s) { return s.specimen().grid; })
       .def_property_readonly("preset", [](const Simulation& s) { return s.specimen().preset; })
       .def_property_readonly("electrons_per_frame", &Simulation::electrons_per_frame);

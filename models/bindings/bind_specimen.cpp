@@ -80,7 +80,8 @@ void bind_specimen(py::module_& m) {
       py::arg("kind"), py::arg("seed"), py::arg("height_A"), py::arg("width_A"),
       py::arg("vacancies") = 3, py::arg("random_rotation") = true,
       py::arg("random_translation") = true,
-      "Atoms of a specimen ('mos2', 'graphene' or 'dwcnt') covering [0, height_A] x\n"
+      "Atoms of a specimen ('mos2', 'graphene', 'dwcnt', 'mos2-flake', 'mos2-holes' or\n"
+      "'nanoparticles'; the last three sized on the whole field as FOV) covering [0, height_A] x\n"
       "[0, width_A] plus a 5 A margin, as an (n, 3) float64 array of [y_A, x_A, Z]. The same\n"
       "seed (a non-negative int) always gives the same atoms. MoS2 lists each S2 column as two\n"
       "S atoms at one position. Raises ValueError for an unknown kind, a non-positive field or\n"
@@ -107,7 +108,7 @@ void bind_specimen(py::module_& m) {
   m.def("electron_scattering_factor_A", &sim::electron_scattering_factor_A, py::arg("Z"),
         py::arg("q"),
         "Kirkland's electron scattering factor f_e(q) in Angstrom, q in 1/Angstrom (no 2 pi).\n"
-        "Available for Z in {1, 6, 7, 8, 16, 42}; other Z raise ValueError.");
+        "Available for Z in {1, 6, 7, 8, 16, 42, 79}; other Z raise ValueError.");
 
   m.def("atom_projected_potential_VA", &sim::atom_projected_potential_VA, py::arg("Z"),
         py::arg("r_A"),

@@ -329,10 +329,13 @@ def jittered_sparse_propose(env: ScanEpisode, rng: np.random.Generator, sigma: f
 
 
 def converged_reconstruction(probe, grid, positions_A: np.ndarray, counts: np.ndarray,
-                             iterations: int = FINAL_ITERATIONS, threads: int = 2) -> np.ndarray:
+                             iterations: int = FINAL_ITERATIONS, threads: int = 2,
+                             **priors) -> np.ndarray:
     """FOV crop of the reconstruction afresh from recorded frames (positions in Angstrom from
-    the FOV origin, counts (n, N, N)), made as every scored image is (FINAL_ITERATIONS)."""
-    rec = core.Reconstructor(probe, grid, loss="amplitude", threads=threads)
+    the FOV origin, counts (n, N, N)), made as every scored image is (FINAL_ITERATIONS).
+    `priors` go to ptypilot_core.Reconstructor (positivity, dark_smoothing, total_variation);
+    without them it runs with the daemon's defaults."""
+    rec = core.Reconstructor(probe, grid, loss="amplitude", threads=threads, **priors)
     rec.add_frames(np.asarray(positions_A, np.float64), np.ascontiguousarray(counts, np.float32))
     rec.iterate(iterations)
     return np.ascontiguousarray(fov_crop(rec.phase_rad, grid), dtype=np.float32)

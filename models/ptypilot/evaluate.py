@@ -135,7 +135,8 @@ def run_dataset(index: int, count: int, seed: int, settings: list[Setting], poli
     truth = np.ascontiguousarray(figures.fov_crop(sim.phase_rad, grid), dtype=np.float32)
     progress(f"data set {index + 1}/{count}: reference in {time.perf_counter() - t0:.1f} s")
     for setting in settings:
-        row = {"specimen_seed": seed, "strategies": {}}
+        row = {"specimen_seed": seed, "material_fraction": sim.material_fraction,
+               "strategies": {}}
         images = {}
         for policy in policies:
             if policy in setting.skipped:
@@ -318,6 +319,9 @@ def summarise(setting: Setting, policies: list[str], args, seeds: list[int]) -> 
         "sub_sequence_size": setting.sub_sequence,
         "datasets": len(seeds),
         "specimen_seeds": seeds,
+        # Share of the FOV with material (Simulation.material_fraction); 1 for continuous sheets.
+        "material_fraction": mean_std([row["material_fraction"] for row in setting.rows
+                                       if "material_fraction" in row]),
         "reference": "full-raster reconstruction (ptypilot.data.full_raster_reference); "
                      "ssim_truth_*: against the true phase",
         "scored_image": f"each session's recorded frames reconstructed afresh with "

@@ -142,3 +142,27 @@ def test_bench_reconstruct_defaults_are_the_daemons():
     assert default["loss"] == daemon["loss"] == "amplitude"
     assert default["threads"] == daemon["threads"] >= 1
     assert default["loss_first"] == pytest.approx(daemon["loss_first"], rel=1e-6)
+
+
+@pytest.mark.parametrize("preset, material", [("mos2-flake-paper", 0.40),
+                                              ("mos2-holes-paper", 0.60),
+                                              ("nanoparticles-paper", 0.24)])
+def test_vacuum_rich_presets_have_flat_vacuum_where_the_mask_says(preset, material):
+    """The mask is the specimen's, not a guess: its share of the FOV is the stated one, and the
+    true phase is flat more than 2 A from the material (nanoparticles: the carbon film is there,
+    weaker than the Au) and not flat on it."""
+    from ptypilot.figures import fov_crop
+    from ptypilot.vacuum_study import dilate
+
+    sim = core.Simulation(preset, seed=2)
+    assert sim.material_mask.shape == sim.phase_rad.shape
+    assert sim.material_fraction == pytest.approx(material, abs=0.02)
+    mask = fov_crop(sim.material_mask, sim.grid) > 0.5
+    phase = fov_crop(sim.phase_rad, sim.grid)
+    far = ~dilate(mask, 2.0 / sim.grid.pixel_A)
+    assert far.mean() > 0.05  # the holes are narrow: a few hundred pixels
+    assert np.percentile(phase[mask], 99) > 0.3
+    if preset == "nanoparticles-paper":
+        assert np.percentile(phase[far], 99) < 0.3 * np.percentile(phase[mask], 99)
+    else:
+        assert np.abs(phase[far]).max() < 0.02 * phase[mask].max()

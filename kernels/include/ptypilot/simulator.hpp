@@ -20,7 +20,12 @@ struct SimulatedSpecimen {
   std::vector<Atom> atoms;
   RealImage potential_VA;  // projected potential
   RealImage phase_rad;     // sigma * potential: the V of the paper, what a reconstruction recovers
+  RealImage material;      // 1 where the specimen has material, 0 in vacuum (material_mask)
 };
+
+// The share of the scan FOV's pixels (the FOV crop: every object pixel from the FOV origin to
+// its far corner, both included) that hold material.
+double fov_material_fraction(const SimulatedSpecimen& specimen);
 
 // Deterministic in (preset, seed, vacancies).
 SimulatedSpecimen simulate_specimen(const ExperimentPreset& preset, std::uint64_t seed,

@@ -1,5 +1,7 @@
 // Specimens for the simulated detector: atom models of monolayer MoS2, graphene and a
-// double-walled carbon nanotube (the paper's two test cases plus a light reference), and their
+// double-walled carbon nanotube (the paper's two test cases plus a light reference), specimens
+// with vacuum in the field (a MoS2 flake, MoS2 with holes, Au particles on a thin carbon film:
+// where adaptive scanning has something to skip), and their
 // projected potentials from Kirkland's parameterisation of the electron scattering factors
 // (E. J. Kirkland, "Advanced Computing in Electron Microscopy", 2nd ed., Springer 2010, App. C).
 //
@@ -23,9 +25,20 @@ struct Atom {
   int Z;
 };
 
-enum class SpecimenKind { kMoS2, kGraphene, kDwcnt };
+// The vacuum-rich kinds are sized on the scan FOV (SpecimenConfig::fov_*), so that each covers
+// the stated fraction of what is scanned whatever the margin around it:
+//   kMoS2Flake: one MoS2 flake with a wavy outline, at a random angle and near the FOV centre,
+//     40 % of the FOV (kFlakeMaterialFraction), vacuum around it;
+//   kMoS2Holes: MoS2 with 3 to 5 holes of wavy outline centred in the FOV, 40 % of the FOV vacuum
+//     (kHolesVacuumFraction);
+//   kNanoparticles: 2 or 3 Au clusters (fcc, [001] down the beam, random angle and lattice
+//     offset), discs wholly inside the FOV covering 24 % of it together
+//     (kParticleMaterialFraction), on an amorphous carbon film over the whole field.
+// Outlines are drawn in the continuous lattice: an atom is kept where its site lies inside.
+enum class SpecimenKind { kMoS2, kGraphene, kDwcnt, kMoS2Flake, kMoS2Holes, kNanoparticles };
 
-// "mos2" | "graphene" | "dwcnt"; throws std::invalid_argument listing the valid names.
+// "mos2" | "graphene" | "dwcnt" | "mos2-flake" | "mos2-holes" | "nanoparticles"; throws
+// std::invalid_argument listing the valid names.
 SpecimenKind parse_specimen_kind(std::string_view name);
 const char* to_string(SpecimenKind kind);
 
@@ -35,7 +48,22 @@ struct SpecimenConfig {
   int vacancies = 3;               // atoms removed at random (seeded), chosen inside the field
   bool random_rotation = true;     // in-plane rotation, uniform in [0, 360) deg
   bool random_translation = true;  // lattice shift within one unit cell / tube centre in the field
+  // The scan FOV on the field, which the vacuum-rich kinds are sized and placed on; a zero size
+  // means the whole field. simulate_specimen passes its object grid's FOV.
+  Vec2 fov_origin_A;
+  double fov_height_A = 0.0;
+  double fov_width_A = 0.0;
 };
+
+inline constexpr double kFlakeMaterialFraction = 0.40;
+inline constexpr double kHolesVacuumFraction = 0.40;
+inline constexpr double kParticleMaterialFraction = 0.24;
+inline constexpr double kGoldLatticeA = 4.078;
+// Amorphous carbon film under the particles: random C with no two closer than kSupportSpacingA,
+// at about a quarter of graphene's 0.38 atoms / A^2 (a film thinner than one graphene layer's
+// worth, so that it stays weak beside the Au).
+inline constexpr double kSupportDensityPerA2 = 0.10;
+inline constexpr double kSupportSpacingA = 1.4;
 
 // Atoms are generated this far beyond the field on every side, so that the potential inside the
 // field sees all its neighbours (Kirkland potentials fall below 1e-3 of their peak within ~4 A).
@@ -53,8 +81,18 @@ inline constexpr std::array<int, 2> kDwcntOuterChirality = {18, 5};
 // to uniforms here, so the result does not depend on the standard library's distributions.
 // Without random rotation the lattice vector a1 (or the tube axis) runs along x; without random
 // translation a lattice site (or the tube axis) passes through the centre of the field.
-// Throws std::invalid_argument for a non-positive field or more vacancies than atoms in it.
+// Throws std::invalid_argument for a non-positive field, a FOV that leaves it, more vacancies
+// than atoms in it, or a FOV too small to hold the particles apart.
 std::vector<Atom> build_specimen(const SpecimenConfig& config, double height_A, double width_A);
+
+// Where the specimen of `config` has material: 1, else 0, on a rows x cols grid whose pixel (i, j)
+// is the point (i, j) * pixel_A, for the field [0, rows * pixel_A] x [0, cols * pixel_A] (what
+// simulate_specimen builds). Material is the whole field for mos2 and graphene; for dwcnt the
+// band within the outer tube's radius of the axis; the inside of the flake outline; everything
+// outside the holes; the particles' discs (the carbon film under them does not count). Taken
+// from the same draws as build_specimen, so atoms of the flake, sheet and particles lie where
+// the mask is 1. Throws as build_specimen does for a bad field.
+RealImage material_mask(const SpecimenConfig& config, int rows, int cols, double pixel_A);
 
 // Radius |C| / (2 pi) of a carbon nanotube of chirality (n, m), |C| = a sqrt(n^2 + n m + m^2).
 double nanotube_radius_A(int n, int m);
@@ -75,7 +113,7 @@ struct KirklandParameters {
   std::array<double, 3> d;  // A^2
 };
 
-// Parameters for Z in {1, 6, 7, 8, 16, 42}; throws std::invalid_argument for any other Z.
+// Parameters for Z in {1, 6, 7, 8, 16, 42, 79}; throws std::invalid_argument for any other Z.
 const KirklandParameters& kirkland_parameters(int Z);
 
 // Electron scattering factor f_e(q) in Angstrom, q in 1/Angstrom (no 2 pi).
