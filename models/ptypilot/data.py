@@ -343,13 +343,15 @@ def converged_reconstruction(probe, grid, positions_A: np.ndarray, counts: np.nd
 
 def full_raster_reference(specimen_seed: int, preset: str = PRESET,
                           iterations: int = FULL_RASTER_ITERATIONS,
-                          dose_e_per_A2: float = DOSE_E_PER_A2, threads: int = 2) -> np.ndarray:
-    """FOV crop of the full-raster reconstruction: the reference for SSIM (paper, Results)."""
+                          dose_e_per_A2: float = DOSE_E_PER_A2, threads: int = 2,
+                          **priors) -> np.ndarray:
+    """FOV crop of the full-raster reconstruction: the reference for SSIM (paper, Results).
+    `priors` as converged_reconstruction takes them."""
     sim = simulation(specimen_seed, "full_raster", preset, dose_e_per_A2)
     p = core.experiment_preset(preset)
     raster = core.raster_positions(p.scan_rows, p.scan_cols, p.step_A)
     return converged_reconstruction(p.probe, sim.grid, raster, sim.frames(raster), iterations,
-                                    threads)
+                                    threads, **priors)
 
 
 def ssim_against(image: np.ndarray, reference: np.ndarray) -> float:

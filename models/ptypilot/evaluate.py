@@ -129,7 +129,8 @@ def run_dataset(index: int, count: int, seed: int, settings: list[Setting], poli
     preset = core.experiment_preset(args.specimen)
     progress(f"data set {index + 1}/{count} (specimen seed {seed}): full-raster reference")
     t0 = time.perf_counter()
-    reference = data.full_raster_reference(seed, preset.name, dose_e_per_A2=args.dose)
+    reference = data.full_raster_reference(seed, preset.name, dose_e_per_A2=args.dose,
+                                           **args.priors)
     sim = data.simulation(seed, "full_raster", preset.name, args.dose)
     grid = sim.grid
     truth = np.ascontiguousarray(figures.fov_crop(sim.phase_rad, grid), dtype=np.float32)
@@ -149,7 +150,7 @@ def run_dataset(index: int, count: int, seed: int, settings: list[Setting], poli
                 config = session_config(preset=preset.name, positions=setting.positions,
                                         sub_sequence=setting.sub_sequence, seed=policy_seed(seed),
                                         policy=policy, detector=detector,
-                                        sessions_dir=args.sessions_dir)
+                                        sessions_dir=args.sessions_dir, priors=args.priors)
                 session = run_session(client, config, session_id, keep_recording=args.keep_sessions)
             except ConfigurationRefused as e:
                 setting.skipped[policy] = str(e)
@@ -163,7 +164,7 @@ def run_dataset(index: int, count: int, seed: int, settings: list[Setting], poli
                 detector.stop()
             online = np.ascontiguousarray(figures.fov_crop(session.phase, grid), dtype=np.float32)
             image = data.converged_reconstruction(preset.probe, grid, session.positions_A,
-                                                  session.counts)
+                                                  session.counts, **args.priors)
             ssim_raster, frc = compare(image, reference, grid.pixel_A)
             ssim_truth, _ = compare(image, truth, grid.pixel_A)
             setting.frc.setdefault(policy, []).append(frc)
@@ -380,6 +381,9 @@ def main(argv=None) -> int:
     parser.add_argument("--dose", default=str(data.DOSE_E_PER_A2),
                         help="e-/A^2 of the full raster, or 'paper' for the electrons per "
                              "pattern of the paper's Table 1 (5.36e6 e-/A^2 on mos2-paper)")
+    parser.add_argument("--dark-smoothing", type=float, default=0.0,
+                        help="the reconstruction's dark-smoothing prior, the same for the "
+                             "sessions, the scored images and the reference (README, Priors)")
     parser.add_argument("--figures", type=int, default=3,
                         help="pictures of the first N data sets (paper Fig. 3)")
     parser.add_argument("--keep-sessions", action="store_true",
@@ -388,6 +392,9 @@ def main(argv=None) -> int:
                         help="run everything N times (OUT/repeat-K) and report each score's "
                              "spread over the runs (ptypilot.eval_repeats)")
     args = parser.parse_args(argv)
+    if not 0.0 <= args.dark_smoothing <= 0.25:
+        parser.error("--dark-smoothing must be in [0, 0.25]")
+    args.priors = {"dark_smoothing": args.dark_smoothing} if args.dark_smoothing > 0 else {}
     if args.repeats < 1:
         parser.error("--repeats must be positive")
     if args.repeats > 1:

@@ -60,14 +60,17 @@ def policy_seed(dataset: int) -> int:
 
 def session_config(*, preset: str, positions: int, sub_sequence: int, seed: int, policy: str,
                    detector, sessions_dir: Path,
-                   iterations_per_update: int = data.ITERATIONS_PER_UPDATE) -> dict:
+                   iterations_per_update: int = data.ITERATIONS_PER_UPDATE,
+                   priors: dict | None = None) -> dict:
     """The daemon configuration of one session against a running `ptypilot sim-detector`
-    (`detector`: its ReadyProcess), recorded to `sessions_dir`."""
+    (`detector`: its ReadyProcess), recorded to `sessions_dir`. `priors`: reconstruction prior
+    keys (`positivity`, `dark_smoothing`, `total_variation`) other than the daemon's defaults."""
     return {
         "session": {"preset": preset, "total_positions": int(positions),
                     "sub_sequence_size": int(sub_sequence), "seed": int(seed)},
         # The daemon's default update, which the shipped policy was trained with.
-        "reconstruction": {"loss": "amplitude", "iterations_per_update": int(iterations_per_update)},
+        "reconstruction": {"loss": "amplitude", "iterations_per_update": int(iterations_per_update),
+                           **(priors or {})},
         "policy": policy_config(policy, sub_sequence, positions),
         "detector": {"endpoint": detector.ready["data_endpoint"]},
         "scan_driver": {"kind": "sim-stage", "endpoint": detector.ready["command_endpoint"]},
