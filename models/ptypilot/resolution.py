@@ -58,18 +58,22 @@ def apodised_frc(image: np.ndarray, reference: np.ndarray, pixel_A: float) -> di
     return core.frc(a.astype(np.float32), b.astype(np.float32), pixel_A)
 
 
-def frc_resolution_A(curve: dict, threshold: float) -> tuple[float, bool]:
-    """(resolution in Å, crossed): 1 / the first spatial frequency, from the low end (ring 1;
-    ring 0 is the mean), where the FRC falls below `threshold`, interpolated linearly between
-    the last ring above and the first below. If ring 1 is already below, 1 / its frequency; if
-    the curve never falls below, the Nyquist period (1 / the last ring's frequency) and
+def frc_resolution_A(curve: dict, threshold: float) -> tuple[float | None, bool]:
+    """(resolution in Å, crossed): 1 / the first spatial frequency, from the low end, where the
+    FRC falls below `threshold` after having reached it, interpolated linearly between the last
+    ring above and the first below. The rings before it first reaches the threshold are
+    skipped: against the truth of a crystal the lowest rings hold almost no power (ring 0, the
+    mean, none at all), so their FRC is noise, and reading the first of them as the resolution
+    would give the size of the field. If the curve never reaches the threshold, (None, False);
+    if it never falls below it again, the Nyquist period (1 / the last ring's frequency) and
     crossed = False: the resolution is then at least that fine."""
     f = np.asarray(curve["spatial_frequency_per_A"], dtype=np.float64)
     c = np.asarray(curve["correlation"], dtype=np.float64)
-    for i in range(1, len(c)):
+    reached = np.nonzero(c[1:] >= threshold)[0]
+    if len(reached) == 0:
+        return None, False
+    for i in range(int(reached[0]) + 2, len(c)):
         if c[i] < threshold:
-            if i == 1:
-                return float(1.0 / f[1]), True
             t = (c[i - 1] - threshold) / (c[i - 1] - c[i])
             return float(1.0 / (f[i - 1] + t * (f[i] - f[i - 1]))), True
     return float(1.0 / f[-1]), False
@@ -81,11 +85,13 @@ def resolutions(curve: dict) -> dict:
 
 
 def resolution_summary(curves: list[dict]) -> dict:
-    """Per threshold, the resolution over a strategy's data sets (mean, std, n), and how many
-    of its curves never fell below the threshold (their Nyquist period counts in the mean)."""
+    """Per threshold, the resolution over a strategy's data sets (mean, std, n), how many of its
+    curves never fell below the threshold (their Nyquist period counts in the mean) and how
+    many never reached it (they have none, and do not count)."""
     out = {}
     for name, threshold in THRESHOLDS.items():
         values = [frc_resolution_A(c, threshold) for c in curves]
         out[name] = dict(mean_std(v for v, _ in values),
-                         not_crossed=sum(1 for _, crossed in values if not crossed))
+                         not_crossed=sum(1 for v, crossed in values if v is not None and not crossed),
+                         never_reached=sum(1 for v, _ in values if v is None))
     return out

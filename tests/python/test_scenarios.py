@@ -82,8 +82,17 @@ def test_frc_resolution_on_a_hand_made_curve():
     assert resolution.frc_resolution_A(curve, 0.5) == (pytest.approx(4.0), True)
     f = 0.3 + (0.3 - 1 / 7) / 0.2 * 0.1
     assert resolution.frc_resolution_A(curve, 1 / 7) == (pytest.approx(1 / f), True)
-    assert resolution.frc_resolution_A(curve, 0.95) == (pytest.approx(10.0), True)
     assert resolution.frc_resolution_A(curve, 0.05) == (pytest.approx(2.5), False)
+    assert resolution.frc_resolution_A(curve, 0.95) == (None, False)
+    # Rings below the threshold before the curve first reaches it are not a crossing.
+    low_start = dict(curve, correlation=[0.0, 0.2, 0.8, 0.6, 0.3])
+    assert resolution.frc_resolution_A(low_start, 0.5) == (pytest.approx(3.0), True)
+    summary = resolution.resolution_summary([curve, low_start, curve])
+    assert summary["0.5"]["n"] == 3 and summary["0.5"]["mean"] == pytest.approx(11 / 3)
+    assert summary["0.5"]["not_crossed"] == 0 and summary["0.5"]["never_reached"] == 0
+    never = dict(curve, correlation=[1.0, 0.3, 0.2, 0.1, 0.0])
+    assert resolution.resolution_summary([never, curve])["0.5"] == {
+        "mean": 4.0, "std": 0.0, "n": 1, "not_crossed": 0, "never_reached": 1}
 
 
 def test_frc_resolution_of_a_known_pair():
@@ -187,7 +196,7 @@ def test_scenario_eval_json(tiny_scenario):
         assert set(s["dose_reduction_per_fixed_pattern"]) == set(sweep["curves"])
         for threshold in ("0.5", "1/7"):
             r = s["frc_resolution_A"][threshold]
-            assert r["n"] == 2 and r["mean"] > 0
+            assert r["n"] + r["never_reached"] == 2 and (r["n"] == 0 or r["mean"] > 0)
     assert report["strategies"][reference]["dose_reduction_at_equal_ssim"] <= 1.0 + 1e-9
     assert report["frc_reference"] == "the true phase"
     assert (out / "graphene-small-smoke" / "ssim_vs_dose.png").stat().st_size > 0
