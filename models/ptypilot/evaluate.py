@@ -3,7 +3,8 @@
     ptypilot eval --specimen mos2-paper --datasets 25 --positions 250 --subsequences 5 --out DIR
                   [--policies learned,sparse-grid,jittered-grid,fermat-spiral,sobol,random,heuristic,
                               material-density]
-                  [--table1]
+                  [--table1] [--dose-sweep [--sweep-fractions 0.5,0.75,1,1.5,2]] [--dark-smoothing W]
+    ptypilot eval --scenario NAME [NAME ...] --datasets 25 --out DIR     (--list-scenarios: names)
     (python3 -m ptypilot.evaluate --bin build/bin ...; `ptypilot eval` runs exactly this)
 
 Each data set is one simulated specimen with an evaluation seed (ptypilot.data.EVAL_SEEDS, the
@@ -19,9 +20,12 @@ the same in every run.
 
 References, computed here in-process with ptypilot_core:
   - the full-raster reconstruction of the specimen (ptypilot.data.full_raster_reference: all
-    10,000 positions, 30 iterations, its own noise stream): the paper's ground truth, for SSIM,
-    Q_SSIM and FRC;
-  - the true phase of the specimen (Simulation.phase_rad), for SSIM against the truth.
+    10,000 positions, 30 iterations, its own noise stream): the paper's ground truth, for SSIM
+    and Q_SSIM;
+  - the true phase of the specimen (Simulation.phase_rad), for SSIM against the truth and for
+    FRC, which must not share the reconstruction's artefacts as the full raster may. FRC is of
+    mean-free, edge-windowed images (ptypilot.resolution.apodised_frc), and each strategy's
+    frc_resolution_A is read at the 0.5 and 1/7 thresholds (ptypilot.resolution).
 Q_SSIM = (SSIM_strategy - SSIM_sparse_grid) / SSIM_sparse_grid per data set, against the full
 raster; mean and standard deviation (ddof=1) over the data sets. The same against the best fixed
 pattern (ptypilot.eval_summary.FIXED_PATTERNS: the one run with the highest mean SSIM against the
@@ -34,10 +38,10 @@ the configuration and the strategy is reported as skipped with the daemon's mess
 Writes, to DIR:
   eval.json   per strategy: SSIM mean/std against the full raster and the truth, Q_SSIM mean/std
               against the sparse grid and (q_ssim_vs_best_fixed) against the best fixed pattern,
-              the per-data-set values, mean FRC curves; at the top level best_fixed_pattern and
-              q_ssim_mean / q_ssim_std of the learned policy
-  frc.png     FRC against the full raster of the learned and sparse-grid scans, mean over the
-              data sets with the standard deviation shaded (paper Fig. 2d)
+              the per-data-set values, mean FRC curves, frc_resolution_A; at the top level
+              best_fixed_pattern and q_ssim_mean / q_ssim_std of the learned policy
+  frc.png     FRC against the truth of the learned and sparse-grid scans, mean over the data
+              sets with the standard deviation shaded, and the thresholds (paper Fig. 2d)
   fig3.png    reconstructions of the first --figures data sets: sparse grid, learned, and the
               full raster with both position sets (paper Fig. 3)
   figures/    one picture per data set and strategy, with its positions, and the references
@@ -47,6 +51,13 @@ reconstruction (ptypilot.recorded_eval says how).
 With --table1, the paper's Table 1 settings (250 positions in 2, 3, 4, 5 sub-sequences; 335 and
 420 positions in 5), each in DIR/<P>-positions-<T>-subsequences/ as above, and DIR/table1.json,
 DIR/table1.md (Q_SSIM mean +- std per setting, and the best fixed pattern).
+With --dose-sweep (the default with --scenario), the fixed patterns also run at
+--sweep-fractions of the positions, and every strategy gets dose_reduction_at_equal_ssim
+(ptypilot.scenarios says how; an adaptive strategy's survey counts among its positions), the
+sweep in eval.json's dose_sweep, and DIR/ssim_vs_dose.png.
+With --scenario, each named scenario (ptypilot.scenarios.SCENARIOS) in DIR/<scenario>/ as
+above, and DIR/scenarios.json: each one's best fixed pattern and each strategy's Q_SSIM and
+dose reduction.
 """
 
 from __future__ import annotations
@@ -63,7 +74,7 @@ from pathlib import Path
 import numpy as np
 
 import ptypilot_core as core
-from ptypilot import data, eval_repeats, figures, recorded_eval
+from ptypilot import data, eval_repeats, figures, recorded_eval, scenarios
 from ptypilot.client import Client, DaemonError
 from ptypilot.eval_summary import (ADAPTIVE_POLICY, FIXED_PATTERNS, REFERENCE_POLICY,
                                    add_q_ssim_vs_best_fixed, best_fixed_pattern, mean_frc, mean_std,
@@ -71,6 +82,7 @@ from ptypilot.eval_summary import (ADAPTIVE_POLICY, FIXED_PATTERNS, REFERENCE_PO
 from ptypilot.loop import (Q_KEYS, ConfigurationRefused, compare, policy_seed, run_session,
                            session_config)
 from ptypilot.processes import start_serve, start_sim_detector
+from ptypilot.resolution import resolution_summary
 
 POLICIES = ["learned", "sparse-grid", "jittered-grid", "fermat-spiral", "sobol", "random",
             "heuristic", "material-density"]
@@ -104,7 +116,8 @@ def progress(message: str) -> None:
 class Setting:
     """One (positions, sub-sequences) setting, its output directory and its results."""
 
-    def __init__(self, positions: int, subsequences: int, out: Path):
+    def __init__(self, positions: int, subsequences: int, out: Path,
+                 sweep_of: list[str] | None = None):
         if positions <= 0 or subsequences <= 0:
             raise ValueError("--positions and --subsequences must be positive")
         self.positions = positions
@@ -114,6 +127,8 @@ class Setting:
             raise ValueError(f"{positions} positions cannot be split into {subsequences} "
                              f"sub-sequences of equal size (rounded up)")
         self.out = out
+        # A budget of the dose sweep: only these (fixed) patterns, no oracle bound, no pictures.
+        self.sweep_of = sweep_of
         self.skipped: dict[str, str] = {}          # policy -> the daemon's message
         self.rows: list[dict] = []                 # one per data set
         self.frc: dict[str, list[dict]] = {}       # policy -> per data set FRC
@@ -140,7 +155,8 @@ def run_dataset(index: int, count: int, seed: int, settings: list[Setting], poli
                "strategies": {}}
         images = {}
         for policy in policies:
-            if policy in setting.skipped:
+            if policy in setting.skipped or (setting.sweep_of is not None
+                                             and policy not in setting.sweep_of):
                 continue
             session_id = f"eval-{setting.positions}p{setting.subsequences}s-seed{seed}-{policy}"
             # A fresh detector per session: every strategy meets the same noise stream.
@@ -165,8 +181,8 @@ def run_dataset(index: int, count: int, seed: int, settings: list[Setting], poli
             online = np.ascontiguousarray(figures.fov_crop(session.phase, grid), dtype=np.float32)
             image = data.converged_reconstruction(preset.probe, grid, session.positions_A,
                                                   session.counts, **args.priors)
-            ssim_raster, frc = compare(image, reference, grid.pixel_A)
-            ssim_truth, _ = compare(image, truth, grid.pixel_A)
+            ssim_raster, _ = compare(image, reference, grid.pixel_A)
+            ssim_truth, frc = compare(image, truth, grid.pixel_A)
             setting.frc.setdefault(policy, []).append(frc)
             row["strategies"][policy] = {
                 "ssim_vs_full_raster": ssim_raster,
@@ -189,8 +205,10 @@ def run_dataset(index: int, count: int, seed: int, settings: list[Setting], poli
                 continue
             for q_key, ssim_key in Q_KEYS.items():
                 r[q_key] = float(core.q_ssim(r[ssim_key], sparse[ssim_key]))
-        row["upper_bound"] = oracle_bound(seed, setting, preset.name, args.dose, reference, truth)
         setting.rows.append(row)
+        if setting.sweep_of is not None:
+            continue
+        row["upper_bound"] = oracle_bound(seed, setting, preset.name, args.dose, reference, truth)
         if index < args.figures:
             save_dataset_figures(setting, seed, grid, reference, truth, images, row)
 
@@ -304,6 +322,7 @@ def summarise(setting: Setting, policies: list[str], args, seeds: list[int]) -> 
             "online_ssim_mean": online["mean"], "online_ssim_std": online["std"],
             "online_q_ssim_mean": q_online["mean"], "online_q_ssim_std": q_online["std"],
             "positions_mean": mean_std([v["positions"] for v in ok])["mean"],
+            "frc_resolution_A": resolution_summary(setting.frc.get(policy, [])),
             "per_dataset": per_dataset,
         }
     best = best_fixed_pattern(strategies)
@@ -315,6 +334,7 @@ def summarise(setting: Setting, policies: list[str], args, seeds: list[int]) -> 
     return {
         "specimen": args.specimen,
         "dose_e_per_A2": args.dose,
+        "reconstruction_priors": {"positivity": True, **args.priors},
         "positions": setting.positions,
         "subsequences": setting.subsequences,
         "sub_sequence_size": setting.sub_sequence,
@@ -346,6 +366,7 @@ def summarise(setting: Setting, policies: list[str], args, seeds: list[int]) -> 
             "q_ssim_truth_mean": q_bound_truth["mean"], "q_ssim_truth_std": q_bound_truth["std"],
             "per_dataset": bounds},
         "frc": {policy: mean_frc(curves) for policy, curves in setting.frc.items()},
+        "frc_reference": "the true phase",
     }
 
 
@@ -358,16 +379,25 @@ def write_setting(setting: Setting, summary: dict) -> None:
         labelled = {("adaptive (learned)" if p == ADAPTIVE_POLICY else p)
                     + f", {c['n']} data sets": c for p, c in curves.items()}
         figures.save_frc(setting.out / "frc.png", labelled,
-                         f"FRC vs full raster: {setting.positions} positions, "
+                         f"FRC vs {summary['frc_reference']}: {setting.positions} positions, "
                          f"{setting.subsequences} sub-sequences")
     save_fig3(setting.out / "fig3.png", setting)
+    if "dose_sweep" in summary:
+        scenarios.save_ssim_vs_dose(setting.out / "ssim_vs_dose.png", summary,
+                                    f"{summary['specimen']}, {summary['dose_e_per_A2']:.3g} e⁻/Å² "
+                                    f"full raster, {summary['datasets']} data sets")
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="ptypilot eval", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--out", type=Path, help="output directory (required)")
     parser.add_argument("--bin", default="build/bin", type=Path)
-    parser.add_argument("--specimen", default=data.PRESET, help="experiment preset")
+    parser.add_argument("--scenario", nargs="+", metavar="NAME",
+                        help="named scenarios (--list-scenarios), each in OUT/NAME; they set the "
+                             "specimen, dose, positions and sub-sequences")
+    parser.add_argument("--list-scenarios", action="store_true",
+                        help="print the scenarios' names, one a line, and exit")
+    parser.add_argument("--specimen", default=None, help=f"experiment preset (default {data.PRESET})")
     parser.add_argument("--datasets", type=int, default=25)
     parser.add_argument("--positions", type=int, default=None, help="default 250")
     parser.add_argument("--subsequences", type=int, default=None, help="default 5")
@@ -378,12 +408,20 @@ def main(argv=None) -> int:
                         help="recorded data sets (one file each), through `ptypilot replay`, "
                              "instead of simulated specimens; --specimen, --datasets and --dose "
                              "then do not apply")
-    parser.add_argument("--dose", default=str(data.DOSE_E_PER_A2),
-                        help="e-/A^2 of the full raster, or 'paper' for the electrons per "
-                             "pattern of the paper's Table 1 (5.36e6 e-/A^2 on mos2-paper)")
-    parser.add_argument("--dark-smoothing", type=float, default=0.0,
+    parser.add_argument("--dose", default=None,
+                        help=f"e-/A^2 of the full raster (default {data.DOSE_E_PER_A2:g}), or "
+                             "'paper' for the electrons per pattern of the paper's Table 1 "
+                             "(5.36e6 e-/A^2 on mos2-paper)")
+    parser.add_argument("--dose-sweep", action=argparse.BooleanOptionalAction, default=None,
+                        help="also run the fixed patterns at --sweep-fractions of the positions "
+                             "and report each strategy's dose reduction at equal SSIM (default: "
+                             "on with --scenario, off otherwise)")
+    parser.add_argument("--sweep-fractions", default=scenarios.DEFAULT_SWEEP_FRACTIONS,
+                        help="the sweep's budgets, as fractions of the positions")
+    parser.add_argument("--dark-smoothing", type=float, default=None,
                         help="the reconstruction's dark-smoothing prior, the same for the "
-                             "sessions, the scored images and the reference (README, Priors)")
+                             "sessions, the scored images and the reference (default 0; "
+                             "README, Priors)")
     parser.add_argument("--figures", type=int, default=3,
                         help="pictures of the first N data sets (paper Fig. 3)")
     parser.add_argument("--keep-sessions", action="store_true",
@@ -392,15 +430,57 @@ def main(argv=None) -> int:
                         help="run everything N times (OUT/repeat-K) and report each score's "
                              "spread over the runs (ptypilot.eval_repeats)")
     args = parser.parse_args(argv)
-    if not 0.0 <= args.dark_smoothing <= 0.25:
+    if args.dark_smoothing is not None and not 0.0 <= args.dark_smoothing <= 0.25:
         parser.error("--dark-smoothing must be in [0, 0.25]")
-    args.priors = {"dark_smoothing": args.dark_smoothing} if args.dark_smoothing > 0 else {}
+    args.priors = {"dark_smoothing": args.dark_smoothing} if args.dark_smoothing else {}
     if args.repeats < 1:
         parser.error("--repeats must be positive")
     if args.repeats > 1:
         return eval_repeats.run(main, list(sys.argv[1:] if argv is None else argv), args.out,
                                 args.repeats, progress)
 
+    if args.list_scenarios:
+        print("\n".join(scenarios.SCENARIOS))
+        return 0
+    if args.out is None:
+        parser.error("--out DIR is required")
+    if args.scenario is None:
+        args.specimen = args.specimen or data.PRESET
+        args.dose = args.dose or str(data.DOSE_E_PER_A2)
+        return evaluate(args, parser)
+
+    unknown = [n for n in args.scenario if n not in scenarios.SCENARIOS]
+    if unknown:
+        parser.error(f"--scenario: unknown {', '.join(unknown)}; known: "
+                     + ", ".join(scenarios.SCENARIOS))
+    given = [f"--{k.replace('_', '-')}" for k in ("specimen", "dose", "positions", "subsequences",
+                                                  "dataset_dir", "dark_smoothing")
+             if getattr(args, k) is not None]
+    if given or args.table1:
+        parser.error(f"--scenario sets the specimen, dose, positions, sub-sequences and priors; "
+                     f"leave out "
+                     f"{', '.join(given + (['--table1'] if args.table1 else []))}")
+    root = args.out
+    digests, status = {}, 0
+    for name in dict.fromkeys(args.scenario):
+        scenario = scenarios.SCENARIOS[name]
+        progress(f"scenario {name}: {scenario.description}")
+        run = argparse.Namespace(**vars(args))
+        run.specimen, run.dose = scenario.preset, scenario.dose
+        run.positions, run.subsequences = scenario.positions, scenario.subsequences
+        run.priors = {"dark_smoothing": scenario.dark_smoothing} if scenario.dark_smoothing else {}
+        run.out = root / name
+        run.dose_sweep = True if args.dose_sweep is None else args.dose_sweep
+        status = max(status, evaluate(run, parser))
+        summary = json.loads((run.out / "eval.json").read_text())
+        digests[name] = scenarios.scenario_digest(scenario, summary)
+        scenarios.write_scenarios_json(root / "scenarios.json", digests)
+    progress(f"scenarios summarised in {root / 'scenarios.json'}")
+    return status
+
+
+def evaluate(args, parser) -> int:
+    """One evaluation (a scenario's, or the one the options describe) into args.out."""
     recorded = None
     if args.dataset_dir is not None:
         try:
@@ -416,6 +496,9 @@ def main(argv=None) -> int:
         pairs = TABLE1_SETTINGS
     else:
         pairs = [(args.positions or 250, args.subsequences or 5)]
+    if args.dose_sweep and (args.table1 or recorded is not None):
+        parser.error("--dose-sweep needs one setting of simulated specimens (its SSIM is against "
+                     "the truth): not with --table1 or --dataset-dir")
     try:
         args.dose = parse_dose(args.dose, core.experiment_preset(args.specimen))
         if args.datasets <= 0:
@@ -423,6 +506,16 @@ def main(argv=None) -> int:
         seeds = data.eval_seeds(args.datasets) if recorded is None else [p.name for p in recorded]
         settings = [Setting(p, t, args.out / f"{p}-positions-{t}-subsequences" if args.table1
                             else args.out) for p, t in pairs]
+        sweep = []
+        if args.dose_sweep:
+            main_setting = settings[0]
+            patterns = [p for p in FIXED_PATTERNS if p in policies]
+            if not patterns:
+                raise ValueError("--dose-sweep runs the fixed patterns among --policies: none given")
+            sweep = [Setting(b, main_setting.subsequences, args.out, sweep_of=patterns)
+                     for b in scenarios.sweep_budgets(main_setting.positions,
+                                                      scenarios.parse_fractions(args.sweep_fractions))
+                     if b != main_setting.positions]
     except (ValueError, RuntimeError) as e:
         parser.error(str(e))
     assert recorded is not None or all(data.is_eval_seed(s) for s in seeds)
@@ -440,14 +533,16 @@ def main(argv=None) -> int:
     progress((f"{len(seeds)} data sets of {args.specimen} (evaluation seeds {seeds[0]}..{seeds[-1]}), "
               if recorded is None else f"{len(seeds)} recorded data sets in {args.dataset_dir}, ")
              + f"strategies {', '.join(policies)}; settings: "
-             + "; ".join(s.label for s in settings))
+             + "; ".join(s.label for s in settings)
+             + (f"; dose sweep of the fixed patterns at {', '.join(str(s.positions) for s in sweep)} "
+                f"positions" if sweep else ""))
     started = time.perf_counter()
     daemon = start_serve(ptypilot, args.out / "serve.log")
     client = Client(daemon.ready["control_endpoint"], daemon.ready["events_endpoint"])
     try:
         for i, seed in enumerate(seeds):
             if recorded is None:
-                run_dataset(i, len(seeds), seed, settings, policies, client, ptypilot, args)
+                run_dataset(i, len(seeds), seed, settings + sweep, policies, client, ptypilot, args)
             else:
                 recorded_eval.run_dataset(i, len(seeds), recorded[i], settings, policies, client,
                                           ptypilot, args, progress)
@@ -462,6 +557,11 @@ def main(argv=None) -> int:
         summary = summarise(setting, policies, args, seeds)
         if recorded is not None:
             recorded_eval.describe_summary(summary, args.dataset_dir, seeds)
+            summary["frc_reference"] = "each data set's full-grid reconstruction"
+        if sweep:
+            preset = core.experiment_preset(args.specimen)
+            scenarios.add_dose_sweep(summary, {s.positions: s.rows for s in [setting] + sweep},
+                                     preset.scan_rows * preset.scan_cols)
         summary["wall_s"] = time.perf_counter() - started
         write_setting(setting, summary)
         summaries.append(summary)
@@ -472,13 +572,19 @@ def main(argv=None) -> int:
                 continue
             failed += s["failed"]
             vs_best = s["q_ssim_vs_best_fixed"]
+            reduction = s.get("dose_reduction_at_equal_ssim")
             progress(f"  {policy:13s} SSIM {number(s['ssim_mean'])} ± {number(s['ssim_std'])} "
                      f"(truth {number(s['ssim_truth_mean'])} ± {number(s['ssim_truth_std'])})  Q_SSIM "
                      + percent(s["q_ssim_mean"], s["q_ssim_std"]) + "  vs best fixed "
-                     + percent(vs_best["mean"], vs_best["std"]))
+                     + percent(vs_best["mean"], vs_best["std"])
+                     + ("" if reduction is None else f"  dose x{reduction:.2f}"
+                        + (" or more" if s["dose_reduction_is_lower_bound"] else "")
+                        + (" or less" if s["dose_reduction_is_upper_bound"] else "")))
         bound = summary["upper_bound"]
         progress(f"  {'oracle-flank':13s} (upper bound, offline) Q_SSIM "
                  + percent(bound["q_ssim_mean"], bound["q_ssim_std"]))
+    failed += sum(1 for s in sweep for row in s.rows for r in row["strategies"].values()
+                  if "error" in r)
     if args.table1:
         write_table1(args.out, summaries, policies)
         progress(f"table in {args.out / 'table1.md'}")

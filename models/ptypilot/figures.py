@@ -8,6 +8,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from ptypilot.resolution import THRESHOLDS  # noqa: E402
+
 
 def fov_crop(image: np.ndarray, grid) -> np.ndarray:
     """The part of an object image that the scan field of view covers."""
@@ -41,7 +43,9 @@ def save_phase(path, image: np.ndarray, grid, title: str, positions_A=None, colo
 
 def save_frc(path, curves: dict[str, dict], title: str):
     """FRC curves (name -> ptypilot_core.frc result, or a dict with mean/std) with the half-bit
-    threshold of the first curve."""
+    threshold of the first curve and the fixed thresholds that ptypilot.resolution reads
+    resolutions at."""
+
     fig, ax = plt.subplots(figsize=(5.6, 4.0), dpi=120)
     threshold_drawn = False
     for name, c in curves.items():
@@ -54,6 +58,8 @@ def save_frc(path, curves: dict[str, dict], title: str):
         if not threshold_drawn:
             ax.plot(f, c["half_bit_threshold"], "k--", lw=0.8, label="half-bit threshold")
             threshold_drawn = True
+    for (name, value), style in zip(THRESHOLDS.items(), (":", "-.")):
+        ax.axhline(value, color="grey", ls=style, lw=0.8, label=f"threshold {name}")
     ax.set_xlabel("spatial frequency (1/Å)")
     ax.set_ylabel("FRC")
     ax.set_ylim(-0.1, 1.05)

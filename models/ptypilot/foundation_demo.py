@@ -16,6 +16,7 @@ import numpy as np
 
 import ptypilot_core as core
 from ptypilot import figures
+from ptypilot.resolution import apodised_frc
 
 
 def progress(message: str) -> None:
@@ -39,13 +40,12 @@ def reconstruct(sim, positions, iterations: int, label: str, loss: str):
 
 
 def compare(image, reference, pixel_A):
-    """SSIM and FRC of mean-free images: the absolute phase offset is not measurable."""
+    """SSIM of mean-free images (the absolute phase offset is not measurable) and the
+    evaluations' apodised FRC."""
     a = image - image.mean()
     b = reference - reference.mean()
     data_range = float(b.max() - b.min())
-    n = min(a.shape)
-    frc = core.frc(a[:n, :n], b[:n, :n], pixel_A)
-    return float(core.ssim(a, b, data_range)), frc
+    return float(core.ssim(a, b, data_range)), apodised_frc(image, reference, pixel_A)
 
 
 def main(argv=None) -> int:

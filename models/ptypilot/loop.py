@@ -20,6 +20,7 @@ import numpy as np
 import ptypilot_core as core
 from ptypilot import data
 from ptypilot.client import Client, DaemonError
+from ptypilot.resolution import apodised_frc
 
 SHIPPED_DIR = Path(__file__).resolve().parents[1] / "shipped"
 SHIPPED_MODEL = SHIPPED_DIR / "policy-mos2-k50.pt"  # the default: 5 sub-sequences of 50
@@ -165,10 +166,6 @@ Q_KEYS = {"q_ssim_vs_sparse_grid": "ssim_vs_full_raster",
 
 def compare(image: np.ndarray, reference: np.ndarray, pixel_A: float) -> tuple[float, dict]:
     """SSIM (mean-free images, the data range of the reference: ptypilot.data.ssim_against) and
-    FRC (ptypilot_core.frc of the mean-free images on their common square) of `image` against
-    `reference`, two FOV crops of the same object grid."""
-    ssim = data.ssim_against(image, reference)
-    a = image - image.mean()
-    b = reference - reference.mean()
-    n = min(a.shape)
-    return ssim, core.frc(a[:n, :n], b[:n, :n], pixel_A)
+    FRC (ptypilot.resolution.apodised_frc: mean-free, edge-windowed, on their common square) of
+    `image` against `reference`, two FOV crops of the same object grid."""
+    return data.ssim_against(image, reference), apodised_frc(image, reference, pixel_A)

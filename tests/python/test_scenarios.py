@@ -1,0 +1,216 @@
+"""`ptypilot eval --scenario` and what it adds: the scenario table, the dose at equal SSIM from a
+sweep of budgets, and the apodised FRC against the truth with its resolutions. One tiny scenario
+run (graphene-small-smoke: 2 specimens, 60 positions in 2 sub-sequences, a sweep of 2 more
+budgets); the rest are unit tests of the arithmetic."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ptypilot import resolution, scenarios
+
+BIN = os.environ.get("PTYPILOT_BIN")
+needs_bin = pytest.mark.skipif(not BIN, reason="PTYPILOT_BIN (build/bin) is not set; run via ctest")
+POLICIES = ["sparse-grid", "jittered-grid", "heuristic"]
+
+
+def ptypilot() -> str:
+    return str(Path(BIN) / "ptypilot")
+
+
+def test_budget_at_ssim_interpolates_the_first_crossing():
+    budgets = [100, 200, 300, 400]
+    ssim = [0.40, 0.50, 0.48, 0.60]  # not monotonic: the first crossing counts
+    assert scenarios.budget_at_ssim(budgets, ssim, 0.45) == (pytest.approx(150.0), "exact")
+    assert scenarios.budget_at_ssim(budgets, ssim, 0.49) == (pytest.approx(190.0), "exact")
+    assert scenarios.budget_at_ssim(budgets, ssim, 0.54) == (pytest.approx(350.0), "exact")
+    assert scenarios.budget_at_ssim(budgets, ssim, 0.60) == (pytest.approx(400.0), "exact")
+    assert scenarios.budget_at_ssim(budgets, ssim, 0.70) == (400.0, "lower_bound")
+    assert scenarios.budget_at_ssim(budgets, ssim, 0.30) == (100.0, "upper_bound")
+    assert scenarios.budget_at_ssim(budgets, ssim, 0.40) == (100.0, "exact")
+
+
+def test_dose_reduction_against_a_curve():
+    curve = {"positions": [125, 250, 500], "ssim_truth_mean": [0.3, 0.4, 0.6]}
+    r = scenarios.dose_reduction(curve, 0.5, 250)
+    assert r["fixed_positions_at_equal_ssim"] == pytest.approx(375.0)
+    assert r["dose_reduction_at_equal_ssim"] == pytest.approx(1.5)
+    assert not r["dose_reduction_is_lower_bound"] and not r["dose_reduction_is_upper_bound"]
+    beyond = scenarios.dose_reduction(curve, 0.9, 250)
+    assert beyond["dose_reduction_at_equal_ssim"] == pytest.approx(2.0)
+    assert beyond["dose_reduction_is_lower_bound"] and not beyond["dose_reduction_is_upper_bound"]
+    below = scenarios.dose_reduction(curve, 0.1, 250)
+    assert below["dose_reduction_at_equal_ssim"] == pytest.approx(0.5)
+    assert below["dose_reduction_is_upper_bound"] and not below["dose_reduction_is_lower_bound"]
+
+
+def test_sweep_budgets_keep_the_scenario_budget():
+    assert scenarios.sweep_budgets(250, [0.5, 0.75, 1, 1.5, 2]) == [125, 188, 250, 375, 500]
+    assert scenarios.sweep_budgets(60, [0.5, 1.5]) == [30, 60, 90]
+    with pytest.raises(ValueError):
+        scenarios.parse_fractions("0.5,-1")
+    with pytest.raises(ValueError):
+        scenarios.parse_fractions("half")
+
+
+def test_scenario_table():
+    assert {"mos2-paper", "mos2-paper-dose", "dwcnt-paper"} <= set(scenarios.SCENARIOS)
+    paper = scenarios.SCENARIOS["mos2-paper"]
+    assert (paper.preset, paper.positions, paper.subsequences) == ("mos2-paper", 250, 5)
+    assert scenarios.SCENARIOS["mos2-paper-dose"].dose == "paper"
+    for name, s in scenarios.SCENARIOS.items():
+        assert s.name == name and s.description
+        assert s.material_fraction is None or 0 < s.material_fraction < 1
+
+
+def test_tukey_matches_scipy():
+    from scipy.signal.windows import tukey
+
+    for n in (2, 7, 64, 129):
+        assert resolution.tukey(n) == pytest.approx(tukey(n, resolution.TUKEY_ALPHA), abs=1e-12)
+
+
+def test_frc_resolution_on_a_hand_made_curve():
+    curve = {"spatial_frequency_per_A": [0.0, 0.1, 0.2, 0.3, 0.4],
+             "correlation": [1.0, 0.9, 0.7, 0.3, 0.1]}
+    assert resolution.frc_resolution_A(curve, 0.5) == (pytest.approx(4.0), True)
+    f = 0.3 + (0.3 - 1 / 7) / 0.2 * 0.1
+    assert resolution.frc_resolution_A(curve, 1 / 7) == (pytest.approx(1 / f), True)
+    assert resolution.frc_resolution_A(curve, 0.05) == (pytest.approx(2.5), False)
+    assert resolution.frc_resolution_A(curve, 0.95) == (None, False)
+    # Rings below the threshold before the curve first reaches it are not a crossing.
+    low_start = dict(curve, correlation=[0.0, 0.2, 0.8, 0.6, 0.3])
+    assert resolution.frc_resolution_A(low_start, 0.5) == (pytest.approx(3.0), True)
+    summary = resolution.resolution_summary([curve, low_start, curve])
+    assert summary["0.5"]["n"] == 3 and summary["0.5"]["mean"] == pytest.approx(11 / 3)
+    assert summary["0.5"]["not_crossed"] == 0 and summary["0.5"]["never_reached"] == 0
+    never = dict(curve, correlation=[1.0, 0.3, 0.2, 0.1, 0.0])
+    assert resolution.resolution_summary([never, curve])["0.5"] == {
+        "mean": 4.0, "std": 0.0, "n": 1, "not_crossed": 0, "never_reached": 1}
+
+
+def test_frc_resolution_of_a_known_pair():
+    # One white signal plus, in each image, its own noise of power (k / k0)^4: the expected FRC
+    # is 1 / (1 + (k / k0)^4), which is 0.5 at k0 and 1/7 at 6^(1/4) k0.
+    n, pixel_A, k0 = 256, 0.1, 24
+    rng = np.random.default_rng(5)
+    k = np.fft.fftfreq(n) * n
+    amplitude = (np.hypot(*np.meshgrid(k, k, indexing="ij")) / k0) ** 2
+    signal = rng.standard_normal((n, n))
+
+    def noisy():
+        return signal + np.fft.ifft2(np.fft.fft2(rng.standard_normal((n, n))) * amplitude).real
+
+    got = resolution.resolutions(resolution.apodised_frc(noisy(), noisy(), pixel_A))
+    period_A = n * pixel_A / k0
+    assert got["0.5"][1] and got["0.5"][0] == pytest.approx(period_A, rel=0.05)
+    assert got["1/7"][1] and got["1/7"][0] == pytest.approx(period_A / 6 ** 0.25, rel=0.05)
+
+
+def test_apodising_removes_the_edge_step():
+    # Two images that share nothing but a ramp: cut periodically, the ramp's wrap-around step
+    # correlates them at every frequency; windowed, only at the lowest.
+    n = 128
+    rng = np.random.default_rng(1)
+    ramp = np.add.outer(np.arange(n), np.arange(n)) / n
+    a = ramp + 0.05 * rng.standard_normal((n, n))
+    b = ramp + 0.05 * rng.standard_normal((n, n))
+    import ptypilot_core as core
+
+    plain = core.frc((a - a.mean()).astype(np.float32), (b - b.mean()).astype(np.float32), 0.1)
+    windowed = resolution.apodised_frc(a, b, 0.1)
+    high = slice(n // 4, n // 2 + 1)
+    assert np.mean(plain["correlation"][high]) > 0.3
+    assert abs(np.mean(windowed["correlation"][high])) < 0.05
+
+
+@needs_bin
+def test_list_scenarios():
+    result = subprocess.run([ptypilot(), "eval", "--list-scenarios"], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == list(scenarios.SCENARIOS)
+
+
+@needs_bin
+@pytest.mark.parametrize("extra", [["--positions", "100"], ["--specimen", "mos2-paper"],
+                                   ["--dose", "paper"], ["--table1"]])
+def test_scenario_with_its_own_settings_is_refused(tmp_path, extra):
+    result = subprocess.run([ptypilot(), "eval", "--scenario", "mos2-paper", "--out",
+                             str(tmp_path), *extra], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "--scenario sets the specimen, dose, positions and sub-sequences" in result.stderr
+    assert extra[0] in result.stderr
+    assert not (tmp_path / "mos2-paper").exists()
+
+
+@needs_bin
+def test_unknown_scenario(tmp_path):
+    result = subprocess.run([ptypilot(), "eval", "--scenario", "no-such", "--out", str(tmp_path)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "unknown no-such" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def tiny_scenario(tmp_path_factory):
+    if not BIN:
+        pytest.skip("PTYPILOT_BIN (build/bin) is not set; run via ctest")
+    out = tmp_path_factory.mktemp("scenario")
+    result = subprocess.run(
+        [ptypilot(), "eval", "--scenario", "graphene-small-smoke", "--datasets", "2",
+         "--sweep-fractions", "0.5,1.5", "--policies", ",".join(POLICIES), "--figures", "0",
+         "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return out, json.loads((out / "graphene-small-smoke" / "eval.json").read_text())
+
+
+def test_scenario_eval_json(tiny_scenario):
+    out, report = tiny_scenario
+    assert (report["specimen"], report["positions"], report["subsequences"]) == (
+        "graphene-small", 60, 2)
+    sweep = report["dose_sweep"]
+    assert set(sweep["curves"]) == {"sparse-grid", "jittered-grid"}
+    for c in sweep["curves"].values():
+        assert c["positions"] == [30, 60, 90] and c["datasets"] == [2, 2, 2]
+        assert all(0 < v <= 1 for v in c["ssim_truth_mean"])
+    reference = sweep["reference_pattern"]
+    at_60 = {p: c["ssim_truth_mean"][1] for p, c in sweep["curves"].items()}
+    assert reference == max(at_60, key=at_60.get)
+    # The 60-position point of the sweep is the main run's own sessions.
+    for p, c in sweep["curves"].items():
+        assert c["ssim_truth_mean"][1] == report["strategies"][p]["ssim_truth_mean"]
+    assert sweep["e_per_A2_per_position"] == pytest.approx(report["dose_e_per_A2"] / 1024)
+    for name, s in report["strategies"].items():
+        assert s["skipped"] is False and s["failed"] == 0, (name, s)
+        for key in ("q_ssim_mean", "q_ssim_std"):
+            assert s[key] is not None
+        want = scenarios.dose_reduction(sweep["curves"][reference], s["ssim_truth_mean"], 60)
+        for key, value in want.items():
+            assert s[key] == pytest.approx(value), (name, key)
+        assert set(s["dose_reduction_per_fixed_pattern"]) == set(sweep["curves"])
+        for threshold in ("0.5", "1/7"):
+            r = s["frc_resolution_A"][threshold]
+            assert r["n"] + r["never_reached"] == 2 and (r["n"] == 0 or r["mean"] > 0)
+    assert report["strategies"][reference]["dose_reduction_at_equal_ssim"] <= 1.0 + 1e-9
+    assert report["frc_reference"] == "the true phase"
+    assert (out / "graphene-small-smoke" / "ssim_vs_dose.png").stat().st_size > 0
+    assert (out / "graphene-small-smoke" / "frc.png").stat().st_size > 0
+
+
+def test_scenarios_json(tiny_scenario):
+    out, report = tiny_scenario
+    digest = json.loads((out / "scenarios.json").read_text())["scenarios"]
+    assert list(digest) == ["graphene-small-smoke"]
+    d = digest["graphene-small-smoke"]
+    assert d["best_fixed_pattern"] == report["best_fixed_pattern"]
+    assert d["dose_reduction_reference_pattern"] == report["dose_sweep"]["reference_pattern"]
+    for name, s in report["strategies"].items():
+        assert d["strategies"][name]["q_ssim_mean"] == s["q_ssim_mean"]
+        assert d["strategies"][name]["dose_reduction_at_equal_ssim"] == \
+            s["dose_reduction_at_equal_ssim"]
