@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import ptypilot_core as core
 from ptypilot import resolution, scenarios
 
 BIN = os.environ.get("PTYPILOT_BIN")
@@ -67,6 +68,16 @@ def test_scenario_table():
     for name, s in scenarios.SCENARIOS.items():
         assert s.name == name and s.description
         assert s.material_fraction is None or 0 < s.material_fraction < 1
+        # Dark smoothing is for specimens with vacuum, and those state how much there is.
+        assert (s.dark_smoothing > 0) == (s.material_fraction is not None)
+
+
+def test_vacuum_scenarios_state_their_specimens_material_fraction():
+    for s in scenarios.SCENARIOS.values():
+        if s.material_fraction is None:
+            continue
+        measured = [core.Simulation(s.preset, seed).material_fraction for seed in range(3)]
+        assert abs(np.mean(measured) - s.material_fraction) < 0.03, (s.name, measured)
 
 
 def test_tukey_matches_scipy():
@@ -140,12 +151,12 @@ def test_list_scenarios():
 
 @needs_bin
 @pytest.mark.parametrize("extra", [["--positions", "100"], ["--specimen", "mos2-paper"],
-                                   ["--dose", "paper"], ["--table1"]])
+                                   ["--dose", "paper"], ["--table1"], ["--dark-smoothing", "0.1"]])
 def test_scenario_with_its_own_settings_is_refused(tmp_path, extra):
     result = subprocess.run([ptypilot(), "eval", "--scenario", "mos2-paper", "--out",
                              str(tmp_path), *extra], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
-    assert "--scenario sets the specimen, dose, positions and sub-sequences" in result.stderr
+    assert "--scenario sets the specimen, dose, positions, sub-sequences and priors" in result.stderr
     assert extra[0] in result.stderr
     assert not (tmp_path / "mos2-paper").exists()
 
@@ -174,6 +185,7 @@ def test_scenario_eval_json(tiny_scenario):
     out, report = tiny_scenario
     assert (report["specimen"], report["positions"], report["subsequences"]) == (
         "graphene-small", 60, 2)
+    assert report["reconstruction_priors"] == {"positivity": True}
     sweep = report["dose_sweep"]
     assert set(sweep["curves"]) == {"sparse-grid", "jittered-grid"}
     for c in sweep["curves"].values():
