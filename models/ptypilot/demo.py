@@ -3,8 +3,10 @@
     python3 -m ptypilot.demo --out DIR [--bin build/bin]
 
 Starts `ptypilot sim-detector` (simulated detector and stage) and `ptypilot serve` as separate
-processes on loopback, then runs the mos2-paper session (250 of 10,000 positions, 5
-sub-sequences of 50) once with each baseline policy through the control socket. It writes, to DIR:
+processes on loopback, then runs one session of a scenario (ptypilot.scenarios; --scenario,
+default mos2-paper: 250 of 10,000 positions, 5 sub-sequences of 50) through the control
+socket: first with the strategy the README recommends for that scenario (Scenario.recommended),
+then with each baseline. It writes, to DIR:
   <policy>.png    the session's recorded frames reconstructed (as every scored image is:
                   ptypilot.data.converged_reconstruction) with the approved positions on top
                   ("learned" is the shipped TorchScript policy, models/shipped/policy-mos2-k50.pt)
@@ -23,12 +25,14 @@ from pathlib import Path
 import numpy as np
 
 import ptypilot_core as core
-from ptypilot import data, figures
+from ptypilot import data, figures, scenarios
+from ptypilot.evaluate import parse_dose
 from ptypilot.client import Client
-from ptypilot.loop import compare, run_session, session_config
+from ptypilot.loop import ConfigurationRefused, compare, run_session, session_config
 from ptypilot.processes import start_serve, start_sim_detector
 
-POLICIES = ["sparse-grid", "learned", "heuristic", "random", "raster"]
+BASELINES = ["sparse-grid", "jittered-grid", "learned", "heuristic", "material-density", "random",
+             "raster"]
 
 
 def progress(message: str) -> None:
@@ -40,18 +44,29 @@ def main(argv=None) -> int:
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--bin", default="build/bin", type=Path)
     parser.add_argument("--seed", type=int, default=1, help="specimen seed")
-    parser.add_argument("--dose", type=float, default=1e5, help="e-/A^2 of the full raster")
-    parser.add_argument("--positions", type=int, default=250)
-    parser.add_argument("--sub-sequence", type=int, default=50)
-    parser.add_argument("--policies", default=",".join(POLICIES))
+    parser.add_argument("--scenario", default="mos2-paper", choices=list(scenarios.SCENARIOS),
+                        help="the specimen, dose, budget and priors (ptypilot eval "
+                             "--list-scenarios)")
+    parser.add_argument("--policies", default=None,
+                        help="comma-separated; default: the scenario's recommended strategy, then "
+                             + ", ".join(BASELINES))
     args = parser.parse_args(argv)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     ptypilot = str(args.bin / "ptypilot")
-    preset = core.experiment_preset("mos2-paper")
+    scenario = scenarios.SCENARIOS[args.scenario]
+    preset = core.experiment_preset(scenario.preset)
+    args.dose = parse_dose(scenario.dose, preset)
+    args.positions = scenario.positions
+    args.sub_sequence = -(-scenario.positions // scenario.subsequences)
+    priors = {"dark_smoothing": scenario.dark_smoothing} if scenario.dark_smoothing else {}
+    policies = (args.policies.split(",") if args.policies else
+                list(dict.fromkeys([scenario.recommended, *BASELINES])))
+    progress(f"scenario {scenario.name}: {scenario.description}; recommended strategy "
+             f"{scenario.recommended}")
 
     progress(f"ground truth: full-raster reconstruction of {preset.name}, seed {args.seed}")
-    truth = data.full_raster_reference(args.seed, preset.name, dose_e_per_A2=args.dose)
+    truth = data.full_raster_reference(args.seed, preset.name, dose_e_per_A2=args.dose, **priors)
     grid = data.simulation(args.seed, "full_raster", preset.name, args.dose).grid
     figures.save_phase(out / "ground_truth.png", truth, grid,
                        f"full raster, {preset.scan_rows * preset.scan_cols} positions")
@@ -64,14 +79,20 @@ def main(argv=None) -> int:
     results = {}
     frc_curves = {}
     try:
-        for policy in args.policies.split(","):
+        for policy in policies:
             config = session_config(preset=preset.name, positions=args.positions,
                                     sub_sequence=args.sub_sequence, seed=args.seed, policy=policy,
-                                    detector=detector, sessions_dir=out / "sessions")
+                                    detector=detector, sessions_dir=out / "sessions", priors=priors)
             progress(f"session with policy {policy}")
-            session = run_session(client, config, f"demo-{policy}")
+            try:
+                session = run_session(client, config, f"demo-{policy}")
+            except ConfigurationRefused as e:  # e.g. no shipped model for this sub-sequence size
+                results[policy] = {"skipped": str(e)}
+                progress(f"{policy}: skipped: {e}")
+                continue
             positions, frames_recorded = session.positions_A, session.frames_recorded
-            image = data.converged_reconstruction(preset.probe, grid, positions, session.counts)
+            image = data.converged_reconstruction(preset.probe, grid, positions, session.counts,
+                                                  **priors)
             ssim, frc_curves[policy] = compare(image, truth, grid.pixel_A)
             online = np.ascontiguousarray(figures.fov_crop(session.phase, grid), np.float32)
             figures.save_phase(out / f"{policy}.png", image, grid,
@@ -93,22 +114,25 @@ def main(argv=None) -> int:
         daemon.stop()
         detector.stop()
 
-    if "sparse-grid" in results:
-        s = results["sparse-grid"]
-        for r in results.values():
+    ran = {name: r for name, r in results.items() if "skipped" not in r}
+    if "sparse-grid" in ran:
+        s = ran["sparse-grid"]
+        for r in ran.values():
             r["q_ssim_vs_sparse_grid"] = float(core.q_ssim(r["ssim_vs_full_raster"],
                                                            s["ssim_vs_full_raster"]))
             r["online_q_ssim_vs_sparse_grid"] = float(core.q_ssim(
                 r["online_ssim_vs_full_raster"], s["online_ssim_vs_full_raster"]))
     figures.save_frc(out / "frc.png", frc_curves, "FRC against the full-raster reconstruction")
-    report = {"preset": preset.name, "seed": args.seed, "dose_e_per_A2": args.dose,
+    report = {"scenario": scenario.name, "recommended": scenario.recommended,
+              "preset": preset.name, "seed": args.seed, "dose_e_per_A2": args.dose,
+              "reconstruction_priors": {"positivity": True, **priors},
               "scored_image": f"recorded frames reconstructed afresh with "
                               f"{data.FINAL_ITERATIONS} iterations, as the full raster is; "
                               f"online_*: the daemon's estimate as the session ended",
               "positions": args.positions, "sub_sequence_size": args.sub_sequence,
               "policies": results}
     (out / "report.json").write_text(json.dumps(report, indent=2))
-    for name, r in results.items():
+    for name, r in ran.items():
         progress(f"{name:12s} SSIM {r['ssim_vs_full_raster']:.3f}  "
                  f"Q_SSIM {r.get('q_ssim_vs_sparse_grid', float('nan')):+.3f}  "
                  f"max decision latency {r['decision_latency_ms_max']} ms")

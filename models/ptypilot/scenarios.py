@@ -50,6 +50,9 @@ class Scenario:
     # sparse data"): on a specimen with vacuum, what a user would switch on to keep the vacuum
     # that no probe reached flat.
     dark_smoothing: float = 0.0
+    # The strategy the README recommends here, from `eval --scenario` (README "Scenarios"); the
+    # demo runs it first.
+    recommended: str = "sparse-grid"
 
 
 # One row per scenario; a preset is not a scenario until someone has chosen its budget and dose.
