@@ -62,7 +62,7 @@ class Scenario:
 SCENARIOS = {s.name: s for s in [
     Scenario("mos2-paper", "mos2-paper", str(data.DOSE_E_PER_A2), 250, 5,
              "MoS2 as in the paper (250 of 10,000 positions in 5 sub-sequences of 50), at the "
-             "default dose", None),
+             "default dose", None, recommended="jittered-grid"),
     Scenario("mos2-paper-dose", "mos2-paper", "paper", 250, 5,
              "MoS2 as in the paper, at the paper's Table 1 dose (214,400 electrons per pattern)",
              None),
@@ -73,13 +73,13 @@ SCENARIOS = {s.name: s for s in [
              "in 5 sub-sequences of 66, at the default dose", None),
     Scenario("mos2-flake", "mos2-flake-paper", str(data.DOSE_E_PER_A2), 250, 5,
              "a MoS2 flake on 40 % of the field, vacuum around it; 250 positions in 5 x 50, "
-             "default dose", 0.40, 0.2),
+             "default dose", 0.40, 0.2, recommended="material-density"),
     Scenario("mos2-holes", "mos2-holes-paper", str(data.DOSE_E_PER_A2), 250, 5,
              "MoS2 with holes, 40 % of the field vacuum; 250 positions in 5 x 50, default dose",
-             0.60, 0.2),
+             0.60, 0.2, recommended="material-density"),
     Scenario("nanoparticles", "nanoparticles-paper", str(data.DOSE_E_PER_A2), 250, 5,
              "Au clusters on 24 % of the field, on a thin amorphous carbon film; 250 positions "
-             "in 5 x 50, default dose", 0.24, 0.2),
+             "in 5 x 50, default dose", 0.24, 0.2, recommended="material-density"),
     Scenario("graphene-small-smoke", "graphene-small", str(data.DOSE_E_PER_A2), 60, 2,
              "a quick scenario for tests and smoke runs: graphene, 60 of 1,024 positions in 2 "
              "sub-sequences", None),
