@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     args.dose = parse_dose(scenario.dose, preset)
     args.positions = scenario.positions
     args.sub_sequence = -(-scenario.positions // scenario.subsequences)
-    priors = {"dark_smoothing": scenario.dark_smoothing} if scenario.dark_smoothing else {}
+    priors = scenario.reconstruction()
     policies = (args.policies.split(",") if args.policies else
                 list(dict.fromkeys([scenario.recommended, *BASELINES])))
     progress(f"scenario {scenario.name}: {scenario.description}; recommended strategy "

@@ -50,9 +50,22 @@ class Scenario:
     # sparse data"): on a specimen with vacuum, what a user would switch on to keep the vacuum
     # that no probe reached flat.
     dark_smoothing: float = 0.0
+    # The step's regularisation in weakly lit regions (reconstruction.regularization), where it
+    # is not the daemon's default: a larger one damps what only probe tails reached.
+    regularization: float | None = None
     # The strategy the README recommends here, from `eval --scenario` (README "Scenarios"); the
     # demo runs it first.
     recommended: str = "sparse-grid"
+
+    def reconstruction(self) -> dict:
+        """The reconstruction settings beyond the daemon's defaults, as keys of its
+        `reconstruction` config section and of ptypilot_core.Reconstructor."""
+        out = {}
+        if self.dark_smoothing:
+            out["dark_smoothing"] = self.dark_smoothing
+        if self.regularization is not None:
+            out["regularization"] = self.regularization
+        return out
 
 
 # One row per scenario; a preset is not a scenario until someone has chosen its budget and dose.
@@ -73,13 +86,14 @@ SCENARIOS = {s.name: s for s in [
              "in 5 sub-sequences of 66, at the default dose", None),
     Scenario("mos2-flake", "mos2-flake-paper", str(data.DOSE_E_PER_A2), 250, 5,
              "a MoS2 flake on 40 % of the field, vacuum around it; 250 positions in 5 x 50, "
-             "default dose", 0.40, 0.2, recommended="material-density"),
+             "default dose", 0.40, 0.2, regularization=0.5, recommended="material-density"),
     Scenario("mos2-holes", "mos2-holes-paper", str(data.DOSE_E_PER_A2), 250, 5,
              "MoS2 with holes, 40 % of the field vacuum; 250 positions in 5 x 50, default dose",
-             0.60, 0.2, recommended="sparse-grid"),
+             0.60, 0.2, regularization=0.5, recommended="sparse-grid"),
     Scenario("nanoparticles", "nanoparticles-paper", str(data.DOSE_E_PER_A2), 250, 5,
              "Au clusters on 24 % of the field, on a thin amorphous carbon film; 250 positions "
-             "in 5 x 50, default dose", 0.24, 0.2, recommended="material-density"),
+             "in 5 x 50, default dose", 0.24, 0.2, regularization=0.5,
+             recommended="material-density"),
     Scenario("graphene-small-smoke", "graphene-small", str(data.DOSE_E_PER_A2), 60, 2,
              "a quick scenario for tests and smoke runs: graphene, 60 of 1,024 positions in 2 "
              "sub-sequences", None),
@@ -221,7 +235,7 @@ def scenario_digest(scenario: Scenario, summary: dict) -> dict:
             "positions": scenario.positions, "subsequences": scenario.subsequences,
             "description": scenario.description,
             "material_fraction": scenario.material_fraction,
-            "dark_smoothing": scenario.dark_smoothing,
+            "reconstruction": scenario.reconstruction(),
             "datasets": summary["datasets"],
             "best_fixed_pattern": summary["best_fixed_pattern"],
             "dose_reduction_reference_pattern": summary.get("dose_sweep", {}).get(
