@@ -89,7 +89,7 @@ SCENARIOS = {s.name: s for s in [
              "default dose", 0.40, 0.2, regularization=0.5, recommended="material-density"),
     Scenario("mos2-holes", "mos2-holes-paper", str(data.DOSE_E_PER_A2), 250, 5,
              "MoS2 with holes, 40 % of the field vacuum; 250 positions in 5 x 50, default dose",
-             0.60, 0.2, regularization=0.5, recommended="sparse-grid"),
+             0.60, 0.2, regularization=0.5, recommended="material-density"),
     Scenario("nanoparticles", "nanoparticles-paper", str(data.DOSE_E_PER_A2), 250, 5,
              "Au clusters on 24 % of the field, on a thin amorphous carbon film; 250 positions "
              "in 5 x 50, default dose", 0.24, 0.2, regularization=0.5,
