@@ -139,12 +139,13 @@ class ScanEpisode:
     positions of the sparse grid of the budget; each sub-sequence, the first too, passes
     ptypilot_core.Safety (the daemon's class, configured as a session is by default), is
     simulated by ptypilot_core.Simulation.frames and added to one warm-started
-    ptypilot_core.Reconstructor (amplitude loss) that iterates `iterations` times per update."""
+    ptypilot_core.Reconstructor (amplitude loss) that iterates `iterations` times per update.
+    `reconstruction`: its settings beyond the defaults (priors, regularization), as a session's."""
 
     def __init__(self, specimen_seed: int, *, purpose: str = "episode", preset: str = PRESET,
                  sub_sequence_size: int = SUB_SEQUENCE_SIZE, total_positions: int = TOTAL_POSITIONS,
                  iterations: int = ITERATIONS_PER_UPDATE, dose_e_per_A2: float = DOSE_E_PER_A2,
-                 threads: int = 2):
+                 threads: int = 2, reconstruction: dict | None = None):
         self.seed = int(specimen_seed)
         self.sim = simulation(specimen_seed, purpose, preset, dose_e_per_A2)
         self.preset = core.experiment_preset(preset)
@@ -157,7 +158,8 @@ class ScanEpisode:
         self.budget = total_positions
         self.fov_A = np.array([raster.height_A, raster.width_A])
         self.sparse_A = core.sparse_grid_positions(total_positions, p.scan_rows, p.scan_cols, p.step_A)
-        self.rec = core.Reconstructor(p.probe, self.grid, loss="amplitude", threads=threads)
+        self.rec = core.Reconstructor(p.probe, self.grid, loss="amplitude", threads=threads,
+                                      **(reconstruction or {}))
         self.updates = 0
 
     @property

@@ -208,21 +208,22 @@ def run_dataset(index: int, count: int, seed: int, settings: list[Setting], poli
         setting.rows.append(row)
         if setting.sweep_of is not None:
             continue
-        row["upper_bound"] = oracle_bound(seed, setting, preset.name, args.dose, reference, truth)
+        row["upper_bound"] = oracle_bound(seed, setting, preset.name, args, reference, truth)
         if index < args.figures:
             save_dataset_figures(setting, seed, grid, reference, truth, images, row)
 
 
-def oracle_bound(seed: int, setting: Setting, preset: str, dose: float, reference, truth) -> dict:
+def oracle_bound(seed: int, setting: Setting, preset: str, args, reference, truth) -> dict:
     """How much a strategy that knew the true atom columns gains over the sparse grid
     (data.oracle_flank_propose), both run offline with the training episode code (its own noise
-    stream) and scored like the sessions: the headroom that adaptive scanning has on this
-    specimen, not a strategy the daemon can run."""
+    stream) and scored like the sessions, with their reconstruction settings: the headroom that
+    adaptive scanning has on this specimen, not a strategy the daemon can run."""
     out = {}
     for name, propose in (("sparse-grid", data.sparse_grid_propose),
                           ("oracle-flank", data.oracle_flank_propose)):
         env = data.ScanEpisode(seed, preset=preset, sub_sequence_size=setting.sub_sequence,
-                               total_positions=setting.positions, dose_e_per_A2=dose)
+                               total_positions=setting.positions, dose_e_per_A2=args.dose,
+                               reconstruction=args.priors)
         result = data.run_episode(env, propose(env), keep_potentials=False, converge=True)
         out[name] = {"ssim_vs_full_raster": data.ssim_against(result.converged, reference),
                      "ssim_vs_truth": data.ssim_against(result.converged, truth)}

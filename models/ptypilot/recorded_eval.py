@@ -98,9 +98,10 @@ def object_grid(dataset):
 
 
 def full_grid_reference(dataset, grid, iterations: int = data.FULL_RASTER_ITERATIONS,
-                        threads: int = 2) -> np.ndarray:
-    """FOV crop of the reconstruction from every frame of the data set at its recorded position."""
-    rec = core.Reconstructor(dataset.probe, grid, loss="amplitude", threads=threads)
+                        threads: int = 2, **priors) -> np.ndarray:
+    """FOV crop of the reconstruction from every frame of the data set at its recorded position;
+    `priors` as data.converged_reconstruction takes them."""
+    rec = core.Reconstructor(dataset.probe, grid, loss="amplitude", threads=threads, **priors)
     positions = dataset.positions_A
     batch = 1024  # frames read and added at a time: the reconstructor keeps them all anyway
     for first in range(0, len(positions), batch):
@@ -128,12 +129,12 @@ def true_potential(dataset, grid) -> np.ndarray | None:
     return np.ascontiguousarray(figures.fov_crop(phase.astype(np.float32), grid), dtype=np.float32)
 
 
-def load(path: Path, progress) -> RecordedSet:
+def load(path: Path, progress, priors: dict) -> RecordedSet:
     dataset = core.RecordedDataset(str(path))
     fragment = json.loads(dataset.session_config_json())
     grid = object_grid(dataset)
     t0 = time.perf_counter()
-    reference = full_grid_reference(dataset, grid)
+    reference = full_grid_reference(dataset, grid, **priors)
     progress(f"{path.name}: {dataset.format}, {len(dataset)} frames of {dataset.frame_shape}, "
              f"full-grid reference in {time.perf_counter() - t0:.1f} s")
     return RecordedSet(path.name, path, dataset, fragment, grid, reference,
@@ -141,13 +142,14 @@ def load(path: Path, progress) -> RecordedSet:
 
 
 def session_config(recorded: RecordedSet, replay, *, positions: int, sub_sequence: int,
-                   policy: str, sessions_dir: Path, seed: int) -> dict:
+                   policy: str, sessions_dir: Path, seed: int, priors: dict) -> dict:
     session = dict(recorded.fragment["session"])
     session.update({"total_positions": int(positions), "sub_sequence_size": int(sub_sequence),
                     "seed": int(seed), "margin_px": MARGIN_PX})
     return {
         "session": session,
-        "reconstruction": {"loss": "amplitude", "iterations_per_update": data.ITERATIONS_PER_UPDATE},
+        "reconstruction": {"loss": "amplitude", "iterations_per_update": data.ITERATIONS_PER_UPDATE,
+                           **priors},
         "policy": policy_config(policy, sub_sequence, positions),
         "detector": {"endpoint": replay.ready["data_endpoint"],
                      "dtype": recorded.fragment["detector"]["dtype"]},
@@ -160,7 +162,7 @@ def run_dataset(index: int, count: int, path: Path, settings, policies: list[str
                 client: Client, ptypilot: str, args, progress) -> None:
     """ptypilot.evaluate.run_dataset for one recorded data set: one row per setting."""
     progress(f"data set {index + 1}/{count} ({path.name}): full-grid reference")
-    recorded = load(path, progress)
+    recorded = load(path, progress, args.priors)
     grid = recorded.grid
     for setting in settings:
         row = {"specimen_seed": None, "dataset": recorded.name, "strategies": {}}
@@ -180,7 +182,8 @@ def run_dataset(index: int, count: int, path: Path, settings, policies: list[str
             try:
                 config = session_config(recorded, replay, positions=setting.positions,
                                         sub_sequence=setting.sub_sequence, policy=policy,
-                                        sessions_dir=args.sessions_dir, seed=policy_seed(index))
+                                        sessions_dir=args.sessions_dir, seed=policy_seed(index),
+                                        priors=args.priors)
                 session = run_session(client, config, session_id, keep_recording=args.keep_sessions)
             except ConfigurationRefused as e:
                 setting.skipped[policy] = str(e)
@@ -196,7 +199,8 @@ def run_dataset(index: int, count: int, path: Path, settings, policies: list[str
                             if l.get("event") == "summary"), {})
             online = np.ascontiguousarray(figures.fov_crop(session.phase, grid), dtype=np.float32)
             image = data.converged_reconstruction(recorded.dataset.probe, grid,
-                                                  session.positions_A, session.counts)
+                                                  session.positions_A, session.counts,
+                                                  **args.priors)
             ssim, frc = compare(image, recorded.reference, grid.pixel_A)
             truth = recorded.truth
             against_truth = (lambda im: compare(im, truth, grid.pixel_A)[0]) if truth is not None \

@@ -16,7 +16,9 @@
 #include "policy_helpers.hpp"
 
 using namespace ptypilot;
+using ptypilot::test::flatten;
 using ptypilot::test::propose_ok;
+using ptypilot::test::run_session;
 
 namespace {
 
@@ -25,31 +27,6 @@ constexpr std::array kPatterns{FixedPattern::kJitteredGrid, FixedPattern::kFerma
 
 // mos2-paper: 250 of 100 x 100 positions 0.2 A apart, in sub-sequences of 50.
 const ScanRaster kPaperRaster{100, 100, 0.2};
-
-// A whole session as the loop runs it: every answer comes back as visited. Returns the answers.
-std::vector<std::vector<Vec2>> run_session(Policy& policy, const ScanRaster& raster, int budget,
-                                           int sub_sequence) {
-  std::vector<std::vector<Vec2>> answers;
-  std::vector<Vec2> visited;
-  for (int t = 0; static_cast<int>(visited.size()) < budget; ++t) {
-    PolicyContext context;
-    context.raster = raster;
-    context.sub_sequence = t;
-    context.count = std::min(sub_sequence, budget - static_cast<int>(visited.size()));
-    context.total_positions = budget;
-    context.visited_A = visited;
-    answers.push_back(propose_ok(policy, context));
-    REQUIRE(!answers.back().empty());
-    visited.insert(visited.end(), answers.back().begin(), answers.back().end());
-  }
-  return answers;
-}
-
-std::vector<Vec2> flatten(const std::vector<std::vector<Vec2>>& answers) {
-  std::vector<Vec2> all;
-  for (const auto& a : answers) all.insert(all.end(), a.begin(), a.end());
-  return all;
-}
 
 double min_distance(const std::vector<Vec2>& positions) {
   double d = INFINITY;
