@@ -578,9 +578,7 @@ def evaluate(args, parser) -> int:
                      f"(truth {number(s['ssim_truth_mean'])} ± {number(s['ssim_truth_std'])})  Q_SSIM "
                      + percent(s["q_ssim_mean"], s["q_ssim_std"]) + "  vs best fixed "
                      + percent(vs_best["mean"], vs_best["std"])
-                     + ("" if reduction is None else f"  dose x{reduction:.2f}"
-                        + (" or more" if s["dose_reduction_is_lower_bound"] else "")
-                        + (" or less" if s["dose_reduction_is_upper_bound"] else "")))
+                     + ("" if reduction is None else "  " + scenarios.reduction_note(s)))
         bound = summary["upper_bound"]
         progress(f"  {'oracle-flank':13s} (upper bound, offline) Q_SSIM "
                  + percent(bound["q_ssim_mean"], bound["q_ssim_std"]))

@@ -181,6 +181,21 @@ def tiny_scenario(tmp_path_factory):
     return out, json.loads((out / "graphene-small-smoke" / "eval.json").read_text())
 
 
+def test_dose_reduction_spread_uses_each_specimens_own_curve():
+    # Specimen "a" sits on the higher curve, "b" on the lower; each strategy SSIM is the curve's
+    # own value at 300 positions on "a", beyond the sweep on "b".
+    curve = {"positions": [100, 200, 400],
+             "per_dataset": [{"a": 0.5, "b": 0.3}, {"a": 0.6, "b": 0.4}, {"a": 0.8, "b": 0.5}]}
+    strategy = {"per_dataset": [{"specimen_seed": "a", "ssim_vs_truth": 0.7},
+                                {"specimen_seed": "b", "ssim_vs_truth": 0.6},
+                                {"specimen_seed": "c", "ssim_vs_truth": 0.9}]}
+    spread = scenarios.dose_reduction_spread(curve, strategy, 200)
+    assert spread["per_dataset"] == {"a": pytest.approx(1.5), "b": pytest.approx(2.0)}
+    assert spread["n"] == 2 and spread["lower_bounds"] == 1 and spread["upper_bounds"] == 0
+    assert spread["mean"] == pytest.approx(1.75)
+    assert spread["std"] == pytest.approx(np.std([1.5, 2.0], ddof=1))
+
+
 def test_scenario_eval_json(tiny_scenario):
     out, report = tiny_scenario
     assert (report["specimen"], report["positions"], report["subsequences"]) == (
@@ -206,6 +221,10 @@ def test_scenario_eval_json(tiny_scenario):
         for key, value in want.items():
             assert s[key] == pytest.approx(value), (name, key)
         assert set(s["dose_reduction_per_fixed_pattern"]) == set(sweep["curves"])
+        spread = s["dose_reduction_per_specimen"]
+        assert spread["n"] == 2 and set(spread["per_dataset"]) == {
+            str(r["specimen_seed"]) for r in s["per_dataset"]}
+        assert s["dose_reduction_std"] == spread["std"] and spread["std"] >= 0
         for threshold in ("0.5", "1/7"):
             r = s["frc_resolution_A"][threshold]
             assert r["n"] + r["never_reached"] == 2 and (r["n"] == 0 or r["mean"] > 0)
