@@ -249,53 +249,6 @@ def save_dataset_figures(setting: Setting, seed: int, grid, reference, truth, im
                                 "images": images, "row": row})
 
 
-def save_fig3(path: Path, setting: Setting) -> None:
-    """Paper Fig. 3: per data set (columns) the sparse-grid and the adaptive reconstruction and
-    the full raster with both position sets (sparse grid green, adaptive red)."""
-    import matplotlib.pyplot as plt
-
-    cols = [d for d in setting.figure_data if d["images"]]
-    if not cols:
-        return
-    shown = [p for p in (REFERENCE_POLICY, ADAPTIVE_POLICY) if any(p in d["images"] for d in cols)]
-    if not shown:
-        shown = sorted({p for d in cols for p in d["images"]})[:2]
-    colors = {REFERENCE_POLICY: "lime", ADAPTIVE_POLICY: "red"}
-    nrows = len(shown) + 1
-    fig, axes = plt.subplots(nrows, len(cols), figsize=(3.0 * len(cols), 3.0 * nrows), dpi=110,
-                             squeeze=False)
-    for j, d in enumerate(cols):
-        grid = d["grid"]
-        ext = lambda im: (0, im.shape[1] * grid.pixel_A, im.shape[0] * grid.pixel_A, 0)  # noqa: E731
-        for i, policy in enumerate(shown):
-            ax = axes[i][j]
-            if policy in d["images"]:
-                image, _ = d["images"][policy]
-                ax.imshow(image, cmap="inferno", extent=ext(image))
-                ssim = d["row"]["strategies"][policy]["ssim_vs_full_raster"]
-                ax.set_title(f"seed {d['seed']}: {policy}\nSSIM {ssim:.3f}", fontsize=8)
-            else:
-                ax.set_title(f"seed {d['seed']}: {policy} skipped", fontsize=8)
-            ax.set_xticks([])
-            ax.set_yticks([])
-        ax = axes[-1][j]
-        ax.imshow(d["reference"], cmap="inferno", extent=ext(d["reference"]))
-        for policy in shown:
-            if policy in d["images"]:
-                p = np.asarray(d["images"][policy][1])
-                ax.scatter(p[:, 1], p[:, 0], s=2, c=colors.get(policy, "cyan"), linewidths=0,
-                           label=policy)
-        ax.set_title(f"seed {d['seed']}: full raster", fontsize=8)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if j == 0:
-            ax.legend(fontsize=6, loc="lower left", markerscale=3)
-    fig.suptitle(setting.label, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
 def summarise(setting: Setting, policies: list[str], args, seeds: list[int]) -> dict:
     strategies = {}
     for policy in policies:
@@ -341,6 +294,7 @@ def summarise(setting: Setting, policies: list[str], args, seeds: list[int]) -> 
         "sub_sequence_size": setting.sub_sequence,
         "datasets": len(seeds),
         "specimen_seeds": seeds,
+        "validation_seeds": bool(getattr(args, "validation", False)),  # True: for choosing settings, not reporting
         # Share of the FOV with material (Simulation.material_fraction); 1 for continuous sheets.
         "material_fraction": mean_std([row["material_fraction"] for row in setting.rows
                                        if "material_fraction" in row]),
@@ -382,7 +336,8 @@ def write_setting(setting: Setting, summary: dict) -> None:
         figures.save_frc(setting.out / "frc.png", labelled,
                          f"FRC vs {summary['frc_reference']}: {setting.positions} positions, "
                          f"{setting.subsequences} sub-sequences")
-    save_fig3(setting.out / "fig3.png", setting)
+    figures.save_fig3(setting.out / "fig3.png", setting.figure_data, setting.label,
+                      (REFERENCE_POLICY, ADAPTIVE_POLICY))
     if "dose_sweep" in summary:
         scenarios.save_ssim_vs_dose(setting.out / "ssim_vs_dose.png", summary,
                                     f"{summary['specimen']}, {summary['dose_e_per_A2']:.3g} e⁻/Å² "
@@ -400,6 +355,9 @@ def main(argv=None) -> int:
                         help="print the scenarios' names, one a line, and exit")
     parser.add_argument("--specimen", default=None, help=f"experiment preset (default {data.PRESET})")
     parser.add_argument("--datasets", type=int, default=25)
+    parser.add_argument("--validation", action="store_true",
+                        help="validation specimens (data.validation_seeds) instead of the "
+                             "evaluation ones: for choosing settings, never for reported figures")
     parser.add_argument("--positions", type=int, default=None, help="default 250")
     parser.add_argument("--subsequences", type=int, default=None, help="default 5")
     parser.add_argument("--policies", default=",".join(POLICIES))
@@ -504,7 +462,8 @@ def evaluate(args, parser) -> int:
         args.dose = parse_dose(args.dose, core.experiment_preset(args.specimen))
         if args.datasets <= 0:
             raise ValueError("--datasets must be positive")
-        seeds = data.eval_seeds(args.datasets) if recorded is None else [p.name for p in recorded]
+        seeds = ((data.validation_seeds if args.validation else data.eval_seeds)(args.datasets)
+                 if recorded is None else [p.name for p in recorded])
         settings = [Setting(p, t, args.out / f"{p}-positions-{t}-subsequences" if args.table1
                             else args.out) for p, t in pairs]
         sweep = []
@@ -519,7 +478,8 @@ def evaluate(args, parser) -> int:
                      if b != main_setting.positions]
     except (ValueError, RuntimeError) as e:
         parser.error(str(e))
-    assert recorded is not None or all(data.is_eval_seed(s) for s in seeds)
+    assert recorded is not None or all(
+        (data.is_validation_seed if args.validation else data.is_eval_seed)(s) for s in seeds)
 
     args.out.mkdir(parents=True, exist_ok=True)
     if args.keep_sessions:
@@ -531,7 +491,8 @@ def evaluate(args, parser) -> int:
     else:  # recordings are read and deleted session by session; this folder goes at the end
         args.sessions_dir = Path(tempfile.mkdtemp(prefix="sessions-", dir=args.out))
     ptypilot = str(args.bin / "ptypilot")
-    progress((f"{len(seeds)} data sets of {args.specimen} (evaluation seeds {seeds[0]}..{seeds[-1]}), "
+    seed_set = "validation" if args.validation else "evaluation"
+    progress((f"{len(seeds)} data sets of {args.specimen} ({seed_set} seeds {seeds[0]}..{seeds[-1]}), "
               if recorded is None else f"{len(seeds)} recorded data sets in {args.dataset_dir}, ")
              + f"strategies {', '.join(policies)}; settings: "
              + "; ".join(s.label for s in settings)

@@ -69,3 +69,50 @@ def save_frc(path, curves: dict[str, dict], title: str):
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def save_fig3(path, figure_data: list[dict], title: str, preferred: tuple[str, str]) -> None:
+    """Paper Fig. 3: per data set (columns) the sparse-grid and the adaptive reconstruction and
+    the full raster with both position sets (sparse grid green, adaptive red). figure_data:
+    per data set, its seed, grid, full-raster reference, images {policy: (image, positions)}
+    and eval row; preferred: the (reference, adaptive) policies to show where they ran."""
+    cols = [d for d in figure_data if d["images"]]
+    if not cols:
+        return
+    shown = [p for p in preferred if any(p in d["images"] for d in cols)]
+    if not shown:
+        shown = sorted({p for d in cols for p in d["images"]})[:2]
+    colors = {preferred[0]: "lime", preferred[1]: "red"}
+    nrows = len(shown) + 1
+    fig, axes = plt.subplots(nrows, len(cols), figsize=(3.0 * len(cols), 3.0 * nrows), dpi=110,
+                             squeeze=False)
+    for j, d in enumerate(cols):
+        grid = d["grid"]
+        ext = lambda im: (0, im.shape[1] * grid.pixel_A, im.shape[0] * grid.pixel_A, 0)  # noqa: E731
+        for i, policy in enumerate(shown):
+            ax = axes[i][j]
+            if policy in d["images"]:
+                image, _ = d["images"][policy]
+                ax.imshow(image, cmap="inferno", extent=ext(image))
+                ssim = d["row"]["strategies"][policy]["ssim_vs_full_raster"]
+                ax.set_title(f"seed {d['seed']}: {policy}\nSSIM {ssim:.3f}", fontsize=8)
+            else:
+                ax.set_title(f"seed {d['seed']}: {policy} skipped", fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        ax = axes[-1][j]
+        ax.imshow(d["reference"], cmap="inferno", extent=ext(d["reference"]))
+        for policy in shown:
+            if policy in d["images"]:
+                p = np.asarray(d["images"][policy][1])
+                ax.scatter(p[:, 1], p[:, 0], s=2, c=colors.get(policy, "cyan"), linewidths=0,
+                           label=policy)
+        ax.set_title(f"seed {d['seed']}: full raster", fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if j == 0:
+            ax.legend(fontsize=6, loc="lower left", markerscale=3)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

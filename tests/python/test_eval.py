@@ -284,3 +284,19 @@ def test_learned_with_another_sub_sequence_size_is_skipped(tmp_path):
     assert report["learned_skipped"] == learned["reason"]
     assert report["q_ssim_mean"] is None
     assert report["strategies"]["sparse-grid"]["datasets"] == 1
+
+
+def test_validation_flag_runs_the_validation_specimens(tmp_path):
+    # Settings are chosen on validation specimens; the report says so, and its seeds are none of
+    # the evaluation ones that README figures come from.
+    result = subprocess.run(
+        [ptypilot(), "eval", "--specimen", "graphene-small", "--datasets", "1", "--positions",
+         "40", "--subsequences", "2", "--policies", "sparse-grid", "--figures", "0",
+         "--validation", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "eval.json").read_text())
+    assert report["validation_seeds"] is True
+    assert report["specimen_seeds"] == data.validation_seeds(1)
+    assert not any(data.is_eval_seed(s) for s in report["specimen_seeds"])
+    assert "validation seeds" in result.stderr
