@@ -57,8 +57,11 @@ from ptypilot.train_supervised import stage_autoencoder, stage_pretrain
 
 
 def command_line(argv, ranks: Ranks = Ranks()) -> str:
+    # torchrun's own options other than the layout of the ranks are not visible from here.
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", ranks.world))
     launcher = ("" if ranks.world == 1 else
-                f"-m torch.distributed.run --nproc_per_node {ranks.world} ")
+                f"-m torch.distributed.run --nnodes {ranks.world // local} "
+                f"--nproc_per_node {local} ")
     return (f"PYTHONPATH=build/python:models /usr/bin/python3 {launcher}-m ptypilot.train " +
             " ".join(shlex.quote(a) for a in argv))
 
