@@ -136,6 +136,11 @@ int print_events(const CliArgs& args) {
       j["positions"] = d.positions();
       j["latency_ms"] = {{"reconstruct", l.reconstruct_ms()}, {"policy", l.policy_ms()},
                          {"safety", l.safety_ms()}, {"driver", l.driver_ms()}, {"total", l.total_ms()}};
+    } else if (e.has_warning()) {
+      const auto& w = e.warning();
+      j["code"] = w.code();
+      j["message"] = w.message();
+      j["detail"] = nlohmann::json::parse(w.detail_json(), nullptr, false);
     } else if (e.has_session_done()) {
       const auto& d = e.session_done();
       j["ok"] = d.ok();

@@ -23,6 +23,15 @@ train_benchmark (evaluate, and REINFORCE's validation); train_common holds what 
 module is the command line.
 
 Run from the repository root with PYTHONPATH=build/python:models and Debian's /usr/bin/python3.
+
+Data parallel (DDP, ptypilot.distributed), e.g. two processes on one machine:
+
+    /usr/bin/python3 -m torch.distributed.run --nproc_per_node 2 -m ptypilot.train all ...
+
+Each rank trains on an equal share of every batch (--ae-batch, --pre-batch and --rl-batch must
+be multiples of the number of ranks), drawn from the training seeds only; the gradients are
+summed over the ranks; rank 0 alone prints, validates, evaluates and writes checkpoints and the
+export. gloo on CPUs, NCCL where the ranks have GPUs.
 """
 
 from __future__ import annotations
@@ -37,31 +46,40 @@ from pathlib import Path
 import torch
 
 from ptypilot import data
+from ptypilot.distributed import Ranks
 from ptypilot.train_benchmark import stage_evaluate
-from ptypilot.train_common import STAGES, checkpoint_path, load_checkpoint, progress, set_threads
+from ptypilot.train_common import (STAGES, checkpoint_path, load_checkpoint, progress,
+                                   report_progress, set_threads)
 from ptypilot.train_reinforce import REWARDS, stage_reinforce
 from ptypilot.train_supervised import stage_autoencoder, stage_pretrain
 
 # ---------------------------------------------------------------------------------------------
 
 
-def command_line(argv) -> str:
-    return "PYTHONPATH=build/python:models /usr/bin/python3 -m ptypilot.train " + " ".join(
-        shlex.quote(a) for a in argv)
+def command_line(argv, ranks: Ranks = Ranks()) -> str:
+    # torchrun's own options other than the layout of the ranks are not visible from here.
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", ranks.world))
+    launcher = ("" if ranks.world == 1 else
+                f"-m torch.distributed.run --nnodes {ranks.world // local} "
+                f"--nproc_per_node {local} ")
+    return (f"PYTHONPATH=build/python:models /usr/bin/python3 {launcher}-m ptypilot.train " +
+            " ".join(shlex.quote(a) for a in argv))
 
 
-def stage_all(args, argv) -> dict:
+def stage_all(args, argv, ranks: Ranks = Ranks()) -> dict | None:
     t0 = time.perf_counter()
-    stage_autoencoder(args)
-    stage_pretrain(args)
-    stage_reinforce(args)
+    stage_autoencoder(args, ranks)
+    stage_pretrain(args, ranks)
+    stage_reinforce(args, ranks)
+    if not ranks.main:
+        return None
     evaluation = stage_evaluate(args)
     wall = time.perf_counter() - t0
     progress("all", f"training and evaluation took {wall:.0f} s")
     if args.export:
         from ptypilot.export import export_checkpoint
         final = load_checkpoint(checkpoint_path(args.out, "reinforce"))
-        figures = {"command": command_line(argv), "wall_seconds": wall,
+        figures = {"command": command_line(argv, ranks), "wall_seconds": wall,
                    "machine": f"CPU only, {os.cpu_count()} cores (shared), "
                               f"{torch.get_num_threads()} torch threads, reconstructor threads 2; "
                               f"load average at the end {os.getloadavg()[0]:.1f}",
@@ -71,7 +89,7 @@ def stage_all(args, argv) -> dict:
                    "episode": final["episode"], "config": final["config"],
                    "stages": final["summary"], "evaluation": evaluation}
         export_checkpoint(checkpoint_path(args.out, "reinforce"), Path(args.export),
-                          command=command_line(argv), figures=figures)
+                          command=command_line(argv, ranks), figures=figures)
         progress("all", f"exported {args.export} and {Path(args.export).with_suffix('.json')}")
     return evaluation
 
@@ -97,6 +115,8 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--features", type=int, default=128, help="sizes of L_t, C_t and X_t")
     g.add_argument("--hidden-size", type=int, default=128)
     g.add_argument("--hidden-layers", type=int, default=2)
+    g.add_argument("--paper-sizes", action="store_true",
+                   help="the paper's sizes (ModelConfig.paper()) instead of the options above")
     g = p.add_argument_group("autoencoder")
     g.add_argument("--specimens", type=int, default=80, help="training specimens in the data set")
     g.add_argument("--fresh-data", action="store_true", help="re-simulate even if dataset.npz exists")
@@ -133,17 +153,23 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
     set_threads(args.threads)
+    ranks = Ranks.from_environment()
+    report_progress(ranks.main)
     args.out.mkdir(parents=True, exist_ok=True)
-    if args.stage == "autoencoder":
-        stage_autoencoder(args)
-    elif args.stage == "pretrain":
-        stage_pretrain(args)
-    elif args.stage == "reinforce":
-        stage_reinforce(args)
-    elif args.stage == "evaluate":
-        stage_evaluate(args)
-    else:
-        stage_all(args, argv)
+    try:
+        if args.stage == "autoencoder":
+            stage_autoencoder(args, ranks)
+        elif args.stage == "pretrain":
+            stage_pretrain(args, ranks)
+        elif args.stage == "reinforce":
+            stage_reinforce(args, ranks)
+        elif args.stage == "evaluate":
+            if ranks.main:  # held-out episodes of the mean policy: nothing to share
+                stage_evaluate(args)
+        else:
+            stage_all(args, argv, ranks)
+    finally:
+        ranks.close()
     return 0
 
 

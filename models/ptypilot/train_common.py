@@ -20,9 +20,17 @@ MAX_TORCH_THREADS = 2
 
 STAGES = ["autoencoder", "pretrain", "reinforce"]
 
+# Under torchrun every rank runs the same stages; only rank 0 reports (train.main sets this).
+_REPORTING = [True]
+
+
+def report_progress(on: bool) -> None:
+    _REPORTING[0] = on
+
 
 def progress(stage: str, message: str) -> None:
-    print(f"train[{stage}]: {message}", file=sys.stderr, flush=True)
+    if _REPORTING[0]:
+        print(f"train[{stage}]: {message}", file=sys.stderr, flush=True)
 
 
 def set_threads(n: int) -> None:

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ptypilot import data
+from ptypilot.distributed import Ranks
 from ptypilot.policy_model import GruPolicy, ModelConfig
 from ptypilot.train_benchmark import Benchmark
 from ptypilot.train_common import (GAMMA, SIGMA, PolicyRunner, checkpoint_path, encoder_from,
@@ -99,8 +100,63 @@ def log_prob(policy, config, steps, z_list, sigma):
     return -((actions - means) ** 2).sum(-1) / (2 * sigma ** 2) - 2 * math.log(sigma * math.sqrt(2 * math.pi))
 
 
-def stage_reinforce(args) -> dict:
+def advantage_scale(adv: torch.Tensor, mask: torch.Tensor, ranks: Ranks) -> torch.Tensor:
+    """The standard deviation of the masked advantages over the whole batch (every rank's
+    episodes), floored; 1 with fewer than two. Two passes (mean, then squared deviations), in
+    float64 across ranks, so that it matches one process's torch.std to float32 rounding."""
+    if ranks.world == 1:
+        return adv[mask].std().clamp_min(1e-8) if mask.sum() > 1 else torch.tensor(1.0)
+    a = adv[mask].double()
+    n_sum = ranks.sum(torch.stack([torch.tensor(float(a.numel()), dtype=torch.float64), a.sum()]))
+    n = float(n_sum[0])
+    if n <= 1:
+        return torch.tensor(1.0)
+    squares = ranks.sum(((a - n_sum[1] / n) ** 2).sum())
+    return torch.sqrt(squares / (n - 1)).float().clamp_min(1e-8)
+
+
+def reinforce_update(policy, opt, config: ModelConfig, batch: list, clip: float,
+                     ranks: Ranks) -> tuple[float, float]:
+    """One update, eq. (8), from this rank's episodes: batch holds (steps, z_list, rewards) per
+    episode (EpisodeResult.steps, PolicyRunner.z, action_rewards). The loss is normalised by the
+    whole batch's masked action count and advantage scale, so the sum of the ranks' gradients is
+    the gradient one process would get from all the episodes. Returns (loss, gradient norm
+    before clipping), both of the whole batch."""
+    # Baseline (variance reduction, not in the paper): each episode's mean action reward is
+    # subtracted from its actions' rewards, so that only a position's reward relative to its
+    # episode's other positions counts (specimens differ in total phase); the advantages are
+    # then scaled by the batch's standard deviation, which only sets the step size for Adam.
+    # The mean includes the action itself (1 of ~200), a small bias we accept.
+    advantages, logps, masks = [], [], []
+    for steps, z_list, rewards in batch:
+        r = np.stack([a for a, _ in rewards])
+        m = np.stack([b for _, b in rewards])
+        baseline = r[m].mean() if m.any() else 0.0
+        advantages.append(torch.from_numpy(r - baseline).float())
+        masks.append(torch.from_numpy(m))
+        logps.append(log_prob(policy, config, steps, z_list, SIGMA))
+    adv = torch.cat([a.flatten() for a in advantages])
+    mask = torch.cat([m.flatten() for m in masks])
+    scale = advantage_scale(adv, mask, ranks)
+    count = ranks.sum(mask.sum())
+    logp = torch.cat([lp.flatten() for lp in logps])
+    # eq. (8): minus the sum over agents and steps of log pi(a) times the (baselined) return
+    loss = -((adv / scale) * logp)[mask].sum() / count.clamp_min(1)
+    opt.zero_grad()
+    loss.backward()
+    ranks.sum_gradients(policy.parameters(), average=False)
+    grad_norm = float(torch.nn.utils.clip_grad_norm_(policy.parameters(), clip))
+    opt.step()
+    return float(ranks.sum(loss.detach())), grad_norm
+
+
+def stage_reinforce(args, ranks: Ranks = Ranks()) -> dict | None:
+    """Under torchrun: each update's episodes are drawn alike on every rank from the training
+    pool and each rank runs its share (with exploration noise of its own), the gradients are
+    summed; rank 0 alone validates and writes the checkpoint (the others return None)."""
     out: Path = args.out
+    ranks.require_divisible("--rl-batch", args.rl_batch)
+    ranks.barrier()  # rank 0 may still be writing the pre-trained checkpoint
     pre = load_checkpoint(checkpoint_path(out, "pretrain"))
     config = ModelConfig.from_dict(pre["config"])
     ep = pre["episode"]
@@ -110,9 +166,11 @@ def stage_reinforce(args) -> dict:
     enc = encoder_from(pre, config)
     policy = GruPolicy(config)
     policy.load_state_dict(pre["policy"])
+    ranks.broadcast_parameters(policy)
     opt = torch.optim.Adam(policy.parameters(), lr=args.rl_lr)
-    rng = np.random.default_rng(args.seed + 2)
-    gen = torch.Generator().manual_seed(args.seed + 2)
+    rng = np.random.default_rng(args.seed + 2)  # alike on every rank: it draws the episodes
+    # The exploration noise: rank 0 draws what one process would; the others streams of their own.
+    gen = torch.Generator().manual_seed(args.seed + 2 + 1_000_003 * ranks.rank)
 
     # Checkpoint selection on validation specimens (never trained on): the pre-trained policy
     # is the first candidate, so the stage never ships something that validated worse.
@@ -133,7 +191,7 @@ def stage_reinforce(args) -> dict:
         progress("reinforce", f"validation at update {update}: mean Q_SSIM {100 * q:+.2f}% "
                               f"(best {100 * best['q_ssim_mean']:+.2f}% at update {best['update']})")
 
-    if args.validation_seeds > 0:
+    if args.validation_seeds > 0 and ranks.main:
         bench = Benchmark(data.validation_seeds(args.validation_seeds), ep,
                           lambda m: progress("reinforce", "validation " + m))
         validate(0)
@@ -144,51 +202,33 @@ def stage_reinforce(args) -> dict:
     pool = data.train_seeds(args.rl_specimens, rng)
     references = SparseGridReference(ep)
     converge = args.reward == "voronoi-ssim"
-    while update < args.rl_updates and time.perf_counter() < deadline:
+    while ranks.agree(update < args.rl_updates and time.perf_counter() < deadline):
         update += 1
         batch = []
-        for s in rng.choice(pool, size=args.rl_batch, replace=False):
+        drawn = rng.choice(pool, size=args.rl_batch, replace=False)
+        for s in ranks.share(drawn):
             s = int(s)
             env = new_episode(s, ep)
             runner = PolicyRunner(enc, policy, config, SIGMA, gen)
             result = data.run_episode(env, runner, keep_potentials=False, converge=converge)
             reference = references.get(s) if converge else None
             rewards = action_rewards(args.reward, result, runner.means, env, reference)
-            batch.append((result, runner.z, rewards))
-            episodes += 1
-        # Baseline (variance reduction, not in the paper): each episode's mean action reward is
-        # subtracted from its actions' rewards, so that only a position's reward relative to its
-        # episode's other positions counts (specimens differ in total phase); the advantages are
-        # then scaled by the batch's standard deviation, which only sets the step size for Adam.
-        # The mean includes the action itself (1 of ~200), a small bias we accept.
-        advantages, logps, masks = [], [], []
-        for result, z_list, rewards in batch:
-            r = np.stack([a for a, _ in rewards])
-            m = np.stack([b for _, b in rewards])
-            baseline = r[m].mean() if m.any() else 0.0
-            advantages.append(torch.from_numpy(r - baseline).float())
-            masks.append(torch.from_numpy(m))
-            logps.append(log_prob(policy, config, result.steps, z_list, SIGMA))
-        adv = torch.cat([a.flatten() for a in advantages])
-        mask = torch.cat([m.flatten() for m in masks])
-        scale = adv[mask].std().clamp_min(1e-8) if mask.sum() > 1 else torch.tensor(1.0)
-        logp = torch.cat([lp.flatten() for lp in logps])
-        # eq. (8): minus the sum over agents and steps of log pi(a) times the (baselined) return
-        loss = -((adv / scale) * logp)[mask].sum() / mask.sum().clamp_min(1)
-        opt.zero_grad()
-        loss.backward()
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(policy.parameters(), args.rl_clip))
-        opt.step()
-        returns = [float(np.concatenate([a for a, _ in rw]).sum()) for _, _, rw in batch]
-        act_means = [float(np.concatenate([a for a, _ in rw]).mean()) for _, _, rw in batch]
-        repeats = [float(np.mean(np.concatenate([s.visit_index == data.REPEAT for s in res.steps])))
-                   for res, _, _ in batch]
+            batch.append((result.steps, runner.z, rewards))
+        episodes += len(drawn)
+        loss, grad_norm = reinforce_update(policy, opt, config, batch, args.rl_clip, ranks)
+        returns = ranks.gather([float(np.concatenate([a for a, _ in rw]).sum())
+                                for _, _, rw in batch])
+        act_means = ranks.gather([float(np.concatenate([a for a, _ in rw]).mean())
+                                  for _, _, rw in batch])
+        repeats = ranks.gather([float(np.mean(np.concatenate([s.visit_index == data.REPEAT
+                                                               for s in steps])))
+                                for steps, _, _ in batch])
         history.append({"update": update, "episodes": episodes,
                         "seconds": time.perf_counter() - t0,
                         "return_mean": float(np.mean(returns)),
                         "action_reward_mean": float(np.mean(act_means)),
                         "repeat_fraction": float(np.mean(repeats)),
-                        "grad_norm": grad_norm, "loss": float(loss)})
+                        "grad_norm": grad_norm, "loss": loss})
         if update % 5 == 0:
             recent = history[-10:]
             progress("reinforce",
@@ -199,8 +239,10 @@ def stage_reinforce(args) -> dict:
                      f"grad norm {grad_norm:.2f}")
         if bench is not None and update % args.validate_every == 0:
             validate(update)
-        if update % 20 == 0:
+        if update % 20 == 0 and ranks.main:
             save_reinforce(out, pre, policy, best, history, validation, args, t0, final=False)
+    if not ranks.main:
+        return None
     if bench is not None and (not validation or validation[-1]["update"] != update):
         validate(update)
     payload = save_reinforce(out, pre, policy, best, history, validation, args, t0, final=True)

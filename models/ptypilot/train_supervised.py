@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 import ptypilot_core as core
 from ptypilot import data
+from ptypilot.distributed import Ranks
 from ptypilot.policy_model import ConvAutoencoder, GruPolicy, ModelConfig, preprocess
 from ptypilot.train_common import (SIGMA, checkpoint_path, encoder_from, episode_settings,
                                    load_checkpoint, progress, save_checkpoint)
@@ -64,26 +65,46 @@ def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
     return torch.rot90(x, k & 3, dims=(-2, -1))
 
 
-def stage_autoencoder(args) -> dict:
+def autoencoder_step(model, opt, x: torch.Tensor, ranks: Ranks) -> torch.Tensor:
+    """One step on this rank's share x of the batch; returns the whole batch's loss. Every rank
+    holds an equal share, so the mean of the ranks' mean-loss gradients is the whole batch's."""
+    loss = F.mse_loss(model(x), x)
+    opt.zero_grad()
+    loss.backward()
+    ranks.sum_gradients(model.parameters(), average=True)
+    opt.step()
+    return ranks.sum(loss.detach()) / ranks.world if ranks.world > 1 else loss
+
+
+def stage_autoencoder(args, ranks: Ranks = Ranks()) -> dict | None:
+    """Under torchrun, rank 0 simulates the data set (the others wait for it and read it), each
+    step's batch is drawn alike on every rank and each rank trains on its share of it, and rank
+    0 alone writes the checkpoint (the others return None)."""
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed)
-    config = ModelConfig(sub_sequence_size=args.sub_sequence, encoder_input_px=args.encoder_px,
-                         encoder_channels=[int(c) for c in args.encoder_channels.split(",")],
-                         latent_size=args.latent, hidden_size=args.hidden_size,
-                         hidden_layers=args.hidden_layers, position_features=args.features,
-                         structure_features=args.features, input_features=args.features)
+    if getattr(args, "paper_sizes", False):
+        config = ModelConfig.paper(args.sub_sequence)
+    else:
+        config = ModelConfig(sub_sequence_size=args.sub_sequence,
+                             encoder_input_px=args.encoder_px,
+                             encoder_channels=[int(c) for c in args.encoder_channels.split(",")],
+                             latent_size=args.latent, hidden_size=args.hidden_size,
+                             hidden_layers=args.hidden_layers, position_features=args.features,
+                             structure_features=args.features, input_features=args.features)
     config.validate()
     t0 = time.perf_counter()
+    ranks.require_divisible("--ae-batch", args.ae_batch)
     dataset_file = out / "dataset.npz"
     if dataset_file.exists() and not args.fresh_data:
         progress("autoencoder", f"reusing {dataset_file}")
-        ds = dict(np.load(dataset_file))
-    else:
+    elif ranks.main:
         progress("autoencoder", f"simulating {args.specimens} training specimens")
         ds = make_dataset(args.specimens, args.seed, args.sub_sequence, args.positions,
                           args.iterations, args.dose, lambda m: progress("autoencoder", m))
         np.savez(dataset_file, **ds)
+    ranks.barrier()
+    ds = dict(np.load(dataset_file))
     data_s = time.perf_counter() - t0
 
     images = torch.from_numpy(np.concatenate([ds["sparse"], ds["other"]], axis=1))
@@ -96,6 +117,7 @@ def stage_autoencoder(args) -> dict:
     x_val = x_all[:n_val].reshape(-1, 1, config.encoder_input_px, config.encoder_input_px)
 
     model = ConvAutoencoder(config)
+    ranks.broadcast_parameters(model)
     opt = torch.optim.Adam(model.parameters(), lr=args.ae_lr)
     gen = torch.Generator().manual_seed(args.seed)
     history = []
@@ -103,12 +125,8 @@ def stage_autoencoder(args) -> dict:
     for step in range(1, args.ae_steps + 1):
         idx = torch.randint(0, x_train.shape[0], (args.ae_batch,), generator=gen)
         k = int(torch.randint(0, 8, (1,), generator=gen))
-        x = dihedral(x_train[idx], k)
-        loss = F.mse_loss(model(x), x)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if step % args.log_every == 0 or step == args.ae_steps:
+        loss = autoencoder_step(model, opt, dihedral(x_train[ranks.share(idx)], k), ranks)
+        if ranks.main and (step % args.log_every == 0 or step == args.ae_steps):
             with torch.no_grad():
                 val = float(F.mse_loss(model(x_val), x_val))
             history.append({"step": step, "train_mse": float(loss), "val_mse": val})
@@ -123,6 +141,10 @@ def stage_autoencoder(args) -> dict:
     payload = {"stage": "autoencoder", "config": config.to_dict(), "seed": args.seed,
                "encoder": model.encoder.state_dict(), "decoder": model.decoder.state_dict(),
                "episode": episode_settings(args), "summary": {"autoencoder": summary}}
+    if ranks.world > 1:
+        summary["ranks"] = ranks.world
+    if not ranks.main:
+        return None
     save_checkpoint(checkpoint_path(out, "autoencoder"), payload)
     progress("autoencoder", f"done in {time.perf_counter() - t0:.0f} s -> "
                             f"{checkpoint_path(out, 'autoencoder')}")
@@ -161,8 +183,27 @@ def pretrain_batch(enc, z_sparse: torch.Tensor, z_other: torch.Tensor, grid: tor
     return inputs, z, targets
 
 
-def stage_pretrain(args) -> dict:
+def pretrain_step(policy, opt, config: ModelConfig, inputs, z, targets,
+                  ranks: Ranks) -> torch.Tensor:
+    """One step of eq. (9) on this rank's share of the batch (inputs, z, targets: (T-1, B, ...));
+    the ranks' gradients are averaged, equal shares making it the whole batch's."""
+    hidden = torch.zeros(config.hidden_layers, inputs.shape[1], config.hidden_size)
+    means, _ = policy(inputs, z, hidden)
+    # eq. (9): sum over t of the squared distance, averaged over the batch
+    loss = ((means - targets) ** 2).sum(dim=(0, 2, 3)).mean()
+    opt.zero_grad()
+    loss.backward()
+    ranks.sum_gradients(policy.parameters(), average=True)
+    opt.step()
+    return ranks.sum(loss.detach()) / ranks.world if ranks.world > 1 else loss
+
+
+def stage_pretrain(args, ranks: Ranks = Ranks()) -> dict | None:
+    """Under torchrun: each step's batch drawn alike on every rank, each rank trains on its share,
+    rank 0 alone evaluates and writes the checkpoint (the others return None)."""
     out: Path = args.out
+    ranks.require_divisible("--pre-batch", args.pre_batch)
+    ranks.barrier()  # rank 0 may still be writing the autoencoder's checkpoint
     ae = load_checkpoint(checkpoint_path(out, "autoencoder"))
     config = ModelConfig.from_dict(ae["config"])
     torch.manual_seed(args.seed + 1)
@@ -177,6 +218,7 @@ def stage_pretrain(args) -> dict:
             return z.reshape(t.shape[0], t.shape[1], -1)
         z_sparse, z_other = encode_all(ds["sparse"]), encode_all(ds["other"])
     policy = GruPolicy(config)
+    ranks.broadcast_parameters(policy)
     opt = torch.optim.Adam(policy.parameters(), lr=args.pre_lr)
     gen = torch.Generator().manual_seed(args.seed + 1)
     n = z_sparse.shape[0]
@@ -185,15 +227,10 @@ def stage_pretrain(args) -> dict:
     for step in range(1, args.pre_steps + 1):
         idx = torch.randint(0, n, (args.pre_batch,), generator=gen)
         mix = torch.rand(args.pre_batch, generator=gen) < 0.5
-        inputs, z, targets = pretrain_batch(enc, z_sparse, z_other, grid, idx, mix)
-        hidden = torch.zeros(config.hidden_layers, args.pre_batch, config.hidden_size)
-        means, _ = policy(inputs, z, hidden)
-        # eq. (9): sum over t of the squared distance, averaged over the batch
-        loss = ((means - targets) ** 2).sum(dim=(0, 2, 3)).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if step % args.log_every == 0 or step == args.pre_steps:
+        inputs, z, targets = pretrain_batch(enc, z_sparse, z_other, grid, ranks.share(idx),
+                                            ranks.share(mix))
+        loss = pretrain_step(policy, opt, config, inputs, z, targets, ranks)
+        if ranks.main and (step % args.log_every == 0 or step == args.pre_steps):
             err = pretrain_error(policy, config, z_sparse, z_other, grid)
             history.append({"step": step, "loss": float(loss), **err})
             progress("pretrain", f"step {step}/{args.pre_steps}: loss {float(loss):.3e}, max error "
@@ -202,6 +239,10 @@ def stage_pretrain(args) -> dict:
     summary = {"steps": args.pre_steps, "batch": args.pre_batch, "lr": args.pre_lr,
                "seconds": time.perf_counter() - t0, "first": history[0] if history else None,
                "last": history[-1] if history else None, "curve": history}
+    if ranks.world > 1:
+        summary["ranks"] = ranks.world
+    if not ranks.main:
+        return None
     payload = dict(ae)
     payload.update({"stage": "pretrain", "policy": policy.state_dict(),
                     "summary": {**ae["summary"], "pretrain": summary}})

@@ -53,6 +53,12 @@ std::string reply_to_json(const ControlReply& reply) {
                    {"positions_issued", st.positions_issued()},
                    {"counters", std::map<std::string, std::uint64_t>(st.counters().begin(),
                                                                      st.counters().end())}};
+    nlohmann::json warnings = nlohmann::json::array();
+    for (const auto& w : st.warnings())
+      warnings.push_back({{"code", w.code()},
+                          {"message", w.message()},
+                          {"detail", nlohmann::json::parse(w.detail_json(), nullptr, false)}});
+    j["status"]["warnings"] = std::move(warnings);
   }
   if (reply.has_reconstruction()) {
     const auto& r = reply.reconstruction();

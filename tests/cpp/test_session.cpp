@@ -52,6 +52,7 @@ struct PolicyCall {
   std::vector<float> dark_field;
   bool had_potential = false;
   std::vector<float> potential;
+  double dose_e_per_A2 = 0;
 };
 
 // What the fakes saw; owned by the test, the fakes are owned by the Session.
@@ -62,6 +63,7 @@ struct Calls {
   std::vector<int> iterations;
   std::deque<std::vector<Vec2>> proposals;  // scripted; once spent, unvisited raster nodes
   std::deque<Status> propose_results;       // scripted; once spent, Ok
+  std::deque<std::string> warnings;          // scripted: a warning of this code per call
   std::vector<PolicyCall> policy_calls;
   std::vector<ScanRequest> requests;
   std::deque<Status> submit_results;  // scripted; once spent, Ok
@@ -117,7 +119,13 @@ class FakePolicy : public Policy {
     call.dark_field.assign(c.dark_field_fraction.begin(), c.dark_field_fraction.end());
     call.had_potential = c.potential != nullptr;
     if (c.potential) call.potential = c.potential->phase_rad.vector();
+    call.dose_e_per_A2 = c.dose_e_per_A2;
     calls_.policy_calls.push_back(call);
+    if (!calls_.warnings.empty()) {
+      if (!calls_.warnings.front().empty())
+        c.warnings->push_back({calls_.warnings.front(), "told", R"({"n": 1})"});
+      calls_.warnings.pop_front();
+    }
     if (!calls_.propose_results.empty()) {
       Status s = calls_.propose_results.front();
       calls_.propose_results.pop_front();
@@ -572,6 +580,31 @@ TEST_CASE("frames the session did not issue are not counted as its own", "[sessi
   CHECK(loop.session->sub_sequences_done() == 1);
   REQUIRE(loop.calls.added_ids.size() == 1);
   CHECK(loop.calls.added_ids[0] == std::vector<std::uint64_t>{0, 1, 2, 3});
+}
+
+TEST_CASE("the session measures its dose from the frames and keeps the policy's warnings",
+          "[session]") {
+  Loop loop(12, 4);
+  loop.calls.warnings = {"at_start", "", "after_frames"};
+  REQUIRE(loop.session->start().ok());
+  CHECK(loop.calls.policy_calls[0].dose_e_per_A2 == 0.0);  // no frame yet
+  REQUIRE(loop.session->warnings().size() == 1);
+  CHECK(loop.session->warnings()[0].code == "at_start");
+
+  // No declared dose (electrons_per_frame 0): the counts, 100 a frame, over the 1 A step squared.
+  REQUIRE(deliver(*loop.session, frames_for(loop.calls.requests[0])).ok());
+  CHECK(loop.calls.policy_calls[1].dose_e_per_A2 == Approx(100.0));
+  CHECK(loop.session->warnings().size() == 1);
+
+  // A declared dose is taken as declared: (4 * 100 + 4 * 700) / 8 frames.
+  auto frames = frames_for(loop.calls.requests[1]);
+  for (auto& f : frames) f.electrons_per_frame = 700.0;
+  REQUIRE(deliver(*loop.session, frames).ok());
+  CHECK(loop.calls.policy_calls[2].dose_e_per_A2 == Approx(400.0));
+  CHECK(loop.session->dose_e_per_A2() == Approx(400.0));
+  REQUIRE(loop.session->warnings().size() == 2);
+  CHECK(loop.session->warnings()[1].code == "after_frames");
+  CHECK(loop.session->warnings()[1].detail_json == R"({"n": 1})");
 }
 
 }  // namespace ptypilot

@@ -37,11 +37,16 @@ namespace fs = std::filesystem;
 namespace {
 
 const fs::path kFixture = fs::path(PTYPILOT_SOURCE_DIR) / "tests/fixtures/tiny_policy.pt";
+// The same module with the trained_for record of a mos2-paper session of 250 positions at
+// 1e5 e/A^2 (`python3 -m ptypilot.export --add-record`, see make_tiny_policy.py).
+const fs::path kRecorded =
+    fs::path(PTYPILOT_SOURCE_DIR) / "tests/fixtures/tiny_policy_recorded.pt";
 const ScanRaster kRaster{100, 100, 0.2};  // the fixture's FOV: 19.8 x 19.8 A
 constexpr int kK = 4;
 
+// The probe is ProbeConfig's default, which is mos2-paper's.
 PolicyLimits limits(int k = kK, ScanRaster raster = kRaster) {
-  return {k, raster.height_A(), raster.width_A()};
+  return {k, raster.height_A(), raster.width_A(), ProbeConfig{}};
 }
 
 // The mos2-paper object grid (0.154 A pixels, 64 px window, 3 px margin: 200 x 200 px, a
@@ -171,6 +176,94 @@ TEST_CASE("torchscript policy names a missing or corrupt file", "[policy][torch]
         m, Catch::Contains(truncated.string()) && Catch::Contains("is not a TorchScript module"));
   }
   fs::remove_all(dir);
+}
+
+namespace {
+
+// The warnings of a session's first two proposals (sub-sequence 0 at the start, sub-sequence 1
+// after the first frames, at `dose_e_per_A2`), as the session collects them.
+std::vector<SessionWarning> session_warnings(const fs::path& model, const PolicyLimits& l,
+                                             double dose_e_per_A2, int total_positions = 250) {
+  Contexts s;
+  const auto policy = load(model, l);
+  policy->reset(1);
+  std::vector<SessionWarning> warnings;
+  for (int t = 0; t < 2; ++t) {
+    PolicyContext c = s.at(t);
+    c.total_positions = total_positions;
+    c.dose_e_per_A2 = t > 0 ? dose_e_per_A2 : 0.0;
+    c.warnings = &warnings;
+    propose_ok(*policy, c);
+  }
+  // A third proposal says nothing new: each check is made once per session.
+  PolicyContext c = s.at(2);
+  c.total_positions = total_positions;
+  c.dose_e_per_A2 = dose_e_per_A2;
+  c.warnings = &warnings;
+  const std::size_t before = warnings.size();
+  propose_ok(*policy, c);
+  CHECK(warnings.size() == before);
+  return warnings;
+}
+
+nlohmann::json differences_of(const SessionWarning& w) {
+  return nlohmann::json::parse(w.detail_json).at("differences");
+}
+
+}  // namespace
+
+TEST_CASE("torchscript policy warns when the session is not what it was trained for",
+          "[policy][torch]") {
+  SECTION("the session it was trained for: no warning") {
+    CHECK(session_warnings(kRecorded, limits(), 1e5).empty());
+    // The dose is measured from frames: within 10 % is the same dose.
+    CHECK(session_warnings(kRecorded, limits(), 1.08e5).empty());
+  }
+  SECTION("another dose: one warning, naming it, after the first frames") {
+    const auto w = session_warnings(kRecorded, limits(), 4e5);
+    REQUIRE(w.size() == 1);
+    CHECK(w[0].code == "torchscript_policy_session_differs");
+    CHECK_THAT(w[0].message, Catch::Contains(kRecorded.string()) &&
+                                 Catch::Contains("dose_e_per_A2 100000 (trained) vs 400000 (session)"));
+    const auto d = differences_of(w[0]);
+    CHECK(d.size() == 1);
+    CHECK(d.at("dose_e_per_A2").at("trained").get<double>() == 1e5);
+    CHECK(d.at("dose_e_per_A2").at("session").get<double>() == 4e5);
+  }
+  SECTION("another semi-angle and budget: one warning at the start, naming each") {
+    PolicyLimits l = limits();
+    l.probe.semiangle_mrad = 25.0;
+    const auto w = session_warnings(kRecorded, l, 1e5, 300);
+    REQUIRE(w.size() == 1);
+    CHECK(w[0].code == "torchscript_policy_session_differs");
+    CHECK_THAT(w[0].message, Catch::Contains("semiangle_mrad 33 (trained) vs 25 (session)") &&
+                                 Catch::Contains("total_positions 250 (trained) vs 300 (session)"));
+    const auto d = differences_of(w[0]);
+    CHECK(d.size() == 2);
+    CHECK(d.at("semiangle_mrad").at("session").get<double>() == 25.0);
+    CHECK(d.contains("total_positions"));
+  }
+  SECTION("a model without the record: it cannot be checked, said once") {
+    const auto w = session_warnings(kFixture, limits(), 4e5);
+    REQUIRE(w.size() == 1);
+    CHECK(w[0].code == "torchscript_policy_not_checkable");
+    CHECK_THAT(w[0].message, Catch::Contains(kFixture.string()) &&
+                                 Catch::Contains("cannot be checked") &&
+                                 Catch::Contains("--add-record"));
+  }
+  SECTION("a new session is checked again") {
+    const auto policy = load(kRecorded);
+    Contexts s;
+    for (int session = 0; session < 2; ++session) {
+      policy->reset(1);
+      std::vector<SessionWarning> warnings;
+      PolicyContext c = s.at(0);
+      c.total_positions = 300;
+      c.warnings = &warnings;
+      propose_ok(*policy, c);
+      CHECK(warnings.size() == 1);
+    }
+  }
 }
 
 TEST_CASE("torchscript policy starts from the sparse grid", "[policy][torch]") {

@@ -6,6 +6,7 @@ Run with build/python and models on PYTHONPATH and Debian's /usr/bin/python3 (to
 """
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +17,8 @@ torch.set_num_threads(min(2, torch.get_num_threads()))
 from ptypilot import data, export, train, train_benchmark, train_common  # noqa: E402
 from ptypilot.policy_model import (  # noqa: E402
     KIND, SCHEMA_VERSION, ConvAutoencoder, ExportedPolicy, GruPolicy, ModelConfig, preprocess)
+
+ROOT = Path(__file__).resolve().parents[2]
 
 CONTRACT_KEYS = ["schema_version", "kind", "sub_sequence_size", "encoder_input_px",
                  "hidden_layers", "hidden_size", "fov_height_A", "fov_width_A", "raster",
@@ -124,6 +127,48 @@ def test_export_round_trip_and_schema(tmp_path):
             assert torch.allclose(out_e, out_l, atol=1e-6)
             assert torch.allclose(h_e, h_l, atol=1e-6)
             prev = out_e
+
+
+def test_export_records_the_session_the_model_was_trained_for(tmp_path):
+    config = small_config(sub_sequence_size=42)
+    payload = fake_payload(config)
+    payload["episode"].update(total_positions=336, dose_e_per_A2=2.5e5)
+    ckpt = tmp_path / "reinforce.pt"
+    torch.save(payload, ckpt)
+    out = tmp_path / "policy.pt"
+    export.export_checkpoint(ckpt, out, figures={})
+    record = export.read_trained_for(out)
+    assert record == json.loads(out.with_suffix(".json").read_text())["trained_for"]
+    assert record["sub_sequence_size"] == 42 and record["total_positions"] == 336
+    assert record["dose_e_per_A2"] == 2.5e5
+    assert record["preset"] == data.PRESET
+    assert (record["energy_keV"], record["semiangle_mrad"], record["window_px"],
+            record["detector_pixel_mrad"]) == (60.0, 33.0, 64, 4.937)
+    assert (record["raster_rows"], record["raster_cols"], record["step_A"]) == (100, 100, 0.2)
+
+
+def test_add_record_to_an_old_model_keeps_its_outputs_bit_identical(tmp_path):
+    config = small_config()
+    ckpt = tmp_path / "reinforce.pt"
+    torch.save(fake_payload(config), ckpt)
+    exported = tmp_path / "exported.pt"
+    export.export_checkpoint(ckpt, exported)
+    old = tmp_path / "old.pt"  # as exports were before the record
+    torch.jit.save(torch.jit.load(str(exported)), str(old))
+    assert export.read_trained_for(old) is None
+
+    new = tmp_path / "new.pt"
+    record = export.add_record(old, new, command="pytest")
+    assert export.read_trained_for(new) == record == {
+        **export.read_trained_for(exported), "recorded_by": "pytest"}
+    before = export.fixed_input_outputs(torch.jit.load(str(old)), 50)
+    after = export.fixed_input_outputs(torch.jit.load(str(new)), 50)
+    assert all(torch.equal(a, b) for a, b in zip(before, after))
+
+    # A model whose schema does not say what it was trained for needs to be told.
+    with pytest.raises(ValueError, match="--preset"):
+        export.add_record(ROOT / "tests/fixtures/tiny_policy.pt", tmp_path / "tiny.pt")
+    assert not (tmp_path / "tiny.pt").exists()
 
 
 def test_exported_module_matches_the_training_episode_code():

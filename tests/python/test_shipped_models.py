@@ -35,6 +35,24 @@ def test_name_matches_schema_and_record(path):
     assert path.stat().st_size < 5e6
 
 
+@pytest.mark.parametrize("path", MODELS, ids=lambda p: p.name)
+def test_each_model_records_the_session_it_was_trained_for(path):
+    """The daemon compares a session with this record (trained_for.json in the file)."""
+    from ptypilot import export
+    record = export.read_trained_for(path)
+    assert record is not None, f"{path.name}: add it with python3 -m ptypilot.export --add-record"
+    training = json.loads(torch.jit.load(str(path)).schema())["training"]
+    assert record["preset"] == training["preset"]
+    assert record["dose_e_per_A2"] == training["dose_e_per_A2"]
+    assert record["total_positions"] == training["total_positions"]
+    assert record["sub_sequence_size"] == int(NAME.fullmatch(path.name)["k"])
+    assert {k: v for k, v in record.items() if k != "recorded_by"} == {
+        k: v for k, v in export.trained_for(training["preset"], record["sub_sequence_size"],
+                                            training["total_positions"],
+                                            training["dose_e_per_A2"]).items()}
+    assert json.loads(path.with_suffix(".json").read_text())["trained_for"] == record
+
+
 def test_shipped_model_prefers_the_budget_it_was_trained_for(tmp_path, monkeypatch):
     monkeypatch.setattr(loop, "SHIPPED_DIR", tmp_path)
     (tmp_path / "policy-mos2-k84.pt").touch()

@@ -14,7 +14,8 @@
 namespace ptypilot {
 
 PolicyLimits policy_limits(const ServeConfig& c) {
-  return {c.session.sub_sequence_size, c.session.raster.height_A(), c.session.raster.width_A()};
+  return {c.session.sub_sequence_size, c.session.raster.height_A(), c.session.raster.width_A(),
+          c.session.probe};
 }
 
 std::unique_ptr<ScanDriver> make_scan_driver(zmq::context_t& context, const ScanDriverConfig& c) {

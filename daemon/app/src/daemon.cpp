@@ -55,6 +55,7 @@ struct SessionProgress {
   bool waiting_for_frames = false;
   std::string missing;
   std::shared_ptr<const Potential> potential;
+  std::vector<SessionWarning> warnings;
 };
 
 struct Daemon::Impl {
@@ -109,6 +110,7 @@ struct Daemon::Impl {
     p.positions_issued = session->positions_issued();
     p.waiting_for_frames = session->waiting_for_frames();
     p.missing = p.waiting_for_frames ? session->missing_description() : "";
+    p.warnings = session->warnings();
     std::lock_guard lock(progress_mutex);
     p.potential = with_potential ? std::make_shared<const Potential>(session->potential())
                                  : progress.potential;
@@ -116,14 +118,19 @@ struct Daemon::Impl {
   }
 
   // After the worker ran the session: publish its new reports, and end it if it failed or is done.
-  void after_step(std::uint64_t gen, const Status& s, std::size_t reports_before) {
+  void after_step(std::uint64_t gen, const Status& s, std::size_t reports_before,
+                  std::size_t warnings_before) {
     std::vector<SubSequenceReport> reports(session->reports().begin() + reports_before,
                                            session->reports().end());
+    std::vector<SessionWarning> warnings(session->warnings().begin() + warnings_before,
+                                         session->warnings().end());
     update_progress(!reports.empty());
     touch();
     const bool done = session->done();
-    asio::post(io, [this, gen, s, done, reports = std::move(reports)] {
+    asio::post(io, [this, gen, s, done, reports = std::move(reports),
+                    warnings = std::move(warnings)] {
       if (gen != generation || !active(state)) return;
+      for (const auto& w : warnings) events->warning(session_id, w);
       for (const auto& r : reports) events->sub_sequence_done(session_id, r);
       if (!s.ok()) return fail(s.message());
       if (done) end_session(true, "");
@@ -132,7 +139,7 @@ struct Daemon::Impl {
 
   void worker_start(std::uint64_t gen) {
     const Status s = session->start();
-    after_step(gen, s, 0);
+    after_step(gen, s, 0, 0);
   }
 
   void worker_frames(std::uint64_t gen, std::vector<DetectorFrame>& frames) {
@@ -142,8 +149,9 @@ struct Daemon::Impl {
       return;
     }
     const std::size_t before = session->reports().size();
+    const std::size_t warned = session->warnings().size();
     const Status s = session->on_frames(frames);
-    after_step(gen, s, before);
+    after_step(gen, s, before, warned);
   }
 
   // --- event loop --------------------------------------------------------------------------------
@@ -327,6 +335,12 @@ struct Daemon::Impl {
     if (session)
       for (const auto& [k, v] : session->assembler_health().snapshot()) merged[k] += v;
     for (const auto& [k, v] : merged) (*counters)[k] += v;
+    for (const auto& w : p.warnings) {
+      auto* out = s->add_warnings();
+      out->set_code(w.code);
+      out->set_message(w.message);
+      out->set_detail_json(w.detail_json);
+    }
   }
 
   void fill_reconstruction(ControlReply* reply) {

@@ -51,6 +51,17 @@ void EventPublisher::sub_sequence_done(const std::string& session_id, const SubS
              {"total_ms", r.latency.total_ms}});
 }
 
+void EventPublisher::warning(const std::string& session_id, const SessionWarning& w) {
+  wire::Event e;
+  e.set_session_id(session_id);
+  e.set_timestamp_ns(wall_ns());
+  auto* out = e.mutable_warning();
+  out->set_code(w.code);
+  out->set_message(w.message);
+  out->set_detail_json(w.detail_json);
+  publish(e, "warning");
+}
+
 void EventPublisher::session_done(const std::string& session_id, bool ok, const std::string& error,
                                   const SessionTotals& totals) {
   wire::Event e;

@@ -26,6 +26,7 @@ class EventPublisher {
   void sub_sequence_done(const std::string& session_id, const SubSequenceReport& report);
   void session_done(const std::string& session_id, bool ok, const std::string& error,
                     const SessionTotals& totals);
+  void warning(const std::string& session_id, const SessionWarning& warning);
 
  private:
   void publish(const wire::Event& event, const char* topic);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <nlohmann/json.hpp>
 
 #include "ptypilot/wire/counters.hpp"
 #include "ptypilot/wire/log.hpp"
@@ -44,6 +45,12 @@ float Session::dark_field_fraction(const DetectorFrame& f) const {
   return total > 0 ? static_cast<float>(outside / total) : 0.0f;
 }
 
+double Session::dose_e_per_A2() const {
+  const double step_A = config_.session.raster.step_A;
+  if (dosed_frames_ == 0 || !(step_A > 0)) return 0.0;
+  return electrons_ / static_cast<double>(dosed_frames_) / (step_A * step_A);
+}
+
 std::vector<Vec2> Session::visited_positions() const {
   const auto v = safety_.visited();
   return {v.begin(), v.end()};
@@ -72,10 +79,20 @@ Status Session::issue_next(SubSequenceReport* report, Clock::time_point* propose
   context.visited_A = safety_.visited();
   context.dark_field_fraction = dark_field_;
   context.potential = completed_ > 0 ? &potential : nullptr;
+  context.dose_e_per_A2 = dose_e_per_A2();
+  std::vector<SessionWarning> warnings;
+  context.warnings = &warnings;
 
   const auto t0 = Clock::now();
   std::vector<Vec2> proposed;
-  if (Status s = policy_->propose(context, &proposed); !s.ok()) {
+  const Status proposal = policy_->propose(context, &proposed);
+  for (SessionWarning& w : warnings) {
+    nlohmann::json detail = nlohmann::json::parse(w.detail_json, nullptr, false);
+    log::warn(w.code, {{"session", id_}, {"sub_sequence", next_sub_sequence_},
+                       {"message", w.message}, {"detail", std::move(detail)}});
+    warnings_.push_back(std::move(w));
+  }
+  if (const Status& s = proposal; !s.ok()) {
     // A failed policy is not a finished scan (an empty proposal is): the caller ends the session
     // in error, and nothing further is issued from a policy in an unknown state.
     stop_requested_ = true;
@@ -189,7 +206,15 @@ Status Session::complete(std::uint32_t sub_sequence) {
   const auto t0 = Clock::now();
   std::vector<Frame> views;
   views.reserve(frames.size());
-  for (const auto& f : frames) views.push_back({f.frame_index, f.position_A, f.view()});
+  for (const auto& f : frames) {
+    views.push_back({f.frame_index, f.position_A, f.view()});
+    // A detector that declares no dose (DECTRIS streams) is taken to count electrons.
+    double electrons = f.electrons_per_frame > 0 ? f.electrons_per_frame : 0.0;
+    if (electrons == 0.0)
+      for (float c : f.counts) electrons += c;
+    electrons_ += electrons;
+    ++dosed_frames_;
+  }
   if (Status s = reconstructor_->add_frames(views); !s.ok())
     return {s.code(), "reconstructor rejected sub-sequence " + std::to_string(sub_sequence) + ": " + s.message()};
   if (Status s = reconstructor_->iterate(config_.reconstruction.iterations_per_update); !s.ok())

@@ -21,6 +21,7 @@
 #include <cstddef>
 #include <exception>
 #include <filesystem>
+#include <initializer_list>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -38,6 +39,17 @@ namespace {
 constexpr int kSchemaVersion = 1;
 constexpr const char* kSchemaKind = "ptypilot-gru-policy";
 constexpr double kFovTolerance_A = 1e-6;
+// The TorchScript extra file in which models/ptypilot/export.py records the session the model was
+// trained for (models/POLICY_CONTRACT.md, "trained_for.json").
+constexpr const char* kTrainedForFile = "trained_for.json";
+constexpr const char* kSessionDiffers = "torchscript_policy_session_differs";
+// Geometry comes from configs and presets, typed or computed the same way on both sides: only
+// rounding may differ.
+constexpr double kGeometryRelativeTolerance = 1e-6;
+// The session's dose is measured from its frames (Session: declared electrons per frame, or the
+// counts where a detector declares none, which misses what scatters past the detector's edge), so
+// it gets a margin; 10 % in dose is 5 % in the signal-to-noise ratio of a pattern.
+constexpr double kDoseRelativeTolerance = 0.10;
 
 // What LibTorch says, without the C++ stack trace it appends to c10::Error::what().
 std::string torch_message(const std::exception& e) {
@@ -71,11 +83,15 @@ struct Impl {
   // not the visited positions, which lack the ones Safety dropped as repeats.
   std::vector<Vec2> last_proposal;
   std::vector<Vec2> last_output;  // forward()'s positions as it returned them, normalised
-  // The budget the model was trained for (schema training.total_positions; 0 when absent). Its
-  // GRU has only seen that many decisions, and pre-training taught it that budget's sparse grid,
-  // so another budget works but is outside what the model learned: said once per session.
+  // The budget the model was trained for (schema training.total_positions; 0 when absent): what
+  // a model without the trained_for record can still be checked against.
   int trained_total_positions = 0;
-  bool budget_checked = false;
+  // The trained_for record (null for a model exported before it existed). A session unlike it
+  // runs (torchscript_policy.hpp says why it is not refused), with a warning once per session
+  // for the geometry, at its start, and once for the dose, when the first frames have told it.
+  nlohmann::json trained_for;
+  bool geometry_checked = false;
+  bool dose_checked = false;
 
   [[noreturn]] void fail(const std::string& what) const {
     throw std::invalid_argument("policy model " + path + " " + what);
@@ -89,11 +105,20 @@ struct Impl {
                                   "`python3 -m ptypilot.export`)");
     if (std::filesystem::is_directory(path, ec))
       throw std::invalid_argument("policy model " + path + ": is a directory, not a file");
+    torch::jit::ExtraFilesMap extra{{kTrainedForFile, ""}};
     try {
-      module = torch::jit::load(path, at::kCPU);
+      module = torch::jit::load(path, at::kCPU, extra);
     } catch (const std::exception& e) {
       fail("is not a TorchScript module that LibTorch " + std::to_string(TORCH_VERSION_MAJOR) +
            "." + std::to_string(TORCH_VERSION_MINOR) + " can load: " + torch_message(e));
+    }
+    if (const std::string& text = extra[kTrainedForFile]; !text.empty()) {
+      try {
+        trained_for = nlohmann::json::parse(text);
+      } catch (const nlohmann::json::exception& e) {
+        fail(std::string("has a ") + kTrainedForFile + " that is not JSON: " + e.what());
+      }
+      if (!trained_for.is_object()) fail(std::string("has a ") + kTrainedForFile + " that is not a JSON object");
     }
     module.eval();
     for (const char* method : {"schema", "initial_hidden", "forward"})
@@ -156,6 +181,93 @@ struct Impl {
       fail("initial_hidden() returned " + shape_of(initial_hidden) + ", expected [L, 1, H] Float");
     hidden = initial_hidden;
     previous_positions = at::zeros({limits.sub_sequence_size, 2}, at::kFloat);
+  }
+
+  static bool close(double a, double b, double relative) {
+    return std::abs(a - b) <= relative * std::max(std::abs(a), std::abs(b));
+  }
+
+  // Each quantity of `session` the record holds and the session does not share:
+  // {name: {"trained": ..., "session": ...}}. A quantity the record lacks is not compared.
+  nlohmann::json differences(std::initializer_list<std::pair<const char*, double>> session,
+                             double relative) const {
+    nlohmann::json out = nlohmann::json::object();
+    for (const auto& [name, value] : session) {
+      if (!trained_for.contains(name) || !trained_for[name].is_number()) continue;
+      const double trained = trained_for[name].get<double>();
+      if (!close(trained, value, relative)) out[name] = {{"trained", trained}, {"session", value}};
+    }
+    return out;
+  }
+
+  static void report(const PolicyContext& context, SessionWarning warning) {
+    if (context.warnings != nullptr) {
+      context.warnings->push_back(std::move(warning));
+      return;
+    }
+    log::warn(warning.code, {{"message", warning.message},
+                             {"detail", nlohmann::json::parse(warning.detail_json)}});
+  }
+
+  void report_differences(const PolicyContext& context, const nlohmann::json& found,
+                          const std::string& what) const {
+    if (found.empty()) return;
+    std::string list;
+    for (const auto& [name, d] : found.items())
+      list += (list.empty() ? "" : ", ") + name + " " + number(d["trained"].get<double>()) +
+              " (trained) vs " + number(d["session"].get<double>()) + " (session)";
+    report(context, {kSessionDiffers,
+                     "model " + path + " was trained for another " + what + ": " + list +
+                         "; it runs, but outside what it learned (train one for this session)",
+                     nlohmann::json{{"model", path}, {"differences", found}}.dump()});
+  }
+
+  // At the session's first proposal: its geometry and budget against the record.
+  void check_geometry(const PolicyContext& context) {
+    geometry_checked = true;
+    if (trained_for.is_null()) {
+      report(context,
+             {"torchscript_policy_not_checkable",
+              "model " + path + " has no record of the geometry and dose it was trained for (" +
+                  kTrainedForFile + ", written by exports since ptypilot recorded it), so this " +
+                  "session cannot be checked against it; add it with `python3 -m ptypilot.export " +
+                  "--add-record " + path + "` or re-export the model",
+              nlohmann::json{{"model", path}, {"missing", kTrainedForFile}}.dump()});
+      // The budget is in the schema of every export, so that much can still be checked.
+      if (trained_total_positions > 0 && context.total_positions != trained_total_positions) {
+        nlohmann::json found;
+        found["total_positions"] = {{"trained", trained_total_positions},
+                                    {"session", context.total_positions}};
+        report_differences(context, found, "position budget");
+      }
+      return;
+    }
+    const ProbeConfig& probe = limits.probe;
+    report_differences(
+        context,
+        differences({{"energy_keV", probe.energy_keV},
+                     {"semiangle_mrad", probe.semiangle_mrad},
+                     {"defocus_A", probe.defocus_A},
+                     {"Cs_mm", probe.Cs_mm},
+                     {"window_px", double(probe.window_px)},
+                     {"detector_pixel_mrad", probe.detector_pixel_mrad},
+                     {"raster_rows", double(context.raster.rows)},
+                     {"raster_cols", double(context.raster.cols)},
+                     {"step_A", context.raster.step_A},
+                     {"sub_sequence_size", double(limits.sub_sequence_size)},
+                     {"total_positions", double(context.total_positions)}},
+                    kGeometryRelativeTolerance),
+        "geometry");
+  }
+
+  // Once the first frames are in: the session's dose against the record.
+  void check_dose(const PolicyContext& context) {
+    dose_checked = true;
+    if (trained_for.is_null()) return;  // said once already, at the start
+    report_differences(context,
+                       differences({{"dose_e_per_A2", context.dose_e_per_A2}},
+                                   kDoseRelativeTolerance),
+                       "dose");
   }
 
   // forward() once on a flat potential, so that a file whose forward() does not follow the
@@ -233,7 +345,8 @@ void LoadedTorchScriptPolicy::reset(std::uint64_t seed) {
   impl_->hidden = impl_->initial_hidden;
   impl_->last_proposal.clear();
   impl_->last_output.clear();
-  impl_->budget_checked = false;
+  impl_->geometry_checked = false;
+  impl_->dose_checked = false;
 }
 
 double LoadedTorchScriptPolicy::hidden_norm() const {
@@ -250,16 +363,8 @@ Status LoadedTorchScriptPolicy::propose(const PolicyContext& context,
   if (context.count <= 0) return Status::Ok();
   const Potential* potential = context.potential;
   Impl& p = *impl_;
-  if (!p.budget_checked) {
-    p.budget_checked = true;
-    if (p.trained_total_positions > 0 && context.total_positions != p.trained_total_positions)
-      log::warn("torchscript_policy_budget_differs",
-                {{"model", p.path},
-                 {"trained_total_positions", p.trained_total_positions},
-                 {"session_total_positions", context.total_positions},
-                 {"note", "the model was trained for another position budget; it runs, but "
-                          "outside what it learned (train one for this budget)"}});
-  }
+  if (!p.geometry_checked) p.check_geometry(context);
+  if (!p.dose_checked && context.dose_e_per_A2 > 0) p.check_dose(context);
   if (context.sub_sequence == 0 || potential == nullptr || potential->phase_rad.empty() ||
       context.visited_A.empty()) {
     if (Status s = first_.propose(context, positions); !s.ok()) return s;

@@ -14,11 +14,21 @@
 #include <vector>
 
 #include "ptypilot/image.hpp"
+#include "ptypilot/optics.hpp"
 #include "ptypilot/reconstructor.hpp"
 #include "ptypilot/scan_geometry.hpp"
 #include "ptypilot/status.hpp"
 
 namespace ptypilot {
+
+// Something a session runs on with but that its operator should know, reported by a policy
+// through PolicyContext::warnings: the session logs it, the daemon publishes it as a "warning"
+// event and lists it in `ctl status` for as long as the session is the current one.
+struct SessionWarning {
+  std::string code;         // stable, for scripts: "torchscript_policy_session_differs"
+  std::string message;      // one line a person can act on
+  std::string detail_json;  // a JSON object with the particulars, e.g. each differing quantity
+};
 
 struct PolicyContext {
   ScanRaster raster;
@@ -28,6 +38,12 @@ struct PolicyContext {
   std::span<const Vec2> visited_A;            // every approved position so far, in order
   std::span<const float> dark_field_fraction; // per visited position: counts outside the BF disk
   const Potential* potential = nullptr;       // current reconstruction; null before the first
+  // The dose the session's frames were taken at, in electrons per A^2 of the full raster (the
+  // simulator's and training's unit): the mean electrons per frame, as each frame's header
+  // declares it or else its counts summed, over the raster step squared; 0 before any frame.
+  double dose_e_per_A2 = 0.0;
+  // Where a policy puts its warnings (never null when the session calls propose()).
+  std::vector<SessionWarning>* warnings = nullptr;
 };
 
 class Policy {
@@ -58,6 +74,10 @@ struct PolicyLimits {
   int sub_sequence_size = 0;  // K: positions per sub-sequence (SessionConfig::sub_sequence_size)
   double fov_height_A = 0.0;  // the scan FOV: ScanRaster::height_A(), width_A()
   double fov_width_A = 0.0;
+  // The session's probe, which a learned policy compares with the one it was trained for (with
+  // PolicyContext's raster, budget and dose; a mismatch is a warning, not an error:
+  // torchscript_policy.hpp says why).
+  ProbeConfig probe;
 };
 
 }  // namespace ptypilot

@@ -84,6 +84,10 @@ class Session {
   std::string_view policy_name() const { return policy_->name(); }
   std::string_view reconstructor_backend() const { return reconstructor_->backend(); }
   const HealthCounters& assembler_health() const { return assembler_.health(); }
+  // What the policy warned of so far (each also logged), in order.
+  const std::vector<SessionWarning>& warnings() const { return warnings_; }
+  // Electrons per A^2 of the full raster, from the frames reconstructed so far (PolicyContext).
+  double dose_e_per_A2() const;
 
  private:
   Status issue_next(SubSequenceReport* report, Clock::time_point* proposed_at);
@@ -108,6 +112,9 @@ class Session {
   std::vector<float> dark_field_;             // per approved position, once its frame is in
   std::vector<SubSequenceReport> reports_;
   std::set<int> logged_verdicts_;
+  std::vector<SessionWarning> warnings_;
+  double electrons_ = 0;             // summed over the frames reconstructed so far
+  std::uint64_t dosed_frames_ = 0;
   bool stop_requested_ = false;
   bool done_ = false;
   double bright_field_radius_px_ = 0;

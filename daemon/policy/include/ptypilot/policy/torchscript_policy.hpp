@@ -31,6 +31,17 @@ namespace ptypilot {
 // FOV within 1e-6 A); std::runtime_error when initial_hidden() fails. Every message names the
 // file: "policy model m.pt expects sub-sequences of 50 positions, the session asks for 100".
 //
+// What the model was trained for (its trained_for.json record, models/POLICY_CONTRACT.md) is
+// compared with the session, and each difference goes into context.warnings as one
+// "torchscript_policy_session_differs" warning, trained against session: the probe
+// (PolicyLimits::probe), raster, K and budget at the session's first proposal, the dose
+// (context.dose_e_per_A2) at the first proposal after frames came in. A model without the record
+// gives one "torchscript_policy_not_checkable" warning per session instead. These warn rather
+// than refuse: the module resizes any crop to its input and answers in fractions of the FOV, so
+// it runs and stays in the FOV whatever the window, pixel size, raster, budget or dose; only the
+// quality of its positions is unknown (and eval runs models at other doses on purpose). K and
+// the FOV, which the network cannot take otherwise, are refused at start-up (above).
+//
 // propose() never throws:
 //   - sub-sequence 0, no potential yet, or nothing visited yet: SparseGridPolicy's answer and
 //     Status (the paper starts every session from the sparse grid's first sub-sequence);
