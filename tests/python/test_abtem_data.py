@@ -139,9 +139,30 @@ def test_priors_of_a_scenario():
 
 
 @pytest.mark.skipif(importlib.util.find_spec("abtem") is None,
-                    reason="abTEM is not installed here; deploy/lib/abtem-venv.sh makes "
-                           ".venv-abtem, run this file with its python to include this test")
+                    reason="abTEM is not installed for this interpreter; `deploy/run "
+                           "abtem-data --check-only` runs the same check in .venv-abtem")
 def test_abtem_patterns_match_ptypilots_orientation():
     check = abtem_data.orientation_check(abtem_data.Geometry())
     assert check["best"] == "transpose=False,flip_rows=False,flip_cols=False"
     assert check["correlation_of_differences"][check["best"]] > 0.99
+
+
+def test_report_joins_runs_on_different_data_sets():
+    from ptypilot import abtem_report
+
+    assert abtem_report.kind_of("abtem-mos2-flake-s1.npy") == "mos2-flake"
+    assert abtem_report.kind_of("abtem-mos2-s0.npy") == "mos2"
+
+    def run(name, sparse, md):
+        return {"positions": 250, "recorded_datasets": [name], "datasets": 1, "strategies": {
+            p: {"per_dataset": [{"dataset": name, "ssim_vs_truth": v, "ssim_vs_full_raster": v,
+                                 "q_ssim_vs_sparse_grid": None}]}
+            for p, v in (("sparse-grid", sparse), ("material-density", md))}}
+
+    joined = abtem_report.merged([run("a.npy", 0.5, 0.6), run("b.npy", 0.7, 0.6)])
+    assert joined["datasets"] == 2 and joined["recorded_datasets"] == ["a.npy", "b.npy"]
+    assert joined["strategies"]["sparse-grid"]["ssim_truth_mean"] == pytest.approx(0.6)
+    assert joined["strategies"]["material-density"]["ssim_truth_std"] == 0.0
+    assert joined["strategies"]["sparse-grid"]["q_ssim_mean"] is None
+    paired = abtem_report.paired(joined, "material-density", "sparse-grid")
+    assert paired["per_dataset"] == pytest.approx({"a.npy": 0.2, "b.npy": -1 / 7})
