@@ -49,7 +49,9 @@ import numpy as np
 import ptypilot_core as core
 
 PRESET = "mos2-paper"
-DOSE_E_PER_A2 = 1e5        # ptypilot.data.DOSE_E_PER_A2 (that module needs torch, this venv has none)
+# Copies, checked by the tests: ptypilot.data and recorded_eval pull in the daemon's client
+# (zmq), which .venv-abtem does not have.
+DOSE_E_PER_A2 = 1e5        # ptypilot.data.DOSE_E_PER_A2
 MARGIN_PX = 3              # ptypilot.recorded_eval.MARGIN_PX: eval's object grid
 BIN = 3                    # abTEM pattern pixels per detector pixel, per axis (odd: centred bins)
 OVERSAMPLE = 5 / 3         # object pixel / abTEM sampling: antialias cut-off beyond our edge
@@ -241,7 +243,7 @@ def build_atoms(kind: str, seed: int, geometry: Geometry):
                          "atoms": len(atoms), "vacancies": VACANCIES}
 
 
-# --- abTEM ------------------------------------------------------------------------------------------
+# --- abTEM ---------------------------------------------------------------------------------------
 
 def configure_abtem():
     import abtem
@@ -332,7 +334,8 @@ def orientation_check(geometry: Geometry) -> dict:
     result = {"scan_A": scan_A[0].tolist(), "atom_A": atom_A.tolist(),
               "correlation_of_differences": variants, "best": best,
               "abtem_vacuum_pattern_sum": float(abtem_vacuum.sum()),
-              "abtem_vs_ptypilot_vacuum_max_abs_diff": float(np.abs(abtem_vacuum - ours_vacuum).max())}
+              "abtem_vs_ptypilot_vacuum_max_abs_diff":
+                  float(np.abs(abtem_vacuum - ours_vacuum).max())}
     if best != identity or variants[identity] < 0.5:
         raise RuntimeError(f"abTEM's patterns do not match ptypilot's layout: {result}")
     return result
@@ -374,7 +377,8 @@ def simulate(kind: str, seed: int, geometry: Geometry, out: Path, check: dict, p
         "sampling_A": geometry.cell_A / geometry.gpts,
         "cell_origin_on_object_grid_px": CELL_OFFSET_PX,
         "detector_binning": f"{BIN} x {BIN} abTEM pixels of "
-                            f"{geometry.probe.detector_pixel_mrad / BIN:.4f} mrad per detector pixel",
+                            f"{geometry.probe.detector_pixel_mrad / BIN:.4f} mrad per detector "
+                            "pixel",
         "pattern_sum_mean": float(patterns.sum(axis=(1, 2)).mean()),
         "electrons_per_pattern": electrons, "noise": f"Poisson, numpy default_rng({noise_seed})",
         "truth": "sigma x abTEM's projected potential (sum of the slices), Fourier-resampled to "

@@ -84,7 +84,8 @@ def kind_report(kind: str, runs: list[dict], out: Path) -> dict:
     scenarios.add_dose_sweep(main, {s["positions"]: rows_of(s) for s in runs}, RASTER_POSITIONS)
     (out / f"{kind}-eval.json").write_text(json.dumps(main, indent=2))
     scenarios.save_ssim_vs_dose(out / f"{kind}-ssim_vs_dose.png", main,
-                                f"abTEM {kind}, {main['datasets']} data sets, 1e5 e⁻/Å² full raster")
+                                f"abTEM {kind}, {main['datasets']} data sets, "
+                                "1e5 e⁻/Å² full raster")
     reference = main["dose_sweep"]["reference_pattern"]
     strategies = {}
     for name, s in main["strategies"].items():
