@@ -3,7 +3,7 @@
     ptypilot eval --specimen mos2-paper --datasets 25 --positions 250 --subsequences 5 --out DIR
                   [--policies learned,sparse-grid,jittered-grid,fermat-spiral,sobol,random,heuristic,
                               material-density]
-                  [--table1] [--dose-sweep [--sweep-fractions 0.5,0.75,1,1.5,2]] [--dark-smoothing W]
+                  [--table1] [--dose-sweep [--sweep-fractions F,...]] [--dark-smoothing W | --priors-of NAME]
     ptypilot eval --scenario NAME [NAME ...] --datasets 25 --out DIR     (--list-scenarios: names)
     (python3 -m ptypilot.evaluate --bin build/bin ...; `ptypilot eval` runs exactly this)
 
@@ -381,6 +381,8 @@ def main(argv=None) -> int:
                         help="the reconstruction's dark-smoothing prior, the same for the "
                              "sessions, the scored images and the reference (default 0; "
                              "README, Priors)")
+    parser.add_argument("--priors-of", metavar="SCENARIO", default=None,
+                        help="reconstruct with a scenario's dark smoothing and regularisation")
     parser.add_argument("--figures", type=int, default=3,
                         help="pictures of the first N data sets (paper Fig. 3)")
     parser.add_argument("--keep-sessions", action="store_true",
@@ -389,9 +391,7 @@ def main(argv=None) -> int:
                         help="run everything N times (OUT/repeat-K) and report each score's "
                              "spread over the runs (ptypilot.eval_repeats)")
     args = parser.parse_args(argv)
-    if args.dark_smoothing is not None and not 0.0 <= args.dark_smoothing <= 0.25:
-        parser.error("--dark-smoothing must be in [0, 0.25]")
-    args.priors = {"dark_smoothing": args.dark_smoothing} if args.dark_smoothing else {}
+    args.priors = scenarios.priors_from_options(args.dark_smoothing, args.priors_of, parser.error)
     if args.repeats < 1:
         parser.error("--repeats must be positive")
     if args.repeats > 1:
@@ -413,7 +413,7 @@ def main(argv=None) -> int:
         parser.error(f"--scenario: unknown {', '.join(unknown)}; known: "
                      + ", ".join(scenarios.SCENARIOS))
     given = [f"--{k.replace('_', '-')}" for k in ("specimen", "dose", "positions", "subsequences",
-                                                  "dataset_dir", "dark_smoothing")
+                                                  "dataset_dir", "dark_smoothing", "priors_of")
              if getattr(args, k) is not None]
     if given or args.table1:
         parser.error(f"--scenario sets the specimen, dose, positions, sub-sequences and priors; "

@@ -99,6 +99,20 @@ SCENARIOS = {s.name: s for s in [
              "sub-sequences", None),
 ]}
 
+def priors_from_options(dark_smoothing: float | None, priors_of: str | None, error) -> dict:
+    """The reconstruction priors of eval's --dark-smoothing or --priors-of SCENARIO (one of
+    them), as Scenario.reconstruction() gives them; `error(message)` for a bad value."""
+    if dark_smoothing is not None and priors_of is not None:
+        error("--dark-smoothing and --priors-of: give one (a scenario sets its dark smoothing)")
+    if dark_smoothing is not None and not 0.0 <= dark_smoothing <= 0.25:
+        error("--dark-smoothing must be in [0, 0.25]")
+    if priors_of is not None:
+        if priors_of not in SCENARIOS:
+            error(f"--priors-of: unknown scenario {priors_of}; known: " + ", ".join(SCENARIOS))
+        return SCENARIOS[priors_of].reconstruction()
+    return {"dark_smoothing": dark_smoothing} if dark_smoothing else {}
+
+
 DEFAULT_SWEEP_FRACTIONS = "0.5,0.75,1,1.5,2"
 
 

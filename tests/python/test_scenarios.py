@@ -151,7 +151,8 @@ def test_list_scenarios():
 
 @needs_bin
 @pytest.mark.parametrize("extra", [["--positions", "100"], ["--specimen", "mos2-paper"],
-                                   ["--dose", "paper"], ["--table1"], ["--dark-smoothing", "0.1"]])
+                                   ["--dose", "paper"], ["--table1"], ["--dark-smoothing", "0.1"],
+                                   ["--priors-of", "mos2-flake"]])
 def test_scenario_with_its_own_settings_is_refused(tmp_path, extra):
     result = subprocess.run([ptypilot(), "eval", "--scenario", "mos2-paper", "--out",
                              str(tmp_path), *extra], capture_output=True, text=True, timeout=60)
