@@ -23,7 +23,9 @@ void check(const ProbeConfig& c) {
   if (!(c.semiangle_mrad > 0)) fail("semiangle_mrad must be positive");
   if (!(c.detector_pixel_mrad > 0)) fail("detector_pixel_mrad must be positive");
   if (c.window_px < 8 || c.window_px % 2 != 0) fail("window_px must be even and at least 8");
-  if (!std::isfinite(c.defocus_A) || !std::isfinite(c.Cs_mm)) fail("defocus_A and Cs_mm must be finite");
+  if (!std::isfinite(c.defocus_A) || !std::isfinite(c.Cs_mm) || !std::isfinite(c.astigmatism_A) ||
+      !std::isfinite(c.astigmatism_angle_deg))
+    fail("defocus_A, Cs_mm and the astigmatism must be finite");
   const double max_angle_mrad = c.detector_pixel_mrad * c.window_px / 2.0;
   if (c.semiangle_mrad + c.edge_mrad() / 2 > max_angle_mrad)
     fail("the aperture (" + std::to_string(c.semiangle_mrad) +
@@ -68,6 +70,7 @@ ComplexImage make_probe_fourier(const ProbeConfig& config) {
   const double lambda = wavelength_A(config.energy_keV);
   const double dk = 1.0 / (n * real_space_pixel_A(config));  // 1/A per detector pixel
   const double cs_A = config.Cs_mm * 1e7;
+  const double astigmatism_angle = config.astigmatism_angle_deg * std::numbers::pi / 180.0;
   ComplexImage probe(n, n);
   double power = 0.0;
   for (int i = 0; i < n; ++i) {
@@ -77,8 +80,11 @@ ComplexImage make_probe_fourier(const ProbeConfig& config) {
       const double k2 = (double(fy) * fy + double(fx) * fx) * dk * dk;
       const double a = aperture(lambda * std::sqrt(k2) * 1e3, config);
       if (a == 0.0) continue;
-      const double chi =
+      double chi =
           std::numbers::pi * lambda * k2 * (0.5 * cs_A * lambda * lambda * k2 - config.defocus_A);
+      if (config.astigmatism_A != 0.0)
+        chi += std::numbers::pi * lambda * k2 * config.astigmatism_A *
+               std::cos(2.0 * (std::atan2(double(fy), double(fx)) - astigmatism_angle));
       // (-1)^(fy+fx) moves the probe from pixel (0, 0) to the window centre (N/2, N/2).
       const double centring = ((fy + fx) & 1) ? std::numbers::pi : 0.0;
       probe(i, j) = std::complex<float>(std::polar(a, centring - chi));

@@ -8,6 +8,7 @@ SimulatedSpecimen simulate_specimen(const ExperimentPreset& preset, std::uint64_
                                     int vacancies) {
   SimulatedSpecimen s;
   s.preset = preset;
+  s.seed = seed;
   s.grid = preset.object_grid();
   SpecimenConfig config;
   config.kind = preset.specimen;
@@ -42,26 +43,31 @@ double fov_material_fraction(const SimulatedSpecimen& specimen) {
 }
 
 FrameSimulator::FrameSimulator(const SimulatedSpecimen& specimen, double dose_e_per_A2,
-                               std::uint64_t noise_seed)
+                               std::uint64_t noise_seed, const ExperimentalEffects& effects)
     : model_(specimen.preset.probe, specimen.grid),
       phase_rad_(specimen.phase_rad),
       electrons_per_frame_(dose_e_per_A2 > 0
                                ? dose_e_per_A2 * specimen.preset.step_A * specimen.preset.step_A
                                : 1.0),
       noisy_(dose_e_per_A2 > 0),
-      rng_(noise_seed) {}
+      rng_(noise_seed),
+      effects_(effects.any() ? std::make_unique<ExperimentalSimulator>(specimen, effects, noise_seed)
+                             : nullptr) {}
 
 Status FrameSimulator::frames(std::span<const Vec2> positions_A, std::span<float> frames) {
-  if (Status s = model_.intensities(phase_rad_, positions_A, frames); !s.ok()) return s;
+  Status s = effects_ ? effects_->intensities(effects_->actual_positions(positions_A), frames)
+                     : model_.intensities(phase_rad_, positions_A, frames);
+  if (!s.ok()) return s;
   const auto scale = static_cast<float>(electrons_per_frame_);
   if (!noisy_) {
     for (float& v : frames) v *= scale;
-    return Status::Ok();
+  } else {
+    for (float& v : frames) {
+      const double mean = double(v) * electrons_per_frame_;
+      v = mean > 0 ? static_cast<float>(std::poisson_distribution<long>(mean)(rng_)) : 0.0f;
+    }
   }
-  for (float& v : frames) {
-    const double mean = double(v) * electrons_per_frame_;
-    v = mean > 0 ? static_cast<float>(std::poisson_distribution<long>(mean)(rng_)) : 0.0f;
-  }
+  if (effects_) effects_->detector_response(frames, noisy_);
   return Status::Ok();
 }
 

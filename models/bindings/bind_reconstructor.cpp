@@ -29,9 +29,9 @@ py::array_t<float> new_patterns(std::size_t count, int n) {
 class Simulation {
  public:
   Simulation(const std::string& preset, std::uint64_t seed, double dose_e_per_A2,
-             std::uint64_t noise_seed, int vacancies)
+             std::uint64_t noise_seed, int vacancies, const std::string& effects)
       : specimen_(sim::simulate_specimen(sim::experiment_preset(preset), seed, vacancies)),
-        simulator_(specimen_, dose_e_per_A2, noise_seed) {}
+        simulator_(specimen_, dose_e_per_A2, noise_seed, sim::parse_experimental_effects(effects)) {}
 
   py::array_t<float> frames(const DoubleArray& positions) {
     const auto pos = positions_from_numpy(positions);
@@ -60,9 +60,13 @@ class Simulation {
 void bind_reconstructor(py::module_& m) {
   py::class_<Simulation>(m, "Simulation",
                          "A simulated specimen from a preset and a seed, and its detector.")
-      .def(py::init<const std::string&, std::uint64_t, double, std::uint64_t, int>(),
+      .def(py::init<const std::string&, std::uint64_t, double, std::uint64_t, int,
+                    const std::string&>(),
            py::arg("preset"), py::arg("seed"), py::arg("dose_e_per_A2") = 0.0,
-           py::arg("noise_seed") = 0, py::arg("vacancies") = 3)
+           py::arg("noise_seed") = 0, py::arg("vacancies") = 3, py::arg("effects") = "",
+           "effects: experimental effects as `sim-detector --effects` takes them, "
+           "\"key=value,...\" (kernels/include/ptypilot/experimental_effects.hpp); the truth "
+           "(phase_rad) stays the static specimen's.")
       .def("frames", &Simulation::frames, py::arg("positions"),
            "(n, N, N) float32 frames at (n, 2) positions in Angstrom.")
       .def_property_readonly("phase_rad",

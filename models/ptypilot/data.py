@@ -102,9 +102,11 @@ def noise_seed(specimen_seed: int, purpose: str) -> int:
 
 
 def simulation(specimen_seed: int, purpose: str, preset: str = PRESET,
-               dose_e_per_A2: float = DOSE_E_PER_A2):
+               dose_e_per_A2: float = DOSE_E_PER_A2, effects: str = ""):
+    """effects: experimental effects as `sim-detector --effects` takes them (ptypilot.scenarios,
+    Scenario.effects); the truth, phase_rad, is the static specimen's whatever they are."""
     return core.Simulation(preset, int(specimen_seed), dose_e_per_A2=dose_e_per_A2,
-                           noise_seed=noise_seed(specimen_seed, purpose))
+                           noise_seed=noise_seed(specimen_seed, purpose), effects=effects)
 
 
 # StepRecord.visit_index of a proposal that Safety dropped: a repeat of a visited node (no new
@@ -145,9 +147,9 @@ class ScanEpisode:
     def __init__(self, specimen_seed: int, *, purpose: str = "episode", preset: str = PRESET,
                  sub_sequence_size: int = SUB_SEQUENCE_SIZE, total_positions: int = TOTAL_POSITIONS,
                  iterations: int = ITERATIONS_PER_UPDATE, dose_e_per_A2: float = DOSE_E_PER_A2,
-                 threads: int = 2, reconstruction: dict | None = None):
+                 threads: int = 2, reconstruction: dict | None = None, effects: str = ""):
         self.seed = int(specimen_seed)
-        self.sim = simulation(specimen_seed, purpose, preset, dose_e_per_A2)
+        self.sim = simulation(specimen_seed, purpose, preset, dose_e_per_A2, effects)
         self.preset = core.experiment_preset(preset)
         self.grid = self.sim.grid
         self.K = sub_sequence_size
@@ -346,10 +348,11 @@ def converged_reconstruction(probe, grid, positions_A: np.ndarray, counts: np.nd
 def full_raster_reference(specimen_seed: int, preset: str = PRESET,
                           iterations: int = FULL_RASTER_ITERATIONS,
                           dose_e_per_A2: float = DOSE_E_PER_A2, threads: int = 2,
-                          **priors) -> np.ndarray:
-    """FOV crop of the full-raster reconstruction: the reference for SSIM (paper, Results).
-    `priors` as converged_reconstruction takes them."""
-    sim = simulation(specimen_seed, "full_raster", preset, dose_e_per_A2)
+                          effects: str = "", **priors) -> np.ndarray:
+    """FOV crop of the full-raster reconstruction: the reference for SSIM (paper, Results),
+    measured with the same experimental effects as the sessions. `priors` as
+    converged_reconstruction takes them."""
+    sim = simulation(specimen_seed, "full_raster", preset, dose_e_per_A2, effects)
     p = core.experiment_preset(preset)
     raster = core.raster_positions(p.scan_rows, p.scan_cols, p.step_A)
     return converged_reconstruction(p.probe, sim.grid, raster, sim.frames(raster), iterations,

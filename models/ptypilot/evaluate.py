@@ -145,7 +145,7 @@ def run_dataset(index: int, count: int, seed: int, settings: list[Setting], poli
     progress(f"data set {index + 1}/{count} (specimen seed {seed}): full-raster reference")
     t0 = time.perf_counter()
     reference = data.full_raster_reference(seed, preset.name, dose_e_per_A2=args.dose,
-                                           **args.priors)
+                                           effects=args.effects, **args.priors)
     sim = data.simulation(seed, "full_raster", preset.name, args.dose)
     grid = sim.grid
     truth = np.ascontiguousarray(figures.fov_crop(sim.phase_rad, grid), dtype=np.float32)
@@ -161,7 +161,7 @@ def run_dataset(index: int, count: int, seed: int, settings: list[Setting], poli
             session_id = f"eval-{setting.positions}p{setting.subsequences}s-seed{seed}-{policy}"
             # A fresh detector per session: every strategy meets the same noise stream.
             detector = start_sim_detector(ptypilot, args.out / "sim-detector.log", preset=preset.name,
-                                          seed=seed, dose=args.dose)
+                                          seed=seed, dose=args.dose, effects=args.effects)
             try:
                 config = session_config(preset=preset.name, positions=setting.positions,
                                         sub_sequence=setting.sub_sequence, seed=policy_seed(seed),
@@ -223,7 +223,7 @@ def oracle_bound(seed: int, setting: Setting, preset: str, args, reference, trut
                           ("oracle-flank", data.oracle_flank_propose)):
         env = data.ScanEpisode(seed, preset=preset, sub_sequence_size=setting.sub_sequence,
                                total_positions=setting.positions, dose_e_per_A2=args.dose,
-                               reconstruction=args.priors)
+                               reconstruction=args.priors, effects=args.effects)
         result = data.run_episode(env, propose(env), keep_potentials=False, converge=True)
         out[name] = {"ssim_vs_full_raster": data.ssim_against(result.converged, reference),
                      "ssim_vs_truth": data.ssim_against(result.converged, truth)}
@@ -287,14 +287,13 @@ def summarise(setting: Setting, policies: list[str], args, seeds: list[int]) -> 
     q_bound_truth = mean_std([b["q_ssim_vs_sparse_grid_truth"] for b in bounds])
     return {
         "specimen": args.specimen,
+        "experimental_effects": args.effects,
         "dose_e_per_A2": args.dose,
         "reconstruction_priors": {"positivity": True, **args.priors},
-        "positions": setting.positions,
-        "subsequences": setting.subsequences,
-        "sub_sequence_size": setting.sub_sequence,
-        "datasets": len(seeds),
+        "positions": setting.positions, "subsequences": setting.subsequences,
+        "sub_sequence_size": setting.sub_sequence, "datasets": len(seeds),
         "specimen_seeds": seeds,
-        "validation_seeds": bool(getattr(args, "validation", False)),  # True: for choosing settings, not reporting
+        "validation_seeds": bool(getattr(args, "validation", False)),  # True: not for reporting
         # Share of the FOV with material (Simulation.material_fraction); 1 for continuous sheets.
         "material_fraction": mean_std([row["material_fraction"] for row in setting.rows
                                        if "material_fraction" in row]),
@@ -392,6 +391,7 @@ def main(argv=None) -> int:
                              "spread over the runs (ptypilot.eval_repeats)")
     args = parser.parse_args(argv)
     args.priors = scenarios.priors_from_options(args.dark_smoothing, args.priors_of, parser.error)
+    args.effects = ""  # experimental effects: only a scenario sets them (ptypilot.scenarios)
     if args.repeats < 1:
         parser.error("--repeats must be positive")
     if args.repeats > 1:
@@ -427,7 +427,7 @@ def main(argv=None) -> int:
         run = argparse.Namespace(**vars(args))
         run.specimen, run.dose = scenario.preset, scenario.dose
         run.positions, run.subsequences = scenario.positions, scenario.subsequences
-        run.priors = scenario.reconstruction()
+        run.priors, run.effects = scenario.reconstruction(), scenario.effects_text()
         run.out = root / name
         run.dose_sweep = True if args.dose_sweep is None else args.dose_sweep
         status = max(status, evaluate(run, parser))

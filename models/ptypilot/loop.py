@@ -73,7 +73,9 @@ def session_config(*, preset: str, positions: int, sub_sequence: int, seed: int,
         "reconstruction": {"loss": "amplitude", "iterations_per_update": int(iterations_per_update),
                            **(priors or {})},
         "policy": policy_config(policy, sub_sequence, positions),
-        "detector": {"endpoint": detector.ready["data_endpoint"]},
+        # The pixel type the detector announced: float32 where experimental effects leave
+        # fractions of electrons (ptypilot.experimental_effects), else uint16 counts.
+        "detector": {"endpoint": detector.ready["data_endpoint"], "dtype": detector.ready["dtype"]},
         "scan_driver": {"kind": "sim-stage", "endpoint": detector.ready["command_endpoint"]},
         "recorder": {"directory": str(sessions_dir)},
     }

@@ -28,12 +28,13 @@ included: it is part of the session like any other, and the daemon's budget cove
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ptypilot import data
+from ptypilot.experimental_effects import REALISTIC_60KV, effects_text
 from ptypilot.eval_summary import FIXED_PATTERNS, mean_std
 
 
@@ -56,6 +57,9 @@ class Scenario:
     # The strategy the README recommends here, from `eval --scenario` (README "Scenarios"); the
     # demo runs it first.
     recommended: str = "sparse-grid"
+    # Experimental effects of the simulated microscope (ptypilot.experimental_effects), for the
+    # sessions, the full-raster reference and the oracle bound alike; none by default.
+    effects: dict = field(default_factory=dict)
 
     def reconstruction(self) -> dict:
         """The reconstruction settings beyond the daemon's defaults, as keys of its
@@ -66,6 +70,9 @@ class Scenario:
         if self.regularization is not None:
             out["regularization"] = self.regularization
         return out
+
+    def effects_text(self) -> str:
+        return effects_text(self.effects)
 
 
 # One row per scenario; a preset is not a scenario until someone has chosen its budget and dose.
@@ -94,6 +101,16 @@ SCENARIOS = {s.name: s for s in [
              "Au clusters on 24 % of the field, on a thin amorphous carbon film; 250 positions "
              "in 5 x 50, default dose", 0.24, 0.2, regularization=0.5,
              recommended="material-density"),
+    # mos2-paper with every experimental effect at a 60 kV instrument's magnitude; the frames
+    # differ from what the reconstructor assumes, the truth is the static specimen.
+    Scenario("mos2-paper-realistic", "mos2-paper", str(data.DOSE_E_PER_A2), 250, 5,
+             "MoS2 as in the paper, with partial coherence, residual aberrations, jitter, drift, "
+             "detector point-spread and read noise and frozen phonons; default dose", None,
+             effects=REALISTIC_60KV),
+    # A defocused probe that both sides know (presets.cpp: mos2-defocused-paper).
+    Scenario("mos2-defocused", "mos2-defocused-paper", str(data.DOSE_E_PER_A2), 250, 5,
+             "MoS2 as in the paper with a probe defocused by 6 nm, known to the reconstructor; "
+             "250 positions in 5 x 50, default dose", None),
     Scenario("graphene-small-smoke", "graphene-small", str(data.DOSE_E_PER_A2), 60, 2,
              "a quick scenario for tests and smoke runs: graphene, 60 of 1,024 positions in 2 "
              "sub-sequences", None),
@@ -282,6 +299,7 @@ def scenario_digest(scenario: Scenario, summary: dict) -> dict:
             "positions": scenario.positions, "subsequences": scenario.subsequences,
             "description": scenario.description,
             "material_fraction": scenario.material_fraction,
+            "experimental_effects": scenario.effects,
             "reconstruction": scenario.reconstruction(),
             "datasets": summary["datasets"],
             "best_fixed_pattern": summary["best_fixed_pattern"],

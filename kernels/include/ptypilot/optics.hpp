@@ -2,7 +2,9 @@
 //
 // Conventions (Kirkland, "Advanced Computing in Electron Microscopy", 2nd ed., ch. 3):
 //   aberration phase chi(k) = pi * lambda * k^2 * (0.5 * Cs * lambda^2 * k^2 - defocus),
-//   so a positive defocus is underfocus (the Scherzer sign).
+//   so a positive defocus is underfocus (the Scherzer sign). Two-fold astigmatism A1 (Krivanek's
+//   C1,2) adds pi * lambda * k^2 * A1 * cos(2 (phi - phi_A1)), phi the azimuth of k from the x
+//   (column) axis towards y: the focus is defocus - A1 along phi_A1 and defocus + A1 across it.
 // The real-space sampling follows from the detector: a window of N pixels with an angular
 // pixel of d_alpha spans 1 / (N * d_alpha / lambda), i.e. pixel_A = lambda / (N * d_alpha).
 #pragma once
@@ -16,6 +18,8 @@ struct ProbeConfig {
   double semiangle_mrad = 33.0;
   double defocus_A = 0.0;
   double Cs_mm = 0.0;
+  double astigmatism_A = 0.0;          // A1, see the header; the simulator's residual aberrations
+  double astigmatism_angle_deg = 0.0;  // phi_A1
   // Width of the linear roll-off of the aperture, centred on the semi-angle. Zero gives a hard
   // edge; the default of one detector pixel avoids ringing without moving the edge.
   double aperture_edge_mrad = -1.0;  // < 0: one detector pixel

@@ -4,10 +4,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <random>
 #include <span>
 #include <vector>
 
+#include "ptypilot/experimental_effects.hpp"
 #include "ptypilot/forward_model.hpp"
 #include "ptypilot/presets.hpp"
 #include "ptypilot/specimen.hpp"
@@ -16,6 +18,7 @@ namespace ptypilot::sim {
 
 struct SimulatedSpecimen {
   ExperimentPreset preset;
+  std::uint64_t seed = 0;
   ObjectGrid grid;
   std::vector<Atom> atoms;
   RealImage potential_VA;  // projected potential
@@ -35,8 +38,10 @@ class FrameSimulator {
  public:
   // dose_e_per_A2 <= 0 gives noise-free frames normalised to electrons_per_frame = 1; a positive
   // dose gives Poisson counts with dose * step^2 electrons per frame on average (the dose of a
-  // full raster at the preset's step).
-  FrameSimulator(const SimulatedSpecimen& specimen, double dose_e_per_A2, std::uint64_t noise_seed);
+  // full raster at the preset's step). `effects` (experimental_effects.hpp) are what the
+  // microscope adds; the defaults add nothing and leave the frames as they were without them.
+  FrameSimulator(const SimulatedSpecimen& specimen, double dose_e_per_A2, std::uint64_t noise_seed,
+                 const ExperimentalEffects& effects = {});
 
   double electrons_per_frame() const { return electrons_per_frame_; }
   int window_px() const { return model_.window_px(); }
@@ -50,6 +55,7 @@ class FrameSimulator {
   double electrons_per_frame_;
   bool noisy_;
   std::mt19937_64 rng_;
+  std::unique_ptr<ExperimentalSimulator> effects_;  // null without effects
 };
 
 }  // namespace ptypilot::sim

@@ -36,12 +36,14 @@ PixelType choose_dtype(const DetectorServiceConfig& config) {
       default: return PixelType::kUint16;
     }
   }
-  return config.dose_e_per_A2 > 0 ? PixelType::kUint16 : PixelType::kFloat32;
+  // A point-spread or read noise leaves fractions of an electron, which integers would round.
+  const bool whole = config.effects.psf_sigma_px == 0 && config.effects.read_noise_e == 0;
+  return config.dose_e_per_A2 > 0 && whole ? PixelType::kUint16 : PixelType::kFloat32;
 }
 
 SimulatorFrameSettings simulator_settings(const DetectorServiceConfig& config) {
   return {config.preset, config.seed, config.dose_e_per_A2, config.noise_seed,
-          choose_dtype(config)};
+          choose_dtype(config), config.effects};
 }
 
 std::string last_endpoint(const zmq::socket_t& socket) {

@@ -62,6 +62,7 @@ int run_sim_detector(const CliArgs& args) {
   config.seed = parse_seed(args, "seed");
   config.dose_e_per_A2 = args.get_double("dose");
   config.noise_seed = parse_seed(args, "noise-seed");
+  config.effects = sim::parse_experimental_effects(args.get("effects"));
   config.command_endpoint = args.get("command-endpoint");
   if (args.has("endpoint") && args.has("data-endpoint"))
     throw std::invalid_argument("--endpoint and --data-endpoint name the same socket; give one");
@@ -109,6 +110,10 @@ Command sim_detector_command() {
            {"dose", "E_PER_A2", default_text(d.dose_e_per_A2),
             "electrons per square angstrom; <= 0: noise-free frames that each sum to 1"},
            {"noise-seed", "N", std::to_string(d.noise_seed), "Poisson noise seed"},
+           {"effects", "KEY=VALUE,...", "",
+            "experimental effects (source size, residual aberrations, jitter, drift, detector "
+            "point-spread and read noise, frozen phonons): "
+            "kernels/include/ptypilot/experimental_effects.hpp; none by default"},
            {"command-endpoint", "EP", d.command_endpoint, "the scan-command socket"},
            {"data-endpoint", "EP", d.data_endpoint, "the frame socket"},
            {"endpoint", "EP", "", "the same as --data-endpoint"},

@@ -12,7 +12,9 @@ namespace {
 
 PixelType choose_dtype(const SimulatorFrameSettings& settings) {
   if (settings.dtype) return *settings.dtype;
-  return settings.dose_e_per_A2 > 0 ? PixelType::kUint16 : PixelType::kFloat32;
+  // A point-spread or read noise leaves fractions of an electron, which integers would round.
+  const bool whole = settings.effects.psf_sigma_px == 0 && settings.effects.read_noise_e == 0;
+  return settings.dose_e_per_A2 > 0 && whole ? PixelType::kUint16 : PixelType::kFloat32;
 }
 
 }  // namespace
@@ -20,12 +22,13 @@ PixelType choose_dtype(const SimulatorFrameSettings& settings) {
 SimulatorFrameProvider::SimulatorFrameProvider(const SimulatorFrameSettings& settings)
     : preset_(settings.preset),
       specimen_(simulate_specimen(experiment_preset(settings.preset), settings.seed)),
-      simulator_(specimen_, settings.dose_e_per_A2, settings.noise_seed) {
+      simulator_(specimen_, settings.dose_e_per_A2, settings.noise_seed, settings.effects) {
   format_.rows = format_.cols = simulator_.window_px();
   format_.dtype = choose_dtype(settings);
   format_.electrons_per_frame = simulator_.electrons_per_frame();
   format_.energy_keV = specimen_.preset.probe.energy_keV;
   format_.source = "preset " + settings.preset + ", seed " + std::to_string(settings.seed);
+  if (settings.effects.any()) format_.source += ", effects " + to_string(settings.effects);
   if (!(settings.dose_e_per_A2 > 0) && format_.dtype != PixelType::kFloat32)
     throw std::invalid_argument(
         "noise-free frames (dose 0) are fractions of an electron and would round to 0 as "

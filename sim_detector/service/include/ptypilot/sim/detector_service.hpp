@@ -62,6 +62,7 @@ struct DetectorServiceConfig {
   std::uint64_t seed = 1;        // specimen
   double dose_e_per_A2 = 1e5;    // <= 0: noise-free frames that each sum to 1
   std::uint64_t noise_seed = 1;  // Poisson noise
+  ExperimentalEffects effects;   // experimental_effects.hpp; none by default
   std::string command_endpoint = "tcp://127.0.0.1:5601";
   std::string data_endpoint = "tcp://127.0.0.1:5602";
   double frame_rate_hz = 0.0;  // 0: as fast as the simulation and the reader allow

@@ -60,8 +60,9 @@ struct SimulatorFrameSettings {
   double dose_e_per_A2 = 1e5;    // <= 0: noise-free frames that each sum to 1
   std::uint64_t noise_seed = 1;  // Poisson noise
   // Unset: uint16 counts when dose > 0 (what a counting detector sends), float32 when
-  // noise-free (fractions of an electron).
+  // noise-free (fractions of an electron) or when the effects spread or add to the counts.
   std::optional<PixelType> dtype;
+  ExperimentalEffects effects;  // experimental_effects.hpp; none by default
 };
 
 class SimulatorFrameProvider final : public FrameProvider {
