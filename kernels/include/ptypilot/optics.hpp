@@ -3,8 +3,9 @@
 // Conventions (Kirkland, "Advanced Computing in Electron Microscopy", 2nd ed., ch. 3):
 //   aberration phase chi(k) = pi * lambda * k^2 * (0.5 * Cs * lambda^2 * k^2 - defocus),
 //   so a positive defocus is underfocus (the Scherzer sign).
-// The real-space sampling follows from the detector: a window of N pixels with an angular
-// pixel of d_alpha spans 1 / (N * d_alpha / lambda), i.e. pixel_A = lambda / (N * d_alpha).
+// The real-space sampling follows from the detector's angular pixel: a window of N pixels with
+// an angular pixel of d_alpha spans 1 / (N * d_alpha / lambda), i.e. pixel_A = lambda / (N *
+// d_alpha), whether the detector has N pixels per side or fewer (detector_px).
 #pragma once
 
 #include "ptypilot/image.hpp"
@@ -19,8 +20,16 @@ struct ProbeConfig {
   // Width of the linear roll-off of the aperture, centred on the semi-angle. Zero gives a hard
   // edge; the default of one detector pixel avoids ringing without moving the edge.
   double aperture_edge_mrad = -1.0;  // < 0: one detector pixel
-  int window_px = 64;                // detector pixels per side = real-space window per side
+  // The reconstruction window per side (real space) = its reciprocal grid per side, of which
+  // the detector records the central detector_px x detector_px (detector.hpp).
+  int window_px = 64;
   double detector_pixel_mrad = 4.937;
+  // Detector pixels per side; 0: window_px, a detector that covers the whole reciprocal grid.
+  // Fewer than window_px reconstruct on a finer real-space grid than the patterns sample
+  // (super-resolution by window_px / detector_px), the unmeasured angles left free.
+  int detector_px = 0;
+
+  int detector_side_px() const { return detector_px > 0 ? detector_px : window_px; }
 
   double edge_mrad() const { return aperture_edge_mrad < 0 ? detector_pixel_mrad : aperture_edge_mrad; }
 };
