@@ -42,7 +42,8 @@ PTYPILOT_HD float amplitude_gradient_factor(float a, float r, float weight, floa
 }
 
 // Far field Psi = (re, im) -> dL/dPsi* in place for L = weight * (w (|Psi| - sqrt J))^2;
-// returns (w r)^2.
+// returns the weighted residual w r, which the caller squares into its sum (as the loops did
+// before weights, so that the sum's rounding is theirs).
 PTYPILOT_HD float amplitude_element(float& re, float& im, float measured_sqrt, float w,
                                     float weight, float rms_amplitude) {
   const float a = sqrtf(re * re + im * im);
@@ -50,16 +51,16 @@ PTYPILOT_HD float amplitude_element(float& re, float& im, float measured_sqrt, f
   const float f = amplitude_gradient_factor(a, w * r, weight, rms_amplitude);
   re *= f;
   im *= f;
-  return r * r;
+  return r;
 }
 
-// The same for L = weight / 2 * (w (|Psi|^2 - J))^2.
+// The same for L = weight / 2 * (w (|Psi|^2 - J))^2; returns w (|Psi|^2 - J).
 PTYPILOT_HD float intensity_element(float& re, float& im, float measured, float w, float weight) {
   const float r = w * (re * re + im * im - measured);
   const float f = weight * (w * r);
   re *= f;
   im *= f;
-  return r * r;
+  return r;
 }
 
 }  // namespace ptypilot

@@ -23,9 +23,9 @@ void exit_wave(const std::complex<float>* t, int t_cols, int top, int left,
   }
 }
 
-// The loops with and without per-element weights are one loop (the element functions of
-// amplitude_gradient.hpp); the weightless one passes w = 1 as a constant, which the compiler
-// drops, so that it is the same code, and the same bits, as before weights existed.
+// The loops with and without per-element weights call the same element functions
+// (amplitude_gradient.hpp); the weightless ones pass w = 1 as a constant, which the compiler
+// drops, and keep their own loop so that they vectorise, and sum, as before weights existed.
 template <bool kWeighted, typename Element>
 inline __attribute__((always_inline)) double residual_loop(std::complex<float>* psi,
                                                            const float* measured,
@@ -40,10 +40,12 @@ inline __attribute__((always_inline)) double residual_loop(std::complex<float>* 
     float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
     for (std::size_t k = start; k < end; ++k) {
+      float r;
       if constexpr (kWeighted)
-        sum += element(w[2 * k], w[2 * k + 1], measured[detector_pixel[k]], pixel_weight[k]);
+        r = element(w[2 * k], w[2 * k + 1], measured[detector_pixel[k]], pixel_weight[k]);
       else
-        sum += element(w[2 * k], w[2 * k + 1], measured[k], 1.0f);
+        r = element(w[2 * k], w[2 * k + 1], measured[k], 1.0f);
+      sum += r * r;
     }
     total += sum;
   }
@@ -53,10 +55,19 @@ inline __attribute__((always_inline)) double residual_loop(std::complex<float>* 
 PTYPILOT_CPU_CLONES
 double intensity_residual(std::complex<float>* psi, const float* measured, std::size_t count,
                           float weight) {
-  return residual_loop<false>(psi, measured, nullptr, nullptr, count,
-                              [weight](float& re, float& im, float m, float pw) {
-                                return intensity_element(re, im, m, pw, weight);
-                              });
+  float* w = reinterpret_cast<float*>(psi);
+  double total = 0.0;
+  for (std::size_t start = 0; start < count; start += 256) {
+    const std::size_t end = std::min(count, start + 256);
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (std::size_t k = start; k < end; ++k) {
+      const float r = intensity_element(w[2 * k], w[2 * k + 1], measured[k], 1.0f, weight);
+      sum += r * r;
+    }
+    total += sum;
+  }
+  return total;
 }
 
 PTYPILOT_CPU_CLONES
@@ -74,10 +85,20 @@ double intensity_residual_weighted(std::complex<float>* psi, const float* measur
 PTYPILOT_CPU_CLONES
 double amplitude_residual(std::complex<float>* psi, const float* measured_sqrt, std::size_t count,
                           float weight, float rms_amplitude) {
-  return residual_loop<false>(psi, measured_sqrt, nullptr, nullptr, count,
-                              [weight, rms_amplitude](float& re, float& im, float m, float pw) {
-                                return amplitude_element(re, im, m, pw, weight, rms_amplitude);
-                              });
+  float* w = reinterpret_cast<float*>(psi);
+  double total = 0.0;
+  for (std::size_t start = 0; start < count; start += 256) {
+    const std::size_t end = std::min(count, start + 256);
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (std::size_t k = start; k < end; ++k) {
+      const float r = amplitude_element(w[2 * k], w[2 * k + 1], measured_sqrt[k], 1.0f, weight,
+                                        rms_amplitude);
+      sum += r * r;
+    }
+    total += sum;
+  }
+  return total;
 }
 
 PTYPILOT_CPU_CLONES

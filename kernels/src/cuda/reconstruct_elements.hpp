@@ -113,8 +113,10 @@ PTYPILOT_HD float residual_at(const GradientPass& g, long index) {
   // Where the model has no amplitude the gradient has no direction; it is zero there
   // (amplitude_gradient.hpp: below a floor far above the FFT's rounding). probe_scale is the
   // far field's RMS amplitude.
-  return g.amplitude ? amplitude_element(psi.re, psi.im, measured, w, g.residual_weight, g.probe_scale)
-                     : intensity_element(psi.re, psi.im, measured, w, g.residual_weight);
+  const float r =
+      g.amplitude ? amplitude_element(psi.re, psi.im, measured, w, g.residual_weight, g.probe_scale)
+                  : intensity_element(psi.re, psi.im, measured, w, g.residual_weight);
+  return r * r;
 }
 
 struct GradientTerm {
