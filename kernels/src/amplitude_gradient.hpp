@@ -1,6 +1,12 @@
-// The amplitude loss's dL/dPsi* at one far-field element, shared by the CPU loops
-// (cpu_loops.cpp) and the CUDA kernels' bodies (cuda/reconstruct_elements.hpp), so that both
-// treat the elements where the model has no amplitude alike.
+// Both losses' dL/dPsi* at one far-field element, shared by the CPU loops (cpu_loops.cpp) and
+// the CUDA kernels' bodies (cuda/reconstruct_elements.hpp), so that both treat the elements
+// where the model has no amplitude, and those no detector pixel measured, alike.
+//
+// Each element carries a weight w (detector.hpp): 1 where a detector pixel measured it, 0 where
+// none did (beyond a detector smaller than the window, or a pixel masked out). It weighs the
+// residual, r -> w r, so the loss is sum (w r)^2 and its gradient carries w^2: w = 0 leaves the
+// model's far field there free (no term, no gradient), and w = 1 multiplies by one, which is
+// exact, so that a window every pixel of which is measured gives the unweighted loss bit for bit.
 //
 // For L = weight * (|Psi| - sqrt J)^2, dL/dPsi* = weight * r * Psi / |Psi|, r = |Psi| - sqrt J:
 // a term of size weight * |r| whose direction is Psi's phase alone. Where the exact far field is
@@ -20,6 +26,8 @@
 // weight * sqrt J, instead of all of it. The loss itself is unchanged.
 #pragma once
 
+#include <cmath>
+
 #include "cuda/host_device.hpp"
 
 namespace ptypilot {
@@ -31,6 +39,28 @@ PTYPILOT_HD float amplitude_gradient_factor(float a, float r, float weight, floa
   const float floor = kAmplitudeFloor * rms_amplitude;
   const float d = a * a + floor * floor;
   return d > 0.0f ? weight * r * a / d : 0.0f;
+}
+
+// Far field Psi = (re, im) -> dL/dPsi* in place for L = weight * (w (|Psi| - sqrt J))^2;
+// returns the weighted residual w r, which the caller squares into its sum (as the loops did
+// before weights, so that the sum's rounding is theirs).
+PTYPILOT_HD float amplitude_element(float& re, float& im, float measured_sqrt, float w,
+                                    float weight, float rms_amplitude) {
+  const float a = sqrtf(re * re + im * im);
+  const float r = w * (a - measured_sqrt);
+  const float f = amplitude_gradient_factor(a, w * r, weight, rms_amplitude);
+  re *= f;
+  im *= f;
+  return r;
+}
+
+// The same for L = weight / 2 * (w (|Psi|^2 - J))^2; returns w (|Psi|^2 - J).
+PTYPILOT_HD float intensity_element(float& re, float& im, float measured, float w, float weight) {
+  const float r = w * (re * re + im * im - measured);
+  const float f = weight * (w * r);
+  re *= f;
+  im *= f;
+  return r;
 }
 
 }  // namespace ptypilot

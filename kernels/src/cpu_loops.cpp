@@ -23,9 +23,15 @@ void exit_wave(const std::complex<float>* t, int t_cols, int top, int left,
   }
 }
 
-PTYPILOT_CPU_CLONES
-double intensity_residual(std::complex<float>* psi, const float* measured, std::size_t count,
-                          float weight) {
+// The loops with and without per-element weights call the same element functions
+// (amplitude_gradient.hpp); the weightless ones pass w = 1 as a constant, which the compiler
+// drops, and keep their own loop so that they vectorise, and sum, as before weights existed.
+template <bool kWeighted, typename Element>
+inline __attribute__((always_inline)) double residual_loop(std::complex<float>* psi,
+                                                           const float* measured,
+                                                           const int* detector_pixel,
+                                                           const float* pixel_weight,
+                                                           std::size_t count, Element element) {
   float* w = reinterpret_cast<float*>(psi);
   // Partial sums per block of 256 keep float accumulation error far below the loss' noise.
   double total = 0.0;
@@ -34,17 +40,48 @@ double intensity_residual(std::complex<float>* psi, const float* measured, std::
     float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
     for (std::size_t k = start; k < end; ++k) {
-      const float re = w[2 * k], im = w[2 * k + 1];
-      const float r = re * re + im * im - measured[k];
+      float r;
+      if constexpr (kWeighted)
+        r = element(w[2 * k], w[2 * k + 1], measured[detector_pixel[k]], pixel_weight[k]);
+      else
+        r = element(w[2 * k], w[2 * k + 1], measured[k], 1.0f);
       sum += r * r;
-      w[2 * k] = weight * r * re;
-      w[2 * k + 1] = weight * r * im;
     }
     total += sum;
   }
   return total;
 }
 
+PTYPILOT_CPU_CLONES
+double intensity_residual(std::complex<float>* psi, const float* measured, std::size_t count,
+                          float weight) {
+  float* w = reinterpret_cast<float*>(psi);
+  double total = 0.0;
+  for (std::size_t start = 0; start < count; start += 256) {
+    const std::size_t end = std::min(count, start + 256);
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (std::size_t k = start; k < end; ++k) {
+      const float r = intensity_element(w[2 * k], w[2 * k + 1], measured[k], 1.0f, weight);
+      sum += r * r;
+    }
+    total += sum;
+  }
+  return total;
+}
+
+PTYPILOT_CPU_CLONES
+double intensity_residual_weighted(std::complex<float>* psi, const float* measured,
+                                   const int* detector_pixel, const float* pixel_weight,
+                                   std::size_t count, float weight) {
+  return residual_loop<true>(psi, measured, detector_pixel, pixel_weight, count,
+                             [weight](float& re, float& im, float m, float pw) {
+                               return intensity_element(re, im, m, pw, weight);
+                             });
+}
+
+// Where the model has no amplitude the gradient has no direction; it is zero there
+// (amplitude_gradient.hpp: below a floor far above the FFT's rounding).
 PTYPILOT_CPU_CLONES
 double amplitude_residual(std::complex<float>* psi, const float* measured_sqrt, std::size_t count,
                           float weight, float rms_amplitude) {
@@ -55,19 +92,23 @@ double amplitude_residual(std::complex<float>* psi, const float* measured_sqrt, 
     float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
     for (std::size_t k = start; k < end; ++k) {
-      const float re = w[2 * k], im = w[2 * k + 1];
-      const float a = std::sqrt(re * re + im * im);
-      const float r = a - measured_sqrt[k];
+      const float r = amplitude_element(w[2 * k], w[2 * k + 1], measured_sqrt[k], 1.0f, weight,
+                                        rms_amplitude);
       sum += r * r;
-      // Where the model has no amplitude the gradient has no direction; it is zero there
-      // (amplitude_gradient.hpp: below a floor far above the FFT's rounding).
-      const float f = amplitude_gradient_factor(a, r, weight, rms_amplitude);
-      w[2 * k] = f * re;
-      w[2 * k + 1] = f * im;
     }
     total += sum;
   }
   return total;
+}
+
+PTYPILOT_CPU_CLONES
+double amplitude_residual_weighted(std::complex<float>* psi, const float* measured_sqrt,
+                                   const int* detector_pixel, const float* pixel_weight,
+                                   std::size_t count, float weight, float rms_amplitude) {
+  return residual_loop<true>(psi, measured_sqrt, detector_pixel, pixel_weight, count,
+                             [weight, rms_amplitude](float& re, float& im, float m, float pw) {
+                               return amplitude_element(re, im, m, pw, weight, rms_amplitude);
+                             });
 }
 
 PTYPILOT_CPU_CLONES

@@ -32,6 +32,16 @@ double intensity_residual(std::complex<float>* psi, const float* measured, std::
 double amplitude_residual(std::complex<float>* psi, const float* measured_sqrt, std::size_t count,
                           float weight, float rms_amplitude);
 
+// The same two with a weight w per far-field element (detector.hpp, amplitude_gradient.hpp):
+// element k reads measured[detector_pixel[k]] (one detector pattern) and weighs its residual by
+// pixel_weight[k].
+double intensity_residual_weighted(std::complex<float>* psi, const float* measured,
+                                   const int* detector_pixel, const float* pixel_weight,
+                                   std::size_t count, float weight);
+double amplitude_residual_weighted(std::complex<float>* psi, const float* measured_sqrt,
+                                   const int* detector_pixel, const float* pixel_weight,
+                                   std::size_t count, float weight, float rms_amplitude);
+
 // gradient[top + i, left + j] += 2 Im(conj(e) * back) over an n x n window of a
 // gradient_cols-wide image, for the exit wave e and the back-propagated dL/de* `back`.
 void accumulate_phase_gradient(const std::complex<float>* exit_wave, const std::complex<float>* back,

@@ -51,6 +51,8 @@ Status CpuReconstructor::add_frames(std::span<const Frame> frames) { return fram
 double CpuReconstructor::compute_gradient(const RealImage& phase, RealImage* gradient) {
   const int n = frames_.window_px();
   const std::size_t nn = std::size_t(n) * n;
+  const std::size_t dd = std::size_t(frames_.detector_px()) * frames_.detector_px();
+  const WindowWeights& weights = frames_.window_weights();
   const std::vector<ProbePlacement>& placements = frames_.placements();
   const ForwardModel& model = frames_.model();
   const long count = static_cast<long>(placements.size());
@@ -118,12 +120,21 @@ double CpuReconstructor::compute_gradient(const RealImage& phase, RealImage* gra
         }
         // Far field -> dL/dPsi* in place.
         for (int q = 0; q < in_batch; ++q) {
-          const float* j = frames_.measured().data() + (first + q) * nn;
+          const float* j = frames_.measured().data() + (first + q) * dd;
+          std::complex<float>* psi = buffer + q * nn;
           // probe_scale is the far field's RMS amplitude (amplitude_gradient.hpp).
-          position_loss_[first + q] =
-              amplitude ? cpu::amplitude_residual(buffer + q * nn, j, nn, residual_weight,
-                                                  probe_scale)
-                        : cpu::intensity_residual(buffer + q * nn, j, nn, residual_weight);
+          if (weights.weight.empty())
+            position_loss_[first + q] =
+                amplitude ? cpu::amplitude_residual(psi, j, nn, residual_weight, probe_scale)
+                          : cpu::intensity_residual(psi, j, nn, residual_weight);
+          else
+            position_loss_[first + q] =
+                amplitude ? cpu::amplitude_residual_weighted(psi, j, weights.detector_pixel.data(),
+                                                             weights.weight.data(), nn,
+                                                             residual_weight, probe_scale)
+                          : cpu::intensity_residual_weighted(psi, j, weights.detector_pixel.data(),
+                                                             weights.weight.data(), nn,
+                                                             residual_weight);
         }
         if (in_batch == batch) {
           backward_.execute(buffer);

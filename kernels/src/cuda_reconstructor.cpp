@@ -82,6 +82,8 @@ struct CudaReconstructor::Device {
   DeviceArray<gpu::Window> windows;
   DeviceArray<gpu::Complex32> probes;
   DeviceArray<float> measured;
+  DeviceArray<float> pixel_weight;   // FrameStore::window_weights, where the loss is weighted
+  DeviceArray<int> detector_pixel;
   DeviceArray<gpu::Complex32> waves;
   DeviceArray<double> block_losses;
   DeviceArray<std::byte> fft_work;
@@ -140,11 +142,12 @@ struct CudaReconstructor::Device {
     const std::size_t patterns = store.size();
     const int n = store.window_px();
     const std::size_t nn = std::size_t(n) * n;
+    const std::size_t dd = std::size_t(store.detector_px()) * store.detector_px();
     const int probe_count = store.model().shifted_probe_count();
     drop_graph();  // it holds the old pointers and pattern count
     graph_unavailable = false;  // a capture that failed once may work with the new plan
     if (Status s = windows.reserve(patterns, true, stream); !s.ok()) return s;
-    if (Status s = measured.reserve(patterns * nn, true, stream); !s.ok()) return s;
+    if (Status s = measured.reserve(patterns * dd, true, stream); !s.ok()) return s;
     if (Status s = probes.reserve(std::size_t(probe_count) * nn, true, stream); !s.ok()) return s;
     if (Status s = waves.reserve(patterns * nn, false, stream); !s.ok()) return s;
     if (Status s = block_losses.reserve(gpu::residual_blocks(long(patterns * nn)), false, stream);
@@ -156,9 +159,9 @@ struct CudaReconstructor::Device {
                                     store.placements().data() + uploaded_frames,
                                     new_frames * sizeof(gpu::Window), cudaMemcpyHostToDevice, stream);
     if (e == cudaSuccess)
-      e = cudaMemcpyAsync(measured.data() + uploaded_frames * nn,
-                          store.measured().data() + uploaded_frames * nn,
-                          new_frames * nn * sizeof(float), cudaMemcpyHostToDevice, stream);
+      e = cudaMemcpyAsync(measured.data() + uploaded_frames * dd,
+                          store.measured().data() + uploaded_frames * dd,
+                          new_frames * dd * sizeof(float), cudaMemcpyHostToDevice, stream);
     if (e == cudaSuccess && probe_count > uploaded_probes)
       e = cudaMemcpyAsync(probes.data() + std::size_t(uploaded_probes) * nn,
                           store.model().shifted_probe(uploaded_probes),
@@ -191,6 +194,9 @@ struct CudaReconstructor::Device {
     g.windows = windows.data();
     g.probes = probes.data();
     g.measured = measured.data();
+    g.detector_pixels = long(store.detector_px()) * store.detector_px();
+    g.pixel_weight = store.weighted() ? pixel_weight.data() : nullptr;
+    g.detector_pixel = store.weighted() ? detector_pixel.data() : nullptr;
     g.waves = waves.data();
     g.gradient = gradient.data();
     g.n = n;
@@ -293,6 +299,18 @@ CudaReconstructor::CudaReconstructor(const ReconstructorConfig& config)
   check_status(d.step_map.reserve(pixels, false, d.stream));
   check_status(d.prior_phase.reserve(pixels, false, d.stream));
   if (config_.priors.dark_smoothing > 0) check_status(d.dark_weight.reserve(pixels, false, d.stream));
+  if (frames_.weighted()) {
+    // Fixed by the config, so uploaded once.
+    const WindowWeights& w = frames_.window_weights();
+    check_status(d.pixel_weight.reserve(w.weight.size(), false, d.stream));
+    check_status(d.detector_pixel.reserve(w.detector_pixel.size(), false, d.stream));
+    check(cudaMemcpyAsync(d.pixel_weight.data(), w.weight.data(), w.weight.size() * sizeof(float),
+                          cudaMemcpyHostToDevice, d.stream),
+          "cudaMemcpyAsync (detector weights)");
+    check(cudaMemcpyAsync(d.detector_pixel.data(), w.detector_pixel.data(),
+                          w.detector_pixel.size() * sizeof(int), cudaMemcpyHostToDevice, d.stream),
+          "cudaMemcpyAsync (detector pixels)");
+  }
   check_status(d.losses.reserve(kLossSlots, false, d.stream));
   check_status(d.flags.reserve(2, false, d.stream));
   void* pinned = nullptr;

@@ -385,7 +385,7 @@ void ExperimentalSimulator::detector_response(std::span<float> frames, bool nois
   // the counts after Poisson, and correlates the shot noise of neighbours; the read-out then
   // adds its own noise to the spread signal. Spreading the mean before counting would instead
   // model a counting detector, whose counts stay Poisson and uncorrelated.
-  const int n = probe_.window_px;
+  const int n = probe_.detector_side_px();  // the frames the detector records
   const std::size_t nn = static_cast<std::size_t>(n) * n;
   std::normal_distribution<double> normal(0.0, 1.0);
   for (std::size_t first = 0; first < frames.size(); first += nn) {

@@ -23,6 +23,9 @@ void check(const ProbeConfig& c) {
   if (!(c.semiangle_mrad > 0)) fail("semiangle_mrad must be positive");
   if (!(c.detector_pixel_mrad > 0)) fail("detector_pixel_mrad must be positive");
   if (c.window_px < 8 || c.window_px % 2 != 0) fail("window_px must be even and at least 8");
+  if (c.detector_px != 0 && (c.detector_px < 8 || c.detector_px % 2 != 0 || c.detector_px > c.window_px))
+    fail("detector_px must be 0 (the window) or even, at least 8 and at most window_px (" +
+         std::to_string(c.window_px) + ")");
   if (!std::isfinite(c.defocus_A) || !std::isfinite(c.Cs_mm) || !std::isfinite(c.astigmatism_A) ||
       !std::isfinite(c.astigmatism_angle_deg))
     fail("defocus_A, Cs_mm and the astigmatism must be finite");

@@ -1,6 +1,10 @@
 #include "ptypilot/simulator.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <string>
+
+#include "ptypilot/detector.hpp"
 
 namespace ptypilot::sim {
 
@@ -55,9 +59,33 @@ FrameSimulator::FrameSimulator(const SimulatedSpecimen& specimen, double dose_e_
                              : nullptr) {}
 
 Status FrameSimulator::frames(std::span<const Vec2> positions_A, std::span<float> frames) {
-  Status s = effects_ ? effects_->intensities(effects_->actual_positions(positions_A), frames)
-                     : model_.intensities(phase_rad_, positions_A, frames);
-  if (!s.ok()) return s;
+  const int w = window_px(), d = detector_px();
+  const std::size_t ww = std::size_t(w) * w, dd = std::size_t(d) * d;
+  if (frames.size() != positions_A.size() * dd)
+    return invalid_argument("output holds " + std::to_string(frames.size()) + " values, need " +
+                            std::to_string(positions_A.size() * dd));
+  // The far field on the window's grid, through the effects where any are on.
+  auto intensities = [&](std::span<const Vec2> nominal, std::span<float> patterns) {
+    return effects_ ? effects_->intensities(effects_->actual_positions(nominal), patterns)
+                    : model_.intensities(phase_rad_, nominal, patterns);
+  };
+  if (d == w) {
+    if (Status s = intensities(positions_A, frames); !s.ok()) return s;
+  } else {
+    // In chunks, so that a full raster's window-sized patterns need not exist at once.
+    constexpr std::size_t kChunk = 64;
+    std::vector<float> window(kChunk * ww);
+    for (std::size_t first = 0; first < positions_A.size(); first += kChunk) {
+      const std::size_t count = std::min(kChunk, positions_A.size() - first);
+      std::span<float> patterns(window.data(), count * ww);
+      if (Status s = intensities(positions_A.subspan(first, count), patterns); !s.ok()) {
+        // The model names the position within the chunk.
+        return {s.code(), "chunk from position " + std::to_string(first) + ": " + s.message()};
+      }
+      for (std::size_t p = 0; p < count; ++p)
+        crop_to_detector(patterns.subspan(p * ww, ww), w, d, frames.subspan((first + p) * dd, dd));
+    }
+  }
   const auto scale = static_cast<float>(electrons_per_frame_);
   if (!noisy_) {
     for (float& v : frames) v *= scale;

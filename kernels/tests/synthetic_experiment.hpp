@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "ptypilot/detector.hpp"
 #include "ptypilot/forward_model.hpp"
 #include "ptypilot/reconstructor.hpp"
 #include "ptypilot/scan_geometry.hpp"
@@ -35,13 +36,15 @@ inline ProbeConfig paper_probe() {
 }
 
 // `patterns` positions, uniformly random over a fov_A x fov_A field of view, each pattern
-// scaled to `counts_per_pattern` electrons.
+// scaled to `counts_per_pattern` electrons. A detector_px below the window's 64 records the
+// central detector_px x detector_px of each pattern (detector.hpp).
 inline SyntheticExperiment synthetic_experiment(double fov_A, int patterns, Loss loss,
                                                 double counts_per_pattern = 4000.0,
-                                                unsigned seed = 1) {
+                                                unsigned seed = 1, int detector_px = 0) {
   SyntheticExperiment e;
   e.config.backend = "cpu";
   e.config.probe = paper_probe();
+  e.config.probe.detector_px = detector_px;
   const double pixel_A = real_space_pixel_A(e.config.probe);
   e.config.object = object_grid_for_fov(fov_A, fov_A, pixel_A, e.config.probe.window_px, 3);
   e.config.loss = loss;
@@ -79,8 +82,17 @@ inline SyntheticExperiment synthetic_experiment(double fov_A, int patterns, Loss
   if (Status s = model.intensities(e.phase_rad, e.positions_A, e.counts); !s.ok())
     throw std::runtime_error(s.to_string());
   for (float& v : e.counts) v *= static_cast<float>(counts_per_pattern);
+  const int d = e.config.probe.detector_side_px();
+  const std::size_t dd = std::size_t(d) * d;
+  if (dd != nn) {
+    std::vector<float> cropped(e.positions_A.size() * dd);
+    for (std::size_t p = 0; p < e.positions_A.size(); ++p)
+      crop_to_detector({e.counts.data() + p * nn, nn}, e.config.probe.window_px, d,
+                       {cropped.data() + p * dd, dd});
+    e.counts = std::move(cropped);
+  }
   for (std::size_t p = 0; p < e.positions_A.size(); ++p)
-    e.frames.push_back({p, e.positions_A[p], {e.counts.data() + p * nn, nn}});
+    e.frames.push_back({p, e.positions_A[p], {e.counts.data() + p * dd, dd}});
   return e;
 }
 

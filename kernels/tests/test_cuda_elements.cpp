@@ -12,6 +12,7 @@
 #include <random>
 
 #include "cpu_loops.hpp"
+#include "ptypilot/detector.hpp"
 #include "cuda/reconstruct_elements.hpp"
 #include "image_comparison.hpp"
 #include "ptypilot/cpu_reconstructor.hpp"
@@ -181,6 +182,71 @@ TEST_CASE("the amplitude gradient ignores far-field elements that are only the F
       const std::complex<float> exact = weight * r * far[k] / a;
       const float floor = kAmplitudeFloor * rms;
       CHECK(std::abs(cpu_far[k] - exact) <= (1e-5f + floor * floor / (a * a)) * std::abs(exact));
+    }
+  }
+}
+
+// The weighted residuals (a 16 px window, an 8 px detector with one pixel masked out): the
+// kernel body reads each element's detector pixel and weight as the CPU loop does, computes the
+// same values, and leaves nothing where the weight is 0.
+TEST_CASE("the kernel body weighs the residuals per element as the CPU loops do",
+          "[cuda_bodies]") {
+  const int n = 16, d = 8, patterns = 3;
+  const std::size_t nn = std::size_t(n) * n, dd = std::size_t(d) * d;
+  std::vector<float> mask(dd, 1.0f);
+  mask[1 * d + 6] = 0.0f;
+  const WindowWeights weights = window_weights(n, d, mask);
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0.0f, 30.0f);
+  std::uniform_real_distribution<float> counts(0.0f, 900.0f);
+  std::vector<std::complex<float>> far(patterns * nn);
+  for (auto& z : far) z = {normal(rng), normal(rng)};
+  std::vector<float> measured(patterns * dd);
+  for (float& m : measured) m = counts(rng);
+  for (bool amplitude : {false, true}) {
+    INFO((amplitude ? "amplitude" : "intensity"));
+    const float weight = 1.0f / patterns, rms = 20.0f;
+    std::vector<gpu::Complex32> waves(patterns * nn);
+    for (std::size_t k = 0; k < far.size(); ++k) waves[k] = {far[k].real(), far[k].imag()};
+    gpu::GradientPass g{};
+    g.measured = measured.data();
+    g.detector_pixels = long(dd);
+    g.pixel_weight = weights.weight.data();
+    g.detector_pixel = weights.detector_pixel.data();
+    g.waves = waves.data();
+    g.n = n;
+    g.patterns = patterns;
+    g.probe_scale = rms;
+    g.residual_weight = weight;
+    g.amplitude = amplitude;
+    for (int p = 0; p < patterns; ++p) {
+      INFO("pattern " << p);
+      std::vector<std::complex<float>> cpu_far(far.begin() + p * nn, far.begin() + (p + 1) * nn);
+      const float* m = measured.data() + p * dd;
+      const double cpu_sum =
+          amplitude ? cpu::amplitude_residual_weighted(cpu_far.data(), m, weights.detector_pixel.data(),
+                                                       weights.weight.data(), nn, weight, rms)
+                    : cpu::intensity_residual_weighted(cpu_far.data(), m, weights.detector_pixel.data(),
+                                                       weights.weight.data(), nn, weight);
+      double body_sum = 0.0;
+      for (std::size_t k = 0; k < nn; ++k) body_sum += gpu::residual_at(g, long(p * nn + k));
+      CHECK(body_sum == Approx(cpu_sum).epsilon(1e-5));
+      const float* body = &waves[p * nn].re;
+      CHECK(max_abs_difference(body, as_floats(cpu_far.data()), 2 * nn) <=
+            1e-6 * max_abs(as_floats(cpu_far.data()), 2 * nn));
+      double expected_sum = 0.0;
+      for (std::size_t k = 0; k < nn; ++k) {
+        const std::complex<float> z(waves[p * nn + k].re, waves[p * nn + k].im);
+        if (weights.weight[k] == 0.0f) {
+          CHECK(z == std::complex<float>(0.0f, 0.0f));
+          continue;
+        }
+        const float mk = m[weights.detector_pixel[k]];
+        const float r = amplitude ? std::abs(far[p * nn + k]) - mk : std::norm(far[p * nn + k]) - mk;
+        expected_sum += double(r) * r;
+      }
+      // 63 of the 64 detector pixels count, each once, read from its own place.
+      CHECK(cpu_sum == Approx(expected_sum).epsilon(1e-5));
     }
   }
 }

@@ -16,8 +16,9 @@ void bind_optics(py::module_& m) {
   py::class_<ProbeConfig>(m, "ProbeConfig")
       .def(py::init([](double energy_keV, double semiangle_mrad, int window_px,
                        double detector_pixel_mrad, double defocus_A, double Cs_mm,
-                       double aperture_edge_mrad) {
+                       double aperture_edge_mrad, int detector_px) {
              ProbeConfig c;
+             c.detector_px = detector_px;
              c.energy_keV = energy_keV;
              c.semiangle_mrad = semiangle_mrad;
              c.window_px = window_px;
@@ -30,11 +31,14 @@ void bind_optics(py::module_& m) {
            py::arg("energy_keV") = 60.0, py::arg("semiangle_mrad") = 33.0,
            py::arg("window_px") = 64, py::arg("detector_pixel_mrad") = 4.937,
            py::arg("defocus_A") = 0.0, py::arg("Cs_mm") = 0.0,
-           py::arg("aperture_edge_mrad") = -1.0)
+           py::arg("aperture_edge_mrad") = -1.0, py::arg("detector_px") = 0)
       .def_readwrite("energy_keV", &ProbeConfig::energy_keV)
       .def_readwrite("semiangle_mrad", &ProbeConfig::semiangle_mrad)
       .def_readwrite("window_px", &ProbeConfig::window_px)
       .def_readwrite("detector_pixel_mrad", &ProbeConfig::detector_pixel_mrad)
+      // 0: window_px; detector_side is the frames' size either way.
+      .def_readwrite("detector_px", &ProbeConfig::detector_px)
+      .def_property_readonly("detector_side", &ProbeConfig::detector_side_px)
       .def_readwrite("defocus_A", &ProbeConfig::defocus_A)
       .def_readwrite("Cs_mm", &ProbeConfig::Cs_mm)
       .def_readwrite("aperture_edge_mrad", &ProbeConfig::aperture_edge_mrad)

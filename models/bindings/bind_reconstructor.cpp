@@ -35,7 +35,7 @@ class Simulation {
 
   py::array_t<float> frames(const DoubleArray& positions) {
     const auto pos = positions_from_numpy(positions);
-    const int n = simulator_.window_px();
+    const int n = simulator_.detector_px();
     auto out = new_patterns(pos.size(), n);
     std::span<float> view(out.mutable_data(), pos.size() * n * n);
     Status s;
@@ -68,7 +68,7 @@ void bind_reconstructor(py::module_& m) {
            "\"key=value,...\" (kernels/include/ptypilot/experimental_effects.hpp); the truth "
            "(phase_rad) stays the static specimen's.")
       .def("frames", &Simulation::frames, py::arg("positions"),
-           "(n, N, N) float32 frames at (n, 2) positions in Angstrom.")
+           "(n, D, D) float32 frames at (n, 2) positions in Angstrom (D: probe.detector_side).")
       .def_property_readonly("phase_rad",
                              [](const Simulation& s) { return bindings::to_numpy(s.specimen().phase_rad); })
       .def_property_readonly("potential_VA",
@@ -117,7 +117,8 @@ void bind_reconstructor(py::module_& m) {
                                "amplitude loss, threads=0 for every core OpenMP reports.")
       .def(py::init([](const ProbeConfig& probe, const ObjectGrid& grid, const std::string& loss,
                        double step_size, double regularization, int threads, int batch,
-                       bool positivity, double dark_smoothing, double total_variation) {
+                       bool positivity, double dark_smoothing, double total_variation,
+                       std::vector<float> detector_mask) {
              ReconstructorConfig c;
              c.backend = "cpu";
              c.probe = probe;
@@ -128,13 +129,15 @@ void bind_reconstructor(py::module_& m) {
              c.threads = threads;
              c.batch = batch;
              c.priors = {positivity, dark_smoothing, total_variation};
+             c.detector_mask = std::move(detector_mask);
              return std::make_unique<CpuReconstructor>(c);
            }),
            py::arg("probe"), py::arg("grid"), py::arg("loss") = "amplitude",
            py::arg("step_size") = 1.0, py::arg("regularization") = 0.05, py::arg("threads") = 0,
            py::arg("batch") = 16, py::arg("positivity") = PriorConfig{}.positivity,
            py::arg("dark_smoothing") = PriorConfig{}.dark_smoothing,
-           py::arg("total_variation") = PriorConfig{}.total_variation)
+           py::arg("total_variation") = PriorConfig{}.total_variation,
+           py::arg("detector_mask") = std::vector<float>{})
       .def("add_frames",
            [](CpuReconstructor& r, const DoubleArray& positions, const FloatArray& patterns) {
              const auto pos = positions_from_numpy(positions);

@@ -247,6 +247,28 @@ TEST_CASE(".npy errors name the file, the offset and what is missing", "[replay]
   }
 }
 
+// A sidecar's window_px larger than the frames reconstructs finer than they sample (the paper's
+// detector geometry, README): the frames stay the detector, the window grows.
+TEST_CASE("a sidecar's window_px asks for a window larger than the frames", "[replay][config]") {
+  TempDir dir;
+  const Cube c;
+  const fs::path path = dir / "scan.npy";
+  write_npy_file(path, "<u2", {16, 16, 32, 32}, false, cube_bytes(c, 2, false));
+  nlohmann::json sidecar = probe_sidecar();
+  sidecar["window_px"] = 96;
+  write_sidecar(path, sidecar);
+  auto d = open_recorded_dataset(path);
+  CHECK(d->info().probe.window_px == 96);
+  CHECK(d->info().probe.detector_side_px() == 32);
+  const ServeConfig config = parse_serve_config(session_config_fragment(d->info()));
+  CHECK(config.session.probe.window_px == 96);
+  CHECK(config.session.probe.detector_px == 32);
+  sidecar["window_px"] = 31;
+  write_sidecar(path, sidecar);
+  CHECK_THROWS_WITH(open_recorded_dataset(path),
+                    Catch::Contains("window_px must be an even integer of at least the frames' 32"));
+}
+
 TEST_CASE("the session config fragment configures serve for the data set", "[replay][config]") {
   TempDir dir;
   const Cube c;

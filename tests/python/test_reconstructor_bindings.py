@@ -98,6 +98,20 @@ def test_paper_presets_have_the_paper_geometry():
         core.experiment_preset("mos3")
 
 
+def test_paper_detector_preset_has_the_papers_detector():
+    p = core.experiment_preset("mos2-paper-detector")
+    assert (p.probe.energy_keV, p.probe.semiangle_mrad) == (60, 33)
+    assert (p.probe.window_px, p.probe.detector_px, p.probe.detector_side) == (192, 64, 64)
+    assert p.probe.detector_pixel_mrad == pytest.approx(1.68)
+    assert p.object_grid().pixel_A == pytest.approx(0.151, abs=5e-4)
+    assert p.scan_rows * p.scan_cols == 10_000 and p.step_A == 0.2
+    sim = core.Simulation("mos2-paper-detector", seed=1)
+    frames = sim.frames(np.array([[0.0, 0.0], [1.0, 2.0]]))
+    assert frames.shape == (2, 64, 64)
+    # What scatters beyond +-54 mrad misses the detector: a little of the electrons.
+    assert 0.95 < frames[0].sum() < 1.0
+
+
 def test_dwcnt_frames_carry_the_dose():
     sim = core.Simulation("dwcnt-paper", seed=2, dose_e_per_A2=1e5, noise_seed=1)
     preset = sim.preset

@@ -43,7 +43,7 @@ SessionInfo session_info(const ServeConfig& c, const std::string& id) {
   info.session_id = id;
   info.config_json = c.to_json().dump();
   info.versions_json = nlohmann::json{{"ptypilot", PTYPILOT_VERSION}}.dump();
-  info.frame_rows = info.frame_cols = c.session.probe.window_px;
+  info.frame_rows = info.frame_cols = c.session.probe.detector_side_px();
   info.pixel_A = real_space_pixel_A(c.session.probe);
   info.frame_dtype = parse_pixel_type(c.detector.dtype);
   return info;

@@ -224,7 +224,7 @@ struct Daemon::Impl {
     // Everything that can fail before a session fails here, not at start.
     make_reconstructor(c.reconstructor_config());
     make_policy(c.policy, policy_limits(c));  // loads and checks a learned policy's model now
-    connection = make_detector_connection(context, c.detector, c.session.probe.window_px,
+    connection = make_detector_connection(context, c.detector, c.session.probe.detector_side_px(),
                                           parse_pixel_type(c.detector.dtype));
     config = std::move(c);
     state = ControlReply::CONFIGURED;
@@ -443,7 +443,7 @@ Daemon::Daemon(DaemonOptions options) : impl_(std::make_unique<Impl>(std::move(o
   if (d.options.initial_config) {
     ServeConfig c = *d.options.initial_config;
     if (!d.options.detector_uri.empty()) c.detector = apply_detector_uri(c.detector, d.options.detector_uri);
-    d.connection = make_detector_connection(d.context, c.detector, c.session.probe.window_px,
+    d.connection = make_detector_connection(d.context, c.detector, c.session.probe.detector_side_px(),
                                             parse_pixel_type(c.detector.dtype));
     d.config = std::move(c);
     d.state = ControlReply::CONFIGURED;

@@ -54,7 +54,8 @@ int bench_reconstruct(const CliArgs& cli) {
   const auto positions = sparse_grid_positions(static_cast<int>(patterns), preset.scan_rows,
                                                preset.scan_cols, preset.step_A);
   const int n = preset.probe.window_px;
-  const std::size_t nn = std::size_t(n) * n;
+  const int d = preset.probe.detector_side_px();
+  const std::size_t nn = std::size_t(d) * d;  // per frame
   std::vector<float> counts(positions.size() * nn);
   if (Status s = simulator.frames(positions, counts); !s.ok()) throw std::runtime_error(s.to_string());
   std::vector<Frame> frames;
@@ -91,6 +92,7 @@ int bench_reconstruct(const CliArgs& cli) {
       {"preset", preset.name},
       {"patterns", patterns},
       {"window_px", n},
+      {"detector_px", d},
       {"object_px", {config.object.rows, config.object.cols}},
       {"loss", config.loss == Loss::kAmplitude ? "amplitude" : "intensity"},
       {"threads", cpu != nullptr ? cpu->threads() : 0},

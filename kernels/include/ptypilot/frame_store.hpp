@@ -10,6 +10,7 @@
 #include <span>
 #include <vector>
 
+#include "ptypilot/detector.hpp"
 #include "ptypilot/forward_model.hpp"
 #include "ptypilot/reconstructor.hpp"
 
@@ -32,9 +33,16 @@ class FrameStore {
   bool empty() const { return placements_.empty(); }
   const ForwardModel& model() const { return model_; }
   int window_px() const { return model_.window_px(); }
+  int detector_px() const { return detector_px_; }
   const std::vector<ProbePlacement>& placements() const { return placements_; }
-  // window_px^2 values per frame: the counts (intensity loss) or their square roots (amplitude).
+  // detector_px^2 values per frame: the counts (intensity loss) or their square roots
+  // (amplitude).
   const std::vector<float>& measured() const { return measured_; }
+  // The loss's per-element weights over the window and the detector pixel each reads
+  // (detector.hpp); both empty where the detector is the window and no mask was given, so that
+  // the backends run their unweighted loops.
+  const WindowWeights& window_weights() const { return weights_; }
+  bool weighted() const { return !weights_.weight.empty(); }
   // The probe intensity sum |psi|^2 the model uses: the mean counts per stored pattern.
   double intensity_scale() const { return intensity_scale_; }
   // The per-pixel step of reconstructor.hpp: V <- V - step_map * dL/dV.
@@ -48,12 +56,15 @@ class FrameStore {
 
   ReconstructorConfig config_;
   ForwardModel model_;
+  int detector_px_;
+  WindowWeights weights_;
   std::vector<ProbePlacement> placements_;
   std::vector<std::uint64_t> frame_ids_;
   std::vector<float> measured_;
   double counts_sum_ = 0.0;
   double intensity_scale_ = 0.0;
   std::vector<double> mean_pattern_;  // sum over frames of J_p(k), for the intensity step scale
+  std::vector<float> detector_mask_;  // detector_px^2: config.detector_mask, or all 1
   RealImage illumination_;            // W(r) for the unit probe, summed over frames
   RealImage step_map_;
   RealImage dark_weight_;

@@ -5,8 +5,9 @@
 //   so a positive defocus is underfocus (the Scherzer sign). Two-fold astigmatism A1 (Krivanek's
 //   C1,2) adds pi * lambda * k^2 * A1 * cos(2 (phi - phi_A1)), phi the azimuth of k from the x
 //   (column) axis towards y: the focus is defocus - A1 along phi_A1 and defocus + A1 across it.
-// The real-space sampling follows from the detector: a window of N pixels with an angular
-// pixel of d_alpha spans 1 / (N * d_alpha / lambda), i.e. pixel_A = lambda / (N * d_alpha).
+// The real-space sampling follows from the detector's angular pixel: a window of N pixels with
+// an angular pixel of d_alpha spans 1 / (N * d_alpha / lambda), i.e. pixel_A = lambda / (N *
+// d_alpha), whether the detector has N pixels per side or fewer (detector_px).
 #pragma once
 
 #include "ptypilot/image.hpp"
@@ -23,8 +24,16 @@ struct ProbeConfig {
   // Width of the linear roll-off of the aperture, centred on the semi-angle. Zero gives a hard
   // edge; the default of one detector pixel avoids ringing without moving the edge.
   double aperture_edge_mrad = -1.0;  // < 0: one detector pixel
-  int window_px = 64;                // detector pixels per side = real-space window per side
+  // The reconstruction window per side (real space) = its reciprocal grid per side, of which
+  // the detector records the central detector_px x detector_px (detector.hpp).
+  int window_px = 64;
   double detector_pixel_mrad = 4.937;
+  // Detector pixels per side; 0: window_px, a detector that covers the whole reciprocal grid.
+  // Fewer than window_px reconstruct on a finer real-space grid than the patterns sample
+  // (super-resolution by window_px / detector_px), the unmeasured angles left free.
+  int detector_px = 0;
+
+  int detector_side_px() const { return detector_px > 0 ? detector_px : window_px; }
 
   double edge_mrad() const { return aperture_edge_mrad < 0 ? detector_pixel_mrad : aperture_edge_mrad; }
 };

@@ -5,6 +5,9 @@
 // that its intensity equals the mean counts per pattern:
 //   intensity:  L(V) = 1/P sum_p || I_p(V) - J_p ||^2
 //   amplitude:  L(V) = 1/P sum_p || sqrt(I_p(V)) - sqrt(J_p) ||^2   (more robust at low dose)
+// The norms run over the window's far field, each element's residual weighted by its detector
+// weight (detector.hpp): elements no detector pixel measured (a detector smaller than the
+// window: probe.detector_px) or masked out (detector_mask) are left free.
 //
 // Step. Plain gradient descent with a diagonal preconditioner, the normalised illumination:
 //   V <- V - step_size * (P/2) * dL/dV / (W(r) + regularization * max W) * s
@@ -72,9 +75,14 @@ struct ReconstructorConfig {
   int threads = 0;  // CPU: 0 is every core OpenMP reports
   int batch = 16;   // CPU: patterns per FFTW batch; 8-32 keeps a batch in L2 (CUDA: all in one)
   PriorConfig priors;
+  // A weight per detector pixel (probe.detector_side_px()^2, row-major, the frames' layout):
+  // 0 leaves that pixel out of the loss (dead, hot, or beyond a beam stop), 1 keeps it. Empty:
+  // every pixel 1. Window elements beyond a detector smaller than the window are always left
+  // out (detector.hpp).
+  std::vector<float> detector_mask;
 };
 
-// One diffraction pattern, window_px * window_px counts, row-major.
+// One diffraction pattern, detector_side_px()^2 counts, row-major, unshifted (detector.hpp).
 struct Frame {
   std::uint64_t id = 0;
   Vec2 position_A;

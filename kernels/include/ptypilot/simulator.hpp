@@ -45,8 +45,10 @@ class FrameSimulator {
 
   double electrons_per_frame() const { return electrons_per_frame_; }
   int window_px() const { return model_.window_px(); }
+  int detector_px() const { return model_.probe_config().detector_side_px(); }
 
-  // window_px^2 floats per position into `frames`.
+  // detector_px^2 floats per position into `frames`: the far field on the window's grid, of
+  // which the detector keeps its central pixels (crop_to_detector), then the dose and noise.
   Status frames(std::span<const Vec2> positions_A, std::span<float> frames);
 
  private:

@@ -42,7 +42,12 @@ struct GradientPass {
   int object_cols;
   const Window* windows;    // one per pattern
   const Complex32* probes;  // unit-normalised shifted probes, n x n each
-  const float* measured;    // n x n per pattern: counts (intensity) or sqrt(counts) (amplitude)
+  const float* measured;    // detector_pixels per pattern: counts (intensity) or their sqrt
+  long detector_pixels;     // detector_px^2
+  // The loss's weight per window element and the detector pixel each reads (detector.hpp), n x n
+  // each; null where the detector is the window and unmasked, so measured is read in place.
+  const float* pixel_weight;
+  const int* detector_pixel;
   Complex32* waves;         // n x n per pattern: e, then Psi, dL/dPsi*, and back
   float* gradient;          // object-sized, accumulated into
   int n;
@@ -91,21 +96,26 @@ PTYPILOT_HD Complex32 exit_wave_at(const GradientPass& g, long pattern, int with
 
 // Far field Psi -> dL/dPsi* in place, for L = weight/2 * sum (|Psi|^2 - J)^2 (intensity) or
 // weight * sum (|Psi| - sqrt J)^2 (amplitude); returns this element's squared residual.
+// The element functions are amplitude_gradient.hpp's, the CPU loops' own.
 PTYPILOT_HD float residual_at(const GradientPass& g, long index) {
   Complex32& psi = g.waves[index];
-  const float re = psi.re, im = psi.im;
-  if (g.amplitude) {
-    const float a = sqrtf(re * re + im * im);
-    const float r = a - g.measured[index];
-    // Where the model has no amplitude the gradient has no direction; it is zero there
-    // (amplitude_gradient.hpp: below a floor far above the FFT's rounding). probe_scale is the
-    // far field's RMS amplitude.
-    const float f = amplitude_gradient_factor(a, r, g.residual_weight, g.probe_scale);
-    psi = {f * re, f * im};
-    return r * r;
+  float measured, w = 1.0f;
+  if (g.pixel_weight != nullptr) {
+    // One 64-bit division per element, only where the detector is not the window.
+    const long nn = long(g.n) * g.n;
+    const long pattern = index / nn;
+    const int within = static_cast<int>(index - pattern * nn);
+    w = g.pixel_weight[within];
+    measured = g.measured[pattern * g.detector_pixels + g.detector_pixel[within]];
+  } else {
+    measured = g.measured[index];
   }
-  const float r = re * re + im * im - g.measured[index];
-  psi = {g.residual_weight * r * re, g.residual_weight * r * im};
+  // Where the model has no amplitude the gradient has no direction; it is zero there
+  // (amplitude_gradient.hpp: below a floor far above the FFT's rounding). probe_scale is the
+  // far field's RMS amplitude.
+  const float r =
+      g.amplitude ? amplitude_element(psi.re, psi.im, measured, w, g.residual_weight, g.probe_scale)
+                  : intensity_element(psi.re, psi.im, measured, w, g.residual_weight);
   return r * r;
 }
 

@@ -77,6 +77,7 @@ Sidecar read_sidecar(const fs::path& path) {
       {"Cs_mm", &s.Cs_mm, false},
       {"rotation_deg", &s.rotation_deg, false},
       {"dose_e_per_A2", &s.dose_e_per_A2, true},
+      {"window_px", &s.window_px, true},
   };
   std::string known;
   for (const Key& k : keys) known += std::string(known.empty() ? "" : ", ") + k.name;
@@ -151,6 +152,16 @@ double apply_settings(const Settings& settings, const Sidecar& sidecar, Recorded
   const double step = require(settings.scan_step_A, "scan_step_A", "scan step");
   p.Cs_mm = settings.Cs_mm.value_or(0.0);
   p.window_px = info.frame_rows;
+  p.detector_px = 0;
+  if (sidecar.window_px) {
+    const double w = *sidecar.window_px;
+    if (w != std::floor(w) || w < info.frame_rows || w > 8192 || int(w) % 2 != 0)
+      throw std::runtime_error(sidecar.path.string() + ": window_px must be an even integer of at "
+                               "least the frames' " + std::to_string(info.frame_rows) +
+                               " pixels, got " + std::to_string(w));
+    p.window_px = static_cast<int>(w);
+    if (p.window_px != info.frame_rows) p.detector_px = info.frame_rows;
+  }
   info.rotation_deg = settings.rotation_deg.value_or(0.0);
   info.dose_e_per_A2 = settings.dose_e_per_A2;
   info.true_potential = sidecar.true_potential;
@@ -389,6 +400,7 @@ nlohmann::json session_config_fragment(const RecordedDatasetInfo& info) {
       {"defocus_A", p.defocus_A},   {"Cs_mm", p.Cs_mm},
       {"window_px", p.window_px},   {"detector_pixel_mrad", p.detector_pixel_mrad}};
   if (p.aperture_edge_mrad >= 0) probe["aperture_edge_mrad"] = p.aperture_edge_mrad;
+  if (p.detector_px != 0) probe["detector_px"] = p.detector_px;
   return {{"session",
            {{"probe", probe},
             {"raster",

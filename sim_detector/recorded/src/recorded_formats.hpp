@@ -20,6 +20,9 @@ struct Sidecar {
   bool present = false;
   std::optional<double> energy_keV, semiangle_mrad, scan_step_A, detector_pixel_mrad, defocus_A,
       Cs_mm, rotation_deg, dose_e_per_A2;
+  // The reconstruction window per side, where it is larger than the frames (super-resolution;
+  // ProbeConfig::detector_px).
+  std::optional<double> window_px;
   std::optional<std::array<int, 2>> scan_shape;
   std::optional<std::filesystem::path> true_potential;  // resolved against the sidecar's folder
 };
@@ -40,7 +43,7 @@ struct Settings {
   std::optional<std::array<int, 2>> scan_shape;
 };
 Settings merge_settings(const Sidecar& sidecar, const Settings& from_file);
-// Fills info.probe (window_px = frame_rows), rotation and dose from `settings`, and returns the
+// Fills info.probe (detector = frame_rows; window_px = the sidecar's window_px, else the same), rotation and dose from `settings`, and returns the
 // scan step. Throws as described above.
 double apply_settings(const Settings& settings, const Sidecar& sidecar, RecordedDatasetInfo& info,
                       const std::string& format_needs);

@@ -248,11 +248,10 @@ class RecordingDataset final : public RecordedDataset {
     info_.stored_dtype = describe(element);
     info_.dtype = wire_type_for(element);
     info_.probe = probe;
-    if (info_.probe.window_px != info_.frame_rows)
+    if (info_.probe.detector_side_px() != info_.frame_rows)
       fail(path, "frames are " + std::to_string(info_.frame_rows) +
-                     " px but config_json says "
-                     "session.probe.window_px = " +
-                     std::to_string(info_.probe.window_px));
+                     " px but config_json's session.probe gives a detector of " +
+                     std::to_string(info_.probe.detector_side_px()) + " px");
     info_.raster = raster;
     if (link_exists(f, "/frames/electrons_per_frame")) {
       H5Id electrons = open_dataset(path, f, "/frames/electrons_per_frame");

@@ -23,7 +23,7 @@ SimulatorFrameProvider::SimulatorFrameProvider(const SimulatorFrameSettings& set
     : preset_(settings.preset),
       specimen_(simulate_specimen(experiment_preset(settings.preset), settings.seed)),
       simulator_(specimen_, settings.dose_e_per_A2, settings.noise_seed, settings.effects) {
-  format_.rows = format_.cols = simulator_.window_px();
+  format_.rows = format_.cols = simulator_.detector_px();
   format_.dtype = choose_dtype(settings);
   format_.electrons_per_frame = simulator_.electrons_per_frame();
   format_.energy_keV = specimen_.preset.probe.energy_keV;

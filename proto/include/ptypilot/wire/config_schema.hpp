@@ -218,8 +218,13 @@ void describe(V& v, ProbeConfig& p) {
   v.field("Cs_mm", p.Cs_mm, "spherical aberration (mm)");
   v.field("aperture_edge_mrad", p.aperture_edge_mrad,
           "width of the aperture's roll-off (mrad); < 0: one detector pixel");
-  v.field("window_px", p.window_px, "detector pixels per side = the probe window per side",
-          Rule::kPositive);
+  v.field("window_px", p.window_px,
+          "the reconstruction window per side (real-space and reciprocal pixels)", Rule::kPositive);
+  v.field("detector_px", p.detector_px,
+          "detector pixels per side, the frames' size; 0: window_px. Fewer than window_px "
+          "reconstruct window_px / detector_px times finer than the patterns sample, the angles "
+          "beyond the detector left free",
+          Rule::kNonNegative);
   v.field("detector_pixel_mrad", p.detector_pixel_mrad, "angle one detector pixel spans (mrad)",
           Rule::kPositive);
 }

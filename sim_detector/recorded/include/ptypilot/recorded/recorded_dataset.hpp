@@ -36,7 +36,10 @@
 //                 absent), scan_shape [rows, cols] (MIB and DECTRIS; for the others it must
 //                 agree with the file), true_potential (the path, relative to the sidecar, of a
 //                 .npy of the specimen's true phase; replay ignores it, `ptypilot eval` scores
-//                 against it, and opening refuses a path that is not a file).
+//                 against it, and opening refuses a path that is not a file), window_px (the
+//                 reconstruction window per side, an even integer >= the frames' size; larger
+//                 reconstructs that many times finer than the frames sample, the angles beyond
+//                 the detector left free: ProbeConfig::detector_px; default the frames' size).
 //
 // Recorded positions are [y, x] in Angstrom from the FOV origin, y the slow (row) axis: row-major
 // raster nodes (i * step, j * step) for the grid formats, the recorded positions for a ptypilot
