@@ -1,5 +1,7 @@
 #include "ptypilot/wire/control_codec.hpp"
 
+#include <google/protobuf/stubs/logging.h>
+
 #include <cstring>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -56,7 +58,9 @@ wire::ControlRequest decode_control_request(const std::string& bytes) {
   wire::ControlRequest request;
   if (is_json_request(bytes)) {
     request = parse_json_request(bytes);
-  } else if (!request.ParseFromString(bytes)) {
+  } else if (google::protobuf::LogSilencer quiet; !request.ParseFromString(bytes)) {
+    // Silenced: libprotobuf logs each string field of invalid UTF-8 to stderr, which a client
+    // could flood; the reply and control_requests_malformed say it instead.
     throw std::invalid_argument(
         "control request is neither a ControlRequest protobuf nor a JSON object");
   }

@@ -41,6 +41,19 @@ std::size_t valid_utf8_prefix(std::string_view text) {
   return n;
 }
 
+std::string to_valid_utf8(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  while (!text.empty()) {
+    const std::size_t valid = valid_utf8_prefix(text);
+    out.append(text.substr(0, valid));
+    if (valid == text.size()) break;
+    out.append("\xEF\xBF\xBD");  // U+FFFD
+    text.remove_prefix(valid + 1);
+  }
+  return out;
+}
+
 std::string check_json_text(std::string_view text, const JsonLimits& limits) {
   if (text.size() > limits.max_bytes)
     return "JSON of " + std::to_string(text.size()) + " bytes exceeds the limit of " +

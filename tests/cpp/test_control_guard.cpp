@@ -36,6 +36,13 @@ TEST_CASE("UTF-8: every malformed form is found at its byte", "[control]") {
   CHECK(valid_utf8_prefix(std::string("a\0b", 3)) == 3);
 }
 
+TEST_CASE("UTF-8: what is not valid becomes U+FFFD, byte by byte", "[control]") {
+  CHECK(to_valid_utf8("plain \xc3\xa5") == "plain \xc3\xa5");
+  CHECK(to_valid_utf8("last read: '\xe2\x84'") == "last read: '\xef\xbf\xbd\xef\xbf\xbd'");
+  CHECK(to_valid_utf8("\xff") == "\xef\xbf\xbd");
+  CHECK(to_valid_utf8("") == "");
+}
+
 TEST_CASE("JSON text: depth counts brackets outside strings and comments", "[control]") {
   const JsonLimits limits{1000, 3, true};
   CHECK(check_json_text(R"({"a": [[1]]})", limits).empty());

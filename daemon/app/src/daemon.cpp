@@ -21,6 +21,7 @@
 #include "ptypilot/policy/policy_factory.hpp"
 #include "ptypilot/record/hdf5_recorder.hpp"
 #include "ptypilot/wire/counters.hpp"
+#include "ptypilot/wire/json_guard.hpp"
 #include "ptypilot/wire/log.hpp"
 
 namespace ptypilot {
@@ -427,6 +428,8 @@ struct Daemon::Impl {
     } else {
       reply = handle(request);
     }
+    // Errors may quote a client's bytes (a parser's "last read" can end inside a character).
+    reply.set_error(to_valid_utf8(reply.error()));
     return json ? reply_to_json(reply) : reply.SerializeAsString();
   }
 
@@ -452,7 +455,7 @@ struct Daemon::Impl {
         log::error("control_request_failed", {{"error", e.what()}});
         ControlReply r;
         r.set_ok(false);
-        r.set_error(std::string("internal error answering the request: ") + e.what());
+        r.set_error(to_valid_utf8(std::string("internal error answering the request: ") + e.what()));
         r.set_state(state);
         reply->set_value(is_json_request(bytes) ? reply_to_json(r) : r.SerializeAsString());
       }

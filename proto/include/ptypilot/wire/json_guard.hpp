@@ -33,4 +33,10 @@ std::string check_json_text(std::string_view text, const JsonLimits& limits);
 // The length of the valid UTF-8 prefix of `text` (text.size() when all of it is valid).
 std::size_t valid_utf8_prefix(std::string_view text);
 
+// `text` with each byte that is not part of valid UTF-8 replaced by U+FFFD: for messages that
+// quote what a client sent (a parser's "last read" may end inside a character), before they go
+// into a protobuf string field (serialising invalid UTF-8 logs an error, and Python's protobuf
+// refuses to parse it) or a JSON reply.
+std::string to_valid_utf8(std::string_view text);
+
 }  // namespace ptypilot
