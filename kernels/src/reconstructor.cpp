@@ -11,13 +11,6 @@
 
 namespace ptypilot {
 
-Loss parse_loss(std::string_view name) {
-  if (name == "intensity") return Loss::kIntensity;
-  if (name == "amplitude") return Loss::kAmplitude;
-  throw std::invalid_argument("unknown loss '" + std::string(name) +
-                              "': use 'intensity' or 'amplitude'");
-}
-
 BackendChoice choose_backend(std::string_view requested) {
   if (requested == "cpu") return {"cpu", "requested"};
   const CudaSupport& cuda = cuda_support();

@@ -12,11 +12,12 @@ void bind_reconstructor(py::module_& m);
 void bind_reward(py::module_& m);
 void bind_dataset(py::module_& m);
 void bind_safety(py::module_& m);
+void bind_recover(py::module_& m);
 
 PYBIND11_MODULE(ptypilot_core, m) {
   m.doc() =
       "ptypilot physics: probe, specimens, forward model, reconstructor, metrics; recorded data "
-      "sets; the daemon's Safety";
+      "sets; the daemon's Safety; session recovery";
   bind_optics(m);
   bind_metrics(m);
   bind_specimen(m);
@@ -24,4 +25,5 @@ PYBIND11_MODULE(ptypilot_core, m) {
   bind_reward(m);
   bind_dataset(m);
   bind_safety(m);
+  bind_recover(m);
 }

@@ -1,5 +1,7 @@
 #include "ptypilot/wire/control_codec.hpp"
 
+#include <google/protobuf/stubs/logging.h>
+
 #include <cstring>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -24,9 +26,12 @@ const char* state_name(ControlReply::State s) {
 bool is_json_request(const std::string& bytes) { return !bytes.empty() && bytes.front() == '{'; }
 
 wire::ControlRequest parse_json_request(const std::string& bytes) {
+  if (const std::string why = check_json_text(bytes, kControlJsonLimits); !why.empty())
+    throw std::invalid_argument(why);
   wire::ControlRequest request;
   try {
     const auto j = nlohmann::json::parse(bytes);
+    if (!j.is_object()) throw std::invalid_argument("a JSON request must be an object");
     const std::string command = j.value("command", "");
     if (command == "configure") request.mutable_configure()->set_config_json(j.at("config").dump());
     else if (command == "start") request.mutable_start()->set_session_id(j.value("session_id", ""));
@@ -37,8 +42,37 @@ wire::ControlRequest parse_json_request(const std::string& bytes) {
       throw std::invalid_argument("unknown command '" + command +
                                   "': use configure, start, stop, status, get_reconstruction");
   } catch (const nlohmann::json::exception& e) {
-    throw std::invalid_argument(e.what());
+    // The text is checked UTF-8, so quoting it is safe; its length is not: keep the message short.
+    std::string what = e.what();
+    if (what.size() > 300) what = what.substr(0, valid_utf8_prefix(what.substr(0, 300))) + "...";
+    throw std::invalid_argument(what);
   }
+  return request;
+}
+
+wire::ControlRequest decode_control_request(const std::string& bytes) {
+  if (bytes.size() > kMaxControlRequestBytes)
+    throw std::invalid_argument("control request of " + std::to_string(bytes.size()) +
+                                " bytes exceeds the limit of " +
+                                std::to_string(kMaxControlRequestBytes) + " bytes");
+  wire::ControlRequest request;
+  if (is_json_request(bytes)) {
+    request = parse_json_request(bytes);
+  } else if (google::protobuf::LogSilencer quiet; !request.ParseFromString(bytes)) {
+    // Silenced: libprotobuf logs each string field of invalid UTF-8 to stderr, which a client
+    // could flood; the reply and control_requests_malformed say it instead.
+    throw std::invalid_argument(
+        "control request is neither a ControlRequest protobuf nor a JSON object");
+  }
+  // proto3 parsing checks a string field's UTF-8, but not what JSON is in it.
+  if (request.has_configure()) {
+    if (const std::string why = check_json_text(request.configure().config_json(),
+                                                kConfigJsonLimits);
+        !why.empty())
+      throw std::invalid_argument("configure: config: " + why);
+  }
+  if (valid_utf8_prefix(request.start().session_id()) != request.start().session_id().size())
+    throw std::invalid_argument("start: session_id is not valid UTF-8");
   return request;
 }
 
@@ -52,7 +86,9 @@ std::string reply_to_json(const ControlReply& reply) {
                    {"frames_recorded", st.frames_recorded()},
                    {"positions_issued", st.positions_issued()},
                    {"counters", std::map<std::string, std::uint64_t>(st.counters().begin(),
-                                                                     st.counters().end())}};
+                                                                     st.counters().end())},
+                   {"orphaned_journals", std::vector<std::string>(st.orphaned_journals().begin(),
+                                                                  st.orphaned_journals().end())}};
     nlohmann::json warnings = nlohmann::json::array();
     for (const auto& w : st.warnings())
       warnings.push_back({{"code", w.code()},
@@ -67,7 +103,9 @@ std::string reply_to_json(const ControlReply& reply) {
     j["reconstruction"] = {{"rows", r.rows()}, {"cols", r.cols()}, {"pixel_A", r.pixel_a()},
                            {"phase_rad", data}};
   }
-  return j.dump();
+  // The error may quote a client's config (a key path, a value): replace what is not UTF-8
+  // rather than throw.
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 }  // namespace ptypilot

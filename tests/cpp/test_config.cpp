@@ -52,6 +52,19 @@ TEST_CASE("config errors name the key and the rule", "[config]") {
   json wrong_type = j;
   wrong_type["session"]["total_positions"] = "many";
   CHECK_THROWS_WITH(parse_serve_config(wrong_type), Catch::Contains("session.total_positions: wrong type"));
+  // An integer key given a float, or an integer too large for it, converted with undefined
+  // behaviour before (fuzz_control found 1e42).
+  json huge = j;
+  huge["session"]["total_positions"] = 1e42;
+  CHECK_THROWS_WITH(parse_serve_config(huge),
+                    Catch::Contains("session.total_positions: wrong type: must be an integer"));
+  json fraction = j;
+  fraction["session"]["sub_sequence_size"] = 2.5;
+  CHECK_THROWS_WITH(parse_serve_config(fraction), Catch::Contains("must be an integer"));
+  json too_wide = j;
+  too_wide["session"]["total_positions"] = 1ull << 40;
+  CHECK_THROWS_WITH(parse_serve_config(too_wide),
+                    Catch::Contains("session.total_positions: out of range for an integer of 32"));
   json negative = j;
   negative["session"]["sub_sequence_size"] = -5;
   CHECK_THROWS_WITH(parse_serve_config(negative), Catch::Contains("must be > 0"));

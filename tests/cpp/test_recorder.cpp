@@ -21,6 +21,8 @@
 
 namespace fs = std::filesystem;
 using ptypilot::DetectorFrame;
+using ptypilot::DirectoryScan;
+using ptypilot::SessionRecovery;
 using ptypilot::Hdf5Recorder;
 using ptypilot::PixelType;
 using ptypilot::RecorderConfig;
@@ -737,6 +739,93 @@ TEST_CASE("recorder: a recorder destroyed mid-session leaves a readable file", "
   CHECK(h5.complete() == 0);
   CHECK_THAT(h5.string_attribute("error"), Catch::Contains("without end_session"));
   check_frames(h5, frames);
+}
+
+TEST_CASE("recorder: a session that ends in error says so in the file and the journal",
+          "[recorder]") {
+  TempDir dir;
+  Hdf5Recorder rec(RecorderConfig{dir.path()});
+  REQUIRE_OK(rec.begin_session(reference_info("timed-out")));
+  std::vector<DetectorFrame> frames;
+  for (std::uint64_t k = 0; k < 3; ++k) frames.push_back(reference_frame("timed-out", 0, k, k));
+  REQUIRE_OK(rec.write_frames(frames));
+  REQUIRE_OK(rec.end_session("detector stopped sending: no frame for 1.2 s"));
+  {
+    H5Reader h5(rec.output_path());
+    CHECK(h5.complete() == 0);
+    CHECK(h5.string_attribute("error") == "detector stopped sending: no frame for 1.2 s");
+    check_frames(h5, frames);
+  }
+  // The end record carries the error: a rebuilt file says the same.
+  RecoveryReport report;
+  REQUIRE_OK(Hdf5Recorder::recover(rec.journal_path(), dir.path() / "again.h5", &report));
+  CHECK(report.ended);
+  CHECK_FALSE(report.complete);
+  CHECK(report.error == "detector stopped sending: no frame for 1.2 s");
+  H5Reader again(dir.path() / "again.h5");
+  CHECK(again.complete() == 0);
+  CHECK(again.string_attribute("error") == "detector stopped sending: no frame for 1.2 s");
+}
+
+TEST_CASE("recorder: a live file says it is interrupted until it ends; recover_session replaces "
+          "it", "[recorder]") {
+  TempDir dir;
+  const std::string id = "crashed";
+  std::vector<DetectorFrame> frames;
+  for (std::uint64_t k = 0; k < 5; ++k) frames.push_back(reference_frame(id, 0, k, k));
+  // What a killed daemon leaves: the session's files as they are mid-session. A copy of each is
+  // the state at the moment of the kill (the original is finished when the recorder goes).
+  {
+    Hdf5Recorder rec(RecorderConfig{dir.path()});
+    REQUIRE_OK(rec.begin_session(reference_info(id)));
+    REQUIRE_OK(rec.write_frames(frames));
+    REQUIRE_OK(rec.write_sub_sequence(reference_sub_sequence(0, 5)));
+    // The lock of a live session: neither recovery nor the scan touches it.
+    SessionRecovery refused;
+    const Status busy = Hdf5Recorder::recover_session(rec.journal_path(), &refused);
+    CHECK(busy.code() == StatusCode::kFailedPrecondition);
+    CHECK_THAT(busy.message(), Catch::Contains("still recording"));
+    const DirectoryScan live = Hdf5Recorder::scan_directory(dir.path());
+    CHECK(live.orphaned_journals.empty());
+    CHECK(live.reserves_removed.empty());
+    fs::copy_file(rec.journal_path(), dir.path() / "copy.journal");
+    fs::copy_file(rec.output_path(), dir.path() / "copy.h5");
+    fs::copy_file(dir.path() / (id + ".reserve"), dir.path() / "copy.reserve");
+    REQUIRE_OK(rec.end_session());
+  }
+  {
+    H5Reader h5(dir.path() / "copy.h5");  // flushed after the sub-sequence, so readable
+    CHECK(h5.complete() == 0);
+    CHECK_THAT(h5.string_attribute("error"),
+               Catch::StartsWith("interrupted:") && Catch::Contains("ptypilot recover"));
+  }
+  {
+    H5Reader h5(dir.path() / (id + ".h5"));  // ended well: the mark is gone
+    CHECK(h5.complete() == 1);
+    CHECK_FALSE(h5.has_attribute("error"));
+  }
+
+  const DirectoryScan scan = Hdf5Recorder::scan_directory(dir.path());
+  CHECK(scan.orphaned_journals == std::vector<fs::path>{dir.path() / "copy.journal"});
+  CHECK(scan.reserves_removed == std::vector<fs::path>{dir.path() / "copy.reserve"});
+  fs::copy_file(dir.path() / (id + ".journal"), dir.path() / "spare.journal");  // not orphaned:
+  std::ofstream(dir.path() / "copy.reserve") << "left by the crash";  // its .h5 is missing
+  SessionRecovery r;
+  REQUIRE_OK(Hdf5Recorder::recover_session(dir.path() / "copy.h5", &r));
+  CHECK(r.journal == dir.path() / "copy.journal");
+  CHECK(r.report.frames == 5);
+  CHECK(r.report.sub_sequences == 1);
+  CHECK_FALSE(r.report.ended);
+  CHECK(r.replaced);
+  CHECK(r.reserve_removed);
+  CHECK_FALSE(fs::exists(dir.path() / "copy.reserve"));
+  H5Reader recovered(dir.path() / "copy.h5");
+  CHECK(recovered.complete() == 0);
+  CHECK_THAT(recovered.string_attribute("error"), Catch::Contains("did not end"));
+  check_frames(recovered, frames);
+  // Recovered, it is no orphan any more; the spare journal without a file is one.
+  CHECK(Hdf5Recorder::scan_directory(dir.path()).orphaned_journals ==
+        std::vector<fs::path>{dir.path() / "spare.journal"});
 }
 
 // tests/python/test_recorder_h5py.py runs this with PTYPILOT_RECORDER_H5 set and reads the files

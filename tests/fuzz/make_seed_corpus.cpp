@@ -6,9 +6,11 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <string>
 #include <vector>
 
+#include "ptypilot.pb.h"
 #include "ptypilot/wire/compression.hpp"
 #include "ptypilot/wire/dectris_build.hpp"
 #include "recorded_fixtures.hpp"
@@ -107,6 +109,30 @@ int main(int argc, char** argv) {
   write(root / "fuzz_recorded_dataset", name(), chosen(2, fuzz::kValidHdr));
   write(root / "fuzz_recorded_dataset", name(),
         chosen(3, fuzz::kSidecarStart + R"(, "Cs_mm": 1.2, "scan_shape": [2, 2]})"));
+  // fuzz_control: every command as JSON and as protobuf; a Configure with the example config.
+  const auto text = [](const std::string& t) {
+    std::vector<std::byte> out;
+    for (char c : t) out.push_back(std::byte(c));
+    return out;
+  };
+  std::ifstream example(PTYPILOT_EXAMPLE_CONFIG);
+  const std::string example_config((std::istreambuf_iterator<char>(example)),
+                                   std::istreambuf_iterator<char>());
+  if (example_config.empty()) return 1;
+  for (const char* json :
+       {R"({"command": "status"})", R"({"command": "stop"})", R"({"command": "get_reconstruction"})",
+        R"({"command": "start", "session_id": "s-1"})",
+        R"({"command": "configure", "config": {"session": {"preset": "mos2-paper",
+            "total_positions": 100}, "policy": {"kind": "heuristic"}, "detector": {"dtype":
+            "uint16"}, "recorder": {"directory": "sessions"}}})"})
+    write(root / "fuzz_control", name(), text(json));
+  std::vector<wire::ControlRequest> requests(5);
+  requests[0].mutable_status();
+  requests[1].mutable_stop();
+  requests[2].mutable_get_reconstruction();
+  requests[3].mutable_start()->set_session_id("s-2");
+  requests[4].mutable_configure()->set_config_json(example_config);
+  for (const auto& r : requests) write(root / "fuzz_control", name(), text(r.SerializeAsString()));
   std::cout << "wrote " << count << " seeds into " << root.string() << "\n";
   return 0;
 }

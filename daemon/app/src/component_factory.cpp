@@ -1,6 +1,9 @@
 #include "component_factory.hpp"
 
 #include <atomic>
+#include <cerrno>
+#include <cstdlib>
+#include <string_view>
 #include <chrono>
 #include <ctime>
 #include <nlohmann/json.hpp>
@@ -10,6 +13,7 @@
 #include "ptypilot/record/hdf5_recorder.hpp"
 #include "ptypilot/scan_driver/point_list_driver.hpp"
 #include "ptypilot/scan_driver/zmq_scan_driver.hpp"
+#include "ptypilot/wire/log.hpp"
 
 namespace ptypilot {
 
@@ -35,6 +39,16 @@ std::shared_ptr<Recorder> make_recorder(const RecorderSettings& c) {
   config.sync_every_frames = c.sync_every_frames;
   config.min_free_bytes = c.min_free_bytes;
   config.reserve_bytes = c.reserve_bytes;
+  // Fault injection for the tests of how a session ends (tests/python/test_session_end.py):
+  // the journal fails like a full disk (or, with PTYPILOT_FAULT_JOURNAL_ERRNO=EIO, like a
+  // failing disk) once it would pass this many bytes. Never set in production.
+  if (const char* bytes = std::getenv("PTYPILOT_FAULT_JOURNAL_BYTES"); bytes && *bytes) {
+    config.max_journal_bytes = std::strtoull(bytes, nullptr, 10);
+    const char* err = std::getenv("PTYPILOT_FAULT_JOURNAL_ERRNO");
+    config.journal_fault_errno = err && std::string_view(err) == "EIO" ? EIO : ENOSPC;
+    log::warn("fault_injection", {{"journal_fails_after_bytes", config.max_journal_bytes},
+                                  {"errno", config.journal_fault_errno}});
+  }
   return std::make_shared<Hdf5Recorder>(config);
 }
 

@@ -6,6 +6,7 @@
 #include <future>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <zmq.hpp>
 
@@ -18,7 +19,9 @@
 #include "ptypilot/core/session.hpp"
 #include "ptypilot/ingest/detector_connection.hpp"
 #include "ptypilot/policy/policy_factory.hpp"
+#include "ptypilot/record/hdf5_recorder.hpp"
 #include "ptypilot/wire/counters.hpp"
+#include "ptypilot/wire/json_guard.hpp"
 #include "ptypilot/wire/log.hpp"
 
 namespace ptypilot {
@@ -98,6 +101,36 @@ struct Daemon::Impl {
 
   std::mutex progress_mutex;
   SessionProgress progress;
+  // Journals of killed sessions that recovery failed on, for status (`ptypilot recover` them).
+  std::set<std::string> orphaned_journals;
+
+  // Sessions a killed daemon left in `directory`: recovered now, or listed in status. Runs when
+  // no session of ours is live; a live session of another process holds its journal's lock and
+  // is left alone. Leftover reserve files go too.
+  void recover_orphans(const std::filesystem::path& directory) {
+    const DirectoryScan scan = Hdf5Recorder::scan_directory(directory);
+    for (const auto& reserve : scan.reserves_removed)
+      log::info("reserve_removed", {{"path", reserve.string()},
+                                    {"note", "left behind by a session that did not end"}});
+    for (const auto& journal : scan.orphaned_journals) {
+      SessionRecovery r;
+      const Status s = Hdf5Recorder::recover_session(journal, &r);
+      if (s.ok()) {
+        health.increment(counters::kSessionsRecovered);
+        orphaned_journals.erase(journal.string());
+        log::warn("orphan_recovered", {{"journal", journal.string()}, {"h5", r.h5.string()},
+                                       {"frames", r.report.frames},
+                                       {"sub_sequences", r.report.sub_sequences},
+                                       {"complete", r.report.complete},
+                                       {"error", r.report.error}});
+      } else {
+        if (orphaned_journals.insert(journal.string()).second)
+          health.increment(counters::kOrphansNotRecovered);
+        log::error("orphan_not_recovered", {{"journal", journal.string()}, {"error", s.message()},
+                                            {"fix", "ptypilot recover " + journal.string()}});
+      }
+    }
+  }
 
   void touch() { last_activity = Clock::now().time_since_epoch().count(); }
 
@@ -164,7 +197,7 @@ struct Daemon::Impl {
     if (ingest) ingest->stop();
     run_on(session_io, [] {});  // what the worker still had queued is done
     last_potential = session->potential();
-    if (Status s = recorder->end_session(); !s.ok())
+    if (Status s = recorder->end_session(ok ? "" : why); !s.ok())
       log::error("recorder_close_failed", {{"error", s.to_string()}});
     events->session_done(session_id, ok, why,
                          {session->sub_sequences_done(), session->positions_issued(),
@@ -219,6 +252,8 @@ struct Daemon::Impl {
 
   void configure(const std::string& text) {
     if (active(state)) throw std::runtime_error("a session is running: stop it before configuring");
+    if (const std::string why = check_json_text(text, kConfigJsonLimits); !why.empty())
+      throw std::invalid_argument("config: " + why);
     ServeConfig c = parse_serve_config(nlohmann::json::parse(text, nullptr, true, true));
     if (!options.detector_uri.empty()) c.detector = apply_detector_uri(c.detector, options.detector_uri);
     // Everything that can fail before a session fails here, not at start.
@@ -229,6 +264,7 @@ struct Daemon::Impl {
     config = std::move(c);
     state = ControlReply::CONFIGURED;
     error.clear();
+    recover_orphans(config->recorder.directory);
     log::info("configured", {{"policy", config->policy.kind}, {"preset", config->session.preset},
                              {"detector", config->detector.kind},
                              {"detector_endpoint", config->detector.endpoint}});
@@ -253,8 +289,9 @@ struct Daemon::Impl {
       std::lock_guard lock(recorder_mutex);
       return recorder->write_sub_sequence(r);
     };
+    // The recorder's messages name it already.
     if (Status s = recorder->begin_session(session_info(c, id)); !s.ok())
-      throw std::runtime_error("recorder: " + s.message());
+      throw std::runtime_error(s.message());
 
     const std::uint64_t gen = ++generation;
     IngestPipeline::Callbacks callbacks;
@@ -341,6 +378,7 @@ struct Daemon::Impl {
       out->set_message(w.message);
       out->set_detail_json(w.detail_json);
     }
+    for (const auto& journal : orphaned_journals) s->add_orphaned_journals(journal);
   }
 
   void fill_reconstruction(ControlReply* reply) {
@@ -388,32 +426,54 @@ struct Daemon::Impl {
     const bool json = is_json_request(bytes);
     ControlRequest request;
     std::string malformed;
-    if (json) {
-      try {
-        request = parse_json_request(bytes);
-      } catch (const std::exception& e) {
-        malformed = std::string("bad JSON request: ") + e.what();
-      }
-    } else if (!request.ParseFromString(bytes)) {
-      malformed = "control request is neither a ControlRequest protobuf nor a JSON object";
+    try {
+      request = decode_control_request(bytes);
+    } catch (const std::exception& e) {
+      malformed = json ? std::string("bad JSON request: ") + e.what() : e.what();
     }
     ControlReply reply;
     if (!malformed.empty()) {
       health.increment(counters::kControlRequestsMalformed);
+      log_malformed_once(malformed);
       reply.set_ok(false);
       reply.set_error(malformed);
       reply.set_state(state);
+      fill_status(reply.mutable_status());
     } else {
       reply = handle(request);
     }
+    // Errors may quote a client's bytes (a parser's "last read" can end inside a character).
+    reply.set_error(to_valid_utf8(reply.error()));
     return json ? reply_to_json(reply) : reply.SerializeAsString();
+  }
+
+  // Malformed requests may come in floods; the counter has them all, the log the first.
+  bool logged_malformed = false;
+  void log_malformed_once(const std::string& why) {
+    if (logged_malformed) return;
+    logged_malformed = true;
+    log::warn("control_request_malformed",
+              {{"error", why},
+               {"note", "logged once; counted in " + std::string(counters::kControlRequestsMalformed)}});
   }
 
   // On the control server's thread: the request goes to the event loop, the reply comes back.
   std::string answer(const std::string& bytes) {
     auto reply = std::make_shared<std::promise<std::string>>();
     auto future = reply->get_future();
-    asio::post(io, [this, reply, bytes] { reply->set_value(handle_bytes(bytes)); });
+    asio::post(io, [this, reply, bytes] {
+      // Whatever a request does, the loop (and the session on it) must outlive it.
+      try {
+        reply->set_value(handle_bytes(bytes));
+      } catch (const std::exception& e) {
+        log::error("control_request_failed", {{"error", e.what()}});
+        ControlReply r;
+        r.set_ok(false);
+        r.set_error(to_valid_utf8(std::string("internal error answering the request: ") + e.what()));
+        r.set_state(state);
+        reply->set_value(is_json_request(bytes) ? reply_to_json(r) : r.SerializeAsString());
+      }
+    });
     while (future.wait_for(std::chrono::milliseconds(100)) != std::future_status::ready)
       if (stopping) return {};
     return future.get();
@@ -448,6 +508,7 @@ Daemon::Daemon(DaemonOptions options) : impl_(std::make_unique<Impl>(std::move(o
     d.config = std::move(c);
     d.state = ControlReply::CONFIGURED;
   }
+  d.recover_orphans(d.config ? d.config->recorder.directory : RecorderSettings{}.directory);
   d.session_thread = std::thread([&d] { d.session_io.run(); });
 }
 

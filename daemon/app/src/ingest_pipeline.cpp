@@ -108,7 +108,7 @@ bool IngestPipeline::flush(std::vector<DetectorFrame>& batch) {
   if (!written.ok()) {
     taken(batch.size());
     running_ = false;
-    callbacks_.on_fault("recorder: " + written.message());
+    callbacks_.on_fault(written.message());  // the recorder's messages name it already
     return false;
   }
   callbacks_.on_batch(std::move(batch));

@@ -1,11 +1,13 @@
 #include "ptypilot/core/config.hpp"
 
 #include <fstream>
+#include <iterator>
 #include <stdexcept>
 
 #include "ptypilot/presets.hpp"
 #include "ptypilot/scan_geometry.hpp"
 #include "ptypilot/wire/config_schema.hpp"
+#include "ptypilot/wire/json_guard.hpp"
 #include "ptypilot/wire/frame.hpp"
 
 namespace ptypilot {
@@ -181,11 +183,15 @@ DetectorConfig apply_detector_uri(DetectorConfig detector, const std::string& ur
 }
 
 ServeConfig load_serve_config(const std::filesystem::path& path) {
-  std::ifstream in(path);
+  std::ifstream in(path, std::ios::binary);
   if (!in) throw std::invalid_argument("cannot read config file " + path.string());
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // The limits of a config sent over the control socket: reading it must not overflow the stack.
+  if (const std::string why = check_json_text(text, kConfigJsonLimits); !why.empty())
+    throw std::invalid_argument(path.string() + ": " + why);
   json j;
   try {
-    j = json::parse(in, nullptr, true, /*ignore_comments=*/true);
+    j = json::parse(text, nullptr, true, /*ignore_comments=*/true);
   } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
     throw std::invalid_argument(path.string() + ": not valid JSON: " + e.what());
   }

@@ -168,7 +168,7 @@ Hdf5Recorder::Hdf5Recorder(RecorderConfig config) : config_(std::move(config)) {
 Hdf5Recorder::~Hdf5Recorder() {
   if (!session_) return;
   try {
-    (void)finish_session(false);
+    (void)finish_session(false, "");
   } catch (...) {
     // A destructor must not throw; the journal still holds every acknowledged frame.
   }
@@ -209,7 +209,8 @@ Status Hdf5Recorder::begin_session(const SessionInfo& info) {
       if (!status.ok()) session->reserve.clear();
     }
     if (status.ok()) status = check_free_space(config_.directory, 0, config_.min_free_bytes);
-    if (status.ok()) status = session->journal.create(journal, config_.max_journal_bytes);
+    if (status.ok()) status = session->journal.create(journal, config_.max_journal_bytes,
+                                                      config_.journal_fault_errno);
     const bool journal_created = status.ok() && fs::exists(journal);
     bool h5_created = false;
     if (status.ok()) {
@@ -229,6 +230,7 @@ Status Hdf5Recorder::begin_session(const SessionInfo& info) {
       if (journal_created) fs::remove(journal, ec);
       if (h5_created) fs::remove(h5, ec);
       if (!session->reserve.empty()) fs::remove(session->reserve, ec);
+      status = {status.code(), "recorder: " + status.message()};
       log::error("recorder_begin_failed", {{"session_id", info.session_id},
                                            {"error", status.message()}});
       return status;
@@ -349,24 +351,24 @@ Status Hdf5Recorder::write_sub_sequence(const SubSequenceRecord& record) {
   }
 }
 
-Status Hdf5Recorder::end_session() {
+Status Hdf5Recorder::end_session(const std::string& error) {
   if (!session_) return failed_precondition("recorder: end_session without an open session");
   try {
-    return finish_session(true);
+    return finish_session(true, error);
   } catch (const std::exception& e) {
     session_.reset();
     return {StatusCode::kInternal, std::string("recorder: end_session: ") + e.what()};
   }
 }
 
-Status Hdf5Recorder::finish_session(bool clean) {
+Status Hdf5Recorder::finish_session(bool clean, const std::string& session_error) {
   hdf5::CaptureErrors capture;
-  bool complete = clean && error_.ok();
-  if (complete) {
-    // The end record goes first: a crash between it and the HDF5 close still recovers as
-    // complete, and that is true, since everything is in the journal.
+  bool complete = clean && error_.ok() && session_error.empty();
+  if (clean && error_.ok()) {
+    // The end record goes first: a crash between it and the HDF5 close still recovers with the
+    // same complete and error, and that is true, since everything is in the journal.
     session_->buffer.clear();
-    encode_end(session_->buffer);
+    encode_end(session_->buffer, session_error);
     if (Status s = session_->journal.append(session_->buffer); !s.ok()) {
       (void)fail({s.code(), "recorder: journal " + s.message()});
       complete = false;
@@ -374,7 +376,9 @@ Status Hdf5Recorder::finish_session(bool clean) {
   }
   session_->journal.close();
   release_reserve();
-  std::string error_text = error_.message();
+  // The recorder's own error first: it is why the session ended when it failed first, and the
+  // session's error then only repeats it.
+  std::string error_text = error_.ok() ? session_error : error_.message();
   if (error_text.empty() && !clean) error_text = "recorder: closed without end_session";
   Status status = session_->h5.finish(complete, error_text);
   const std::string session_id = session_->info.session_id;

@@ -117,6 +117,46 @@ H5Id extendible(hid_t parent, const char* name, hid_t file_type, std::vector<hsi
 
 }  // namespace
 
+std::string interrupted_error(const std::string& session_id) {
+  return std::string(kInterruptedPrefix) +
+         " the session is recording, or the daemon was killed before it ended; this file may "
+         "lack acknowledged frames: `ptypilot recover " + session_id +
+         ".journal` rebuilds it from the journal with every one";
+}
+
+SessionFileState read_session_file_state(const fs::path& path) {
+  SessionFileState state;
+  hdf5::CaptureErrors capture;
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) return state;
+  state.exists = true;
+  // A file HDF5 cannot open, or that another process is writing (HDF5 locks it), is unreadable.
+  H5Id file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
+  if (!file.valid()) {
+    hdf5::forget_errors();
+    return state;
+  }
+  state.readable = true;
+  if (H5Aexists(file.get(), "complete") > 0) {
+    H5Id attr(H5Aopen(file.get(), "complete", H5P_DEFAULT), H5Aclose);
+    std::uint8_t flag = 0;
+    if (attr.valid() && H5Aread(attr.get(), H5T_NATIVE_UINT8, &flag) >= 0) state.complete = flag;
+  }
+  if (H5Aexists(file.get(), "error") > 0) {
+    H5Id attr(H5Aopen(file.get(), "error", H5P_DEFAULT), H5Aclose);
+    H5Id type(H5Tcopy(H5T_C_S1), H5Tclose);
+    char* text = nullptr;
+    if (attr.valid() && type.valid() && H5Tset_size(type.get(), H5T_VARIABLE) >= 0 &&
+        H5Tset_cset(type.get(), H5T_CSET_UTF8) >= 0 && H5Aread(attr.get(), type.get(), &text) >= 0 &&
+        text) {
+      state.error = text;
+      H5free_memory(text);
+    }
+  }
+  hdf5::forget_errors();
+  return state;
+}
+
 Status Hdf5SessionWriter::create(const fs::path& path, const SessionInfo& info,
                                  const std::string& recovered_from) {
   path_ = path;
@@ -149,7 +189,9 @@ Status Hdf5SessionWriter::create(const fs::path& path, const SessionInfo& info,
                               kLayoutVersion) ||
       !write_scalar_attribute(root, "complete", H5T_STD_U8LE, H5T_NATIVE_UINT8, incomplete) ||
       (!recovered_from.empty() &&
-       !write_string_attribute(root, "recovered_from", recovered_from)))
+       !write_string_attribute(root, "recovered_from", recovered_from)) ||
+      (recovered_from.empty() &&
+       !write_string_attribute(root, "error", interrupted_error(info.session_id))))
     return hdf5_status(path_, "root attributes");
 
   H5Id frames(H5Gcreate2(root, "frames", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
@@ -257,8 +299,13 @@ Status Hdf5SessionWriter::finish(bool complete, const std::string& error) {
   if (!file_.valid()) return Status::Ok();
   Status status;
   const std::uint8_t flag = complete ? 1 : 0;
+  // `error` tells the truth in every file: the reason, or, when complete, absent.
+  const bool error_ok =
+      complete ? H5Aexists(file_.get(), "error") <= 0 || H5Adelete(file_.get(), "error") >= 0
+               : write_string_attribute(file_.get(), "error",
+                                        error.empty() ? "the session ended incomplete" : error);
   if (!write_scalar_attribute(file_.get(), "complete", H5T_STD_U8LE, H5T_NATIVE_UINT8, flag) ||
-      (!error.empty() && !write_string_attribute(file_.get(), "error", error)))
+      !error_ok)
     status = hdf5_status(path_, "final attributes");
   for (H5Id* d : datasets()) d->reset();
   sub_sequences_.reset();

@@ -20,6 +20,25 @@
 
 namespace ptypilot::recorder {
 
+// A live session's file says, in its `error` attribute, that it is not finished, from its
+// creation until finish() replaces or removes it: a file left by a killed daemon says so to
+// whoever opens it, until recovery replaces it. The text starts with this prefix.
+inline constexpr const char* kInterruptedPrefix = "interrupted:";
+std::string interrupted_error(const std::string& session_id);
+
+// What a session file says about itself, read without changing it.
+struct SessionFileState {
+  bool exists = false;
+  bool readable = false;  // HDF5 opens it (not while another process has it open for writing)
+  bool complete = false;
+  std::string error;      // empty when the attribute is absent
+  // Also a file of an older build, which said only complete = 0 until the end.
+  bool interrupted() const {
+    return !readable || error.rfind(kInterruptedPrefix, 0) == 0 || (!complete && error.empty());
+  }
+};
+SessionFileState read_session_file_state(const std::filesystem::path& path);
+
 class Hdf5SessionWriter {
  public:
   Hdf5SessionWriter() = default;
@@ -28,7 +47,8 @@ class Hdf5SessionWriter {
   Hdf5SessionWriter& operator=(const Hdf5SessionWriter&) = delete;
 
   // Creates `path` (failing if it exists) with complete = 0, and `recovered_from` set unless
-  // empty. Errors name the path; a full disk is kUnavailable.
+  // empty; a live file (recovered_from empty) also gets the interrupted `error` above, flushed.
+  // Errors name the path; a full disk is kUnavailable.
   Status create(const std::filesystem::path& path, const SessionInfo& info,
                 const std::string& recovered_from);
   bool is_open() const { return file_.valid(); }
@@ -43,8 +63,8 @@ class Hdf5SessionWriter {
   Status write_sub_sequence(const SubSequenceRecord& r);
   // H5Fflush, which does not fsync.
   Status flush();
-  // Sets the final attributes and closes the file, then fsyncs it: a file that says complete = 1
-  // is on disk. Closes even when an attribute cannot be written; returns the first failure.
+  // Sets the final attributes (complete; `error` removed when complete, else set to `error`) and
+  // closes the file, then fsyncs it: a file that says complete = 1 is on disk. Closes even when an attribute cannot be written; returns the first failure.
   Status finish(bool complete, const std::string& error);
   // Closes without the final attributes: for a file that is about to be removed.
   void close();

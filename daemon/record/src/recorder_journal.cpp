@@ -1,6 +1,7 @@
 #include "recorder_journal.hpp"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -203,7 +204,11 @@ void encode_sub_sequence(Bytes& b, const SubSequenceRecord& r) {
   finish_record(b, start, kSubSequence);
 }
 
-void encode_end(Bytes& b) { finish_record(b, begin_record(b), kEnd); }
+void encode_end(Bytes& b, const std::string& error) {
+  const std::size_t start = begin_record(b);
+  put_raw(b, error.data(), error.size());
+  finish_record(b, start, kEnd);
+}
 
 bool decode_record_header(const unsigned char* h, RecordHeader& header) {
   std::uint32_t magic = 0, header_crc = 0;
@@ -266,11 +271,23 @@ bool decode_sub_sequence(const Bytes& payload, SubSequenceRecord& s) {
   return r.get_raw(s.potential.data(), s.potential.size() * sizeof(float)) && r.at_end();
 }
 
-Status JournalWriter::create(const fs::path& path, std::uint64_t max_bytes) {
+bool journal_in_use(const fs::path& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool busy = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+  ::close(fd);  // drops our lock too
+  return busy;
+}
+
+Status JournalWriter::create(const fs::path& path, std::uint64_t max_bytes, int fault_errno) {
   path_ = path;
   max_bytes_ = max_bytes;
+  fault_errno_ = fault_errno;
   fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
   if (fd_ < 0) return errno_status(path_, "create", errno);
+  // Held until close (or the process dies): recovery and the orphan scan leave a journal that
+  // is being written alone. A new file cannot be locked by anyone else yet.
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) return errno_status(path_, "lock", errno);
   return Status::Ok();
 }
 
@@ -288,7 +305,7 @@ Status JournalWriter::append(const Bytes& bytes) {
     if (w <= 0) return roll_back("write", w < 0 ? errno : EIO);
     done += static_cast<std::size_t>(w);
   }
-  if (simulate_full) return roll_back("write", ENOSPC);
+  if (simulate_full) return roll_back("write", fault_errno_);
   if (::fdatasync(fd_) != 0) return roll_back("fdatasync", errno);
   size_ += bytes.size();
   return Status::Ok();

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -28,7 +29,8 @@ using Bytes = std::vector<unsigned char>;
 // Each appends one whole record, header and CRCs included, to `b`.
 void encode_session(Bytes& b, const SessionInfo& info);
 void encode_sub_sequence(Bytes& b, const SubSequenceRecord& r);
-void encode_end(Bytes& b);
+// The end of the session; `error` (UTF-8) is why it ended in error, empty for a clean end.
+void encode_end(Bytes& b, const std::string& error);
 
 // A frame record is encoded in place, into memory sized for it (frame_record_bytes): a batch
 // is one buffer of back-to-back records, and the counts are converted straight into it, at
@@ -54,6 +56,9 @@ bool decode_session(const Bytes& payload, SessionInfo& info, std::uint32_t& vers
 bool decode_frame(const Bytes& payload, const SessionInfo& info, DetectorFrame& f, Bytes& counts);
 bool decode_sub_sequence(const Bytes& payload, SubSequenceRecord& s);
 
+// Whether a live session (of this or another process) holds the journal's lock.
+bool journal_in_use(const std::filesystem::path& path);
+
 // The journal file, opened once per session: append, then fdatasync.
 class JournalWriter {
  public:
@@ -62,8 +67,9 @@ class JournalWriter {
   JournalWriter(const JournalWriter&) = delete;
   JournalWriter& operator=(const JournalWriter&) = delete;
 
-  // Fails if the file exists. max_bytes: RecorderConfig::max_journal_bytes.
-  Status create(const std::filesystem::path& path, std::uint64_t max_bytes);
+  // Fails if the file exists. Holds an exclusive flock on it until close(), which
+  // journal_in_use() sees. max_bytes: RecorderConfig::max_journal_bytes.
+  Status create(const std::filesystem::path& path, std::uint64_t max_bytes, int fault_errno);
   // All of `bytes` is on disk when this returns Ok. On failure the file is cut back to its old
   // length (best effort), so that it still ends with a whole record.
   Status append(const Bytes& bytes);
@@ -76,6 +82,7 @@ class JournalWriter {
   int fd_ = -1;
   std::uint64_t size_ = 0;
   std::uint64_t max_bytes_ = 0;
+  int fault_errno_ = 0;
 };
 
 }  // namespace ptypilot::recorder

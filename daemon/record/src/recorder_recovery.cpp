@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <exception>
@@ -27,6 +28,10 @@ using recorder::decode_session;
 using recorder::decode_sub_sequence;
 using recorder::errno_status;
 using recorder::errno_text;
+using recorder::journal_in_use;
+using recorder::read_session_file_state;
+using recorder::SessionFileState;
+using recorder::sync_directory;
 using recorder::kEnd;
 using recorder::kFrame;
 using recorder::Hdf5SessionWriter;
@@ -56,12 +61,20 @@ ssize_t read_full(int fd, unsigned char* out, std::size_t n) {
 
 }  // namespace
 
+Status recover_journal(const fs::path& journal, const fs::path& h5_out, RecoveryReport* report,
+                       const std::string& interrupted_note);
+
 Status Hdf5Recorder::recover(const fs::path& journal, const fs::path& h5_out) {
   return recover(journal, h5_out, nullptr);
 }
 
 Status Hdf5Recorder::recover(const fs::path& journal, const fs::path& h5_out,
                              RecoveryReport* report) {
+  return recover_journal(journal, h5_out, report, "");
+}
+
+Status recover_journal(const fs::path& journal, const fs::path& h5_out, RecoveryReport* report,
+                       const std::string& interrupted_note) {
   try {
     RecoveryReport found;
     std::error_code ec;
@@ -177,6 +190,7 @@ Status Hdf5Recorder::recover(const fs::path& journal, const fs::path& h5_out,
         if (status.ok()) ++found.sub_sequences;
       } else if (type == kEnd) {
         found.ended = true;
+        found.error.assign(reinterpret_cast<const char*>(payload.data()), payload.size());
       } else {
         stop_reason = "unknown record type " + std::to_string(type);
         offset = record_begin;
@@ -185,9 +199,15 @@ Status Hdf5Recorder::recover(const fs::path& journal, const fs::path& h5_out,
     }
     if (status.ok()) status = flush_batch();
     found.ignored_bytes = file_size - offset;
-    const std::string note =
-        found.ended ? "" : "recovered from a journal without an end-of-session record";
-    Status finished = h5.finish(found.ended && status.ok(), status.ok() ? note : status.message());
+    found.stop_reason = stop_reason;
+    if (!found.ended && found.error.empty())
+      found.error = interrupted_note.empty()
+                        ? "the session did not end (the daemon was killed or crashed, or the "
+                          "recorder failed); recovered from its journal, with every "
+                          "acknowledged frame"
+                        : interrupted_note;
+    found.complete = found.ended && found.error.empty() && status.ok();
+    Status finished = h5.finish(found.complete, status.ok() ? found.error : status.message());
     if (!status.ok()) return {status.code(), "recover: " + status.message()};
     if (!finished.ok()) return {finished.code(), "recover: " + finished.message()};
     if (report) *report = found;
@@ -199,17 +219,102 @@ Status Hdf5Recorder::recover(const fs::path& journal, const fs::path& h5_out,
       message += "; stopped at byte " + std::to_string(offset) + " (" + stop_reason +
                  "), ignoring the last " + std::to_string(found.ignored_bytes) + " bytes";
     if (!found.ended) message += "; the session had not ended (complete = 0)";
+    else if (!found.complete) message += "; the session had ended in error (complete = 0)";
     log::info("journal_recovered", {{"journal", journal.string()},
                                     {"h5", h5_out.string()},
                                     {"frames", found.frames},
                                     {"sub_sequences", found.sub_sequences},
                                     {"ended", found.ended},
+                                    {"complete", found.complete},
                                     {"ignored_bytes", found.ignored_bytes},
                                     {"stop_reason", stop_reason}});
     return {StatusCode::kOk, message};
   } catch (const std::exception& e) {
     return {StatusCode::kInternal, std::string("recover: ") + e.what()};
   }
+}
+
+namespace {
+
+// <dir>/<session>.<ext> for the session that `path` (its .journal, .h5 or .reserve) belongs to.
+fs::path sibling(const fs::path& path, const char* ext) {
+  fs::path p = path;
+  if (p.extension() == ".recovering") p.replace_extension();  // <session>.h5.recovering
+  return p.replace_extension(ext);
+}
+
+}  // namespace
+
+Status Hdf5Recorder::recover_session(const fs::path& path, SessionRecovery* out) {
+  try {
+    const fs::path journal = sibling(path, ".journal");
+    const fs::path h5 = sibling(path, ".h5");
+    const fs::path reserve = sibling(path, ".reserve");
+    fs::path temporary = h5;
+    temporary += ".recovering";
+    std::error_code ec;
+    if (!fs::is_regular_file(journal, ec))
+      return invalid_argument("recover: no journal " + journal.string() +
+                              " (give the session's .journal or .h5)");
+    if (journal_in_use(journal))
+      return failed_precondition("recover: " + journal.string() +
+                                 " belongs to a session that is still recording; it is "
+                                 "recovered, if need be, after that session ends");
+    SessionRecovery result;
+    result.journal = journal;
+    result.h5 = h5;
+    // A journal without an end record left by a recorder failure (a full disk): the old file
+    // says what happened, better than "did not end".
+    std::string note;
+    if (const SessionFileState old = read_session_file_state(h5);
+        old.readable && !old.error.empty() && !old.interrupted())
+      note = old.error;
+    fs::remove(temporary, ec);  // a recovery that was itself interrupted
+    Status s = recover_journal(journal, temporary, &result.report, note);
+    if (!s.ok()) {
+      fs::remove(temporary, ec);
+      return s;
+    }
+    result.replaced = fs::exists(h5, ec);
+    fs::rename(temporary, h5, ec);
+    if (ec)
+      return {StatusCode::kInternal, "recover: rename " + temporary.string() + " to " +
+                                         h5.string() + ": " + ec.message()};
+    (void)sync_directory(h5.parent_path().empty() ? fs::path(".") : h5.parent_path());
+    result.reserve_removed = fs::remove(reserve, ec);
+    const std::string message = s.message() + (result.replaced ? "; replaced the old file" : "") +
+                                (result.reserve_removed ? "; removed " + reserve.string() : "");
+    if (out) *out = std::move(result);
+    return {StatusCode::kOk, message};
+  } catch (const std::exception& e) {
+    return {StatusCode::kInternal, std::string("recover: ") + e.what()};
+  }
+}
+
+DirectoryScan Hdf5Recorder::scan_directory(const fs::path& directory) {
+  DirectoryScan scan;
+  std::error_code ec;
+  if (!fs::is_directory(directory, ec)) return scan;
+  std::vector<fs::path> journals, reserves;
+  for (fs::directory_iterator it(directory, ec), end; !ec && it != end; it.increment(ec)) {
+    const fs::path& p = it->path();
+    if (!it->is_regular_file(ec)) continue;
+    if (p.extension() == ".journal") journals.push_back(p);
+    else if (p.extension() == ".reserve") reserves.push_back(p);
+  }
+  std::sort(journals.begin(), journals.end());
+  std::sort(reserves.begin(), reserves.end());
+  for (const fs::path& journal : journals) {
+    if (journal_in_use(journal)) continue;
+    if (read_session_file_state(sibling(journal, ".h5")).interrupted())
+      scan.orphaned_journals.push_back(journal);
+  }
+  for (const fs::path& reserve : reserves) {
+    // A live session holds its journal's lock; its reserve is its own.
+    if (journal_in_use(sibling(reserve, ".journal"))) continue;
+    if (fs::remove(reserve, ec)) scan.reserves_removed.push_back(reserve);
+  }
+  return scan;
 }
 
 }  // namespace ptypilot

@@ -24,7 +24,9 @@
 #include <optional>
 #include <set>
 #include <stdexcept>
+#include <limits>
 #include <string>
+#include <utility>
 #include <type_traits>
 #include <vector>
 
@@ -90,6 +92,16 @@ class ConfigReader {
   const nlohmann::json* take(const char* key);
   template <typename T>
   T convert(const char* key, const nlohmann::json& j) const {
+    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+      // nlohmann converts a float (1e42, 2.5) or an out-of-range integer to T with undefined
+      // behaviour (found by fuzz_control): refuse them here.
+      if (!j.is_number_integer()) fail(key, "wrong type: must be an integer");
+      const bool fits =
+          j.is_number_unsigned()
+              ? j.get<std::uint64_t>() <= static_cast<std::uint64_t>(std::numeric_limits<T>::max())
+              : std::in_range<T>(j.get<std::int64_t>());
+      if (!fits) fail(key, "out of range for an integer of " + std::to_string(sizeof(T) * 8) + " bits");
+    }
     try {
       return j.get<T>();
     } catch (const nlohmann::json::exception& e) {

@@ -83,6 +83,8 @@ inline constexpr std::string_view kSessionErrors = "session_errors";
 inline constexpr std::string_view kDetectorTimeouts = "detector_timeouts";
 inline constexpr std::string_view kControlRequestsRejected = "control_requests_rejected";
 inline constexpr std::string_view kControlRequestsMalformed = "control_requests_malformed";
+inline constexpr std::string_view kSessionsRecovered = "sessions_recovered";
+inline constexpr std::string_view kOrphansNotRecovered = "orphans_not_recovered";
 
 struct CounterInfo {
   std::string_view name;
@@ -249,7 +251,16 @@ inline constexpr std::array kCounters = {
                 "control requests refused (a bad config, a command not allowed in this state)",
                 part::kDaemon},
     CounterInfo{kControlRequestsMalformed,
-                "control requests that are neither a `ControlRequest` protobuf nor valid JSON",
+                "control requests that are neither a `ControlRequest` protobuf nor valid JSON, "
+                "or that exceed the limits (1 MiB, 64 levels of JSON nesting, valid UTF-8)",
+                part::kDaemon},
+    CounterInfo{kSessionsRecovered,
+                "sessions of a killed daemon (a journal whose file says `interrupted`) that "
+                "serve found in its recorder directory and recovered from the journal",
+                part::kDaemon},
+    CounterInfo{kOrphansNotRecovered,
+                "such journals that could not be recovered; status lists them "
+                "(`orphaned_journals`) for `ptypilot recover`",
                 part::kDaemon},
 };
 

@@ -45,8 +45,10 @@ class Recorder {
   // as recorded and the session must stop; what was recorded before stays readable.
   virtual Status write_frames(std::span<const DetectorFrame> frames) = 0;
   virtual Status write_sub_sequence(const SubSequenceRecord& record) = 0;
-  // Finalises the HDF5 file so h5py can read it. Safe to call after an error.
-  virtual Status end_session() = 0;
+  // Finalises the HDF5 file so h5py can read it. `error`: why the session ended in error (a
+  // timeout, a signal), empty when it ended well; the file says so (complete, error). Safe to
+  // call after a recorder error, whose message the file then carries instead.
+  virtual Status end_session(const std::string& error = "") = 0;
   virtual std::uint64_t frames_recorded() const = 0;
   virtual std::filesystem::path output_path() const = 0;
 };

@@ -11,7 +11,8 @@
 //   <session_id>.journal  the durable form; kept after the session (delete it once the .h5 is
 //                         backed up, or keep it: `recover` turns it into the same .h5)
 //   <session_id>.reserve  free space held during the session (RecorderConfig::reserve_bytes);
-//                         removed at the end, left behind only by a crash, then safe to delete
+//                         removed at the end; one left behind by a crash is removed by
+//                         recover_session() and by scan_directory()
 // Neither .h5 nor .journal is overwritten: begin_session fails if either exists.
 //
 // HDF5 layout (N frames of rows x cols; every dataset little-endian; strings are variable-length
@@ -36,8 +37,13 @@
 //     pixel_A        float64  reconstruction pixel
 //     frame_shape    int64 (2)  [rows, cols]
 //     layout_version uint32   1 (this layout)
-//     complete       uint8    0 while recording; 1 only after a clean end_session()
-//     error          string   present only when the session stopped on an error: its message
+//     complete       uint8    1 only after a session that ended well (end_session() without an
+//                             error, and no recorder error); else 0
+//     error          string   absent exactly when complete = 1. While recording it says
+//                             "interrupted: ..." (the session has not ended; a file left so by a
+//                             killed daemon keeps saying it until recovered); after the end,
+//                             why the session ended in error (a detector or scan-generator
+//                             timeout, a signal, a full disk, a recorder failure)
 //     recovered_from string   present only in a file written by recover(): the journal's path
 // Rows are appended in the order write_frames() received them; frames are not sorted by
 // frame_index. Frame datasets are chunked and extendible (1-D ones in chunks of 1024 rows).
@@ -61,7 +67,9 @@
 //   type 3, sub-sequence:
 //     u32 index, u32 n_proposed, u32 n_approved, u32 potential_rows, u32 potential_cols, u32 0,
 //     f64 proposed[n_proposed][2] (y, x), f64 approved[n_approved][2], f32 potential[rows * cols]
-//   type 4, end of session (empty payload): written by a clean end_session() only.
+//   type 4, end of session: written by end_session() unless the recorder had failed; payload
+//     empty when the session ended well, else the error's UTF-8 text (journals from before this
+//     have an empty payload, and were only written after a clean end).
 // The records of one write_frames() call go to the journal in one write(2) and one fdatasync.
 // A crash can leave a torn last record; a record whose header or payload is short or whose CRC
 // does not match ends the journal (recover() stops there and says how many bytes it ignored).
@@ -78,6 +86,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "ptypilot/wire/frame.hpp"
 #include "ptypilot/core/recorder.hpp"
@@ -110,6 +119,9 @@ struct RecorderConfig {
   // Test hook: the journal behaves like a full disk (a short write, then ENOSPC) once it would
   // grow past this many bytes. 0: unlimited.
   std::uint64_t max_journal_bytes = 0;
+  // Test hook: the errno of that failure. ENOSPC is a full disk (kUnavailable); EIO, say, an
+  // I/O error (kInternal), another way for the recorder to fail.
+  int journal_fault_errno = 28;  // ENOSPC
 };
 
 // What recover() found, for callers that want numbers rather than the status message.
@@ -117,7 +129,26 @@ struct RecoveryReport {
   std::uint64_t frames = 0;
   std::uint32_t sub_sequences = 0;
   bool ended = false;                 // the journal has the end-of-session record
+  bool complete = false;              // what the recovered file says
+  std::string error;                  // the recovered file's `error` (empty when complete)
   std::uint64_t ignored_bytes = 0;    // a torn or corrupt tail, not recovered
+  std::string stop_reason;            // why recovery stopped before the journal's end, if it did
+};
+
+// What recover_session() did, beside what it recovered.
+struct SessionRecovery {
+  std::filesystem::path journal;
+  std::filesystem::path h5;
+  RecoveryReport report;
+  bool replaced = false;          // an existing .h5 was replaced
+  bool reserve_removed = false;   // a <session>.reserve left by the crash was removed
+};
+
+// What scan_directory() found in a recorder directory.
+struct DirectoryScan {
+  // Journals whose .h5 is missing, unreadable or says "interrupted:", and no live session holds.
+  std::vector<std::filesystem::path> orphaned_journals;
+  std::vector<std::filesystem::path> reserves_removed;  // .reserve files no live session holds
 };
 
 class Hdf5Recorder final : public Recorder {
@@ -146,11 +177,14 @@ class Hdf5Recorder final : public Recorder {
   Status write_frames(std::span<const DetectorFrame> frames) override;
   // Journals (synced) and writes /sub_sequences/<index:04d>, then flushes the HDF5 file.
   Status write_sub_sequence(const SubSequenceRecord& record) override;
-  // Sets complete = 1 (or, after an error, leaves 0 and writes the `error` attribute), closes the
+  // Ends the session: `error` empty for a session that ended well, else why it did not (a
+  // detector that stopped sending, a signal, ...). Writes the end record with `error` to the
+  // journal, sets complete = 1 when neither `error` nor a recorder error is set (else 0, and the
+  // `error` attribute to `error`, or to the recorder's own error, which comes first), closes the
   // file and fsyncs it. Returns Ok once the file is closed and readable, also after an earlier
   // error: that error was returned when it happened and is in error(). An error here means the
   // .h5 could not be closed and may be unreadable; recover() rebuilds it from the journal.
-  Status end_session() override;
+  Status end_session(const std::string& error = "") override;
   // Frames acknowledged (write_frames returned Ok) in the current or last session.
   std::uint64_t frames_recorded() const override;
   // The .h5 of the current or last session; empty before the first session.
@@ -166,11 +200,22 @@ class Hdf5Recorder final : public Recorder {
   static Status recover(const std::filesystem::path& journal, const std::filesystem::path& h5_out,
                         RecoveryReport* report);
 
+  // `ptypilot recover`: rebuilds <session>.h5 beside `path` (the journal, the .h5 or the
+  // .reserve of a session) from its journal, replacing the .h5 atomically (written to
+  // <session>.h5.recovering, then renamed), and removes the session's .reserve. Refuses a
+  // journal that a live session holds (kFailedPrecondition). When the journal has no end record
+  // and the old .h5 named a real error (a full disk), the recovered file keeps that error.
+  static Status recover_session(const std::filesystem::path& path, SessionRecovery* out);
+
+  // At start: the orphaned journals in `directory` (none if it does not exist), and removes the
+  // .reserve files no live session holds.
+  static DirectoryScan scan_directory(const std::filesystem::path& directory);
+
  private:
   struct Session;
 
   Status fail(Status status);  // makes status the sticky error, logs it once, returns it
-  Status finish_session(bool clean);
+  Status finish_session(bool clean, const std::string& session_error);
   void release_reserve();
 
   RecorderConfig config_;
