@@ -14,19 +14,7 @@ int recover(const CliArgs& args) {
   SessionRecovery r;
   const Status s = Hdf5Recorder::recover_session(args.get("PATH"), &r);
   nlohmann::json out = {{"ok", s.ok()}, {"message", s.message()}};
-  if (s.ok()) {
-    out["journal"] = r.journal.string();
-    out["h5"] = r.h5.string();
-    out["frames"] = r.report.frames;
-    out["sub_sequences"] = r.report.sub_sequences;
-    out["ended"] = r.report.ended;
-    out["complete"] = r.report.complete;
-    out["error"] = r.report.error;
-    out["ignored_bytes"] = r.report.ignored_bytes;
-    out["stop_reason"] = r.report.stop_reason;
-    out["replaced"] = r.replaced;
-    out["reserve_removed"] = r.reserve_removed;
-  }
+  if (s.ok()) out.update(to_json(r));
   std::cout << out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   return s.ok() ? 0 : 1;
 }

@@ -22,20 +22,11 @@ void bind_recover(py::module_& m) {
           s = Hdf5Recorder::recover_session(path, &r);
         }
         if (!s.ok()) throw std::runtime_error(s.message());
-        py::dict out;
+        nlohmann::json out = to_json(r);
         out["message"] = s.message();
-        out["journal"] = r.journal.string();
-        out["h5"] = r.h5.string();
-        out["frames"] = r.report.frames;
-        out["sub_sequences"] = r.report.sub_sequences;
-        out["ended"] = r.report.ended;
-        out["complete"] = r.report.complete;
-        out["error"] = r.report.error;
-        out["ignored_bytes"] = r.report.ignored_bytes;
-        out["stop_reason"] = r.report.stop_reason;
-        out["replaced"] = r.replaced;
-        out["reserve_removed"] = r.reserve_removed;
-        return out;
+        // Through Python's json, so that the dict holds the same keys and types as the CLI's.
+        return py::module_::import("json").attr("loads")(
+            out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
       },
       py::arg("path"),
       "Rebuilds a session's .h5 from its journal (path: the .journal, .h5 or .reserve), "

@@ -317,4 +317,18 @@ DirectoryScan Hdf5Recorder::scan_directory(const fs::path& directory) {
   return scan;
 }
 
+nlohmann::json to_json(const SessionRecovery& r) {
+  return {{"journal", r.journal.string()},
+          {"h5", r.h5.string()},
+          {"frames", r.report.frames},
+          {"sub_sequences", r.report.sub_sequences},
+          {"ended", r.report.ended},
+          {"complete", r.report.complete},
+          {"error", r.report.error},
+          {"ignored_bytes", r.report.ignored_bytes},
+          {"stop_reason", r.report.stop_reason},
+          {"replaced", r.replaced},
+          {"reserve_removed", r.reserve_removed}};
+}
+
 }  // namespace ptypilot

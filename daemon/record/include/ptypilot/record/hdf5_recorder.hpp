@@ -84,6 +84,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <span>
 #include <string>
 #include <vector>
@@ -143,6 +144,10 @@ struct SessionRecovery {
   bool replaced = false;          // an existing .h5 was replaced
   bool reserve_removed = false;   // a <session>.reserve left by the crash was removed
 };
+
+// What `ptypilot recover` prints and `ptypilot_core.recover` returns: journal, h5, frames,
+// sub_sequences, ended, complete, error, ignored_bytes, stop_reason, replaced, reserve_removed.
+nlohmann::json to_json(const SessionRecovery& recovery);
 
 // What scan_directory() found in a recorder directory.
 struct DirectoryScan {
