@@ -62,8 +62,9 @@ ExperimentPreset graphene_small() {
   return p;
 }
 
-// The mos2-paper optics and raster on a specimen with vacuum in the field (specimen.hpp).
-ExperimentPreset vacuum_rich(SpecimenKind kind, const char* name, const char* specimen) {
+// The mos2-paper optics and raster on another specimen (specimen.hpp): with vacuum in the
+// field, or a grain boundary.
+ExperimentPreset paper_optics_on(SpecimenKind kind, const char* name, const char* specimen) {
   ExperimentPreset p = mos2_paper();
   p.name = name;
   p.description = std::string(specimen) + ", 60 kV, 33 mrad, 64x64 patterns, 100x100 raster at 0.2 A";
@@ -92,12 +93,14 @@ const std::vector<ExperimentPreset>& presets() {
       mos2_paper_detector(),
       dwcnt_paper(),
       graphene_small(),
-      vacuum_rich(SpecimenKind::kMoS2Flake, "mos2-flake-paper",
+      paper_optics_on(SpecimenKind::kMoS2Flake, "mos2-flake-paper",
                   "a MoS2 flake over 40 % of the FOV in vacuum"),
-      vacuum_rich(SpecimenKind::kMoS2Holes, "mos2-holes-paper",
+      paper_optics_on(SpecimenKind::kMoS2Holes, "mos2-holes-paper",
                   "MoS2 with holes, 40 % of the FOV vacuum"),
-      vacuum_rich(SpecimenKind::kNanoparticles, "nanoparticles-paper",
+      paper_optics_on(SpecimenKind::kNanoparticles, "nanoparticles-paper",
                   "2-3 Au clusters over 24 % of the FOV on a thin amorphous carbon film"),
+      paper_optics_on(SpecimenKind::kMoS2GrainBoundary, "mos2-grain-boundary-paper",
+                  "two MoS2 grains turned 12-30 degrees, meeting on a line across the FOV"),
       mos2_defocused_paper(),
   };
   return all;

@@ -236,6 +236,7 @@ constexpr std::pair<SpecimenKind, const char*> kKindNames[] = {
     {SpecimenKind::kMoS2Flake, "mos2-flake"},
     {SpecimenKind::kMoS2Holes, "mos2-holes"},
     {SpecimenKind::kNanoparticles, "nanoparticles"},
+    {SpecimenKind::kMoS2GrainBoundary, "mos2-grain-boundary"},
 };
 
 }  // namespace
@@ -278,6 +279,9 @@ std::vector<Atom> build_specimen(const SpecimenConfig& config, double height_A, 
     case SpecimenKind::kMoS2Holes:
     case SpecimenKind::kNanoparticles:
       atoms = vacuum_specimen(draws, config, field, rng);
+      break;
+    case SpecimenKind::kMoS2GrainBoundary:
+      atoms = grain_boundary(draws, config, field, rng);
       break;
   }
   remove_vacancies(atoms, config.vacancies, field, rng);

@@ -96,4 +96,8 @@ TubeAxis dwcnt_axis(const Draws& draws, const SpecimenConfig& config, const Fiel
 std::vector<Atom> vacuum_specimen(const Draws& draws, const SpecimenConfig& config,
                                   const Field& field, Rng& rng);
 
+// specimen_grain_boundary.cpp: two MoS2 grains meeting on a line; `rng` as for vacuum_specimen.
+std::vector<Atom> grain_boundary(const Draws& draws, const SpecimenConfig& config,
+                                 const Field& field, Rng& rng);
+
 }  // namespace ptypilot::sim::detail

@@ -293,6 +293,7 @@ RealImage material_mask(const SpecimenConfig& config, int rows, int cols, double
   switch (config.kind) {
     case SpecimenKind::kMoS2:
     case SpecimenKind::kGraphene:
+    case SpecimenKind::kMoS2GrainBoundary:
       material = [](Vec2) { return true; };
       break;
     case SpecimenKind::kDwcnt: {

@@ -80,9 +80,10 @@ void bind_specimen(py::module_& m) {
       py::arg("kind"), py::arg("seed"), py::arg("height_A"), py::arg("width_A"),
       py::arg("vacancies") = 3, py::arg("random_rotation") = true,
       py::arg("random_translation") = true,
-      "Atoms of a specimen ('mos2', 'graphene', 'dwcnt', 'mos2-flake', 'mos2-holes' or\n"
-      "'nanoparticles'; the last three sized on the whole field as FOV) covering [0, height_A] x\n"
-      "[0, width_A] plus a 5 A margin, as an (n, 3) float64 array of [y_A, x_A, Z]. The same\n"
+      "Atoms of a specimen ('mos2', 'graphene', 'dwcnt', 'mos2-flake', 'mos2-holes',\n"
+      "'nanoparticles' or 'mos2-grain-boundary'; the last four sized on the whole field as FOV)\n"
+      "covering [0, height_A] x [0, width_A] plus a 5 A margin, as an (n, 3) float64 array of\n"
+      "[y_A, x_A, Z]. The same\n"
       "seed (a non-negative int) always gives the same atoms. MoS2 lists each S2 column as two\n"
       "S atoms at one position. Raises ValueError for an unknown kind, a non-positive field or\n"
       "more vacancies than atoms in the field.");

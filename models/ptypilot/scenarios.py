@@ -119,6 +119,11 @@ SCENARIOS = {s.name: s for s in [
     Scenario("mos2-defocused", "mos2-defocused-paper", str(data.DOSE_E_PER_A2), 250, 5,
              "MoS2 as in the paper with a probe defocused by 6 nm, known to the reconstructor; "
              "250 positions in 5 x 50, default dose", None),
+    # All material, like mos2-paper, but with one place that differs from the rest: where two
+    # grains meet (kernels/src/specimen_grain_boundary.cpp).
+    Scenario("mos2-grain-boundary", "mos2-grain-boundary-paper", str(data.DOSE_E_PER_A2), 250, 5,
+             "two MoS2 grains turned 12-30 degrees against each other, meeting on a curved line "
+             "across the field; all material; 250 positions in 5 x 50, default dose", None),
     Scenario("graphene-small-smoke", "graphene-small", str(data.DOSE_E_PER_A2), 60, 2,
              "a quick scenario for tests and smoke runs: graphene, 60 of 1,024 positions in 2 "
              "sub-sequences", None),

@@ -35,9 +35,20 @@ struct Atom {
 //     offset), discs wholly inside the FOV covering 24 % of it together
 //     (kParticleMaterialFraction), on an amorphous carbon film over the whole field.
 // Outlines are drawn in the continuous lattice: an atom is kept where its site lies inside.
-enum class SpecimenKind { kMoS2, kGraphene, kDwcnt, kMoS2Flake, kMoS2Holes, kNanoparticles };
+//   kMoS2GrainBoundary: two MoS2 grains turned 12 to 30 degrees against each other, meeting on a
+//     gently curved line near the FOV centre; all material, the boundary the unique part.
+enum class SpecimenKind {
+  kMoS2,
+  kGraphene,
+  kDwcnt,
+  kMoS2Flake,
+  kMoS2Holes,
+  kNanoparticles,
+  kMoS2GrainBoundary
+};
 
-// "mos2" | "graphene" | "dwcnt" | "mos2-flake" | "mos2-holes" | "nanoparticles"; throws
+// "mos2" | "graphene" | "dwcnt" | "mos2-flake" | "mos2-holes" | "nanoparticles" |
+// "mos2-grain-boundary"; throws
 // std::invalid_argument listing the valid names.
 SpecimenKind parse_specimen_kind(std::string_view name);
 const char* to_string(SpecimenKind kind);
