@@ -45,7 +45,10 @@ from pathlib import Path
 
 import torch
 
+import ptypilot_core as core
 from ptypilot import data
+from ptypilot.evaluate import parse_dose
+from ptypilot.scenarios import SCENARIOS
 from ptypilot.distributed import Ranks
 from ptypilot.train_benchmark import stage_evaluate
 from ptypilot.train_common import (STAGES, checkpoint_path, load_checkpoint, progress,
@@ -94,6 +97,28 @@ def stage_all(args, argv, ranks: Ranks = Ranks()) -> dict | None:
     return evaluation
 
 
+def resolve_scenario(args) -> None:
+    """Fills what the episodes are from --scenario, or from mos2-paper's defaults without one:
+    args.preset, .reconstruction, .effects, and .positions, .sub_sequence and .dose where the
+    command line left them open. The scored settings are the scenario's, so REINFORCE's reward
+    (converged reconstructions against the truth) is computed as eval scores that scenario."""
+    if args.scenario is None:
+        args.preset, args.reconstruction, args.effects = data.PRESET, {}, ""
+        positions, sub_sequence, dose = (data.TOTAL_POSITIONS, data.SUB_SEQUENCE_SIZE,
+                                         data.DOSE_E_PER_A2)
+    else:
+        scenario = SCENARIOS[args.scenario]
+        args.preset = scenario.preset
+        args.reconstruction = scenario.reconstruction()
+        args.effects = scenario.effects_text()
+        positions = scenario.positions
+        sub_sequence = -(-scenario.positions // scenario.subsequences)
+        dose = parse_dose(scenario.dose, core.experiment_preset(scenario.preset))
+    args.positions = positions if args.positions is None else args.positions
+    args.sub_sequence = sub_sequence if args.sub_sequence is None else args.sub_sequence
+    args.dose = dose if args.dose is None else args.dose
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python3 -m ptypilot.train", description=__doc__.splitlines()[0])
     p.add_argument("stage", choices=STAGES + ["evaluate", "all"])
@@ -102,12 +127,20 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=2, help="torch threads (at most 2)")
     p.add_argument("--log-every", type=int, default=100)
     g = p.add_argument_group("episodes")
-    g.add_argument("--sub-sequence", type=int, default=data.SUB_SEQUENCE_SIZE, help="K")
-    g.add_argument("--positions", type=int, default=data.TOTAL_POSITIONS, help="budget")
+    g.add_argument("--scenario", default=None, choices=list(SCENARIOS),
+                   help="train on this eval scenario's specimen (preset), dose, budget, "
+                        "reconstruction settings and experimental effects (ptypilot.scenarios); "
+                        "--positions, --sub-sequence and --dose given as well override its own. "
+                        "Default: mos2-paper's preset, settings and budget")
+    g.add_argument("--sub-sequence", type=int, default=None,
+                   help=f"K (default {data.SUB_SEQUENCE_SIZE}, or the scenario's)")
+    g.add_argument("--positions", type=int, default=None,
+                   help=f"budget (default {data.TOTAL_POSITIONS}, or the scenario's)")
     g.add_argument("--iterations", type=int, default=data.ITERATIONS_PER_UPDATE,
                    help="reconstruction iterations per sub-sequence")
-    g.add_argument("--dose", type=float, default=data.DOSE_E_PER_A2,
-                   help="electrons per A^2 of the full raster (the simulated detector's --dose)")
+    g.add_argument("--dose", type=float, default=None,
+                   help="electrons per A^2 of the full raster (the simulated detector's --dose; "
+                        f"default {data.DOSE_E_PER_A2:g}, or the scenario's)")
     g = p.add_argument_group("model")
     g.add_argument("--encoder-px", type=int, default=64, help="S")
     g.add_argument("--encoder-channels", default="8,16,32")
@@ -152,6 +185,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
+    resolve_scenario(args)
     set_threads(args.threads)
     ranks = Ranks.from_environment()
     report_progress(ranks.main)

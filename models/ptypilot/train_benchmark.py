@@ -13,8 +13,8 @@ import numpy as np
 import ptypilot_core as core
 from ptypilot import data
 from ptypilot.policy_model import ModelConfig
-from ptypilot.train_common import (PolicyRunner, checkpoint_path, load_checkpoint, modules_from,
-                                   new_episode, progress)
+from ptypilot.train_common import (PolicyRunner, checkpoint_path, episode_options,
+                                   load_checkpoint, modules_from, new_episode, progress)
 
 
 class Benchmark:
@@ -30,8 +30,10 @@ class Benchmark:
         self.references, self.ssim_sparse = {}, {}
         for s in self.seeds:
             t = time.perf_counter()
+            o = episode_options(episode)
             self.references[s] = data.full_raster_reference(
-                s, dose_e_per_A2=episode["dose_e_per_A2"])
+                s, o["preset"], dose_e_per_A2=o["dose_e_per_A2"], effects=o["effects"],
+                **o["reconstruction"])
             env = new_episode(s, episode)
             sparse = data.run_episode(env, data.sparse_grid_propose(env), keep_potentials=False,
                                       converge=True)

@@ -55,16 +55,29 @@ def load_checkpoint(path: Path) -> dict:
 
 
 def episode_settings(args) -> dict:
-    return {"preset": data.PRESET, "sub_sequence_size": args.sub_sequence,
-            "total_positions": args.positions, "iterations_per_update": args.iterations,
-            "dose_e_per_A2": args.dose, "loss": "amplitude"}
+    """What every episode of a training run is: train.resolve_scenario has filled `args`.
+    Checkpoints from before scenarios lack "scenario", "reconstruction" and "effects", and
+    episode_options reads them as mos2-paper's."""
+    return {"preset": args.preset, "scenario": args.scenario,
+            "sub_sequence_size": args.sub_sequence, "total_positions": args.positions,
+            "iterations_per_update": args.iterations, "dose_e_per_A2": args.dose,
+            "loss": "amplitude", "reconstruction": dict(args.reconstruction),
+            "effects": args.effects}
+
+
+def episode_options(episode: dict) -> dict:
+    """The simulation and reconstruction keywords of data.ScanEpisode for `episode`."""
+    return {"preset": episode.get("preset", data.PRESET),
+            "dose_e_per_A2": episode["dose_e_per_A2"],
+            "reconstruction": dict(episode.get("reconstruction") or {}),
+            "effects": episode.get("effects", "")}
 
 
 def new_episode(seed: int, episode: dict) -> data.ScanEpisode:
     return data.ScanEpisode(seed, sub_sequence_size=episode["sub_sequence_size"],
                             total_positions=episode["total_positions"],
                             iterations=episode["iterations_per_update"],
-                            dose_e_per_A2=episode["dose_e_per_A2"])
+                            **episode_options(episode))
 
 
 def encoder_from(payload: dict, config: ModelConfig):

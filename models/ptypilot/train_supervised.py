@@ -16,15 +16,14 @@ import ptypilot_core as core
 from ptypilot import data
 from ptypilot.distributed import Ranks
 from ptypilot.policy_model import ConvAutoencoder, GruPolicy, ModelConfig, preprocess
-from ptypilot.train_common import (SIGMA, checkpoint_path, encoder_from, episode_settings,
-                                   load_checkpoint, progress, save_checkpoint)
+from ptypilot.train_common import (SIGMA, checkpoint_path, encoder_from, episode_options,
+                                   episode_settings, load_checkpoint, progress, save_checkpoint)
 
 # ---------------------------------------------------------------------------------------------
 # Stage 1: data set of partial-scan reconstructions, and the autoencoder
 
 
-def make_dataset(specimens: int, seed: int, sub_sequence_size: int, total_positions: int,
-                 iterations: int, dose_e_per_A2: float, log=lambda m: None) -> dict:
+def make_dataset(specimens: int, seed: int, episode: dict, log=lambda m: None) -> dict:
     """Reconstructions of training specimens from partial scans, through ptypilot_core.
     Per specimen: a sparse-grid episode (its snapshots also feed pre-training) and, alternately,
     a random-node or a jittered-sparse-grid episode (sigma as REINFORCE explores). A snapshot is
@@ -35,9 +34,9 @@ def make_dataset(specimens: int, seed: int, sub_sequence_size: int, total_positi
     sparse, other, kinds = [], [], []
     start = time.perf_counter()
     for i, s in enumerate(seeds):
-        kw = dict(purpose="autoencoder", sub_sequence_size=sub_sequence_size,
-                  total_positions=total_positions, iterations=iterations,
-                  dose_e_per_A2=dose_e_per_A2)
+        kw = dict(purpose="autoencoder", sub_sequence_size=episode["sub_sequence_size"],
+                  total_positions=episode["total_positions"],
+                  iterations=episode["iterations_per_update"], **episode_options(episode))
         env = data.ScanEpisode(s, **kw)
         r = data.run_episode(env, data.sparse_grid_propose(env))
         sparse.append(np.stack([st.potential for st in r.steps] + [r.potential]))
@@ -100,8 +99,8 @@ def stage_autoencoder(args, ranks: Ranks = Ranks()) -> dict | None:
         progress("autoencoder", f"reusing {dataset_file}")
     elif ranks.main:
         progress("autoencoder", f"simulating {args.specimens} training specimens")
-        ds = make_dataset(args.specimens, args.seed, args.sub_sequence, args.positions,
-                          args.iterations, args.dose, lambda m: progress("autoencoder", m))
+        ds = make_dataset(args.specimens, args.seed, episode_settings(args),
+                          lambda m: progress("autoencoder", m))
         np.savez(dataset_file, **ds)
     ranks.barrier()
     ds = dict(np.load(dataset_file))
@@ -155,13 +154,13 @@ def stage_autoencoder(args, ranks: Ranks = Ranks()) -> dict | None:
 # Stage 2: supervised pre-training towards the sparse grid, eq. (9)
 
 
-def sparse_targets(config: ModelConfig, total_positions: int) -> torch.Tensor:
+def sparse_targets(config: ModelConfig, total_positions: int, preset: str) -> torch.Tensor:
     """(T, K, 2) the sparse grid of the budget in T = ceil(budget / K) sub-sequences, normalised
     to the FOV. A last sub-sequence shorter than K is padded with its own last position: the
     daemon takes only the first min(K, remaining budget) of a proposal, so what the padding
     asks for is never exposed, but the step itself must be trained (250 in sub-sequences of
     84 has a third one of 82)."""
-    p = core.experiment_preset(data.PRESET)
+    p = core.experiment_preset(preset)
     sparse = core.sparse_grid_positions(total_positions, p.scan_rows, p.scan_cols, p.step_A)
     fov = np.array([(p.scan_rows - 1) * p.step_A, (p.scan_cols - 1) * p.step_A])
     K = config.sub_sequence_size
@@ -210,7 +209,8 @@ def stage_pretrain(args, ranks: Ranks = Ranks()) -> dict | None:
     ds = dict(np.load(out / "dataset.npz"))
     enc = encoder_from(ae, config)
     total = ae["episode"]["total_positions"]
-    grid = sparse_targets(config, total)
+    preset = ae["episode"].get("preset", data.PRESET)
+    grid = sparse_targets(config, total, preset)
     with torch.no_grad():
         def encode_all(a):
             t = torch.from_numpy(a)
@@ -231,7 +231,7 @@ def stage_pretrain(args, ranks: Ranks = Ranks()) -> dict | None:
                                             ranks.share(mix))
         loss = pretrain_step(policy, opt, config, inputs, z, targets, ranks)
         if ranks.main and (step % args.log_every == 0 or step == args.pre_steps):
-            err = pretrain_error(policy, config, z_sparse, z_other, grid)
+            err = pretrain_error(policy, config, z_sparse, z_other, grid, preset)
             history.append({"step": step, "loss": float(loss), **err})
             progress("pretrain", f"step {step}/{args.pre_steps}: loss {float(loss):.3e}, max error "
                                  f"{err['max_error_steps']:.3f} raster steps, on the sparse grid "
@@ -252,10 +252,10 @@ def stage_pretrain(args, ranks: Ranks = Ranks()) -> dict | None:
 
 
 @torch.no_grad()
-def pretrain_error(policy, config, z_sparse, z_other, grid) -> dict:
+def pretrain_error(policy, config, z_sparse, z_other, grid, preset: str) -> dict:
     """Largest deviation from the sparse grid (in raster steps) and the fraction of predicted
     positions that snap onto their sparse-grid node, over every specimen, both z sources."""
-    p = core.experiment_preset(data.PRESET)
+    p = core.experiment_preset(preset)
     steps_per_unit = (p.scan_rows - 1)
     worst, match, count = 0.0, 0, 0
     for z_all in (z_sparse, z_other):

@@ -15,6 +15,7 @@ torch = pytest.importorskip("torch")
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 from ptypilot import data, export, train, train_benchmark, train_common  # noqa: E402
+from ptypilot.scenarios import SCENARIOS  # noqa: E402
 from ptypilot.policy_model import (  # noqa: E402
     KIND, SCHEMA_VERSION, ConvAutoencoder, ExportedPolicy, GruPolicy, ModelConfig, preprocess)
 
@@ -242,3 +243,36 @@ def test_one_tiny_step_of_each_stage_changes_the_weights(tmp_path):
     assert state_differs(pre["policy"], rl["policy"])
     assert rl["summary"]["reinforce"]["updates"] == 1
     assert not state_differs(pre["encoder"], rl["encoder"])
+
+
+def test_a_scenario_trains_on_its_specimen_dose_and_reconstruction(tmp_path):
+    scenario = SCENARIOS["mos2-flake"]
+    train.main(["autoencoder", "--out", str(tmp_path), "--scenario", "mos2-flake",
+                "--specimens", "1", "--ae-steps", "0", "--encoder-px", "32",
+                "--encoder-channels", "4,8", "--latent", "16", "--ae-batch", "2"])
+    episode = torch.load(tmp_path / "autoencoder.pt")["episode"]
+    assert episode["preset"] == "mos2-flake-paper" and episode["scenario"] == "mos2-flake"
+    assert episode["reconstruction"] == scenario.reconstruction() != {}
+    assert (episode["total_positions"], episode["sub_sequence_size"]) == (250, 50)
+    assert episode["dose_e_per_A2"] == float(scenario.dose)
+
+    # The data set's sparse-grid snapshots are those of the scenario's own episode, bit for bit.
+    ds = np.load(tmp_path / "dataset.npz")
+    env = data.ScanEpisode(int(ds["seeds"][0]), purpose="autoencoder",
+                           **train_common.episode_options(episode))
+    expected = data.run_episode(env, data.sparse_grid_propose(env))
+    assert np.array_equal(ds["sparse"][0, -1], expected.potential)
+    plain = data.ScanEpisode(int(ds["seeds"][0]), purpose="autoencoder")
+    assert not np.array_equal(ds["sparse"][0, -1],
+                              data.run_episode(plain, data.sparse_grid_propose(plain)).potential)
+
+
+def test_options_given_with_a_scenario_override_its_own():
+    args = train.parser().parse_args(["all", "--out", "x", "--scenario", "nanoparticles",
+                                      "--positions", "300", "--sub-sequence", "60"])
+    train.resolve_scenario(args)
+    assert (args.preset, args.positions, args.sub_sequence) == ("nanoparticles-paper", 300, 60)
+    args = train.parser().parse_args(["all", "--out", "x"])
+    train.resolve_scenario(args)
+    assert (args.preset, args.positions, args.sub_sequence, args.dose, args.reconstruction) == \
+        (data.PRESET, data.TOTAL_POSITIONS, data.SUB_SEQUENCE_SIZE, data.DOSE_E_PER_A2, {})
