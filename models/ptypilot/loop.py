@@ -26,25 +26,34 @@ SHIPPED_DIR = Path(__file__).resolve().parents[1] / "shipped"
 SHIPPED_MODEL = SHIPPED_DIR / "policy-mos2-k50.pt"  # the default: 5 sub-sequences of 50
 
 
-def shipped_model(sub_sequence: int, total_positions: int | None = None) -> Path:
+def shipped_model(sub_sequence: int, total_positions: int | None = None,
+                  preset: str = data.PRESET) -> Path:
     """The shipped model for sub-sequences of this size (a model's output layer has one size),
     and for this budget where one was trained for it (`policy-mos2-k{K}-p{P}.pt`: a budget other
     than the training one runs the GRU past the decisions it has seen, towards another sparse
-    grid). It may not exist; the daemon then refuses the configuration and says so."""
+    grid). A model trained on another preset (`train --scenario`) is named by it,
+    `policy-{preset}-k{K}[-p{P}].pt`, and comes first for that preset's sessions; without one the
+    mos2-paper model serves, and the daemon warns that the session is not what it was trained
+    for. It may not exist; the daemon then refuses the configuration and says so."""
     k = int(sub_sequence)
-    if total_positions is not None:
-        for_budget = SHIPPED_DIR / f"policy-mos2-k{k}-p{int(total_positions)}.pt"
-        if for_budget.exists():
-            return for_budget
+    stems = ([f"policy-{preset}"] if preset != data.PRESET else []) + ["policy-mos2"]
+    for stem in stems:
+        candidates = [f"{stem}-k{k}.pt"]
+        if total_positions is not None:
+            candidates.insert(0, f"{stem}-k{k}-p{int(total_positions)}.pt")
+        for name in candidates:
+            if (SHIPPED_DIR / name).exists():
+                return SHIPPED_DIR / name
     return SHIPPED_DIR / f"policy-mos2-k{k}.pt"
 
 
-def policy_config(name: str, sub_sequence: int = 50, total_positions: int | None = None) -> dict:
-    """`learned` is the shipped TorchScript policy for this sub-sequence size (and budget, where
-    there is one for it); the others are the daemon's baselines."""
+def policy_config(name: str, sub_sequence: int = 50, total_positions: int | None = None,
+                  preset: str = data.PRESET) -> dict:
+    """`learned` is the shipped TorchScript policy for this sub-sequence size (and budget and
+    preset, where there is one for them); the others are the daemon's baselines."""
     if name == "learned":
         return {"kind": "torchscript",
-                "model_path": str(shipped_model(sub_sequence, total_positions))}
+                "model_path": str(shipped_model(sub_sequence, total_positions, preset))}
     return {"kind": name}
 
 
@@ -72,7 +81,7 @@ def session_config(*, preset: str, positions: int, sub_sequence: int, seed: int,
         # The daemon's default update, which the shipped policy was trained with.
         "reconstruction": {"loss": "amplitude", "iterations_per_update": int(iterations_per_update),
                            **(priors or {})},
-        "policy": policy_config(policy, sub_sequence, positions),
+        "policy": policy_config(policy, sub_sequence, positions, preset),
         # The pixel type the detector announced: float32 where experimental effects leave
         # fractions of electrons (ptypilot.experimental_effects), else uint16 counts.
         "detector": {"endpoint": detector.ready["data_endpoint"], "dtype": detector.ready["dtype"]},

@@ -64,3 +64,18 @@ def test_shipped_model_prefers_the_budget_it_was_trained_for(tmp_path, monkeypat
     assert loop.policy_config("learned", 84, 420)["model_path"] == str(
         tmp_path / "policy-mos2-k84-p420.pt")
     assert loop.policy_config("sparse-grid", 84, 420) == {"kind": "sparse-grid"}
+
+
+def test_shipped_model_prefers_a_model_trained_on_the_session_preset(tmp_path, monkeypatch):
+    monkeypatch.setattr(loop, "SHIPPED_DIR", tmp_path)
+    (tmp_path / "policy-mos2-k50.pt").touch()
+    # No model of the flake's preset: the mos2-paper one serves (the daemon warns).
+    assert loop.shipped_model(50, 250, "mos2-flake-paper") == tmp_path / "policy-mos2-k50.pt"
+    (tmp_path / "policy-mos2-flake-paper-k50.pt").touch()
+    assert loop.shipped_model(50, 250, "mos2-flake-paper") == \
+        tmp_path / "policy-mos2-flake-paper-k50.pt"
+    assert loop.policy_config("learned", 50, 250, "mos2-flake-paper")["model_path"] == str(
+        tmp_path / "policy-mos2-flake-paper-k50.pt")
+    # Other presets, and mos2-paper itself, keep theirs.
+    assert loop.shipped_model(50, 250, "nanoparticles-paper") == tmp_path / "policy-mos2-k50.pt"
+    assert loop.shipped_model(50, 250) == tmp_path / "policy-mos2-k50.pt"
