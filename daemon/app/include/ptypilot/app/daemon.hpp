@@ -29,6 +29,9 @@ namespace ptypilot {
 struct DaemonOptions {
   std::string control_endpoint;  // overrides the config's, if set
   std::string events_endpoint;
+  // CURVE (README, Security), overriding control.server_key and control.authorized_keys.
+  std::string server_key;
+  std::string authorized_keys;
   std::optional<ServeConfig> initial_config;  // --config FILE: configured at start-up
   // --detector KIND://HOST:PORT: replaces detector.kind and detector.endpoint of every
   // configuration (see apply_detector_uri in config.hpp); empty: the configuration's own.
