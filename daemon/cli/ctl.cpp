@@ -4,6 +4,7 @@
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <thread>
 #include <zmq.hpp>
@@ -11,26 +12,56 @@
 #include "ptypilot.pb.h"
 #include "ptypilot/wire/command.hpp"
 #include "ptypilot/wire/control_codec.hpp"
+#include "ptypilot/wire/curve_keys.hpp"
 #include "ptypilot/wire/npy.hpp"
 
 namespace ptypilot {
 namespace {
 
+// --server-key FILE (the daemon's NAME.key) and --client-key FILE (ours, NAME.key_secret): both,
+// or neither (README, Security).
+struct ClientKeys {
+  std::string server_public;
+  CurveKeyPair client;
+};
+
+std::optional<ClientKeys> client_keys(const CliArgs& args) {
+  if (args.get("server-key").empty() != args.get("client-key").empty())
+    throw UsageError("CURVE needs both --server-key (the daemon's NAME.key) and --client-key "
+                     "(your NAME.key_secret)");
+  if (args.get("server-key").empty()) return std::nullopt;
+  ClientKeys keys{read_curve_key_file(args.get("server-key")).public_key,
+                  read_curve_key_file(args.get("client-key"))};
+  if (keys.client.secret_key.empty())
+    throw std::runtime_error(args.get("client-key") + " holds no secret key: give your "
+                             "NAME.key_secret");
+  return keys;
+}
+
+// The socket as a CURVE client when keys are given.
+void secure(zmq::socket_t& socket, const std::optional<ClientKeys>& keys) {
+  if (keys) make_curve_client(socket, keys->server_public, keys->client);
+}
+
 class ControlClient {
  public:
-  ControlClient(std::string endpoint, std::chrono::milliseconds timeout)
-      : endpoint_(std::move(endpoint)), timeout_(timeout) {}
+  ControlClient(std::string endpoint, std::chrono::milliseconds timeout,
+                std::optional<ClientKeys> keys)
+      : endpoint_(std::move(endpoint)), timeout_(timeout), keys_(std::move(keys)) {}
 
   wire::ControlReply call(const wire::ControlRequest& request) {
     zmq::socket_t socket(context_, zmq::socket_type::req);
     socket.set(zmq::sockopt::linger, 0);
+    secure(socket, keys_);
     socket.connect(endpoint_);
     socket.send(zmq::buffer(request.SerializeAsString()), zmq::send_flags::none);
     zmq::pollitem_t items[] = {{socket.handle(), 0, ZMQ_POLLIN, 0}};
     zmq::poll(items, 1, timeout_);
     if (!(items[0].revents & ZMQ_POLLIN))
       throw std::runtime_error("no answer from " + endpoint_ + " within " +
-                               std::to_string(timeout_.count()) + " ms: is `ptypilot serve` running?");
+                               std::to_string(timeout_.count()) +
+                               " ms: is `ptypilot serve` running? (With CURVE, a key it does not "
+                               "authorize gets no answer either.)");
     zmq::message_t message;
     (void)socket.recv(message);
     wire::ControlReply reply;
@@ -43,6 +74,7 @@ class ControlClient {
   zmq::context_t context_{1};
   std::string endpoint_;
   std::chrono::milliseconds timeout_;
+  std::optional<ClientKeys> keys_;
 };
 
 std::string read_file(const std::string& path) {
@@ -63,7 +95,8 @@ int print(wire::ControlReply reply) {
 
 ControlClient client(const CliArgs& args) {
   return ControlClient(args.get("endpoint"),
-                       std::chrono::milliseconds(static_cast<long>(args.get_double("timeout-s") * 1000)));
+                       std::chrono::milliseconds(static_cast<long>(args.get_double("timeout-s") * 1000)),
+                       client_keys(args));
 }
 
 // The commands that send one request and print its reply.
@@ -121,6 +154,7 @@ int print_events(const CliArgs& args) {
   zmq::context_t context{1};
   zmq::socket_t sub(context, zmq::socket_type::sub);
   sub.set(zmq::sockopt::subscribe, "");
+  secure(sub, client_keys(args));
   sub.connect(args.get("events"));
   for (long n = 0; count < 0 || n < count; ++n) {
     zmq::message_t topic, body;
@@ -165,20 +199,29 @@ Command ctl_command() {
           "exit code is 0 when the daemon said ok.",
       .options = {{"endpoint", "EP", "tcp://127.0.0.1:5600", "the daemon's control socket"},
                   {"events", "EP", "tcp://127.0.0.1:5603", "the daemon's event socket (for `events`)"},
-                  {"timeout-s", "S", "30", "how long to wait for each reply"}},
+                  {"timeout-s", "S", "30", "how long to wait for each reply"},
+                  {"server-key", "FILE", "",
+                   "CURVE: the daemon's public key file (NAME.key; README, Security)"},
+                  {"client-key", "FILE", "",
+                   "CURVE: your key pair file (NAME.key_secret, ptypilot keygen)"}},
       .subcommands = {
           request_command("configure", "send a JSON config file", {{.name = "FILE", .help = "the config"}},
                           [](const CliArgs& args, Request& r) {
                             r.mutable_configure()->set_config_json(read_file(args.get("FILE")));
                           }),
-          request_command("start", "start a session",
+          request_command("start", "start a session; the reply's session_token stops it",
                           {{.name = "SESSION_ID", .required = false,
                             .help = "the session's id (default: one is made up)"}},
                           [](const CliArgs& args, Request& r) {
                             r.mutable_start()->set_session_id(args.get("SESSION_ID"));
                           }),
-          request_command("stop", "stop after the sub-sequence in flight", {},
-                          [](const CliArgs&, Request& r) { r.mutable_stop(); }),
+          request_command("stop", "stop after the sub-sequence in flight",
+                          {{.name = "SESSION_TOKEN", .required = false,
+                            .help = "the session_token of start's reply (with CURVE, what a "
+                                    "controller key needs; an operator key needs none)"}},
+                          [](const CliArgs& args, Request& r) {
+                            r.mutable_stop()->set_session_token(args.get("SESSION_TOKEN"));
+                          }),
           request_command("status", "state, counters, frames received and recorded", {},
                           [](const CliArgs&, Request& r) { r.mutable_status(); }),
           {.name = "reconstruction",

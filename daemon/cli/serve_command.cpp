@@ -15,6 +15,8 @@ int run_serve(const CliArgs& cli) {
   if (cli.has("config")) options.initial_config = load_serve_config(cli.get("config"));
   options.control_endpoint = cli.get("control");
   options.events_endpoint = cli.get("events");
+  options.server_key = cli.get("server-key");
+  options.authorized_keys = cli.get("authorized-keys");
   Daemon daemon(std::move(options));
   // One line on stdout for a parent process (demo, tests) to learn the bound endpoints.
   std::cout << nlohmann::json{{"event", "ready"}, {"control_endpoint", daemon.control_endpoint()},
@@ -33,10 +35,16 @@ Command serve_command() {
       .description =
           "The daemon: the closed adaptive-scanning loop, controlled over ZMQ (see `ptypilot "
           "ctl`). Prints one JSON line with the bound endpoints when ready; runs until SIGINT or "
-          "SIGTERM.",
+          "SIGTERM. Refuses a non-loopback endpoint without CURVE keys (README, Security).",
       .options = {{"config", "FILE", "", "a JSON config to be configured with at start-up"},
                   {"control", "ENDPOINT", "", "the control socket (default: the config's)"},
                   {"events", "ENDPOINT", "", "the event PUB socket (default: the config's)"},
+                  {"server-key", "FILE", "",
+                   "CURVE: the daemon's NAME.key_secret (ptypilot keygen); needed, with "
+                   "--authorized-keys, to bind anything but loopback (default: the config's)"},
+                  {"authorized-keys", "FILE", "",
+                   "CURVE: the clients' public keys, a line each: ROLE PUBLIC_KEY [NAME], ROLE "
+                   "observer, controller or operator (default: the config's)"},
                   {"detector", "KIND://HOST:PORT", "",
                    "zmq://, dectris-v1:// or dectris-v2://: overrides detector.kind and "
                    "detector.endpoint of every configuration"}},

@@ -7,6 +7,12 @@
     c.wait()
     phase = c.reconstruction()        # numpy float32 (rows, cols), phase in rad
 
+With CURVE (README, Security) give the daemon's public key file and your key pair file, both
+written by `ptypilot keygen`; start() keeps the session's token, which stop() then sends:
+
+    c = Client("tcp://microscope:5600", "tcp://microscope:5603",
+               server_key="keys/server.key", client_key="keys/me.key_secret")
+
 Needs pyzmq and the generated ptypilot_pb2 (build/python on PYTHONPATH).
 """
 
@@ -25,23 +31,60 @@ class DaemonError(RuntimeError):
     """The daemon answered ok=false; the message is the daemon's."""
 
 
+def read_key_file(path) -> dict:
+    """A `ptypilot keygen` file as {"public": ..., "secret": ...} (secret only in NAME.key_secret);
+    the format is proto/include/ptypilot/wire/curve_keys.hpp's."""
+    keys = {}
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line or line.startswith("#"):  # Z85 has '#': no comment after a key
+                continue
+            field, _, value = (part.strip() for part in line.partition("="))
+            if field not in ("public", "secret") or len(value) != 40:
+                raise ValueError(f"{path}: expected 'public = KEY' or 'secret = KEY', got {line!r}")
+            keys[field] = value
+    if "public" not in keys:
+        raise ValueError(f"{path}: no 'public = KEY' line (not a ptypilot keygen file?)")
+    return keys
+
+
 class Client:
     def __init__(self, control="tcp://127.0.0.1:5600", events="tcp://127.0.0.1:5603",
-                 timeout_s: float = 30.0):
+                 timeout_s: float = 30.0, server_key=None, client_key=None):
+        """server_key: the daemon's NAME.key; client_key: your NAME.key_secret (both or neither)."""
         self.control_endpoint = control
         self.events_endpoint = events
         self.timeout_ms = int(timeout_s * 1000)
         self._context = zmq.Context.instance()
+        self.session_token = ""  # from the last start() reply; stop() sends it
+        if (server_key is None) != (client_key is None):
+            raise ValueError("CURVE needs both server_key (the daemon's NAME.key) and client_key "
+                             "(your NAME.key_secret)")
+        self._curve = None
+        if server_key is not None:
+            mine = read_key_file(client_key)
+            if "secret" not in mine:
+                raise ValueError(f"{client_key} holds no secret key: give your NAME.key_secret")
+            self._curve = (read_key_file(server_key)["public"], mine["public"], mine["secret"])
+
+    def _socket(self, kind):
+        socket = self._context.socket(kind)
+        socket.setsockopt(zmq.LINGER, 0)
+        if self._curve:
+            server, public, secret = (key.encode() for key in self._curve)
+            socket.curve_serverkey, socket.curve_publickey, socket.curve_secretkey = server, public, secret
+        return socket
 
     def _call(self, request: wire.ControlRequest) -> wire.ControlReply:
-        socket = self._context.socket(zmq.REQ)
-        socket.setsockopt(zmq.LINGER, 0)
+        socket = self._socket(zmq.REQ)
         socket.connect(self.control_endpoint)
         try:
             socket.send(request.SerializeToString())
             if not socket.poll(self.timeout_ms):
                 raise TimeoutError(f"no answer from {self.control_endpoint} within "
-                                   f"{self.timeout_ms} ms: is `ptypilot serve` running?")
+                                   f"{self.timeout_ms} ms: is `ptypilot serve` running? (With "
+                                   "CURVE, a key it does not authorize gets no answer either.)")
             reply = wire.ControlReply()
             reply.ParseFromString(socket.recv())
         finally:
@@ -58,11 +101,14 @@ class Client:
     def start(self, session_id: str = "") -> wire.ControlReply:
         request = wire.ControlRequest()
         request.start.session_id = session_id
-        return self._call(request)
+        reply = self._call(request)
+        self.session_token = reply.session_token
+        return reply
 
-    def stop(self) -> wire.ControlReply:
+    def stop(self, session_token: str | None = None) -> wire.ControlReply:
+        """session_token: default, the one of this client's last start()."""
         request = wire.ControlRequest()
-        request.stop.SetInParent()
+        request.stop.session_token = self.session_token if session_token is None else session_token
         return self._call(request)
 
     def status(self) -> wire.ControlReply:
@@ -95,7 +141,7 @@ class Client:
     def events(self, timeout_s: float = 60.0, stop=None):
         """Yields (topic, wire.Event) from the PUB socket until `stop` (a threading.Event) is set
         or timeout_s passes without an event."""
-        socket = self._context.socket(zmq.SUB)
+        socket = self._socket(zmq.SUB)
         socket.setsockopt(zmq.SUBSCRIBE, b"")
         socket.connect(self.events_endpoint)
         quiet_since = time.monotonic()

@@ -75,9 +75,12 @@ def start_replay(ptypilot: str, log_path: Path, dataset: Path, rate_hz=0.0) -> R
                          "--data-endpoint", "tcp://127.0.0.1:*"], log_path)
 
 
-def start_serve(ptypilot: str, log_path: Path, detector: str | None = None) -> ReadyProcess:
-    """detector: a KIND://HOST:PORT that overrides the configured frame source."""
-    argv = [ptypilot, "serve", "--control", "tcp://127.0.0.1:*", "--events", "tcp://127.0.0.1:*"]
+def start_serve(ptypilot: str, log_path: Path, detector: str | None = None,
+                extra_args: tuple[str, ...] = ()) -> ReadyProcess:
+    """detector: a KIND://HOST:PORT that overrides the configured frame source; extra_args: more
+    serve options (--server-key FILE --authorized-keys FILE)."""
+    argv = [ptypilot, "serve", "--control", "tcp://127.0.0.1:*", "--events", "tcp://127.0.0.1:*",
+            *extra_args]
     if detector:
         argv += ["--detector", detector]
     return ReadyProcess(argv, log_path)

@@ -35,7 +35,7 @@ wire::ControlRequest parse_json_request(const std::string& bytes) {
     const std::string command = j.value("command", "");
     if (command == "configure") request.mutable_configure()->set_config_json(j.at("config").dump());
     else if (command == "start") request.mutable_start()->set_session_id(j.value("session_id", ""));
-    else if (command == "stop") request.mutable_stop();
+    else if (command == "stop") request.mutable_stop()->set_session_token(j.value("session_token", ""));
     else if (command == "status") request.mutable_status();
     else if (command == "get_reconstruction") request.mutable_get_reconstruction();
     else
@@ -96,6 +96,7 @@ std::string reply_to_json(const ControlReply& reply) {
                           {"detail", nlohmann::json::parse(w.detail_json(), nullptr, false)}});
     j["status"]["warnings"] = std::move(warnings);
   }
+  if (!reply.session_token().empty()) j["session_token"] = reply.session_token();
   if (reply.has_reconstruction()) {
     const auto& r = reply.reconstruction();
     std::vector<float> data(static_cast<std::size_t>(r.rows()) * r.cols());

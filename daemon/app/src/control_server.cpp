@@ -4,9 +4,11 @@
 
 namespace ptypilot {
 
-ControlServer::ControlServer(zmq::context_t& context, const std::string& endpoint)
+ControlServer::ControlServer(zmq::context_t& context, const std::string& endpoint,
+                             const std::optional<CurveKeyPair>& curve)
     : socket_(context, zmq::socket_type::rep) {
   socket_.set(zmq::sockopt::linger, 0);
+  if (curve) make_curve_server(socket_, *curve);
   socket_.bind(endpoint);
   bound_ = socket_.get(zmq::sockopt::last_endpoint);
 }
@@ -32,7 +34,8 @@ void ControlServer::serve() {
       zmq::message_t extra;
       (void)socket_.recv(extra);
     }
-    const std::string reply = answer_(message.to_string());
+    const char* user_id = zmq_msg_gets(message.handle(), "User-Id");  // null without CURVE
+    const std::string reply = answer_(message.to_string(), user_id ? user_id : "");
     if (stopping_) return;
     socket_.send(zmq::buffer(reply), zmq::send_flags::none);
   }

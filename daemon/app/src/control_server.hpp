@@ -6,18 +6,25 @@
 
 #include <atomic>
 #include <functional>
+#include <optional>
 #include <string>
 #include <thread>
 #include <zmq.hpp>
+
+#include "ptypilot/wire/curve_keys.hpp"
 
 namespace ptypilot {
 
 class ControlServer {
  public:
-  using Answer = std::function<std::string(const std::string& request)>;
+  // user_id: the ZAP handler's name for the client's key (zap_authenticator.hpp); empty
+  // without CURVE.
+  using Answer = std::function<std::string(const std::string& request, const std::string& user_id)>;
 
-  // Binds `endpoint`; throws zmq::error_t when it cannot.
-  ControlServer(zmq::context_t& context, const std::string& endpoint);
+  // Binds `endpoint`, a CURVE server with `curve`'s secret key if given; throws zmq::error_t
+  // when it cannot.
+  ControlServer(zmq::context_t& context, const std::string& endpoint,
+                const std::optional<CurveKeyPair>& curve = std::nullopt);
   ~ControlServer() { stop(); }
   std::string bound_endpoint() const { return bound_; }
 

@@ -3,9 +3,11 @@
 #include <boost/asio.hpp>
 #include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <future>
 #include <map>
 #include <mutex>
+#include <random>
 #include <set>
 #include <thread>
 #include <zmq.hpp>
@@ -15,12 +17,14 @@
 #include "control_server.hpp"
 #include "event_publisher.hpp"
 #include "ingest_pipeline.hpp"
+#include "zap_authenticator.hpp"
 #include "ptypilot.pb.h"
 #include "ptypilot/core/session.hpp"
 #include "ptypilot/ingest/detector_connection.hpp"
 #include "ptypilot/policy/policy_factory.hpp"
 #include "ptypilot/record/hdf5_recorder.hpp"
 #include "ptypilot/wire/counters.hpp"
+#include "ptypilot/wire/curve_keys.hpp"
 #include "ptypilot/wire/json_guard.hpp"
 #include "ptypilot/wire/log.hpp"
 
@@ -45,6 +49,59 @@ void run_on(asio::io_context& context, F task) {
     done.set_value();
   });
   done.get_future().wait();
+}
+
+// A request the client's role may not make: counted apart from requests wrong in themselves.
+struct Unauthorized : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// 128 bits from the system's entropy source, as hex: a controller's proof that it started the
+// session, so it must not be guessable from the session id or the time.
+std::string new_session_token() {
+  std::random_device device;
+  std::string token;
+  for (int i = 0; i < 4; ++i) {
+    char word[9];
+    std::snprintf(word, sizeof word, "%08x", static_cast<unsigned>(device()));
+    token += word;
+  }
+  return token;
+}
+
+// The keys of a daemon that serves CURVE (README, Security); a non-loopback endpoint without
+// them is refused, since anyone who reaches it could run the microscope.
+struct CurveSetup {
+  std::optional<CurveKeyPair> server;
+  std::vector<AuthorizedKey> clients;
+};
+
+CurveSetup load_curve_setup(const std::string& server_key, const std::string& authorized_keys,
+                            const std::vector<std::string>& endpoints) {
+  CurveSetup setup;
+  if (server_key.empty() != authorized_keys.empty())
+    throw std::runtime_error("CURVE needs both the server key and the authorized keys "
+                             "(--server-key and --authorized-keys, or control.server_key and "
+                             "control.authorized_keys)");
+  if (server_key.empty()) {
+    for (const auto& e : endpoints)
+      if (!is_loopback_endpoint(e))
+        throw std::runtime_error(
+            "refusing to bind " + e + " without CURVE keys: anyone who reaches it could stop "
+            "sessions and read reconstructions. Make keys with `ptypilot keygen --out keys "
+            "--name server` (and one per client), list the clients' public keys in a file "
+            "(ROLE PUBLIC_KEY NAME a line), and serve with --server-key keys/server.key_secret "
+            "--authorized-keys FILE (README, Security); or bind 127.0.0.1");
+    return setup;
+  }
+  setup.server = read_curve_key_file(server_key);
+  if (setup.server->secret_key.empty())
+    throw std::runtime_error(server_key + " holds no secret key: give the server's "
+                             "NAME.key_secret, not its NAME.key");
+  setup.clients = read_authorized_keys(authorized_keys);
+  if (setup.clients.empty())
+    throw std::runtime_error(authorized_keys + " authorizes no key: no client could connect");
+  return setup;
 }
 
 }  // namespace
@@ -76,6 +133,8 @@ struct Daemon::Impl {
   std::thread session_thread;
   asio::signal_set signals{io, SIGINT, SIGTERM};
   asio::steady_timer watchdog{io};
+  // Before the sockets it checks, so that it outlives them.
+  std::optional<ZapAuthenticator> zap;
   std::optional<ControlServer> control;
   std::optional<EventPublisher> events;
   std::atomic<bool> stopping{false};
@@ -86,6 +145,7 @@ struct Daemon::Impl {
   std::optional<ServeConfig> config;
   std::unique_ptr<DetectorConnection> connection;
   std::string session_id;
+  std::string session_token;  // the running session's, from its Start reply
   // Tells a finished session's late callbacks from the current one's; read by the worker.
   std::atomic<std::uint64_t> generation{0};
   HealthCounters health;
@@ -314,6 +374,7 @@ struct Daemon::Impl {
     parts.positions_issued = [s = source.get()](const ScanRequest& r) { return s->positions_issued(r); };
     session = std::make_unique<Session>(c, id, std::move(parts), health);
     session_id = id;
+    session_token = new_session_token();
     last_potential.reset();
     {
       std::lock_guard lock(progress_mutex);
@@ -399,18 +460,48 @@ struct Daemon::Impl {
     r->set_data(p->phase_rad.data(), p->phase_rad.size() * sizeof(float));
   }
 
-  ControlReply handle(const ControlRequest& request) {
+  // Roles (README, Security). Without CURVE only this machine reaches the sockets, and every
+  // client is an operator.
+  void authorize(const ControlRequest& request, Role role) {
+    const auto refuse = [&](const std::string& why) {
+      health.reject(counters::kControlRequestsUnauthorized, why);
+      throw Unauthorized("not authorized: " + why);
+    };
+    switch (request.command_case()) {
+      case ControlRequest::kConfigure:
+      case ControlRequest::kStart:
+        if (role == Role::kObserver) refuse("an observer key may read, not configure or start");
+        break;
+      case ControlRequest::kStop:
+        if (role == Role::kObserver) refuse("an observer key may read, not stop a session");
+        if (role == Role::kController && active(state) &&
+            request.stop().session_token() != session_token)
+          refuse("session " + session_id + " was started by another client: stop it with the "
+                 "session_token of its start reply, or with an operator key");
+        break;
+      default: break;
+    }
+  }
+
+  ControlReply handle(const ControlRequest& request, Role role) {
     ControlReply reply;
     reply.set_ok(true);
     try {
+      authorize(request, role);
       switch (request.command_case()) {
         case ControlRequest::kConfigure: configure(request.configure().config_json()); break;
-        case ControlRequest::kStart: start(request.start().session_id()); break;
+        case ControlRequest::kStart:
+          start(request.start().session_id());
+          reply.set_session_token(session_token);
+          break;
         case ControlRequest::kStop: stop(); break;
         case ControlRequest::kStatus: break;
         case ControlRequest::kGetReconstruction: fill_reconstruction(&reply); break;
         default: throw std::invalid_argument("empty control request: no command set");
       }
+    } catch (const Unauthorized& e) {
+      reply.set_ok(false);
+      reply.set_error(e.what());
     } catch (const std::exception& e) {
       reply.set_ok(false);
       reply.set_error(e.what());
@@ -422,7 +513,7 @@ struct Daemon::Impl {
     return reply;
   }
 
-  std::string handle_bytes(const std::string& bytes) {
+  std::string handle_bytes(const std::string& bytes, Role role) {
     const bool json = is_json_request(bytes);
     ControlRequest request;
     std::string malformed;
@@ -440,7 +531,7 @@ struct Daemon::Impl {
       reply.set_state(state);
       fill_status(reply.mutable_status());
     } else {
-      reply = handle(request);
+      reply = handle(request, role);
     }
     // Errors may quote a client's bytes (a parser's "last read" can end inside a character).
     reply.set_error(to_valid_utf8(reply.error()));
@@ -458,13 +549,14 @@ struct Daemon::Impl {
   }
 
   // On the control server's thread: the request goes to the event loop, the reply comes back.
-  std::string answer(const std::string& bytes) {
+  std::string answer(const std::string& bytes, const std::string& user_id) {
     auto reply = std::make_shared<std::promise<std::string>>();
     auto future = reply->get_future();
-    asio::post(io, [this, reply, bytes] {
+    const Role role = zap ? ZapAuthenticator::role_of(user_id) : Role::kOperator;
+    asio::post(io, [this, reply, bytes, role] {
       // Whatever a request does, the loop (and the session on it) must outlive it.
       try {
-        reply->set_value(handle_bytes(bytes));
+        reply->set_value(handle_bytes(bytes, role));
       } catch (const std::exception& e) {
         log::error("control_request_failed", {{"error", e.what()}});
         ControlReply r;
@@ -493,9 +585,17 @@ Daemon::Daemon(DaemonOptions options) : impl_(std::make_unique<Impl>(std::move(o
   const ControlConfig defaults = d.options.initial_config ? d.options.initial_config->control : ControlConfig{};
   const std::string control = d.options.control_endpoint.empty() ? defaults.endpoint : d.options.control_endpoint;
   const std::string events = d.options.events_endpoint.empty() ? defaults.events_endpoint : d.options.events_endpoint;
+  const CurveSetup curve = load_curve_setup(
+      d.options.server_key.empty() ? defaults.server_key : d.options.server_key,
+      d.options.authorized_keys.empty() ? defaults.authorized_keys : d.options.authorized_keys,
+      {control, events});
+  if (curve.server)
+    d.zap.emplace(d.context, curve.clients, [&d](const std::string& why) {
+      d.health.reject(counters::kControlConnectionsUnauthorized, why);
+    });
   try {
-    d.control.emplace(d.context, control);
-    d.events.emplace(d.context, events);
+    d.control.emplace(d.context, control, curve.server);
+    d.events.emplace(d.context, events, curve.server);
   } catch (const zmq::error_t& e) {
     throw std::runtime_error("cannot bind the control sockets (" + control + ", " + events +
                              "): " + e.what() + "; is another ptypilot serve running?");
@@ -535,9 +635,12 @@ int Daemon::run() {
     d.io.stop();
   });
   d.arm_watchdog();
-  d.control->start([&d](const std::string& bytes) { return d.answer(bytes); });
+  d.control->start([&d](const std::string& bytes, const std::string& user_id) {
+    return d.answer(bytes, user_id);
+  });
   log::info("serving", {{"control", d.control->bound_endpoint()},
                         {"events", d.events->bound_endpoint()},
+                        {"curve", d.zap.has_value()},
                         {"state", state_name(d.state)}});
   d.io.run();
   d.shut_down_threads();

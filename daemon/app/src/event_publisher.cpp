@@ -15,9 +15,11 @@ std::uint64_t wall_ns() {
 
 }  // namespace
 
-EventPublisher::EventPublisher(zmq::context_t& context, const std::string& endpoint)
+EventPublisher::EventPublisher(zmq::context_t& context, const std::string& endpoint,
+                               const std::optional<CurveKeyPair>& curve)
     : socket_(context, zmq::socket_type::pub) {
   socket_.set(zmq::sockopt::linger, 0);
+  if (curve) make_curve_server(socket_, *curve);
   socket_.bind(endpoint);
   bound_ = socket_.get(zmq::sockopt::last_endpoint);
 }

@@ -2,11 +2,13 @@
 // the event loop only (a ZMQ socket belongs to one thread).
 #pragma once
 
+#include <optional>
 #include <string>
 #include <zmq.hpp>
 
 #include "ptypilot.pb.h"
 #include "ptypilot/core/session.hpp"
+#include "ptypilot/wire/curve_keys.hpp"
 
 namespace ptypilot {
 
@@ -19,8 +21,10 @@ struct SessionTotals {
 
 class EventPublisher {
  public:
-  // Binds `endpoint`; throws zmq::error_t when it cannot.
-  EventPublisher(zmq::context_t& context, const std::string& endpoint);
+  // Binds `endpoint`, a CURVE server with `curve`'s secret key if given (subscribers are then
+  // checked like control clients); throws zmq::error_t when it cannot.
+  EventPublisher(zmq::context_t& context, const std::string& endpoint,
+                 const std::optional<CurveKeyPair>& curve = std::nullopt);
   std::string bound_endpoint() const { return bound_; }
 
   void sub_sequence_done(const std::string& session_id, const SubSequenceReport& report);

@@ -145,6 +145,12 @@ template <typename V>
 void describe(V& v, ControlConfig& c) {
   v.field("endpoint", c.endpoint, "control REQ/REP endpoint");
   v.field("events_endpoint", c.events_endpoint, "event PUB endpoint");
+  v.field("server_key", c.server_key,
+          "CURVE: the daemon's key pair file (NAME.key_secret, ptypilot keygen); \"\": no CURVE, "
+          "loopback endpoints only");
+  v.field("authorized_keys", c.authorized_keys,
+          "CURVE: the clients' public keys, a line each: ROLE PUBLIC_KEY [NAME], ROLE observer, "
+          "controller or operator");
 }
 
 template <typename V>

@@ -16,7 +16,8 @@ namespace ptypilot {
 const char* state_name(wire::ControlReply::State state);
 
 // A request starting with '{' is JSON: {"command": "configure", "config": {...}} | "start"
-// (optional "session_id") | "stop" | "status" | "get_reconstruction". Throws
+// (optional "session_id") | "stop" (optional "session_token") | "status" | "get_reconstruction".
+// Throws
 // std::invalid_argument, naming what is wrong, for JSON that is not such a request.
 bool is_json_request(const std::string& bytes);
 wire::ControlRequest parse_json_request(const std::string& bytes);
@@ -28,8 +29,8 @@ wire::ControlRequest parse_json_request(const std::string& bytes);
 // nothing else.
 wire::ControlRequest decode_control_request(const std::string& bytes);
 
-// The reply as JSON: ok, error, state, status (with counters) and, for get_reconstruction, the
-// phase image (rows, cols, pixel_A, phase_rad row-major).
+// The reply as JSON: ok, error, state, status (with counters), for start the session_token and,
+// for get_reconstruction, the phase image (rows, cols, pixel_A, phase_rad row-major).
 std::string reply_to_json(const wire::ControlReply& reply);
 
 }  // namespace ptypilot

@@ -83,6 +83,8 @@ inline constexpr std::string_view kSessionErrors = "session_errors";
 inline constexpr std::string_view kDetectorTimeouts = "detector_timeouts";
 inline constexpr std::string_view kControlRequestsRejected = "control_requests_rejected";
 inline constexpr std::string_view kControlRequestsMalformed = "control_requests_malformed";
+inline constexpr std::string_view kControlRequestsUnauthorized = "control_requests_unauthorized";
+inline constexpr std::string_view kControlConnectionsUnauthorized = "control_connections_unauthorized";
 inline constexpr std::string_view kSessionsRecovered = "sessions_recovered";
 inline constexpr std::string_view kOrphansNotRecovered = "orphans_not_recovered";
 
@@ -253,6 +255,14 @@ inline constexpr std::array kCounters = {
     CounterInfo{kControlRequestsMalformed,
                 "control requests that are neither a `ControlRequest` protobuf nor valid JSON, "
                 "or that exceed the limits (1 MiB, 64 levels of JSON nesting, valid UTF-8)",
+                part::kDaemon},
+    CounterInfo{kControlRequestsUnauthorized,
+                "control requests its client's role may not make: an observer's configure, start "
+                "or stop, a controller's stop without the session's token (README, Security)",
+                part::kDaemon},
+    CounterInfo{kControlConnectionsUnauthorized,
+                "CURVE connections to the control or event socket from a key that is not "
+                "authorized; the client gets no answer",
                 part::kDaemon},
     CounterInfo{kSessionsRecovered,
                 "sessions of a killed daemon (a journal whose file says `interrupted`) that "

@@ -10,7 +10,8 @@
 //   event loop (run()): the state, the configuration, the PUB socket, the watchdog;
 //   session worker:     the Session: reconstruction, policy, Safety, scan driver;
 //   ingest:             the FrameSource; records each batch, then posts it to the worker;
-//   control:            the REP socket; posts each request to the event loop, sends its reply.
+//   control:            the REP socket; posts each request to the event loop, sends its reply;
+//   zap (CURVE only):   checks each client's key, names its role (zap_authenticator.hpp).
 // A status request therefore never waits for a reconstruction: it reads what the worker last
 // reported. At most detector.max_pending_frames frames wait for the worker; beyond that ingest
 // stops reading, ZMQ's high-water mark fills and the detector's sender blocks: backpressure,
@@ -29,6 +30,9 @@ namespace ptypilot {
 struct DaemonOptions {
   std::string control_endpoint;  // overrides the config's, if set
   std::string events_endpoint;
+  // CURVE (README, Security), overriding control.server_key and control.authorized_keys.
+  std::string server_key;
+  std::string authorized_keys;
   std::optional<ServeConfig> initial_config;  // --config FILE: configured at start-up
   // --detector KIND://HOST:PORT: replaces detector.kind and detector.endpoint of every
   // configuration (see apply_detector_uri in config.hpp); empty: the configuration's own.

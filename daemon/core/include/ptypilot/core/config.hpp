@@ -92,6 +92,9 @@ struct RecorderSettings {
 struct ControlConfig {
   std::string endpoint = "tcp://127.0.0.1:5600";         // REQ/REP, loopback by default
   std::string events_endpoint = "tcp://127.0.0.1:5603";  // PUB
+  // CURVE (README, Security): both set, or neither; required for a non-loopback endpoint.
+  std::string server_key;       // the daemon's NAME.key_secret (ptypilot keygen)
+  std::string authorized_keys;  // the clients' keys, a line each: ROLE PUBLIC_KEY [NAME]
 };
 
 struct ServeConfig {
