@@ -18,6 +18,7 @@ std::uint64_t wall_ns() {
 EventPublisher::EventPublisher(zmq::context_t& context, const std::string& endpoint)
     : socket_(context, zmq::socket_type::pub) {
   socket_.set(zmq::sockopt::linger, 0);
+  socket_.set(zmq::sockopt::maxmsgsize, std::int64_t{64} << 10);  // it reads subscriptions only
   socket_.bind(endpoint);
   bound_ = socket_.get(zmq::sockopt::last_endpoint);
 }
