@@ -15,6 +15,7 @@ int run_serve(const CliArgs& cli) {
   if (cli.has("config")) options.initial_config = load_serve_config(cli.get("config"));
   options.control_endpoint = cli.get("control");
   options.events_endpoint = cli.get("events");
+  options.recorder_root = cli.get("recorder-root");
   Daemon daemon(std::move(options));
   // One line on stdout for a parent process (demo, tests) to learn the bound endpoints.
   std::cout << nlohmann::json{{"event", "ready"}, {"control_endpoint", daemon.control_endpoint()},
@@ -37,6 +38,10 @@ Command serve_command() {
       .options = {{"config", "FILE", "", "a JSON config to be configured with at start-up"},
                   {"control", "ENDPOINT", "", "the control socket (default: the config's)"},
                   {"events", "ENDPOINT", "", "the event PUB socket (default: the config's)"},
+                  {"recorder-root", "DIR", "",
+                   "every recorder.directory must lie inside DIR (a relative one is taken "
+                   "inside it); a configuration that points elsewhere is refused (default: the "
+                   "working directory)"},
                   {"detector", "KIND://HOST:PORT", "",
                    "zmq://, dectris-v1:// or dectris-v2://: overrides detector.kind and "
                    "detector.endpoint of every configuration"}},

@@ -75,9 +75,14 @@ def start_replay(ptypilot: str, log_path: Path, dataset: Path, rate_hz=0.0) -> R
                          "--data-endpoint", "tcp://127.0.0.1:*"], log_path)
 
 
-def start_serve(ptypilot: str, log_path: Path, detector: str | None = None) -> ReadyProcess:
-    """detector: a KIND://HOST:PORT that overrides the configured frame source."""
-    argv = [ptypilot, "serve", "--control", "tcp://127.0.0.1:*", "--events", "tcp://127.0.0.1:*"]
+def start_serve(ptypilot: str, log_path: Path, detector: str | None = None,
+                recorder_root: Path | None = None) -> ReadyProcess:
+    """detector: a KIND://HOST:PORT that overrides the configured frame source. recorder_root:
+    where every session's recorder.directory must lie (serve --recorder-root); by default the
+    folder of the log, where the demo, eval and the tests keep their sessions."""
+    root = Path(recorder_root) if recorder_root is not None else Path(log_path).resolve().parent
+    argv = [ptypilot, "serve", "--control", "tcp://127.0.0.1:*", "--events", "tcp://127.0.0.1:*",
+            "--recorder-root", str(root)]
     if detector:
         argv += ["--detector", detector]
     return ReadyProcess(argv, log_path)
