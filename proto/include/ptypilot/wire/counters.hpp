@@ -85,6 +85,9 @@ inline constexpr std::string_view kControlRequestsRejected = "control_requests_r
 inline constexpr std::string_view kControlRequestsMalformed = "control_requests_malformed";
 inline constexpr std::string_view kSessionsRecovered = "sessions_recovered";
 inline constexpr std::string_view kOrphansNotRecovered = "orphans_not_recovered";
+inline constexpr std::string_view kFramesUnissuedNotRecorded = "frames_unissued_not_recorded";
+inline constexpr std::string_view kControlRepliesSlow = "control_replies_slow";
+inline constexpr std::string_view kFrameStreamDisconnects = "frame_stream_disconnects";
 
 struct CounterInfo {
   std::string_view name;
@@ -261,6 +264,19 @@ inline constexpr std::array kCounters = {
     CounterInfo{kOrphansNotRecovered,
                 "such journals that could not be recovered; status lists them "
                 "(`orphaned_journals`) for `ptypilot recover`",
+                part::kDaemon},
+    CounterInfo{kFrameStreamDisconnects,
+                "connections of the frame stream that ended: the detector went away, or sent a "
+                "message larger than the configured frame shape allows (dropped unread); a "
+                "connecting source connects again",
+                part::kZmqAndDectrisSources},
+    CounterInfo{kFramesUnissuedNotRecorded,
+                "frames of no issued position (never issued, or a repeat) beyond "
+                "`recorder.max_unissued_frames` in a session: counted here, not recorded",
+                part::kIngest},
+    CounterInfo{kControlRepliesSlow,
+                "status, stop and reconstruction replies that took the daemon more than 10 ms "
+                "(they never wait for the event loop or the session worker, so this stays 0)",
                 part::kDaemon},
 };
 
