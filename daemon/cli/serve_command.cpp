@@ -17,6 +17,7 @@ int run_serve(const CliArgs& cli) {
   options.events_endpoint = cli.get("events");
   options.server_key = cli.get("server-key");
   options.authorized_keys = cli.get("authorized-keys");
+  options.recorder_root = cli.get("recorder-root");
   Daemon daemon(std::move(options));
   // One line on stdout for a parent process (demo, tests) to learn the bound endpoints.
   std::cout << nlohmann::json{{"event", "ready"}, {"control_endpoint", daemon.control_endpoint()},
@@ -45,6 +46,10 @@ Command serve_command() {
                   {"authorized-keys", "FILE", "",
                    "CURVE: the clients' public keys, a line each: ROLE PUBLIC_KEY [NAME], ROLE "
                    "observer, controller or operator (default: the config's)"},
+                  {"recorder-root", "DIR", "",
+                   "every recorder.directory must lie inside DIR (a relative one is taken "
+                   "inside it); a configuration that points elsewhere is refused (default: the "
+                   "working directory)"},
                   {"detector", "KIND://HOST:PORT", "",
                    "zmq://, dectris-v1:// or dectris-v2://: overrides detector.kind and "
                    "detector.endpoint of every configuration"}},

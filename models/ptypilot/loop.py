@@ -86,7 +86,8 @@ def session_config(*, preset: str, positions: int, sub_sequence: int, seed: int,
         # fractions of electrons (ptypilot.experimental_effects), else uint16 counts.
         "detector": {"endpoint": detector.ready["data_endpoint"], "dtype": detector.ready["dtype"]},
         "scan_driver": {"kind": "sim-stage", "endpoint": detector.ready["command_endpoint"]},
-        "recorder": {"directory": str(sessions_dir)},
+        # Absolute: serve takes a relative directory inside its recorder root, not in our cwd.
+        "recorder": {"directory": str(Path(sessions_dir).resolve())},
     }
 
 

@@ -76,11 +76,15 @@ def start_replay(ptypilot: str, log_path: Path, dataset: Path, rate_hz=0.0) -> R
 
 
 def start_serve(ptypilot: str, log_path: Path, detector: str | None = None,
+                recorder_root: Path | None = None,
                 extra_args: tuple[str, ...] = ()) -> ReadyProcess:
-    """detector: a KIND://HOST:PORT that overrides the configured frame source; extra_args: more
+    """detector: a KIND://HOST:PORT that overrides the configured frame source. recorder_root:
+    where every session's recorder.directory must lie (serve --recorder-root); by default the
+    folder of the log, where the demo, eval and the tests keep their sessions. extra_args: more
     serve options (--server-key FILE --authorized-keys FILE)."""
+    root = Path(recorder_root) if recorder_root is not None else Path(log_path).resolve().parent
     argv = [ptypilot, "serve", "--control", "tcp://127.0.0.1:*", "--events", "tcp://127.0.0.1:*",
-            *extra_args]
+            "--recorder-root", str(root), *extra_args]
     if detector:
         argv += ["--detector", detector]
     return ReadyProcess(argv, log_path)

@@ -63,6 +63,7 @@ void ZmqScanDriver::open_socket() {
   if (socket_.handle() != nullptr) socket_.close();
   zmq::socket_t socket(context_, zmq::socket_type::req);
   socket.set(zmq::sockopt::linger, 0);
+  socket.set(zmq::sockopt::maxmsgsize, std::int64_t{64} << 10);  // an acknowledgement is small
   // A REQ socket with no connected peer could block in send; bound it by the ack timeout.
   socket.set(zmq::sockopt::sndtimeo, static_cast<int>(config_.ack_timeout.count()));
   socket.connect(config_.endpoint);

@@ -170,6 +170,8 @@ def test_a_flood_of_frames_is_slowed_not_dropped(tmp_path, serve, fake):
     client = Client(serve.ready["control_endpoint"])
     config = session_config(tmp_path, fake.data_endpoint, fake.command_endpoint, total_positions=50)
     config["detector"]["receive_hwm"] = 8
+    # The flood is of a sub-sequence never issued: junk, which only the cap would drop.
+    config["recorder"]["max_unissued_frames"] = 3000
     client.configure(config)
     client.start("flood")
     command = fake.next_command()

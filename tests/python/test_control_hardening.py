@@ -101,9 +101,21 @@ def test_deep_nesting_is_refused_in_a_request_and_in_a_config(running):
 
 
 def test_an_oversized_request_is_refused(running):
-    big = b'{"command": "status", "pad": "' + b"x" * (2 << 20) + b'"}'
+    big = b'{"command": "status", "pad": "' + b"x" * ((1 << 20) + 1000) + b'"}'
     reply = json_request(running, big)
     assert reply["ok"] is False and "exceeds the limit of 1048576 bytes" in reply["error"]
+
+
+def test_a_request_past_the_socket_limit_is_dropped_unread(running):
+    # Past 1 MiB + 64 KiB (ZMQ_MAXMSGSIZE) libzmq drops the connection before the daemon holds
+    # the bytes: no reply; the daemon answers the next client as before.
+    socket = zmq.Context.instance().socket(zmq.REQ)
+    socket.setsockopt(zmq.LINGER, 0)
+    socket.connect(running.ready["control_endpoint"])
+    socket.send(b'{"command": "status", "pad": "' + b"x" * (2 << 20) + b'"}')
+    assert socket.poll(1000) == 0
+    socket.close()
+    assert json_request(running, b'{"command": "status"}')["state"] == "running"
 
 
 def test_a_deep_config_file_is_an_error_not_a_crash(tmp_path):

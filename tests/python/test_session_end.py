@@ -209,7 +209,8 @@ def test_serve_recovers_orphaned_journals_when_it_starts(tmp_path, fake):
     config = session_config(tmp_path, fake.data_endpoint, fake.command_endpoint)
     (tmp_path / "config.json").write_text(json.dumps(config))
     daemon = ReadyProcess([ptypilot(), "serve", "--config", str(tmp_path / "config.json"),
-                           "--control", "tcp://127.0.0.1:*", "--events", "tcp://127.0.0.1:*"],
+                           "--control", "tcp://127.0.0.1:*", "--events", "tcp://127.0.0.1:*",
+                           "--recorder-root", str(tmp_path)],
                           tmp_path / "serve-after.log")
     try:
         status = Client(daemon.ready["control_endpoint"]).status().status
@@ -231,7 +232,8 @@ def test_serve_lists_an_orphan_it_cannot_recover(tmp_path, fake):
     config = session_config(tmp_path, fake.data_endpoint, fake.command_endpoint)
     (tmp_path / "config.json").write_text(json.dumps(config))
     daemon = ReadyProcess([ptypilot(), "serve", "--config", str(tmp_path / "config.json"),
-                           "--control", "tcp://127.0.0.1:*", "--events", "tcp://127.0.0.1:*"],
+                           "--control", "tcp://127.0.0.1:*", "--events", "tcp://127.0.0.1:*",
+                           "--recorder-root", str(tmp_path)],
                           tmp_path / "serve-after.log")
     try:
         reply = subprocess.run([ptypilot(), "ctl", "--endpoint", daemon.ready["control_endpoint"],

@@ -2,6 +2,8 @@
 
 #include <chrono>
 
+#include "ptypilot/wire/json_guard.hpp"
+
 namespace ptypilot {
 
 ControlServer::ControlServer(zmq::context_t& context, const std::string& endpoint,
@@ -9,6 +11,10 @@ ControlServer::ControlServer(zmq::context_t& context, const std::string& endpoin
     : socket_(context, zmq::socket_type::rep) {
   socket_.set(zmq::sockopt::linger, 0);
   if (curve) make_curve_server(socket_, *curve);
+  // A request larger than any the daemon accepts (1 MiB of JSON, or a protobuf carrying that
+  // config) is dropped by libzmq with its connection, before it takes memory.
+  socket_.set(zmq::sockopt::maxmsgsize,
+              static_cast<std::int64_t>(kMaxControlRequestBytes + (64u << 10)));
   socket_.bind(endpoint);
   bound_ = socket_.get(zmq::sockopt::last_endpoint);
 }

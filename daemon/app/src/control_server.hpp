@@ -1,7 +1,8 @@
 // The control socket: a ZMQ REP socket served by a thread of its own. Each request's bytes go to
-// `answer`, which the daemon runs on its event loop; the reply goes back to the client. While
-// the loop is busy the client simply waits for its reply, and a REQ client that sent several
-// parts gets an answer to the first.
+// `answer`, on this thread (the daemon answers status and stop here, and hands configure and
+// start to its event loop); the reply goes back to the client. A REQ client that sent several
+// parts gets an answer to the first. A request over ZMQ_MAXMSGSIZE never arrives: libzmq drops
+// its connection.
 #pragma once
 
 #include <atomic>

@@ -40,17 +40,6 @@ bool active(ControlReply::State s) {
   return s == ControlReply::RUNNING || s == ControlReply::FINISHING;
 }
 
-// Runs `task` on `context`'s thread and waits for it: everything posted there before it is done.
-template <typename F>
-void run_on(asio::io_context& context, F task) {
-  std::promise<void> done;
-  asio::post(context, [&] {
-    task();
-    done.set_value();
-  });
-  done.get_future().wait();
-}
-
 // A request the client's role may not make: counted apart from requests wrong in themselves.
 struct Unauthorized : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -118,6 +107,24 @@ struct SessionProgress {
   std::vector<SessionWarning> warnings;
 };
 
+// What the control thread answers status, stop and get_reconstruction from, so that it never
+// waits for the event loop (busy with a configure, a start or a session's end) nor for the
+// worker. The loop publishes it whenever what it holds changes; the counters of the running
+// session's source and assembler are read live through the pointers (HealthCounters locks).
+struct Published {
+  ControlReply::State state = ControlReply::IDLE;
+  std::string error;
+  std::string session_id;
+  std::string session_token;  // for the roles' check of a stop (authorize)
+  std::shared_ptr<const IngestPipeline> ingest;
+  std::shared_ptr<const HealthCounters> assembler_health;
+  std::shared_ptr<const Recorder> recorder;
+  bool session_live = false;
+  std::shared_ptr<const Potential> last_potential;
+  std::map<std::string, std::uint64_t> finished_totals;
+  std::set<std::string> orphaned_journals;
+};
+
 struct Daemon::Impl {
   explicit Impl(DaemonOptions o) : options(std::move(o)) {}
 
@@ -139,8 +146,13 @@ struct Daemon::Impl {
   std::optional<EventPublisher> events;
   std::atomic<bool> stopping{false};
 
+  // The recorder's directory (and a point-list driver's) must lie inside it: canonical.
+  std::filesystem::path recorder_root;
+
   // Owned by the event loop.
   ControlReply::State state = ControlReply::IDLE;
+  bool closing = false;        // end_session began; the worker is closing the session
+  bool shutting_down = false;  // a signal came: stop the loop once the session is closed
   std::string error;
   std::optional<ServeConfig> config;
   std::unique_ptr<DetectorConnection> connection;
@@ -150,19 +162,49 @@ struct Daemon::Impl {
   std::atomic<std::uint64_t> generation{0};
   HealthCounters health;
   std::map<std::string, std::uint64_t> finished_totals;  // ingest and assembly counters of ended sessions
-  std::optional<Potential> last_potential;
+  std::shared_ptr<const Potential> last_potential;
   std::shared_ptr<Recorder> recorder;
   std::mutex recorder_mutex;
-  std::unique_ptr<IngestPipeline> ingest;
+  std::shared_ptr<IngestPipeline> ingest;
   // Made on the event loop; used only on the session worker until the session ends.
-  std::unique_ptr<Session> session;
+  std::shared_ptr<Session> session;
   std::atomic<bool> accepting_frames{false};
   std::atomic<Clock::rep> last_activity{Clock::now().time_since_epoch().count()};
+  // The worker is in a step (a reconstruction, a scan generator's acknowledgement): the frames
+  // it has are not a silent detector, so the watchdog waits (the driver times out on its own).
+  std::atomic<bool> worker_busy{false};
 
   std::mutex progress_mutex;
   SessionProgress progress;
   // Journals of killed sessions that recovery failed on, for status (`ptypilot recover` them).
   std::set<std::string> orphaned_journals;
+
+  std::mutex published_mutex;
+  Published published;
+  bool stop_requested = false;  // under published_mutex: a stop the loop has not yet taken
+
+  // On the event loop, after each change of what Published holds.
+  void publish() {
+    std::lock_guard lock(published_mutex);
+    // A stop acknowledged by the control thread stays acknowledged until the loop takes it.
+    published.state = state == ControlReply::RUNNING && stop_requested ? ControlReply::FINISHING : state;
+    published.error = error;
+    published.session_id = session_id;
+    published.session_token = session_token;
+    published.ingest = ingest;
+    published.assembler_health =
+        session ? std::shared_ptr<const HealthCounters>(session, &session->assembler_health()) : nullptr;
+    published.recorder = recorder;
+    published.session_live = session != nullptr;
+    published.last_potential = last_potential;
+    published.finished_totals = finished_totals;
+    published.orphaned_journals = orphaned_journals;
+  }
+
+  Published snapshot() {
+    std::lock_guard lock(published_mutex);
+    return published;
+  }
 
   // Sessions a killed daemon left in `directory`: recovered now, or listed in status. Runs when
   // no session of ours is live; a live session of another process holds its journal's lock and
@@ -231,7 +273,9 @@ struct Daemon::Impl {
   }
 
   void worker_start(std::uint64_t gen) {
+    worker_busy = true;
     const Status s = session->start();
+    worker_busy = false;
     after_step(gen, s, 0, 0);
   }
 
@@ -243,27 +287,51 @@ struct Daemon::Impl {
     }
     const std::size_t before = session->reports().size();
     const std::size_t warned = session->warnings().size();
+    worker_busy = true;
     const Status s = session->on_frames(frames);
+    worker_busy = false;
     after_step(gen, s, before, warned);
   }
 
   // --- event loop --------------------------------------------------------------------------------
 
   // Ends the session: ingest stopped (its last frames recorded), the worker idle, the file closed
-  // and readable, the event published.
+  // and readable, the event published. The loop waits for none of it: the worker, which may be
+  // mid-reconstruction or waiting for a scan generator, stops ingest and closes the file once
+  // what it already had is done, then hands back to finish_session. Until then: finishing.
   void end_session(bool ok, const std::string& why) {
-    if (!active(state)) return;
+    if (!active(state) || closing) return;
+    closing = true;
+    state = ControlReply::FINISHING;
     accepting_frames = false;
-    if (ingest) ingest->stop();
-    run_on(session_io, [] {});  // what the worker still had queued is done
-    last_potential = session->potential();
-    if (Status s = recorder->end_session(ok ? "" : why); !s.ok())
-      log::error("recorder_close_failed", {{"error", s.to_string()}});
-    events->session_done(session_id, ok, why,
-                         {session->sub_sequences_done(), session->positions_issued(),
-                          recorder->frames_recorded(), recorder->output_path().string()});
+    publish();
+    asio::post(session_io, [this, ok, why] {
+      ingest->stop();  // its last batches are queued on the worker, behind this
+      asio::post(session_io, [this, ok, why] { close_session(ok, why); });
+    });
+  }
+
+  // On the worker, after every batch ingest handed on.
+  void close_session(bool ok, const std::string& why) {
+    auto last = std::make_shared<const Potential>(session->potential());
+    Status closed;
+    {
+      std::lock_guard lock(recorder_mutex);
+      closed = recorder->end_session(ok ? "" : why);
+    }
+    if (!closed.ok()) log::error("recorder_close_failed", {{"error", closed.to_string()}});
+    const SessionTotals totals{session->sub_sequences_done(), session->positions_issued(),
+                               recorder->frames_recorded(), recorder->output_path().string()};
+    update_progress(false);
+    asio::post(io, [this, ok, why, last, totals] { finish_session(ok, why, last, totals); });
+  }
+
+  void finish_session(bool ok, const std::string& why, std::shared_ptr<const Potential> last,
+                      const SessionTotals& totals) {
+    last_potential = std::move(last);
+    events->session_done(session_id, ok, why, totals);
     log::info("session_done", {{"session", session_id}, {"ok", ok}, {"error", why},
-                               {"frames_recorded", recorder->frames_recorded()}});
+                               {"frames_recorded", totals.frames_recorded}});
     if (ok) {
       state = ControlReply::IDLE;
       config.reset();
@@ -272,15 +340,21 @@ struct Daemon::Impl {
       state = ControlReply::ERROR;
       error = why;
     }
-    if (ingest && ingest->source())
+    if (ingest->source())
       for (const auto& [k, v] : ingest->source()->health().snapshot()) finished_totals[k] += v;
     for (const auto& [k, v] : session->assembler_health().snapshot()) finished_totals[k] += v;
-    update_progress(false);
     ingest.reset();
     session.reset();
+    closing = false;
+    publish();
+    if (shutting_down) {
+      stopping = true;
+      io.stop();
+    }
   }
 
   void fail(const std::string& why) {
+    if (!active(state) || closing) return;  // ending already, for its own reason
     health.increment(counters::kSessionErrors);
     log::error("session_error", {{"session", session_id}, {"error", why}});
     end_session(false, why);
@@ -290,7 +364,7 @@ struct Daemon::Impl {
     watchdog.expires_after(std::chrono::milliseconds(200));
     watchdog.async_wait([this](const boost::system::error_code& ec) {
       if (ec) return;
-      if (active(state)) {
+      if (active(state) && !closing) {
         const auto last = Clock::time_point(Clock::duration(last_activity.load()));
         const double idle_s = std::chrono::duration<double>(Clock::now() - last).count();
         SessionProgress p;
@@ -298,7 +372,7 @@ struct Daemon::Impl {
           std::lock_guard lock(progress_mutex);
           p = progress;
         }
-        if (p.waiting_for_frames && idle_s > config->session.frame_timeout_s) {
+        if (p.waiting_for_frames && !worker_busy && idle_s > config->session.frame_timeout_s) {
           health.increment(counters::kDetectorTimeouts);
           fail("detector stopped sending: no frame for " + std::to_string(idle_s) + " s; " +
                p.missing + "; the frames received so far are recorded");
@@ -314,7 +388,7 @@ struct Daemon::Impl {
     if (active(state)) throw std::runtime_error("a session is running: stop it before configuring");
     if (const std::string why = check_json_text(text, kConfigJsonLimits); !why.empty())
       throw std::invalid_argument("config: " + why);
-    ServeConfig c = parse_serve_config(nlohmann::json::parse(text, nullptr, true, true));
+    ServeConfig c = confined(parse_serve_config(nlohmann::json::parse(text, nullptr, true, true)));
     if (!options.detector_uri.empty()) c.detector = apply_detector_uri(c.detector, options.detector_uri);
     // Everything that can fail before a session fails here, not at start.
     make_reconstructor(c.reconstructor_config());
@@ -325,9 +399,19 @@ struct Daemon::Impl {
     state = ControlReply::CONFIGURED;
     error.clear();
     recover_orphans(config->recorder.directory);
+    publish();
     log::info("configured", {{"policy", config->policy.kind}, {"preset", config->session.preset},
                              {"detector", config->detector.kind},
                              {"detector_endpoint", config->detector.endpoint}});
+  }
+
+  // `c` with its directories resolved inside the recorder root; throws if one lies outside.
+  ServeConfig confined(ServeConfig c) const {
+    c.recorder.directory = confine_directory(recorder_root, c.recorder.directory, "recorder.directory").string();
+    if (c.scan_driver.kind == "point-list")
+      c.scan_driver.directory =
+          confine_directory(recorder_root, c.scan_driver.directory, "scan_driver.directory").string();
+    return c;
   }
 
   void start(const std::string& requested_id) {
@@ -366,13 +450,17 @@ struct Daemon::Impl {
         if (gen == generation && active(state)) fail(why);
       });
     };
-    ingest = std::make_unique<IngestPipeline>(recorder, recorder_mutex, health, id,
+    ingest = std::make_shared<IngestPipeline>(recorder, recorder_mutex, health, id,
                                               c.recorder.sync_every_frames,
                                               static_cast<std::size_t>(c.detector.max_pending_frames),
-                                              std::move(callbacks));
+                                              c.recorder.max_unissued_frames, std::move(callbacks));
     std::unique_ptr<FrameSource> source = connection->open(id, ingest->make_fault_handler());
-    parts.positions_issued = [s = source.get()](const ScanRequest& r) { return s->positions_issued(r); };
-    session = std::make_unique<Session>(c, id, std::move(parts), health);
+    parts.positions_issued = [s = source.get(), i = ingest.get()](const ScanRequest& r) {
+      Status placed = s->positions_issued(r);
+      if (placed.ok()) i->positions_issued(r);
+      return placed;
+    };
+    session = std::make_shared<Session>(c, id, std::move(parts), health);
     session_id = id;
     session_token = new_session_token();
     last_potential.reset();
@@ -383,6 +471,11 @@ struct Daemon::Impl {
     accepting_frames = true;
     ingest->start(std::move(source));
     state = ControlReply::RUNNING;
+    {
+      std::lock_guard lock(published_mutex);
+      stop_requested = false;
+    }
+    publish();
     touch();
     log::info("session_started", {{"session", id}, {"policy", session->policy_name()},
                                   {"output", recorder->output_path().string()}});
@@ -397,9 +490,21 @@ struct Daemon::Impl {
     if (ingest) ingest->taken(n);
   }
 
+  // On the control thread: the stop is acknowledged (finishing) at once, and the loop takes it.
+  void request_stop() {
+    {
+      std::lock_guard lock(published_mutex);
+      if (published.state != ControlReply::RUNNING) return;  // twice, or nothing to stop: fine
+      stop_requested = true;
+      published.state = ControlReply::FINISHING;
+    }
+    asio::post(io, [this] { stop(); });
+  }
+
   void stop() {
-    if (state != ControlReply::RUNNING) return;  // stopping twice, or nothing to stop, is fine
+    if (state != ControlReply::RUNNING) return;
     state = ControlReply::FINISHING;
+    publish();
     log::info("session_stopping", {{"session", session_id}});
     const std::uint64_t gen = generation;
     asio::post(session_io, [this, gen] {
@@ -413,25 +518,26 @@ struct Daemon::Impl {
     });
   }
 
-  void fill_status(wire::Status* s) {
+  // On the control thread, from what the loop published.
+  void fill_status(const Published& now, wire::Status* s) {
     SessionProgress p;
     {
       std::lock_guard lock(progress_mutex);
       p = progress;
     }
-    s->set_session_id(session_id);
+    s->set_session_id(now.session_id);
     s->set_sub_sequence(p.sub_sequences);
     s->set_frames_received(p.frames_received);
     s->set_positions_issued(p.positions_issued);
-    if (recorder) s->set_frames_recorded(recorder->frames_recorded());
+    if (now.recorder) s->set_frames_recorded(now.recorder->frames_recorded());
     auto* counters = s->mutable_counters();
     for (const auto& [k, v] : health.snapshot()) (*counters)[k] = v;
     // Ingest and assembly counters of the current session, on top of earlier sessions' totals.
-    std::map<std::string, std::uint64_t> merged = finished_totals;
-    if (ingest && ingest->source())
-      for (const auto& [k, v] : ingest->source()->health().snapshot()) merged[k] += v;
-    if (session)
-      for (const auto& [k, v] : session->assembler_health().snapshot()) merged[k] += v;
+    std::map<std::string, std::uint64_t> merged = now.finished_totals;
+    if (now.ingest && now.ingest->source())
+      for (const auto& [k, v] : now.ingest->source()->health().snapshot()) merged[k] += v;
+    if (now.assembler_health)
+      for (const auto& [k, v] : now.assembler_health->snapshot()) merged[k] += v;
     for (const auto& [k, v] : merged) (*counters)[k] += v;
     for (const auto& w : p.warnings) {
       auto* out = s->add_warnings();
@@ -439,10 +545,10 @@ struct Daemon::Impl {
       out->set_message(w.message);
       out->set_detail_json(w.detail_json);
     }
-    for (const auto& journal : orphaned_journals) s->add_orphaned_journals(journal);
+    for (const auto& journal : now.orphaned_journals) s->add_orphaned_journals(journal);
   }
 
-  void fill_reconstruction(ControlReply* reply) {
+  void fill_reconstruction(const Published& now, ControlReply* reply) {
     std::shared_ptr<const Potential> current;
     std::uint32_t sub_sequences = 0;
     {
@@ -450,19 +556,38 @@ struct Daemon::Impl {
       current = progress.potential;
       sub_sequences = progress.sub_sequences;
     }
-    const Potential* p = session && current ? current.get() : last_potential ? &*last_potential : nullptr;
+    const Potential* p = now.session_live && current ? current.get() : now.last_potential.get();
     if (!p || p->phase_rad.empty()) throw std::runtime_error("no reconstruction yet");
     auto* r = reply->mutable_reconstruction();
     r->set_rows(p->phase_rad.rows());
     r->set_cols(p->phase_rad.cols());
     r->set_pixel_a(p->grid.pixel_A);
-    r->set_sub_sequence(session ? sub_sequences : 0);
+    r->set_sub_sequence(now.session_live ? sub_sequences : 0);
     r->set_data(p->phase_rad.data(), p->phase_rad.size() * sizeof(float));
+  }
+
+  // Runs `task` on the event loop and waits for it; its exception comes back here.
+  template <typename F>
+  void on_loop(F task) {
+    auto done = std::make_shared<std::promise<void>>();
+    auto future = done->get_future();
+    asio::post(io, [task = std::move(task), done] {
+      try {
+        task();
+        done->set_value();
+      } catch (...) {
+        done->set_exception(std::current_exception());
+      }
+    });
+    while (future.wait_for(std::chrono::milliseconds(100)) != std::future_status::ready)
+      if (stopping) throw std::runtime_error("the daemon is shutting down");
+    future.get();
   }
 
   // Roles (README, Security). Without CURVE only this machine reaches the sockets, and every
   // client is an operator.
-  void authorize(const ControlRequest& request, Role role) {
+  // On the control thread: the state and the session's token are what the loop published.
+  void authorize(const ControlRequest& request, Role role, const Published& now) {
     const auto refuse = [&](const std::string& why) {
       health.reject(counters::kControlRequestsUnauthorized, why);
       throw Unauthorized("not authorized: " + why);
@@ -474,9 +599,9 @@ struct Daemon::Impl {
         break;
       case ControlRequest::kStop:
         if (role == Role::kObserver) refuse("an observer key may read, not stop a session");
-        if (role == Role::kController && active(state) &&
-            request.stop().session_token() != session_token)
-          refuse("session " + session_id + " was started by another client: stop it with the "
+        if (role == Role::kController && active(now.state) &&
+            request.stop().session_token() != now.session_token)
+          refuse("session " + now.session_id + " was started by another client: stop it with the "
                  "session_token of its start reply, or with an operator key");
         break;
       default: break;
@@ -487,16 +612,23 @@ struct Daemon::Impl {
     ControlReply reply;
     reply.set_ok(true);
     try {
-      authorize(request, role);
+      authorize(request, role, snapshot());
       switch (request.command_case()) {
-        case ControlRequest::kConfigure: configure(request.configure().config_json()); break;
-        case ControlRequest::kStart:
-          start(request.start().session_id());
-          reply.set_session_token(session_token);
+        case ControlRequest::kConfigure:
+          on_loop([&] { configure(request.configure().config_json()); });
           break;
-        case ControlRequest::kStop: stop(); break;
+        case ControlRequest::kStart: {
+          std::string token;
+          on_loop([&] {
+            start(request.start().session_id());
+            token = session_token;
+          });
+          reply.set_session_token(token);
+          break;
+        }
+        case ControlRequest::kStop: request_stop(); break;
         case ControlRequest::kStatus: break;
-        case ControlRequest::kGetReconstruction: fill_reconstruction(&reply); break;
+        case ControlRequest::kGetReconstruction: fill_reconstruction(snapshot(), &reply); break;
         default: throw std::invalid_argument("empty control request: no command set");
       }
     } catch (const Unauthorized& e) {
@@ -507,13 +639,15 @@ struct Daemon::Impl {
       reply.set_error(e.what());
       health.increment(counters::kControlRequestsRejected);
     }
-    reply.set_state(state);
-    fill_status(reply.mutable_status());
-    if (state == ControlReply::ERROR && reply.error().empty()) reply.set_error(error);
+    const Published now = snapshot();
+    reply.set_state(now.state);
+    fill_status(now, reply.mutable_status());
+    if (now.state == ControlReply::ERROR && reply.error().empty()) reply.set_error(now.error);
     return reply;
   }
 
-  std::string handle_bytes(const std::string& bytes, Role role) {
+  // `loop_command`: set when the request is one the loop runs (configure, start).
+  std::string handle_bytes(const std::string& bytes, Role role, bool* loop_command) {
     const bool json = is_json_request(bytes);
     ControlRequest request;
     std::string malformed;
@@ -528,9 +662,12 @@ struct Daemon::Impl {
       log_malformed_once(malformed);
       reply.set_ok(false);
       reply.set_error(malformed);
-      reply.set_state(state);
-      fill_status(reply.mutable_status());
+      const Published now = snapshot();
+      reply.set_state(now.state);
+      fill_status(now, reply.mutable_status());
     } else {
+      *loop_command = request.command_case() == ControlRequest::kConfigure ||
+                      request.command_case() == ControlRequest::kStart;
       reply = handle(request, role);
     }
     // Errors may quote a client's bytes (a parser's "last read" can end inside a character).
@@ -548,27 +685,28 @@ struct Daemon::Impl {
                {"note", "logged once; counted in " + std::string(counters::kControlRequestsMalformed)}});
   }
 
-  // On the control server's thread: the request goes to the event loop, the reply comes back.
+  // On the control server's thread. Status, stop and get_reconstruction are answered here from
+  // what the loop published, so they never wait for the loop or the worker; configure and start
+  // run on the loop and are waited for. A slow reply of the first kind is counted: it would
+  // mean the control plane waited on something after all.
   std::string answer(const std::string& bytes, const std::string& user_id) {
-    auto reply = std::make_shared<std::promise<std::string>>();
-    auto future = reply->get_future();
+    const auto received = Clock::now();
+    std::string reply;
+    bool waits_for_loop = false;
     const Role role = zap ? ZapAuthenticator::role_of(user_id) : Role::kOperator;
-    asio::post(io, [this, reply, bytes, role] {
-      // Whatever a request does, the loop (and the session on it) must outlive it.
-      try {
-        reply->set_value(handle_bytes(bytes, role));
-      } catch (const std::exception& e) {
-        log::error("control_request_failed", {{"error", e.what()}});
-        ControlReply r;
-        r.set_ok(false);
-        r.set_error(to_valid_utf8(std::string("internal error answering the request: ") + e.what()));
-        r.set_state(state);
-        reply->set_value(is_json_request(bytes) ? reply_to_json(r) : r.SerializeAsString());
-      }
-    });
-    while (future.wait_for(std::chrono::milliseconds(100)) != std::future_status::ready)
-      if (stopping) return {};
-    return future.get();
+    try {
+      reply = handle_bytes(bytes, role, &waits_for_loop);
+    } catch (const std::exception& e) {
+      log::error("control_request_failed", {{"error", e.what()}});
+      ControlReply r;
+      r.set_ok(false);
+      r.set_error(to_valid_utf8(std::string("internal error answering the request: ") + e.what()));
+      r.set_state(snapshot().state);
+      reply = is_json_request(bytes) ? reply_to_json(r) : r.SerializeAsString();
+    }
+    if (!waits_for_loop && Clock::now() - received > std::chrono::milliseconds(10))
+      health.increment(counters::kControlRepliesSlow);
+    return stopping ? std::string() : reply;
   }
 
   void shut_down_threads() {
@@ -600,15 +738,25 @@ Daemon::Daemon(DaemonOptions options) : impl_(std::make_unique<Impl>(std::move(o
     throw std::runtime_error("cannot bind the control sockets (" + control + ", " + events +
                              "): " + e.what() + "; is another ptypilot serve running?");
   }
+  std::error_code ec;
+  d.recorder_root = std::filesystem::canonical(
+      d.options.recorder_root.empty() ? std::filesystem::current_path()
+                                      : std::filesystem::path(d.options.recorder_root),
+      ec);
+  if (ec || !std::filesystem::is_directory(d.recorder_root))
+    throw std::runtime_error("the recorder root '" + d.options.recorder_root +
+                             "' is not a directory (serve --recorder-root DIR): create it first");
   if (d.options.initial_config) {
-    ServeConfig c = *d.options.initial_config;
+    ServeConfig c = d.confined(*d.options.initial_config);
     if (!d.options.detector_uri.empty()) c.detector = apply_detector_uri(c.detector, d.options.detector_uri);
     d.connection = make_detector_connection(d.context, c.detector, c.session.probe.detector_side_px(),
                                             parse_pixel_type(c.detector.dtype));
     d.config = std::move(c);
     d.state = ControlReply::CONFIGURED;
   }
-  d.recover_orphans(d.config ? d.config->recorder.directory : RecorderSettings{}.directory);
+  d.recover_orphans(d.config ? d.config->recorder.directory
+                             : d.confined(ServeConfig{}).recorder.directory);
+  d.publish();
   d.session_thread = std::thread([&d] { d.session_io.run(); });
 }
 
@@ -630,7 +778,12 @@ int Daemon::run() {
   d.signals.async_wait([&d](const boost::system::error_code& ec, int signal) {
     if (ec) return;
     log::info("shutdown_signal", {{"signal", signal}});
-    d.end_session(false, "daemon shut down by signal " + std::to_string(signal));
+    d.shutting_down = true;
+    if (active(d.state)) {
+      // finish_session stops the loop once the file is closed.
+      d.end_session(false, "daemon shut down by signal " + std::to_string(signal));
+      return;
+    }
     d.stopping = true;
     d.io.stop();
   });
@@ -641,7 +794,8 @@ int Daemon::run() {
   log::info("serving", {{"control", d.control->bound_endpoint()},
                         {"events", d.events->bound_endpoint()},
                         {"curve", d.zap.has_value()},
-                        {"state", state_name(d.state)}});
+                        {"state", state_name(d.state)},
+                        {"recorder_root", d.recorder_root.string()}});
   d.io.run();
   d.shut_down_threads();
   return 0;

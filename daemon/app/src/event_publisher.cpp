@@ -20,6 +20,7 @@ EventPublisher::EventPublisher(zmq::context_t& context, const std::string& endpo
     : socket_(context, zmq::socket_type::pub) {
   socket_.set(zmq::sockopt::linger, 0);
   if (curve) make_curve_server(socket_, *curve);
+  socket_.set(zmq::sockopt::maxmsgsize, std::int64_t{64} << 10);  // it reads subscriptions only
   socket_.bind(endpoint);
   bound_ = socket_.get(zmq::sockopt::last_endpoint);
 }

@@ -1,5 +1,6 @@
 #include "ingest_pipeline.hpp"
 
+#include <algorithm>
 #include <chrono>
 
 #include "ptypilot/wire/counters.hpp"
@@ -10,14 +11,16 @@ using Clock = std::chrono::steady_clock;
 
 IngestPipeline::IngestPipeline(std::shared_ptr<Recorder> recorder, std::mutex& recorder_mutex,
                                HealthCounters& health, std::string session_id, int sync_every,
-                               std::size_t max_pending, Callbacks callbacks)
+                               std::size_t max_pending, std::uint64_t max_unissued,
+                               Callbacks callbacks)
     : recorder_(std::move(recorder)),
       recorder_mutex_(recorder_mutex),
       health_(health),
       session_id_(std::move(session_id)),
       sync_every_(sync_every),
       max_pending_(max_pending),
-      callbacks_(std::move(callbacks)) {}
+      callbacks_(std::move(callbacks)),
+      max_unissued_(max_unissued) {}
 
 StreamFaultHandler IngestPipeline::make_fault_handler() {
   return [this](std::string reason) {
@@ -43,6 +46,35 @@ void IngestPipeline::taken(std::size_t n) {
     pending_ -= n;
   }
   pending_cv_.notify_all();
+}
+
+void IngestPipeline::positions_issued(const ScanRequest& request) {
+  std::lock_guard lock(issued_mutex_);
+  auto& recorded = issued_[request.sub_sequence];
+  recorded.resize(std::max(recorded.size(), request.positions_A.size()), 0);
+}
+
+bool IngestPipeline::admit(const DetectorFrame& frame) {
+  {
+    std::lock_guard lock(issued_mutex_);
+    const auto it = issued_.find(frame.sub_sequence);
+    if (it != issued_.end() && frame.position_index < it->second.size() &&
+        !it->second[frame.position_index]) {
+      it->second[frame.position_index] = 1;
+      return true;
+    }
+  }
+  if (unissued_recorded_ < max_unissued_) {
+    ++unissued_recorded_;
+    return true;
+  }
+  health_.reject(counters::kFramesUnissuedNotRecorded,
+                 "frame " + std::to_string(frame.frame_index) + " (sub-sequence " +
+                     std::to_string(frame.sub_sequence) + ", position index " +
+                     std::to_string(frame.position_index) +
+                     ") is for no issued position, and recorder.max_unissued_frames (" +
+                     std::to_string(max_unissued_) + ") such frames are recorded already");
+  return false;
 }
 
 void IngestPipeline::run() {
@@ -80,6 +112,7 @@ void IngestPipeline::run() {
                                                           "' runs; not recorded");
       continue;
     }
+    if (s.ok() && !admit(frame)) continue;
     if (s.ok()) {
       batch.push_back(std::move(frame));
       if (batch.size() < static_cast<std::size_t>(sync_every_)) continue;

@@ -6,6 +6,13 @@
 // no frame is ever dropped. Frames of another session cannot go into this session's file: they
 // are counted (frames_unknown_session) and logged.
 //
+// Junk is bounded: a frame is recorded without limit only the first time one arrives for a
+// position the session issued (positions_issued, before the scan generator hears of it). Frames
+// of positions never issued, and repeats, are recorded up to max_unissued (they may be evidence
+// of a fault); beyond that they are counted (frames_unissued_not_recorded) and dropped, so a
+// flood cannot fill the disk. Which sub-sequence and position a frame is for comes from its
+// source (a native header, or a DECTRIS frame number placed by the source).
+//
 // When stopped, it keeps receiving until the stream has been quiet for 100 ms (at most 1 s), so
 // that frames already on their way (a late duplicate, the tail of a stopped scan) are recorded
 // rather than discarded with the socket.
@@ -13,7 +20,9 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -39,7 +48,7 @@ class IngestPipeline {
   // `recorder_mutex` serialises the recorder with the session's writes of sub-sequences.
   IngestPipeline(std::shared_ptr<Recorder> recorder, std::mutex& recorder_mutex,
                  HealthCounters& health, std::string session_id, int sync_every,
-                 std::size_t max_pending, Callbacks callbacks);
+                 std::size_t max_pending, std::uint64_t max_unissued, Callbacks callbacks);
   ~IngestPipeline() { stop(); }
 
   // Open the session's source with this handler, then start() the thread on it; the pipeline
@@ -50,12 +59,16 @@ class IngestPipeline {
   void stop();
   // `n` frames handed on by on_batch were consumed.
   void taken(std::size_t n);
+  // The session issues `request` (any thread); call it before the scan generator is told.
+  void positions_issued(const ScanRequest& request);
 
   const FrameSource* source() const { return source_.get(); }
 
  private:
   void run();
   bool flush(std::vector<DetectorFrame>& batch);
+  // Whether `frame` is recorded: see "Junk is bounded" above.
+  bool admit(const DetectorFrame& frame);
 
   std::shared_ptr<Recorder> recorder_;
   std::mutex& recorder_mutex_;
@@ -71,6 +84,11 @@ class IngestPipeline {
   std::condition_variable pending_cv_;
   std::size_t pending_ = 0;
   std::string stream_fault_;  // set by the source's fault handler, on the ingest thread
+  std::uint64_t max_unissued_;
+  std::uint64_t unissued_recorded_ = 0;  // on the ingest thread
+  std::mutex issued_mutex_;
+  // Per issued sub-sequence, whether a frame of each position index was recorded.
+  std::map<std::uint32_t, std::vector<char>> issued_;
 };
 
 }  // namespace ptypilot

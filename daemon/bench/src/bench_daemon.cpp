@@ -43,8 +43,9 @@ json stats(const std::vector<double>& v) {
 // A daemon on its own thread, on ports the OS picks, and a client of its control socket.
 class InProcessDaemon {
  public:
-  InProcessDaemon() {
+  explicit InProcessDaemon(const std::filesystem::path& recorder_root) {
     DaemonOptions options;
+    options.recorder_root = recorder_root.string();
     options.control_endpoint = "tcp://127.0.0.1:*";
     options.events_endpoint = "tcp://127.0.0.1:*";
     daemon_ = std::make_unique<Daemon>(std::move(options));
@@ -130,14 +131,14 @@ int bench_loop(const CliArgs& cli) {
                                "--data-endpoint", "tcp://127.0.0.1:*"});
   const std::string data_endpoint = detector.ready().at("data_endpoint");
   const std::string command_endpoint = detector.ready().at("command_endpoint");
-  InProcessDaemon daemon;
+  const auto dir = bench_directory(cli.get("dir"));
+  InProcessDaemon daemon(dir);
 
   zmq::socket_t events(context, zmq::socket_type::sub);
   events.set(zmq::sockopt::subscribe, "sub_sequence_done");
   events.connect(daemon.events_endpoint());
   std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let the subscription land
 
-  const auto dir = bench_directory(cli.get("dir"));
   std::vector<double> total, reconstruct, policy_ms, safety, driver, total_at_max;
   long max_frames = 0;
   for (long s = 0; s < sessions; ++s) {
@@ -209,7 +210,7 @@ template <typename Send>
 IngestRun measure_ingest(zmq::context_t& context, const json& detector, int rows, int issued,
                          long frames, long batch, const std::filesystem::path& dir,
                          const std::string& id, Send send) {
-  InProcessDaemon daemon;
+  InProcessDaemon daemon(dir);
   zmq::socket_t generator(context, zmq::socket_type::rep), push(context, zmq::socket_type::push);
   generator.bind("tcp://127.0.0.1:*");
   push.bind("tcp://127.0.0.1:*");
@@ -220,7 +221,9 @@ IngestRun measure_ingest(zmq::context_t& context, const json& detector, int rows
                    {"frame_timeout_s", 600}, {"probe", {{"window_px", rows}}}}},
       {"detector", detector_config},
       {"scan_driver", {{"kind", "zmq"}, {"endpoint", generator.get(zmq::sockopt::last_endpoint)}}},
-      {"recorder", {{"directory", dir.string()}, {"sync_every_frames", batch}}},
+      // Its frames are all junk by design (no issued position), so none may be capped.
+      {"recorder", {{"directory", dir.string()}, {"sync_every_frames", batch},
+                    {"max_unissued_frames", frames}}},
   });
   daemon.start(id);
   zmq::message_t command_bytes;

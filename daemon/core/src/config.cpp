@@ -139,6 +139,9 @@ void describe(V& v, RecorderSettings& c) {
           "a write that would leave less free disk fails like a full disk; 0: off");
   v.field("reserve_bytes", c.reserve_bytes,
           "disk held during a session to close the file when the disk fills; 0: off");
+  v.field("max_unissued_frames", c.max_unissued_frames,
+          "frames of no issued position (never issued, or a repeat) recorded per session; "
+          "beyond: counted in frames_unissued_not_recorded, not recorded");
 }
 
 template <typename V>
@@ -166,6 +169,25 @@ void describe(V& v, ServeConfig& c) {
   v.section("scan_driver", c.scan_driver, "the scan generator");
   v.section("recorder", c.recorder, "the session files");
   v.section("control", c.control, "remote control");
+}
+
+std::filesystem::path confine_directory(const std::filesystem::path& root,
+                                        const std::string& directory, const std::string& key) {
+  namespace fs = std::filesystem;
+  const fs::path given = directory.empty() ? fs::path(".") : fs::path(directory);
+  std::error_code ec;
+  // weakly_canonical follows the symlinks of the part that exists and folds `..` in the rest,
+  // which the recorder would then create as plain folders.
+  const fs::path resolved = fs::weakly_canonical(given.is_relative() ? root / given : given, ec);
+  if (ec) throw std::invalid_argument(key + ": cannot resolve '" + directory + "': " + ec.message());
+  auto r = root.begin();
+  for (auto p = resolved.begin(); r != root.end() && p != resolved.end() && *r == *p; ++r, ++p) {
+  }
+  if (r != root.end())
+    throw std::invalid_argument(key + " '" + directory + "' resolves to " + resolved.string() +
+                                ", outside the recorder root " + root.string() +
+                                " (serve --recorder-root); choose a directory inside it");
+  return resolved;
 }
 
 ServeConfig parse_serve_config(const json& j) {

@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <stdexcept>
 
+#include "ptypilot/ingest/zmq_frame_source.hpp"
 #include "ptypilot/wire/counters.hpp"
 #include "ptypilot/wire/log.hpp"
 
@@ -33,6 +34,13 @@ std::string id_range(std::uint64_t first, std::uint64_t last) {
                        : std::to_string(first) + ".." + std::to_string(last);
 }
 
+// ZMQ_MAXMSGSIZE: a v2 start message carries, per threshold (up to two), a float32 flatfield and
+// a uint32 pixel mask of the frame's shape in one part; compressed frames (bslz4, lz4) are at
+// most a little larger than raw ones. So four float32 frames, plus 1 MiB for the JSON and CBOR.
+std::int64_t dectris_part_limit(const DectrisStreamSourceConfig& c) {
+  return 4 * frame_part_limit(c.expected_rows, c.expected_cols, PixelType::kFloat32) + (1 << 20);
+}
+
 }  // namespace
 
 DectrisStreamSource::DectrisStreamSource(zmq::context_t& ctx,
@@ -41,7 +49,8 @@ DectrisStreamSource::DectrisStreamSource(zmq::context_t& ctx,
     : config_(config),
       map_(std::move(session_id)),
       on_fault_(std::move(on_fault)),
-      socket_(ctx, zmq::socket_type::pull) {
+      socket_(ctx, zmq::socket_type::pull),
+      keeper_(ctx, socket_) {
   const char* name = protocol_name(config_.protocol);
   if (config_.endpoint.empty())
     throw std::runtime_error(std::string(name) +
@@ -53,9 +62,13 @@ DectrisStreamSource::DectrisStreamSource(zmq::context_t& ctx,
   const char* verb = config_.bind ? "bind" : "connect";
   try {
     socket_.set(zmq::sockopt::rcvhwm, config_.receive_hwm);
+    socket_.set(zmq::sockopt::maxmsgsize, dectris_part_limit(config_));
     socket_.set(zmq::sockopt::linger, 0);
     if (config_.bind) socket_.bind(config_.endpoint);
-    else socket_.connect(config_.endpoint);
+    else {
+      socket_.connect(config_.endpoint);
+      keeper_.connected_to(config_.endpoint);
+    }
   } catch (const zmq::error_t& e) {
     throw std::runtime_error(std::string(name) + " source: cannot " + verb + " to '" +
                              config_.endpoint + "': " + e.what() +
@@ -90,6 +103,7 @@ Status DectrisStreamSource::reject(std::string_view counter, std::string message
 
 Status DectrisStreamSource::receive(DetectorFrame* frame, std::chrono::milliseconds timeout) {
   try {
+    keeper_.check(health_);
     const auto deadline = Clock::now() + timeout;
     while (true) {
       const long wait_ms = std::max<long>(

@@ -63,6 +63,14 @@ std::string endpoint_hint(int error_number, bool bind) {
 
 // --- ZmqFrameSource ------------------------------------------------------------------------
 
+std::int64_t frame_part_limit(int rows, int cols, std::optional<PixelType> dtype) {
+  const std::uint64_t pixels = rows > 0 && cols > 0 ? static_cast<std::uint64_t>(rows) *
+                                                          static_cast<std::uint64_t>(cols)
+                                                    : kMaxFramePixels;
+  const std::uint64_t element = dtype ? pixel_size(*dtype) : pixel_size(PixelType::kFloat32);
+  return static_cast<std::int64_t>(std::min(pixels, kMaxFramePixels) * element + (64u << 10));
+}
+
 namespace {
 
 zmq::socket_t make_pull_socket(zmq::context_t& ctx) {
@@ -77,7 +85,7 @@ zmq::socket_t make_pull_socket(zmq::context_t& ctx) {
 }  // namespace
 
 ZmqFrameSource::ZmqFrameSource(zmq::context_t& ctx, const ZmqFrameSourceConfig& config)
-    : config_(config), socket_(make_pull_socket(ctx)) {
+    : config_(config), socket_(make_pull_socket(ctx)), keeper_(ctx, socket_) {
   if (config_.endpoint.empty()) {
     throw std::runtime_error(
         "ZmqFrameSource: no frame stream endpoint configured; set it to the detector's PUSH "
@@ -110,11 +118,15 @@ ZmqFrameSource::ZmqFrameSource(zmq::context_t& ctx, const ZmqFrameSourceConfig& 
   try {
     // Options take effect only for connections made after they are set, so before bind/connect.
     socket_.set(zmq::sockopt::rcvhwm, config_.receive_hwm);
+    socket_.set(zmq::sockopt::maxmsgsize, frame_part_limit(config_.expected_rows,
+                                                           config_.expected_cols,
+                                                           config_.expected_dtype));
     socket_.set(zmq::sockopt::linger, 0);  // closing must never wait on the network
     if (config_.bind) {
       socket_.bind(config_.endpoint);
     } else {
       socket_.connect(config_.endpoint);
+      keeper_.connected_to(config_.endpoint);
     }
   } catch (const zmq::error_t& e) {
     throw std::runtime_error("ZmqFrameSource: cannot " + std::string(verb) +
@@ -145,6 +157,7 @@ Status ZmqFrameSource::receive(DetectorFrame* frame, std::chrono::milliseconds t
   // The per-frame path must not throw into the event loop; cppzmq throws on socket errors (for
   // example ETERM at shutdown), so they are turned into a Status here.
   try {
+    keeper_.check(health_);
     zmq_pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
     const long timeout_ms = std::max<long>(0, static_cast<long>(timeout.count()));
     const int ready = zmq_poll(&item, 1, timeout_ms);

@@ -87,6 +87,9 @@ inline constexpr std::string_view kControlRequestsUnauthorized = "control_reques
 inline constexpr std::string_view kControlConnectionsUnauthorized = "control_connections_unauthorized";
 inline constexpr std::string_view kSessionsRecovered = "sessions_recovered";
 inline constexpr std::string_view kOrphansNotRecovered = "orphans_not_recovered";
+inline constexpr std::string_view kFramesUnissuedNotRecorded = "frames_unissued_not_recorded";
+inline constexpr std::string_view kControlRepliesSlow = "control_replies_slow";
+inline constexpr std::string_view kFrameStreamDisconnects = "frame_stream_disconnects";
 
 struct CounterInfo {
   std::string_view name;
@@ -192,13 +195,14 @@ inline constexpr std::array kCounters = {
                 "a frame for another session (not recorded: it belongs to no file of this session)",
                 part::kAssemblerAndIngest},
     CounterInfo{kFramesUnknownSubSequence,
-                "a frame of a sub-sequence never issued (recorded, not reconstructed)",
+                "a frame of a sub-sequence never issued (recorded up to the junk cap, not reconstructed)",
                 part::kAssembler},
     CounterInfo{
         kFramesUnknownPosition,
-        "a frame of a position its sub-sequence does not have (recorded, not reconstructed)",
+        "a frame of a position its sub-sequence does not have (recorded up to the junk cap, not reconstructed)",
         part::kAssembler},
-    CounterInfo{kFramesDuplicate, "a frame that arrived twice (recorded, not reconstructed)",
+    CounterInfo{kFramesDuplicate,
+                "a frame that arrived twice (recorded up to the junk cap, not reconstructed)",
                 part::kAssembler},
     CounterInfo{kFramesPositionMismatch,
                 "a frame whose header position is not the one issued (recorded, not reconstructed)",
@@ -271,6 +275,19 @@ inline constexpr std::array kCounters = {
     CounterInfo{kOrphansNotRecovered,
                 "such journals that could not be recovered; status lists them "
                 "(`orphaned_journals`) for `ptypilot recover`",
+                part::kDaemon},
+    CounterInfo{kFrameStreamDisconnects,
+                "connections of the frame stream that ended: the detector went away, or sent a "
+                "message larger than the configured frame shape allows (dropped unread); a "
+                "connecting source connects again",
+                part::kZmqAndDectrisSources},
+    CounterInfo{kFramesUnissuedNotRecorded,
+                "frames of no issued position (never issued, or a repeat) beyond "
+                "`recorder.max_unissued_frames` in a session: counted here, not recorded",
+                part::kIngest},
+    CounterInfo{kControlRepliesSlow,
+                "status, stop and reconstruction replies that took the daemon more than 10 ms "
+                "(they never wait for the event loop or the session worker, so this stays 0)",
                 part::kDaemon},
 };
 

@@ -10,10 +10,14 @@
 //   event loop (run()): the state, the configuration, the PUB socket, the watchdog;
 //   session worker:     the Session: reconstruction, policy, Safety, scan driver;
 //   ingest:             the FrameSource; records each batch, then posts it to the worker;
-//   control:            the REP socket; posts each request to the event loop, sends its reply;
+//   control:            the REP socket. Status, stop and get_reconstruction are answered there,
+//                       from what the loop publishes (stop: acknowledged as finishing, then
+//                       taken by the loop); configure and start run on the loop;
 //   zap (CURVE only):   checks each client's key, names its role (zap_authenticator.hpp).
-// A status request therefore never waits for a reconstruction: it reads what the worker last
-// reported. At most detector.max_pending_frames frames wait for the worker; beyond that ingest
+// The loop never waits for the worker either: a session's end (ingest drained, file closed) runs
+// on the worker and comes back. So status and stop never wait for a reconstruction, a scan
+// generator's acknowledgement or a model load; the status reads what the worker last reported.
+// At most detector.max_pending_frames frames wait for the worker; beyond that ingest
 // stops reading, ZMQ's high-water mark fills and the detector's sender blocks: backpressure,
 // never a dropped frame.
 #pragma once
@@ -37,6 +41,10 @@ struct DaemonOptions {
   // --detector KIND://HOST:PORT: replaces detector.kind and detector.endpoint of every
   // configuration (see apply_detector_uri in config.hpp); empty: the configuration's own.
   std::string detector_uri;
+  // --recorder-root DIR: every recorder.directory (and point-list scan_driver.directory) must
+  // resolve inside it, or the configuration is refused; a relative one is taken inside it.
+  // Empty: the working directory.
+  std::string recorder_root;
 };
 
 class Daemon {

@@ -4,8 +4,9 @@
 // Frames may arrive out of order within a sub-sequence (detector streams, retries); they are
 // accepted and counted, never thrown away. A frame the assembler cannot place (other session,
 // a sub-sequence never issued, an index past the issued list, a position other than the one
-// issued) is refused with its reason and counted; the caller still records every frame, so a
-// refusal here loses nothing on disk.
+// issued) is refused with its reason and counted; the caller records such frames too (up to
+// recorder.max_unissued_frames per session; the ingest pipeline), so a refusal here loses
+// nothing on disk that the cap allows.
 //
 // One session at a time: expect() with another session id starts a new one and forgets the
 // old one's sub-sequences (their frames were recorded as they arrived).

@@ -87,6 +87,9 @@ struct RecorderSettings {
   int sync_every_frames = 256;
   std::uint64_t min_free_bytes = 64ull << 20;  // a write that would leave less free fails
   std::uint64_t reserve_bytes = 16ull << 20;   // disk held to close the file on a full disk
+  // Frames of no issued position (never issued, or a repeat) recorded per session; beyond this
+  // they are counted (frames_unissued_not_recorded) and dropped, so a flood cannot fill the disk.
+  std::uint64_t max_unissued_frames = 1000;
 };
 
 struct ControlConfig {
@@ -118,6 +121,12 @@ struct ServeConfig {
 // Throws std::invalid_argument with the offending key path ("session.sub_sequence_size: ...").
 ServeConfig parse_serve_config(const nlohmann::json& json);
 ServeConfig load_serve_config(const std::filesystem::path& path);
+
+// `directory` (a configuration's `key`) as the absolute path it resolves to, a relative one taken
+// inside `root`; throws std::invalid_argument when it resolves (after `..` and symlinks) outside
+// `root`, which must be canonical. Nothing is created.
+std::filesystem::path confine_directory(const std::filesystem::path& root,
+                                        const std::string& directory, const std::string& key);
 
 // Every field of ServeConfig as a Markdown table: key, type, default, meaning.
 std::string serve_config_reference();

@@ -35,6 +35,7 @@
 
 #include "ptypilot/wire/dectris_parse.hpp"
 #include "ptypilot/core/frame_source.hpp"
+#include "ptypilot/ingest/connection_keeper.hpp"
 #include "ptypilot/ingest/scan_frame_map.hpp"
 
 namespace ptypilot {
@@ -80,6 +81,7 @@ class DectrisStreamSource final : public FrameSource {
   ScanFrameMap map_;
   StreamFaultHandler on_fault_;
   zmq::socket_t socket_;
+  ConnectionKeeper keeper_;
   HealthCounters health_;
   std::vector<zmq::message_t> parts_;  // reused across messages
   std::size_t part_count_ = 0;         // of the last message, dropped parts included

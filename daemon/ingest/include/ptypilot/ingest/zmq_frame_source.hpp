@@ -30,6 +30,7 @@
 #include "ptypilot/wire/native_frame.hpp"
 #include "ptypilot/core/frame_source.hpp"
 #include "ptypilot/core/health.hpp"
+#include "ptypilot/ingest/connection_keeper.hpp"
 #include "ptypilot/status.hpp"
 
 namespace ptypilot {
@@ -54,6 +55,13 @@ struct ZmqFrameSourceConfig {
 // header must not make us allocate gigabytes.
 inline constexpr std::uint64_t kMaxFramePixels = 4096ULL * 4096ULL;
 
+// The largest message part a frame source takes (ZMQ_MAXMSGSIZE, set on its socket): a frame of
+// `rows` x `cols` pixels of `dtype` (0 and nullopt: the largest allowed, 4096 x 4096 float32),
+// plus 64 KiB for a header. libzmq reads a part's size before its bytes and drops the
+// connection of a peer that sends more, so such a message never takes the daemon's memory; a
+// detector that reconnects goes on.
+std::int64_t frame_part_limit(int rows, int cols, std::optional<PixelType> dtype);
+
 class ZmqFrameSource final : public FrameSource {
  public:
   // Creates the PULL socket on `ctx` and connects (or binds) it. Throws std::runtime_error when
@@ -75,6 +83,7 @@ class ZmqFrameSource final : public FrameSource {
 
   ZmqFrameSourceConfig config_;
   zmq::socket_t socket_;
+  ConnectionKeeper keeper_;
   HealthCounters health_;
   wire::FrameHeader header_;    // parsed into in place, reusing its string storage
   zmq::message_t header_part_;  // reused across frames, so steady state allocates nothing here
