@@ -53,15 +53,21 @@ class ControlClient {
     zmq::socket_t socket(context_, zmq::socket_type::req);
     socket.set(zmq::sockopt::linger, 0);
     secure(socket, keys_);
+    // A connection the daemon dropped (a refused CURVE handshake, a request over its size limit)
+    // leaves the REQ socket without a peer, and a plain send would wait for one for ever.
+    socket.set(zmq::sockopt::sndtimeo, static_cast<int>(timeout_.count()));
     socket.connect(endpoint_);
-    socket.send(zmq::buffer(request.SerializeAsString()), zmq::send_flags::none);
+    const auto no_answer = [&] {
+      return std::runtime_error("no answer from " + endpoint_ + " within " +
+                                std::to_string(timeout_.count()) +
+                                " ms: is `ptypilot serve` running? (With CURVE, a key it does not "
+                                "authorize gets no answer either.)");
+    };
+    if (!socket.send(zmq::buffer(request.SerializeAsString()), zmq::send_flags::none))
+      throw no_answer();
     zmq::pollitem_t items[] = {{socket.handle(), 0, ZMQ_POLLIN, 0}};
     zmq::poll(items, 1, timeout_);
-    if (!(items[0].revents & ZMQ_POLLIN))
-      throw std::runtime_error("no answer from " + endpoint_ + " within " +
-                               std::to_string(timeout_.count()) +
-                               " ms: is `ptypilot serve` running? (With CURVE, a key it does not "
-                               "authorize gets no answer either.)");
+    if (!(items[0].revents & ZMQ_POLLIN)) throw no_answer();
     zmq::message_t message;
     (void)socket.recv(message);
     wire::ControlReply reply;

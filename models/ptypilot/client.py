@@ -78,13 +78,20 @@ class Client:
 
     def _call(self, request: wire.ControlRequest) -> wire.ControlReply:
         socket = self._socket(zmq.REQ)
+        # A REQ socket whose connection the daemon dropped (a refused CURVE handshake, a request
+        # over its size limit) has no peer, and a plain send would wait for one for ever.
+        socket.setsockopt(zmq.SNDTIMEO, self.timeout_ms)
         socket.connect(self.control_endpoint)
+        no_answer = (f"no answer from {self.control_endpoint} within {self.timeout_ms} ms: is "
+                     "`ptypilot serve` running? (With CURVE, a key it does not authorize gets no "
+                     "answer either.)")
         try:
-            socket.send(request.SerializeToString())
+            try:
+                socket.send(request.SerializeToString())
+            except zmq.Again:
+                raise TimeoutError(no_answer) from None
             if not socket.poll(self.timeout_ms):
-                raise TimeoutError(f"no answer from {self.control_endpoint} within "
-                                   f"{self.timeout_ms} ms: is `ptypilot serve` running? (With "
-                                   "CURVE, a key it does not authorize gets no answer either.)")
+                raise TimeoutError(no_answer)
             reply = wire.ControlReply()
             reply.ParseFromString(socket.recv())
         finally:
