@@ -112,6 +112,29 @@ def priors_report(args) -> dict:
     return report
 
 
+def measure_strategies(preset: str, seed: int, positions: int, settings: dict) -> dict:
+    """SSIM against the truth of the scored reconstruction (data.run_episode with converge, as
+    evaluate.oracle_bound runs it: 5 sub-sequences, the first the sparse grid's) of the sparse
+    grid, of it jittered by a Gaussian of one raster step (data.jittered_sparse_propose; not
+    the jittered-grid policy) and of the atom-column oracle (data.oracle_flank_propose)."""
+    row = {"seed": seed}
+    for name in ("sparse-grid", "jittered-sparse-grid", "oracle-flank"):
+        env = data.ScanEpisode(seed, preset=preset, total_positions=positions,
+                               reconstruction=settings)
+        if name == "sparse-grid":
+            propose = data.sparse_grid_propose(env)
+        elif name == "oracle-flank":
+            propose = data.oracle_flank_propose(env)
+        else:
+            propose = data.jittered_sparse_propose(env, np.random.default_rng(seed),
+                                                   env.preset.step_A / env.fov_A[0])
+        result = data.run_episode(env, propose, keep_potentials=False, converge=True)
+        row[name] = data.ssim_against(result.converged, fov_crop(env.sim.phase_rad, env.grid))
+    for name in ("jittered-sparse-grid", "oracle-flank"):
+        row[f"q_ssim_{name}"] = float(core.q_ssim(row[name], row["sparse-grid"]))
+    return row
+
+
 def summary(rows: list[dict], key: str) -> dict | None:
     values = [r[key] for r in rows if key in r]
     if not values:
@@ -133,7 +156,23 @@ def main(argv=None) -> int:
                     help="JSON list of reconstruction settings: measure those instead")
     ap.add_argument("--iterations", default=f"10,{data.FINAL_ITERATIONS},60",
                     help="with --priors: the iteration counts at which to score")
+    ap.add_argument("--strategies", default=None,
+                    help="JSON reconstruction settings: compare the sparse grid, it jittered, "
+                         "and the atom-column oracle with them instead")
     args = ap.parse_args(argv)
+    if args.strategies:
+        settings = json.loads(args.strategies)
+        report = {"positions": args.positions, "dose_e_per_A2": data.DOSE_E_PER_A2,
+                  "reconstruction": settings, "presets": {}}
+        for preset in args.presets.split(","):
+            rows = []
+            for seed in data.validation_seeds(args.seeds):
+                rows.append(measure_strategies(preset, seed, args.positions, settings))
+                print(f"{preset} seed {seed}: {rows[-1]}", file=sys.stderr, flush=True)
+            report["presets"][preset] = {"rows": rows, **{key: summary(rows, key) for key in (
+                "sparse-grid", "jittered-sparse-grid", "oracle-flank",
+                "q_ssim_jittered-sparse-grid", "q_ssim_oracle-flank")}}
+        return write(report, args.out)
     if args.priors:
         return write(priors_report(args), args.out)
     report = {"positions": args.positions, "dose_e_per_A2": data.DOSE_E_PER_A2,
