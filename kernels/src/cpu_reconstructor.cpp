@@ -199,7 +199,8 @@ void CpuReconstructor::apply_priors() {
                        phase_.cols(),
                        static_cast<float>(priors.total_variation),
                        kTotalVariationEpsilon,
-                       priors.positivity};
+                       priors.positivity,
+                       static_cast<float>(priors.sparsity)};
   const long pixels = static_cast<long>(phase_.size());
 #pragma omp parallel for num_threads(threads_) schedule(static)
   for (long i = 0; i < pixels; ++i) prior_scratch_.data()[i] = prior_value_at(step, i);

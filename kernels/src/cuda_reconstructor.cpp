@@ -241,7 +241,8 @@ struct CudaReconstructor::Device {
                             map.cols(),
                             static_cast<float>(config.priors.total_variation),
                             kTotalVariationEpsilon,
-                            config.priors.positivity};
+                            config.priors.positivity,
+                            static_cast<float>(config.priors.sparsity)};
       gpu::launch_prior_step(prior, diverged(), stream);
       if (cudaError_t e = cudaMemcpyAsync(phase.data(), prior_phase.data(), map.size() * sizeof(float),
                                           cudaMemcpyDeviceToDevice, stream);

@@ -34,6 +34,9 @@ FrameStore::FrameStore(const ReconstructorConfig& config)
   if (!(priors.total_variation >= 0 && priors.total_variation <= kMaxTotalVariation))
     throw std::invalid_argument("reconstructor: total_variation must be in [0, " +
                                 std::to_string(kMaxTotalVariation) + "]");
+  if (!(priors.sparsity >= 0 && priors.sparsity <= kMaxSparsity))
+    throw std::invalid_argument("reconstructor: sparsity must be in [0, " +
+                                std::to_string(kMaxSparsity) + "]");
   const std::size_t dd = std::size_t(detector_px_) * detector_px_;
   if (detector_px_ != model_.window_px() || !config.detector_mask.empty())
     weights_ = ptypilot::window_weights(model_.window_px(), detector_px_, config.detector_mask);

@@ -19,6 +19,7 @@ struct PriorStep {
   float total_variation;       // 0: off
   float tv_epsilon;            // rad per pixel
   bool positivity;
+  float sparsity;              // soft threshold per step, rad; 0: off
 };
 
 namespace prior_detail {
@@ -70,6 +71,15 @@ PTYPILOT_HD float prior_value_at(const PriorStep& p, long i) {
     const float from_above = r > 0 ? tv_flux(p, r - 1, c).y : 0.0f;
     const float from_left = c > 0 ? tv_flux(p, r, c - 1).x : 0.0f;
     out += p.total_variation * ((here.y - from_above) + (here.x - from_left));
+  }
+  // Soft threshold, the proximal step of sparsity * |V|_1: shrinks every value towards zero by
+  // the same amount, so that what a step adds from noise alone (smaller than the threshold) does
+  // not accumulate, while atoms, which the data raise by more every step, stay. A NaN fails both
+  // comparisons and passes through, so that the next loss reports the divergence.
+  if (p.sparsity > 0.0f) {
+    if (out > p.sparsity) out -= p.sparsity;
+    else if (out < -p.sparsity) out += p.sparsity;
+    else if (out == out) out = 0.0f;
   }
   // A NaN passes through, so that the next loss reports the divergence.
   if (p.positivity && out < 0.0f) out = 0.0f;

@@ -168,7 +168,8 @@ TEST_CASE("host stand-in: one and ten iterations are the CPU's", "[host_device]"
 // tolerance of the case above.
 TEST_CASE("host stand-in: iterations with every prior are the CPU's", "[host_device]") {
   auto e = synthetic_experiment(6.0, 40, Loss::kAmplitude);
-  e.config.priors = {.positivity = true, .dark_smoothing = 0.2, .total_variation = 0.004};
+  e.config.priors = {
+      .positivity = true, .dark_smoothing = 0.2, .total_variation = 0.004, .sparsity = 0.002};
   ReconstructorConfig without = e.config;
   without.priors = {.positivity = false};
   CpuReconstructor cpu(e.config);

@@ -118,7 +118,7 @@ void bind_reconstructor(py::module_& m) {
       .def(py::init([](const ProbeConfig& probe, const ObjectGrid& grid, const std::string& loss,
                        double step_size, double regularization, int threads, int batch,
                        bool positivity, double dark_smoothing, double total_variation,
-                       std::vector<float> detector_mask) {
+                       std::vector<float> detector_mask, double sparsity) {
              ReconstructorConfig c;
              c.backend = "cpu";
              c.probe = probe;
@@ -128,7 +128,7 @@ void bind_reconstructor(py::module_& m) {
              c.regularization = regularization;
              c.threads = threads;
              c.batch = batch;
-             c.priors = {positivity, dark_smoothing, total_variation};
+             c.priors = {positivity, dark_smoothing, total_variation, sparsity};
              c.detector_mask = std::move(detector_mask);
              return std::make_unique<CpuReconstructor>(c);
            }),
@@ -137,7 +137,8 @@ void bind_reconstructor(py::module_& m) {
            py::arg("batch") = 16, py::arg("positivity") = PriorConfig{}.positivity,
            py::arg("dark_smoothing") = PriorConfig{}.dark_smoothing,
            py::arg("total_variation") = PriorConfig{}.total_variation,
-           py::arg("detector_mask") = std::vector<float>{})
+           py::arg("detector_mask") = std::vector<float>{},
+           py::arg("sparsity") = PriorConfig{}.sparsity)
       .def("add_frames",
            [](CpuReconstructor& r, const DoubleArray& positions, const FloatArray& patterns) {
              const auto pos = positions_from_numpy(positions);

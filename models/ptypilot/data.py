@@ -337,7 +337,8 @@ def converged_reconstruction(probe, grid, positions_A: np.ndarray, counts: np.nd
                              **priors) -> np.ndarray:
     """FOV crop of the reconstruction afresh from recorded frames (positions in Angstrom from
     the FOV origin, counts (n, N, N)), made as every scored image is (FINAL_ITERATIONS).
-    `priors` go to ptypilot_core.Reconstructor (positivity, dark_smoothing, total_variation);
+    `priors` go to ptypilot_core.Reconstructor (positivity, dark_smoothing, total_variation,
+    sparsity, regularization);
     without them it runs with the daemon's defaults."""
     rec = core.Reconstructor(probe, grid, loss="amplitude", threads=threads, **priors)
     rec.add_frames(np.asarray(positions_A, np.float64), np.ascontiguousarray(counts, np.float32))

@@ -5,6 +5,16 @@ scored one: data.converged_reconstruction, the daemon's defaults, FINAL_ITERATIO
 
     python3 -m ptypilot.detector_study --seeds 4 --out detector_study.json
 
+With --priors, it instead measures reconstruction settings on the 250 sparse-grid positions
+alone: each setting is a JSON object of ptypilot_core.Reconstructor keywords (the scenario's
+reconstruction keys), and the SSIM is recorded after each of --iterations, to show whether a
+setting keeps improving or over-fits as the iterations go on (README "The paper's detector
+geometry"):
+
+    python3 -m ptypilot.detector_study --presets mos2-paper-detector --seeds 4 \
+        --priors '[{"regularization": 0.5}, {"regularization": 0.5, "sparsity": 0.003}]' \
+        --iterations 10,30,60 --out priors.json
+
 Each preset's specimen is on its own object grid (0.154 A and 0.151 A), so each SSIM is against
 its own truth; the specimens have the same atoms (the seed decides them, not the grid).
 """
@@ -63,6 +73,68 @@ def measure(preset: str, seed: int, positions: int, full_raster: bool, threads: 
     return row
 
 
+def measure_priors(preset: str, seed: int, positions: int, settings: dict, iterations: list[int],
+                   threads: int) -> dict:
+    """SSIM against the truth of the sparse-grid reconstruction with `settings`, after each of
+    `iterations` (ascending), continuing one reconstruction."""
+    p = core.experiment_preset(preset)
+    sim = data.simulation(seed, "episode", preset)
+    truth = fov_crop(sim.phase_rad, sim.grid)
+    sparse = core.sparse_grid_positions(positions, p.scan_rows, p.scan_cols, p.step_A)
+    rec = core.Reconstructor(p.probe, sim.grid, loss="amplitude", threads=threads, **settings)
+    rec.add_frames(np.asarray(sparse, np.float64), np.ascontiguousarray(sim.frames(sparse),
+                                                                         np.float32))
+    row, done, t0 = {"seed": seed}, 0, time.perf_counter()
+    for n in iterations:
+        rec.iterate(n - done)
+        done = n
+        row[f"ssim_{n}"] = data.ssim_against(fov_crop(rec.phase_rad, sim.grid), truth)
+    row["seconds"] = time.perf_counter() - t0
+    return row
+
+
+def priors_report(args) -> dict:
+    iterations = sorted(int(n) for n in args.iterations.split(","))
+    report = {"positions": args.positions, "dose_e_per_A2": data.DOSE_E_PER_A2,
+              "iterations": iterations, "presets": {}}
+    for preset in args.presets.split(","):
+        results = []
+        for settings in json.loads(args.priors):
+            rows = [measure_priors(preset, seed, args.positions, settings, iterations,
+                                   args.threads) for seed in data.validation_seeds(args.seeds)]
+            for r in rows:
+                print(f"{preset} {settings} seed {r['seed']}: " + ", ".join(
+                    f"{n} it {r[f'ssim_{n}']:.4f}" for n in iterations), file=sys.stderr,
+                    flush=True)
+            results.append({"settings": settings, "rows": rows,
+                            **{f"ssim_{n}": summary(rows, f"ssim_{n}") for n in iterations}})
+        report["presets"][preset] = results
+    return report
+
+
+def measure_strategies(preset: str, seed: int, positions: int, settings: dict) -> dict:
+    """SSIM against the truth of the scored reconstruction (data.run_episode with converge, as
+    evaluate.oracle_bound runs it: 5 sub-sequences, the first the sparse grid's) of the sparse
+    grid, of it jittered by a Gaussian of one raster step (data.jittered_sparse_propose; not
+    the jittered-grid policy) and of the atom-column oracle (data.oracle_flank_propose)."""
+    row = {"seed": seed}
+    for name in ("sparse-grid", "jittered-sparse-grid", "oracle-flank"):
+        env = data.ScanEpisode(seed, preset=preset, total_positions=positions,
+                               reconstruction=settings)
+        if name == "sparse-grid":
+            propose = data.sparse_grid_propose(env)
+        elif name == "oracle-flank":
+            propose = data.oracle_flank_propose(env)
+        else:
+            propose = data.jittered_sparse_propose(env, np.random.default_rng(seed),
+                                                   env.preset.step_A / env.fov_A[0])
+        result = data.run_episode(env, propose, keep_potentials=False, converge=True)
+        row[name] = data.ssim_against(result.converged, fov_crop(env.sim.phase_rad, env.grid))
+    for name in ("jittered-sparse-grid", "oracle-flank"):
+        row[f"q_ssim_{name}"] = float(core.q_ssim(row[name], row["sparse-grid"]))
+    return row
+
+
 def summary(rows: list[dict], key: str) -> dict | None:
     values = [r[key] for r in rows if key in r]
     if not values:
@@ -80,7 +152,29 @@ def main(argv=None) -> int:
     ap.add_argument("--presets", default=",".join(PRESETS))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--priors", default=None,
+                    help="JSON list of reconstruction settings: measure those instead")
+    ap.add_argument("--iterations", default=f"10,{data.FINAL_ITERATIONS},60",
+                    help="with --priors: the iteration counts at which to score")
+    ap.add_argument("--strategies", default=None,
+                    help="JSON reconstruction settings: compare the sparse grid, it jittered, "
+                         "and the atom-column oracle with them instead")
     args = ap.parse_args(argv)
+    if args.strategies:
+        settings = json.loads(args.strategies)
+        report = {"positions": args.positions, "dose_e_per_A2": data.DOSE_E_PER_A2,
+                  "reconstruction": settings, "presets": {}}
+        for preset in args.presets.split(","):
+            rows = []
+            for seed in data.validation_seeds(args.seeds):
+                rows.append(measure_strategies(preset, seed, args.positions, settings))
+                print(f"{preset} seed {seed}: {rows[-1]}", file=sys.stderr, flush=True)
+            report["presets"][preset] = {"rows": rows, **{key: summary(rows, key) for key in (
+                "sparse-grid", "jittered-sparse-grid", "oracle-flank",
+                "q_ssim_jittered-sparse-grid", "q_ssim_oracle-flank")}}
+        return write(report, args.out)
+    if args.priors:
+        return write(priors_report(args), args.out)
     report = {"positions": args.positions, "dose_e_per_A2": data.DOSE_E_PER_A2,
               "iterations": data.FINAL_ITERATIONS, "presets": {}}
     for preset in args.presets.split(","):
@@ -99,9 +193,13 @@ def main(argv=None) -> int:
             **{key: summary(rows, key) for key in (
                 "ssim_sparse_grid", "ssim_sparse_grid_vs_band_limited_truth", "ssim_full_raster",
                 "ssim_full_raster_vs_band_limited_truth", "q_ssim_sparse_vs_full_raster")}}
+    return write(report, args.out)
+
+
+def write(report: dict, out: Path | None) -> int:
     text = json.dumps(report, indent=2)
-    if args.out:
-        args.out.write_text(text + "\n")
+    if out:
+        out.write_text(text + "\n")
     print(text)
     return 0
 

@@ -74,7 +74,7 @@ def session_config(*, preset: str, positions: int, sub_sequence: int, seed: int,
                    priors: dict | None = None) -> dict:
     """The daemon configuration of one session against a running `ptypilot sim-detector`
     (`detector`: its ReadyProcess), recorded to `sessions_dir`. `priors`: reconstruction prior
-    keys (`positivity`, `dark_smoothing`, `total_variation`) other than the daemon's defaults."""
+    keys (`positivity`, `dark_smoothing`, `total_variation`, `sparsity`) other than the daemon's defaults."""
     return {
         "session": {"preset": preset, "total_positions": int(positions),
                     "sub_sequence_size": int(sub_sequence), "seed": int(seed)},

@@ -85,6 +85,19 @@ TEST_CASE("config errors name the key and the rule", "[config]") {
   CHECK_THROWS_WITH(parse_serve_config(json::array()), Catch::Contains("config: must be an object"));
 }
 
+TEST_CASE("reconstruction.sparsity reaches the reconstructor, within its bound", "[config]") {
+  json j = {{"session", {{"preset", "mos2-paper-detector"}}},
+            {"reconstruction", {{"sparsity", 0.002}, {"total_variation", 0.004}}}};
+  const ReconstructorConfig r = parse_serve_config(j).reconstructor_config();
+  CHECK(r.priors.sparsity == 0.002);
+  CHECK(r.priors.total_variation == 0.004);
+  CHECK(r.priors.positivity);
+  j["reconstruction"]["sparsity"] = 0.5;
+  CHECK_THROWS_WITH(parse_serve_config(j), Catch::Contains("reconstruction.sparsity"));
+  j["reconstruction"]["sparsity"] = -0.001;
+  CHECK_THROWS_WITH(parse_serve_config(j), Catch::Contains("reconstruction.sparsity"));
+}
+
 TEST_CASE("a config file that is not JSON is refused with its path", "[config]") {
   const std::filesystem::path dir =
       std::filesystem::temp_directory_path() / ("ptypilot-config-" + std::to_string(::getpid()));

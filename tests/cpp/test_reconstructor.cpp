@@ -322,6 +322,39 @@ TEST_CASE("total variation lowers the image's total variation", "[reconstructor]
   CHECK(after < 0.9 * before);
 }
 
+TEST_CASE("sparsity soft-thresholds V after each step", "[reconstructor][priors]") {
+  // From V = 0 the first descent step is the same with and without the prior, so the prior's
+  // result must be that step's V shrunk towards zero by the threshold, exactly.
+  const auto& preset = sim::experiment_preset("graphene-small");
+  const Experiment e = simulate(
+      preset, sparse_grid_positions(60, preset.scan_rows, preset.scan_cols, preset.step_A), 2e4);
+  ReconstructorConfig c = config_for(preset, Loss::kAmplitude);
+  c.priors = {.positivity = false};
+  CpuReconstructor plain(c);
+  constexpr float kThreshold = 0.01f;
+  c.priors.sparsity = kThreshold;
+  CpuReconstructor sparse(c);
+  for (CpuReconstructor* r : {&plain, &sparse}) {
+    REQUIRE(r->add_frames(e.frames).ok());
+    REQUIRE(r->iterate(1).ok());
+  }
+  const RealImage& before = plain.snapshot().phase_rad;
+  const RealImage& after = sparse.snapshot().phase_rad;
+  int above = 0, below = 0, inside = 0;
+  for (std::size_t i = 0; i < before.size(); ++i) {
+    const float v = before.data()[i];
+    const float expected = v > kThreshold ? v - kThreshold : (v < -kThreshold ? v + kThreshold : 0.0f);
+    REQUIRE(after.data()[i] == expected);
+    above += v > kThreshold;
+    below += v < -kThreshold;
+    inside += std::abs(v) <= kThreshold;
+  }
+  // Every branch of the threshold was taken.
+  CHECK(above > 0);
+  CHECK(below > 0);
+  CHECK(inside > 0);
+}
+
 TEST_CASE("prior weights beyond the stable step are refused", "[reconstructor][priors]") {
   const auto& preset = sim::experiment_preset("graphene-small");
   ReconstructorConfig c = config_for(preset, Loss::kAmplitude);
@@ -330,6 +363,9 @@ TEST_CASE("prior weights beyond the stable step are refused", "[reconstructor][p
   c.priors.dark_smoothing = 0;
   c.priors.total_variation = -0.01;
   CHECK_THROWS_WITH(CpuReconstructor(c), Catch::Contains("total_variation must be in [0"));
+  c.priors.total_variation = 0;
+  c.priors.sparsity = kMaxSparsity * 1.01;
+  CHECK_THROWS_WITH(CpuReconstructor(c), Catch::Contains("sparsity must be in [0, 0.1"));
 }
 
 TEST_CASE("the same frames give the same bits, on any number of threads", "[reconstructor]") {

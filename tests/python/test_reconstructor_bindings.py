@@ -143,6 +143,28 @@ def test_reconstructor_defaults_are_the_daemons(experiment):
     assert threads == daemon_threads >= 1
 
 
+def test_sparsity_thresholds_through_the_binding(experiment):
+    """`sparsity` reaches the reconstructor: after one step from V = 0 (the same step with and
+    without it), V is the plain step's V shrunk by the threshold; beyond its bound it is
+    refused."""
+    preset, sim, positions, frames = experiment
+
+    def one_step(**kw):
+        rec = core.Reconstructor(preset.probe, sim.grid, positivity=False, threads=1, **kw)
+        rec.add_frames(positions, frames)
+        rec.iterate(1)
+        return np.asarray(rec.phase_rad)
+
+    plain = one_step()
+    threshold = 0.25 * float(np.abs(plain).max())
+    shrunk = one_step(sparsity=threshold)
+    expected = np.sign(plain) * np.maximum(np.abs(plain) - np.float32(threshold), 0)
+    np.testing.assert_allclose(shrunk, expected, atol=1e-6 * threshold)
+    assert np.count_nonzero(shrunk) < np.count_nonzero(plain)
+    with pytest.raises(ValueError, match="sparsity must be in"):
+        core.Reconstructor(preset.probe, sim.grid, sparsity=0.2)
+
+
 @pytest.mark.skipif(not BIN, reason="PTYPILOT_BIN (build/bin) is not set; run via ctest")
 def test_bench_reconstruct_defaults_are_the_daemons():
     def bench(*extra):

@@ -72,6 +72,17 @@ def test_scenario_table():
         assert (s.dark_smoothing > 0) == (s.material_fraction is not None)
 
 
+def test_scenario_reconstruction_settings_are_reconstructor_keywords():
+    # The scored reconstructions pass these to ptypilot_core.Reconstructor and the sessions to
+    # the daemon's `reconstruction` section; a key either does not know fails here, not after an
+    # hour of eval.
+    for s in scenarios.SCENARIOS.values():
+        p = core.experiment_preset(s.preset)
+        core.Reconstructor(p.probe, p.object_grid(), threads=1, **s.reconstruction())
+    detector = scenarios.SCENARIOS["mos2-paper-detector"].reconstruction()
+    assert detector["sparsity"] > 0 and detector["total_variation"] > 0
+
+
 def test_vacuum_scenarios_state_their_specimens_material_fraction():
     for s in scenarios.SCENARIOS.values():
         if s.material_fraction is None:

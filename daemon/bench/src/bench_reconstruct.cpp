@@ -46,7 +46,8 @@ int bench_reconstruct(const CliArgs& cli) {
     throw std::invalid_argument("--positivity must be on or off");
   config.priors = {.positivity = positivity == "on",
                    .dark_smoothing = cli.get_double("dark-smoothing"),
-                   .total_variation = cli.get_double("total-variation")};
+                   .total_variation = cli.get_double("total-variation"),
+                   .sparsity = cli.get_double("sparsity")};
 
   log::info("bench_setup", {{"preset", preset.name}, {"patterns", patterns}});
   const sim::SimulatedSpecimen specimen = sim::simulate_specimen(preset, 0);
@@ -109,7 +110,8 @@ int bench_reconstruct(const CliArgs& cli) {
       {"priors",
        {{"positivity", config.priors.positivity},
         {"dark_smoothing", config.priors.dark_smoothing},
-        {"total_variation", config.priors.total_variation}}},
+        {"total_variation", config.priors.total_variation},
+        {"sparsity", config.priors.sparsity}}},
   };
   if (without_priors) {
     report["ms_per_iteration_without_priors"] = without_priors->median_iteration_ms();
@@ -148,7 +150,8 @@ Command bench_reconstruct_command() {
                       {"dose", "E_PER_A2", "100000", "electrons per square angstrom"},
                       {"positivity", "on|off", "on", "prior: V >= 0 (the daemon's default: on)"},
                       {"dark-smoothing", "W", "0", "prior: diffusion weight in weakly lit regions"},
-                      {"total-variation", "W", "0", "prior: total-variation step"}},
+                      {"total-variation", "W", "0", "prior: total-variation step"},
+                      {"sparsity", "RAD", "0", "prior: soft threshold of V per step"}},
           .run = bench_reconstruct};
 }
 

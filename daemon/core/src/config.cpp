@@ -73,6 +73,9 @@ void describe(V& v, ReconstructionConfig& c) {
           Rule::kNonNegative);
   v.field("total_variation", c.priors.total_variation,
           "prior: step of the total-variation flow; 0: off, at most 0.005", Rule::kNonNegative);
+  v.field("sparsity", c.priors.sparsity,
+          "prior: soft threshold of V per step, rad (the L1 proximal step); 0: off, at most 0.1",
+          Rule::kNonNegative);
   if constexpr (V::kReads) {
     if (c.priors.dark_smoothing > kMaxDarkSmoothing)
       v.fail("dark_smoothing", "is above " + std::to_string(kMaxDarkSmoothing) +
@@ -80,6 +83,9 @@ void describe(V& v, ReconstructionConfig& c) {
     if (c.priors.total_variation > kMaxTotalVariation)
       v.fail("total_variation", "is above " + std::to_string(kMaxTotalVariation) +
                                     ", where the explicit TV step becomes unstable");
+    if (c.priors.sparsity > kMaxSparsity)
+      v.fail("sparsity", "is above " + std::to_string(kMaxSparsity) +
+                             ", where the threshold erases a weak-phase specimen's atoms");
   }
 }
 

@@ -27,6 +27,11 @@
 //                    few electrons went, none where the data decide;
 //   total variation  V += total_variation * div(grad V / |grad V|_eps): one explicit step of
 //                    the TV flow (eps = kTotalVariationEpsilon rad);
+//   sparsity         V <- sign(V) max(|V| - sparsity, 0): the soft threshold, the proximal step
+//                    of sparsity * |V|_1 (atoms on vacuum are few bright pixels). Noise that a
+//                    step adds by less than the threshold is removed each step instead of
+//                    accumulating, which stops the over-fitting of noisy, super-resolved data
+//                    (the paper's detector geometry, README) as the iterations go on;
 //   positivity       V <- max(V, 0): the projected potential of a weak-phase specimen is
 //                    positive, and vacuum is its zero (SSIM and the policy see V mean-free,
 //                    so the offset costs nothing).
@@ -57,12 +62,18 @@ Loss parse_loss(std::string_view name);  // "intensity" | "amplitude"; throws ot
 inline constexpr double kMaxDarkSmoothing = 0.25;
 inline constexpr float kTotalVariationEpsilon = 0.02f;  // rad per pixel
 inline constexpr double kMaxTotalVariation = kTotalVariationEpsilon / 4.0;
+// A threshold per step beyond a tenth of a radian would erase a weak-phase specimen's atoms
+// (MoS2's reach about 1 rad) within a few steps; the useful values are thousandths.
+inline constexpr double kMaxSparsity = 0.1;
 
 struct PriorConfig {
   bool positivity = true;
   double dark_smoothing = 0.0;   // 0 .. kMaxDarkSmoothing
   double total_variation = 0.0;  // 0 .. kMaxTotalVariation (0.005)
-  bool any() const { return positivity || dark_smoothing > 0 || total_variation > 0; }
+  double sparsity = 0.0;         // 0 .. kMaxSparsity, rad per step
+  bool any() const {
+    return positivity || dark_smoothing > 0 || total_variation > 0 || sparsity > 0;
+  }
 };
 
 struct ReconstructorConfig {
