@@ -3,13 +3,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <complex>
-#include <numbers>
 #include <cstdio>
+#include <numbers>
 #include <stdexcept>
-
-#include "ptypilot/fft.hpp"
-#include "ptypilot/image.hpp"
 
 namespace ptypilot {
 
@@ -48,6 +44,18 @@ void fftshift_image(std::span<const float> in, int rows, int cols, std::span<flo
 
 void ifftshift_image(std::span<const float> in, int rows, int cols, std::span<float> out) {
   roll(in, rows, cols, -(rows / 2), -(cols / 2), out);
+}
+
+std::array<double, 2> probe_tilt_px(const FrameGeometry& g) {
+  const double fy = g.disk_offset_y_px - std::round(g.disk_offset_y_px);
+  const double fx = g.disk_offset_x_px - std::round(g.disk_offset_x_px);
+  // The raw offset is M v with M = F R (the map's step 4), so v = R(-theta) F d.
+  double sy = fy, sx = fx;
+  if (g.flip) std::swap(sy, sx);
+  const double theta = g.rotation_deg * std::numbers::pi / 180.0;
+  const double cs = std::cos(theta), sn = std::sin(theta);
+  const double ky = sy * cs - sx * sn, kx = sx * cs + sy * sn;
+  return {ky / g.bin, kx / g.bin};
 }
 
 FrameGeometryMap::FrameGeometryMap(FrameGeometry geometry, int raw_side)
@@ -122,27 +130,6 @@ bool FrameGeometryMap::apply(std::span<const float> raw, std::span<float> out) c
   return true;
 }
 
-namespace {
-
-// tmp(j) = in(j + d), periodic: a phase ramp on the transform (see the header for why).
-void fourier_shift(std::span<float> image, int side, double dy, double dx) {
-  ComplexImage f(side, side);
-  for (std::size_t i = 0; i < image.size(); ++i) f.data()[i] = image[i];
-  forward_fft_unitary(f);
-  auto signed_frequency = [side](int k) { return double(k < (side + 1) / 2 ? k : k - side) / side; };
-  for (int r = 0; r < side; ++r)
-    for (int c = 0; c < side; ++c) {
-      const double phase =
-          2.0 * std::numbers::pi * (signed_frequency(r) * dy + signed_frequency(c) * dx);
-      f(r, c) *= std::complex<float>(std::polar(1.0, phase));
-    }
-  inverse_fft_unitary(f);
-  // Ringing at the disk's edge can dip a little below zero, which no count can.
-  for (std::size_t i = 0; i < image.size(); ++i) image[i] = std::max(0.0f, f.data()[i].real());
-}
-
-}  // namespace
-
 void FrameGeometryMap::transform(std::span<const float> centred, std::span<float> out,
                                  bool weights) const {
   const FrameGeometry& g = geometry_;
@@ -153,28 +140,15 @@ void FrameGeometryMap::transform(std::span<const float> centred, std::span<float
   // Step 4: reconstructor pixel k (from the centre) reads c + d + F R k.
   std::vector<float> aligned(centred.begin(), centred.end());
   if (g.recentres()) {
-    const double dy = g.disk_offset_y_px, dx = g.disk_offset_x_px;
-    const bool integer_shift = dy == std::round(dy) && dx == std::round(dx);
-    std::vector<float> shifted(centred.begin(), centred.end());
+    // The whole-pixel part of the disk offset; the rest goes to the model (probe_tilt_px).
+    const double dy = std::round(g.disk_offset_y_px), dx = std::round(g.disk_offset_x_px);
+    std::vector<float> shifted(centred.size());
     double ry = 0, rx = 0;  // the offset still to apply by resampling
     if (quarter_turns_) {
-      if (integer_shift) {
-        // tmp(j) = in(j + d): a roll by -d.
-        roll(centred, n, n, -int(dy), -int(dx), shifted);
-      } else if (!weights) {
-        fourier_shift(shifted, n, dy, dx);
-      } else {
-        const int fy = int(std::floor(dy)), fx = int(std::floor(dx));
-        for (int r = 0; r < n; ++r)
-          for (int c = 0; c < n; ++c) {
-            float w = 1.0f;
-            for (int a = 0; a < 2; ++a)
-              for (int b = 0; b < 2; ++b)
-                w = std::min(w, at(centred, wrap(r + fy + a, n), wrap(c + fx + b, n)));
-            shifted[std::size_t(r) * n + c] = w;
-          }
-      }
+      // tmp(j) = in(j + d): a roll by -d.
+      roll(centred, n, n, -int(dy), -int(dx), shifted);
     } else {
+      shifted.assign(centred.begin(), centred.end());
       ry = dy;
       rx = dx;
     }
@@ -233,8 +207,9 @@ void FrameGeometryMap::transform(std::span<const float> centred, std::span<float
   ifftshift_image(binned, m, m, out);
 }
 
-FrameGeometryCheck::FrameGeometryCheck(int side, double disk_radius_px)
-    : side_(side), radius_px_(disk_radius_px) {}
+FrameGeometryCheck::FrameGeometryCheck(int side, double disk_radius_px,
+                                       std::array<double, 2> expected_offset_px)
+    : side_(side), radius_px_(disk_radius_px), expected_(expected_offset_px) {}
 
 void FrameGeometryCheck::add(std::span<const float> frame) {
   if (frame.size() != std::size_t(side_) * side_) return;
@@ -286,13 +261,14 @@ std::optional<FrameGeometryCheck::Warning> FrameGeometryCheck::warning() const {
                   100 * f.near_centre, 100 * f.near_zero);
     return Warning{"frame_layout_mismatch", text};
   }
-  const double off = std::hypot(f.offset_y_px, f.offset_x_px);
+  const double off = std::hypot(f.offset_y_px - expected_[0], f.offset_x_px - expected_[1]);
   if (off > kOffCentrePx) {
     std::snprintf(text, sizeof text,
                   "the bright-field disk's centre of mass is (%.2f, %.2f) px (y, x) from the zero "
-                  "frequency over %zu frames; set the geometry's disk offset "
-                  "(detector.geometry.disk_offset_y_px / _x_px, a data set's disk_offset_px)",
-                  f.offset_y_px, f.offset_x_px, frames_);
+                  "frequency over %zu frames, where the geometry expects (%.2f, %.2f); set its "
+                  "disk offset (detector.geometry.disk_offset_y_px / _x_px, a data set's "
+                  "disk_offset_px)",
+                  f.offset_y_px, f.offset_x_px, frames_, expected_[0], expected_[1]);
     return Warning{"frame_disk_off_centre", text};
   }
   return std::nullopt;

@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "ptypilot/frame_geometry.hpp"
+#include "ptypilot/optics.hpp"
 
 using namespace ptypilot;
 
@@ -71,7 +72,7 @@ TEST_CASE("a centred frame goes to the FFT layout by ifftshift, for even and odd
   CHECK(parse_frame_layout("fft") == FrameLayout::kFft);
 }
 
-TEST_CASE("a disk offset is corrected: integer by a roll, sub-pixel by a Fourier shift",
+TEST_CASE("a disk offset is corrected: whole pixels by a roll, the rest by the model",
           "[geometry]") {
   const int n = 32, c = n / 2;
   FrameGeometry g;
@@ -83,20 +84,42 @@ TEST_CASE("a disk offset is corrected: integer by a roll, sub-pixel by a Fourier
     // Equal but where the roll wraps the Gaussian's far tail around the frame's edge.
     for (std::size_t i = 0; i < out.size(); ++i) CHECK(out[i] == Approx(ideal[i]).margin(1e-3));
   }
-  SECTION("sub-pixel: the disk lands on the zero frequency") {
-    g.disk_offset_y_px = 0.7;
+  SECTION("sub-pixel: the whole pixels are rolled, the rest is the model's probe tilt") {
+    g.disk_offset_y_px = 2.7;
     g.disk_offset_x_px = -0.4;
-    const std::vector<float> raw = gaussian(n, c + 0.7, c - 0.4, 2.0);
-    const auto before = find(apply(FrameGeometry{}, n, raw), n, 6);
-    CHECK(before.offset_y_px == Approx(0.7).margin(0.01));
-    CHECK(before.offset_x_px == Approx(-0.4).margin(0.01));
-    const std::vector<float> out = apply(g, n, raw);
-    const auto after = find(out, n, 6);
-    CHECK(std::abs(after.offset_y_px) < 0.01);
-    CHECK(std::abs(after.offset_x_px) < 0.01);
-    const std::vector<float> ideal = apply(FrameGeometry{}, n, gaussian(n, c, c, 2.0));
-    for (std::size_t i = 0; i < out.size(); ++i) CHECK(out[i] == Approx(ideal[i]).margin(0.05));
+    const std::vector<float> raw = gaussian(n, c + 2.7, c - 0.4, 2.0);
+    const auto tilt = probe_tilt_px(g);
+    CHECK(tilt[0] == Approx(-0.3));
+    CHECK(tilt[1] == Approx(-0.4));
+    const auto after = find(apply(g, n, raw), n, 6);
+    CHECK(after.offset_y_px == Approx(-0.3).margin(0.01));
+    CHECK(after.offset_x_px == Approx(-0.4).margin(0.01));
+    // The check expects the disk where the tilt puts it.
+    FrameGeometryCheck check(n, 6, tilt);
+    check.add(apply(g, n, raw));
+    CHECK(!check.warning());
+    // The tilt in the reconstructor's axes: a quarter turn and a bin of 2 act on it too.
+    g.rotation_deg = 90;
+    g.bin = 2;
+    const auto turned = probe_tilt_px(g);
+    // Raw (dy, dx) = (-0.3, -0.4) is M v with M v = (v_x, -v_y) at 90 degrees: v = (0.4, -0.3),
+    // halved by the bin.
+    CHECK(turned[0] == Approx(0.2).margin(1e-12));
+    CHECK(turned[1] == Approx(-0.15).margin(1e-12));
   }
+}
+
+TEST_CASE("a probe tilt puts the model's bright-field disk off the zero frequency", "[geometry]") {
+  ProbeConfig probe;
+  probe.window_px = 32;
+  probe.tilt_y_px = 0.7;
+  probe.tilt_x_px = -0.25;
+  const ComplexImage f = make_probe_fourier(probe);
+  std::vector<float> intensity(f.size());
+  for (std::size_t i = 0; i < f.size(); ++i) intensity[i] = std::norm(f.data()[i]);
+  const auto found = find(intensity, 32, probe.semiangle_mrad / probe.detector_pixel_mrad);
+  CHECK(found.offset_y_px == Approx(0.7).margin(0.02));
+  CHECK(found.offset_x_px == Approx(-0.25).margin(0.02));
 }
 
 TEST_CASE("scan rotation and flip: quarter turns and the transpose are permutations; other "
@@ -129,7 +152,8 @@ TEST_CASE("scan rotation and flip: quarter turns and the transpose are permutati
   FrameGeometry tilted;
   tilted.rotation_deg = 12;
   // Pixels that read outside the frame (the corners) are left free.
-  const auto& mask = FrameGeometryMap(tilted, n).reconstructor_mask();
+  const FrameGeometryMap tilted_map(tilted, n);
+  const auto& mask = tilted_map.reconstructor_mask();
   REQUIRE(mask.size() == std::size_t(n) * n);
   CHECK(mask[std::size_t(c) * n + c] == 0.0f);  // the far corner, in FFT layout
   CHECK(mask[0] == 1.0f);

@@ -17,17 +17,21 @@
 //      free there, so no value has to be invented for them;
 //   3. layout: an FFT-layout frame is fftshifted into the centred view;
 //   4. re-centring and scan rotation, as one map: reconstructor pixel k (from the centre) reads
-//      the raw pixel c + d + F R k, with c = floor(D/2), d the disk centre's offset from c,
-//      R the rotation by rotation_deg and F the transpose when flip is set. So rotation_deg and
-//      flip describe how the scan's axes appear on the detector (py4DSTEM's rotation and
+//      the raw pixel c + round(d) + F R k, with c = floor(D/2), d the disk centre's offset from
+//      c, R the rotation by rotation_deg and F the transpose when flip is set. So rotation_deg
+//      and flip describe how the scan's axes appear on the detector (py4DSTEM's rotation and
 //      "QR flip"). Rotating the frames, not the positions: the object grid, the policy, Safety
 //      and the recorded potential all live in scan coordinates, and rotating positions would
 //      rotate the reconstruction away from the scan they steer. A quarter turn and the flip are
-//      exact pixel permutations; an integer offset is an exact roll; a fractional offset without
-//      rotation is a Fourier shift (a phase ramp on the frame's transform: it keeps the counts'
-//      sum and every spatial frequency of the speckle, where bilinear interpolation would blur
-//      the pattern by up to half a pixel); any other angle is one bilinear resampling of offset
-//      and rotation together (pixels that fall outside the frame get weight 0);
+//      exact pixel permutations and the whole-pixel offset an exact roll; any other angle is one
+//      bilinear resampling (pixels that fall outside the frame get weight 0).
+//      The sub-pixel rest of d is not resampled: it goes to the model, as the probe's tilt
+//      (probe_tilt_px -> ProbeConfig::tilt_y_px / tilt_x_px), so the reconstructor's patterns
+//      have the disk exactly where the frames do. Resampling counts cannot do that: a pattern
+//      sampled at the detector's pixels is aliased (the intensity's band is twice the wave's),
+//      so any interpolation changes the speckle, and on Poisson counts a Fourier shift rings
+//      below zero in the dark field while bilinear interpolation smooths it; on graphene-small
+//      with a 0.7 px offset both reconstructed about as badly as leaving the offset alone;
 //   5. crop to the central crop_px x crop_px (the zero frequency stays at floor(crop_px / 2));
 //   6. bin: sum bin x bin blocks (a block with a bad pixel has weight 0);
 //   7. layout: ifftshift into the reconstructor's FFT layout.
@@ -37,6 +41,7 @@
 // of the map is future work: at 128 x 128 pixels the CPU map costs microseconds per frame).
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <optional>
 #include <span>
@@ -71,11 +76,16 @@ struct FrameGeometry {
   std::vector<float> mask;        // raw D x D weights as the detector lays them out; empty: all 1
   std::vector<float> flat_field;  // raw D x D gains; empty: all 1
 
-  // Whether step 4 does anything.
+  // Whether step 4 moves pixels (a sub-pixel offset alone goes to the model instead).
   bool recentres() const {
     return disk_offset_y_px != 0.0 || disk_offset_x_px != 0.0 || rotation_deg != 0.0 || flip;
   }
 };
+
+// What of the disk offset the map leaves to the model: the part beyond whole pixels, in the
+// reconstructor's pixels and axes (after rotation, flip and bin), for ProbeConfig::tilt_y_px /
+// tilt_x_px. The reconstructor's patterns then carry the disk where the frames have it.
+std::array<double, 2> probe_tilt_px(const FrameGeometry& geometry);
 
 // A geometry prepared for frames of raw_side x raw_side pixels. Immutable after construction,
 // so one map may serve several threads.
@@ -119,8 +129,9 @@ class FrameGeometryMap {
 // off-centre (a centre of mass far from the zero frequency). Counts, no allocation per frame.
 class FrameGeometryCheck {
  public:
-  // disk_radius_px: of the bright-field disk in reconstructor pixels.
-  FrameGeometryCheck(int side, double disk_radius_px);
+  // disk_radius_px: of the bright-field disk in reconstructor pixels; expected_offset_px: where
+  // its centre should be after the map (probe_tilt_px).
+  FrameGeometryCheck(int side, double disk_radius_px, std::array<double, 2> expected_offset_px = {});
   void add(std::span<const float> frame);
   std::size_t frames() const { return frames_; }
 
@@ -144,6 +155,7 @@ class FrameGeometryCheck {
  private:
   int side_;
   double radius_px_;
+  std::array<double, 2> expected_;
   std::size_t frames_ = 0;
   double near_zero_ = 0, near_centre_ = 0, total_ = 0;
   double com_y_ = 0, com_x_ = 0, com_weight_ = 0;
