@@ -108,8 +108,8 @@ void describe(V& v, FrameGeometrySettings& c) {
   v.choice("layout", c.layout, {"centred", "fft"},
            "centred: the zero frequency at pixel floor(D/2), as detectors send; fft: at pixel 0");
   v.field("disk_offset_y_px", c.disk_offset_y_px,
-          "the bright-field disk's centre minus floor(D/2), rows (raw pixels; sub-pixel: Fourier "
-          "shift)");
+          "the bright-field disk's centre minus floor(D/2), rows (raw pixels; whole pixels are "
+          "rolled, the rest is the probe's tilt)");
   v.field("disk_offset_x_px", c.disk_offset_x_px, "the same along columns");
   v.field("disk_radius_px", c.disk_radius_px,
           "the disk's radius in raw pixels, for the layout check; 0: semiangle / detector pixel",
