@@ -78,8 +78,10 @@ FrameGeometryMap::FrameGeometryMap(FrameGeometry geometry, int raw_side)
   check_map(g.flat_field, "flat-field", true);
   for (double v : {g.disk_offset_y_px, g.disk_offset_x_px, g.rotation_deg, g.disk_radius_px})
     if (!std::isfinite(v))
-      throw std::invalid_argument("frame geometry: a disk offset, radius or rotation is not finite");
-  if (std::abs(g.disk_offset_y_px) >= raw_side / 2.0 || std::abs(g.disk_offset_x_px) >= raw_side / 2.0)
+      throw std::invalid_argument(
+          "frame geometry: a disk offset, radius or rotation is not finite");
+  if (std::abs(g.disk_offset_y_px) >= raw_side / 2.0 ||
+      std::abs(g.disk_offset_x_px) >= raw_side / 2.0)
     throw std::invalid_argument("frame geometry: a disk offset of half the frame or more");
   if (g.crop_px < 0 || g.crop_px > raw_side)
     throw std::invalid_argument("frame geometry: crop_px " + std::to_string(g.crop_px) +
@@ -117,7 +119,8 @@ bool FrameGeometryMap::apply(std::span<const float> raw, std::span<float> out) c
   const FrameGeometry& g = geometry_;
   std::vector<float> corrected(raw.begin(), raw.end());
   for (std::size_t i = 0; i < corrected.size(); ++i) {
-    if (!g.flat_field.empty()) corrected[i] = g.flat_field[i] > 0 ? corrected[i] / g.flat_field[i] : 0.0f;
+    if (!g.flat_field.empty())
+      corrected[i] = g.flat_field[i] > 0 ? corrected[i] / g.flat_field[i] : 0.0f;
     if (!g.mask.empty() && g.mask[i] == 0.0f) corrected[i] = 0.0f;
   }
   if (g.layout == FrameLayout::kFft) {

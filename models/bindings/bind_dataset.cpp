@@ -7,8 +7,8 @@
 
 #include <optional>
 #include <stdexcept>
-#include <utility>
 #include <string>
+#include <utility>
 
 #include "numpy_convert.hpp"
 #include "ptypilot/frame_geometry.hpp"
@@ -51,19 +51,20 @@ py::array_t<float> read_reconstructor_frames(RecordedDataset& d,
 }
 
 py::dict geometry_dict(const FrameGeometry& g) {
-  return py::dict(py::arg("layout") = std::string(to_string(g.layout)),
-                  py::arg("disk_offset_px") = py::make_tuple(g.disk_offset_y_px, g.disk_offset_x_px),
-                  py::arg("rotation_deg") = g.rotation_deg, py::arg("flip") = g.flip,
-                  py::arg("crop_px") = g.crop_px, py::arg("bin") = g.bin);
+  return py::dict(
+      py::arg("layout") = std::string(to_string(g.layout)),
+      py::arg("disk_offset_px") = py::make_tuple(g.disk_offset_y_px, g.disk_offset_x_px),
+      py::arg("rotation_deg") = g.rotation_deg, py::arg("flip") = g.flip,
+      py::arg("crop_px") = g.crop_px, py::arg("bin") = g.bin);
 }
 
 // frames (n, D, D) or (D, D) as the detector sends them -> (the reconstructor's frames in FFT
 // layout, the reconstructor's detector_mask or None).
-py::tuple apply_frame_geometry(py::array_t<float, py::array::c_style | py::array::forcecast> frames,
-                               const std::string& layout, std::pair<double, double> disk_offset_px,
-                               double rotation_deg, bool flip, int crop_px, int bin,
-                               std::optional<py::array_t<float, py::array::c_style | py::array::forcecast>> mask,
-                               std::optional<py::array_t<float, py::array::c_style | py::array::forcecast>> flat_field) {
+py::tuple apply_frame_geometry(
+    py::array_t<float, py::array::c_style | py::array::forcecast> frames, const std::string& layout,
+    std::pair<double, double> disk_offset_px, double rotation_deg, bool flip, int crop_px, int bin,
+    std::optional<py::array_t<float, py::array::c_style | py::array::forcecast>> mask,
+    std::optional<py::array_t<float, py::array::c_style | py::array::forcecast>> flat_field) {
   if (frames.ndim() != 2 && frames.ndim() != 3)
     throw std::invalid_argument("frames: expected (n, D, D) or (D, D)");
   const py::ssize_t n = frames.ndim() == 3 ? frames.shape(0) : 1;
@@ -81,8 +82,8 @@ py::tuple apply_frame_geometry(py::array_t<float, py::array::c_style | py::array
   if (flat_field) g.flat_field.assign(flat_field->data(), flat_field->data() + flat_field->size());
   const FrameGeometryMap map(std::move(g), static_cast<int>(rows));
   const auto side = static_cast<py::ssize_t>(map.out_side());
-  py::array_t<float> out = frames.ndim() == 3 ? py::array_t<float>({n, side, side})
-                                              : py::array_t<float>({side, side});
+  py::array_t<float> out =
+      frames.ndim() == 3 ? py::array_t<float>({n, side, side}) : py::array_t<float>({side, side});
   for (py::ssize_t i = 0; i < n; ++i)
     map.apply(std::span<const float>(frames.data() + i * map.raw_pixels(), map.raw_pixels()),
               std::span<float>(out.mutable_data() + i * map.out_pixels(), map.out_pixels()));
@@ -105,13 +106,16 @@ void bind_dataset(py::module_& m) {
         "The frame geometry (kernels/include/ptypilot/frame_geometry.hpp), as the daemon applies "
         "it at ingest: frames as a detector sends them -> (the reconstructor's frames, FFT "
         "layout; its detector_mask, or None when every weight is 1).");
-  m.def("fftshift_frame", [](py::array_t<float, py::array::c_style | py::array::forcecast> a) {
+  m.def(
+      "fftshift_frame",
+      [](py::array_t<float, py::array::c_style | py::array::forcecast> a) {
         if (a.ndim() != 2) throw std::invalid_argument("expected a 2-D frame");
         py::array_t<float> out({a.shape(0), a.shape(1)});
         fftshift_image({a.data(), std::size_t(a.size())}, int(a.shape(0)), int(a.shape(1)),
                        {out.mutable_data(), std::size_t(a.size())});
         return out;
-      }, py::arg("frame"), "numpy.fft.fftshift of one frame: FFT layout -> centred.");
+      },
+      py::arg("frame"), "numpy.fft.fftshift of one frame: FFT layout -> centred.");
 
   py::class_<RecordedDataset>(m, "RecordedDataset",
                               "A recorded 4D-STEM data set, read lazily, as `ptypilot replay` "

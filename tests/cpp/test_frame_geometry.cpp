@@ -24,9 +24,9 @@ std::vector<float> gaussian(int n, double cy, double cx, double sigma, double si
   std::vector<float> f(std::size_t(n) * n);
   for (int r = 0; r < n; ++r)
     for (int c = 0; c < n; ++c)
-      f[std::size_t(r) * n + c] = static_cast<float>(
-          1000.0 * std::exp(-0.5 * ((r - cy) * (r - cy) / (sigma * sigma) +
-                                    (c - cx) * (c - cx) / (sigma_x * sigma_x))));
+      f[std::size_t(r) * n + c] =
+          static_cast<float>(1000.0 * std::exp(-0.5 * ((r - cy) * (r - cy) / (sigma * sigma) +
+                                                       (c - cx) * (c - cx) / (sigma_x * sigma_x))));
   return f;
 }
 
@@ -122,8 +122,10 @@ TEST_CASE("a probe tilt puts the model's bright-field disk off the zero frequenc
   CHECK(found.offset_x_px == Approx(-0.25).margin(0.02));
 }
 
-TEST_CASE("scan rotation and flip: quarter turns and the transpose are permutations; other "
-          "angles resample", "[geometry]") {
+TEST_CASE(
+    "scan rotation and flip: quarter turns and the transpose are permutations; other "
+    "angles resample",
+    "[geometry]") {
   const int n = 33, c = n / 2;
   // A blob where the scan's x axis (0, 5) appears on the detector at rotation theta:
   // (y, x) = (5 sin theta, 5 cos theta).

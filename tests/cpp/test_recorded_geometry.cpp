@@ -91,7 +91,8 @@ TEST_CASE("a sidecar's disk offset, rotation and flip reach the geometry and ser
   CHECK(served.flip);
 }
 
-TEST_CASE("a bad frame_layout or disk_offset_px is refused, naming the key", "[recorded][geometry]") {
+TEST_CASE("a bad frame_layout or disk_offset_px is refused, naming the key",
+          "[recorded][geometry]") {
   NpySet set;
   nlohmann::json sidecar = without_layout();
   sidecar["frame_layout"] = "shifted";
@@ -105,5 +106,6 @@ TEST_CASE("a bad frame_layout or disk_offset_px is refused, naming the key", "[r
   sidecar = without_layout();
   sidecar["disk_offset_px"] = 0.7;
   write_text(set.dir / "scan.json", sidecar.dump());
-  CHECK_THROWS_WITH(open_recorded_dataset(set.path), Catch::Contains("disk_offset_px: expected [dy, dx]"));
+  CHECK_THROWS_WITH(open_recorded_dataset(set.path),
+                    Catch::Contains("disk_offset_px: expected [dy, dx]"));
 }

@@ -131,14 +131,15 @@ class FrameGeometryCheck {
  public:
   // disk_radius_px: of the bright-field disk in reconstructor pixels; expected_offset_px: where
   // its centre should be after the map (probe_tilt_px).
-  FrameGeometryCheck(int side, double disk_radius_px, std::array<double, 2> expected_offset_px = {});
+  FrameGeometryCheck(int side, double disk_radius_px,
+                     std::array<double, 2> expected_offset_px = {});
   void add(std::span<const float> frame);
   std::size_t frames() const { return frames_; }
 
   struct Finding {
-    double near_zero = 0;      // fraction of the counts within radius + 1 px of [0, 0]
-    double near_centre = 0;    // ... of [side/2, side/2], where the other layout puts the disk
-    double offset_y_px = 0;    // mean centre of mass of the disk, from the zero frequency
+    double near_zero = 0;    // fraction of the counts within radius + 1 px of [0, 0]
+    double near_centre = 0;  // ... of [side/2, side/2], where the other layout puts the disk
+    double offset_y_px = 0;  // mean centre of mass of the disk, from the zero frequency
     double offset_x_px = 0;
   };
   Finding finding() const;

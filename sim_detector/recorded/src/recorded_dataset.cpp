@@ -467,7 +467,8 @@ nlohmann::json session_config_fragment(const RecordedDatasetInfo& info) {
              {{"rows", info.raster.rows},
               {"cols", info.raster.cols},
               {"step_A", info.raster.step_A}}}}},
-          {"detector", {{"dtype", to_string(info.dtype)}, {"geometry", geometry_json(info.geometry)}}}};
+          {"detector",
+           {{"dtype", to_string(info.dtype)}, {"geometry", geometry_json(info.geometry)}}}};
 }
 
 // ---- NearestPositionIndex.

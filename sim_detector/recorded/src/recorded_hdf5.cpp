@@ -277,9 +277,9 @@ class RecordingDataset final : public RecordedDataset {
       fail(path, std::string("config_json's detector.geometry: ") + e.what());
     }
     if (info_.probe.detector_side_px() != mapped_side)
-      fail(path, "frames are " + std::to_string(info_.frame_rows) +
-                     " px (" + std::to_string(mapped_side) + " after the geometry) but config_json's "
-                     "session.probe gives a detector of " +
+      fail(path, "frames are " + std::to_string(info_.frame_rows) + " px (" +
+                     std::to_string(mapped_side) +
+                     " after the geometry) but config_json's session.probe gives a detector of " +
                      std::to_string(info_.probe.detector_side_px()) + " px");
     info_.raster = raster;
     const std::array<double, 2> tilt = probe_tilt_px(info_.geometry);

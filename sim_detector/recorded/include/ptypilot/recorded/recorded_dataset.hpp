@@ -32,8 +32,8 @@
 //   energy_keV, semiangle_mrad, scan_step_A, detector_pixel_mrad, defocus_A   (required unless
 //                 the format gives them, see above)
 //   Cs_mm (default 0), rotation_deg (default 0; the scan-to-detector rotation, applied to
-//                 the frames as frame_geometry.hpp says), dose_e_per_A2 (electrons per A^2 of the full raster; unknown when
-//                 absent), scan_shape [rows, cols] (MIB and DECTRIS; for the others it must
+//                 the frames as frame_geometry.hpp says), dose_e_per_A2 (electrons per A^2
+//                 of the full raster; unknown when absent), scan_shape [rows, cols] (MIB and DECTRIS; for the others it must
 //                 agree with the file), true_potential (the path, relative to the sidecar, of a
 //                 .npy of the specimen's true phase; replay ignores it, `ptypilot eval` scores
 //                 against it, and opening refuses a path that is not a file), window_px (the
