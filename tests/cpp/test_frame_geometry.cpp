@@ -219,4 +219,11 @@ TEST_CASE("the check names a wrong layout and an off-centre disk", "[geometry]")
   REQUIRE(off.warning());
   CHECK(off.warning()->code == "frame_disk_off_centre");
   CHECK_THAT(off.warning()->message, Catch::Contains("(0.70, 0.00)"));
+  // Flat frames hold no disk: nothing to say about the layout, whichever way the noise leans.
+  FrameGeometryCheck flat(n, 5);
+  std::vector<float> frame(std::size_t(n) * n, 10.0f);
+  frame[std::size_t(c) * n + c] = 11.0f;  // a little more near where the other layout's disk is
+  flat.add(frame);
+  CHECK(flat.finding().near_centre > flat.finding().near_zero);
+  CHECK(!flat.warning());
 }

@@ -152,6 +152,8 @@ class FrameGeometryCheck {
   std::optional<Warning> warning() const;
 
   static constexpr double kOffCentrePx = 0.35;
+  // A disk is there to measure when this share of the counts lies within its radius + 1 px.
+  static constexpr double kDiskShare = 0.2;
 
  private:
   int side_;
