@@ -80,14 +80,16 @@ ComplexImage make_probe_fourier(const ProbeConfig& config) {
     const int fy = i < n / 2 ? i : i - n;
     for (int j = 0; j < n; ++j) {
       const int fx = j < n / 2 ? j : j - n;
-      const double k2 = (double(fy) * fy + double(fx) * fx) * dk * dk;
+      // Angles from the beam's axis, which a tilt moves off the zero frequency.
+      const double ty = fy - config.tilt_y_px, tx = fx - config.tilt_x_px;
+      const double k2 = (ty * ty + tx * tx) * dk * dk;
       const double a = aperture(lambda * std::sqrt(k2) * 1e3, config);
       if (a == 0.0) continue;
       double chi =
           std::numbers::pi * lambda * k2 * (0.5 * cs_A * lambda * lambda * k2 - config.defocus_A);
       if (config.astigmatism_A != 0.0)
         chi += std::numbers::pi * lambda * k2 * config.astigmatism_A *
-               std::cos(2.0 * (std::atan2(double(fy), double(fx)) - astigmatism_angle));
+               std::cos(2.0 * (std::atan2(ty, tx) - astigmatism_angle));
       // (-1)^(fy+fx) moves the probe from pixel (0, 0) to the window centre (N/2, N/2).
       const double centring = ((fy + fx) & 1) ? std::numbers::pi : 0.0;
       probe(i, j) = std::complex<float>(std::polar(a, centring - chi));

@@ -42,6 +42,9 @@ void bind_optics(py::module_& m) {
       .def_readwrite("defocus_A", &ProbeConfig::defocus_A)
       .def_readwrite("Cs_mm", &ProbeConfig::Cs_mm)
       .def_readwrite("aperture_edge_mrad", &ProbeConfig::aperture_edge_mrad)
+      // The disk's centre from the zero frequency (px): frame_geometry.hpp's sub-pixel offset.
+      .def_readwrite("tilt_y_px", &ProbeConfig::tilt_y_px)
+      .def_readwrite("tilt_x_px", &ProbeConfig::tilt_x_px)
       .def_property_readonly("pixel_A", [](const ProbeConfig& c) { return real_space_pixel_A(c); });
 
   py::class_<ObjectGrid>(m, "ObjectGrid")

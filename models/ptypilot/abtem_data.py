@@ -158,7 +158,8 @@ def poisson_counts(patterns: np.ndarray, electrons_per_pattern: float, seed: int
 def write_dataset(out: Path, name: str, counts: np.ndarray, truth_rad: np.ndarray,
                   geometry: Geometry, dose_e_per_A2: float, provenance: dict) -> Path:
     """NAME.npy, its sidecar NAME.json (true_potential: NAME-truth.npy) and NAME.provenance.json
-    in `out`; counts (rows, cols, N, N) in the unshifted layout. Returns the .npy's path."""
+    in `out`; counts (rows, cols, N, N) in the unshifted layout, which the sidecar names
+    (frame_layout: fft). Returns the .npy's path."""
     out.mkdir(parents=True, exist_ok=True)
     p = geometry.probe
     expected = (geometry.rows, geometry.cols, p.window_px, p.window_px)
@@ -173,7 +174,7 @@ def write_dataset(out: Path, name: str, counts: np.ndarray, truth_rad: np.ndarra
                "scan_step_A": geometry.step_A, "detector_pixel_mrad": p.detector_pixel_mrad,
                "defocus_A": p.defocus_A, "Cs_mm": p.Cs_mm, "rotation_deg": 0.0,
                "dose_e_per_A2": dose_e_per_A2, "scan_shape": [geometry.rows, geometry.cols],
-               "true_potential": f"{name}-truth.npy"}
+               "true_potential": f"{name}-truth.npy", "frame_layout": "fft"}
     (out / f"{name}.json").write_text(json.dumps(sidecar, indent=2) + "\n")
     (out / f"{name}.provenance.json").write_text(
         json.dumps({"layout": LAYOUT, **provenance}, indent=2) + "\n")

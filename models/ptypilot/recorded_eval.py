@@ -106,7 +106,7 @@ def full_grid_reference(dataset, grid, iterations: int = data.FULL_RASTER_ITERAT
     batch = 1024  # frames read and added at a time: the reconstructor keeps them all anyway
     for first in range(0, len(positions), batch):
         indices = list(range(first, min(first + batch, len(positions))))
-        rec.add_frames(positions[indices], dataset.frames(indices))
+        rec.add_frames(positions[indices], dataset.reconstructor_frames(indices))
     rec.iterate(iterations)
     return np.ascontiguousarray(figures.fov_crop(rec.phase_rad, grid), dtype=np.float32)
 
@@ -151,8 +151,9 @@ def session_config(recorded: RecordedSet, replay, *, positions: int, sub_sequenc
         "reconstruction": {"loss": "amplitude", "iterations_per_update": data.ITERATIONS_PER_UPDATE,
                            **priors},
         "policy": policy_config(policy, sub_sequence, positions),
-        "detector": {"endpoint": replay.ready["data_endpoint"],
-                     "dtype": recorded.fragment["detector"]["dtype"]},
+        # The fragment's detector block: the dtype, and the geometry that says how to read the
+        # frames replay sends as stored.
+        "detector": {**recorded.fragment["detector"], "endpoint": replay.ready["data_endpoint"]},
         "scan_driver": {"kind": "zmq", "endpoint": replay.ready["command_endpoint"]},
         "recorder": {"directory": str(sessions_dir)},
     }

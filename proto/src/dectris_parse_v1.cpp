@@ -188,6 +188,13 @@ Status parse_v1_image(std::span<const std::span<const std::byte>> parts, const j
   return Status::Ok();
 }
 
+std::size_t header_parts_for(const std::string& detail) {
+  if (detail == "none") return 1;
+  if (detail == "basic") return 2;
+  if (detail == "all") return 8;
+  return 0;
+}
+
 Status parse_v1_header(std::span<const std::span<const std::byte>> parts, const json& first,
                        Message* message, std::string_view* counter) {
   if (Status s = require_uint(first, "series", "dheader-1.0", &message->series_id, counter);
@@ -197,11 +204,8 @@ Status parse_v1_header(std::span<const std::span<const std::byte>> parts, const 
     return fail(counter, counters::kDectrisV1MalformedJson,
                 "dheader-1.0 has no \"header_detail\" string");
   const std::string& detail = message->header_detail;
-  std::size_t expected = 0;
-  if (detail == "none") expected = 1;
-  else if (detail == "basic") expected = 2;
-  else if (detail == "all") expected = 8;
-  else
+  const std::size_t expected = header_parts_for(detail);
+  if (expected == 0)
     return fail(counter, counters::kDectrisV1MalformedJson,
                 "header_detail '" + detail + "' is not all, basic or none");
   if (parts.size() != expected && parts.size() != expected + 1)
@@ -256,6 +260,25 @@ Status parse_v1(std::span<const std::span<const std::byte>> parts, Message* mess
   return fail(counter, counters::kDectrisV1UnknownHtype,
               "unknown htype '" + htype.substr(0, 64) +
                   "' in part 1; expected dheader-1.0, dimage-1.0 or dseries_end-1.0");
+}
+
+std::size_t v1_series_header_parts(std::span<const std::byte> first) {
+  json j;
+  std::string_view ignored;
+  std::string htype, detail;
+  if (!parse_json_object(first, 0, &j, &ignored).ok() || !get_string(j, "htype", &htype) ||
+      htype != "dheader-1.0" || !get_string(j, "header_detail", &detail))
+    return 0;
+  return header_parts_for(detail);
+}
+
+bool v1_opens_message(std::span<const std::byte> first) {
+  json j;
+  std::string_view ignored;
+  std::string htype;
+  if (!parse_json_object(first, 0, &j, &ignored).ok() || !get_string(j, "htype", &htype))
+    return false;
+  return htype == "dheader-1.0" || htype == "dimage-1.0" || htype == "dseries_end-1.0";
 }
 
 }  // namespace ptypilot::dectris

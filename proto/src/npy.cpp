@@ -1,6 +1,8 @@
 #include "ptypilot/wire/npy.hpp"
 
+#include <algorithm>
 #include <cctype>
+#include <iterator>
 #include <cstdint>
 #include <cstring>
 #include <fstream>
@@ -193,6 +195,59 @@ NpyHeader parse_npy_header(std::span<const std::byte> bytes, const std::filesyst
     else
       data_bytes *= d;
   return h;
+}
+
+std::vector<float> read_npy_image(const std::filesystem::path& path, std::size_t* rows,
+                                  std::size_t* cols) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error(path.string() + ": cannot read");
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::span<const std::byte> bytes(reinterpret_cast<const std::byte*>(text.data()),
+                                         text.size());
+  const NpyHeader h = parse_npy_header(bytes, path);
+  if (h.shape.size() != 2 || h.fortran_order)
+    throw std::runtime_error(path.string() + ": expected a 2-D array in C order");
+  if (h.data_offset + h.data_bytes() > bytes.size())
+    throw std::runtime_error(path.string() + ": truncated");
+  *rows = h.shape[0];
+  *cols = h.shape[1];
+  std::vector<float> out(h.element_count());
+  const std::byte* p = bytes.data() + h.data_offset;
+  for (std::size_t i = 0; i < out.size(); ++i, p += h.item_bytes) {
+    unsigned char b[8];
+    std::memcpy(b, p, h.item_bytes);
+    if (h.byte_order == '>') std::reverse(b, b + h.item_bytes);
+    double v = 0;
+    auto get = [&]<typename T>(T) {
+      T t;
+      std::memcpy(&t, b, sizeof t);
+      return static_cast<double>(t);
+    };
+    switch (h.kind) {
+      case 'b':
+      case 'u':
+        v = h.item_bytes == 1   ? get(std::uint8_t{})
+            : h.item_bytes == 2 ? get(std::uint16_t{})
+            : h.item_bytes == 4 ? get(std::uint32_t{})
+                                : get(std::uint64_t{});
+        break;
+      case 'i':
+        v = h.item_bytes == 1   ? get(std::int8_t{})
+            : h.item_bytes == 2 ? get(std::int16_t{})
+            : h.item_bytes == 4 ? get(std::int32_t{})
+                                : get(std::int64_t{});
+        break;
+      case 'f':
+        if (h.item_bytes == 4) v = get(float{});
+        else if (h.item_bytes == 8) v = get(double{});
+        else throw std::runtime_error(path.string() + ": float16 is not read; save as float32");
+        break;
+      default:
+        throw std::runtime_error(path.string() + ": not a plain number array");
+    }
+    out[i] = static_cast<float>(v);
+  }
+  return out;
 }
 
 }  // namespace ptypilot

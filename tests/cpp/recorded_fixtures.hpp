@@ -62,7 +62,7 @@ struct Cube {
 inline nlohmann::json probe_sidecar() {
   return {{"energy_keV", 60.0},         {"semiangle_mrad", 25.0}, {"scan_step_A", 0.3},
           {"detector_pixel_mrad", 2.0}, {"defocus_A", 50.0},      {"Cs_mm", 0.5},
-          {"dose_e_per_A2", 1e4}};
+          {"dose_e_per_A2", 1e4},       {"frame_layout", "fft"}};
 }
 
 inline void write_text(const fs::path& path, const std::string& text) {

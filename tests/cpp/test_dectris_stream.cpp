@@ -444,6 +444,39 @@ TEST_CASE("dectris source: frames are placed by number, stale series and gaps ar
   }
 }
 
+TEST_CASE("dectris source: a v1 series header sent as one message per part is joined",
+          "[dectris][ingest]") {
+  // LiberTEM-live's DectrisSim (libertem-dectris) sends, in its default header_detail basic, the
+  // dheader-1.0 part and the detector config as two messages; a DCU sends one multipart message.
+  for (const std::string detail : {"basic", "all", "none"}) {
+    INFO(detail);
+    SourceFixture fx(Protocol::kV1);
+    auto s = fx.series;
+    s.series_id = 5;
+    s.header_detail = detail;
+    for (const dectris::Part& part : dectris::v1_series_header(s)) fx.send({part});
+    fx.image(5, 0);
+    DetectorFrame f;
+    REQUIRE(fx.receive(&f).ok());
+    CHECK(f.counts == test_counts(60));
+    CHECK(fx.source->series() == std::optional<std::uint64_t>(5));
+    const auto& h = fx.source->health();
+    CHECK(h.get(counters::kDectrisSeriesStarted) == 1);
+    CHECK(h.rejections().empty());
+  }
+  // A header whose config never comes: rejected when the next message begins, which is kept.
+  SourceFixture fx(Protocol::kV1);
+  auto s = fx.series;
+  s.series_id = 5;
+  fx.send({dectris::v1_series_header(s)[0]});
+  fx.header(5);
+  fx.image(5, 0);
+  DetectorFrame f;
+  REQUIRE(fx.receive(&f).ok());
+  CHECK(fx.source->health().get(counters::kDectrisV1WrongPartCount) == 1);
+  CHECK(fx.source->health().get(counters::kDectrisSeriesStarted) == 1);
+}
+
 TEST_CASE("dectris source: a v2 message of several parts is refused and the stream stays in sync",
           "[dectris][ingest]") {
   SourceFixture fx(Protocol::kV2);

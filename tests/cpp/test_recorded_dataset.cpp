@@ -365,7 +365,8 @@ TEST_CASE("EMD 1.0 and py4DSTEM data cubes", "[replay]") {
       hid_t g = H5Gopen2(f, layout.group_path.c_str(), H5P_DEFAULT);
       const nlohmann::json probe = probe_sidecar();
       for (const auto& [key, value] : probe.items())
-        if (key != "scan_step_A") h5_number_attribute(g, key.c_str(), value.get<double>());
+        if (key != "scan_step_A" && value.is_number())
+          h5_number_attribute(g, key.c_str(), value.get<double>());
       H5Gclose(g);
       H5Fclose(f);
     }

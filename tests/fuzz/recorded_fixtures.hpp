@@ -10,7 +10,7 @@ namespace ptypilot::fuzz {
 // The sidecar's required keys, without the closing brace (callers add keys or close it).
 inline const std::string kSidecarStart =
     R"({"energy_keV": 60, "semiangle_mrad": 33, "scan_step_A": 0.2, "detector_pixel_mrad": 4.9,)"
-    R"( "defocus_A": 0)";
+    R"( "defocus_A": 0, "frame_layout": "fft")";
 
 inline std::vector<char> valid_npy() {
   std::string header = "{'descr': '<u2', 'fortran_order': False, 'shape': (2, 2, 4, 4), }";

@@ -272,9 +272,21 @@ def v1_image(series: int, frame: int, pixels: np.ndarray, encoding="bs16-lz4<", 
                         "real_time": 1000}).encode()]
 
 
-def v1_header(series: int):
-    return [json.dumps({"htype": "dheader-1.0", "series": series, "header_detail": "basic"}).encode(),
-            json.dumps({"x_pixels_in_detector": 64, "y_pixels_in_detector": 64}).encode()]
+def v1_header(series: int, detail: str = "basic"):
+    parts = [json.dumps({"htype": "dheader-1.0", "series": series, "header_detail": detail}).encode()]
+    if detail == "none":
+        return parts
+    parts.append(json.dumps({"x_pixels_in_detector": 64, "y_pixels_in_detector": 64}).encode())
+    if detail == "all":
+        table = np.arange(256, dtype="<f4")
+        parts += [json.dumps({"htype": "dflatfield-1.0", "shape": [64, 64], "type": "float32"}).encode(),
+                  np.ones((64, 64), "<f4").tobytes(),
+                  json.dumps({"htype": "dpixelmask-1.0", "shape": [64, 64], "type": "uint32"}).encode(),
+                  np.zeros((64, 64), "<u4").tobytes(),
+                  json.dumps({"htype": "dcountrate_table-1.0", "shape": [256, 2],
+                              "type": "float32"}).encode(),
+                  np.concatenate([table, table]).tobytes()]
+    return parts
 
 
 @pytest.fixture
@@ -363,3 +375,47 @@ def test_a_gap_in_frame_numbers_ends_the_session_in_error(tmp_path, dectris_sess
     # Nothing shifted: each recorded frame kept its own number, and 10..14 are absent.
     assert 10 not in index and 14 not in index and index[:10] == list(range(10))
     assert set(index) <= set(range(10)) | set(range(15, 50))
+
+
+@pytest.mark.parametrize("detail", ["basic", "all", "none"])
+def test_a_series_header_sent_one_message_per_part_is_joined(tmp_path, dectris_session, detail):
+    """LiberTEM-live's DectrisSim (libertem-dectris) sends, in its default header_detail basic,
+    the dheader-1.0 part and the detector config as two ZMQ messages; a DCU sends them as one."""
+    fake, client, daemon = dectris_session
+    client.start(f"dectris-split-{detail}")
+    time.sleep(0.3)  # let the daemon's PULL socket connect before anything is pushed
+    for part in v1_header(8, detail):
+        fake.data.send(part)
+    command = fake.next_command()
+    assert len(command.positions) == 50
+    for k in range(50):
+        fake.data.send_multipart(v1_image(8, k, counts(k % 7)))
+    fake.data.send_multipart([json.dumps({"htype": "dseries_end-1.0", "series": 8}).encode()])
+    reply = client.wait(timeout_s=30)
+    assert reply.status.frames_recorded == 50 == reply.status.frames_received
+    counters = ctl(daemon, "status")["status"]["counters"]
+    assert counters["dectris_series_started"] == 1
+    for name in ["dectris_v1_wrong_part_count", "dectris_stale_series", "dectris_v1_unknown_htype"]:
+        assert name not in counters, (name, counters)
+
+
+def test_frames_discarded_are_not_reported_as_missing(tmp_path, dectris_session):
+    """Frames that arrive and are thrown away end the session with what was thrown away and why,
+    not with "detector stopped sending"."""
+    fake, client, daemon = dectris_session
+    config = session_config(tmp_path, fake.data_endpoint, fake.command_endpoint, total_positions=50,
+                            frame_timeout_s=1.0)
+    config["detector"]["dtype"] = "uint16"
+    client.configure(config)
+    client.start("dectris-discarded")
+    time.sleep(0.3)
+    fake.data.send_multipart(v1_header(8)[:1])  # a header whose detector config never comes
+    command = fake.next_command()
+    for k in range(len(command.positions)):
+        fake.data.send_multipart(v1_image(8, k, counts()))
+    with pytest.raises(DaemonError) as error:
+        client.wait(timeout_s=30)
+    message = str(error.value)
+    assert "detector stopped sending" not in message
+    assert "51 message(s) that were discarded" in message, message
+    assert "dectris_stale_series 50" in message and "dectris_v1_wrong_part_count 1" in message

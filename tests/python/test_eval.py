@@ -143,7 +143,8 @@ def write_recorded_datasets(directory: Path) -> list[str]:
     probe = preset.probe
     sidecar = {"energy_keV": probe.energy_keV, "semiangle_mrad": probe.semiangle_mrad,
                "detector_pixel_mrad": probe.detector_pixel_mrad, "defocus_A": probe.defocus_A,
-               "Cs_mm": probe.Cs_mm, "scan_step_A": preset.step_A, "dose_e_per_A2": 1e5}
+               "Cs_mm": probe.Cs_mm, "scan_step_A": preset.step_A, "dose_e_per_A2": 1e5,
+               "frame_layout": "fft"}  # the simulation's frames
     raster = core.raster_positions(preset.scan_rows, preset.scan_cols, preset.step_A)
     shape = (preset.scan_rows, preset.scan_cols, probe.window_px, probe.window_px)
     directory.mkdir()

@@ -20,7 +20,7 @@ BIN = os.environ.get("PTYPILOT_BIN")
 pytestmark = pytest.mark.skipif(not BIN, reason="PTYPILOT_BIN (build/bin) is not set; run via ctest")
 
 PROBE = {"energy_keV": 60.0, "semiangle_mrad": 25.0, "scan_step_A": 0.3,
-         "detector_pixel_mrad": 2.0, "defocus_A": 50.0}
+         "detector_pixel_mrad": 2.0, "defocus_A": 50.0, "frame_layout": "fft"}
 
 
 def ptypilot() -> str:
@@ -103,7 +103,7 @@ def test_print_config_and_bad_data_sets(tmp_path):
         "session": {"probe": {"energy_keV": 60.0, "semiangle_mrad": 25.0, "defocus_A": 50.0,
                               "Cs_mm": 0.0, "window_px": 8, "detector_pixel_mrad": 2.0},
                     "raster": {"rows": 4, "cols": 5, "step_A": 0.3}},
-        "detector": {"dtype": "uint16"}}
+        "detector": {"dtype": "uint16", "geometry": {"layout": "fft"}}}
 
     (tmp_path / "scan.json").write_text(json.dumps({k: v for k, v in PROBE.items()
                                                     if k != "defocus_A"}))
@@ -126,7 +126,7 @@ def session_config(ready: dict, recordings: Path, **session) -> dict:
         "session": {**fragment["session"], "sub_sequence_size": 30, "frame_timeout_s": 5, **session},
         "reconstruction": {"iterations_per_update": 2},
         "policy": {"kind": "random"},
-        "detector": {"endpoint": ready["data_endpoint"], "dtype": fragment["detector"]["dtype"]},
+        "detector": {**fragment["detector"], "endpoint": ready["data_endpoint"]},
         "scan_driver": {"kind": "zmq", "endpoint": ready["command_endpoint"], "ack_timeout_s": 2},
         "recorder": {"directory": str(recordings)},
     }

@@ -374,8 +374,22 @@ struct Daemon::Impl {
         }
         if (p.waiting_for_frames && !worker_busy && idle_s > config->session.frame_timeout_s) {
           health.increment(counters::kDetectorTimeouts);
-          fail("detector stopped sending: no frame for " + std::to_string(idle_s) + " s; " +
-               p.missing + "; the frames received so far are recorded");
+          // Messages that arrived and were discarded are not a silent detector: say which.
+          std::string discarded;
+          std::uint64_t discarded_count = 0;
+          if (ingest && ingest->source())
+            for (const auto& [name, n] : ingest->source()->health().rejections()) {
+              discarded += (discarded.empty() ? "" : ", ") + name + " " + std::to_string(n);
+              discarded_count += n;
+            }
+          if (discarded_count > 0)
+            fail("no usable frame for " + std::to_string(idle_s) + " s: the detector sent " +
+                 std::to_string(discarded_count) + " message(s) that were discarded (" +
+                 discarded + "; see the log and ctl status); " + p.missing +
+                 "; the frames received so far are recorded");
+          else
+            fail("detector stopped sending: no frame for " + std::to_string(idle_s) + " s; " +
+                 p.missing + "; the frames received so far are recorded");
         }
       }
       arm_watchdog();

@@ -1,5 +1,7 @@
 #include "ptypilot/core/config.hpp"
 
+#include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <iterator>
 #include <stdexcept>
@@ -8,6 +10,7 @@
 #include "ptypilot/scan_geometry.hpp"
 #include "ptypilot/wire/config_schema.hpp"
 #include "ptypilot/wire/json_guard.hpp"
+#include "ptypilot/wire/npy.hpp"
 #include "ptypilot/wire/frame.hpp"
 
 namespace ptypilot {
@@ -107,6 +110,29 @@ void describe(V& v, SafetySettings& c) {
 }
 
 template <typename V>
+void describe(V& v, FrameGeometrySettings& c) {
+  v.choice("layout", c.layout, {"centred", "fft"},
+           "centred: the zero frequency at pixel floor(D/2), as detectors send; fft: at pixel 0");
+  v.field("disk_offset_y_px", c.disk_offset_y_px,
+          "the bright-field disk's centre minus floor(D/2), rows (raw pixels; whole pixels are "
+          "rolled, the rest is the probe's tilt)");
+  v.field("disk_offset_x_px", c.disk_offset_x_px, "the same along columns");
+  v.field("disk_radius_px", c.disk_radius_px,
+          "the disk's radius in raw pixels, for the layout check; 0: semiangle / detector pixel",
+          Rule::kNonNegative);
+  v.field("rotation_deg", c.rotation_deg,
+          "scan-to-detector rotation: the scan's axes as they appear on the detector");
+  v.field("flip", c.flip, "the scan's axes transposed on the detector");
+  v.field("crop_px", c.crop_px, "crop the frames to their central crop_px per side; 0: no crop",
+          Rule::kNonNegative);
+  v.field("bin", c.bin, "sum bin x bin pixel blocks (after the crop)", Rule::kPositive);
+  v.field("mask_path", c.mask_path,
+          ".npy of per-pixel weights, the frames' shape: 0 leaves a dead or hot pixel out");
+  v.field("flat_field_path", c.flat_field_path,
+          ".npy of per-pixel gains, the frames' shape: frames are divided by it");
+}
+
+template <typename V>
 void describe(V& v, DetectorConfig& c) {
   v.choice("kind", c.kind, {"zmq", "dectris-v1", "dectris-v2"},
            "zmq: the native protocol; dectris-v1/-v2: a DECTRIS SIMPLON stream");
@@ -122,6 +148,8 @@ void describe(V& v, DetectorConfig& c) {
           Rule::kPositive);
   v.field("position_tolerance_A", c.position_tolerance_A,
           "a frame's position may differ from the issued one by this much", Rule::kNonNegative);
+  v.section("geometry", c.geometry,
+            "how frames map onto the reconstructor's (README: Frame geometry), applied at ingest");
 }
 
 template <typename V>
@@ -254,7 +282,59 @@ ReconstructorConfig ServeConfig::reconstructor_config() const {
   r.threads = reconstruction.threads;
   r.batch = reconstruction.batch;
   r.priors = reconstruction.priors;
+  // The geometry's weights go to the loss, where the map's side is known before any frame: from
+  // the mask or flat-field, or, without a crop, from the reconstructor's detector side.
+  const FrameGeometry geometry = frame_geometry();
+  const std::array<double, 2> tilt = probe_tilt_px(geometry);
+  r.probe.tilt_y_px = tilt[0];
+  r.probe.tilt_x_px = tilt[1];
+  const int out_side = session.probe.detector_side_px();
+  int raw_side = geometry.crop_px == 0 ? out_side * geometry.bin : 0;
+  if (!geometry.mask.empty() || !geometry.flat_field.empty())
+    raw_side = static_cast<int>(
+        std::lround(std::sqrt(double(std::max(geometry.mask.size(), geometry.flat_field.size())))));
+  if (raw_side > 0) {
+    const FrameGeometryMap map(geometry, raw_side);
+    if (map.out_side() != out_side)
+      throw std::invalid_argument(
+          "detector.geometry: frames of " + std::to_string(raw_side) + " px become " +
+          std::to_string(map.out_side()) + " px after crop_px and bin; the probe's detector has " +
+          std::to_string(out_side));
+    r.detector_mask = map.reconstructor_mask();
+  }
   return r;
+}
+
+FrameGeometry ServeConfig::frame_geometry() const {
+  const FrameGeometrySettings& s = detector.geometry;
+  FrameGeometry g;
+  g.layout = parse_frame_layout(s.layout);
+  g.disk_offset_y_px = s.disk_offset_y_px;
+  g.disk_offset_x_px = s.disk_offset_x_px;
+  g.disk_radius_px = s.disk_radius_px;
+  g.rotation_deg = s.rotation_deg;
+  g.flip = s.flip;
+  g.crop_px = s.crop_px;
+  g.bin = s.bin;
+  auto load = [](const std::string& path, const char* key) {
+    if (path.empty()) return std::vector<float>{};
+    std::size_t rows = 0, cols = 0;
+    std::vector<float> map;
+    try {
+      map = read_npy_image(path, &rows, &cols);
+    } catch (const std::exception& e) {
+      throw std::invalid_argument(std::string("detector.geometry.") + key + ": " + e.what());
+    }
+    if (rows != cols)
+      throw std::invalid_argument(std::string("detector.geometry.") + key + ": " + path +
+                                  " is not square; frames are");
+    return map;
+  };
+  g.mask = load(s.mask_path, "mask_path");
+  g.flat_field = load(s.flat_field_path, "flat_field_path");
+  if (!g.mask.empty() && !g.flat_field.empty() && g.mask.size() != g.flat_field.size())
+    throw std::invalid_argument("detector.geometry: the mask and the flat-field differ in shape");
+  return g;
 }
 
 SafetyConfig ServeConfig::safety_config() const {

@@ -21,6 +21,9 @@ void HealthCounters::reject(std::string_view name, std::string_view reason) {
       first = true;
     }
     ++it->second;
+    auto r = rejected_.find(name);
+    if (r == rejected_.end()) r = rejected_.emplace(std::string(name), 0).first;
+    ++r->second;
   }
   if (first) log::warn("rejected", {{"counter", name}, {"reason", reason}, {"note", "logged once per counter"}});
 }
@@ -36,9 +39,15 @@ std::map<std::string, std::uint64_t> HealthCounters::snapshot() const {
   return {counts_.begin(), counts_.end()};
 }
 
+std::map<std::string, std::uint64_t> HealthCounters::rejections() const {
+  std::lock_guard lock(mutex_);
+  return {rejected_.begin(), rejected_.end()};
+}
+
 void HealthCounters::clear() {
   std::lock_guard lock(mutex_);
   counts_.clear();
+  rejected_.clear();
 }
 
 }  // namespace ptypilot

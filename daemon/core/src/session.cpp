@@ -27,20 +27,71 @@ Session::Session(const ServeConfig& config, std::string id, Parts parts, HealthC
       assembler_(AssemblerConfig{config.detector.position_tolerance_A}) {
   const auto& p = config.session.probe;
   bright_field_radius_px_ = p.semiangle_mrad / p.detector_pixel_mrad;
+  geometry_ = config.frame_geometry();
   policy_->reset(config.session.seed);
 }
 
+void Session::apply_geometry(DetectorFrame& f) {
+  if (f.rows != f.cols || f.counts.size() != std::size_t(f.rows) * f.cols) return;
+  if (!geometry_map_ || geometry_map_->raw_side() != f.rows) {
+    if (geometry_failed_sides_.count(f.rows)) return;
+    try {
+      geometry_map_.emplace(geometry_, f.rows);
+    } catch (const std::invalid_argument& e) {
+      // The reconstructor then refuses the frame's size, ending the session with its reason.
+      geometry_failed_sides_.insert(f.rows);
+      geometry_map_.reset();
+      log::error("frame_geometry_unusable",
+                 {{"session", id_}, {"frame_px", f.rows}, {"error", e.what()}});
+      return;
+    }
+  }
+  std::vector<float> out(geometry_map_->out_pixels());
+  geometry_map_->apply(f.counts, out);
+  f.counts = std::move(out);
+  f.rows = f.cols = geometry_map_->out_side();
+  if (!geometry_checked_) {
+    if (!geometry_check_ || geometry_check_->frames() == 0) {
+      const double radius = geometry_.disk_radius_px > 0 ? geometry_.disk_radius_px / geometry_.bin
+                                                         : bright_field_radius_px_;
+      geometry_check_.emplace(f.rows, radius, probe_tilt_px(geometry_));
+    }
+    geometry_check_->add(f.counts);
+  }
+}
+
+void Session::check_geometry() {
+  // The first sub-sequence, or 32 frames, whichever is first: enough counts for the disk's centre
+  // of mass to a few hundredths of a pixel, early enough to act on.
+  if (geometry_checked_ || !geometry_check_ ||
+      (geometry_check_->frames() < 32 && completed_ == 0))
+    return;
+  geometry_checked_ = true;
+  const auto warning = geometry_check_->warning();
+  if (!warning) return;
+  const FrameGeometryCheck::Finding f = geometry_check_->finding();
+  const nlohmann::json detail = {{"layout", to_string(geometry_.layout)},
+                                 {"frames", geometry_check_->frames()},
+                                 {"near_zero_frequency", f.near_zero},
+                                 {"near_frame_centre", f.near_centre},
+                                 {"disk_offset_y_px", f.offset_y_px},
+                                 {"disk_offset_x_px", f.offset_x_px}};
+  log::warn(warning->code, {{"session", id_}, {"message", warning->message}, {"detail", detail}});
+  warnings_.push_back({warning->code, warning->message, detail.dump()});
+}
+
 float Session::dark_field_fraction(const DetectorFrame& f) const {
-  // Counts scattered outside the bright-field disk (centred on the pattern): the paper's hint
-  // for where the atoms are.
-  const double cy = f.rows / 2.0, cx = f.cols / 2.0;
+  // Counts scattered outside the bright-field disk: the paper's hint for where the atoms are.
+  // The frame is the reconstructor's (apply_geometry), so the disk is around pixel [0, 0].
   const double r2 = bright_field_radius_px_ * bright_field_radius_px_;
+  auto frequency = [](int k, int n) { return double(k < (n + 1) / 2 ? k : k - n); };
   double outside = 0, total = 0;
   for (int r = 0; r < f.rows; ++r)
     for (int c = 0; c < f.cols; ++c) {
       const double v = f.counts[std::size_t(r) * f.cols + c];
+      const double y = frequency(r, f.rows), x = frequency(c, f.cols);
       total += v;
-      if ((r - cy) * (r - cy) + (c - cx) * (c - cx) > r2) outside += v;
+      if (y * y + x * x > r2) outside += v;
     }
   return total > 0 ? static_cast<float>(outside / total) : 0.0f;
 }
@@ -164,6 +215,7 @@ Status Session::on_frames(std::vector<DetectorFrame>& frames) {
   std::vector<std::uint32_t> completed;
   for (DetectorFrame& f : frames) {
     ++frames_received_;
+    apply_geometry(f);
     const std::uint64_t index = f.frame_index;
     const std::uint32_t sub = f.sub_sequence;
     const float dark = dark_field_fraction(f);
@@ -187,6 +239,7 @@ Status Session::on_frames(std::vector<DetectorFrame>& frames) {
         break;
     }
   }
+  check_geometry();
   for (std::uint32_t sub : completed)
     if (Status s = complete(sub); !s.ok()) return s;
   if (outstanding_ == 0 && (safety_.remaining() <= 0 || stop_requested_)) done_ = true;

@@ -155,14 +155,16 @@ Status DectrisStreamSource::handle(DetectorFrame* frame) {
   Status parsed;
   if (config_.protocol == dectris::Protocol::kV1) {
     std::span<const std::byte> spans[kMaxParts];
-    const std::size_t kept = std::min(part_count_, kMaxParts);
+    std::size_t kept = std::min(part_count_, kMaxParts);
     for (std::size_t i = 0; i < kept; ++i)
       spans[i] = {static_cast<const std::byte*>(parts_[i].data()), parts_[i].size()};
     if (part_count_ > kMaxParts)
       return reject(counters::kDectrisV1WrongPartCount,
                     "a v1 message of " + std::to_string(part_count_) +
                         " parts; no DECTRIS message has more than 9");
+    if (Status s = join_series_header(spans, &kept); !s.ok()) return s;
     parsed = dectris::parse_v1({spans, kept}, &message_, &counter);
+    if (kept > 0 && spans[0].data() != parts_[0].data()) header_parts_.clear();
   } else {
     if (part_count_ != 1)
       return reject(counters::kDectrisV2WrongPartCount,
@@ -201,6 +203,42 @@ Status DectrisStreamSource::handle(DetectorFrame* frame) {
       return handle_image(message_.image, frame);
   }
   return {StatusCode::kInternal, "unknown message kind"};
+}
+
+Status DectrisStreamSource::join_series_header(std::span<std::span<const std::byte>> spans,
+                                               std::size_t* kept) {
+  auto as_span = [](const zmq::message_t& m) {
+    return std::span<const std::byte>(static_cast<const std::byte*>(m.data()), m.size());
+  };
+  if (!header_parts_.empty()) {
+    if (!dectris::v1_opens_message(spans[0])) {
+      for (std::size_t i = 0; i < *kept; ++i) header_parts_.push_back(std::move(parts_[i]));
+      if (header_parts_.size() < header_expected_)
+        return {StatusCode::kUnavailable, "part of a series header; waiting for the rest"};
+      // Complete: parse the joined header in place of this message (handle() then clears it).
+      if (header_parts_.size() > kMaxParts) header_parts_.resize(kMaxParts);
+      for (std::size_t i = 0; i < header_parts_.size(); ++i) spans[i] = as_span(header_parts_[i]);
+      *kept = header_parts_.size();
+      return Status::Ok();
+    }
+    // A new message before the header had all its parts: the header as it is is rejected
+    // (counted, logged), and this message is handled on its own.
+    std::span<const std::byte> partial[kMaxParts];
+    for (std::size_t i = 0; i < header_parts_.size(); ++i) partial[i] = as_span(header_parts_[i]);
+    std::string_view counter;
+    dectris::Message header;
+    const Status s = dectris::parse_v1({partial, header_parts_.size()}, &header, &counter);
+    header_parts_.clear();
+    if (!s.ok()) health_.reject(counter, "rejected a message: " + s.message());
+    return Status::Ok();
+  }
+  const std::size_t expected = dectris::v1_series_header_parts(spans[0]);
+  if (expected > *kept) {
+    header_expected_ = expected;
+    for (std::size_t i = 0; i < *kept; ++i) header_parts_.push_back(std::move(parts_[i]));
+    return {StatusCode::kUnavailable, "a series header; waiting for its detector config"};
+  }
+  return Status::Ok();
 }
 
 Status DectrisStreamSource::handle_image(const dectris::Image& image, DetectorFrame* frame) {

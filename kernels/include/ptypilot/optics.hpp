@@ -32,6 +32,12 @@ struct ProbeConfig {
   // Fewer than window_px reconstruct on a finer real-space grid than the patterns sample
   // (super-resolution by window_px / detector_px), the unmeasured angles left free.
   int detector_px = 0;
+  // Where the bright-field disk's centre lies from the zero frequency, in detector pixels along
+  // rows and columns: a beam tilt, or a detector off the optic axis. The model's patterns carry
+  // it (the aperture is centred there), so a sub-pixel disk offset needs no resampling of the
+  // frames (frame_geometry.hpp: the whole-pixel part is rolled, this is the rest).
+  double tilt_y_px = 0.0;
+  double tilt_x_px = 0.0;
 
   int detector_side_px() const { return detector_px > 0 ? detector_px : window_px; }
 

@@ -81,7 +81,7 @@ Sidecar read_sidecar(const fs::path& path) {
   };
   std::string known;
   for (const Key& k : keys) known += std::string(known.empty() ? "" : ", ") + k.name;
-  known += ", scan_shape, true_potential";
+  known += ", scan_shape, true_potential, frame_layout, disk_offset_px, flip";
   for (auto it = j.begin(); it != j.end(); ++it) {
     const std::string& key = it.key();
     if (key == "scan_shape") {
@@ -93,6 +93,32 @@ Sidecar read_sidecar(const fs::path& path) {
         sidecar_error(path,
                       "scan_shape: expected [rows, cols], two positive integers, got " + v.dump());
       s.scan_shape = std::array<int, 2>{v[0].get<int>(), v[1].get<int>()};
+      continue;
+    }
+    if (key == "frame_layout") {
+      const auto& v = it.value();
+      try {
+        if (!v.is_string()) throw std::invalid_argument("not a string");
+        s.frame_layout = parse_frame_layout(v.get<std::string>());
+      } catch (const std::invalid_argument&) {
+        sidecar_error(path, "frame_layout: expected \"centred\" (the zero frequency at pixel "
+                            "floor(D/2), as detectors and py4DSTEM store frames) or \"fft\" "
+                            "(at pixel 0), got " + v.dump());
+      }
+      continue;
+    }
+    if (key == "disk_offset_px") {
+      const auto& v = it.value();
+      if (!v.is_array() || v.size() != 2 || !v[0].is_number() || !v[1].is_number())
+        sidecar_error(path, "disk_offset_px: expected [dy, dx] in pixels, got " + v.dump());
+      s.disk_offset_px = std::array<double, 2>{finite_number(v[0], path, key),
+                                               finite_number(v[1], path, key)};
+      continue;
+    }
+    if (key == "flip") {
+      if (!it.value().is_boolean())
+        sidecar_error(path, "flip: expected true or false, got " + it.value().dump());
+      s.flip = it.value().get<bool>();
       continue;
     }
     if (key == "true_potential") {
@@ -131,6 +157,7 @@ Settings merge_settings(const Sidecar& sidecar, const Settings& from_file) {
   take(m.rotation_deg, sidecar.rotation_deg);
   take(m.dose_e_per_A2, sidecar.dose_e_per_A2);
   if (sidecar.scan_shape) m.scan_shape = sidecar.scan_shape;
+  if (sidecar.frame_layout) m.frame_layout = sidecar.frame_layout;
   return m;
 }
 
@@ -163,6 +190,16 @@ double apply_settings(const Settings& settings, const Sidecar& sidecar, Recorded
     if (p.window_px != info.frame_rows) p.detector_px = info.frame_rows;
   }
   info.rotation_deg = settings.rotation_deg.value_or(0.0);
+  info.geometry.layout = settings.frame_layout.value_or(FrameLayout::kCentred);
+  info.geometry.rotation_deg = info.rotation_deg;
+  if (sidecar.disk_offset_px) {
+    info.geometry.disk_offset_y_px = (*sidecar.disk_offset_px)[0];
+    info.geometry.disk_offset_x_px = (*sidecar.disk_offset_px)[1];
+  }
+  info.geometry.flip = sidecar.flip.value_or(false);
+  const std::array<double, 2> tilt = probe_tilt_px(info.geometry);
+  info.probe.tilt_y_px = tilt[0];
+  info.probe.tilt_x_px = tilt[1];
   info.dose_e_per_A2 = settings.dose_e_per_A2;
   info.true_potential = sidecar.true_potential;
   return step;
@@ -355,6 +392,26 @@ Status RecordedDataset::read_frame(std::size_t index, std::span<float> out) {
   return read_checked(index, out);
 }
 
+Status RecordedDataset::read_reconstructor_frame(std::size_t index, std::span<float> out) {
+  if (!geometry_map_) {
+    try {
+      geometry_map_ = std::make_unique<FrameGeometryMap>(info_.geometry, info_.frame_rows);
+    } catch (const std::invalid_argument& e) {
+      return invalid_argument(info_.path.string() + ": " + e.what());
+    }
+  }
+  if (info_.frame_rows != info_.frame_cols)
+    return invalid_argument(info_.path.string() + ": frames are not square");
+  if (out.size() != geometry_map_->out_pixels())
+    return invalid_argument("read_reconstructor_frame: the buffer holds " +
+                            std::to_string(out.size()) + " floats, a frame " +
+                            std::to_string(geometry_map_->out_pixels()));
+  raw_.resize(frame_pixels());
+  if (Status s = read_frame(index, raw_); !s.ok()) return s;
+  geometry_map_->apply(raw_, out);
+  return Status::Ok();
+}
+
 // ---- Format detection.
 
 std::unique_ptr<RecordedDataset> open_recorded_dataset(const fs::path& path) {
@@ -377,15 +434,18 @@ std::unique_ptr<RecordedDataset> open_recorded_dataset(const fs::path& path) {
                              "ptypilot recordings, DECTRIS master files, EMD 1.0 / py4DSTEM");
   }
   if (dataset->frame_count() == 0) throw std::runtime_error(path.string() + ": holds no frames");
-  const RecordedDatasetInfo& info = dataset->info();
-  if (info.rotation_deg != 0.0)
-    log::warn("recorded_dataset_rotated",
-              {{"path", path.string()},
-               {"rotation_deg", info.rotation_deg},
-               {"note",
-                "the reconstructor assumes no rotation between scan and detector; "
-                "rotate the frames or the positions first"}});
   return dataset;
+}
+
+nlohmann::json geometry_json(const FrameGeometry& g) {
+  nlohmann::json j = {{"layout", std::string(to_string(g.layout))}};
+  if (g.disk_offset_y_px != 0) j["disk_offset_y_px"] = g.disk_offset_y_px;
+  if (g.disk_offset_x_px != 0) j["disk_offset_x_px"] = g.disk_offset_x_px;
+  if (g.rotation_deg != 0) j["rotation_deg"] = g.rotation_deg;
+  if (g.flip) j["flip"] = true;
+  if (g.crop_px != 0) j["crop_px"] = g.crop_px;
+  if (g.bin != 1) j["bin"] = g.bin;
+  return j;
 }
 
 nlohmann::json session_config_fragment(const RecordedDatasetInfo& info) {
@@ -407,7 +467,8 @@ nlohmann::json session_config_fragment(const RecordedDatasetInfo& info) {
              {{"rows", info.raster.rows},
               {"cols", info.raster.cols},
               {"step_A", info.raster.step_A}}}}},
-          {"detector", {{"dtype", to_string(info.dtype)}}}};
+          {"detector",
+           {{"dtype", to_string(info.dtype)}, {"geometry", geometry_json(info.geometry)}}}};
 }
 
 // ---- NearestPositionIndex.

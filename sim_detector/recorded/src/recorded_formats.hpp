@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "ptypilot/frame_geometry.hpp"
 #include "ptypilot/recorded/recorded_dataset.hpp"
 
 namespace ptypilot::recorded {
@@ -25,6 +26,11 @@ struct Sidecar {
   std::optional<double> window_px;
   std::optional<std::array<int, 2>> scan_shape;
   std::optional<std::filesystem::path> true_potential;  // resolved against the sidecar's folder
+  // The frame geometry (frame_geometry.hpp): frame_layout "centred" | "fft" (absent: centred),
+  // disk_offset_px [dy, dx], flip; rotation_deg above is the geometry's rotation.
+  std::optional<FrameLayout> frame_layout;
+  std::optional<std::array<double, 2>> disk_offset_px;
+  std::optional<bool> flip;
 };
 
 // NAME.json beside `data_file` (NAME: its name without the extension).
@@ -41,6 +47,7 @@ struct Settings {
   std::optional<double> energy_keV, semiangle_mrad, scan_step_A, detector_pixel_mrad, defocus_A,
       Cs_mm, rotation_deg, dose_e_per_A2;
   std::optional<std::array<int, 2>> scan_shape;
+  std::optional<FrameLayout> frame_layout;  // unset: centred, as detectors and py4DSTEM store
 };
 Settings merge_settings(const Sidecar& sidecar, const Settings& from_file);
 // Fills info.probe (detector = frame_rows; window_px = the sidecar's window_px, else the same), rotation and dose from `settings`, and returns the

@@ -199,6 +199,26 @@ ElementType require_element_type(const fs::path& path, hid_t dataset, const std:
 
 // ---- ptypilot recordings (hdf5_recorder.hpp).
 
+// The daemon's detector.geometry, as the recording's config_json has it. A recording without
+// one predates the geometry, when the daemon took every frame in the FFT layout. The mask and
+// flat-field files are named there but not read back: the recording is replayed as it arrived.
+FrameGeometry recording_geometry(const nlohmann::json& config) {
+  FrameGeometry g;
+  g.layout = FrameLayout::kFft;
+  const auto detector = config.find("detector");
+  if (detector == config.end() || !detector->is_object()) return g;
+  const auto block = detector->find("geometry");
+  if (block == detector->end()) return g;
+  g.layout = parse_frame_layout(block->value("layout", std::string("centred")));
+  g.disk_offset_y_px = block->value("disk_offset_y_px", 0.0);
+  g.disk_offset_x_px = block->value("disk_offset_x_px", 0.0);
+  g.rotation_deg = block->value("rotation_deg", 0.0);
+  g.flip = block->value("flip", false);
+  g.crop_px = block->value("crop_px", 0);
+  g.bin = block->value("bin", 1);
+  return g;
+}
+
 bool is_recording(hid_t file) {
   return H5Aexists(file, "layout_version") > 0 && link_exists(file, "/frames/counts") &&
          link_exists(file, "/frames/position_A");
@@ -235,9 +255,11 @@ class RecordingDataset final : public RecordedDataset {
     ProbeConfig probe;
     ScanRaster raster;
     try {
-      const nlohmann::json session = nlohmann::json::parse(*config_text).at("session");
+      const nlohmann::json config = nlohmann::json::parse(*config_text);
+      const nlohmann::json& session = config.at("session");
       probe = read_config_section<ProbeConfig>(session.at("probe"), "session.probe");
       raster = read_config_section<ScanRaster>(session.at("raster"), "session.raster");
+      info_.geometry = recording_geometry(config);
     } catch (const std::exception& e) {
       fail(path, std::string("config_json attribute is not a session configuration: ") + e.what());
     }
@@ -248,11 +270,21 @@ class RecordingDataset final : public RecordedDataset {
     info_.stored_dtype = describe(element);
     info_.dtype = wire_type_for(element);
     info_.probe = probe;
-    if (info_.probe.detector_side_px() != info_.frame_rows)
-      fail(path, "frames are " + std::to_string(info_.frame_rows) +
-                     " px but config_json's session.probe gives a detector of " +
+    int mapped_side = info_.frame_rows;
+    try {
+      mapped_side = FrameGeometryMap(info_.geometry, info_.frame_rows).out_side();
+    } catch (const std::invalid_argument& e) {
+      fail(path, std::string("config_json's detector.geometry: ") + e.what());
+    }
+    if (info_.probe.detector_side_px() != mapped_side)
+      fail(path, "frames are " + std::to_string(info_.frame_rows) + " px (" +
+                     std::to_string(mapped_side) +
+                     " after the geometry) but config_json's session.probe gives a detector of " +
                      std::to_string(info_.probe.detector_side_px()) + " px");
     info_.raster = raster;
+    const std::array<double, 2> tilt = probe_tilt_px(info_.geometry);
+    info_.probe.tilt_y_px = tilt[0];
+    info_.probe.tilt_x_px = tilt[1];
     if (link_exists(f, "/frames/electrons_per_frame")) {
       H5Id electrons = open_dataset(path, f, "/frames/electrons_per_frame");
       const std::vector<double> e = read_doubles(electrons.get());
@@ -361,6 +393,13 @@ class EmdDataset final : public RecordedDataset {
     from_file.Cs_mm = number_attribute(group.get(), "Cs_mm");
     from_file.rotation_deg = number_attribute(group.get(), "rotation_deg");
     from_file.dose_e_per_A2 = number_attribute(group.get(), "dose_e_per_A2");
+    if (const std::optional<std::string> layout = string_attribute(group.get(), "frame_layout")) {
+      try {
+        from_file.frame_layout = parse_frame_layout(*layout);
+      } catch (const std::invalid_argument& e) {
+        fail(path, std::string("attribute frame_layout: ") + e.what());
+      }
+    }
     // The dimension vectors: dim1..dim4 in EMD 1.0, dim0..dim3 in py4DSTEM 0.13 and later.
     const int first_dim = H5Lexists(group.get(), "dim0", H5P_DEFAULT) > 0 ? 0 : 1;
     hdf5::forget_errors();

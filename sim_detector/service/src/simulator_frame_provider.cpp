@@ -1,6 +1,10 @@
 // SimulatorFrameProvider, declared in ptypilot/sim/frame_provider.hpp: the
 // forward model on a simulated specimen.
+#include <algorithm>
 #include <stdexcept>
+#include <vector>
+
+#include "ptypilot/frame_geometry.hpp"
 
 #include "ptypilot/scan_geometry.hpp"
 #include "ptypilot/sim/frame_provider.hpp"
@@ -47,7 +51,17 @@ Status SimulatorFrameProvider::check(Vec2 position_A) const {
 Status SimulatorFrameProvider::frames(std::span<const Vec2> positions_A, std::span<float> frames,
                                       std::span<FrameOrigin> origins) {
   for (FrameOrigin& o : origins.first(std::min(origins.size(), positions_A.size()))) o = {};
-  return simulator_.frames(positions_A, frames);
+  if (Status s = simulator_.frames(positions_A, frames); !s.ok()) return s;
+  // The forward model computes the reconstructor's FFT layout; a detector sends frames centred
+  // (frame_geometry.hpp), and so does this one, so that serve's default geometry reads it.
+  const std::size_t pixels = std::size_t(format_.rows) * format_.cols;
+  std::vector<float> centred(pixels);
+  for (std::size_t i = 0; i < positions_A.size(); ++i) {
+    const std::span<float> frame = frames.subspan(i * pixels, pixels);
+    fftshift_image(frame, format_.rows, format_.cols, centred);
+    std::copy(centred.begin(), centred.end(), frame.begin());
+  }
+  return Status::Ok();
 }
 
 }  // namespace ptypilot::sim

@@ -46,6 +46,16 @@ struct Message {
 // v1: the parts of one ZMQ multipart message.
 Status parse_v1(std::span<const std::span<const std::byte>> parts, Message* message,
                 std::string_view* counter);
+// v1: the parts a series header needs when `first` is a dheader-1.0 part with a known
+// header_detail (none 1, basic 2, all 8, not counting an optional appendix), else 0. A DCU sends
+// the series header as one multipart message; LiberTEM-live's DectrisSim (libertem-dectris), in
+// its default header_detail basic, sends the header and the detector config as two messages.
+// The source joins such a header with the messages after it until it has this many parts.
+std::size_t v1_series_header_parts(std::span<const std::byte> first);
+// v1: whether `first` is the first part of a message (a JSON object whose htype is dheader-1.0,
+// dimage-1.0 or dseries_end-1.0) rather than a later part of a series header sent on its own.
+bool v1_opens_message(std::span<const std::byte> first);
+
 // v2: one CBOR message.
 Status parse_v2(std::span<const std::byte> bytes, Message* message, std::string_view* counter);
 

@@ -36,4 +36,10 @@ struct NpyHeader {
 // data_offset + data_bytes() with the file size for that.
 NpyHeader parse_npy_header(std::span<const std::byte> bytes, const std::filesystem::path& path);
 
+// A 2-D array (rows, cols) of a plain number type (u1/u2/u4, i1/i2/i4, f4/f8, b1, either byte
+// order, C order) as floats, for small per-pixel maps: a detector mask, a flat-field. Throws
+// std::runtime_error naming the path for anything else.
+std::vector<float> read_npy_image(const std::filesystem::path& path, std::size_t* rows,
+                                  std::size_t* cols);
+
 }  // namespace ptypilot

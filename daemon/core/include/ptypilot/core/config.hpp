@@ -12,6 +12,7 @@
 
 #include "ptypilot/core/policy.hpp"
 #include "ptypilot/core/safety.hpp"
+#include "ptypilot/frame_geometry.hpp"
 #include "ptypilot/optics.hpp"
 #include "ptypilot/reconstructor.hpp"
 
@@ -49,6 +50,22 @@ struct SafetySettings {
   bool snap_to_raster = true;
 };
 
+// How the detector's frames map onto the reconstructor's (frame_geometry.hpp), applied once at
+// ingest by the Session; the recorder keeps the frames as they arrived. The defaults are a
+// detector's: frames centred, nothing else to correct.
+struct FrameGeometrySettings {
+  std::string layout = "centred";  // centred | fft
+  double disk_offset_y_px = 0.0;
+  double disk_offset_x_px = 0.0;
+  double disk_radius_px = 0.0;  // 0: semiangle / detector pixel
+  double rotation_deg = 0.0;
+  bool flip = false;
+  int crop_px = 0;
+  int bin = 1;
+  std::string mask_path;        // .npy of per-pixel weights (0: dead or hot), the frames' shape
+  std::string flat_field_path;  // .npy of per-pixel gains, the frames' shape
+};
+
 struct DetectorConfig {
   // zmq: the native protocol (FrameHeader + raw payload); dectris-v1, dectris-v2: a DECTRIS
   // detector's SIMPLON stream, v1 (JSON parts) or v2 (CBOR).
@@ -67,6 +84,7 @@ struct DetectorConfig {
   int max_pending_frames = 4096;
   // A frame whose header position differs from the issued one by more is rejected.
   double position_tolerance_A = 0.05;
+  FrameGeometrySettings geometry;
 };
 
 // `serve --detector KIND://HOST:PORT`: kind zmq, dectris-v1 or dectris-v2, and the endpoint
@@ -111,8 +129,12 @@ struct ServeConfig {
   ControlConfig control;
 
   nlohmann::json to_json() const;
-  // The reconstructor configuration this session implies (probe, object grid around the FOV).
+  // The reconstructor configuration this session implies (probe, object grid around the FOV,
+  // the geometry's mask as detector_mask).
   ReconstructorConfig reconstructor_config() const;
+  // detector.geometry with its mask and flat-field read. Throws std::invalid_argument naming
+  // the file or the setting.
+  FrameGeometry frame_geometry() const;
   // The Safety configuration of a session: safety_config_for(raster, total_positions), with
   // `safety`'s tolerance where it gives one and no snapping where it turns it off.
   SafetyConfig safety_config() const;

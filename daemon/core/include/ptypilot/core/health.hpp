@@ -18,11 +18,14 @@ class HealthCounters {
   void reject(std::string_view name, std::string_view reason);
   std::uint64_t get(std::string_view name) const;
   std::map<std::string, std::uint64_t> snapshot() const;
+  // Only what reject() counted: the inputs that arrived and were discarded, by counter.
+  std::map<std::string, std::uint64_t> rejections() const;
   void clear();
 
  private:
   mutable std::mutex mutex_;
   std::map<std::string, std::uint64_t, std::less<>> counts_;
+  std::map<std::string, std::uint64_t, std::less<>> rejected_;
 };
 
 }  // namespace ptypilot

@@ -25,6 +25,7 @@
 #include "ptypilot/core/policy.hpp"
 #include "ptypilot/core/recorder.hpp"
 #include "ptypilot/core/safety.hpp"
+#include "ptypilot/frame_geometry.hpp"
 #include "ptypilot/reconstructor.hpp"
 #include "ptypilot/scan_driver/scan_driver.hpp"
 
@@ -93,6 +94,9 @@ class Session {
   Status issue_next(SubSequenceReport* report, Clock::time_point* proposed_at);
   Status complete(std::uint32_t sub_sequence);
   float dark_field_fraction(const DetectorFrame& frame) const;
+  // The frame geometry (frame_geometry.hpp), applied to each frame before anything reads it.
+  void apply_geometry(DetectorFrame& frame);
+  void check_geometry();
 
   ServeConfig config_;
   std::string id_;
@@ -118,6 +122,11 @@ class Session {
   bool stop_requested_ = false;
   bool done_ = false;
   double bright_field_radius_px_ = 0;
+  FrameGeometry geometry_;
+  std::optional<FrameGeometryMap> geometry_map_;
+  std::optional<FrameGeometryCheck> geometry_check_;
+  bool geometry_checked_ = false;
+  std::set<int> geometry_failed_sides_;  // raw sides the geometry cannot map, logged once each
 };
 
 }  // namespace ptypilot

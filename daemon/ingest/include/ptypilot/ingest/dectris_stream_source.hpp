@@ -75,6 +75,9 @@ class DectrisStreamSource final : public FrameSource {
 
   Status reject(std::string_view counter, std::string message);
   Status handle(DetectorFrame* frame);
+  // v1: joins a series header sent as several messages (dectris::v1_series_header_parts).
+  // kUnavailable while it waits for more of it; Ok to go on parsing parts_ as they are.
+  Status join_series_header(std::span<std::span<const std::byte>> spans, std::size_t* kept);
   Status handle_image(const dectris::Image& image, DetectorFrame* frame);
 
   DectrisStreamSourceConfig config_;
@@ -86,6 +89,8 @@ class DectrisStreamSource final : public FrameSource {
   std::vector<zmq::message_t> parts_;  // reused across messages
   std::size_t part_count_ = 0;         // of the last message, dropped parts included
   dectris::Message message_;
+  std::vector<zmq::message_t> header_parts_;  // a series header still waiting for its parts
+  std::size_t header_expected_ = 0;
   std::optional<std::uint64_t> series_;
   std::uint64_t next_frame_ = 0;  // the session frame index expected next
   bool fault_reported_ = false;

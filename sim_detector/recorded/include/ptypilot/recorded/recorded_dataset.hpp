@@ -31,15 +31,20 @@
 // typo does not become a silent default); where a key is also in the file, the sidecar wins:
 //   energy_keV, semiangle_mrad, scan_step_A, detector_pixel_mrad, defocus_A   (required unless
 //                 the format gives them, see above)
-//   Cs_mm (default 0), rotation_deg (default 0; the reconstructor assumes 0, so replay warns
-//                 otherwise), dose_e_per_A2 (electrons per A^2 of the full raster; unknown when
-//                 absent), scan_shape [rows, cols] (MIB and DECTRIS; for the others it must
+//   Cs_mm (default 0), rotation_deg (default 0; the scan-to-detector rotation, applied to
+//                 the frames as frame_geometry.hpp says), dose_e_per_A2 (electrons per A^2
+//                 of the full raster; unknown when absent), scan_shape [rows, cols] (MIB and DECTRIS; for the others it must
 //                 agree with the file), true_potential (the path, relative to the sidecar, of a
 //                 .npy of the specimen's true phase; replay ignores it, `ptypilot eval` scores
 //                 against it, and opening refuses a path that is not a file), window_px (the
 //                 reconstruction window per side, an even integer >= the frames' size; larger
 //                 reconstructs that many times finer than the frames sample, the angles beyond
-//                 the detector left free: ProbeConfig::detector_px; default the frames' size).
+//                 the detector left free: ProbeConfig::detector_px; default the frames' size),
+//                 frame_layout ("centred": the zero frequency at pixel floor(D/2), as detectors,
+//                 py4DSTEM and EMD store frames, the default when absent; "fft": at pixel 0),
+//                 disk_offset_px ([dy, dx], the bright-field disk's centre from floor(D/2)),
+//                 flip (the scan axes transposed on the detector). With rotation_deg these are
+//                 the data set's frame geometry (frame_geometry.hpp).
 //
 // Recorded positions are [y, x] in Angstrom from the FOV origin, y the slow (row) axis: row-major
 // raster nodes (i * step, j * step) for the grid formats, the recorded positions for a ptypilot
@@ -66,6 +71,7 @@
 
 #include "ptypilot/wire/frame.hpp"
 #include "ptypilot/scan_geometry.hpp"
+#include "ptypilot/frame_geometry.hpp"
 #include "ptypilot/image.hpp"
 #include "ptypilot/optics.hpp"
 #include "ptypilot/status.hpp"
@@ -84,6 +90,10 @@ struct RecordedDatasetInfo {
   ProbeConfig probe;          // window_px = frame_rows
   ScanRaster raster;          // covers every recorded position
   double rotation_deg = 0.0;  // scan rotation against the detector, as recorded
+  // How the frames map onto the reconstructor's: the sidecar's frame_layout (absent: centred),
+  // disk_offset_px, rotation_deg and flip; a ptypilot recording's detector.geometry (absent: fft,
+  // the layout the daemon assumed before it had a geometry).
+  FrameGeometry geometry;
   std::optional<double> dose_e_per_A2;
   double electrons_per_frame = 0.0;  // 0: unknown
   std::optional<std::filesystem::path> true_potential;  // the sidecar's, as a path from here
@@ -105,6 +115,10 @@ class RecordedDataset {
   // frame_pixels() long). Never throws: an index past the end or a buffer of another size is an
   // error Status, and so is what the format's reader finds wrong.
   Status read_frame(std::size_t index, std::span<float> out);
+  // Frame `index` as the reconstructor takes it: info().geometry applied (frame_geometry.hpp),
+  // FFT layout, reconstructor_side()^2 floats. What `ptypilot eval` and the Python readers
+  // reconstruct from; replay sends read_frame() and names the geometry in its config fragment.
+  Status read_reconstructor_frame(std::size_t index, std::span<float> out);
 
  protected:
   // read_frame() for an index below frame_count() and a buffer of frame_pixels() floats.
@@ -112,6 +126,10 @@ class RecordedDataset {
 
   RecordedDatasetInfo info_;
   std::vector<Vec2> positions_A_;
+
+ private:
+  std::unique_ptr<FrameGeometryMap> geometry_map_;
+  std::vector<float> raw_;
 };
 
 // Opens the data set at `path`, telling the format from the extension and, for HDF5, from the
@@ -120,9 +138,14 @@ std::unique_ptr<RecordedDataset> open_recorded_dataset(const std::filesystem::pa
 
 // The part of a `serve` configuration that the data set decides, for `ptypilot replay
 // --print-config` and its ready line:
-//   {"session": {"probe": {...}, "raster": {"rows", "cols", "step_A"}}, "detector": {"dtype"}}
+//   {"session": {"probe": {...}, "raster": {"rows", "cols", "step_A"}},
+//    "detector": {"dtype", "geometry": {"layout", ...}}}
+// Replay sends the frames as stored; the geometry tells serve how to read them.
 // Throws std::runtime_error for frames that are not square (the reconstructor's window is).
 nlohmann::json session_config_fragment(const RecordedDatasetInfo& info);
+// A geometry as serve's detector.geometry block (only what differs from the defaults, but the
+// layout always).
+nlohmann::json geometry_json(const FrameGeometry& geometry);
 
 // Where each recorded position is, for the nearest one to any position: a uniform grid of
 // buckets about one mean spacing wide, so a query looks at a few buckets, whatever the layout

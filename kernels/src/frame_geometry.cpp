@@ -1,0 +1,282 @@
+// Frame geometry (frame_geometry.hpp): the map from a detector's frames to the reconstructor's.
+#include "ptypilot/frame_geometry.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <numbers>
+#include <stdexcept>
+
+namespace ptypilot {
+
+FrameLayout parse_frame_layout(std::string_view text) {
+  if (text == "centred") return FrameLayout::kCentred;
+  if (text == "fft") return FrameLayout::kFft;
+  throw std::invalid_argument("frame layout '" + std::string(text) +
+                              "': expected centred (the zero frequency at pixel floor(D/2), as "
+                              "detectors send frames) or fft (at pixel 0)");
+}
+
+std::string_view to_string(FrameLayout layout) {
+  return layout == FrameLayout::kCentred ? "centred" : "fft";
+}
+
+namespace {
+
+// out[(r + dr) mod rows, (c + dc) mod cols] = in[r, c].
+void roll(std::span<const float> in, int rows, int cols, int dr, int dc, std::span<float> out) {
+  dr = ((dr % rows) + rows) % rows;
+  dc = ((dc % cols) + cols) % cols;
+  for (int r = 0; r < rows; ++r) {
+    const float* src = in.data() + std::size_t(r) * cols;
+    float* dst = out.data() + std::size_t((r + dr) % rows) * cols;
+    for (int c = 0; c < cols; ++c) dst[(c + dc) % cols] = src[c];
+  }
+}
+
+int wrap(int i, int n) { return ((i % n) + n) % n; }
+
+}  // namespace
+
+void fftshift_image(std::span<const float> in, int rows, int cols, std::span<float> out) {
+  roll(in, rows, cols, rows / 2, cols / 2, out);
+}
+
+void ifftshift_image(std::span<const float> in, int rows, int cols, std::span<float> out) {
+  roll(in, rows, cols, -(rows / 2), -(cols / 2), out);
+}
+
+std::array<double, 2> probe_tilt_px(const FrameGeometry& g) {
+  const double fy = g.disk_offset_y_px - std::round(g.disk_offset_y_px);
+  const double fx = g.disk_offset_x_px - std::round(g.disk_offset_x_px);
+  // The raw offset is M v with M = F R (the map's step 4), so v = R(-theta) F d.
+  double sy = fy, sx = fx;
+  if (g.flip) std::swap(sy, sx);
+  const double theta = g.rotation_deg * std::numbers::pi / 180.0;
+  const double cs = std::cos(theta), sn = std::sin(theta);
+  const double ky = sy * cs - sx * sn, kx = sx * cs + sy * sn;
+  return {ky / g.bin, kx / g.bin};
+}
+
+FrameGeometryMap::FrameGeometryMap(FrameGeometry geometry, int raw_side)
+    : geometry_(std::move(geometry)), raw_side_(raw_side) {
+  const FrameGeometry& g = geometry_;
+  if (raw_side <= 0) throw std::invalid_argument("frame geometry: frames have no pixels");
+  const std::size_t pixels = raw_pixels();
+  auto check_map = [&](const std::vector<float>& map, const char* name, bool allow_nonpositive) {
+    if (map.empty()) return;
+    if (map.size() != pixels)
+      throw std::invalid_argument(std::string("frame geometry: the ") + name + " has " +
+                                  std::to_string(map.size()) + " pixels, the frames " +
+                                  std::to_string(raw_side) + " x " + std::to_string(raw_side));
+    for (float v : map)
+      if (!std::isfinite(v) || (!allow_nonpositive && v < 0))
+        throw std::invalid_argument(std::string("frame geometry: the ") + name +
+                                    " holds a negative or non-finite value");
+  };
+  check_map(g.mask, "mask", false);
+  check_map(g.flat_field, "flat-field", true);
+  for (double v : {g.disk_offset_y_px, g.disk_offset_x_px, g.rotation_deg, g.disk_radius_px})
+    if (!std::isfinite(v))
+      throw std::invalid_argument(
+          "frame geometry: a disk offset, radius or rotation is not finite");
+  if (std::abs(g.disk_offset_y_px) >= raw_side / 2.0 ||
+      std::abs(g.disk_offset_x_px) >= raw_side / 2.0)
+    throw std::invalid_argument("frame geometry: a disk offset of half the frame or more");
+  if (g.crop_px < 0 || g.crop_px > raw_side)
+    throw std::invalid_argument("frame geometry: crop_px " + std::to_string(g.crop_px) +
+                                " is outside 0 .. the frames' " + std::to_string(raw_side));
+  cropped_side_ = g.crop_px > 0 ? g.crop_px : raw_side;
+  if (g.bin < 1 || cropped_side_ % g.bin != 0)
+    throw std::invalid_argument("frame geometry: bin " + std::to_string(g.bin) +
+                                " does not divide the cropped side " +
+                                std::to_string(cropped_side_));
+  out_side_ = cropped_side_ / g.bin;
+  const double quarters = g.rotation_deg / 90.0;
+  quarter_turns_ = std::abs(quarters - std::round(quarters)) < 1e-9;
+  turns_ = quarter_turns_ ? wrap(static_cast<int>(std::llround(quarters)), 4) : 0;
+
+  // The weights travel through the same steps: a bad pixel, or a pixel read from outside the
+  // frame, taints every output pixel it contributes to.
+  std::vector<float> weight(pixels, 1.0f);
+  for (std::size_t i = 0; i < pixels; ++i) {
+    if (!g.mask.empty()) weight[i] = g.mask[i];
+    if (!g.flat_field.empty() && !(g.flat_field[i] > 0)) weight[i] = 0.0f;
+  }
+  std::vector<float> centred(pixels);
+  if (g.layout == FrameLayout::kFft)
+    fftshift_image(weight, raw_side, raw_side, centred);
+  else
+    centred = weight;
+  std::vector<float> out_mask(out_pixels());
+  transform(centred, out_mask, /*weights=*/true);
+  if (std::any_of(out_mask.begin(), out_mask.end(), [](float w) { return w != 1.0f; }))
+    out_mask_ = std::move(out_mask);
+}
+
+bool FrameGeometryMap::apply(std::span<const float> raw, std::span<float> out) const {
+  if (raw.size() != raw_pixels() || out.size() != out_pixels()) return false;
+  const FrameGeometry& g = geometry_;
+  std::vector<float> corrected(raw.begin(), raw.end());
+  for (std::size_t i = 0; i < corrected.size(); ++i) {
+    if (!g.flat_field.empty())
+      corrected[i] = g.flat_field[i] > 0 ? corrected[i] / g.flat_field[i] : 0.0f;
+    if (!g.mask.empty() && g.mask[i] == 0.0f) corrected[i] = 0.0f;
+  }
+  if (g.layout == FrameLayout::kFft) {
+    std::vector<float> centred(corrected.size());
+    fftshift_image(corrected, raw_side_, raw_side_, centred);
+    transform(centred, out, false);
+  } else {
+    transform(corrected, out, false);
+  }
+  return true;
+}
+
+void FrameGeometryMap::transform(std::span<const float> centred, std::span<float> out,
+                                 bool weights) const {
+  const FrameGeometry& g = geometry_;
+  const int n = raw_side_;
+  const int c0 = n / 2;
+  auto at = [&](std::span<const float> img, int r, int c) { return img[std::size_t(r) * n + c]; };
+
+  // Step 4: reconstructor pixel k (from the centre) reads c + d + F R k.
+  std::vector<float> aligned(centred.begin(), centred.end());
+  if (g.recentres()) {
+    // The whole-pixel part of the disk offset; the rest goes to the model (probe_tilt_px).
+    const double dy = std::round(g.disk_offset_y_px), dx = std::round(g.disk_offset_x_px);
+    std::vector<float> shifted(centred.size());
+    double ry = 0, rx = 0;  // the offset still to apply by resampling
+    if (quarter_turns_) {
+      // tmp(j) = in(j + d): a roll by -d.
+      roll(centred, n, n, -int(dy), -int(dx), shifted);
+    } else {
+      shifted.assign(centred.begin(), centred.end());
+      ry = dy;
+      rx = dx;
+    }
+    const double theta = g.rotation_deg * std::numbers::pi / 180.0;
+    double cs = std::cos(theta), sn = std::sin(theta);
+    if (quarter_turns_) {
+      const int cs_i[4] = {1, 0, -1, 0}, sn_i[4] = {0, 1, 0, -1};
+      cs = cs_i[turns_];
+      sn = sn_i[turns_];
+    }
+    for (int r = 0; r < n; ++r)
+      for (int c = 0; c < n; ++c) {
+        const double ky = r - c0, kx = c - c0;
+        // R rotates (x, y) by theta: x' = x cos - y sin, y' = x sin + y cos; F swaps y and x.
+        double sy = kx * sn + ky * cs, sx = kx * cs - ky * sn;
+        if (g.flip) std::swap(sy, sx);
+        float& o = aligned[std::size_t(r) * n + c];
+        if (quarter_turns_) {
+          o = at(shifted, wrap(c0 + int(std::lround(sy)), n), wrap(c0 + int(std::lround(sx)), n));
+          continue;
+        }
+        const double py = c0 + ry + sy, px = c0 + rx + sx;
+        const int y0 = int(std::floor(py)), x0 = int(std::floor(px));
+        const double fy = py - y0, fx = px - x0;
+        float value = 0.0f, w = 1.0f;
+        for (int a = 0; a < 2; ++a)
+          for (int b = 0; b < 2; ++b) {
+            const int y = y0 + a, x = x0 + b;
+            const double k = (a ? fy : 1 - fy) * (b ? fx : 1 - fx);
+            const bool inside = y >= 0 && y < n && x >= 0 && x < n;
+            if (weights) {
+              if (k > 0) w = std::min(w, inside ? at(centred, y, x) : 0.0f);
+            } else if (inside) {
+              value += static_cast<float>(k * at(centred, y, x));
+            }
+          }
+        o = weights ? w : value;
+      }
+  }
+
+  // Steps 5 and 6: the central crop, then bin x bin blocks (summed; a weight's minimum).
+  const int cropped = cropped_side_, b = g.bin, m = out_side_;
+  const int first = c0 - cropped / 2;
+  std::vector<float> binned(std::size_t(m) * m);
+  for (int r = 0; r < m; ++r)
+    for (int c = 0; c < m; ++c) {
+      float acc = weights ? 1.0f : 0.0f;
+      for (int a = 0; a < b; ++a)
+        for (int e = 0; e < b; ++e) {
+          const float v = aligned[std::size_t(first + r * b + a) * n + (first + c * b + e)];
+          acc = weights ? std::min(acc, v) : acc + v;
+        }
+      binned[std::size_t(r) * m + c] = acc;
+    }
+  // Step 7.
+  ifftshift_image(binned, m, m, out);
+}
+
+FrameGeometryCheck::FrameGeometryCheck(int side, double disk_radius_px,
+                                       std::array<double, 2> expected_offset_px)
+    : side_(side), radius_px_(disk_radius_px), expected_(expected_offset_px) {}
+
+void FrameGeometryCheck::add(std::span<const float> frame) {
+  if (frame.size() != std::size_t(side_) * side_) return;
+  const int n = side_;
+  const double reach = radius_px_ + 1.0, reach2 = reach * reach;
+  const double com_reach = 1.5 * radius_px_ + 1.0, com_reach2 = com_reach * com_reach;
+  auto signed_index = [n](int k) { return k < (n + 1) / 2 ? k : k - n; };
+  for (int r = 0; r < n; ++r)
+    for (int c = 0; c < n; ++c) {
+      const double v = frame[std::size_t(r) * n + c];
+      const double y = signed_index(r), x = signed_index(c);
+      const double d2 = y * y + x * x;
+      const double yc = r - n / 2, xc = c - n / 2;
+      total_ += v;
+      if (d2 <= reach2) near_zero_ += v;
+      if (yc * yc + xc * xc <= reach2) near_centre_ += v;
+      if (d2 <= com_reach2) {
+        com_y_ += v * y;
+        com_x_ += v * x;
+        com_weight_ += v;
+      }
+    }
+  ++frames_;
+}
+
+FrameGeometryCheck::Finding FrameGeometryCheck::finding() const {
+  Finding f;
+  if (total_ > 0) {
+    f.near_zero = near_zero_ / total_;
+    f.near_centre = near_centre_ / total_;
+  }
+  if (com_weight_ > 0) {
+    f.offset_y_px = com_y_ / com_weight_;
+    f.offset_x_px = com_x_ / com_weight_;
+  }
+  return f;
+}
+
+std::optional<FrameGeometryCheck::Warning> FrameGeometryCheck::warning() const {
+  if (frames_ == 0 || !(total_ > 0)) return std::nullopt;
+  const Finding f = finding();
+  char text[400];
+  // Only a bright-field disk is measured: frames with no concentration of counts (flat, noise,
+  // a benchmark's) say nothing about the layout, and a small excess is noise, not a disk.
+  if (f.near_centre > kDiskShare && f.near_centre > 2 * f.near_zero) {
+    std::snprintf(text, sizeof text,
+                  "the bright-field disk is where the other frame layout puts it: %.0f%% of the "
+                  "counts lie near the frame's centre after the layout conversion, %.0f%% near "
+                  "the zero frequency; the frames' layout is likely not the one configured "
+                  "(detector.geometry.layout, a data set's frame_layout)",
+                  100 * f.near_centre, 100 * f.near_zero);
+    return Warning{"frame_layout_mismatch", text};
+  }
+  const double off = std::hypot(f.offset_y_px - expected_[0], f.offset_x_px - expected_[1]);
+  if (f.near_zero > kDiskShare && off > kOffCentrePx) {
+    std::snprintf(text, sizeof text,
+                  "the bright-field disk's centre of mass is (%.2f, %.2f) px (y, x) from the zero "
+                  "frequency over %zu frames, where the geometry expects (%.2f, %.2f); set its "
+                  "disk offset (detector.geometry.disk_offset_y_px / _x_px, a data set's "
+                  "disk_offset_px)",
+                  f.offset_y_px, f.offset_x_px, frames_, expected_[0], expected_[1]);
+    return Warning{"frame_disk_off_centre", text};
+  }
+  return std::nullopt;
+}
+
+}  // namespace ptypilot
