@@ -11,7 +11,7 @@ import pytest
 import zmq
 import zmq.utils.monitor
 
-from daemon_fixtures import BIN, FakeDetector, ptypilot, session_config
+from daemon_fixtures import BIN, ptypilot, session_config
 from ptypilot.client import Client, DaemonError, read_key_file
 from ptypilot.processes import start_serve
 
@@ -36,13 +36,6 @@ def keys(tmp_path_factory):
     keygen(directory, "stranger")
     (directory / "authorized_keys").write_text("# role key name\n" + "\n".join(lines) + "\n")
     return directory
-
-
-@pytest.fixture
-def fake():
-    f = FakeDetector()
-    yield f
-    f.close()
 
 
 @pytest.fixture

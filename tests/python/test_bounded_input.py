@@ -14,20 +14,13 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 import ptypilot_pb2 as wire
-from daemon_fixtures import BIN, FakeDetector, ptypilot, session_config
+from daemon_fixtures import BIN, ptypilot, session_config
 from ptypilot.client import Client, DaemonError
 from ptypilot.processes import start_serve
 
 pytestmark = pytest.mark.skipif(not BIN, reason="PTYPILOT_BIN (build/bin) is not set; run via ctest")
 
 MIB = 1 << 20
-
-
-@pytest.fixture
-def fake():
-    f = FakeDetector()
-    yield f
-    f.close()
 
 
 def peak_rss(pid: int) -> int:

@@ -16,7 +16,7 @@ import pytest
 import zmq
 
 import ptypilot_pb2 as wire
-from daemon_fixtures import BIN, FakeDetector, ptypilot, session_config
+from daemon_fixtures import BIN, ptypilot, session_config
 from ptypilot.client import Client, DaemonError
 from ptypilot.processes import start_serve, start_sim_detector
 
@@ -72,13 +72,6 @@ def test_full_session_with_sim_detector(tmp_path, serve):
     assert {tuple(p) for p in np.round(positions, 6)} == {tuple(p) for p in np.round(approved, 6)}
     phase = np.load(tmp_path / "phase.npy")
     assert phase.shape == (200, 200) and np.isfinite(phase).all() and phase.std() > 0
-
-
-@pytest.fixture
-def fake():
-    f = FakeDetector()
-    yield f
-    f.close()
 
 
 def test_bad_frames_are_counted_and_the_session_goes_on(tmp_path, serve, fake):

@@ -20,20 +20,13 @@ import pytest
 import zmq
 
 import ptypilot_pb2 as wire
-from daemon_fixtures import BIN, FakeDetector, ptypilot, session_config
+from daemon_fixtures import BIN, ptypilot, session_config
 from ptypilot.client import Client
 from ptypilot.processes import start_serve
 
 pytestmark = pytest.mark.skipif(not BIN, reason="PTYPILOT_BIN (build/bin) is not set; run via ctest")
 
 ACTIVE = (wire.ControlReply.RUNNING, wire.ControlReply.FINISHING)
-
-
-@pytest.fixture
-def fake():
-    f = FakeDetector()
-    yield f
-    f.close()
 
 
 class TimedControl:

@@ -14,18 +14,11 @@ import pytest
 
 import ptypilot_core
 import ptypilot_pb2 as wire
-from daemon_fixtures import BIN, FakeDetector, ptypilot, session_config
+from daemon_fixtures import BIN, ptypilot, session_config
 from ptypilot.client import Client, DaemonError
 from ptypilot.processes import ReadyProcess, start_serve
 
 pytestmark = pytest.mark.skipif(not BIN, reason="PTYPILOT_BIN (build/bin) is not set; run via ctest")
-
-
-@pytest.fixture
-def fake():
-    f = FakeDetector()
-    yield f
-    f.close()
 
 
 @pytest.fixture
