@@ -21,7 +21,8 @@ import zmq
 import ptypilot_pb2 as wire
 from ptypilot.client import Client, DaemonError
 from ptypilot.processes import start_serve, start_sim_detector
-from test_closed_loop import BIN, FakeDetector, ctl, ptypilot, session_config
+from daemon_fixtures import FakeDetector
+from test_closed_loop import BIN, ctl, ptypilot, session_config
 
 pytestmark = pytest.mark.skipif(not BIN, reason="PTYPILOT_BIN (build/bin) is not set; run via ctest")
 

@@ -86,7 +86,10 @@ def session(tmp_path: Path, daemon, path: Path, session_id: str):
 
 @pytest.fixture(scope="module")
 def serve(tmp_path_factory):
-    daemon = start_serve(ptypilot(), tmp_path_factory.mktemp("serve") / "serve.log")
+    # One daemon for the module; each test records under its own tmp_path, which all lie in the
+    # session's base temporary folder: that is the recorder root.
+    daemon = start_serve(ptypilot(), tmp_path_factory.mktemp("serve") / "serve.log",
+                         recorder_root=tmp_path_factory.getbasetemp())
     yield daemon
     assert daemon.stop() == 0, daemon.log()
 
