@@ -91,6 +91,23 @@ def session_config(*, preset: str, positions: int, sub_sequence: int, seed: int,
     }
 
 
+def reconstructor_counts(raw: np.ndarray, geometry: dict) -> np.ndarray:
+    """A session's recorded frames, which the recorder keeps as the detector sent them, as the
+    daemon's reconstructor took them: through the session's `detector.geometry` (the daemon's
+    default, centred, where the config has none), by the daemon's own code. The scored
+    reconstruction gets no probe tilt and no detector mask, so a geometry that needs them is
+    refused rather than scored wrong."""
+    if geometry.get("disk_offset_y_px", 0) or geometry.get("disk_offset_x_px", 0) or \
+            geometry.get("mask_path") or geometry.get("flat_field_path"):
+        raise ValueError("scoring a session whose detector.geometry has a disk offset, a mask or a "
+                         "flat-field is not supported: score its recording with eval --dataset-dir")
+    frames, _ = core.apply_frame_geometry(
+        raw, layout=geometry.get("layout", "centred"), rotation_deg=geometry.get("rotation_deg", 0.0),
+        flip=geometry.get("flip", False), crop_px=geometry.get("crop_px", 0),
+        bin=geometry.get("bin", 1))
+    return np.ascontiguousarray(frames, dtype=np.float32)
+
+
 class ConfigurationRefused(DaemonError):
     """The daemon refused the session's configuration (nothing was exposed); the message is the
     daemon's, e.g. a policy model that does not fit the session."""
@@ -158,7 +175,8 @@ def run_session(client: Client, config: dict, session_id: str,
         # the order it is given them, so give it the order the session issued them in.
         order = np.argsort(f["frames/frame_index"][:], kind="stable")
         positions = f["frames/position_A"][:][order]
-        counts = f["frames/counts"][:][order].astype(np.float32)
+        counts = reconstructor_counts(f["frames/counts"][:][order].astype(np.float32),
+                                      config["detector"].get("geometry", {}))
         frames_recorded = int(counts.shape[0])
     if not keep_recording:
         recording.unlink(missing_ok=True)

@@ -144,3 +144,17 @@ def test_an_off_centre_disk_warns_and_given_its_offset_reconstructs(tmp_path, se
     print(f"SSIM against the ideal geometry: given the offset {ssim_corrected:.4f}, "
           f"uncalibrated {ssim_uncalibrated:.4f}")
     assert ssim_corrected > 0.99 > ssim_uncalibrated
+
+
+def test_a_session_recording_is_scored_in_the_reconstructors_layout():
+    """loop.run_session reads back a session's raw frames (centred, as sim-detector sends them)
+    for the scored reconstruction: they must be turned into the layout the daemon reconstructed
+    from, or every score is noise (a demo scored SSIM 0.001 before this)."""
+    from ptypilot import loop
+    rng = np.random.default_rng(0)
+    fft_layout = rng.poisson(20.0, size=(3, 64, 64)).astype(np.float32)
+    raw = np.fft.fftshift(fft_layout, axes=(-2, -1))  # the zero frequency at pixel 32
+    assert np.array_equal(loop.reconstructor_counts(raw, {}), fft_layout)
+    assert np.array_equal(loop.reconstructor_counts(fft_layout, {"layout": "fft"}), fft_layout)
+    with pytest.raises(ValueError, match="disk offset"):
+        loop.reconstructor_counts(raw, {"disk_offset_y_px": 0.7})
