@@ -13,6 +13,7 @@ void bind_reward(py::module_& m);
 void bind_dataset(py::module_& m);
 void bind_safety(py::module_& m);
 void bind_recover(py::module_& m);
+void bind_policy(py::module_& m);
 
 PYBIND11_MODULE(ptypilot_core, m) {
   m.doc() =
@@ -26,4 +27,5 @@ PYBIND11_MODULE(ptypilot_core, m) {
   bind_dataset(m);
   bind_safety(m);
   bind_recover(m);
+  bind_policy(m);
 }

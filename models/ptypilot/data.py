@@ -218,17 +218,20 @@ class EpisodeResult:
 
 
 def run_episode(env: ScanEpisode, propose, max_steps: int | None = None,
-                keep_potentials: bool = True, converge: bool = False) -> EpisodeResult:
+                keep_potentials: bool = True, converge: bool = False,
+                first_A: np.ndarray | None = None) -> EpisodeResult:
     """Runs a whole episode. `propose(previous_norm (K, 2), potential crop) -> (K, 2)` proposal
     normalised to the FOV (a policy's mean or a sample). The positions fed back as "previous" are
     the K proposals after Safety's clamp and snap (repeats included), the first ones the first K
     sparse-grid positions. Stops when the budget is spent, a proposal adds nothing, or after
     `max_steps` decisions (default: twice the number of sub-sequences). With `converge`, the
-    result also holds the converged reconstruction of all its frames."""
+    result also holds the converged reconstruction of all its frames. `first_A`: the first
+    sub-sequence (default the first K sparse-grid positions), for a policy that starts
+    elsewhere (DaemonPolicy)."""
     if max_steps is None:
         max_steps = 2 * int(np.ceil(env.budget / env.K))
     result = EpisodeResult(seed=env.seed)
-    first = env.first_sub_sequence_A()
+    first = env.first_sub_sequence_A() if first_A is None else first_A
     snapped, _ = env.measure(first)
     previous = env.normalise(snapped)
     for _ in range(max_steps):
@@ -311,6 +314,32 @@ def oracle_flank_propose(env: ScanEpisode, flank_A: float = 0.5, column_error_A:
         return env.normalise(np.asarray(out))
 
     return propose
+
+
+class DaemonPolicy:
+    """A built-in policy of the daemon (ptypilot_core.Policy: the C++ a session runs) as a
+    `propose` function of run_episode, fed what a session feeds it: the raster, the budget, every
+    visited position and the whole object image of the live reconstruction. `first_A` is its
+    first sub-sequence, to pass to run_episode."""
+
+    def __init__(self, env: ScanEpisode, kind: str, seed: int = 0):
+        self.env, self.policy = env, core.Policy(kind)
+        self.policy.reset(seed)
+        p = env.preset
+        self.raster = core.ScanRaster(p.scan_rows, p.scan_cols, p.step_A)
+        self.sub_sequence = 0
+        self.first_A = self._ask(None)
+
+    def _ask(self, phase) -> np.ndarray:
+        env = self.env
+        visited = np.asarray(env.visited_A, np.float64).reshape(-1, 2)
+        out = self.policy.propose(self.raster, self.sub_sequence, env.K, env.budget, visited,
+                                  phase, None if phase is None else env.grid)
+        self.sub_sequence += 1
+        return np.asarray(out)
+
+    def __call__(self, previous, crop):
+        return self.env.normalise(self._ask(np.asarray(self.env.rec.phase_rad, np.float32)))
 
 
 def random_propose(env: ScanEpisode, rng: np.random.Generator):

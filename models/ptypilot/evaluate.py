@@ -85,7 +85,7 @@ from ptypilot.processes import start_serve, start_sim_detector
 from ptypilot.resolution import resolution_summary
 
 POLICIES = ["learned", "sparse-grid", "jittered-grid", "fermat-spiral", "sobol", "random",
-            "heuristic", "material-density"]
+            "heuristic", "material-density", "lattice-flank"]
 TABLE1_SETTINGS = [(250, 2), (250, 3), (250, 4), (250, 5), (335, 5), (420, 5)]
 
 

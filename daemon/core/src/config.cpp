@@ -96,7 +96,7 @@ template <typename V>
 void describe(V& v, PolicyConfig& c) {
   v.choice("kind", c.kind,
            {"sparse-grid", "raster", "jittered-grid", "fermat-spiral", "sobol", "random",
-            "heuristic", "material-density", "torchscript"},
+            "heuristic", "material-density", "lattice-flank", "torchscript"},
            "the policy choosing the next positions");
   v.field("model_path", c.model_path, "torchscript only: the exported policy (.pt)");
 }

@@ -14,6 +14,7 @@
 #include "ptypilot/policy/fixed_pattern_policies.hpp"
 #include "ptypilot/wire/log.hpp"
 #include "ptypilot/core/policy.hpp"
+#include "ptypilot/policy/lattice_flank_policy.hpp"
 #include "ptypilot/policy/material_density_policy.hpp"
 #include "ptypilot/policy/torchscript_policy.hpp"
 
@@ -28,13 +29,14 @@ std::unique_ptr<Policy> make_baseline(const PolicyConfig& config) {
   if (config.kind == "random") return std::make_unique<RandomPolicy>();
   if (config.kind == "heuristic") return std::make_unique<HeuristicPolicy>();
   if (config.kind == "material-density") return std::make_unique<MaterialDensityPolicy>();
+  if (config.kind == "lattice-flank") return std::make_unique<LatticeFlankPolicy>();
   if (const auto pattern = fixed_pattern_named(config.kind))
     return std::make_unique<FixedPatternPolicy>(*pattern);
   if (config.kind == "torchscript") return nullptr;
   throw std::invalid_argument("unknown policy kind \"" + config.kind +
                               "\"; known kinds: raster, sparse-grid, jittered-grid, "
                               "fermat-spiral, sobol, random, heuristic, material-density, "
-                              "torchscript");
+                              "lattice-flank, torchscript");
 }
 
 // Where the TorchScript policy plugin may be, in the order tried: $PTYPILOT_TORCH_POLICY_LIB,

@@ -63,7 +63,7 @@ class Policy {
 
 struct PolicyConfig {
   // raster | sparse-grid | jittered-grid | fermat-spiral | sobol | random | heuristic |
-  // material-density | torchscript
+  // material-density | lattice-flank | torchscript
   std::string kind = "sparse-grid";
   std::string model_path;            // torchscript only
 };
