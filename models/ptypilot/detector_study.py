@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 import ptypilot_core as core
-from ptypilot import data
+from ptypilot import data, scenarios
 from ptypilot.figures import fov_crop
 
 PRESETS = ("mos2-paper", "mos2-paper-detector")
@@ -112,27 +112,88 @@ def priors_report(args) -> dict:
     return report
 
 
-def measure_strategies(preset: str, seed: int, positions: int, settings: dict) -> dict:
+# The strategies --strategies compares by default: the daemon's fixed patterns and lattice-flank
+# (data.DaemonPolicy, the C++ a session runs), and the atom-column oracle, which is not a policy.
+STRATEGIES = ("sparse-grid", "jittered-grid", "fermat-spiral", "sobol", "lattice-flank",
+              "oracle-flank")
+
+
+def measure_strategies(preset: str, seed: int, positions: int, settings: dict,
+                       strategies=STRATEGIES) -> dict:
     """SSIM against the truth of the scored reconstruction (data.run_episode with converge, as
-    evaluate.oracle_bound runs it: 5 sub-sequences, the first the sparse grid's) of the sparse
-    grid, of it jittered by a Gaussian of one raster step (data.jittered_sparse_propose; not
-    the jittered-grid policy) and of the atom-column oracle (data.oracle_flank_propose)."""
+    evaluate.oracle_bound runs it: 5 sub-sequences; the sessions' Safety and simulator) of each
+    strategy: a daemon policy by its kind (data.DaemonPolicy), "oracle-flank"
+    (data.oracle_flank_propose: knows the atom columns) or "jittered-sparse-grid" (the sparse
+    grid with a Gaussian jitter of one raster step, data.jittered_sparse_propose; not the
+    jittered-grid policy)."""
     row = {"seed": seed}
-    for name in ("sparse-grid", "jittered-sparse-grid", "oracle-flank"):
+    for name in strategies:
         env = data.ScanEpisode(seed, preset=preset, total_positions=positions,
                                reconstruction=settings)
-        if name == "sparse-grid":
-            propose = data.sparse_grid_propose(env)
-        elif name == "oracle-flank":
+        first = None
+        if name == "oracle-flank":
             propose = data.oracle_flank_propose(env)
-        else:
+        elif name == "jittered-sparse-grid":
             propose = data.jittered_sparse_propose(env, np.random.default_rng(seed),
                                                    env.preset.step_A / env.fov_A[0])
-        result = data.run_episode(env, propose, keep_potentials=False, converge=True)
+        else:
+            propose = data.DaemonPolicy(env, name, seed)
+            first = propose.first_A
+        result = data.run_episode(env, propose, keep_potentials=False, converge=True,
+                                  first_A=first)
         row[name] = data.ssim_against(result.converged, fov_crop(env.sim.phase_rad, env.grid))
-    for name in ("jittered-sparse-grid", "oracle-flank"):
-        row[f"q_ssim_{name}"] = float(core.q_ssim(row[name], row["sparse-grid"]))
+    if "sparse-grid" in row:
+        for name in strategies:
+            if name != "sparse-grid":
+                row[f"q_ssim_{name}"] = float(core.q_ssim(row[name], row["sparse-grid"]))
     return row
+
+
+def strategies_report(args) -> dict:
+    """--strategies: every strategy at the budget, and the fixed patterns of --sweep-patterns at
+    the --sweep-fractions of it, for the positions each needs to reach a strategy's SSIM."""
+    settings = json.loads(args.strategies)
+    strategies = args.policies.split(",")
+    seeds = (data.eval_seeds(args.seeds) if args.seed_set == "eval"
+             else data.validation_seeds(args.seeds))
+    fractions = [float(f) for f in args.sweep_fractions.split(",") if f]
+    patterns = [p for p in args.sweep_patterns.split(",") if p]
+    report = {"positions": args.positions, "dose_e_per_A2": data.DOSE_E_PER_A2,
+              "reconstruction": settings, "seed_set": args.seed_set, "seeds": seeds,
+              "presets": {}}
+    for preset in args.presets.split(","):
+        rows = []
+        for seed in seeds:
+            row = measure_strategies(preset, seed, args.positions, settings, strategies)
+            for fraction in fractions:
+                budget = round(fraction * args.positions)
+                swept = measure_strategies(preset, seed, budget, settings, patterns)
+                for p in patterns:
+                    row[f"{p}@{budget}"] = swept[p]
+            rows.append(row)
+            print(f"{preset} seed {seed}: {row}", file=sys.stderr, flush=True)
+        keys = [k for k in rows[0] if k != "seed"]
+        entry = {"rows": rows, **{key: summary(rows, key) for key in keys}}
+        # The positions each swept pattern needs, on its own curve per seed, to reach each
+        # strategy's SSIM on that seed (scenarios.budget_at_ssim, as eval's dose reduction).
+        budgets = sorted({args.positions} | {round(f * args.positions) for f in fractions})
+        reductions = {}
+        for p in patterns:
+            for name in strategies:
+                per_seed = []
+                for r in rows:
+                    curve = [r[p] if b == args.positions else r[f"{p}@{b}"] for b in budgets]
+                    needed, kind = scenarios.budget_at_ssim(budgets, curve, r[name])
+                    per_seed.append({"seed": r["seed"], "reduction": needed / args.positions,
+                                     "bound": kind})
+                values = [x["reduction"] for x in per_seed]
+                reductions.setdefault(name, {})[p] = {
+                    "mean": float(np.mean(values)), "std": float(np.std(values)),
+                    "bounds": sum(x["bound"] != "exact" for x in per_seed), "per_seed": per_seed}
+        entry["dose_reduction_at_equal_ssim"] = reductions
+        report["presets"][preset] = entry
+        write(report, args.out)  # after each preset, so that a long run leaves what it has
+    return report
 
 
 def summary(rows: list[dict], key: str) -> dict | None:
@@ -145,7 +206,7 @@ def summary(rows: list[dict], key: str) -> dict | None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python3 -m ptypilot.detector_study", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seeds", type=int, default=4, help="validation seeds 1000, 1001, ...")
+    ap.add_argument("--seeds", type=int, default=4, help="how many seeds (of --seed-set)")
     ap.add_argument("--full-raster-seeds", type=int, default=2,
                     help="of those, how many also reconstruct the full raster")
     ap.add_argument("--positions", type=int, default=data.TOTAL_POSITIONS)
@@ -157,22 +218,20 @@ def main(argv=None) -> int:
     ap.add_argument("--iterations", default=f"10,{data.FINAL_ITERATIONS},60",
                     help="with --priors: the iteration counts at which to score")
     ap.add_argument("--strategies", default=None,
-                    help="JSON reconstruction settings: compare the sparse grid, it jittered, "
-                         "and the atom-column oracle with them instead")
+                    help="JSON reconstruction settings: compare the strategies of --policies "
+                         "with them instead")
+    ap.add_argument("--policies", default=",".join(STRATEGIES),
+                    help="with --strategies: daemon policy kinds, oracle-flank, "
+                         "jittered-sparse-grid")
+    ap.add_argument("--seed-set", choices=("validation", "eval"), default="validation",
+                    help="validation seeds (1000, ...) to choose by, eval seeds to report")
+    ap.add_argument("--sweep-fractions", default="",
+                    help="with --strategies: e.g. 1.25,1.5: the budgets of the sweep")
+    ap.add_argument("--sweep-patterns", default="sparse-grid",
+                    help="with --sweep-fractions: the fixed patterns swept")
     args = ap.parse_args(argv)
     if args.strategies:
-        settings = json.loads(args.strategies)
-        report = {"positions": args.positions, "dose_e_per_A2": data.DOSE_E_PER_A2,
-                  "reconstruction": settings, "presets": {}}
-        for preset in args.presets.split(","):
-            rows = []
-            for seed in data.validation_seeds(args.seeds):
-                rows.append(measure_strategies(preset, seed, args.positions, settings))
-                print(f"{preset} seed {seed}: {rows[-1]}", file=sys.stderr, flush=True)
-            report["presets"][preset] = {"rows": rows, **{key: summary(rows, key) for key in (
-                "sparse-grid", "jittered-sparse-grid", "oracle-flank",
-                "q_ssim_jittered-sparse-grid", "q_ssim_oracle-flank")}}
-        return write(report, args.out)
+        return write(strategies_report(args), args.out)
     if args.priors:
         return write(priors_report(args), args.out)
     report = {"positions": args.positions, "dose_e_per_A2": data.DOSE_E_PER_A2,
