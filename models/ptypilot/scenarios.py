@@ -35,7 +35,7 @@ import numpy as np
 
 from ptypilot import data
 from ptypilot.experimental_effects import REALISTIC_60KV, effects_text
-from ptypilot.eval_summary import FIXED_PATTERNS, mean_std
+from ptypilot.eval_summary import FIXED_PATTERNS, mean_std, reference_of
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,10 @@ class Scenario:
     # Experimental effects of the simulated microscope (ptypilot.experimental_effects), for the
     # sessions, the full-raster reference and the oracle bound alike; none by default.
     effects: dict = field(default_factory=dict)
+    # What SSIM, Q_SSIM and the best fixed pattern are against (eval's --reference, which
+    # overrides it; eval_summary.REFERENCES): the full-raster reconstruction, or the true phase
+    # alone, without reconstructing the full raster.
+    reference: str = "full-raster"
 
     def reconstruction(self) -> dict:
         """The reconstruction settings beyond the daemon's defaults, as keys of its
@@ -316,12 +320,17 @@ def save_ssim_vs_dose(path: Path, summary: dict, title: str) -> None:
 
 
 def scenario_digest(scenario: Scenario, summary: dict) -> dict:
-    """One scenario's line of DIR/scenarios.json."""
+    """One scenario's line of DIR/scenarios.json. Its Q_SSIM and best fixed pattern are against
+    the full raster, or, where the line has `"reference": "truth"` (eval --reference truth),
+    against the true phase."""
     keys = ("q_ssim_mean", "q_ssim_std", "q_ssim_vs_best_fixed", "ssim_truth_mean",
             "ssim_truth_std", "dose_reduction_at_equal_ssim", "dose_reduction_std",
             "dose_reduction_is_lower_bound",
             "dose_reduction_is_upper_bound", "frc_resolution_A", "skipped", "reason")
+    # Only a truth-scored line says so: a full-raster one stays as it was before --reference.
+    reference = {} if reference_of(summary) == "full-raster" else {"reference": "truth"}
     return {"preset": scenario.preset, "dose_e_per_A2": summary["dose_e_per_A2"],
+            **reference,
             "positions": scenario.positions, "subsequences": scenario.subsequences,
             "description": scenario.description,
             "material_fraction": scenario.material_fraction,
