@@ -296,9 +296,9 @@ REFERENCE_KEYS = {
 }
 TRUTH_REFERENCE = ("truth: the true phase of each specimen (Simulation.phase_rad; --reference "
                    "truth), and no full-raster reconstruction was computed: ssim_*, q_ssim_*, "
-                   "online_*, best_fixed_pattern, q_ssim_vs_best_fixed and upper_bound.q_ssim_* are "
-                   "against it, the same numbers as the *_truth keys; there are no *_full_raster "
-                   "keys")
+                   "online_*, best_fixed_pattern, q_ssim_vs_best_fixed and upper_bound.q_ssim_* "
+                   "are against it, the same numbers as the *_truth keys; there are no "
+                   "*_full_raster keys")
 
 
 def summarise(setting: Setting, policies: list[str], args, seeds: list[int]) -> dict:
@@ -396,11 +396,12 @@ def write_setting(setting: Setting, summary: dict) -> None:
     if "dose_sweep" in summary:
         # The dose is the full raster's (electrons per pattern over the step squared); with
         # --reference truth no full raster was reconstructed, and the title says so.
-        dose = (f"{summary['dose_e_per_A2']:.3g} e⁻/Å² full raster"
-                if reference_of(summary) == "full-raster" else
-                f"{summary['dose_e_per_A2']:.3g} e⁻/Å² (full-raster dose), reference: true phase")
+        dose = f"{summary['dose_e_per_A2']:.3g} e⁻/Å² " + (
+            "full raster" if reference_of(summary) == "full-raster"
+            else "(full-raster dose), reference: true phase")
         scenarios.save_ssim_vs_dose(setting.out / "ssim_vs_dose.png", summary,
-                                    f"{summary['specimen']}, {dose}, {summary['datasets']} data sets")
+                                    f"{summary['specimen']}, {dose}, "
+                                    f"{summary['datasets']} data sets")
 
 
 def main(argv=None) -> int:
@@ -609,7 +610,8 @@ def evaluate(args, parser) -> int:
         summary["wall_s"] = time.perf_counter() - started
         write_setting(setting, summary)
         summaries.append(summary)
-        progress(f"{setting.label}; best fixed pattern: {summary['best_fixed_pattern'] or 'none run'}"
+        progress(f"{setting.label}; best fixed pattern: "
+                 f"{summary['best_fixed_pattern'] or 'none run'}"
                  + ("" if args.reference == "full-raster" else "; everything against the truth"))
         for policy, s in summary["strategies"].items():
             if s["skipped"]:
@@ -621,7 +623,8 @@ def evaluate(args, parser) -> int:
             ssim = (f"SSIM {number(s['ssim_mean'])} ± {number(s['ssim_std'])} "
                     f"(truth {number(s['ssim_truth_mean'])} ± {number(s['ssim_truth_std'])})"
                     if args.reference == "full-raster" else
-                    f"SSIM vs truth {number(s['ssim_truth_mean'])} ± {number(s['ssim_truth_std'])}")
+                    f"SSIM vs truth {number(s['ssim_truth_mean'])} ± "
+                    f"{number(s['ssim_truth_std'])}")
             progress(f"  {policy:13s} {ssim}  Q_SSIM "
                      + percent(s["q_ssim_mean"], s["q_ssim_std"]) + "  vs best fixed "
                      + percent(vs_best["mean"], vs_best["std"])

@@ -89,7 +89,7 @@ class RecordedSet:
     dataset: object        # ptypilot_core.RecordedDataset
     fragment: dict         # the session config fragment (probe, raster, detector dtype)
     grid: object           # ptypilot_core.ObjectGrid: the daemon's object grid for it
-    reference: np.ndarray | None  # FOV crop of the full-grid reconstruction; None: --reference truth
+    reference: np.ndarray | None  # FOV crop of the full-grid reconstruction; None: truth mode
     truth: np.ndarray | None  # FOV crop of the sidecar's true_potential, if it names one
 
 
