@@ -5,6 +5,7 @@
                               material-density]
                   [--table1] [--dose-sweep [--sweep-fractions F,...]] [--dark-smoothing W | --priors-of NAME]
     ptypilot eval --scenario NAME [NAME ...] --datasets 25 --out DIR     (--list-scenarios: names)
+                  [--reference full-raster|truth]
     (python3 -m ptypilot.evaluate --bin build/bin ...; `ptypilot eval` runs exactly this)
 
 Each data set is one simulated specimen with an evaluation seed (ptypilot.data.EVAL_SEEDS, the
@@ -58,6 +59,13 @@ sweep in eval.json's dose_sweep, and DIR/ssim_vs_dose.png.
 With --scenario, each named scenario (ptypilot.scenarios.SCENARIOS) in DIR/<scenario>/ as
 above, and DIR/scenarios.json: each one's best fixed pattern and each strategy's Q_SSIM and
 dose reduction.
+With --reference truth (the default of a scenario whose Scenario.reference says so, e.g.
+mos2-paper-detector; the option overrides it), no full raster is reconstructed: the true phase
+is the reference for SSIM, Q_SSIM, the best fixed pattern and q_ssim_vs_best_fixed, the oracle
+bound and the pictures. The per-data-set rows then have no *_full_raster keys (nor
+q_ssim_vs_sparse_grid, which is of those), the summary's ssim_*, q_ssim_* and online_* keys are
+the same numbers as the *_truth ones, and eval.json's reference field starts "truth". With
+--dataset-dir only where every data set's sidecar names a true_potential.
 """
 
 from __future__ import annotations
@@ -76,9 +84,10 @@ import numpy as np
 import ptypilot_core as core
 from ptypilot import data, eval_repeats, figures, recorded_eval, scenarios
 from ptypilot.client import Client, DaemonError
-from ptypilot.eval_summary import (ADAPTIVE_POLICY, FIXED_PATTERNS, REFERENCE_POLICY,
-                                   add_q_ssim_vs_best_fixed, best_fixed_pattern, mean_frc, mean_std,
-                                   number, percent, write_table1)
+from ptypilot.eval_summary import (ADAPTIVE_POLICY, FIXED_PATTERNS, REFERENCE_POLICY, REFERENCES,
+                                   SCORED_SSIM_KEY, add_q_ssim_vs_best_fixed, best_fixed_pattern,
+                                   mean_frc, mean_std, number, percent, reference_of,
+                                   write_table1)
 from ptypilot.loop import (Q_KEYS, ConfigurationRefused, compare, policy_seed, run_session,
                            session_config)
 from ptypilot.processes import start_serve, start_sim_detector
@@ -142,14 +151,21 @@ class Setting:
 def run_dataset(index: int, count: int, seed: int, settings: list[Setting], policies: list[str],
                 client: Client, ptypilot: str, args) -> None:
     preset = core.experiment_preset(args.specimen)
-    progress(f"data set {index + 1}/{count} (specimen seed {seed}): full-raster reference")
-    t0 = time.perf_counter()
-    reference = data.full_raster_reference(seed, preset.name, dose_e_per_A2=args.dose,
-                                           effects=args.effects, **args.priors)
+    if args.reference == "truth":
+        # No full raster: the true phase is the reference for everything (reference=None below).
+        progress(f"data set {index + 1}/{count} (specimen seed {seed}): reference: the true phase "
+                 f"(--reference truth; no full-raster reconstruction)")
+        reference = None
+    else:
+        progress(f"data set {index + 1}/{count} (specimen seed {seed}): full-raster reference")
+        t0 = time.perf_counter()
+        reference = data.full_raster_reference(seed, preset.name, dose_e_per_A2=args.dose,
+                                               effects=args.effects, **args.priors)
     sim = data.simulation(seed, "full_raster", preset.name, args.dose)
     grid = sim.grid
     truth = np.ascontiguousarray(figures.fov_crop(sim.phase_rad, grid), dtype=np.float32)
-    progress(f"data set {index + 1}/{count}: reference in {time.perf_counter() - t0:.1f} s")
+    if reference is not None:
+        progress(f"data set {index + 1}/{count}: reference in {time.perf_counter() - t0:.1f} s")
     for setting in settings:
         row = {"specimen_seed": seed, "material_fraction": sim.material_fraction,
                "strategies": {}}
@@ -181,14 +197,20 @@ def run_dataset(index: int, count: int, seed: int, settings: list[Setting], poli
             online = np.ascontiguousarray(figures.fov_crop(session.phase, grid), dtype=np.float32)
             image = data.converged_reconstruction(preset.probe, grid, session.positions_A,
                                                   session.counts, **args.priors)
-            ssim_raster, _ = compare(image, reference, grid.pixel_A)
             ssim_truth, frc = compare(image, truth, grid.pixel_A)
             setting.frc.setdefault(policy, []).append(frc)
+            if reference is None:  # --reference truth: no *_full_raster keys
+                scores = {"ssim_vs_truth": ssim_truth,
+                          "online_ssim_vs_truth": compare(online, truth, grid.pixel_A)[0]}
+            else:
+                ssim_raster, _ = compare(image, reference, grid.pixel_A)
+                scores = {
+                    "ssim_vs_full_raster": ssim_raster,
+                    "ssim_vs_truth": ssim_truth,
+                    "online_ssim_vs_full_raster": compare(online, reference, grid.pixel_A)[0],
+                    "online_ssim_vs_truth": compare(online, truth, grid.pixel_A)[0]}
             row["strategies"][policy] = {
-                "ssim_vs_full_raster": ssim_raster,
-                "ssim_vs_truth": ssim_truth,
-                "online_ssim_vs_full_raster": compare(online, reference, grid.pixel_A)[0],
-                "online_ssim_vs_truth": compare(online, truth, grid.pixel_A)[0],
+                **scores,
                 "positions": int(len(session.positions_A)),
                 "frames_recorded": session.frames_recorded,
                 "sub_sequences": len(session.latencies),
@@ -196,15 +218,19 @@ def run_dataset(index: int, count: int, seed: int, settings: list[Setting], poli
                 "decision_latency_ms_max": session.decision_latency_ms_max,
             }
             images[policy] = (image, session.positions_A)
+            scored = ("" if reference is None else f"{ssim_raster:.3f} vs full raster, ")
             progress(f"data set {index + 1}/{count} [{setting.positions}/{setting.subsequences}] "
-                     f"{policy:13s} SSIM {ssim_raster:.3f} vs full raster, {ssim_truth:.3f} vs "
+                     f"{policy:13s} SSIM {scored}{ssim_truth:.3f} vs "
                      f"truth, {len(session.positions_A)} positions, {session.seconds:.1f} s")
         sparse = row["strategies"].get(REFERENCE_POLICY, {})
+        scored_key = SCORED_SSIM_KEY[args.reference]
         for r in row["strategies"].values():
-            if "ssim_vs_full_raster" not in r or not sparse.get("ssim_vs_full_raster"):
+            if scored_key not in r or not sparse.get(scored_key):
                 continue
+            # Against the truth only, with --reference truth (the rows have no full-raster SSIM).
             for q_key, ssim_key in Q_KEYS.items():
-                r[q_key] = float(core.q_ssim(r[ssim_key], sparse[ssim_key]))
+                if ssim_key in r:
+                    r[q_key] = float(core.q_ssim(r[ssim_key], sparse[ssim_key]))
         setting.rows.append(row)
         if setting.sweep_of is not None:
             continue
@@ -225,46 +251,74 @@ def oracle_bound(seed: int, setting: Setting, preset: str, args, reference, trut
                                total_positions=setting.positions, dose_e_per_A2=args.dose,
                                reconstruction=args.priors, effects=args.effects)
         result = data.run_episode(env, propose(env), keep_potentials=False, converge=True)
-        out[name] = {"ssim_vs_full_raster": data.ssim_against(result.converged, reference),
-                     "ssim_vs_truth": data.ssim_against(result.converged, truth)}
+        out[name] = ({} if reference is None else  # None: --reference truth
+                     {"ssim_vs_full_raster": data.ssim_against(result.converged, reference)})
+        out[name]["ssim_vs_truth"] = data.ssim_against(result.converged, truth)
     s, o = out["sparse-grid"], out["oracle-flank"]
-    out["q_ssim_vs_sparse_grid"] = float(core.q_ssim(o["ssim_vs_full_raster"],
-                                                     s["ssim_vs_full_raster"]))
+    if reference is not None:
+        out["q_ssim_vs_sparse_grid"] = float(core.q_ssim(o["ssim_vs_full_raster"],
+                                                         s["ssim_vs_full_raster"]))
     out["q_ssim_vs_sparse_grid_truth"] = float(core.q_ssim(o["ssim_vs_truth"], s["ssim_vs_truth"]))
     return out
 
 
 def save_dataset_figures(setting: Setting, seed: int, grid, reference, truth, images, row) -> None:
+    """reference: the full raster, or None with --reference truth (then the truth is it)."""
     d = setting.out / "figures"
     d.mkdir(parents=True, exist_ok=True)
-    figures.save_phase(d / f"seed{seed}-full-raster.png", reference, grid,
-                       f"specimen {seed}: full raster (reference)")
-    figures.save_phase(d / f"seed{seed}-truth.png", truth, grid, f"specimen {seed}: true phase")
+    if reference is not None:
+        figures.save_phase(d / f"seed{seed}-full-raster.png", reference, grid,
+                           f"specimen {seed}: full raster (reference)")
+    figures.save_phase(d / f"seed{seed}-truth.png", truth, grid, f"specimen {seed}: true phase"
+                       + ("" if reference is not None else " (reference)"))
+    ssim_key = "ssim_vs_full_raster" if reference is not None else "ssim_vs_truth"
     for policy, (image, positions) in images.items():
-        ssim = row["strategies"][policy]["ssim_vs_full_raster"]
+        ssim = row["strategies"][policy][ssim_key]
         figures.save_phase(d / f"seed{seed}-{policy}.png", image, grid,
-                           f"{policy}: {len(positions)} positions, SSIM {ssim:.3f}",
+                           f"{policy}: {len(positions)} positions, SSIM {ssim:.3f}"
+                           + ("" if reference is not None else " vs truth"),
                            positions_A=positions, color="lime")
-    setting.figure_data.append({"seed": seed, "grid": grid, "reference": reference,
-                                "images": images, "row": row})
+    setting.figure_data.append({"seed": seed, "grid": grid, "images": images, "row": row,
+                                **({"reference": reference} if reference is not None else
+                                   {"reference": truth, "reference_label": "true phase",
+                                    "ssim_key": ssim_key})})
+
+
+# The per-data-set keys that a summary's generic keys (ssim_*, q_ssim_*, online_*: against the
+# reference) are means of, per reference. With "truth" they are the same numbers as the
+# *_truth keys beside them, and eval.json's reference field says so.
+REFERENCE_KEYS = {
+    "full-raster": {"ssim": "ssim_vs_full_raster", "q": "q_ssim_vs_sparse_grid",
+                    "online": "online_ssim_vs_full_raster",
+                    "online_q": "online_q_ssim_vs_sparse_grid"},
+    "truth": {"ssim": "ssim_vs_truth", "q": "q_ssim_vs_sparse_grid_truth",
+              "online": "online_ssim_vs_truth", "online_q": "online_q_ssim_vs_sparse_grid_truth"},
+}
+TRUTH_REFERENCE = ("truth: the true phase of each specimen (Simulation.phase_rad; --reference "
+                   "truth), and no full-raster reconstruction was computed: ssim_*, q_ssim_*, "
+                   "online_*, best_fixed_pattern, q_ssim_vs_best_fixed and upper_bound.q_ssim_* "
+                   "are against it, the same numbers as the *_truth keys; there are no "
+                   "*_full_raster keys")
 
 
 def summarise(setting: Setting, policies: list[str], args, seeds: list[int]) -> dict:
+    keys = REFERENCE_KEYS[args.reference]
+    full_raster = args.reference == "full-raster"
     strategies = {}
     for policy in policies:
         if policy in setting.skipped:
             strategies[policy] = {"skipped": True, "reason": setting.skipped[policy]}
             continue
         values = [row["strategies"].get(policy) for row in setting.rows]
-        ok = [v for v in values if v and "ssim_vs_full_raster" in v]
+        ok = [v for v in values if v and keys["ssim"] in v]
         per_dataset = [dict(specimen_seed=row["specimen_seed"], **row["strategies"][policy])
                        for row in setting.rows if policy in row["strategies"]]
-        raster = mean_std([v["ssim_vs_full_raster"] for v in ok])
+        raster = mean_std([v[keys["ssim"]] for v in ok])
         truth = mean_std([v["ssim_vs_truth"] for v in ok])
-        q = mean_std([v.get("q_ssim_vs_sparse_grid") for v in ok])
+        q = mean_std([v.get(keys["q"]) for v in ok])
         q_truth = mean_std([v.get("q_ssim_vs_sparse_grid_truth") for v in ok])
-        online = mean_std([v.get("online_ssim_vs_full_raster") for v in ok])
-        q_online = mean_std([v.get("online_q_ssim_vs_sparse_grid") for v in ok])
+        online = mean_std([v.get(keys["online"]) for v in ok])
+        q_online = mean_std([v.get(keys["online_q"]) for v in ok])
         strategies[policy] = {
             "skipped": False,
             "datasets": len(ok),
@@ -280,10 +334,10 @@ def summarise(setting: Setting, policies: list[str], args, seeds: list[int]) -> 
             "per_dataset": per_dataset,
         }
     best = best_fixed_pattern(strategies)
-    add_q_ssim_vs_best_fixed(strategies, best)
+    add_q_ssim_vs_best_fixed(strategies, best, SCORED_SSIM_KEY[args.reference])
     learned = strategies.get(ADAPTIVE_POLICY, {})
     bounds = [row["upper_bound"] for row in setting.rows if "upper_bound" in row]
-    q_bound = mean_std([b["q_ssim_vs_sparse_grid"] for b in bounds])
+    q_bound = mean_std([b[keys["q"]] for b in bounds])
     q_bound_truth = mean_std([b["q_ssim_vs_sparse_grid_truth"] for b in bounds])
     return {
         "specimen": args.specimen,
@@ -297,14 +351,16 @@ def summarise(setting: Setting, policies: list[str], args, seeds: list[int]) -> 
         # Share of the FOV with material (Simulation.material_fraction); 1 for continuous sheets.
         "material_fraction": mean_std([row["material_fraction"] for row in setting.rows
                                        if "material_fraction" in row]),
-        "reference": "full-raster reconstruction (ptypilot.data.full_raster_reference); "
-                     "ssim_truth_*: against the true phase",
+        "reference": ("full-raster reconstruction (ptypilot.data.full_raster_reference); "
+                      "ssim_truth_*: against the true phase" if full_raster else TRUTH_REFERENCE),
         "scored_image": f"each session's recorded frames reconstructed afresh with "
-                        f"{data.FINAL_ITERATIONS} iterations (data.converged_reconstruction), as "
-                        f"the full-raster reference is; online_*: the daemon's own estimate as "
-                        f"the session ended, which also depends on the order of the frames",
+                        f"{data.FINAL_ITERATIONS} iterations (data.converged_reconstruction)"
+                        + (", as the full-raster reference is" if full_raster else "")
+                        + "; online_*: the daemon's own estimate as the session ended, which "
+                          "also depends on the order of the frames",
         "q_ssim_definition": "(SSIM_strategy - SSIM_sparse_grid) / SSIM_sparse_grid per data set "
-                             "against the full raster; mean and std (ddof=1) over data sets",
+                             f"against the {'full raster' if full_raster else 'true phase'}; "
+                             "mean and std (ddof=1) over data sets",
         "best_fixed_pattern": best,
         "best_fixed_pattern_definition": f"of {', '.join(FIXED_PATTERNS)}, the one run with the "
                                          f"highest mean SSIM against the reference; "
@@ -338,9 +394,14 @@ def write_setting(setting: Setting, summary: dict) -> None:
     figures.save_fig3(setting.out / "fig3.png", setting.figure_data, setting.label,
                       (REFERENCE_POLICY, ADAPTIVE_POLICY))
     if "dose_sweep" in summary:
+        # The dose is the full raster's (electrons per pattern over the step squared); with
+        # --reference truth no full raster was reconstructed, and the title says so.
+        dose = f"{summary['dose_e_per_A2']:.3g} e⁻/Å² " + (
+            "full raster" if reference_of(summary) == "full-raster"
+            else "(full-raster dose), reference: true phase")
         scenarios.save_ssim_vs_dose(setting.out / "ssim_vs_dose.png", summary,
-                                    f"{summary['specimen']}, {summary['dose_e_per_A2']:.3g} e⁻/Å² "
-                                    f"full raster, {summary['datasets']} data sets")
+                                    f"{summary['specimen']}, {dose}, "
+                                    f"{summary['datasets']} data sets")
 
 
 def main(argv=None) -> int:
@@ -370,6 +431,12 @@ def main(argv=None) -> int:
                         help=f"e-/A^2 of the full raster (default {data.DOSE_E_PER_A2:g}), or "
                              "'paper' for the electrons per pattern of the paper's Table 1 "
                              "(5.36e6 e-/A^2 on mos2-paper)")
+    parser.add_argument("--reference", choices=REFERENCES, default=None,
+                        help="what SSIM, Q_SSIM and the best fixed pattern are against: the "
+                             "full-raster reconstruction, or the true phase alone, without "
+                             "reconstructing the full raster (--dataset-dir: only where every "
+                             "data set's sidecar names a true_potential); default full-raster, or "
+                             "the scenario's")
     parser.add_argument("--dose-sweep", action=argparse.BooleanOptionalAction, default=None,
                         help="also run the fixed patterns at --sweep-fractions of the positions "
                              "and report each strategy's dose reduction at equal SSIM (default: "
@@ -406,6 +473,7 @@ def main(argv=None) -> int:
     if args.scenario is None:
         args.specimen = args.specimen or data.PRESET
         args.dose = args.dose or str(data.DOSE_E_PER_A2)
+        args.reference = args.reference or "full-raster"
         return evaluate(args, parser)
 
     unknown = [n for n in args.scenario if n not in scenarios.SCENARIOS]
@@ -430,6 +498,9 @@ def main(argv=None) -> int:
         run.priors, run.effects = scenario.reconstruction(), scenario.effects_text()
         run.out = root / name
         run.dose_sweep = True if args.dose_sweep is None else args.dose_sweep
+        run.reference = args.reference or scenario.reference  # the command line's first
+        if run.reference != "full-raster":
+            progress(f"scenario {name}: reference: {run.reference}")
         status = max(status, evaluate(run, parser))
         summary = json.loads((run.out / "eval.json").read_text())
         digests[name] = scenarios.scenario_digest(scenario, summary)
@@ -458,6 +529,16 @@ def evaluate(args, parser) -> int:
     if args.dose_sweep and (args.table1 or recorded is not None):
         parser.error("--dose-sweep needs one setting of simulated specimens (its SSIM is against "
                      "the truth): not with --table1 or --dataset-dir")
+    if args.reference == "truth" and recorded is not None:
+        try:
+            without = recorded_eval.without_true_potential(recorded)
+        except (ValueError, RuntimeError) as e:
+            parser.error(str(e))
+        if without:
+            parser.error(f"--reference truth needs every data set's true phase, and the sidecars "
+                         f"of {', '.join(p.name for p in without)} in {args.dataset_dir} name no "
+                         f"true_potential: add it there, or leave out --reference truth to score "
+                         f"against each data set's full-grid reconstruction")
     try:
         args.dose = parse_dose(args.dose, core.experiment_preset(args.specimen))
         if args.datasets <= 0:
@@ -518,8 +599,10 @@ def evaluate(args, parser) -> int:
     for setting in settings:
         summary = summarise(setting, policies, args, seeds)
         if recorded is not None:
-            recorded_eval.describe_summary(summary, args.dataset_dir, seeds)
-            summary["frc_reference"] = "each data set's full-grid reconstruction"
+            recorded_eval.describe_summary(summary, args.dataset_dir, seeds, args.reference)
+            summary["frc_reference"] = ("each data set's full-grid reconstruction"
+                                        if args.reference == "full-raster" else
+                                        "the true phase each data set's sidecar names")
         if sweep:
             preset = core.experiment_preset(args.specimen)
             scenarios.add_dose_sweep(summary, {s.positions: s.rows for s in [setting] + sweep},
@@ -527,7 +610,9 @@ def evaluate(args, parser) -> int:
         summary["wall_s"] = time.perf_counter() - started
         write_setting(setting, summary)
         summaries.append(summary)
-        progress(f"{setting.label}; best fixed pattern: {summary['best_fixed_pattern'] or 'none run'}")
+        progress(f"{setting.label}; best fixed pattern: "
+                 f"{summary['best_fixed_pattern'] or 'none run'}"
+                 + ("" if args.reference == "full-raster" else "; everything against the truth"))
         for policy, s in summary["strategies"].items():
             if s["skipped"]:
                 progress(f"  {policy:13s} skipped: {s['reason']}")
@@ -535,8 +620,12 @@ def evaluate(args, parser) -> int:
             failed += s["failed"]
             vs_best = s["q_ssim_vs_best_fixed"]
             reduction = s.get("dose_reduction_at_equal_ssim")
-            progress(f"  {policy:13s} SSIM {number(s['ssim_mean'])} ± {number(s['ssim_std'])} "
-                     f"(truth {number(s['ssim_truth_mean'])} ± {number(s['ssim_truth_std'])})  Q_SSIM "
+            ssim = (f"SSIM {number(s['ssim_mean'])} ± {number(s['ssim_std'])} "
+                    f"(truth {number(s['ssim_truth_mean'])} ± {number(s['ssim_truth_std'])})"
+                    if args.reference == "full-raster" else
+                    f"SSIM vs truth {number(s['ssim_truth_mean'])} ± "
+                    f"{number(s['ssim_truth_std'])}")
+            progress(f"  {policy:13s} {ssim}  Q_SSIM "
                      + percent(s["q_ssim_mean"], s["q_ssim_std"]) + "  vs best fixed "
                      + percent(vs_best["mean"], vs_best["std"])
                      + ("" if reduction is None else "  " + scenarios.reduction_note(s)))

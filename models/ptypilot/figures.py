@@ -75,7 +75,9 @@ def save_fig3(path, figure_data: list[dict], title: str, preferred: tuple[str, s
     """Paper Fig. 3: per data set (columns) the sparse-grid and the adaptive reconstruction and
     the full raster with both position sets (sparse grid green, adaptive red). figure_data:
     per data set, its seed, grid, full-raster reference, images {policy: (image, positions)}
-    and eval row; preferred: the (reference, adaptive) policies to show where they ran."""
+    and eval row, and with `ptypilot eval --reference truth` reference_label ("true phase") and
+    ssim_key (the row's key of the SSIM to show) for a reference that is not the full raster;
+    preferred: the (reference, adaptive) policies to show where they ran."""
     cols = [d for d in figure_data if d["images"]]
     if not cols:
         return
@@ -94,8 +96,9 @@ def save_fig3(path, figure_data: list[dict], title: str, preferred: tuple[str, s
             if policy in d["images"]:
                 image, _ = d["images"][policy]
                 ax.imshow(image, cmap="inferno", extent=ext(image))
-                ssim = d["row"]["strategies"][policy]["ssim_vs_full_raster"]
-                ax.set_title(f"seed {d['seed']}: {policy}\nSSIM {ssim:.3f}", fontsize=8)
+                ssim = d["row"]["strategies"][policy][d.get("ssim_key", "ssim_vs_full_raster")]
+                against = " vs truth" if d.get("ssim_key") == "ssim_vs_truth" else ""
+                ax.set_title(f"seed {d['seed']}: {policy}\nSSIM {ssim:.3f}{against}", fontsize=8)
             else:
                 ax.set_title(f"seed {d['seed']}: {policy} skipped", fontsize=8)
             ax.set_xticks([])
@@ -107,7 +110,7 @@ def save_fig3(path, figure_data: list[dict], title: str, preferred: tuple[str, s
                 p = np.asarray(d["images"][policy][1])
                 ax.scatter(p[:, 1], p[:, 0], s=2, c=colors.get(policy, "cyan"), linewidths=0,
                            label=policy)
-        ax.set_title(f"seed {d['seed']}: full raster", fontsize=8)
+        ax.set_title(f"seed {d['seed']}: {d.get('reference_label', 'full raster')}", fontsize=8)
         ax.set_xticks([])
         ax.set_yticks([])
         if j == 0:

@@ -18,6 +18,9 @@ Per data set:
     ptypilot.data.FULL_RASTER_ITERATIONS iterations, on the object grid the daemon uses;
   - the truth is the phase the sidecar's `true_potential` names (a .npy on the object grid the
     daemon uses, see true_potential); without that key the SSIM-against-truth fields are null;
+  - with `--reference truth` that phase is the reference for everything and the full-grid
+    reconstruction is not computed; eval refuses it unless every data set names one
+    (without_true_potential);
   - each strategy's session gets a fresh replay, whose summary (how far the frames were recorded
     from the positions asked for) goes into eval.json.
 """
@@ -34,7 +37,7 @@ import numpy as np
 import ptypilot_core as core
 from ptypilot import data, figures
 from ptypilot.client import Client, DaemonError
-from ptypilot.eval_summary import REFERENCE_POLICY
+from ptypilot.eval_summary import REFERENCE_POLICY, SCORED_SSIM_KEY
 from ptypilot.loop import (Q_KEYS, ConfigurationRefused, compare, policy_config, policy_seed,
                            run_session)
 from ptypilot.processes import start_replay
@@ -86,7 +89,7 @@ class RecordedSet:
     dataset: object        # ptypilot_core.RecordedDataset
     fragment: dict         # the session config fragment (probe, raster, detector dtype)
     grid: object           # ptypilot_core.ObjectGrid: the daemon's object grid for it
-    reference: np.ndarray  # FOV crop of the full-grid reconstruction
+    reference: np.ndarray | None  # FOV crop of the full-grid reconstruction; None: truth mode
     truth: np.ndarray | None  # FOV crop of the sidecar's true_potential, if it names one
 
 
@@ -129,16 +132,30 @@ def true_potential(dataset, grid) -> np.ndarray | None:
     return np.ascontiguousarray(figures.fov_crop(phase.astype(np.float32), grid), dtype=np.float32)
 
 
-def load(path: Path, progress, priors: dict) -> RecordedSet:
+def without_true_potential(files: list[Path]) -> list[Path]:
+    """The data sets among `files` whose sidecar names no true_potential (--reference truth needs
+    one for each). Opening a data set reads its header and sidecar, not its frames."""
+    return [path for path in files if core.RecordedDataset(str(path)).true_potential_path is None]
+
+
+def load(path: Path, progress, priors: dict, reference: str = "full-raster") -> RecordedSet:
+    """reference "truth": no full-grid reconstruction (RecordedSet.reference None)."""
     dataset = core.RecordedDataset(str(path))
     fragment = json.loads(dataset.session_config_json())
     grid = object_grid(dataset)
+    truth = true_potential(dataset, grid)
+    if reference == "truth":
+        if truth is None:  # evaluate checks every data set before it starts
+            raise ValueError(f"{path.name}: --reference truth, and its sidecar names no "
+                             f"true_potential")
+        progress(f"{path.name}: {dataset.format}, {len(dataset)} frames of "
+                 f"{dataset.frame_shape}, reference: its true phase (no full-grid reconstruction)")
+        return RecordedSet(path.name, path, dataset, fragment, grid, None, truth)
     t0 = time.perf_counter()
-    reference = full_grid_reference(dataset, grid, **priors)
+    full_grid = full_grid_reference(dataset, grid, **priors)
     progress(f"{path.name}: {dataset.format}, {len(dataset)} frames of {dataset.frame_shape}, "
              f"full-grid reference in {time.perf_counter() - t0:.1f} s")
-    return RecordedSet(path.name, path, dataset, fragment, grid, reference,
-                       true_potential(dataset, grid))
+    return RecordedSet(path.name, path, dataset, fragment, grid, full_grid, truth)
 
 
 def session_config(recorded: RecordedSet, replay, *, positions: int, sub_sequence: int,
@@ -162,8 +179,9 @@ def session_config(recorded: RecordedSet, replay, *, positions: int, sub_sequenc
 def run_dataset(index: int, count: int, path: Path, settings, policies: list[str],
                 client: Client, ptypilot: str, args, progress) -> None:
     """ptypilot.evaluate.run_dataset for one recorded data set: one row per setting."""
-    progress(f"data set {index + 1}/{count} ({path.name}): full-grid reference")
-    recorded = load(path, progress, args.priors)
+    progress(f"data set {index + 1}/{count} ({path.name}): "
+             + ("full-grid reference" if args.reference == "full-raster" else "true phase"))
+    recorded = load(path, progress, args.priors, args.reference)
     grid = recorded.grid
     for setting in settings:
         row = {"specimen_seed": None, "dataset": recorded.name, "strategies": {}}
@@ -202,17 +220,24 @@ def run_dataset(index: int, count: int, path: Path, settings, policies: list[str
             image = data.converged_reconstruction(recorded.dataset.probe, grid,
                                                   session.positions_A, session.counts,
                                                   **args.priors)
-            ssim, frc = compare(image, recorded.reference, grid.pixel_A)
             truth = recorded.truth
             against_truth = (lambda im: compare(im, truth, grid.pixel_A)[0]) if truth is not None \
                 else (lambda im: None)
+            if recorded.reference is None:  # --reference truth: no *_full_raster keys
+                ssim, frc = compare(image, truth, grid.pixel_A)
+                scores = {"ssim_vs_truth": ssim, "online_ssim_vs_truth": against_truth(online)}
+            else:
+                ssim, frc = compare(image, recorded.reference, grid.pixel_A)
+                scores = {
+                    "ssim_vs_full_raster": ssim,
+                    "ssim_vs_truth": against_truth(image),
+                    "online_ssim_vs_full_raster": compare(online, recorded.reference,
+                                                          grid.pixel_A)[0],
+                    "online_ssim_vs_truth": against_truth(online)}
             setting.frc.setdefault(policy, []).append(frc)
             row["strategies"][policy] = {
                 "dataset": recorded.name,
-                "ssim_vs_full_raster": ssim,
-                "ssim_vs_truth": against_truth(image),
-                "online_ssim_vs_full_raster": compare(online, recorded.reference, grid.pixel_A)[0],
-                "online_ssim_vs_truth": against_truth(online),
+                **scores,
                 "positions": int(len(session.positions_A)),
                 "frames_recorded": session.frames_recorded,
                 "sub_sequences": len(session.latencies),
@@ -223,12 +248,16 @@ def run_dataset(index: int, count: int, path: Path, settings, policies: list[str
             }
             images[policy] = (image, session.positions_A)
             progress(f"data set {index + 1}/{count} [{setting.positions}/{setting.subsequences}] "
-                     f"{policy:12s} SSIM {ssim:.3f} vs full grid, {len(session.positions_A)} "
-                     f"positions, {session.seconds:.1f} s")
+                     f"{policy:12s} SSIM {ssim:.3f} vs "
+                     f"{'full grid' if recorded.reference is not None else 'truth'}, "
+                     f"{len(session.positions_A)} positions, {session.seconds:.1f} s")
         sparse = row["strategies"].get(REFERENCE_POLICY, {})
+        scored_key = SCORED_SSIM_KEY[args.reference]
         for r in row["strategies"].values():
-            if "ssim_vs_full_raster" in r and sparse.get("ssim_vs_full_raster"):
+            if scored_key in r and sparse.get(scored_key):
                 for q_key, ssim_key in Q_KEYS.items():
+                    if ssim_key not in r:
+                        continue  # --reference truth: no full-grid SSIM, so no Q_SSIM of it
                     have = r.get(ssim_key) is not None and sparse.get(ssim_key) is not None
                     r[q_key] = float(core.q_ssim(r[ssim_key], sparse[ssim_key])) if have else None
         setting.rows.append(row)
@@ -240,22 +269,32 @@ def save_figures(setting, recorded: RecordedSet, images: dict, row: dict) -> Non
     d = setting.out / "figures"
     d.mkdir(parents=True, exist_ok=True)
     stem = Path(recorded.name).stem
-    figures.save_phase(d / f"{stem}-full-grid.png", recorded.reference, recorded.grid,
-                       f"{recorded.name}: full grid (reference)")
+    on_truth = recorded.reference is None  # --reference truth
+    if not on_truth:
+        figures.save_phase(d / f"{stem}-full-grid.png", recorded.reference, recorded.grid,
+                           f"{recorded.name}: full grid (reference)")
     if recorded.truth is not None:
         figures.save_phase(d / f"{stem}-truth.png", recorded.truth, recorded.grid,
-                           f"{recorded.name}: true phase (sidecar)")
+                           f"{recorded.name}: true phase (sidecar)"
+                           + (" (reference)" if on_truth else ""))
+    ssim_key = "ssim_vs_truth" if on_truth else "ssim_vs_full_raster"
     for policy, (image, positions) in images.items():
-        ssim = row["strategies"][policy]["ssim_vs_full_raster"]
+        ssim = row["strategies"][policy][ssim_key]
         figures.save_phase(d / f"{stem}-{policy}.png", image, recorded.grid,
-                           f"{policy}: {len(positions)} positions, SSIM {ssim:.3f}",
+                           f"{policy}: {len(positions)} positions, SSIM {ssim:.3f}"
+                           + (" vs truth" if on_truth else ""),
                            positions_A=positions, color="lime")
-    setting.figure_data.append({"seed": recorded.name, "grid": recorded.grid,
-                                "reference": recorded.reference, "images": images, "row": row})
+    setting.figure_data.append({"seed": recorded.name, "grid": recorded.grid, "images": images,
+                                "row": row,
+                                **({"reference": recorded.reference} if not on_truth else
+                                   {"reference": recorded.truth, "reference_label": "true phase",
+                                    "ssim_key": ssim_key})})
 
 
-def describe_summary(summary: dict, directory: Path, names: list[str]) -> None:
-    """Makes a setting's eval.json say what was evaluated: recorded data sets, not specimens."""
+def describe_summary(summary: dict, directory: Path, names: list[str],
+                     reference: str = "full-raster") -> None:
+    """Makes a setting's eval.json say what was evaluated: recorded data sets, not specimens, and
+    against what (`reference`, as eval's --reference)."""
     scored_on_truth = {d["dataset"] for s in summary.get("strategies", {}).values()
                        for d in s.get("per_dataset", []) if d.get("ssim_vs_truth") is not None}
     summary.update({
@@ -264,9 +303,14 @@ def describe_summary(summary: dict, directory: Path, names: list[str]) -> None:
         "dataset_dir": str(directory),
         "recorded_datasets": names,
         "specimen_seeds": [],
-        "reference": "full-grid reconstruction from every frame of each recorded data set "
-                     "(ptypilot.recorded_eval.full_grid_reference); ssim_truth_* against the "
-                     "true phase a sidecar names (true_potential), null for data sets without "
-                     "one",
+        "reference": ("full-grid reconstruction from every frame of each recorded data set "
+                      "(ptypilot.recorded_eval.full_grid_reference); ssim_truth_* against the "
+                      "true phase a sidecar names (true_potential), null for data sets without "
+                      "one" if reference == "full-raster" else
+                      "truth: the true phase each data set's sidecar names (true_potential; "
+                      "--reference truth), and no full-grid reconstruction was computed: ssim_*, "
+                      "q_ssim_*, online_*, best_fixed_pattern, q_ssim_vs_best_fixed are against "
+                      "it, the same numbers as the *_truth keys; there are no *_full_raster "
+                      "keys"),
         "datasets_with_true_potential": [n for n in names if n in scored_on_truth],
     })

@@ -242,6 +242,52 @@ def test_recorded_datasets_scored_against_the_true_potential_a_sidecar_names(tmp
     assert "graphene-a-truth.npy is (131, 131)" in result.stderr and "132 x 132" in result.stderr
 
 
+def test_recorded_datasets_against_the_truth_alone(tmp_path):
+    import numpy as np
+
+    import ptypilot_core as core
+
+    names = write_recorded_datasets(tmp_path / "recorded")
+    truth = core.Simulation("graphene-small", 11, dose_e_per_A2=1e5, noise_seed=3).phase_rad
+    np.save(tmp_path / "recorded" / "graphene-a-truth.npy", truth)
+    sidecar_path = tmp_path / "recorded" / "graphene-a.json"
+    sidecar = json.loads(sidecar_path.read_text())
+    sidecar_path.write_text(json.dumps(dict(sidecar, true_potential="graphene-a-truth.npy")))
+    # graphene-b.emd names no true potential: --reference truth is refused before anything runs.
+    result = eval_recorded(tmp_path / "recorded", tmp_path / "refused", "sparse-grid", "0",
+                           "--reference", "truth")
+    assert result.returncode == 2
+    assert "--reference truth needs every data set's true phase" in result.stderr
+    assert "graphene-b.emd" in result.stderr and "graphene-a.npy" not in result.stderr
+    assert not (tmp_path / "refused" / "eval.json").exists()
+
+    # With graphene-a.npy alone, whose true phase is named: no full-grid reconstruction, and
+    # everything against the truth.
+    (tmp_path / "recorded" / "graphene-b.emd").unlink()
+    out = tmp_path / "out"
+    result = eval_recorded(tmp_path / "recorded", out, "sparse-grid,random", "1",
+                           "--reference", "truth")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "full-grid reference" not in result.stderr
+    report = json.loads((out / "eval.json").read_text())
+    assert report["recorded_datasets"] == [names[0]]
+    assert report["reference"].startswith("truth:")
+    assert report["frc_reference"] == "the true phase each data set's sidecar names"
+    assert report["datasets_with_true_potential"] == [names[0]]
+    sparse = report["strategies"]["sparse-grid"]["per_dataset"][0]
+    for name in ("sparse-grid", "random"):
+        s = report["strategies"][name]
+        (d,) = s["per_dataset"]
+        assert not [k for k in d if "full_raster" in k] and "q_ssim_vs_sparse_grid" not in d
+        assert 0.0 < d["ssim_vs_truth"] <= 1.0
+        assert s["ssim_mean"] == s["ssim_truth_mean"] == d["ssim_vs_truth"]
+        assert d["q_ssim_vs_sparse_grid_truth"] == pytest.approx(
+            (d["ssim_vs_truth"] - sparse["ssim_vs_truth"]) / sparse["ssim_vs_truth"])
+        assert s["q_ssim_mean"] == d["q_ssim_vs_sparse_grid_truth"]
+    assert not (out / "figures" / "graphene-a-full-grid.png").exists()
+    assert (out / "figures" / "graphene-a-truth.png").exists()
+
+
 def test_repeated_runs_score_the_same_bits(tmp_path):
     # The scoring and, on the CPU backend, the daemon's online estimate that the heuristic reads
     # do not depend on threads, load or timing: every score of every run is the same number.

@@ -1,10 +1,13 @@
 """`ptypilot eval --scenario` and what it adds: the scenario table, the dose at equal SSIM from a
 sweep of budgets, and the apodised FRC against the truth with its resolutions. One tiny scenario
 run (graphene-small-smoke: 2 specimens, 60 positions in 2 sub-sequences, a sweep of 2 more
-budgets); the rest are unit tests of the arithmetic."""
+budgets), and its first specimen again with --reference truth; the rest are unit tests of the
+arithmetic."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -14,11 +17,13 @@ import numpy as np
 import pytest
 
 import ptypilot_core as core
-from ptypilot import resolution, scenarios
+from ptypilot import eval_summary, resolution, scenarios
 
 BIN = os.environ.get("PTYPILOT_BIN")
 needs_bin = pytest.mark.skipif(not BIN, reason="PTYPILOT_BIN (build/bin) is not set; run via ctest")
 POLICIES = ["sparse-grid", "jittered-grid", "heuristic"]
+TINY = ["--scenario", "graphene-small-smoke", "--sweep-fractions", "0.5,1.5", "--policies",
+        ",".join(POLICIES), "--figures", "0"]
 
 
 def ptypilot() -> str:
@@ -70,6 +75,12 @@ def test_scenario_table():
         assert s.material_fraction is None or 0 < s.material_fraction < 1
         # Dark smoothing is for specimens with vacuum, and those state how much there is.
         assert (s.dark_smoothing > 0) == (s.material_fraction is not None)
+        assert s.reference in eval_summary.REFERENCES
+    # Its full raster costs 30+ minutes per data set on a CPU (README, "The paper's detector
+    # geometry"); every other scenario keeps the paper's reference.
+    assert scenarios.SCENARIOS["mos2-paper-detector"].reference == "truth"
+    assert {s.reference for n, s in scenarios.SCENARIOS.items()
+            if n != "mos2-paper-detector"} == {"full-raster"}
 
 
 def test_scenario_reconstruction_settings_are_reconstructor_keywords():
@@ -186,9 +197,8 @@ def tiny_scenario(tmp_path_factory):
         pytest.skip("PTYPILOT_BIN (build/bin) is not set; run via ctest")
     out = tmp_path_factory.mktemp("scenario")
     result = subprocess.run(
-        [ptypilot(), "eval", "--scenario", "graphene-small-smoke", "--datasets", "2",
-         "--sweep-fractions", "0.5,1.5", "--policies", ",".join(POLICIES), "--figures", "0",
-         "--out", str(out)], capture_output=True, text=True, timeout=600)
+        [ptypilot(), "eval", *TINY, "--datasets", "2", "--out", str(out)],
+        capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     return out, json.loads((out / "graphene-small-smoke" / "eval.json").read_text())
 
@@ -257,3 +267,159 @@ def test_scenarios_json(tiny_scenario):
         assert d["strategies"][name]["q_ssim_mean"] == s["q_ssim_mean"]
         assert d["strategies"][name]["dose_reduction_at_equal_ssim"] == \
             s["dose_reduction_at_equal_ssim"]
+
+
+# The keys of a default (--reference full-raster) eval.json, as they were before --reference
+# existed: that run's output must not change.
+DEFAULT_TOP_KEYS = {
+    "specimen", "experimental_effects", "dose_e_per_A2", "reconstruction_priors", "positions",
+    "subsequences", "sub_sequence_size", "datasets", "specimen_seeds", "validation_seeds",
+    "material_fraction", "reference", "scored_image", "q_ssim_definition", "best_fixed_pattern",
+    "best_fixed_pattern_definition", "q_ssim_mean", "q_ssim_std", "learned_skipped", "strategies",
+    "upper_bound", "frc", "frc_reference", "dose_sweep", "wall_s"}
+DEFAULT_STRATEGY_KEYS = {
+    "skipped", "datasets", "failed", "ssim_mean", "ssim_std", "ssim_truth_mean", "ssim_truth_std",
+    "q_ssim_mean", "q_ssim_std", "q_ssim_truth_mean", "q_ssim_truth_std", "online_ssim_mean",
+    "online_ssim_std", "online_q_ssim_mean", "online_q_ssim_std", "positions_mean",
+    "frc_resolution_A", "per_dataset", "q_ssim_vs_best_fixed", "dose_reduction_at_equal_ssim",
+    "fixed_positions_at_equal_ssim", "dose_reduction_is_lower_bound",
+    "dose_reduction_is_upper_bound", "dose_reduction_std", "dose_reduction_per_specimen",
+    "dose_reduction_per_fixed_pattern"}
+FULL_RASTER_ROW_KEYS = {"ssim_vs_full_raster", "online_ssim_vs_full_raster",
+                        "q_ssim_vs_sparse_grid", "online_q_ssim_vs_sparse_grid"}
+DEFAULT_ROW_KEYS = FULL_RASTER_ROW_KEYS | {
+    "specimen_seed", "ssim_vs_truth", "online_ssim_vs_truth", "positions", "frames_recorded",
+    "sub_sequences", "seconds", "decision_latency_ms_max", "q_ssim_vs_sparse_grid_truth",
+    "online_q_ssim_vs_sparse_grid_truth", "q_ssim_vs_best_fixed"}
+DEFAULT_DIGEST_KEYS = {
+    "preset", "dose_e_per_A2", "positions", "subsequences", "description", "material_fraction",
+    "experimental_effects", "reconstruction", "datasets", "best_fixed_pattern",
+    "dose_reduction_reference_pattern", "strategies"}
+
+
+def all_keys(value) -> set[str]:
+    if isinstance(value, dict):
+        return set(value) | {k for v in value.values() for k in all_keys(v)}
+    if isinstance(value, list):
+        return {k for v in value for k in all_keys(v)}
+    return set()
+
+
+def test_default_reference_output_keeps_its_keys(tiny_scenario):
+    out, report = tiny_scenario
+    assert set(report) == DEFAULT_TOP_KEYS
+    assert report["reference"].startswith("full-raster reconstruction")
+    assert eval_summary.reference_of(report) == "full-raster"
+    for s in report["strategies"].values():
+        assert set(s) == DEFAULT_STRATEGY_KEYS
+        for d in s["per_dataset"]:
+            assert set(d) == DEFAULT_ROW_KEYS
+    for b in report["upper_bound"]["per_dataset"]:
+        assert {"q_ssim_vs_sparse_grid", "q_ssim_vs_sparse_grid_truth"} <= set(b)
+        assert set(b["sparse-grid"]) == {"ssim_vs_full_raster", "ssim_vs_truth"}
+    digest = json.loads((out / "scenarios.json").read_text())["scenarios"]["graphene-small-smoke"]
+    assert set(digest) == DEFAULT_DIGEST_KEYS
+
+
+@pytest.fixture(scope="module")
+def truth_scenario(tmp_path_factory):
+    """The first specimen of tiny_scenario's run with --reference truth, in this process, with a
+    data.full_raster_reference that fails the run if anything reconstructs the full raster."""
+    if not BIN:
+        pytest.skip("PTYPILOT_BIN (build/bin) is not set; run via ctest")
+    from ptypilot import data, evaluate
+
+    def no_full_raster(*args, **kwargs):
+        raise AssertionError("--reference truth reconstructed the full raster")
+
+    out = tmp_path_factory.mktemp("scenario-truth")
+    stderr = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stderr(stderr):
+        patch.setattr(data, "full_raster_reference", no_full_raster)
+        code = evaluate.main(["--bin", BIN, *TINY, "--datasets", "1", "--figures", "1",
+                              "--reference", "truth", "--out", str(out)])
+    assert code == 0, stderr.getvalue()
+    return out, json.loads((out / "graphene-small-smoke" / "eval.json").read_text()), \
+        stderr.getvalue()
+
+
+def test_truth_reference_reconstructs_no_full_raster(truth_scenario, tmp_path):
+    out, report, stderr = truth_scenario
+    assert "full-raster reference" not in stderr and "reference in" not in stderr
+    assert "reference: the true phase (--reference truth; no full-raster reconstruction)" in stderr
+    assert report["reference"].startswith("truth:")
+    assert eval_summary.reference_of(report) == "truth"
+    assert "true phase" in report["q_ssim_definition"]
+    figures = out / "graphene-small-smoke" / "figures"
+    seed = report["specimen_seeds"][0]
+    assert not (figures / f"seed{seed}-full-raster.png").exists()
+    assert (figures / f"seed{seed}-truth.png").exists()
+    assert (out / "graphene-small-smoke" / "fig3.png").stat().st_size > 0
+    assert (out / "graphene-small-smoke" / "ssim_vs_dose.png").stat().st_size > 0
+    digest = json.loads((out / "scenarios.json").read_text())["scenarios"]["graphene-small-smoke"]
+    assert digest["reference"] == "truth" and set(digest) == DEFAULT_DIGEST_KEYS | {"reference"}
+    # --table1's writer says what its Q_SSIM is against.
+    eval_summary.write_table1(tmp_path, [report], POLICIES)
+    table = (tmp_path / "table1.md").read_text()
+    assert "against the true phase" in table and "full-raster reconstruction" not in table
+
+
+def test_truth_reference_keys_say_what_they_are(truth_scenario):
+    # No key names the full raster; the summary keeps the default's keys, which the reference
+    # field says are against the truth; each row loses exactly the full-raster ones.
+    _, report, _ = truth_scenario
+    assert not [k for k in all_keys(report) if "full_raster" in k]
+    assert set(report) == DEFAULT_TOP_KEYS
+    for s in report["strategies"].values():
+        assert set(s) == DEFAULT_STRATEGY_KEYS
+        for d in s["per_dataset"]:
+            assert set(d) == DEFAULT_ROW_KEYS - FULL_RASTER_ROW_KEYS
+    for b in report["upper_bound"]["per_dataset"]:
+        assert set(b) == {"sparse-grid", "oracle-flank", "q_ssim_vs_sparse_grid_truth"}
+
+
+def test_truth_reference_scores_against_the_truth(truth_scenario, tiny_scenario):
+    _, report, _ = truth_scenario
+    strategies = report["strategies"]
+    sparse = {d["specimen_seed"]: d["ssim_vs_truth"]
+              for d in strategies["sparse-grid"]["per_dataset"]}
+    best = report["best_fixed_pattern"]
+    assert best == max(["sparse-grid", "jittered-grid"],
+                       key=lambda p: strategies[p]["ssim_truth_mean"])
+    best_by_seed = {d["specimen_seed"]: d["ssim_vs_truth"] for d in strategies[best]["per_dataset"]}
+    for name, s in strategies.items():
+        assert s["datasets"] == 1 and s["failed"] == 0, name
+        (d,) = s["per_dataset"]
+        seed = d["specimen_seed"]
+        q = (d["ssim_vs_truth"] - sparse[seed]) / sparse[seed]
+        assert d["q_ssim_vs_sparse_grid_truth"] == pytest.approx(q, rel=1e-9, abs=1e-12), name
+        assert s["q_ssim_mean"] == s["q_ssim_truth_mean"] == d["q_ssim_vs_sparse_grid_truth"]
+        assert s["ssim_mean"] == s["ssim_truth_mean"] == d["ssim_vs_truth"]
+        assert s["online_ssim_mean"] == d["online_ssim_vs_truth"]
+        vs_best = (d["ssim_vs_truth"] - best_by_seed[seed]) / best_by_seed[seed]
+        assert d["q_ssim_vs_best_fixed"] == pytest.approx(vs_best, rel=1e-9, abs=1e-12), name
+        assert s["q_ssim_vs_best_fixed"]["mean"] == d["q_ssim_vs_best_fixed"]
+    bound = report["upper_bound"]
+    assert bound["q_ssim_mean"] == bound["q_ssim_truth_mean"] == \
+        bound["per_dataset"][0]["q_ssim_vs_sparse_grid_truth"]
+    assert report["frc_reference"] == "the true phase"
+    # The same sessions as the default run's first specimen, scored against the same truth: the
+    # numbers against the truth do not depend on the reference.
+    _, default = tiny_scenario
+    seed = report["specimen_seeds"][0]
+    assert seed == default["specimen_seeds"][0]
+    for name, s in strategies.items():
+        want = next(d for d in default["strategies"][name]["per_dataset"]
+                    if d["specimen_seed"] == seed)
+        got = s["per_dataset"][0]
+        for key in ("ssim_vs_truth", "online_ssim_vs_truth", "q_ssim_vs_sparse_grid_truth"):
+            assert got[key] == want[key], (name, key)
+        assert s["dose_reduction_at_equal_ssim"] is not None
+
+
+@needs_bin
+def test_reference_option_is_checked(tmp_path):
+    result = subprocess.run([ptypilot(), "eval", "--scenario", "graphene-small-smoke",
+                             "--reference", "half-raster", "--out", str(tmp_path)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "--reference: invalid choice" in result.stderr
