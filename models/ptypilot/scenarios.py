@@ -97,7 +97,7 @@ class Scenario:
 SCENARIOS = {s.name: s for s in [
     Scenario("mos2-paper", "mos2-paper", str(data.DOSE_E_PER_A2), 250, 5,
              "MoS2 as in the paper (250 of 10,000 positions in 5 sub-sequences of 50), at the "
-             "default dose", None, recommended="jittered-grid"),
+             "default dose", None, recommended="lattice-flank"),
     # The paper's detector (64 x 64 at 1.68 mrad, +-54 mrad), reconstructed 3x finer than it
     # samples (README "The paper's detector geometry").
     Scenario("mos2-paper-detector", "mos2-paper-detector", str(data.DOSE_E_PER_A2), 250, 5,
