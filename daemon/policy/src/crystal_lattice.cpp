@@ -4,7 +4,9 @@
 #include <array>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <limits>
+#include <unordered_map>
 
 namespace ptypilot {
 namespace {
@@ -87,11 +89,35 @@ struct Basis2 {
   Vec2 cartesian(double i, double j) const { return i * a1 + j * a2; }
 };
 
-double nearest_peak_distance(std::span<const Vec2> peaks, Vec2 p) {
-  double best = std::numeric_limits<double>::infinity();
-  for (const Vec2& q : peaks) best = std::min(best, length(q - p));
-  return best;
-}
+// The peaks in square cells of the tolerance's side, so that "is a peak within the tolerance of
+// p" looks at the 3 x 3 cells around p, not at every peak: the fit asks it n times for each
+// candidate translation.
+class PeakCells {
+ public:
+  PeakCells(std::span<const Vec2> peaks, double cell_A) : peaks_(peaks), cell_(cell_A) {
+    for (std::size_t k = 0; k < peaks.size(); ++k) cells_[key(cell_of(peaks[k].y), cell_of(peaks[k].x))].push_back(k);
+  }
+  bool any_within(Vec2 p, double distance) const {
+    const long cy = cell_of(p.y), cx = cell_of(p.x);
+    for (long dy = -1; dy <= 1; ++dy)
+      for (long dx = -1; dx <= 1; ++dx) {
+        const auto it = cells_.find(key(cy + dy, cx + dx));
+        if (it == cells_.end()) continue;
+        for (std::size_t k : it->second) {
+          const Vec2 d = peaks_[k] - p;
+          if (d.y * d.y + d.x * d.x < distance * distance) return true;
+        }
+      }
+    return false;
+  }
+
+ private:
+  long cell_of(double v) const { return static_cast<long>(std::floor(v / cell_)); }
+  static std::int64_t key(long cy, long cx) { return (static_cast<std::int64_t>(cy) << 32) ^ (cx & 0xffffffffL); }
+  std::span<const Vec2> peaks_;
+  double cell_;
+  std::unordered_map<std::int64_t, std::vector<std::size_t>> cells_;
+};
 
 }  // namespace
 
@@ -101,36 +127,54 @@ std::vector<Vec2> find_column_peaks(const RealImage& phase, const ObjectGrid& gr
   if (rows < 3 || cols < 3 || lit.size() != static_cast<std::size_t>(rows) * cols ||
       !(grid.pixel_A > 0))
     return {};
-  std::vector<double> values(static_cast<std::size_t>(rows) * cols);
+  const double sigma_px = std::max(options.smoothing_sigma_A / grid.pixel_A, 0.3);
+  const int half = std::max(1, static_cast<int>(std::lround(options.min_separation_A / grid.pixel_A)) / 2);
+  // Only the box around the lit pixels is smoothed (the object image is mostly the margin
+  // around the FOV, and early in a session mostly unlit). Its margin covers what a lit pixel's
+  // smoothed value, its maximum test and its parabola read, and what those values' blur reads,
+  // so the result is the same as smoothing the whole image.
+  int top = rows, bottom = -1, left = cols, right = -1;
   for (int r = 0; r < rows; ++r)
-    for (int c = 0; c < cols; ++c) {
-      const double v = phase(r, c);
-      values[r * cols + c] = std::isfinite(v) ? v : 0.0;
+    for (int c = 0; c < cols; ++c)
+      if (lit[static_cast<std::size_t>(r) * cols + c])
+        top = std::min(top, r), bottom = std::max(bottom, r), left = std::min(left, c), right = std::max(right, c);
+  if (bottom < 0) return {};
+  const int margin = half + 1 + static_cast<int>(std::ceil(3 * sigma_px)) + 1;
+  const int r0 = std::max(0, top - margin), r1 = std::min(rows - 1, bottom + margin);
+  const int c0 = std::max(0, left - margin), c1 = std::min(cols - 1, right + margin);
+  const int box_rows = r1 - r0 + 1, box_cols = c1 - c0 + 1;
+  std::vector<double> values(static_cast<std::size_t>(box_rows) * box_cols);
+  for (int r = 0; r < box_rows; ++r)
+    for (int c = 0; c < box_cols; ++c) {
+      const double v = phase(r0 + r, c0 + c);
+      values[static_cast<std::size_t>(r) * box_cols + c] = std::isfinite(v) ? v : 0.0;
     }
-  const std::vector<double> smooth =
-      gaussian_blur(values, rows, cols, std::max(options.smoothing_sigma_A / grid.pixel_A, 0.3));
+  const std::vector<double> smooth = gaussian_blur(values, box_rows, box_cols, sigma_px);
+  auto is_lit = [&](int r, int c) { return lit[static_cast<std::size_t>(r0 + r) * cols + c0 + c] != 0; };
 
   std::vector<double> lit_values;
-  for (std::size_t i = 0; i < smooth.size(); ++i)
-    if (lit[i]) lit_values.push_back(smooth[i]);
-  if (lit_values.empty()) return {};
+  for (int r = 0; r < box_rows; ++r)
+    for (int c = 0; c < box_cols; ++c)
+      if (is_lit(r, c)) lit_values.push_back(smooth[static_cast<std::size_t>(r) * box_cols + c]);
   const std::size_t k = static_cast<std::size_t>(std::floor(0.99 * (lit_values.size() - 1)));
   std::nth_element(lit_values.begin(), lit_values.begin() + static_cast<long>(k), lit_values.end());
   const double threshold = options.relative_threshold * lit_values[k];
   if (!(lit_values[k] > 0)) return {};
 
-  const int half = std::max(1, static_cast<int>(std::lround(options.min_separation_A / grid.pixel_A)) / 2);
+  auto smoothed = [&](int r, int c) { return smooth[static_cast<std::size_t>(r) * box_cols + c]; };
   std::vector<Vec2> peaks;
-  for (int r = 1; r + 1 < rows; ++r)
-    for (int c = 1; c + 1 < cols; ++c) {
-      const double v = smooth[r * cols + c];
-      if (!lit[r * cols + c] || !(v > threshold)) continue;
+  for (int r = 0; r < box_rows; ++r)
+    for (int c = 0; c < box_cols; ++c) {
+      // The parabola needs both neighbours within the image.
+      if (r0 + r < 1 || r0 + r + 1 >= rows || c0 + c < 1 || c0 + c + 1 >= cols) continue;
+      const double v = smoothed(r, c);
+      if (!is_lit(r, c) || !(v > threshold)) continue;
       bool maximum = true;
       for (int dr = -half; dr <= half && maximum; ++dr)
         for (int dc = -half; dc <= half; ++dc) {
           const int rr = r + dr, cc = c + dc;
-          if ((dr == 0 && dc == 0) || rr < 0 || rr >= rows || cc < 0 || cc >= cols) continue;
-          const double w = smooth[rr * cols + cc];
+          if ((dr == 0 && dc == 0) || rr < 0 || rr >= box_rows || cc < 0 || cc >= box_cols) continue;
+          const double w = smoothed(rr, cc);
           // A plateau of equal values yields its first pixel in raster order only.
           if (w > v || (w == v && (dr < 0 || (dr == 0 && dc < 0)))) {
             maximum = false;
@@ -138,9 +182,10 @@ std::vector<Vec2> find_column_peaks(const RealImage& phase, const ObjectGrid& gr
           }
         }
       if (!maximum) continue;
-      const double fy = r + vertex_offset(smooth[(r - 1) * cols + c], v, smooth[(r + 1) * cols + c]);
-      const double fx = c + vertex_offset(smooth[r * cols + c - 1], v, smooth[r * cols + c + 1]);
-      peaks.push_back({fy * grid.pixel_A - grid.fov_origin_A.y, fx * grid.pixel_A - grid.fov_origin_A.x});
+      const double fy = r + vertex_offset(smoothed(r - 1, c), v, smoothed(r + 1, c));
+      const double fx = c + vertex_offset(smoothed(r, c - 1), v, smoothed(r, c + 1));
+      peaks.push_back({(r0 + fy) * grid.pixel_A - grid.fov_origin_A.y,
+                       (c0 + fx) * grid.pixel_A - grid.fov_origin_A.x});
     }
   return peaks;
 }
@@ -182,23 +227,29 @@ std::optional<CrystalLattice> fit_crystal_lattice(std::span<const Vec2> peaks,
   for (std::size_t a = 0; a < n; ++a)
     for (std::size_t b = 0; b < n; ++b) {
       const Vec2 v = peaks[b] - peaks[a];
-      const double len = length(v);
-      if (!(len > options.min_vector_A && len < options.max_vector_A)) continue;
+      const double len2 = v.y * v.y + v.x * v.x;
+      if (!(len2 > options.min_vector_A * options.min_vector_A &&
+            len2 < options.max_vector_A * options.max_vector_A))
+        continue;
       if (v.y < 0 || (v.y == 0 && v.x < 0)) continue;
-      auto it = std::find_if(candidates.begin(), candidates.end(),
-                             [&](const Candidate& c) { return length(c.mean() - v) < tol; });
+      // Squared distances: this runs for every pair against every candidate so far.
+      auto it = std::find_if(candidates.begin(), candidates.end(), [&](const Candidate& c) {
+        const Vec2 d = c.mean() - v;
+        return d.y * d.y + d.x * d.x < tol * tol;
+      });
       if (it == candidates.end()) candidates.push_back({v, 1});
       else it->sum = it->sum + v, ++it->count;
     }
 
   // How well a translation maps the peaks onto peaks, among those whose image is observable.
+  const PeakCells cells(peaks, tol);
   auto repeat_score = [&](Vec2 v) {
     int seen = 0, matched = 0;
     for (const Vec2& p : peaks) {
       const Vec2 image = p + v;
       if (!observable(image)) continue;
       ++seen;
-      matched += nearest_peak_distance(peaks, image) < tol;
+      matched += cells.any_within(image, tol);
     }
     return seen > 0 ? static_cast<double>(matched) / seen : 0.0;
   };

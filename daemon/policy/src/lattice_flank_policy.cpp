@@ -127,8 +127,8 @@ Status LatticeFlankPolicy::propose(const PolicyContext& context, std::vector<Vec
   const std::vector<Vec2> columns = estimated_columns(context);
   auto column_distance = [&](Vec2 q) {
     double best = std::numeric_limits<double>::infinity();
-    for (const Vec2& c : columns) best = std::min(best, std::hypot(c.y - q.y, c.x - q.x));
-    return best;
+    for (const Vec2& c : columns) best = std::min(best, (c.y - q.y) * (c.y - q.y) + (c.x - q.x) * (c.x - q.x));
+    return std::sqrt(best);
   };
   for (const Vec2& q : next) {
     const long node = nearest_node_within_half_step(raster, q);
