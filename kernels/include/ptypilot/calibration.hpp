@@ -99,7 +99,7 @@ struct RotationFit {
   int cells = 0;  // grid cells with all four corners measured (where the curl was taken)
 };
 
-// Needs at least kMinCells cells; throws CalibrationError otherwise.
+// Needs at least kMinCurlCells cells; throws CalibrationError otherwise.
 RotationFit fit_scan_rotation(const ComField& field);
 inline constexpr int kMinCurlCells = 16;
 
