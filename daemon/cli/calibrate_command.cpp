@@ -94,7 +94,7 @@ int calibrate_dataset(const CliArgs& args) {
       {"flip", cal.rotation.flip},
       {"curl_residual", cal.rotation.curl_residual},
       {"other_flip_curl_residual", cal.rotation.other_flip_curl_residual},
-      {"phase_skewness", cal.rotation.phase_skewness},
+      {"phase_dark_field_correlation", cal.rotation.phase_dark_field_correlation},
       {"curl_cells", cal.rotation.cells},
       {"dataset_geometry", geometry_json(info.geometry)},
       {"geometry", geometry_block}};
@@ -124,10 +124,10 @@ Command calibrate_command() {
               "frame (checked against semiangle / detector pixel of the optics), and the "
               "scan-to-detector rotation and flip that make the frames' centre-of-mass field "
               "curl-free, the 180-degree ambiguity resolved by the sign of the deflection "
-              "(towards the atoms). Positions are taken on the data set's raster; ones between "
+              "(towards the atoms, which the dark field shows). Positions are taken on the data set's raster; ones between "
               "nodes are left out. Prints one JSON object: disk_centre_px, disk_offset_px, "
               "disk_radius_px, expected_radius_px, radius_disagreement, rotation_deg, flip, "
-              "curl_residual, other_flip_curl_residual, phase_skewness, geometry (the "
+              "curl_residual, other_flip_curl_residual, phase_dark_field_correlation, geometry (the "
               "detector.geometry block). Exit 1 with the reason for unreadable data, no disk, "
               "or too few positions for the curl (README: Frame geometry, Calibration).",
           .options = {{"dataset", "PATH", "",

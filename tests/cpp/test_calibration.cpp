@@ -124,14 +124,15 @@ void check_recovers(double dy, double dx, double rotation_deg, bool flip) {
                        << "), radius " << c.disk.radius_px << " of " << c.expected_radius_px
                        << ", rotation " << c.rotation.rotation_deg << ", flip " << c.rotation.flip
                        << ", curl residual " << c.rotation.curl_residual << " (other flip "
-                       << c.rotation.other_flip_curl_residual << "), phase skewness "
-                       << c.rotation.phase_skewness);
+                       << c.rotation.other_flip_curl_residual << "), phase-dark field correlation "
+                       << c.rotation.phase_dark_field_correlation);
   CHECK(std::abs(c.disk.offset_y_px - dy) < 0.2);
   CHECK(std::abs(c.disk.offset_x_px - dx) < 0.2);
   CHECK(std::abs(c.radius_disagreement) < 0.03);
   CHECK(c.rotation.flip == flip);
   CHECK(angle_error_deg(c.rotation.rotation_deg, rotation_deg) < 1.0);
   CHECK(c.rotation.curl_residual < 0.5 * c.rotation.other_flip_curl_residual);
+  CHECK(c.rotation.phase_dark_field_correlation > 0.5);  // the branch was a clear choice
   CHECK(c.frames_on_grid == std::size_t(kScan * kScan));
   CHECK(c.geometry.rotation_deg == c.rotation.rotation_deg);
   CHECK(c.geometry.disk_offset_y_px == c.disk.offset_y_px);
@@ -155,6 +156,7 @@ TEST_CASE("the closed-form curl minimum is the minimum of a 1-degree sweep", "[c
   field.rows = field.cols = kScan;
   field.y.resize(kScan * kScan);
   field.x.resize(kScan * kScan);
+  field.dark_field.resize(kScan * kScan);
   field.measured.assign(kScan * kScan, 1);
   const double c0 = r.side / 2;
   for (std::size_t p = 0; p < r.positions.size(); ++p) {
@@ -162,6 +164,10 @@ TEST_CASE("the closed-form curl minimum is the minimum of a 1-degree sweep", "[c
         distort({r.centred.data() + p * pixels, pixels}, r.side, 0, 0, 37.0, true);
     const auto com = centre_of_mass(raw, r.side, c0, c0);
     field.y[p] = com[0];
+    DiskMeasurement disk;
+    disk.centre_y_px = disk.centre_x_px = c0;
+    disk.radius_px = r.expected_radius_px;
+    field.dark_field[p] = dark_field_fraction(raw, r.side, disk);
     field.x[p] = com[1];
   }
   const RotationFit fit = fit_scan_rotation(field);

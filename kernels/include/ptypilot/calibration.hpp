@@ -9,7 +9,8 @@
 //   phase), so in scan coordinates the field has no curl; seen through the wrong rotation it has
 //   (curl of a field turned by -theta = cos(theta) curl + sin(theta) div). The rotation and flip
 //   that minimise the curl are the detector's; the curl fixes theta modulo 180 degrees, and the
-//   physics of the deflection picks the branch (fit_scan_rotation says how).
+//   physics of the deflection picks the branch: towards the atoms, which also scatter to the
+//   dark field (fit_scan_rotation says how).
 #pragma once
 
 #include <array>
@@ -72,10 +73,16 @@ std::optional<DiskMeasurement> measure_disk(std::span<const double> centred, int
 std::array<double, 2> centre_of_mass(std::span<const float> centred, int side, double centre_y,
                                      double centre_x);
 
-// A vector field on the scan grid, row-major rows x cols nodes, in detector axes (y, x).
+// The share of a centred frame's counts beyond 1.2 disk radii + 1 px of the disk's centre: the
+// annular dark field, high where the probe is on atoms. 0 for no counts.
+double dark_field_fraction(std::span<const float> centred, int side, const DiskMeasurement& disk);
+
+// A vector field on the scan grid, row-major rows x cols nodes, in detector axes (y, x), with
+// the dark-field image on the same nodes.
 struct ComField {
   int rows = 0, cols = 0;
   std::vector<double> y, x;
+  std::vector<double> dark_field;
   std::vector<unsigned char> measured;  // 0: no frame at that node
 };
 
@@ -92,10 +99,10 @@ struct RotationFit {
   // other one: 0 is a pure gradient; the other flip's value says how clear the choice was.
   double curl_residual = 0;
   double other_flip_curl_residual = 0;
-  // Skewness of the phase integrated from the field in scan axes, at the chosen branch: a
-  // specimen of atoms and vacuum gives a positive one (see calibration.cpp); near zero the
+  // Correlation of the phase integrated from the field in scan axes, at the chosen branch, with
+  // the dark-field image: positive by construction (see calibration.cpp); near zero the
   // 180-degree choice is weak.
-  double phase_skewness = 0;
+  double phase_dark_field_correlation = 0;
   int cells = 0;  // grid cells with all four corners measured (where the curl was taken)
 };
 
