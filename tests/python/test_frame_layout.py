@@ -178,6 +178,34 @@ def test_optics_grossly_unlike_the_frames_end_the_session(tmp_path, serve, fft_f
     assert warned.frames_received == 64
 
 
+def test_a_raster_sessions_recording_calibrates(tmp_path, serve, fft_frames):
+    """`ptypilot calibrate` reads a session's own recording: the frames as they arrived, the
+    layout from its config. A raster session over centred frames measures the centred disk at
+    no rotation and no flip."""
+    import subprocess
+    path = write(tmp_path / "data", "centred", centred(fft_frames))
+    client = Client(serve.ready["control_endpoint"])
+    replay = start_replay(ptypilot(), tmp_path / "replay-raster.log", path)
+    try:
+        config = session_config(replay.ready, tmp_path / "sessions", total_positions=1024,
+                                sub_sequence_size=1024)
+        config["policy"] = {"kind": "raster"}
+        config["reconstruction"] = {"iterations_per_update": 1, "threads": 2}
+        client.configure(config)
+        client.start("raster")
+        assert client.wait(timeout_s=300).status.frames_received == 1024
+    finally:
+        replay.stop()
+    run = subprocess.run([ptypilot(), "calibrate", "--dataset", str(tmp_path / "sessions" / "raster.h5")],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    print(run.stdout)
+    assert result["format"] == "ptypilot-recording" and result["frames_on_grid"] == 1024
+    assert np.abs(result["disk_offset_px"]).max() < 0.05
+    assert abs((result["rotation_deg"] + 180) % 360 - 180) < 2.0 and result["flip"] is False
+
+
 def test_a_session_recording_is_scored_in_the_reconstructors_layout():
     """loop.run_session reads back a session's raw frames (centred, as sim-detector sends them)
     for the scored reconstruction: they must be turned into the layout the daemon reconstructed
