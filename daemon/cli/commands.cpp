@@ -48,8 +48,8 @@ const Command& ptypilot_program() {
                                                         "(runs ptypilot-sim)"),
                       simulator_command("replay", "a recorded data set as detector and stage, "
                                                   "like sim-detector (runs ptypilot-sim)"),
-                      ctl_command(), config_command(), counters_command(), recover_command(),
-                      keygen_command(),
+                      ctl_command(), config_command(), calibrate_command(), counters_command(),
+                      recover_command(), keygen_command(),
                       demo_command(),
                       eval_command(), bench_command(),
                       version_command("ptypilot"), help_command(&ptypilot_program)}};

@@ -17,6 +17,7 @@ Command config_command(); // config_command.cpp
 Command counters_command(); // counters_command.cpp
 Command recover_command();  // recover_command.cpp
 Command keygen_command();   // keygen_command.cpp
+Command calibrate_command(); // calibrate_command.cpp
 
 // The program: its commands in the order `ptypilot --help` lists them.
 const Command& ptypilot_program();

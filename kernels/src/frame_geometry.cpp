@@ -210,9 +210,8 @@ void FrameGeometryMap::transform(std::span<const float> centred, std::span<float
   ifftshift_image(binned, m, m, out);
 }
 
-FrameGeometryCheck::FrameGeometryCheck(int side, double disk_radius_px,
-                                       std::array<double, 2> expected_offset_px)
-    : side_(side), radius_px_(disk_radius_px), expected_(expected_offset_px) {}
+FrameGeometryCheck::FrameGeometryCheck(int side, double disk_radius_px)
+    : side_(side), radius_px_(disk_radius_px) {}
 
 void FrameGeometryCheck::add(std::span<const float> frame) {
   if (frame.size() != std::size_t(side_) * side_) return;
@@ -265,16 +264,6 @@ std::optional<FrameGeometryCheck::Warning> FrameGeometryCheck::warning() const {
                   "(detector.geometry.layout, a data set's frame_layout)",
                   100 * f.near_centre, 100 * f.near_zero);
     return Warning{"frame_layout_mismatch", text};
-  }
-  const double off = std::hypot(f.offset_y_px - expected_[0], f.offset_x_px - expected_[1]);
-  if (f.near_zero > kDiskShare && off > kOffCentrePx) {
-    std::snprintf(text, sizeof text,
-                  "the bright-field disk's centre of mass is (%.2f, %.2f) px (y, x) from the zero "
-                  "frequency over %zu frames, where the geometry expects (%.2f, %.2f); set its "
-                  "disk offset (detector.geometry.disk_offset_y_px / _x_px, a data set's "
-                  "disk_offset_px)",
-                  f.offset_y_px, f.offset_x_px, frames_, expected_[0], expected_[1]);
-    return Warning{"frame_disk_off_centre", text};
   }
   return std::nullopt;
 }

@@ -3,6 +3,8 @@
 // for each request the driver received. One shared call log shows the order of the loop's steps.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+
 #include <cmath>
 #include <deque>
 #include <limits>
@@ -171,7 +173,8 @@ class FakeDriver : public ScanDriver {
 // Holds the calls the fakes write into, so it stays where it was built.
 struct Loop {
   Loop(int total_positions, int sub_sequence_size, std::string id = "s1")
-      : config(small_config(total_positions, sub_sequence_size)) {
+      : Loop(small_config(total_positions, sub_sequence_size), std::move(id)) {}
+  Loop(ServeConfig serve_config, std::string id) : config(std::move(serve_config)) {
     Session::Parts parts;
     parts.reconstructor = std::make_unique<FakeReconstructor>(calls);
     parts.policy = std::make_unique<FakePolicy>(calls);
@@ -605,6 +608,77 @@ TEST_CASE("the session measures its dose from the frames and keeps the policy's 
   REQUIRE(loop.session->warnings().size() == 2);
   CHECK(loop.session->warnings()[1].code == "after_frames");
   CHECK(loop.session->warnings()[1].detail_json == R"({"n": 1})");
+}
+
+// The live geometry check (calibration.hpp, check_disk): frames with a bright-field disk of
+// radius 4 px at (dy, dx) from the centre of the 16 px frame, its edge one pixel wide.
+std::vector<DetectorFrame> disk_frames(const ScanRequest& request, double dy, double dx) {
+  std::vector<DetectorFrame> frames = frames_for(request);
+  const double c = kWindow / 2;
+  for (DetectorFrame& f : frames)
+    for (int r = 0; r < kWindow; ++r)
+      for (int k = 0; k < kWindow; ++k) {
+        const double d = std::hypot(r - c - dy, k - c - dx);
+        f.counts[std::size_t(r) * kWindow + k] = float(1.0 + 99.0 * std::clamp(4.5 - d, 0.0, 1.0));
+      }
+  return frames;
+}
+
+// A probe whose disk is 33 / detector_pixel_mrad px across, checked after 8 frames.
+ServeConfig disk_config(double detector_pixel_mrad, bool refuse = true) {
+  ServeConfig c = small_config(16, 16);
+  nlohmann::json j = c.to_json();
+  j["session"]["probe"]["detector_pixel_mrad"] = detector_pixel_mrad;
+  j["detector"]["geometry_check"] = {{"frames", 8}, {"refuse", refuse}};
+  return parse_serve_config(j);
+}
+
+std::vector<std::string> warning_codes(const Session& session) {
+  std::vector<std::string> codes;
+  for (const auto& w : session.warnings()) codes.push_back(w.code);
+  return codes;
+}
+
+TEST_CASE("the session checks its first frames' disk: agrees, warns, refuses",
+          "[session][calibration]") {
+  SECTION("where and as large as configured: nothing to say") {
+    Loop loop(disk_config(33.0 / 4.0), "agrees");
+    REQUIRE(loop.session->start().ok());
+    REQUIRE(deliver(*loop.session, disk_frames(loop.calls.requests[0], 0, 0)).ok());
+    CHECK(loop.session->warnings().empty());
+    CHECK(loop.health.get("frame_geometry_disagreements") == 0);
+  }
+  SECTION("a disk a pixel off-centre: frame_disk_off_centre, and the session goes on") {
+    Loop loop(disk_config(33.0 / 4.0), "off");
+    REQUIRE(loop.session->start().ok());
+    REQUIRE(deliver(*loop.session, disk_frames(loop.calls.requests[0], 1.0, 0)).ok());
+    CHECK(warning_codes(*loop.session) == std::vector<std::string>{"frame_disk_off_centre"});
+    CHECK_THAT(loop.session->warnings()[0].detail_json, Catch::Contains("disk_offset_px"));
+    CHECK(loop.health.get("frame_geometry_disagreements") == 1);
+    CHECK(loop.session->sub_sequences_done() == 1);
+  }
+  SECTION("a disk 20 % smaller than the optics say: frame_disk_radius_disagrees") {
+    Loop loop(disk_config(33.0 / 5.0), "small");
+    REQUIRE(loop.session->start().ok());
+    REQUIRE(deliver(*loop.session, disk_frames(loop.calls.requests[0], 0, 0)).ok());
+    CHECK(warning_codes(*loop.session) == std::vector<std::string>{"frame_disk_radius_disagrees"});
+  }
+  SECTION("optics three times off: the session ends with the reason") {
+    Loop loop(disk_config(33.0 / 12.0), "refused");
+    REQUIRE(loop.session->start().ok());
+    const Status s = deliver(*loop.session, disk_frames(loop.calls.requests[0], 0, 0));
+    REQUIRE(!s.ok());
+    CHECK_THAT(s.message(), Catch::Contains("grossly wrong") && Catch::Contains("12.00 px"));
+    CHECK(warning_codes(*loop.session) == std::vector<std::string>{"frame_geometry_refused"});
+    CHECK(loop.calls.added_ids.empty());  // nothing reconstructed from the wrong geometry
+    CHECK(loop.health.get("frame_geometry_disagreements") == 1);
+  }
+  SECTION("refuse: false only warns") {
+    Loop loop(disk_config(33.0 / 12.0, false), "warned");
+    REQUIRE(loop.session->start().ok());
+    REQUIRE(deliver(*loop.session, disk_frames(loop.calls.requests[0], 0, 0)).ok());
+    CHECK(warning_codes(*loop.session) == std::vector<std::string>{"frame_geometry_disagrees"});
+  }
 }
 
 }  // namespace ptypilot

@@ -3,7 +3,7 @@ store frames) goes through `replay` + `serve` and reconstructs exactly as the sa
 the FFT layout; its sidecar needs no frame_layout key for that, since centred is the default.
 Named with the wrong layout, or with its bright-field disk off-centre, the session warns with a
 named code instead of reconstructing garbage in silence; given the disk offset, it reconstructs
-like the ideal data set. Data: graphene-small (64 px frames, a 32 x 32 raster) from the
+like the ideal data set; configured with optics grossly unlike the frames, it ends in error. Data: graphene-small (64 px frames, a 32 x 32 raster) from the
 simulator, which computes the FFT layout."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import h5py
 import numpy as np
 import pytest
 
-from ptypilot.client import Client
+from ptypilot.client import Client, DaemonError
 from ptypilot.processes import start_replay, start_serve
 from test_replay import BIN, ptypilot, session_config
 
@@ -144,6 +144,66 @@ def test_an_off_centre_disk_warns_and_given_its_offset_reconstructs(tmp_path, se
     print(f"SSIM against the ideal geometry: given the offset {ssim_corrected:.4f}, "
           f"uncalibrated {ssim_uncalibrated:.4f}")
     assert ssim_corrected > 0.99 > ssim_uncalibrated
+
+
+def test_optics_grossly_unlike_the_frames_end_the_session(tmp_path, serve, fft_frames):
+    """The detector pixel configured 3 times too coarse: the disk in the first frames is 3 times
+    the expected radius. The session ends in error, saying so, before any reconstruction; with
+    detector.geometry_check.refuse false it only warns."""
+    path = write(tmp_path / "data", "centred", centred(fft_frames))
+    client = Client(serve.ready["control_endpoint"])
+
+    def run(session_id: str, geometry_check: dict):
+        replay = start_replay(ptypilot(), tmp_path / f"replay-{session_id}.log", path)
+        try:
+            config = session_config(replay.ready, tmp_path / "sessions", total_positions=64,
+                                    sub_sequence_size=32)
+            config["session"]["probe"]["detector_pixel_mrad"] *= 3
+            config["policy"] = {"kind": "sparse-grid"}
+            config["detector"]["geometry_check"] = geometry_check
+            client.configure(config)
+            client.start(session_id)
+            return client.wait(timeout_s=120)
+        finally:
+            replay.stop()
+
+    with pytest.raises(DaemonError, match="grossly wrong"):
+        run("gross", {})
+    status = client.status().status
+    assert [w.code for w in status.warnings] == ["frame_geometry_refused"]
+    assert status.counters["frame_geometry_disagreements"] >= 1
+
+    warned = run("gross-warned", {"refuse": False}).status
+    assert [w.code for w in warned.warnings] == ["frame_geometry_disagrees"]
+    assert warned.frames_received == 64
+
+
+def test_a_raster_sessions_recording_calibrates(tmp_path, serve, fft_frames):
+    """`ptypilot calibrate` reads a session's own recording: the frames as they arrived, the
+    layout from its config. A raster session over centred frames measures the centred disk at
+    no rotation and no flip."""
+    import subprocess
+    path = write(tmp_path / "data", "centred", centred(fft_frames))
+    client = Client(serve.ready["control_endpoint"])
+    replay = start_replay(ptypilot(), tmp_path / "replay-raster.log", path)
+    try:
+        config = session_config(replay.ready, tmp_path / "sessions", total_positions=1024,
+                                sub_sequence_size=1024)
+        config["policy"] = {"kind": "raster"}
+        config["reconstruction"] = {"iterations_per_update": 1, "threads": 2}
+        client.configure(config)
+        client.start("raster")
+        assert client.wait(timeout_s=300).status.frames_received == 1024
+    finally:
+        replay.stop()
+    run = subprocess.run([ptypilot(), "calibrate", "--dataset", str(tmp_path / "sessions" / "raster.h5")],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    print(run.stdout)
+    assert result["format"] == "ptypilot-recording" and result["frames_on_grid"] == 1024
+    assert np.abs(result["disk_offset_px"]).max() < 0.05
+    assert abs((result["rotation_deg"] + 180) % 360 - 180) < 2.0 and result["flip"] is False
 
 
 def test_a_session_recording_is_scored_in_the_reconstructors_layout():

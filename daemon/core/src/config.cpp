@@ -133,6 +133,32 @@ void describe(V& v, FrameGeometrySettings& c) {
 }
 
 template <typename V>
+void describe(V& v, GeometryCheckSettings& c) {
+  v.field("frames", c.frames,
+          "frames whose mean pattern is measured (or the first sub-sequence, if shorter)",
+          Rule::kPositive);
+  v.field("warn_offset_px", c.warn_offset_px,
+          "warn (frame_disk_off_centre) when the disk's centre is farther than this from the "
+          "configured disk offset (raw pixels)",
+          Rule::kNonNegative);
+  v.field("warn_radius_fraction", c.warn_radius_fraction,
+          "warn (frame_disk_radius_disagrees) when the disk's radius differs from the expected "
+          "one by more than this fraction",
+          Rule::kNonNegative);
+  v.field("refuse_offset_radii", c.refuse_offset_radii,
+          "grossly wrong: the centre off by more than this many expected radii",
+          Rule::kNonNegative);
+  v.field("refuse_radius_fraction", c.refuse_radius_fraction,
+          "grossly wrong: the radius off by more than this fraction", Rule::kNonNegative);
+  v.field("refuse", c.refuse,
+          "end the session (frame_geometry_refused) when the geometry is grossly wrong; false: "
+          "warn only");
+  v.field("require_disk", c.require_disk,
+          "end the session when its first frames show no bright-field disk; false: such frames "
+          "(flat, noise) are not judged");
+}
+
+template <typename V>
 void describe(V& v, DetectorConfig& c) {
   v.choice("kind", c.kind, {"zmq", "dectris-v1", "dectris-v2"},
            "zmq: the native protocol; dectris-v1/-v2: a DECTRIS SIMPLON stream");
@@ -150,6 +176,8 @@ void describe(V& v, DetectorConfig& c) {
           "a frame's position may differ from the issued one by this much", Rule::kNonNegative);
   v.section("geometry", c.geometry,
             "how frames map onto the reconstructor's (README: Frame geometry), applied at ingest");
+  v.section("geometry_check", c.geometry_check,
+            "the check of a session's first frames against the geometry (README: Calibration)");
 }
 
 template <typename V>

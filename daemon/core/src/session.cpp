@@ -33,6 +33,11 @@ Session::Session(const ServeConfig& config, std::string id, Parts parts, HealthC
 
 void Session::apply_geometry(DetectorFrame& f) {
   if (f.rows != f.cols || f.counts.size() != std::size_t(f.rows) * f.cols) return;
+  if (!geometry_checked_) {
+    if (!raw_mean_ || raw_mean_->side() != f.rows) raw_mean_.emplace(f.rows, geometry_.layout);
+    if (raw_mean_->frames() < std::size_t(config_.detector.geometry_check.frames))
+      raw_mean_->add(f.counts);
+  }
   if (!geometry_map_ || geometry_map_->raw_side() != f.rows) {
     if (geometry_failed_sides_.count(f.rows)) return;
     try {
@@ -54,30 +59,72 @@ void Session::apply_geometry(DetectorFrame& f) {
     if (!geometry_check_ || geometry_check_->frames() == 0) {
       const double radius = geometry_.disk_radius_px > 0 ? geometry_.disk_radius_px / geometry_.bin
                                                          : bright_field_radius_px_;
-      geometry_check_.emplace(f.rows, radius, probe_tilt_px(geometry_));
+      geometry_check_.emplace(f.rows, radius);
     }
     geometry_check_->add(f.counts);
   }
 }
 
-void Session::check_geometry() {
-  // The first sub-sequence, or 32 frames, whichever is first: enough counts for the disk's centre
-  // of mass to a few hundredths of a pixel, early enough to act on.
+Status Session::check_geometry() {
+  // The first sub-sequence, or geometry_check.frames frames, whichever is first: 32 frames give
+  // the disk's centre to a few hundredths of a pixel, early enough to act on.
+  const GeometryCheckSettings& settings = config_.detector.geometry_check;
   if (geometry_checked_ || !geometry_check_ ||
-      (geometry_check_->frames() < 32 && completed_ == 0))
-    return;
+      (geometry_check_->frames() < std::size_t(settings.frames) && completed_ == 0))
+    return Status::Ok();
   geometry_checked_ = true;
-  const auto warning = geometry_check_->warning();
-  if (!warning) return;
-  const FrameGeometryCheck::Finding f = geometry_check_->finding();
-  const nlohmann::json detail = {{"layout", to_string(geometry_.layout)},
-                                 {"frames", geometry_check_->frames()},
-                                 {"near_zero_frequency", f.near_zero},
-                                 {"near_frame_centre", f.near_centre},
-                                 {"disk_offset_y_px", f.offset_y_px},
-                                 {"disk_offset_x_px", f.offset_x_px}};
-  log::warn(warning->code, {{"session", id_}, {"message", warning->message}, {"detail", detail}});
-  warnings_.push_back({warning->code, warning->message, detail.dump()});
+  auto warn = [&](const std::string& code, const std::string& message, nlohmann::json detail) {
+    health_.increment(counters::kFrameGeometryDisagreements);
+    log::warn(code, {{"session", id_}, {"message", message}, {"detail", detail}});
+    warnings_.push_back({code, message, detail.dump()});
+  };
+
+  if (const auto layout = geometry_check_->warning()) {
+    // A wrong layout puts the disk in the corners of the raw frames' centred view: nothing to
+    // measure there until the layout is right.
+    const FrameGeometryCheck::Finding f = geometry_check_->finding();
+    warn(layout->code, layout->message,
+         {{"layout", to_string(geometry_.layout)},
+          {"frames", geometry_check_->frames()},
+          {"near_zero_frequency", f.near_zero},
+          {"near_frame_centre", f.near_centre}});
+    return Status::Ok();
+  }
+  if (!raw_mean_ || raw_mean_->frames() == 0) return Status::Ok();
+  // The raw frames' disk: bin raw pixels make one of the reconstructor's.
+  const double expected_radius_px = geometry_.disk_radius_px > 0
+                                        ? geometry_.disk_radius_px
+                                        : bright_field_radius_px_ * geometry_.bin;
+  const DiskCheckTolerances tolerances{settings.warn_offset_px, settings.warn_radius_fraction,
+                                       settings.refuse_offset_radii,
+                                       settings.refuse_radius_fraction};
+  const DiskCheckVerdict verdict = check_disk(raw_mean_->mean(), raw_mean_->side(), geometry_,
+                                              expected_radius_px, tolerances);
+  if (verdict.kind == DiskCheckVerdict::Kind::kAgrees) return Status::Ok();
+  // Flat or noisy frames (a benchmark's, a test's) hold no disk to judge, unless one is required.
+  if (!verdict.disk && !settings.require_disk) return Status::Ok();
+  nlohmann::json detail = {{"frames", raw_mean_->frames()},
+                           {"configured_disk_offset_px",
+                            {geometry_.disk_offset_y_px, geometry_.disk_offset_x_px}},
+                           {"expected_radius_px", expected_radius_px}};
+  if (verdict.disk) {
+    detail["disk_offset_px"] = {verdict.disk->offset_y_px, verdict.disk->offset_x_px};
+    detail["disk_radius_px"] = verdict.disk->radius_px;
+    detail["offset_error_px"] = verdict.offset_error_px;
+    detail["radius_disagreement"] = verdict.radius_disagreement;
+  }
+  if (verdict.kind == DiskCheckVerdict::Kind::kRefuse) {
+    if (!settings.refuse) {
+      warn("frame_geometry_disagrees", verdict.message, detail);
+      return Status::Ok();
+    }
+    warn(verdict.code, verdict.message, detail);
+    stop_requested_ = true;
+    return {StatusCode::kFailedPrecondition,
+            verdict.message + " (detector.geometry_check.refuse: false only warns)"};
+  }
+  warn(verdict.code, verdict.message, detail);
+  return Status::Ok();
 }
 
 float Session::dark_field_fraction(const DetectorFrame& f) const {
@@ -239,7 +286,7 @@ Status Session::on_frames(std::vector<DetectorFrame>& frames) {
         break;
     }
   }
-  check_geometry();
+  if (Status s = check_geometry(); !s.ok()) return s;
   for (std::uint32_t sub : completed)
     if (Status s = complete(sub); !s.ok()) return s;
   if (outstanding_ == 0 && (safety_.remaining() <= 0 || stop_requested_)) done_ = true;

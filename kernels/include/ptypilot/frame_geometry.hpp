@@ -124,15 +124,15 @@ class FrameGeometryMap {
 };
 
 // Checks reconstructor frames (FFT layout) against what the geometry promises: the bright-field
-// disk centred on the zero frequency. Fed the first frames of a session or data set, it says
-// whether the layout is likely wrong (the disk where the other layout puts it) or the disk is
-// off-centre (a centre of mass far from the zero frequency). Counts, no allocation per frame.
+// disk around the zero frequency. Fed the first frames of a session or data set, it says whether
+// the layout is likely wrong (the disk where the other layout puts it), and where the disk's
+// centre of mass is. Whether the disk is where, and as large as, the geometry says is measured on
+// the raw frames (calibration.hpp, check_disk), where the answer is the setting to change.
+// Counts, no allocation per frame.
 class FrameGeometryCheck {
  public:
-  // disk_radius_px: of the bright-field disk in reconstructor pixels; expected_offset_px: where
-  // its centre should be after the map (probe_tilt_px).
-  FrameGeometryCheck(int side, double disk_radius_px,
-                     std::array<double, 2> expected_offset_px = {});
+  // disk_radius_px: of the bright-field disk in reconstructor pixels.
+  FrameGeometryCheck(int side, double disk_radius_px);
   void add(std::span<const float> frame);
   std::size_t frames() const { return frames_; }
 
@@ -145,20 +145,18 @@ class FrameGeometryCheck {
   Finding finding() const;
 
   struct Warning {
-    std::string code;     // frame_layout_mismatch | frame_disk_off_centre
+    std::string code;     // frame_layout_mismatch
     std::string message;  // one line a person can act on
   };
   // The first problem found, if any, over the frames added so far.
   std::optional<Warning> warning() const;
 
-  static constexpr double kOffCentrePx = 0.35;
   // A disk is there to measure when this share of the counts lies within its radius + 1 px.
   static constexpr double kDiskShare = 0.2;
 
  private:
   int side_;
   double radius_px_;
-  std::array<double, 2> expected_;
   std::size_t frames_ = 0;
   double near_zero_ = 0, near_centre_ = 0, total_ = 0;
   double com_y_ = 0, com_x_ = 0, com_weight_ = 0;

@@ -76,6 +76,7 @@ inline constexpr std::string_view kPositionsDeduplicated = "positions_deduplicat
 inline constexpr std::string_view kPositionsOverBudget = "positions_over_budget";
 inline constexpr std::string_view kSubSequencesEmpty = "sub_sequences_empty";
 inline constexpr std::string_view kFramesAfterSessionEnd = "frames_after_session_end";
+inline constexpr std::string_view kFrameGeometryDisagreements = "frame_geometry_disagreements";
 
 // --- the daemon (daemon/app) --------------------------------------------------------------------
 inline constexpr std::string_view kFramesOutsideSession = "frames_outside_session";
@@ -240,6 +241,11 @@ inline constexpr std::array kCounters = {
                 part::kSession},
     CounterInfo{kFramesAfterSessionEnd,
                 "frames that arrived after the session had ended (recorded, not reconstructed)",
+                part::kSession},
+    CounterInfo{kFrameGeometryDisagreements,
+                "sessions whose first frames disagreed with the configured frame geometry (a "
+                "wrong layout, an off-centre disk, a disk of another radius): warned, or ended "
+                "when grossly wrong (detector.geometry_check)",
                 part::kSession},
     CounterInfo{kFramesOutsideSession,
                 "frames that arrived while a session was stopping or after it (recorded, not "

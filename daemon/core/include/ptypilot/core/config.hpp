@@ -66,6 +66,18 @@ struct FrameGeometrySettings {
   std::string flat_field_path;  // .npy of per-pixel gains, the frames' shape
 };
 
+// The check of a session's first frames against its geometry (calibration.hpp, check_disk): the
+// bright-field disk of their mean, measured, against the configured offset and radius.
+struct GeometryCheckSettings {
+  int frames = 32;  // frames averaged (or the first sub-sequence, if shorter)
+  double warn_offset_px = 0.35;
+  double warn_radius_fraction = 0.10;
+  double refuse_offset_radii = 0.5;
+  double refuse_radius_fraction = 0.5;
+  bool refuse = true;         // end the session when grossly wrong (false: warn only)
+  bool require_disk = false;  // end the session when the frames show no disk (false: not judged)
+};
+
 struct DetectorConfig {
   // zmq: the native protocol (FrameHeader + raw payload); dectris-v1, dectris-v2: a DECTRIS
   // detector's SIMPLON stream, v1 (JSON parts) or v2 (CBOR).
@@ -85,6 +97,7 @@ struct DetectorConfig {
   // A frame whose header position differs from the issued one by more is rejected.
   double position_tolerance_A = 0.05;
   FrameGeometrySettings geometry;
+  GeometryCheckSettings geometry_check;
 };
 
 // `serve --detector KIND://HOST:PORT`: kind zmq, dectris-v1 or dectris-v2, and the endpoint

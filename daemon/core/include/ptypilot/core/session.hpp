@@ -25,6 +25,7 @@
 #include "ptypilot/core/policy.hpp"
 #include "ptypilot/core/recorder.hpp"
 #include "ptypilot/core/safety.hpp"
+#include "ptypilot/calibration.hpp"
 #include "ptypilot/frame_geometry.hpp"
 #include "ptypilot/reconstructor.hpp"
 #include "ptypilot/scan_driver/scan_driver.hpp"
@@ -96,7 +97,9 @@ class Session {
   float dark_field_fraction(const DetectorFrame& frame) const;
   // The frame geometry (frame_geometry.hpp), applied to each frame before anything reads it.
   void apply_geometry(DetectorFrame& frame);
-  void check_geometry();
+  // Once, over the first frames: the layout (FrameGeometryCheck) and the disk against the
+  // configuration (check_disk); an error when the geometry is grossly wrong.
+  Status check_geometry();
 
   ServeConfig config_;
   std::string id_;
@@ -125,6 +128,7 @@ class Session {
   FrameGeometry geometry_;
   std::optional<FrameGeometryMap> geometry_map_;
   std::optional<FrameGeometryCheck> geometry_check_;
+  std::optional<MeanPattern> raw_mean_;  // the first frames as they arrived, for check_disk
   bool geometry_checked_ = false;
   std::set<int> geometry_failed_sides_;  // raw sides the geometry cannot map, logged once each
 };
