@@ -144,6 +144,8 @@ bool IngestPipeline::flush(std::vector<DetectorFrame>& batch) {
     callbacks_.on_fault(written.message());  // the recorder's messages name it already
     return false;
   }
+  // The detector's own chunks are the recorder's alone; the frames live on without them.
+  for (DetectorFrame& frame : batch) frame.bitshuffle_lz4 = {};
   callbacks_.on_batch(std::move(batch));
   batch = {};
   return true;
