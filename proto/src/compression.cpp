@@ -104,6 +104,13 @@ void shuffle_block_fast(const std::byte* in, std::size_t n, std::size_t e, std::
       __m128i bytes;
       if (e == 1) {
         bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + i));
+      } else if (e == 2) {
+        // uint16, the common detector type: byte j of 16 elements is two loads and a pack.
+        const __m128i lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + 2 * i));
+        const __m128i hi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + 2 * i + 16));
+        const __m128i low_bytes = _mm_set1_epi16(0x00FF);
+        bytes = j == 0 ? _mm_packus_epi16(_mm_and_si128(lo, low_bytes), _mm_and_si128(hi, low_bytes))
+                       : _mm_packus_epi16(_mm_srli_epi16(lo, 8), _mm_srli_epi16(hi, 8));
       } else {
         const std::byte* element = in + i * e + j;
         for (std::size_t m = 0; m < 16; ++m)
