@@ -111,6 +111,17 @@ void shuffle_block_fast(const std::byte* in, std::size_t n, std::size_t e, std::
         const __m128i low_bytes = _mm_set1_epi16(0x00FF);
         bytes = j == 0 ? _mm_packus_epi16(_mm_and_si128(lo, low_bytes), _mm_and_si128(hi, low_bytes))
                        : _mm_packus_epi16(_mm_srli_epi16(lo, 8), _mm_srli_epi16(hi, 8));
+      } else if (e == 4) {
+        // uint32 and float32: byte j of 16 elements is four loads, a shift and two packs (the
+        // masked values fit the signed 16-bit pack unchanged).
+        const auto* p = reinterpret_cast<const __m128i*>(in + 4 * i);
+        const __m128i shift = _mm_cvtsi32_si128(static_cast<int>(8 * j));
+        const __m128i low_byte = _mm_set1_epi32(0xFF);
+        const auto byte_j = [&](const __m128i* at) {
+          return _mm_and_si128(_mm_srl_epi32(_mm_loadu_si128(at), shift), low_byte);
+        };
+        bytes = _mm_packus_epi16(_mm_packs_epi32(byte_j(p), byte_j(p + 1)),
+                                 _mm_packs_epi32(byte_j(p + 2), byte_j(p + 3)));
       } else {
         const std::byte* element = in + i * e + j;
         for (std::size_t m = 0; m < 16; ++m)
