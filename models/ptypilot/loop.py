@@ -17,6 +17,14 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+# A recording's /frames/counts is stored with the bitshuffle filter (HDF5 filter 32008), which
+# h5py reads through a plugin: Debian's `bitshuffle` package puts one on HDF5's default plugin
+# path; pip's hdf5plugin registers its own when imported.
+try:
+    import hdf5plugin  # noqa: F401
+except ImportError:
+    pass
+
 import ptypilot_core as core
 from ptypilot import data
 from ptypilot.client import Client, DaemonError

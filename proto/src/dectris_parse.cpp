@@ -88,6 +88,10 @@ Status decode_image(const Image& image, int expected_rows, int expected_cols,
                 which + std::to_string(defects.negative) + " of " + std::to_string(n) +
                     " pixels are negative (first: pixel " + std::to_string(defects.first_negative) +
                     ")");
+  if (image.encoding == Encoding::kBitshuffleLz4)
+    frame->bitshuffle_lz4.assign(image.data.begin(), image.data.end());
+  else
+    frame->bitshuffle_lz4.clear();
   frame->rows = image.rows;
   frame->cols = image.cols;
   frame->dtype = image.dtype;

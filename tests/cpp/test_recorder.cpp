@@ -18,6 +18,8 @@
 #include <vector>
 
 #include "ptypilot/record/hdf5_recorder.hpp"
+#include "ptypilot/wire/compression.hpp"
+#include "ptypilot/wire/hdf5_support.hpp"
 
 namespace fs = std::filesystem;
 using ptypilot::DetectorFrame;
@@ -44,14 +46,50 @@ namespace {
 
 constexpr int kRows = 16;
 constexpr int kCols = 16;
-// A frame record's size by the documented format: header, 56 bytes of fields, the counts.
-constexpr std::uint64_t frame_record_bytes(PixelType dtype) {
-  const std::uint64_t element = dtype == PixelType::kUint8    ? 1
-                                : dtype == PixelType::kUint16 ? 2
-                                                              : 4;
-  return 24 + 56 + kRows * kCols * element;
+
+// A frame's counts as `dtype`, little-endian: the bytes the journal and the file compress.
+std::vector<std::byte> counts_as(const DetectorFrame& f, PixelType dtype) {
+  std::vector<std::byte> out(f.counts.size() * ptypilot::pixel_size(dtype));
+  for (std::size_t i = 0; i < f.counts.size(); ++i) {
+    const float v = f.counts[i];
+    switch (dtype) {
+      case PixelType::kUint8: {
+        const auto u = static_cast<std::uint8_t>(v);
+        std::memcpy(out.data() + i, &u, 1);
+        break;
+      }
+      case PixelType::kUint16: {
+        const auto u = static_cast<std::uint16_t>(v);
+        std::memcpy(out.data() + 2 * i, &u, 2);
+        break;
+      }
+      case PixelType::kUint32: {
+        const auto u = static_cast<std::uint32_t>(v);
+        std::memcpy(out.data() + 4 * i, &u, 4);
+        break;
+      }
+      case PixelType::kFloat32:
+        std::memcpy(out.data() + 4 * i, &v, 4);
+        break;
+    }
+  }
+  return out;
 }
-constexpr std::uint64_t kFrameRecordBytes = frame_record_bytes(PixelType::kFloat32);
+
+// A frame's chunk of /frames/counts: its counts bitshuffled and LZ4-compressed.
+std::vector<std::byte> chunk_of(const DetectorFrame& f, PixelType dtype) {
+  std::vector<std::byte> chunk;
+  REQUIRE(ptypilot::compression::encode_bitshuffle_lz4(counts_as(f, dtype),
+                                                       ptypilot::pixel_size(dtype), &chunk)
+              .ok());
+  return chunk;
+}
+
+// A frame record's size by the documented format: header, 56 bytes of fields, the frame's
+// compressed chunk.
+std::uint64_t frame_record_bytes(const DetectorFrame& f, PixelType dtype) {
+  return 24 + 56 + chunk_of(f, dtype).size();
+}
 
 class TempDir {
  public:
@@ -365,7 +403,7 @@ void check_root_attributes(const H5Reader& h5, const SessionInfo& info) {
   CHECK(h5.attribute<std::int64_t>("frame_shape", H5T_NATIVE_INT64) ==
         std::vector<std::int64_t>{info.frame_rows, info.frame_cols});
   CHECK(h5.attribute<std::uint32_t>("layout_version", H5T_NATIVE_UINT32) ==
-        std::vector<std::uint32_t>{1});
+        std::vector<std::uint32_t>{2});
 }
 
 }  // namespace
@@ -396,15 +434,16 @@ TEST_CASE("recorder: every frame and sub-sequence reads back exactly", "[recorde
   check_frames(h5, written.frames, dtype);
   check_sub_sequences(h5, written.subs);
   CHECK(fs::exists(rec.journal_path()));
-  // The journal has the documented size: the counts in the session's dtype, not float32.
+  // The journal has the documented size: each frame's counts as its compressed chunk of the
+  // session's dtype.
   const SessionInfo info = reference_info("session-a", dtype);
-  std::uint64_t sub_records = 0;
+  std::uint64_t sub_records = 0, frame_records = 0;
   for (const SubSequenceRecord& r : written.subs)
     sub_records += 24 + 24 + 16 * (r.proposed_A.size() + r.approved_A.size()) +
                    4 * static_cast<std::uint64_t>(r.potential.size());
-  CHECK(fs::file_size(rec.journal_path()) == session_record_bytes(info) +
-                                                 16 * frame_record_bytes(dtype) + sub_records +
-                                                 24);
+  for (const DetectorFrame& f : written.frames) frame_records += frame_record_bytes(f, dtype);
+  CHECK(fs::file_size(rec.journal_path()) ==
+        session_record_bytes(info) + frame_records + sub_records + 24);
 }
 
 TEST_CASE("recorder: a count the session's dtype cannot hold is refused, not sticky",
@@ -530,19 +569,21 @@ TEST_CASE("recorder: a full disk fails the write and keeps what was recorded", "
   const SessionInfo info = reference_info("full");
   const std::uint64_t session_record = session_record_bytes(info);
   RecorderConfig config{dir.path()};
+  std::vector<DetectorFrame> first, second;
+  for (std::uint64_t k = 0; k < 4; ++k) first.push_back(reference_frame("full", 0, k, k));
+  for (std::uint64_t k = 4; k < 7; ++k) second.push_back(reference_frame("full", 0, k, k));
   // Room for the session record, the first 4 frames and one more: the second call's 3 frames
   // get a partial write and then ENOSPC, like a real disk filling up mid-write.
-  const std::uint64_t after_first = session_record + 4 * kFrameRecordBytes;
-  config.max_journal_bytes = after_first + kFrameRecordBytes + 100;
+  std::uint64_t after_first = session_record;
+  for (const DetectorFrame& f : first) after_first += frame_record_bytes(f, PixelType::kFloat32);
+  config.max_journal_bytes =
+      after_first + frame_record_bytes(second[0], PixelType::kFloat32) + 60;
   Hdf5Recorder rec(config);
   REQUIRE_OK(rec.begin_session(info));
   const fs::path reserve = dir.path() / "full.reserve";
   REQUIRE(fs::exists(reserve));
   CHECK(fs::file_size(reserve) == config.reserve_bytes);
 
-  std::vector<DetectorFrame> first, second;
-  for (std::uint64_t k = 0; k < 4; ++k) first.push_back(reference_frame("full", 0, k, k));
-  for (std::uint64_t k = 4; k < 7; ++k) second.push_back(reference_frame("full", 0, k, k));
   REQUIRE_OK(rec.write_frames(first));
   CHECK(fs::file_size(rec.journal_path()) == after_first);  // the documented record sizes
 
@@ -596,7 +637,6 @@ TEST_CASE("recorder: a nearly full disk refuses the session before it starts", "
 TEST_CASE("recorder: recover rebuilds the file from a journal torn mid-record", "[recorder]") {
   const PixelType dtype = GENERATE(PixelType::kFloat32, PixelType::kUint16);
   INFO("frame_dtype " << to_string(dtype));
-  const std::uint64_t record = frame_record_bytes(dtype);
   TempDir dir;
   Hdf5Recorder rec(RecorderConfig{dir.path()});
   const fs::path crash_copy = dir.path() / "crash.journal";
@@ -606,6 +646,7 @@ TEST_CASE("recorder: recover rebuilds the file from a journal torn mid-record", 
   });
   REQUIRE_OK(rec.end_session());
   // ...with the last frame's record half written.
+  const std::uint64_t record = frame_record_bytes(written.frames.back(), dtype);
   const std::uint64_t whole = fs::file_size(crash_copy);
   fs::resize_file(crash_copy, whole - record / 2);
 
@@ -652,9 +693,11 @@ TEST_CASE("recorder: recover rebuilds the file from a journal torn mid-record", 
     fs::copy_file(rec.journal_path(), bad);
     const std::uint64_t session_record = session_record_bytes(reference_info("torn"));
     {
-      // Flip a count in the payload of the third frame record.
+      // Flip a byte of the compressed counts in the payload of the third frame record.
       std::fstream f(bad, std::ios::in | std::ios::out | std::ios::binary);
-      f.seekp(static_cast<std::streamoff>(session_record + 2 * record + 200));
+      f.seekp(static_cast<std::streamoff>(session_record +
+                                          frame_record_bytes(written.frames[0], dtype) +
+                                          frame_record_bytes(written.frames[1], dtype) + 90));
       f.put('\x7f');
     }
     RecoveryReport report;
@@ -676,7 +719,8 @@ TEST_CASE("recorder: recover rebuilds the file from a journal torn mid-record", 
   }
 
   SECTION("a journal of another version is refused, naming both versions") {
-    // The same journal with version 1 in its session record, CRCs fixed: whole, but not v2.
+    // The same journal with version 1 in its session record, CRCs fixed: whole, but older than
+    // any this build reads.
     std::vector<unsigned char> bytes = read_bytes(rec.journal_path());
     const std::uint64_t session_record = session_record_bytes(reference_info("torn"));
     const std::uint32_t v1 = 1;
@@ -689,7 +733,8 @@ TEST_CASE("recorder: recover rebuilds the file from a journal torn mid-record", 
     write_bytes(old, bytes);
     const Status status = Hdf5Recorder::recover(old, dir.path() / "v1.h5");
     CHECK(status.code() == StatusCode::kInvalidArgument);
-    CHECK_THAT(status.message(), Catch::Contains("version 1") && Catch::Contains("version 2"));
+    CHECK_THAT(status.message(),
+               Catch::Contains("version 1") && Catch::Contains("versions 2 to 3"));
     CHECK_FALSE(fs::exists(dir.path() / "v1.h5"));
   }
 
@@ -700,27 +745,24 @@ TEST_CASE("recorder: recover rebuilds the file from a journal torn mid-record", 
     std::memcpy(&rows, bytes.data() + 28, 4);
     std::memcpy(&cols, bytes.data() + 32, 4);
     std::memcpy(&code, bytes.data() + 36, 4);
-    CHECK(version == 2);
+    CHECK(version == 3);
     CHECK(rows == kRows);
     CHECK(cols == kCols);
     CHECK(code == (dtype == PixelType::kUint16 ? 2u : 4u));  // FrameHeader.DType numbers
-    // The first frame record: its payload size, and its first counts as stored.
+    // The first frame record: its payload is the fields and the frame's bitshuffle-LZ4 chunk,
+    // which decodes to its counts in the session's dtype.
     const std::size_t at = session_record_bytes(reference_info("torn"));
     std::uint64_t payload = 0;
     std::memcpy(&payload, bytes.data() + at + 8, 8);
-    CHECK(payload + 24 == record);
-    const unsigned char* counts = bytes.data() + at + 24 + 56;
-    for (int i = 0; i < 4; ++i) {
-      float stored = 0.0f;
-      if (dtype == PixelType::kUint16) {
-        std::uint16_t u = 0;
-        std::memcpy(&u, counts + 2 * i, 2);
-        stored = u;
-      } else {
-        std::memcpy(&stored, counts + 4 * i, 4);
-      }
-      CHECK(stored == written.frames[0].counts[i]);
-    }
+    const std::vector<std::byte> chunk = chunk_of(written.frames[0], dtype);
+    REQUIRE(payload == 56 + chunk.size());
+    const std::span<const std::byte> stored(
+        reinterpret_cast<const std::byte*>(bytes.data() + at + 24 + 56), chunk.size());
+    std::vector<std::byte> decoded(kRows * kCols * ptypilot::pixel_size(dtype));
+    REQUIRE(ptypilot::compression::decode_bitshuffle_lz4(stored, ptypilot::pixel_size(dtype),
+                                                         decoded)
+                .ok());
+    CHECK(decoded == counts_as(written.frames[0], dtype));
   }
 }
 
@@ -832,6 +874,224 @@ TEST_CASE("recorder: a live file says it is interrupted until it ends; recover_s
 // with h5py: the reference session recorded as float32 goes to $PTYPILOT_RECORDER_H5, and as
 // uint16 to the same name with "-uint16" before the extension; each journal goes beside its .h5
 // (same name, .journal). Without the variable it is just two more round trips.
+namespace {
+
+// Appends one journal record with the documented header and CRCs.
+void append_record(std::vector<unsigned char>& out, std::uint32_t type,
+                   const unsigned char* payload, std::uint64_t bytes) {
+  unsigned char header[24];
+  const std::uint32_t magic = 0x4A595450;
+  const std::uint32_t payload_crc = reference_crc32(payload, bytes);
+  std::memcpy(header, &magic, 4);
+  std::memcpy(header + 4, &type, 4);
+  std::memcpy(header + 8, &bytes, 8);
+  std::memcpy(header + 16, &payload_crc, 4);
+  const std::uint32_t header_crc = reference_crc32(header, 20);
+  std::memcpy(header + 20, &header_crc, 4);
+  out.insert(out.end(), header, header + 24);
+  out.insert(out.end(), payload, payload + bytes);
+}
+
+// The journal as a build before compressed journals wrote it (version 2): the session record
+// says version 2, and each frame record holds the raw counts in the session's dtype.
+std::vector<unsigned char> as_version_2(const std::vector<unsigned char>& journal,
+                                        PixelType dtype) {
+  std::vector<unsigned char> out;
+  for (std::size_t at = 0; at < journal.size();) {
+    std::uint32_t type = 0;
+    std::uint64_t bytes = 0;
+    std::memcpy(&type, journal.data() + at + 4, 4);
+    std::memcpy(&bytes, journal.data() + at + 8, 8);
+    std::vector<unsigned char> payload(journal.begin() + static_cast<std::ptrdiff_t>(at + 24),
+                                       journal.begin() + static_cast<std::ptrdiff_t>(at + 24 + bytes));
+    if (type == 1) {
+      const std::uint32_t v2 = 2;
+      std::memcpy(payload.data(), &v2, 4);
+    } else if (type == 2) {
+      std::vector<std::byte> raw(kRows * kCols * ptypilot::pixel_size(dtype));
+      const std::span<const std::byte> chunk(reinterpret_cast<const std::byte*>(payload.data() + 56),
+                                             payload.size() - 56);
+      REQUIRE(ptypilot::compression::decode_bitshuffle_lz4(chunk, ptypilot::pixel_size(dtype), raw)
+                  .ok());
+      payload.resize(56);
+      const auto* r = reinterpret_cast<const unsigned char*>(raw.data());
+      payload.insert(payload.end(), r, r + raw.size());
+    }
+    append_record(out, type, payload.data(), payload.size());
+    at += 24 + bytes;
+  }
+  return out;
+}
+
+// The filter of /frames/counts and its cd_values, and chunk `k` as stored in the file.
+struct StoredChunk {
+  H5Z_filter_t filter = -1;
+  std::vector<unsigned> cd_values;
+  std::uint32_t filter_mask = 0;
+  std::vector<std::byte> bytes;
+};
+
+StoredChunk stored_chunk(const fs::path& path, hsize_t k) {
+  StoredChunk out;
+  const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  REQUIRE(file >= 0);
+  const hid_t dset = H5Dopen2(file, "/frames/counts", H5P_DEFAULT);
+  REQUIRE(dset >= 0);
+  const hid_t dcpl = H5Dget_create_plist(dset);
+  REQUIRE(H5Pget_nfilters(dcpl) == 1);
+  unsigned flags = 0, cd[8] = {};
+  std::size_t cd_count = 8;
+  out.filter = H5Pget_filter2(dcpl, 0, &flags, &cd_count, cd, 0, nullptr, nullptr);
+  out.cd_values.assign(cd, cd + cd_count);
+  const hsize_t offset[3] = {k, 0, 0};
+  hsize_t bytes = 0;
+  REQUIRE(H5Dget_chunk_storage_size(dset, offset, &bytes) >= 0);
+  out.bytes.resize(bytes);
+  REQUIRE(H5Dread_chunk(dset, H5P_DEFAULT, offset, &out.filter_mask, out.bytes.data()) >= 0);
+  H5Pclose(dcpl);
+  H5Dclose(dset);
+  H5Fclose(file);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("recorder: a version-2 journal (uncompressed counts) still recovers", "[recorder]") {
+  const PixelType dtype = GENERATE(PixelType::kFloat32, PixelType::kUint16);
+  INFO("frame_dtype " << to_string(dtype));
+  TempDir dir;
+  Hdf5Recorder rec(RecorderConfig{dir.path()});
+  const Recorded written = write_reference_session(rec, "old", dtype);
+  REQUIRE_OK(rec.end_session());
+  const fs::path old = dir.path() / "old-v2.journal";
+  write_bytes(old, as_version_2(read_bytes(rec.journal_path()), dtype));
+
+  RecoveryReport report;
+  REQUIRE_OK(Hdf5Recorder::recover(old, dir.path() / "old-v2.h5", &report));
+  CHECK(report.frames == 16);
+  CHECK(report.ended);
+  CHECK(report.ignored_bytes == 0);
+  H5Reader h5(dir.path() / "old-v2.h5");
+  CHECK(h5.complete() == 1);
+  check_frames(h5, written.frames, dtype);
+  check_sub_sequences(h5, written.subs);
+  // Recovered into today's layout: the same chunks the live recorder wrote.
+  for (hsize_t k = 0; k < 16; ++k)
+    CHECK(stored_chunk(dir.path() / "old-v2.h5", k).bytes ==
+          stored_chunk(rec.output_path(), k).bytes);
+}
+
+TEST_CASE("recorder: /frames/counts is one bitshuffle-LZ4 chunk per frame, as in the journal",
+          "[recorder]") {
+  const PixelType dtype = GENERATE(PixelType::kUint16, PixelType::kFloat32, PixelType::kUint8);
+  INFO("frame_dtype " << to_string(dtype));
+  TempDir dir;
+  Hdf5Recorder rec(RecorderConfig{dir.path()});
+  const Recorded written = write_reference_session(rec, "chunks", dtype);
+  REQUIRE_OK(rec.end_session());
+  const std::vector<unsigned char> journal = read_bytes(rec.journal_path());
+  std::size_t at = session_record_bytes(reference_info("chunks"));
+  for (std::size_t k = 0; k < written.frames.size(); ++k) {
+    INFO("frame " << k);
+    const StoredChunk chunk = stored_chunk(rec.output_path(), k);
+    CHECK(chunk.filter == ptypilot::hdf5::kBitshuffleFilterId);
+    // [major, minor, element size, block size (0: the filter's default), 2: LZ4]; the
+    // version is that of whichever filter wrote it (the plugin's, or 0.0 for ptypilot's).
+    REQUIRE(chunk.cd_values.size() == 5);
+    CHECK(std::vector<unsigned>(chunk.cd_values.begin() + 2, chunk.cd_values.end()) ==
+          std::vector<unsigned>{static_cast<unsigned>(ptypilot::pixel_size(dtype)), 0, 2});
+    CHECK(chunk.filter_mask == 0);  // the filter was applied
+    CHECK(chunk.bytes == chunk_of(written.frames[k], dtype));
+    // The journal's frame record holds the same bytes. (Records of sub-sequences lie between
+    // the frames: frame records are found by their type.)
+    std::uint32_t type = 0;
+    std::uint64_t payload = 0;
+    for (;;) {
+      std::memcpy(&type, journal.data() + at + 4, 4);
+      std::memcpy(&payload, journal.data() + at + 8, 8);
+      if (type == 2) break;
+      at += 24 + payload;
+    }
+    REQUIRE(payload == 56 + chunk.bytes.size());
+    CHECK(std::memcmp(journal.data() + at + 80, chunk.bytes.data(), chunk.bytes.size()) == 0);
+    at += 24 + payload;
+  }
+}
+
+TEST_CASE("recorder: a frame's own bitshuffle-LZ4 chunk is stored untouched", "[recorder]") {
+  TempDir dir;
+  Hdf5Recorder rec(RecorderConfig{dir.path()});
+  REQUIRE_OK(rec.begin_session(reference_info("passthrough", PixelType::kUint16)));
+  std::vector<DetectorFrame> frames;
+  for (std::uint64_t k = 0; k < 4; ++k) {
+    DetectorFrame f = reference_frame("passthrough", 0, k, k, PixelType::kUint16);
+    // A block of 64 bytes, not the recorder's 8192: the stored chunk shows whose it is.
+    if (k != 2)
+      REQUIRE(ptypilot::compression::encode_bitshuffle_lz4(counts_as(f, PixelType::kUint16), 2,
+                                                           &f.bitshuffle_lz4, 64)
+                  .ok());
+    frames.push_back(std::move(f));
+  }
+  REQUIRE_OK(rec.write_frames(frames));
+  REQUIRE_OK(rec.end_session());
+  for (std::size_t k = 0; k < frames.size(); ++k) {
+    INFO("frame " << k);
+    const StoredChunk chunk = stored_chunk(rec.output_path(), k);
+    if (k != 2) CHECK(chunk.bytes == frames[k].bitshuffle_lz4);
+    else CHECK(chunk.bytes == chunk_of(frames[k], PixelType::kUint16));
+  }
+  check_frames(H5Reader(rec.output_path()), frames, PixelType::kUint16);
+
+  // A chunk of another dtype than the session's is not the file's: the counts are compressed.
+  REQUIRE_OK(rec.begin_session(reference_info("other-dtype", PixelType::kFloat32)));
+  DetectorFrame uint16_chunk = frames[0];
+  uint16_chunk.session_id = "other-dtype";
+  REQUIRE_OK(rec.write_frames(std::span(&uint16_chunk, 1)));
+  REQUIRE_OK(rec.end_session());
+  CHECK(stored_chunk(rec.output_path(), 0).bytes ==
+        chunk_of(uint16_chunk, PixelType::kFloat32));
+  check_frames(H5Reader(rec.output_path()), {uint16_chunk});
+}
+
+TEST_CASE("recorder: ptypilot's own bitshuffle filter reads and writes what the plugin does",
+          "[recorder]") {
+  // Replaces an installed plugin for the rest of this process: what a machine without one runs.
+  REQUIRE(ptypilot::hdf5::register_own_bitshuffle_filter());
+  TempDir dir;
+  Hdf5Recorder rec(RecorderConfig{dir.path()});
+  const Recorded written = write_reference_session(rec, "own-filter", PixelType::kUint16);
+  REQUIRE_OK(rec.end_session());
+  H5Reader h5(rec.output_path());
+  check_frames(h5, written.frames, PixelType::kUint16);  // H5Dread through the filter
+
+  // And HDF5 compresses through it too, to the chunks the recorder writes directly.
+  const fs::path path = dir.path() / "through-the-filter.h5";
+  const hid_t file = H5Fcreate(path.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT);
+  const hsize_t dims[3] = {1, kRows, kCols};
+  const hid_t space = H5Screate_simple(3, dims, nullptr);
+  const hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+  const unsigned block_and_lz4[2] = {0, 2};
+  REQUIRE(H5Pset_chunk(dcpl, 3, dims) >= 0);
+  REQUIRE(H5Pset_filter(dcpl, 32008, H5Z_FLAG_MANDATORY, 2, block_and_lz4) >= 0);
+  const hid_t dset =
+      H5Dcreate2(file, "counts", H5T_STD_U16LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+  REQUIRE(dset >= 0);
+  const std::vector<std::byte> raw = counts_as(written.frames[3], PixelType::kUint16);
+  REQUIRE(H5Dwrite(dset, H5T_STD_U16LE, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw.data()) >= 0);
+  H5Dclose(dset);
+  H5Pclose(dcpl);
+  H5Sclose(space);
+  H5Fclose(file);
+  // Rename the dataset's path for stored_chunk: it reads /frames/counts.
+  const hid_t reopened = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+  REQUIRE(H5Gclose(H5Gcreate2(reopened, "frames", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) >= 0);
+  REQUIRE(H5Lmove(reopened, "counts", reopened, "frames/counts", H5P_DEFAULT, H5P_DEFAULT) >= 0);
+  H5Fclose(reopened);
+  const StoredChunk through_filter = stored_chunk(path, 0);
+  CHECK(through_filter.cd_values == std::vector<unsigned>{0, 0, 2, 0, 2});
+  CHECK(through_filter.bytes == stored_chunk(rec.output_path(), 3).bytes);
+}
+
 TEST_CASE("recorder: writes the reference session for the h5py test", "[recorder][h5py]") {
   const char* target = std::getenv("PTYPILOT_RECORDER_H5");
   for (const PixelType dtype : {PixelType::kFloat32, PixelType::kUint16}) {

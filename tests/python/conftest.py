@@ -3,6 +3,13 @@ module in this folder)."""
 
 import pytest
 
+# Recordings store /frames/counts with the bitshuffle filter (32008): Debian's `bitshuffle`
+# package puts its plugin on HDF5's default path; pip's hdf5plugin registers one when imported.
+try:
+    import hdf5plugin  # noqa: F401
+except ImportError:
+    pass
+
 
 @pytest.fixture
 def fake():

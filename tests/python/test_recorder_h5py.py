@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 h5py = pytest.importorskip("h5py")
+lz4_block = pytest.importorskip("lz4.block")
 
 ROWS, COLS = 16, 16
 SUB_SIZES = [5, 7, 4]
@@ -94,6 +95,13 @@ def test_frame_datasets(recorded, frame_dtype):
             assert d.maxshape[0] is None, f"{name} is not extendible"
             np.testing.assert_array_equal(d[()], want[name], err_msg=name)
         assert f["frames/counts"].chunks == (1, ROWS, COLS)
+        # bitshuffle with LZ4: [major, minor, element size, block size (0: default), 2 = LZ4]
+        counts = f["frames/counts"]
+        plist = counts.id.get_create_plist()
+        assert plist.get_nfilters() == 1
+        filter_id, _, cd_values, _ = plist.get_filter(0)
+        assert filter_id == 32008
+        assert tuple(cd_values[2:]) == (counts.dtype.itemsize, 0, 2)
 
 
 def test_sub_sequences(recorded, frame_dtype):
@@ -123,7 +131,7 @@ def test_root_attributes(recorded, frame_dtype):
         assert json.loads(a["versions_json"])["ptypilot"] == "test"
         assert a["pixel_A"] == 0.125
         assert list(a["frame_shape"]) == [ROWS, COLS]
-        assert a["layout_version"] == 1
+        assert a["layout_version"] == 2
         assert a["complete"] == 1 and a["complete"].dtype == np.uint8
         assert "error" not in a and "recovered_from" not in a
 
@@ -151,22 +159,68 @@ def test_journal_matches_the_file(recorded, frame_dtype):
     assert types == [1] + [2] * 5 + [3] + [2] * 7 + [3] + [2] * 4 + [3] + [4]
 
     version, rows, cols, code, pixel_A = struct.unpack_from("<IIIId", records[0][1])
-    assert (version, rows, cols, code, pixel_A) == (2, ROWS, COLS, dtype_code, 0.125)
+    assert (version, rows, cols, code, pixel_A) == (3, ROWS, COLS, dtype_code, 0.125)
     (id_len,) = struct.unpack_from("<I", records[0][1], 24)
     assert records[0][1][28:28 + id_len] == b"h5py-fixture"
 
     want = expected_frames(frame_dtype)
     frames = [p for t, p in records if t == 2]
     with h5py.File(h5_path, "r") as f:
-        stored = f["frames/counts"][()]
+        chunks = [f["frames/counts"].id.read_direct_chunk((k, 0, 0)) for k in range(N)]
     for k, payload in enumerate(frames):
-        assert len(payload) == 56 + np.dtype(counts_dtype).itemsize * ROWS * COLS
         index, ts, sub, pos, y, x, epf, r, c = struct.unpack_from("<QQIIdddII", payload)
         assert (index, ts, sub, pos) == (k, want["timestamp_ns"][k], want["sub_sequence"][k],
                                          want["position_index"][k])
         assert (y, x, epf, r, c) == (*want["position_A"][k], want["electrons_per_frame"][k],
                                      ROWS, COLS)
-        counts = np.frombuffer(payload, dtype=counts_dtype, offset=56).reshape(ROWS, COLS)
+        chunk = payload[56:]
+        counts = decode_bitshuffle_lz4(chunk, np.dtype(counts_dtype)).reshape(ROWS, COLS)
         np.testing.assert_array_equal(counts, want["counts"][k])
-        # The journal's counts are the bytes of /frames/counts.
-        assert counts.tobytes() == stored[k].astype(counts_dtype).tobytes()
+        # The journal's counts are the bytes of the frame's chunk of /frames/counts.
+        filter_mask, stored = chunks[k]
+        assert filter_mask == 0 and stored == chunk
+
+
+def unshuffle_bits(planes, dtype, n):
+    """Bitshuffle's transposition undone: bit-plane b (least significant first) is n / 8 bytes,
+    whose bit i mod 8 (least significant first) of byte i / 8 is bit b of element i."""
+    bits = np.unpackbits(np.frombuffer(planes, np.uint8), bitorder="little")
+    bits = bits.reshape(dtype.itemsize * 8, n)  # [bit-plane, element]
+    # Element i's bits, least significant first, make its little-endian bytes.
+    return np.packbits(bits.T.reshape(n, dtype.itemsize, 8), axis=-1, bitorder="little").tobytes()
+
+
+def decode_bitshuffle_lz4(chunk, dtype):
+    """The HDF5 bitshuffle filter's LZ4 framing, read from its documented layout with python-lz4:
+    a reader independent of the recorder's C++ codec."""
+    total, block_bytes = struct.unpack_from(">QI", chunk)
+    n_total = total // dtype.itemsize
+    block = block_bytes // dtype.itemsize
+    out, pos, done = [], 12, 0
+    while n_total - done >= 8:
+        n = min(block, (n_total - done) // 8 * 8)
+        (size,) = struct.unpack_from(">I", chunk, pos)
+        planes = lz4_block.decompress(chunk[pos + 4:pos + 4 + size],
+                                      uncompressed_size=n * dtype.itemsize)
+        out.append(unshuffle_bits(planes, dtype, n))
+        pos += 4 + size
+        done += n
+    out.append(chunk[pos:])  # the last (n mod 8) elements, stored as they are
+    data = b"".join(out)
+    assert len(data) == total
+    return np.frombuffer(data, dtype=dtype)
+
+
+def test_counts_read_by_the_bitshuffle_package(recorded, frame_dtype):
+    """Debian's `bitshuffle` (the filter's own implementation) decodes every chunk."""
+    bitshuffle = pytest.importorskip("bitshuffle")
+    h5_path, _ = recorded[frame_dtype]
+    dtype = np.dtype(DTYPES[frame_dtype][0])
+    want = expected_frames(frame_dtype)
+    with h5py.File(h5_path, "r") as f:
+        for k in range(N):
+            _, chunk = f["frames/counts"].id.read_direct_chunk((k, 0, 0))
+            _, block_bytes = struct.unpack_from(">QI", chunk)
+            counts = bitshuffle.decompress_lz4(np.frombuffer(chunk[12:], np.uint8),
+                                               (ROWS, COLS), dtype, block_bytes // dtype.itemsize)
+            np.testing.assert_array_equal(counts, want["counts"][k])

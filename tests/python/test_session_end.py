@@ -10,6 +10,7 @@ import subprocess
 import time
 
 import h5py
+import numpy as np
 import pytest
 
 import ptypilot_core
@@ -105,7 +106,8 @@ def test_sigterm_mid_session_is_incomplete_with_its_error(tmp_path, serve, fake)
 
 
 # The journal fails once it would pass this many bytes: room for the session record and a few
-# 16 KiB frames (component_factory.cpp reads these variables; tests only).
+# frames of noise, which the recorder's bitshuffle-LZ4 shrinks only from 16 KiB to about 12 KiB
+# (component_factory.cpp reads these variables; tests only).
 FAULT_BYTES = "150000"
 
 
@@ -120,8 +122,9 @@ def test_a_recorder_failure_is_incomplete_with_its_error(tmp_path, fake, monkeyp
     try:
         client = begin(tmp_path, daemon, fake, "failing", total_positions=50)
         command = fake.next_command()
+        noise = np.random.default_rng(7)
         for i in range(50):
-            fake.send(command, i)
+            fake.send(command, i, counts=noise.random((64, 64), dtype=np.float32))
         with pytest.raises(DaemonError, match=text) as raised:
             client.wait(timeout_s=30)
         assert "recorder: recorder:" not in str(raised.value)

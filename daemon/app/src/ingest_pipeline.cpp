@@ -31,13 +31,73 @@ StreamFaultHandler IngestPipeline::make_fault_handler() {
 void IngestPipeline::start(std::unique_ptr<FrameSource> source) {
   source_ = std::move(source);
   running_ = true;
-  thread_ = std::thread([this] { run(); });
+  writer_ = std::thread([this] { write_batches(); });
+  thread_ = std::thread([this] {
+    run();
+    {
+      std::lock_guard lock(queue_mutex_);
+      receiving_done_ = true;
+    }
+    queue_cv_.notify_all();
+  });
 }
 
 void IngestPipeline::stop() {
   running_ = false;
   pending_cv_.notify_all();
+  queue_cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+  if (writer_.joinable()) writer_.join();
+}
+
+void IngestPipeline::write_batches() {
+  while (true) {
+    std::vector<DetectorFrame> batch;
+    {
+      std::unique_lock lock(queue_mutex_);
+      queue_cv_.wait(lock, [&] { return !queue_.empty() || receiving_done_; });
+      if (queue_.empty()) return;  // receiving is over and everything is written
+      batch = std::move(queue_.front());
+      queue_.pop_front();
+      writing_ = true;
+    }
+    queue_cv_.notify_all();  // room in the queue
+    const bool written = flush(batch);
+    {
+      std::lock_guard lock(queue_mutex_);
+      writing_ = false;
+      if (!written) {
+        // Nothing after a recorder failure is recorded (the recorder refuses it anyway); the
+        // queued frames were never acknowledged, like those still in the socket.
+        write_failed_ = true;
+        queue_.clear();
+      }
+    }
+    queue_cv_.notify_all();
+    if (!written) return;
+  }
+}
+
+bool IngestPipeline::enqueue(std::vector<DetectorFrame>& batch) {
+  if (batch.empty()) {
+    std::lock_guard lock(queue_mutex_);
+    return !write_failed_;
+  }
+  {
+    std::unique_lock lock(queue_mutex_);
+    queue_cv_.wait(lock, [&] { return queue_.size() < kQueuedBatches || write_failed_; });
+    if (write_failed_) return false;
+    queue_.push_back(std::move(batch));
+  }
+  batch = {};
+  queue_cv_.notify_all();
+  return true;
+}
+
+bool IngestPipeline::wait_written() {
+  std::unique_lock lock(queue_mutex_);
+  queue_cv_.wait(lock, [&] { return (queue_.empty() && !writing_) || write_failed_; });
+  return !write_failed_;
 }
 
 void IngestPipeline::taken(std::size_t n) {
@@ -98,7 +158,7 @@ void IngestPipeline::run() {
       // Frames were lost: record what did arrive, then end the session with the reason.
       faulted = true;
       if (s.ok()) batch.push_back(std::move(frame));
-      if (!flush(batch)) return;
+      if (!enqueue(batch) || !wait_written()) return;
       health_.increment(counters::kSessionStreamFaults);
       callbacks_.on_fault("detector stream: " + stream_fault_ +
                           "; the frames received so far are recorded");
@@ -119,7 +179,7 @@ void IngestPipeline::run() {
     } else if (s.code() != StatusCode::kUnavailable) {
       continue;  // rejected and counted by the source
     }
-    if (!flush(batch)) return;
+    if (!enqueue(batch)) return;
     if (draining && s.code() == StatusCode::kUnavailable) return;
   }
 }
@@ -140,10 +200,12 @@ bool IngestPipeline::flush(std::vector<DetectorFrame>& batch) {
   }
   if (!written.ok()) {
     taken(batch.size());
-    running_ = false;
+    running_ = false;  // the ingest thread stops receiving
     callbacks_.on_fault(written.message());  // the recorder's messages name it already
     return false;
   }
+  // The detector's own chunks are the recorder's alone; the frames live on without them.
+  for (DetectorFrame& frame : batch) frame.bitshuffle_lz4 = {};
   callbacks_.on_batch(std::move(batch));
   batch = {};
   return true;

@@ -1,5 +1,8 @@
-// The ingest pipeline of one session: a thread that receives frames from the FrameSource,
-// records each batch (durable before anything else sees it), then hands the batch on.
+// The ingest pipeline of one session: a thread that receives frames from the FrameSource and
+// batches them, and a writer thread that records each batch (durable before anything else sees
+// it), then hands the batch on, batch after batch in the order received. The two overlap: while
+// one batch is compressed, journalled (fdatasync) and written to HDF5, the next is received. At
+// most kQueuedBatches wait between them; a full queue stops the receiving.
 //
 // Backpressure: at most max_pending frames may be handed on and not yet taken (taken()). Beyond
 // that the thread stops receiving, ZMQ's high-water mark fills and the detector's sender blocks;
@@ -21,6 +24,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -38,10 +42,11 @@ namespace ptypilot {
 class IngestPipeline {
  public:
   struct Callbacks {
-    // A recorded batch, on the ingest thread; hand it on and call taken() once it is consumed.
+    // A recorded batch, on the writer thread; hand it on and call taken() once it is consumed.
     std::function<void(std::vector<DetectorFrame>)> on_batch;
-    // The session cannot go on (the recorder failed, the stream lost frames); on the ingest
-    // thread, after every frame received before the fault has been recorded and handed on.
+    // The session cannot go on: the recorder failed (on the writer thread), or the stream lost
+    // frames (on the ingest thread, after every frame received before the fault has been
+    // recorded and handed on). Once at most per cause; never both at the same time.
     std::function<void(std::string)> on_fault;
   };
 
@@ -55,7 +60,8 @@ class IngestPipeline {
   // owns the source from then on.
   StreamFaultHandler make_fault_handler();
   void start(std::unique_ptr<FrameSource> source);
-  // Stops receiving (after the drain described above) and joins the thread.
+  // Stops receiving (after the drain described above), records what was received, and joins
+  // both threads.
   void stop();
   // `n` frames handed on by on_batch were consumed.
   void taken(std::size_t n);
@@ -65,7 +71,17 @@ class IngestPipeline {
   const FrameSource* source() const { return source_.get(); }
 
  private:
+  // Batches waiting for the writer: two let one be received while one is written, and a third
+  // would only hold more frames in memory that are not yet durable.
+  static constexpr std::size_t kQueuedBatches = 2;
+
   void run();
+  void write_batches();
+  // Hands the batch to the writer (waiting while the queue is full); false once the recorder
+  // failed, when nothing more is recorded.
+  bool enqueue(std::vector<DetectorFrame>& batch);
+  // Waits until the writer has recorded and handed on everything queued; false if it failed.
+  bool wait_written();
   bool flush(std::vector<DetectorFrame>& batch);
   // Whether `frame` is recorded: see "Junk is bounded" above.
   bool admit(const DetectorFrame& frame);
@@ -79,6 +95,13 @@ class IngestPipeline {
   Callbacks callbacks_;
   std::unique_ptr<FrameSource> source_;
   std::thread thread_;
+  std::thread writer_;
+  std::mutex queue_mutex_;
+  std::condition_variable queue_cv_;
+  std::deque<std::vector<DetectorFrame>> queue_;
+  bool writing_ = false;        // the writer holds a batch it took off the queue
+  bool receiving_done_ = false;  // run() has returned: the writer ends once the queue is empty
+  bool write_failed_ = false;
   std::atomic<bool> running_{false};
   std::mutex pending_mutex_;
   std::condition_variable pending_cv_;

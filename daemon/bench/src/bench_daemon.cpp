@@ -201,6 +201,7 @@ int bench_loop(const CliArgs& cli) {
 struct IngestRun {
   double frames_per_s = 0;
   std::uint64_t recorded = 0;
+  double journal_bytes_per_frame = 0;  // what each frame cost on disk, once (the .h5 is alike)
 };
 
 // One daemon session that records `frames` frames sent by `send` (on a PUSH socket the daemon
@@ -245,6 +246,10 @@ IngestRun measure_ingest(zmq::context_t& context, const json& detector, int rows
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   run.frames_per_s = run.recorded / std::chrono::duration<double>(Clock::now() - t0).count();
+  std::error_code ec;
+  const auto journal_bytes = std::filesystem::file_size(dir / (id + ".journal"), ec);
+  if (!ec && run.recorded > 0)
+    run.journal_bytes_per_frame = static_cast<double>(journal_bytes) / run.recorded;
   std::filesystem::remove(dir / (id + ".h5"));
   std::filesystem::remove(dir / (id + ".journal"));
   return run;
@@ -335,7 +340,8 @@ int bench_ingest(const CliArgs& cli) {
       {"ratio", native.frames_per_s / raw_fps},
       {"frames_recorded", native.recorded},
       {"frames_lost", frames - static_cast<long>(native.recorded)},
-      {"recording", "journal (fdatasync per batch) + HDF5"},
+      {"recording", "bitshuffle-LZ4 chunks: journal (fdatasync per batch) + HDF5"},
+      {"journal_bytes_per_frame", native.journal_bytes_per_frame},
   };
   bool all_recorded = native.recorded == static_cast<std::uint64_t>(frames);
 
@@ -372,6 +378,7 @@ int bench_ingest(const CliArgs& cli) {
     report["dectris_ratio_to_native"] = dectris_run.frames_per_s / native.frames_per_s;
     report["dectris_frames_recorded"] = dectris_run.recorded;
     report["dectris_frames_lost"] = frames - static_cast<long>(dectris_run.recorded);
+    report["dectris_journal_bytes_per_frame"] = dectris_run.journal_bytes_per_frame;
     all_recorded = all_recorded && dectris_run.recorded == static_cast<std::uint64_t>(frames);
   }
   std::cout << report.dump(2) << std::endl;
@@ -412,7 +419,8 @@ Command bench_ingest_command() {
   return {.name = "ingest",
           .summary = "daemon frames/s with recording against raw ZMQ frames/s, and frames lost",
           .description =
-              "Daemon frames/s with recording (journal with fdatasync per batch, and HDF5) against "
+              "Daemon frames/s with recording (each frame a bitshuffle-LZ4 chunk, to the journal "
+              "with fdatasync per batch and to HDF5) against "
               "raw ZMQ frames/s in the same run, and frames lost; with --protocol, the DECTRIS path "
               "too, and its ratio to the native path. Prints one JSON object; exit 1 if a frame "
               "was lost.",

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "hdf5_session_writer.hpp"
+#include "ptypilot/wire/compression.hpp"
 #include "ptypilot/wire/hdf5_support.hpp"
 #include "ptypilot/wire/log.hpp"
 #include "recorder_disk.hpp"
@@ -116,6 +117,41 @@ bool convert_counts(const float* in, std::size_t n, PixelType t, unsigned char* 
   return false;
 }
 
+// A frame that arrived as the detector's bitshuffle-LZ4 chunk of the session's dtype brings the
+// bytes of its chunk of /frames/counts with it.
+bool carries_chunk(const DetectorFrame& f, PixelType dtype) {
+  return !f.bitshuffle_lz4.empty() && f.dtype == dtype;
+}
+
+std::span<const std::byte> stored_chunk(const DetectorFrame& f,
+                                        const std::vector<std::byte>& compressed,
+                                        PixelType dtype) {
+  if (carries_chunk(f, dtype)) return f.bitshuffle_lz4;
+  return compressed;
+}
+
+// Compresses the counts of frames [begin, end) that bring no chunk of their own into
+// compressed[i], as `dtype`. Returns the first frame whose counts `dtype` cannot hold exactly,
+// or `end`. Each thread that runs it converts through its own scratch.
+std::size_t compress_frames(std::span<const DetectorFrame> frames, std::size_t begin,
+                            std::size_t end, PixelType dtype,
+                            std::vector<std::vector<std::byte>>& compressed) {
+  thread_local std::vector<std::byte> converted;
+  const std::size_t element = pixel_size(dtype);
+  for (std::size_t i = begin; i < end; ++i) {
+    const DetectorFrame& f = frames[i];
+    if (carries_chunk(f, dtype)) continue;
+    converted.resize(f.counts.size() * element);
+    if (!convert_counts(f.counts.data(), f.counts.size(), dtype,
+                        reinterpret_cast<unsigned char*>(converted.data())))
+      return i;
+    if (Status s = compression::encode_bitshuffle_lz4(converted, element, &compressed[i]); !s.ok())
+      throw std::runtime_error("compressing frame " + std::to_string(f.frame_index) + ": " +
+                               s.message());
+  }
+  return end;
+}
+
 bool valid_session_id(const std::string& id) {
   if (id.empty() || id.size() > 200 || id[0] == '.') return false;
   for (char c : id) {
@@ -138,6 +174,10 @@ struct Hdf5Recorder::Session {
   Hdf5SessionWriter h5;
   fs::path reserve;  // empty once released (or when RecorderConfig::reserve_bytes is 0)
   Bytes buffer;  // reused between calls: the encoded records of one write
+  // Reused between calls: the chunks this recorder compressed (one slot per frame of a call),
+  // and each frame's chunk as it lies in `buffer`.
+  std::vector<std::vector<std::byte>> compressed;
+  std::vector<std::span<const unsigned char>> chunks;
   std::uint64_t frames_since_flush = 0;
   std::set<std::uint32_t> sub_sequences;
 };
@@ -270,31 +310,46 @@ Status Hdf5Recorder::write_frames(std::span<const DetectorFrame> frames) {
                                 info.session_id);
     }
 
-    // One buffer of back-to-back frame records, the counts converted straight into it: one
-    // write(2) for the journal, and the .h5 takes each frame's counts from the same bytes.
-    // Sized without clear(): a vector only zero-fills what it grows by, and every byte is
-    // overwritten below.
-    const std::size_t counts_bytes = pixels * pixel_size(info.frame_dtype);
-    const std::size_t record_bytes = frame_record_bytes(counts_bytes);
+    // Each frame's counts become its chunk of /frames/counts (bitshuffle + LZ4) before anything
+    // is written: the journal holds that chunk, and the .h5 takes the same bytes, so a frame
+    // costs its compressed size twice on disk instead of its raw size twice. A frame that came
+    // as the detector's own bitshuffle-LZ4 chunk of the session's dtype keeps it untouched.
+    const std::size_t n = frames.size();
+    std::vector<std::vector<std::byte>>& compressed = session_->compressed;
+    if (compressed.size() < n) compressed.resize(n);
+    const std::size_t bad = compress_frames(frames, 0, n, info.frame_dtype, compressed);
+    if (bad < n) {
+      const DetectorFrame& f = frames[bad];
+      const std::size_t at = first_inexact(f.counts.data(), pixels, info.frame_dtype);
+      const auto cols = static_cast<std::size_t>(info.frame_cols);
+      char value[32];
+      std::snprintf(value, sizeof value, "%.10g", at < pixels ? f.counts[at] : 0.0f);
+      return invalid_argument(
+          "recorder: frame " + std::to_string(f.frame_index) + " has count " + value +
+          " at row " + std::to_string(at / cols) + ", col " + std::to_string(at % cols) +
+          ", which the session's " + to_string(info.frame_dtype) +
+          " counts cannot hold exactly (SessionInfo::frame_dtype); nothing of this call "
+          "was recorded");
+    }
+
+    // One buffer of back-to-back frame records: one write(2) for the journal, and the .h5
+    // takes each frame's chunk from the same bytes. Sized without clear(): a vector only
+    // zero-fills what it grows by, and every byte is overwritten below.
+    std::size_t total = 0;
+    for (std::size_t i = 0; i < n; ++i)
+      total += frame_record_bytes(stored_chunk(frames[i], compressed[i], info.frame_dtype).size());
     Bytes& buffer = session_->buffer;
-    buffer.resize(frames.size() * record_bytes);
-    for (std::size_t i = 0; i < frames.size(); ++i) {
-      const DetectorFrame& f = frames[i];
-      unsigned char* record = buffer.data() + i * record_bytes;
-      if (!convert_counts(f.counts.data(), pixels, info.frame_dtype,
-                          record + kFrameCountsOffset)) {
-        const std::size_t at = first_inexact(f.counts.data(), pixels, info.frame_dtype);
-        const auto cols = static_cast<std::size_t>(info.frame_cols);
-        char value[32];
-        std::snprintf(value, sizeof value, "%.10g", at < pixels ? f.counts[at] : 0.0f);
-        return invalid_argument(
-            "recorder: frame " + std::to_string(f.frame_index) + " has count " + value +
-            " at row " + std::to_string(at / cols) + ", col " + std::to_string(at % cols) +
-            ", which the session's " + to_string(info.frame_dtype) +
-            " counts cannot hold exactly (SessionInfo::frame_dtype); nothing of this call "
-            "was recorded");
-      }
-      encode_frame(record, f, counts_bytes);
+    buffer.resize(total);
+    session_->chunks.resize(n);
+    std::size_t at = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::span<const std::byte> chunk =
+          stored_chunk(frames[i], compressed[i], info.frame_dtype);
+      unsigned char* record = buffer.data() + at;
+      std::memcpy(record + kFrameCountsOffset, chunk.data(), chunk.size());
+      encode_frame(record, frames[i], chunk.size());
+      session_->chunks[i] = {record + kFrameCountsOffset, chunk.size()};
+      at += frame_record_bytes(chunk.size());
     }
 
     hdf5::CaptureErrors capture;
@@ -304,8 +359,7 @@ Status Hdf5Recorder::write_frames(std::span<const DetectorFrame> frames) {
       return fail({s.code(), "recorder: " + s.message()});
     if (Status s = session_->journal.append(buffer); !s.ok())
       return fail({s.code(), "recorder: journal " + s.message()});
-    if (Status s = session_->h5.append(frames, buffer.data() + kFrameCountsOffset, record_bytes);
-        !s.ok())
+    if (Status s = session_->h5.append(frames, session_->chunks); !s.ok())
       return fail({s.code(), "recorder: " + s.message() + "; the frames are in the journal " +
                                  journal_path_.string() + " (recover() rebuilds the file)"});
     session_->frames_since_flush += frames.size();

@@ -19,9 +19,11 @@ using hdf5::H5Id;
 // Frames go in as the bytes the journal holds: H5Dwrite_chunk, no conversion.
 static_assert(std::endian::native == std::endian::little, "the counts' bytes are little-endian");
 
+// layout_version 2: /frames/counts is stored bitshuffle + LZ4 (filter 32008); 1 was uncompressed.
+
 namespace {
 
-constexpr std::uint32_t kLayoutVersion = 1;
+constexpr std::uint32_t kLayoutVersion = 2;
 constexpr hsize_t kRowChunk = 1024;  // chunk length of the 1-D and (N, 2) frame datasets
 
 // Little-endian in the file; the process is little-endian too (the static_assert above), so the
@@ -98,8 +100,26 @@ std::vector<double> flatten(const std::vector<Vec2>& positions) {
   return out;
 }
 
+// The pipeline of /frames/counts: bitshuffle with LZ4 and the filter's default block size,
+// given as the filter's creators give it, (block size 0, LZ4); its set_local (the plugin's, or
+// ptypilot's that does the same) stores [major, minor, element size, 0, 2].
+//
+// Why the filter must be registered at all: the chunks are compressed here and written with
+// H5Dwrite_chunk, which never calls a filter, but H5Dcreate refuses a mandatory filter that
+// HDF5 cannot find. Marking it H5Z_FLAG_OPTIONAL would let creation pass without it, but then
+// the file says HDF5 may skip the filter on a write, and no set_local fills in the element size
+// that readers need. A mandatory filter that this process can really run
+// (hdf5::ensure_bitshuffle_filter: the plugin if installed, else ptypilot's codec) keeps the
+// file's description right and lets H5Dread in this process read it back.
+bool add_bitshuffle_lz4(hid_t dcpl) {
+  const unsigned block_and_compressor[2] = {0, hdf5::kBitshuffleLz4Compressor};
+  return hdf5::ensure_bitshuffle_filter() &&
+         H5Pset_filter(dcpl, hdf5::kBitshuffleFilterId, H5Z_FLAG_MANDATORY, 2,
+                       block_and_compressor) >= 0;
+}
+
 H5Id extendible(hid_t parent, const char* name, hid_t file_type, std::vector<hsize_t> tail,
-                hsize_t chunk_rows, hid_t dapl = H5P_DEFAULT) {
+                hsize_t chunk_rows, hid_t dapl = H5P_DEFAULT, bool bitshuffle_lz4 = false) {
   std::vector<hsize_t> dims{0}, maxdims{H5S_UNLIMITED}, chunk{chunk_rows};
   for (hsize_t t : tail) {
     dims.push_back(t);
@@ -109,7 +129,8 @@ H5Id extendible(hid_t parent, const char* name, hid_t file_type, std::vector<hsi
   const int rank = static_cast<int>(dims.size());
   H5Id space(H5Screate_simple(rank, dims.data(), maxdims.data()), H5Sclose);
   H5Id dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
-  if (!space.valid() || !dcpl.valid() || H5Pset_chunk(dcpl.get(), rank, chunk.data()) < 0)
+  if (!space.valid() || !dcpl.valid() || H5Pset_chunk(dcpl.get(), rank, chunk.data()) < 0 ||
+      (bitshuffle_lz4 && !add_bitshuffle_lz4(dcpl.get())))
     return {};
   return H5Id(H5Dcreate2(parent, name, file_type, space.get(), H5P_DEFAULT, dcpl.get(), dapl),
               H5Dclose);
@@ -163,7 +184,6 @@ Status Hdf5SessionWriter::create(const fs::path& path, const SessionInfo& info,
   rows_ = static_cast<hsize_t>(info.frame_rows);
   cols_ = static_cast<hsize_t>(info.frame_cols);
   counts_type_ = dtype_file_type(info.frame_dtype);
-  counts_bytes_ = static_cast<std::size_t>(rows_ * cols_) * pixel_size(info.frame_dtype);
   H5Id fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
   // STRONG: closing the file closes whatever is still open in it, so a close after an error
   // never leaves the file half-open.
@@ -208,7 +228,7 @@ Status Hdf5SessionWriter::create(const fs::path& path, const SessionInfo& info,
   if (!uncached.valid() || H5Pset_chunk_cache(uncached.get(), H5D_CHUNK_CACHE_NSLOTS_DEFAULT, 0,
                                               H5D_CHUNK_CACHE_W0_DEFAULT) < 0)
     return hdf5_status(path_, "dataset access properties");
-  counts_ = extendible(g, "counts", counts_type_, {rows_, cols_}, 1, uncached.get());
+  counts_ = extendible(g, "counts", counts_type_, {rows_, cols_}, 1, uncached.get(), true);
   position_ = extendible(g, "position_A", H5T_IEEE_F64LE, {2}, kRowChunk);
   frame_index_ = extendible(g, "frame_index", H5T_STD_U64LE, {}, kRowChunk);
   sub_sequence_ = extendible(g, "sub_sequence", H5T_STD_U32LE, {}, kRowChunk);
@@ -222,9 +242,12 @@ Status Hdf5SessionWriter::create(const fs::path& path, const SessionInfo& info,
 }
 
 Status Hdf5SessionWriter::append(std::span<const DetectorFrame> frames,
-                                 const unsigned char* counts, std::size_t stride) {
+                                 std::span<const std::span<const unsigned char>> chunks) {
   const std::size_t n = frames.size();
   if (n == 0) return Status::Ok();
+  if (chunks.size() != n)
+    return {StatusCode::kInternal, path_.string() + ": " + std::to_string(n) + " frames but " +
+                                       std::to_string(chunks.size()) + " chunks"};
   position_buf_.resize(2 * n);
   frame_index_buf_.resize(n);
   sub_sequence_buf_.resize(n);
@@ -258,7 +281,7 @@ Status Hdf5SessionWriter::append(std::span<const DetectorFrame> frames,
   for (const auto& item : items) {
     const bool ok = item.data ? extend_and_write(item.dset.get(), item.mem_type, item.tail, n,
                                                  item.data)
-                              : append_chunks(item.dset.get(), n, counts, stride);
+                              : append_chunks(item.dset.get(), chunks);
     if (!ok) {
       Status status = hdf5_status(path_, "append frames");
       for (const auto& undo : items) set_length(undo.dset.get(), undo.tail, rows_written_);
@@ -349,15 +372,16 @@ bool Hdf5SessionWriter::set_length(hid_t dset, const std::vector<hsize_t>& tail,
   return H5Dset_extent(dset, dims.data()) >= 0;
 }
 
-// Each frame is one chunk of /frames/counts, and its bytes are already the file's, so it goes
-// in with H5Dwrite_chunk: no selection, no type conversion, no gather copy (for small frames,
-// H5Dwrite's per-chunk bookkeeping cost more than the bytes).
-bool Hdf5SessionWriter::append_chunks(hid_t dset, hsize_t n, const unsigned char* counts,
-                                      std::size_t stride) {
+// Each frame is one chunk of /frames/counts, already compressed as the filter would, so it goes
+// in with H5Dwrite_chunk (filter mask 0: every filter applied): no selection, no type
+// conversion, no second compression, no gather copy.
+bool Hdf5SessionWriter::append_chunks(hid_t dset,
+                                      std::span<const std::span<const unsigned char>> chunks) {
+  const hsize_t n = chunks.size();
   if (!set_length(dset, {rows_, cols_}, rows_written_ + n)) return false;
   for (hsize_t i = 0; i < n; ++i) {
     const hsize_t offset[3] = {rows_written_ + i, 0, 0};
-    if (H5Dwrite_chunk(dset, H5P_DEFAULT, 0, offset, counts_bytes_, counts + i * stride) < 0)
+    if (H5Dwrite_chunk(dset, H5P_DEFAULT, 0, offset, chunks[i].size(), chunks[i].data()) < 0)
       return false;
   }
   return true;

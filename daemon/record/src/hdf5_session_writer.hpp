@@ -54,11 +54,12 @@ class Hdf5SessionWriter {
   bool is_open() const { return file_.valid(); }
 
   // Appends whole rows to every frame dataset: the fields of `frames` (their counts are not
-  // used) and, for frame i, the counts at counts + i * stride, already in the session's dtype
-  // and little-endian (the file's bytes). On failure every dataset is cut back to the old
-  // length, so the file never holds a frame whose fields are only partly written.
-  Status append(std::span<const DetectorFrame> frames, const unsigned char* counts,
-                std::size_t stride);
+  // used) and, for frame i, chunks[i] as its chunk of /frames/counts: its counts in the
+  // session's dtype, little-endian, bitshuffled and LZ4-compressed in the filter's framing
+  // (compression::encode_bitshuffle_lz4), stored as they are. On failure every dataset is cut
+  // back to the old length, so the file never holds a frame whose fields are only partly written.
+  Status append(std::span<const DetectorFrame> frames,
+                std::span<const std::span<const unsigned char>> chunks);
   // Writes /sub_sequences/<index:04d>.
   Status write_sub_sequence(const SubSequenceRecord& r);
   // H5Fflush, which does not fsync.
@@ -72,7 +73,7 @@ class Hdf5SessionWriter {
  private:
   std::array<hdf5::H5Id*, 7> datasets();
   bool set_length(hid_t dset, const std::vector<hsize_t>& tail, hsize_t length);
-  bool append_chunks(hid_t dset, hsize_t n, const unsigned char* counts, std::size_t stride);
+  bool append_chunks(hid_t dset, std::span<const std::span<const unsigned char>> chunks);
   bool extend_and_write(hid_t dset, hid_t mem_type, const std::vector<hsize_t>& tail, hsize_t n,
                         const void* data);
 
@@ -81,7 +82,6 @@ class Hdf5SessionWriter {
   hsize_t cols_ = 0;
   hsize_t rows_written_ = 0;
   hid_t counts_type_ = H5I_INVALID_HID;  // a predefined type: not closed
-  std::size_t counts_bytes_ = 0;        // one frame's counts, in the file
   hdf5::H5Id file_, sub_sequences_;
   hdf5::H5Id counts_, position_, frame_index_, sub_sequence_, position_index_, timestamp_,
       electrons_;

@@ -168,11 +168,12 @@ void encode_session(Bytes& b, const SessionInfo& info) {
   finish_record(b, start, kSession);
 }
 
-std::size_t frame_record_bytes(std::size_t counts_bytes) {
-  return kRecordHeaderBytes + kFrameFieldsBytes + counts_bytes;
+std::size_t frame_record_bytes(std::size_t stored_counts_bytes) {
+  return kRecordHeaderBytes + kFrameFieldsBytes + stored_counts_bytes;
 }
 
-void encode_frame(unsigned char* record, const DetectorFrame& f, std::size_t counts_bytes) {
+void encode_frame(unsigned char* record, const DetectorFrame& f,
+                  std::size_t stored_counts_bytes) {
   unsigned char* p = record + kRecordHeaderBytes;
   const auto field = [&p](const auto& value) {
     std::memcpy(p, &value, sizeof value);
@@ -187,7 +188,7 @@ void encode_frame(unsigned char* record, const DetectorFrame& f, std::size_t cou
   field(f.electrons_per_frame);
   field(static_cast<std::uint32_t>(f.rows));
   field(static_cast<std::uint32_t>(f.cols));
-  seal_record(record, kFrameFieldsBytes + counts_bytes, kFrame);
+  seal_record(record, kFrameFieldsBytes + stored_counts_bytes, kFrame);
 }
 
 void encode_sub_sequence(Bytes& b, const SubSequenceRecord& r) {
@@ -227,7 +228,8 @@ bool payload_matches_crc(const RecordHeader& header, const Bytes& payload) {
 bool decode_session(const Bytes& payload, SessionInfo& info, std::uint32_t& version) {
   Reader r(payload);
   std::uint32_t rows = 0, cols = 0, dtype = 0;
-  if (!r.get(version) || version != kJournalVersion || !r.get(rows) || !r.get(cols) ||
+  if (!r.get(version) || version < kOldestJournalVersion || version > kJournalVersion ||
+      !r.get(rows) || !r.get(cols) ||
       !r.get(dtype) || !r.get(info.pixel_A) || !r.get_string(info.session_id) ||
       !r.get_string(info.config_json) || !r.get_string(info.versions_json) || !r.at_end())
     return false;
@@ -238,7 +240,8 @@ bool decode_session(const Bytes& payload, SessionInfo& info, std::uint32_t& vers
   return true;
 }
 
-bool decode_frame(const Bytes& payload, const SessionInfo& info, DetectorFrame& f, Bytes& counts) {
+bool decode_frame(const Bytes& payload, const SessionInfo& info, std::uint32_t version,
+                  DetectorFrame& f, std::span<const unsigned char>& stored) {
   Reader r(payload);
   std::uint32_t rows = 0, cols = 0;
   if (!r.get(f.frame_index) || !r.get(f.timestamp_ns) || !r.get(f.sub_sequence) ||
@@ -251,12 +254,10 @@ bool decode_frame(const Bytes& payload, const SessionInfo& info, DetectorFrame& 
   f.rows = info.frame_rows;
   f.cols = info.frame_cols;
   f.dtype = info.frame_dtype;
-  const std::size_t bytes = static_cast<std::size_t>(rows) * cols * pixel_size(info.frame_dtype);
-  const std::size_t at = counts.size();
-  counts.resize(at + bytes);
-  if (r.get_raw(counts.data() + at, bytes) && r.at_end()) return true;
-  counts.resize(at);
-  return false;
+  stored = std::span<const unsigned char>(payload).subspan(kFrameFieldsBytes);
+  const std::size_t raw_bytes =
+      static_cast<std::size_t>(rows) * cols * pixel_size(info.frame_dtype);
+  return version >= 3 || stored.size() == raw_bytes;
 }
 
 bool decode_sub_sequence(const Bytes& payload, SubSequenceRecord& s) {

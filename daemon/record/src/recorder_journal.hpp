@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -16,7 +17,10 @@
 
 namespace ptypilot::recorder {
 
-inline constexpr std::uint32_t kJournalVersion = 2;
+// Version 3 journals each frame's counts as its bitshuffle-LZ4 chunk (the bytes of its chunk
+// of /frames/counts); version 2 held them uncompressed. recover() reads both.
+inline constexpr std::uint32_t kJournalVersion = 3;
+inline constexpr std::uint32_t kOldestJournalVersion = 2;
 inline constexpr std::size_t kRecordHeaderBytes = 24;
 inline constexpr std::size_t kFrameFieldsBytes = 56;  // a frame record's payload before its counts
 // Where a frame record's counts begin.
@@ -33,11 +37,11 @@ void encode_sub_sequence(Bytes& b, const SubSequenceRecord& r);
 void encode_end(Bytes& b, const std::string& error);
 
 // A frame record is encoded in place, into memory sized for it (frame_record_bytes): a batch
-// is one buffer of back-to-back records, and the counts are converted straight into it, at
-// record + kFrameCountsOffset. Once they are there, encode_frame writes the fields after the
-// header and then seals the header.
-std::size_t frame_record_bytes(std::size_t counts_bytes);
-void encode_frame(unsigned char* record, const DetectorFrame& f, std::size_t counts_bytes);
+// is one buffer of back-to-back records, and each frame's stored counts (its compressed chunk)
+// are copied straight into it, at record + kFrameCountsOffset. Once they are there,
+// encode_frame writes the fields after the header and then seals the header.
+std::size_t frame_record_bytes(std::size_t stored_counts_bytes);
+void encode_frame(unsigned char* record, const DetectorFrame& f, std::size_t stored_counts_bytes);
 
 struct RecordHeader {
   std::uint32_t type = 0;
@@ -50,10 +54,13 @@ bool payload_matches_crc(const RecordHeader& header, const Bytes& payload);
 
 // Each decodes one record's whole payload; false if it is short, has bytes left over, or holds a
 // value out of range. decode_session sets `version` as soon as it is read, so that a caller can
-// name an unsupported one. decode_frame fills f's fields (its counts stay empty) and appends the
-// counts, as stored (the session's dtype, the file's bytes), to `counts`.
+// name an unsupported one. decode_frame fills f's fields (its counts stay empty) and points
+// `stored` at the counts as the journal holds them, inside `payload`: for version 2 the
+// session's dtype uncompressed (checked to be exactly that size), for version 3 the frame's
+// bitshuffle-LZ4 chunk (not yet checked: the caller decodes it).
 bool decode_session(const Bytes& payload, SessionInfo& info, std::uint32_t& version);
-bool decode_frame(const Bytes& payload, const SessionInfo& info, DetectorFrame& f, Bytes& counts);
+bool decode_frame(const Bytes& payload, const SessionInfo& info, std::uint32_t version,
+                  DetectorFrame& f, std::span<const unsigned char>& stored);
 bool decode_sub_sequence(const Bytes& payload, SubSequenceRecord& s);
 
 // Whether a live session (of this or another process) holds the journal's lock.

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <exception>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -14,6 +15,7 @@
 
 #include "hdf5_session_writer.hpp"
 #include "ptypilot/record/hdf5_recorder.hpp"
+#include "ptypilot/wire/compression.hpp"
 #include "ptypilot/wire/hdf5_support.hpp"
 #include "ptypilot/wire/log.hpp"
 #include "recorder_disk.hpp"
@@ -36,6 +38,7 @@ using recorder::kEnd;
 using recorder::kFrame;
 using recorder::Hdf5SessionWriter;
 using recorder::kJournalVersion;
+using recorder::kOldestJournalVersion;
 using recorder::kRecordHeaderBytes;
 using recorder::kSession;
 using recorder::kSubSequence;
@@ -137,33 +140,53 @@ Status recover_journal(const fs::path& journal, const fs::path& h5_out, Recovery
     std::uint32_t version = 0;
     const bool have_session = next(type) && type == kSession &&
                               decode_session(payload, info, version);
-    if (!have_session && version != 0 && version != kJournalVersion)
+    const std::string readable = "versions " + std::to_string(kOldestJournalVersion) + " to " +
+                                 std::to_string(kJournalVersion);
+    if (!have_session && version != 0 &&
+        (version < kOldestJournalVersion || version > kJournalVersion))
       return invalid_argument("recover: " + journal.string() +
                               " is a ptypilot journal of version " + std::to_string(version) +
-                              "; this build reads version " + std::to_string(kJournalVersion) +
-                              " only");
+                              "; this build reads " + readable + " only");
     if (!have_session)
-      return invalid_argument("recover: " + journal.string() +
-                              " is not a ptypilot journal (version " +
-                              std::to_string(kJournalVersion) +
-                              "): it does not start with a valid session record");
+      return invalid_argument("recover: " + journal.string() + " is not a ptypilot journal (" +
+                              readable + "): it does not start with a valid session record");
 
     hdf5::CaptureErrors capture;
     Hdf5SessionWriter h5;
     if (Status s = h5.create(h5_out, info, fs::absolute(journal).string()); !s.ok())
       return {s.code(), "recover: " + s.message()};
-    std::vector<DetectorFrame> batch;  // the frames' fields; their counts are in batch_counts
-    Bytes batch_counts;
+    std::vector<DetectorFrame> batch;  // the frames' fields; their chunks are in batch_chunks
+    std::vector<std::vector<std::byte>> batch_chunks(kRecoverBatch);
+    std::vector<std::span<const unsigned char>> chunk_views;
     batch.reserve(kRecoverBatch);
-    const std::size_t counts_bytes = static_cast<std::size_t>(info.frame_rows) * info.frame_cols *
-                                     pixel_size(info.frame_dtype);
+    const std::size_t element = pixel_size(info.frame_dtype);
+    const std::size_t counts_bytes =
+        static_cast<std::size_t>(info.frame_rows) * info.frame_cols * element;
+    std::vector<std::byte> decoded(counts_bytes);
     auto flush_batch = [&]() -> Status {
       if (batch.empty()) return Status::Ok();
-      Status s = h5.append(batch, batch_counts.data(), counts_bytes);
+      chunk_views.clear();
+      for (std::size_t i = 0; i < batch.size(); ++i)
+        chunk_views.emplace_back(reinterpret_cast<const unsigned char*>(batch_chunks[i].data()),
+                                 batch_chunks[i].size());
+      Status s = h5.append(batch, chunk_views);
       if (s.ok()) found.frames += batch.size();
       batch.clear();
-      batch_counts.clear();
       return s;
+    };
+    // A frame's chunk of /frames/counts from its journalled counts: version 3 holds the chunk
+    // itself, decoded here once so that a record whose CRC matches but whose chunk would not
+    // read back ends the journal like any malformed record; version 2 holds the raw counts,
+    // compressed here as the live recorder now does.
+    auto to_chunk = [&](std::span<const unsigned char> stored, std::vector<std::byte>& chunk) {
+      const std::span<const std::byte> bytes(reinterpret_cast<const std::byte*>(stored.data()),
+                                             stored.size());
+      if (version >= 3) {
+        if (!compression::decode_bitshuffle_lz4(bytes, element, decoded).ok()) return false;
+        chunk.assign(bytes.begin(), bytes.end());
+        return true;
+      }
+      return compression::encode_bitshuffle_lz4(bytes, element, &chunk).ok();
     };
     Status status;
     while (status.ok() && next(type)) {
@@ -171,7 +194,9 @@ Status recover_journal(const fs::path& journal, const fs::path& h5_out, Recovery
       const std::uint64_t record_begin = offset - kRecordHeaderBytes - payload.size();
       if (type == kFrame) {
         DetectorFrame f;
-        if (!decode_frame(payload, info, f, batch_counts)) {
+        std::span<const unsigned char> stored;
+        if (!decode_frame(payload, info, version, f, stored) ||
+            !to_chunk(stored, batch_chunks[batch.size()])) {
           stop_reason = "malformed frame record";
           offset = record_begin;
           break;

@@ -228,6 +228,11 @@ class RecordingDataset final : public RecordedDataset {
  public:
   RecordingDataset(const fs::path& path, H5Id file) : file_(std::move(file)) {
     const hid_t f = file_.get();
+    // Recordings since layout_version 2 store the counts bitshuffle + LZ4 (filter 32008), which
+    // H5Dread then needs: the installed plugin, or ptypilot's own codec where there is none.
+    if (!hdf5::ensure_bitshuffle_filter())
+      fail(path, "cannot register the bitshuffle filter (32008) that /frames/counts needs: " +
+                     hdf5::error_text());
     H5Id counts = open_dataset(path, f, "/frames/counts");
     const std::vector<hsize_t> shape = dataset_shape(counts.get());
     if (shape.size() != 3 || shape[1] == 0 || shape[2] == 0)

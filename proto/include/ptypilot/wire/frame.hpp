@@ -48,6 +48,11 @@ struct DetectorFrame {
   std::uint64_t timestamp_ns = 0;  // acquisition time, from the detector
   std::uint64_t received_ns = 0;   // when ingest had it, steady clock
   std::vector<float> counts;       // rows * cols, row-major
+  // The counts as the detector sent them when that was bitshuffle + LZ4 in the HDF5 framing of
+  // `dtype` elements (DECTRIS bslz4), already decoded once into `counts`, so known to be sound:
+  // the recorder stores these bytes as the frame's chunk instead of compressing the counts
+  // again. Empty for every other encoding.
+  std::vector<std::byte> bitshuffle_lz4;
 
   std::span<const float> view() const { return counts; }
 };

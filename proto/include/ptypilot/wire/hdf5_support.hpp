@@ -83,4 +83,21 @@ using LinkInfo = H5L_info_t;
 // object that may be missing).
 void forget_errors();
 
+// The bitshuffle HDF5 filter (github.com/kiyo-masui/bitshuffle, the one DECTRIS uses), and the
+// cd_values[4] that selects its LZ4 compressor. A dataset stores its cd_values as
+// [major, minor, element bytes, block elements (0: its default), compressor]; its creator gives
+// only the last two (H5Pset_filter(..., 2, {block, compressor}), as h5py's hdf5plugin does), and
+// the filter's set_local puts the first three in front.
+inline constexpr H5Z_filter_t kBitshuffleFilterId = 32008;
+inline constexpr unsigned kBitshuffleLz4Compressor = 2;
+
+// Makes filter 32008 usable in this process: if HDF5 has none (no bitshuffle plugin on its
+// plugin path), registers ptypilot's own codec (compression.hpp) under that id, which encodes
+// and decodes bitshuffle + LZ4 and refuses the other compressors (none, zstd).
+// An installed plugin is left in charge, so that h5py in the same process keeps every compressor
+// it has. Idempotent; false only if registration failed. Either way the chunks are the same bytes.
+bool ensure_bitshuffle_filter();
+// The same, but always registers ptypilot's codec, replacing a plugin: for tests of that codec.
+bool register_own_bitshuffle_filter();
+
 }  // namespace ptypilot::hdf5

@@ -17,10 +17,16 @@
 //
 // HDF5 layout (N frames of rows x cols; every dataset little-endian; strings are variable-length
 // UTF-8; positions are [y, x] in Angstrom relative to the FOV origin):
-//   /frames/counts               <dtype> (N, rows, cols)  chunks (1, rows, cols), uncompressed;
+//   /frames/counts               <dtype> (N, rows, cols)  chunks (1, rows, cols), each
+//                                compressed by the bitshuffle filter (HDF5 filter 32008) with
+//                                LZ4, cd_values [major, minor, element size, 0 (the default
+//                                block), 2 (LZ4)]; readers need that filter (h5py: Debian's
+//                                `bitshuffle` plugin, or `import hdf5plugin`).
 //                                <dtype> is SessionInfo::frame_dtype: uint8, uint16, uint32 or
 //                                float32 (the default). Read its dtype from the dataset; sums
-//                                of integer counts may need a wider type.
+//                                of integer counts may need a wider type. A frame that brings
+//                                its own bitshuffle-LZ4 chunk of <dtype>
+//                                (DetectorFrame::bitshuffle_lz4) is stored as those bytes.
 //   /frames/position_A           float64 (N, 2)           [y, x]: where the detector says it was
 //   /frames/frame_index          uint64  (N)              0-based within the session, scan order
 //   /frames/sub_sequence         uint32  (N)
@@ -36,7 +42,7 @@
 //     versions_json  string   {"ptypilot": ..., "hdf5": ..., ...}
 //     pixel_A        float64  reconstruction pixel
 //     frame_shape    int64 (2)  [rows, cols]
-//     layout_version uint32   1 (this layout)
+//     layout_version uint32   2 (this layout; 1 stored /frames/counts uncompressed)
 //     complete       uint8    1 only after a session that ended well (end_session() without an
 //                             error, and no recorder error); else 0
 //     error          string   absent exactly when complete = 1. While recording it says
@@ -48,22 +54,26 @@
 // Rows are appended in the order write_frames() received them; frames are not sorted by
 // frame_index. Frame datasets are chunked and extendible (1-D ones in chunks of 1024 rows).
 //
-// Journal format (version 2; recover() reads version 2 only), little-endian, packed, a sequence
-// of records:
+// Journal format (version 3; recover() reads versions 2 and 3), little-endian, packed, a
+// sequence of records:
 //   record header, 24 bytes:
 //     u32 magic 0x4A595450 ("PTYJ" as bytes)   u32 type
 //     u64 payload_bytes                        u32 payload_crc32   u32 header_crc32 (of bytes 0-19)
 //   CRC-32 is zlib's crc32 (IEEE 802.3, reflected, init and final xor 0xFFFFFFFF).
 //   type 1, session (always first):
-//     u32 journal_version = 2, u32 rows, u32 cols, u32 dtype, f64 pixel_A,
+//     u32 journal_version = 3, u32 rows, u32 cols, u32 dtype, f64 pixel_A,
 //     then session_id, config_json, versions_json, each as u32 byte length + UTF-8 bytes;
 //     dtype of the frames' counts, numbered as ptypilot.wire.FrameHeader.DType:
 //     1 uint8, 2 uint16, 3 uint32, 4 float32
-//   type 2, frame (one record per frame; payload 56 + s * rows * cols bytes, s = 1, 2, 4, 4 for
-//   dtype 1-4):
+//   type 2, frame (one record per frame; payload 56 bytes + the chunk):
 //     u64 frame_index, u64 timestamp_ns, u32 sub_sequence, u32 position_index,
 //     f64 y_A, f64 x_A, f64 electrons_per_frame, u32 rows, u32 cols,
-//     counts[rows * cols] in the session's dtype (the bytes of /frames/counts)
+//     the frame's chunk of /frames/counts, to the end of the payload: its counts in the
+//     session's dtype, bitshuffled and LZ4-compressed in the filter's framing (u64 BE decoded
+//     bytes, u32 BE block bytes, per block u32 BE size + LZ4 block, the last count % 8
+//     elements verbatim). Version 2 held counts[rows * cols] in the session's dtype here,
+//     uncompressed (56 + s * rows * cols bytes, s = 1, 2, 4, 4 for dtype 1-4); recover()
+//     compresses them.
 //   type 3, sub-sequence:
 //     u32 index, u32 n_proposed, u32 n_approved, u32 potential_rows, u32 potential_cols, u32 0,
 //     f64 proposed[n_proposed][2] (y, x), f64 approved[n_approved][2], f32 potential[rows * cols]
