@@ -112,7 +112,7 @@ SCENARIOS = {s.name: s for s in [
              # costs 30+ minutes per data set on a CPU, and the truth is the stricter reference
              # anyway (it shares no reconstruction artefacts with the sparse scans); README "The
              # paper's detector geometry". `--reference full-raster` brings the full raster back.
-             reference="truth"),
+             reference="truth", recommended="lattice-flank"),
     Scenario("mos2-paper-dose", "mos2-paper", "paper", 250, 5,
              "MoS2 as in the paper, at the paper's Table 1 dose (214,400 electrons per pattern)",
              None),
