@@ -202,20 +202,29 @@ def test_eval_on_recorded_datasets(tmp_path):
     assert "data set 2/2 (graphene-b.emd)" in result.stderr
 
 
+def name_true_potential_of_graphene_a(folder):
+    """graphene-a.npy is specimen 11 of graphene-small; its true phase is on the object grid eval
+    uses (132 x 132), saved beside the data sets, where it is not taken for one, and its sidecar
+    names it. graphene-b.emd keeps no truth. Returns the phase."""
+    import numpy as np
+
+    import ptypilot_core as core
+
+    truth = core.Simulation("graphene-small", 11, dose_e_per_A2=1e5, noise_seed=3).phase_rad
+    np.save(folder / "graphene-a-truth.npy", truth)
+    sidecar_path = folder / "graphene-a.json"
+    sidecar = json.loads(sidecar_path.read_text())
+    sidecar_path.write_text(json.dumps(dict(sidecar, true_potential="graphene-a-truth.npy")))
+    return truth
+
+
 def test_recorded_datasets_scored_against_the_true_potential_a_sidecar_names(tmp_path):
     import numpy as np
 
     import ptypilot_core as core
 
     names = write_recorded_datasets(tmp_path / "recorded")
-    # graphene-a.npy is specimen 11 of graphene-small; its true phase is on the object grid eval
-    # uses (132 x 132), saved beside the data sets, where it is not taken for one. graphene-b.emd
-    # keeps no truth.
-    truth = core.Simulation("graphene-small", 11, dose_e_per_A2=1e5, noise_seed=3).phase_rad
-    np.save(tmp_path / "recorded" / "graphene-a-truth.npy", truth)
-    sidecar_path = tmp_path / "recorded" / "graphene-a.json"
-    sidecar = json.loads(sidecar_path.read_text())
-    sidecar_path.write_text(json.dumps(dict(sidecar, true_potential="graphene-a-truth.npy")))
+    truth = name_true_potential_of_graphene_a(tmp_path / "recorded")
     out = tmp_path / "out"
     result = eval_recorded(tmp_path / "recorded", out)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -243,16 +252,8 @@ def test_recorded_datasets_scored_against_the_true_potential_a_sidecar_names(tmp
 
 
 def test_recorded_datasets_against_the_truth_alone(tmp_path):
-    import numpy as np
-
-    import ptypilot_core as core
-
     names = write_recorded_datasets(tmp_path / "recorded")
-    truth = core.Simulation("graphene-small", 11, dose_e_per_A2=1e5, noise_seed=3).phase_rad
-    np.save(tmp_path / "recorded" / "graphene-a-truth.npy", truth)
-    sidecar_path = tmp_path / "recorded" / "graphene-a.json"
-    sidecar = json.loads(sidecar_path.read_text())
-    sidecar_path.write_text(json.dumps(dict(sidecar, true_potential="graphene-a-truth.npy")))
+    name_true_potential_of_graphene_a(tmp_path / "recorded")
     # graphene-b.emd names no true potential: --reference truth is refused before anything runs.
     result = eval_recorded(tmp_path / "recorded", tmp_path / "refused", "sparse-grid", "0",
                            "--reference", "truth")
