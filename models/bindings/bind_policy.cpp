@@ -73,5 +73,6 @@ void bind_policy(py::module_& m) {
           py::arg("visited_A"), py::arg("phase_rad") = py::none(), py::arg("grid") = py::none(),
           "The next positions (n, 2) in A from the FOV origin, as PolicyContext describes its "
           "inputs: visited_A (n, 2) every approved position so far, phase_rad the whole object "
-          "image of the current reconstruction on `grid` (or None before the first).");
+          "image of the current reconstruction on `grid` (or None before the first). No "
+          "dark-field fractions are passed, so 'heuristic' moves nothing here.");
 }
