@@ -117,6 +117,14 @@ FrameGeometryMap::FrameGeometryMap(FrameGeometry geometry, int raw_side)
 bool FrameGeometryMap::apply(std::span<const float> raw, std::span<float> out) const {
   if (raw.size() != raw_pixels() || out.size() != out_pixels()) return false;
   const FrameGeometry& g = geometry_;
+  // The usual case, a geometry that only names the layout: steps 4 to 6 move nothing, so the
+  // frame is the reconstructor's after at most one shift. The same values as the general path
+  // below, without its four copies: at 100k frames/s this map runs on every frame.
+  if (g.flat_field.empty() && g.mask.empty() && !g.recentres() && out_side_ == raw_side_) {
+    if (g.layout == FrameLayout::kFft) std::copy(raw.begin(), raw.end(), out.begin());
+    else ifftshift_image(raw, raw_side_, raw_side_, out);
+    return true;
+  }
   std::vector<float> corrected(raw.begin(), raw.end());
   for (std::size_t i = 0; i < corrected.size(); ++i) {
     if (!g.flat_field.empty())

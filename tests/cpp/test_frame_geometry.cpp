@@ -71,6 +71,21 @@ TEST_CASE("a centred frame goes to the FFT layout by ifftshift, for even and odd
   CHECK(parse_frame_layout("fft") == FrameLayout::kFft);
 }
 
+TEST_CASE("a geometry that only names the layout maps as the full path does", "[geometry]") {
+  // Such a geometry takes a shortcut (one shift, no copies); an all-ones mask sends the same
+  // frame through every step instead, which must give the same values.
+  for (FrameLayout layout : {FrameLayout::kCentred, FrameLayout::kFft})
+    for (int n : {6, 7, 64}) {
+      INFO("side " << n << ", layout " << (layout == FrameLayout::kFft ? "fft" : "centred"));
+      const std::vector<float> raw = iota_frame(n);
+      FrameGeometry plain;
+      plain.layout = layout;
+      FrameGeometry full = plain;
+      full.mask.assign(std::size_t(n) * n, 1.0f);
+      CHECK(apply(plain, n, raw) == apply(full, n, raw));
+    }
+}
+
 TEST_CASE("a disk offset is corrected: whole pixels by a roll, the rest by the model",
           "[geometry]") {
   const int n = 32, c = n / 2;

@@ -51,9 +51,9 @@ void Session::apply_geometry(DetectorFrame& f) {
       return;
     }
   }
-  std::vector<float> out(geometry_map_->out_pixels());
-  geometry_map_->apply(f.counts, out);
-  f.counts = std::move(out);
+  geometry_scratch_.resize(geometry_map_->out_pixels());
+  geometry_map_->apply(f.counts, geometry_scratch_);
+  std::swap(f.counts, geometry_scratch_);
   f.rows = f.cols = geometry_map_->out_side();
   if (!geometry_checked_) {
     if (!geometry_check_ || geometry_check_->frames() == 0) {

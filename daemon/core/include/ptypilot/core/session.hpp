@@ -127,6 +127,9 @@ class Session {
   double bright_field_radius_px_ = 0;
   FrameGeometry geometry_;
   std::optional<FrameGeometryMap> geometry_map_;
+  // The buffer apply_geometry maps into; it swaps with the frame's, so that the raw buffer of
+  // one frame is the next one's output and no frame allocates.
+  std::vector<float> geometry_scratch_;
   std::optional<FrameGeometryCheck> geometry_check_;
   std::optional<MeanPattern> raw_mean_;  // the first frames as they arrived, for check_disk
   bool geometry_checked_ = false;
