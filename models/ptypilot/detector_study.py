@@ -178,7 +178,7 @@ def strategies_report(args) -> dict:
         # strategy's SSIM on that seed (scenarios.budget_at_ssim, as eval's dose reduction).
         budgets = sorted({args.positions} | {round(f * args.positions) for f in fractions})
         reductions = {}
-        for p in patterns:
+        for p in patterns if fractions else []:
             for name in strategies:
                 per_seed = []
                 for r in rows:
@@ -190,7 +190,8 @@ def strategies_report(args) -> dict:
                 reductions.setdefault(name, {})[p] = {
                     "mean": float(np.mean(values)), "std": float(np.std(values)),
                     "bounds": sum(x["bound"] != "exact" for x in per_seed), "per_seed": per_seed}
-        entry["dose_reduction_at_equal_ssim"] = reductions
+        if reductions:
+            entry["dose_reduction_at_equal_ssim"] = reductions
         report["presets"][preset] = entry
         write(report, args.out)  # after each preset, so that a long run leaves what it has
     return report
