@@ -233,15 +233,26 @@ def nion_python() -> str:
 BIN = os.environ.get("PTYPILOT_BIN")
 
 
+def nion_env() -> dict:
+    build_python = Path(BIN).parent / "python" if BIN else ROOT / "build" / "python"
+    path = os.pathsep.join([str(build_python), str(ROOT / "models"), str(ROOT / "scan_driver" / "nion")])
+    return {**os.environ, "PYTHONPATH": path}
+
+
+def test_the_swift_panel_shows_the_reconstruction_and_positions_headless(tmp_path):
+    """The plug-in itself (nionswift_plugin/ptypilot_bridge_ui) on Swift's test UI, no Qt."""
+    result = subprocess.run([nion_python(), str(ROOT / "tests" / "python" / "nion_panel_check.py")],
+                            env=nion_env(), cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stdout.strip().endswith("OK"), result.stdout + result.stderr
+
+
 @pytest.mark.skipif(not BIN, reason="PTYPILOT_BIN (build/bin) is not set; run via ctest")
 def test_a_250_position_session_on_nions_simulated_microscope(tmp_path):
     from ptypilot.client import Client
     from ptypilot.processes import ReadyProcess, start_serve
 
     python = nion_python()
-    env_path = os.pathsep.join([str(Path(BIN).parent / "python"), str(ROOT / "scan_driver" / "nion")])
-    os.environ["PTYPILOT_NION_PYTHONPATH"] = env_path
-    argv = ["env", f"PYTHONPATH={env_path}", python, "-m", "ptypilot_bridge", "--usim",
+    argv = ["env", "PYTHONPATH=" + nion_env()["PYTHONPATH"], python, "-m", "ptypilot_bridge", "--usim",
             "--rows", "32", "--cols", "32", "--step-A", "0.3", "--window-px", "64",
             "--command-endpoint", "tcp://127.0.0.1:*", "--data-endpoint", "tcp://127.0.0.1:*",
             "--configuration-location", str(tmp_path / "nion")]

@@ -8,7 +8,7 @@ Per position (the software path): park the probe (ScanHardwareSource.probe_posit
 of the scan context), then CameraHardwareSource.acquire_sequence(1): a direct, synchronous
 acquisition that starts after the call, so the frame cannot predate the move. Measured against
 get_next_xdatas_to_start on a playing camera (which waits out the frame in flight, then a whole
-new one) it is about twice as fast on usim (README, "Nion Swift bridge").
+new one) it was faster on usim in every setting measured (README, "Nion Swift bridge").
 """
 
 from __future__ import annotations
