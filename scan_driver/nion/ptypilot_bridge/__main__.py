@@ -18,6 +18,22 @@ from .mapping import RasterMapping
 from .window import FrameWindow
 
 
+def bench(microscope, mapping: RasterMapping, window: FrameWindow, n: int) -> dict:
+    import time
+    import numpy as np
+    rng = np.random.default_rng(1)
+    points = rng.integers(0, [mapping.rows, mapping.cols], (n, 2)) * mapping.step_A
+    microscope.prepare(mapping, 1e-3)
+    microscope.visit(*mapping.to_fraction(*points[0]))  # warm
+    start = time.perf_counter()
+    for y, x in points:
+        raw, _ = microscope.visit(*mapping.to_fraction(y, x))
+        window.apply(raw)
+    ms = 1e3 * (time.perf_counter() - start) / n
+    return {"event": "bench", "method": microscope.method, "camera_frame": list(raw.shape),
+            "points": n, "ms_per_point": round(ms, 2)}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m ptypilot_bridge", description=__doc__)
     p.add_argument("--usim", action="store_true", required=True,
@@ -29,6 +45,11 @@ def main(argv=None) -> int:
     p.add_argument("--crop-px", type=int, default=0,
                    help="central crop of the camera frame before binning; 0: the largest multiple of the window")
     p.add_argument("--camera-binning", type=int, default=8, help="the camera's own binning")
+    p.add_argument("--method", choices=["sequence", "next-frame"], default="sequence",
+                   help="per position: a one-frame camera sequence (default), or the next frame to "
+                        "start on the playing camera")
+    p.add_argument("--bench", type=int, default=0, metavar="N",
+                   help="no sockets: visit N random positions, print ms per point, exit")
     p.add_argument("--command-endpoint", default="tcp://127.0.0.1:5601")
     p.add_argument("--data-endpoint", default="tcp://127.0.0.1:5602")
     p.add_argument("--configuration-location", default="",
@@ -39,7 +60,13 @@ def main(argv=None) -> int:
     location = args.configuration_location or tempfile.mkdtemp(prefix="ptypilot-usim-")
     usim = UsimHeadless(location)
     mapping = RasterMapping(args.rows, args.cols, args.step_A)
-    microscope = usim.microscope(args.camera_binning)
+    microscope = usim.microscope(args.camera_binning, args.method)
+    if args.bench:
+        print(json.dumps(bench(microscope, mapping, FrameWindow(args.window_px, args.crop_px),
+                               args.bench)), flush=True)
+        microscope.close()
+        usim.close()
+        os._exit(0)
     bridge = Bridge(microscope, mapping, FrameWindow(args.window_px, args.crop_px),
                     args.command_endpoint, args.data_endpoint)
     microscope.prepare(mapping, 1e-3)  # the scan context now is the session's field

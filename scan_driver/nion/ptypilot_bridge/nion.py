@@ -22,8 +22,13 @@ from .mapping import RasterMapping
 
 
 class NionMicroscope:
+    METHODS = ("sequence", "next-frame")
+
     def __init__(self, scan_hardware_source, camera_hardware_source, camera_binning: int | None = None,
-                 min_exposure_s: float = 1e-4):
+                 min_exposure_s: float = 1e-4, method: str = "sequence"):
+        if method not in self.METHODS:
+            raise ValueError(f"method must be one of {self.METHODS}, got {method!r}")
+        self.method = method
         self.scan = scan_hardware_source
         self.camera = camera_hardware_source
         self.camera_binning = camera_binning
@@ -40,8 +45,8 @@ class NionMicroscope:
         Geometry = self._geometry()
         if self.scan.is_playing:  # the probe must be parked, not scanning
             self.scan.stop_playing(sync_timeout=10.0)
-        if self.camera.is_playing:  # a sequence acquisition needs the camera to itself
-            self.camera.stop_playing(sync_timeout=10.0)
+        if self.method == "sequence" and self.camera.is_playing:
+            self.camera.stop_playing(sync_timeout=10.0)  # a sequence needs the camera to itself
         wanted = (mapping.scan_pixel_size, mapping.fov_nm)
         if self._context != wanted:
             fp = self.scan.get_current_frame_parameters()
@@ -59,22 +64,31 @@ class NionMicroscope:
                 cfp.binning = self.camera_binning
             self.camera.set_current_frame_parameters(cfp)
             self._exposure_s = exposure_s
+        if self.method == "next-frame" and not self.camera.is_playing:
+            self.camera.start_playing(sync_timeout=10.0)
 
     def visit(self, fy: float, fx: float) -> tuple[np.ndarray, tuple[float, float]]:
         Geometry = self._geometry()
         self.scan.probe_position = Geometry.FloatPoint(y=fy, x=fx)
         reported = self.scan.probe_position
-        elements = self.camera.acquire_sequence(1)
-        if not elements:
-            raise RuntimeError("the camera returned no frame")
-        data = np.asarray(elements[0]["data"])
+        if self.method == "next-frame":
+            xdatas = self.camera.get_next_xdatas_to_start(10.0)
+            if not xdatas or xdatas[0] is None:
+                raise RuntimeError("the camera returned no frame")
+            data = np.asarray(xdatas[0].data)
+        else:
+            elements = self.camera.acquire_sequence(1)
+            if not elements:
+                raise RuntimeError("the camera returned no frame")
+            data = np.asarray(elements[0]["data"])
         return data.reshape(data.shape[-2:]), (reported.y, reported.x)
 
     def finish(self) -> None:
         pass
 
     def close(self) -> None:
-        pass
+        if self.camera.is_playing:
+            self.camera.stop_playing(sync_timeout=10.0)
 
     def scan_context(self) -> dict:
         sc = self.scan.scan_context if hasattr(self.scan, "scan_context") else None
@@ -108,8 +122,8 @@ class UsimHeadless:
             self.configuration.ronchigram_camera_device_id)
         self.instrument = self.configuration.instrument
 
-    def microscope(self, camera_binning: int | None = None) -> NionMicroscope:
-        return NionMicroscope(self.scan, self.camera, camera_binning)
+    def microscope(self, camera_binning: int | None = None, method: str = "sequence") -> NionMicroscope:
+        return NionMicroscope(self.scan, self.camera, camera_binning, method=method)
 
     def close(self) -> None:
         HardwareSource, camera_base, scan_base = self._modules
