@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scan_driver" / "nion"))
 
 from ptypilot_bridge.bridge import Bridge, FakeMicroscope  # noqa: E402
-from ptypilot_bridge.mapping import RasterMapping  # noqa: E402
+from ptypilot_bridge.mapping import RasterMapping, regular_grid, subscan_of  # noqa: E402
 from ptypilot_bridge.window import FrameWindow  # noqa: E402
 from ptypilot_bridge.panel_model import PanelModel  # noqa: E402
 
@@ -65,6 +65,26 @@ def test_window_crops_the_centre_and_sums_bins():
     assert FrameWindow(64, crop_px=128).plan((256, 256)) == (128, 2)
     with pytest.raises(ValueError, match="multiple"):
         FrameWindow(64, crop_px=100).plan((256, 256))
+
+
+def test_a_regular_grid_is_found_and_its_subscan_pixel_centres_are_its_positions():
+    step = MAPPING.step_A
+    grid_positions = [(0.6 + a * 4 * step, 0.9 + b * 3 * step) for a in range(4) for b in range(5)]
+    grid = regular_grid(grid_positions, step)
+    assert (grid.ny, grid.nx) == (4, 5) and grid.dy == pytest.approx(1.2) and grid.dx == pytest.approx(0.9)
+    (cy, cx), (sy, sx) = subscan_of(MAPPING, grid)
+    for k, (y, x) in enumerate(grid_positions):
+        a, b = divmod(k, 5)
+        assert (cy + ((a + 0.5) / 4 - 0.5) * sy, cx + ((b + 0.5) / 5 - 0.5) * sx) == \
+            pytest.approx(MAPPING.to_fraction(y, x), abs=1e-12)
+    assert regular_grid(grid_positions[::-1], step) is None          # not Nion's raster order
+    assert regular_grid(grid_positions[:-1], step) is None           # a row short
+    moved = list(grid_positions)
+    moved[7] = (moved[7][0], moved[7][1] + 0.01)
+    assert regular_grid(moved, step) is None
+    # The paper's sparse grid: rows of 7 and 8, not a rectangle.
+    sparse = [(0.6, 0.6 + 1.2 * j) for j in range(8)] + [(1.8, 0.6 + 1.4 * j) for j in range(7)]
+    assert regular_grid(sparse, step) is None
 
 
 # --- the protocol, with a fake microscope ----------------------------------------------------
@@ -160,6 +180,42 @@ def test_a_resend_after_a_dropped_acknowledgement_is_not_scanned_twice(bridge):
     assert bridge.positions_A("resend").shape == (10, 2)
 
 
+class RasterFakeMicroscope(FakeMicroscope):
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.rasters = []
+
+    def raster(self, mapping, grid):
+        self.rasters.append(grid)
+        frames = np.zeros((grid.ny * grid.nx,) + self.shape, np.float32)
+        frames[:, self.shape[0] // 2, self.shape[1] // 2] = 100 + np.arange(len(frames))
+        return frames
+
+
+@pytest.mark.parametrize("mode", ["always", "never", "auto"])
+def test_the_sparse_grid_as_a_synchronised_raster(mode):
+    microscope = RasterFakeMicroscope(shape=(64, 64))
+    b = Bridge(microscope, MAPPING, FrameWindow(64), raster=mode).start()
+    frames = zmq.Context.instance().socket(zmq.PULL)
+    frames.connect(b.data_endpoint)
+    try:
+        grid = [(0.6 + a * 1.2, 0.9 + c * 0.9) for a in range(4) for c in range(5)]
+        assert request(b.command_endpoint, command(1, grid, sub_sequence=0, first=0)).accepted
+        got = receive(frames, 20)
+        assert [h.frame_index for h, _ in got] == list(range(20))
+        assert [(h.y_A, h.x_A) for h, _ in got] == pytest.approx(grid)
+        rastered = mode == "always"  # auto: nothing measured point by point yet
+        assert len(microscope.rasters) == int(rastered) and b.summary()["rasters"] == int(rastered)
+        assert [f[32, 32] for _, f in got] == (list(range(100, 120)) if rastered else list(range(1, 21)))
+        # A later sub-sequence on a grid is never a raster: only the sparse grid is.
+        assert request(b.command_endpoint, command(2, grid, sub_sequence=1, first=20)).accepted
+        receive(frames, 20)
+        assert len(microscope.rasters) == int(rastered)
+    finally:
+        frames.close(linger=0)
+        b.close()
+
+
 # --- the panel's model, without widgets --------------------------------------------------------
 
 class FakeClient:
@@ -237,6 +293,15 @@ def nion_env() -> dict:
     build_python = Path(BIN).parent / "python" if BIN else ROOT / "build" / "python"
     path = os.pathsep.join([str(build_python), str(ROOT / "models"), str(ROOT / "scan_driver" / "nion")])
     return {**os.environ, "PYTHONPATH": path}
+
+
+def test_the_sparse_grid_as_nions_synchronised_scan_on_usim(tmp_path):
+    """NionMicroscope.raster on usim: grab_synchronized over the subscan whose pixel centres
+    are the grid (tests/python/nion_raster_check.py prints its timings)."""
+    result = subprocess.run([nion_python(), str(ROOT / "tests" / "python" / "nion_raster_check.py")],
+                            env=nion_env(), cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    print(result.stdout)
+    assert result.returncode == 0 and result.stdout.strip().endswith("OK"), result.stdout + result.stderr
 
 
 def test_the_swift_panel_shows_the_reconstruction_and_positions_headless(tmp_path):

@@ -48,6 +48,9 @@ def main(argv=None) -> int:
     p.add_argument("--method", choices=["sequence", "next-frame"], default="sequence",
                    help="per position: a one-frame camera sequence (default), or the next frame to "
                         "start on the playing camera")
+    p.add_argument("--raster", choices=["auto", "always", "never"], default="auto",
+                   help="sub-sequence 0 on a regular grid as Nion's synchronised scan: when estimated "
+                        "faster (auto), always, or never")
     p.add_argument("--bench", type=int, default=0, metavar="N",
                    help="no sockets: visit N random positions, print ms per point, exit")
     p.add_argument("--command-endpoint", default="tcp://127.0.0.1:5601")
@@ -68,7 +71,7 @@ def main(argv=None) -> int:
         usim.close()
         os._exit(0)
     bridge = Bridge(microscope, mapping, FrameWindow(args.window_px, args.crop_px),
-                    args.command_endpoint, args.data_endpoint)
+                    args.command_endpoint, args.data_endpoint, raster=args.raster)
     microscope.prepare(mapping, 1e-3)  # the scan context now is the session's field
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

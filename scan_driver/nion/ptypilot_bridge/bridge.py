@@ -13,7 +13,7 @@ import typing
 import numpy as np
 import zmq
 
-from .mapping import RasterMapping
+from .mapping import Grid, RasterMapping, regular_grid
 from .protocol import CommandHandler, CommandValidator, Job, frame_header, send_frame
 from .window import FrameWindow
 
@@ -31,13 +31,28 @@ class Microscope(typing.Protocol):
     def finish(self) -> None:
         """After a command's last position (stop the camera, blank, ...)."""
 
+    # Optional: raster(mapping, grid) -> frames (n, h, w), the grid as the microscope's own
+    # synchronised scan (NionMicroscope.raster).
+
     def close(self) -> None: ...
 
 
 class Bridge:
     def __init__(self, microscope: Microscope, mapping: RasterMapping, window: FrameWindow,
                  command_endpoint="tcp://127.0.0.1:*", data_endpoint="tcp://127.0.0.1:*",
-                 context: zmq.Context | None = None, send_hwm: int = 100000):
+                 context: zmq.Context | None = None, send_hwm: int = 100000,
+                 raster: str = "auto", raster_fixed_s: float = 0.6, raster_ms_per_point: float = 50.0):
+        """raster: how sub-sequence 0 (the sparse grid) is scanned when its positions are a
+        regular grid and the microscope has raster(): "always" as the microscope's synchronised
+        scan, "never" point by point, "auto" as a raster when that is estimated faster:
+        raster_fixed_s + n * raster_ms_per_point (the synchronised scan's cost, measured on usim,
+        README) against n times the point-by-point time measured so far."""
+        if raster not in ("auto", "always", "never"):
+            raise ValueError(f"raster must be auto, always or never, got {raster!r}")
+        self.raster = raster
+        self.raster_fixed_s = raster_fixed_s
+        self.raster_ms_per_point = raster_ms_per_point
+        self.rasters = 0
         self.microscope = microscope
         self.mapping = mapping
         self.window = window
@@ -59,6 +74,8 @@ class Bridge:
         # What was scanned, for the panel and the summary.
         self.visited: list[tuple[str, int, float, float]] = []  # (session, sub_sequence, y_A, x_A)
         self.frames_sent = 0
+        self.raster_frames = 0
+        self.software_seconds = 0.0
         self.scan_seconds = 0.0
         self.max_position_error_A = 0.0
         self.errors: list[str] = []
@@ -112,15 +129,46 @@ class Bridge:
 
     # --- one command ---------------------------------------------------------------------------
 
+    def software_ms_per_point(self) -> float | None:
+        points = self.frames_sent - self.raster_frames
+        return 1e3 * self.software_seconds / points if points else None
+
+    def use_raster(self, command) -> Grid | None:
+        if self.raster == "never" or command.sub_sequence != 0 or not hasattr(self.microscope, "raster"):
+            return None
+        grid = regular_grid([(p.y_A, p.x_A) for p in command.positions], self.mapping.step_A)
+        if grid is None or self.raster == "always":
+            return grid
+        n = len(command.positions)
+        software = self.software_ms_per_point()
+        if software is None:
+            return None  # nothing measured yet: point by point
+        return grid if self.raster_fixed_s + n * self.raster_ms_per_point / 1e3 < n * software / 1e3 else None
+
+    def _frames(self, job: Job):
+        """(i, raw frame, reported fractions) per position, as a raster or point by point."""
+        grid = self.use_raster(job.command)
+        if grid is not None:
+            frames = self.microscope.raster(self.mapping, grid)
+            self.rasters += 1
+            self.raster_frames += len(frames)
+            for i, frame in enumerate(frames):
+                yield i, frame, job.fractions[i]  # the synchronised scan reports no per-pixel position
+            return
+        for i, (fy, fx) in enumerate(job.fractions):
+            t = time.perf_counter()
+            raw, reported = self.microscope.visit(fy, fx)
+            self.software_seconds += time.perf_counter() - t
+            yield i, raw, reported
+
     def run_job(self, job: Job) -> None:
         command = job.command
         exposure_s = command.dwell_s
         self.microscope.prepare(self.mapping, exposure_s)
         start = time.perf_counter()
-        for i, (fy, fx) in enumerate(job.fractions):
+        for i, raw, (ry, rx) in self._frames(job):
             if self._stop.is_set():
                 return
-            raw, (ry, rx) = self.microscope.visit(fy, fx)
             frame = self.window.apply(raw)
             # The position the scan device reports, back in Angstrom: the frame says where the
             # probe was; the daemon matches it to the commanded one within its tolerance.
@@ -144,6 +192,9 @@ class Bridge:
                     "commands_resent": self.handler.resends,
                     "frames_sent": self.frames_sent,
                     "scan_seconds": round(self.scan_seconds, 4),
+                    "rasters": self.rasters, "raster_frames": self.raster_frames,
+                    "software_ms_per_point": round(self.software_ms_per_point(), 3)
+                    if self.software_ms_per_point() is not None else None,
                     "ms_per_point": round(1e3 * self.scan_seconds / self.frames_sent, 3)
                     if self.frames_sent else None,
                     "max_position_error_A": self.max_position_error_A,

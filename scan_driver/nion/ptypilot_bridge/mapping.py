@@ -26,6 +26,7 @@ the scanned area, as an image of the same scan would show it.
 from __future__ import annotations
 
 import math
+import typing
 from dataclasses import dataclass
 
 
@@ -77,3 +78,53 @@ class RasterMapping:
                     f"[0, {self.height_A:.4f}] x [0, {self.width_A:.4f}] A "
                     f"({self.rows} x {self.cols} raster at {self.step_A} A)")
         return None
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A command's positions that are a regular ny x nx grid in Nion's raster order (row by
+    row, each row left to right): position k at (y0 + (k // nx) * dy, x0 + (k % nx) * dx)."""
+    ny: int
+    nx: int
+    y0: float
+    x0: float
+    dy: float
+    dx: float
+
+    def positions(self) -> list[tuple[float, float]]:
+        return [(self.y0 + a * self.dy, self.x0 + b * self.dx)
+                for a in range(self.ny) for b in range(self.nx)]
+
+
+def regular_grid(positions: typing.Sequence[tuple[float, float]], step_A: float,
+                 tolerance_A: float = 1e-6) -> Grid | None:
+    """The grid these positions are, in this order, or None."""
+    n = len(positions)
+    if n < 2:
+        return None
+    y0, x0 = positions[0]
+    nx = 1
+    while nx < n and abs(positions[nx][0] - y0) <= tolerance_A:
+        nx += 1
+    if n % nx:
+        return None
+    ny = n // nx
+    dx = positions[1][1] - x0 if nx > 1 else step_A
+    dy = positions[nx][0] - y0 if ny > 1 else step_A
+    if dx <= tolerance_A or dy <= tolerance_A:
+        return None
+    grid = Grid(ny, nx, y0, x0, dy, dx)
+    for (y, x), (gy, gx) in zip(positions, grid.positions()):
+        if abs(y - gy) > tolerance_A or abs(x - gx) > tolerance_A:
+            return None
+    return grid
+
+
+def subscan_of(mapping: RasterMapping, grid: Grid) -> tuple[tuple[float, float], tuple[float, float]]:
+    """(centre, size) of the subscan, fractions of the scan context, whose ny x nx pixel CENTRES
+    are the grid's positions: centre + ((a + 0.5) / ny - 0.5) * size = mapping.to_fraction(y_a)."""
+    H, W = mapping.rows * mapping.step_A, mapping.cols * mapping.step_A
+    size = (grid.ny * grid.dy / H, grid.nx * grid.dx / W)
+    centre = mapping.to_fraction(grid.y0 + 0.5 * (grid.ny - 1) * grid.dy,
+                                 grid.x0 + 0.5 * (grid.nx - 1) * grid.dx)
+    return centre, size
