@@ -9,13 +9,13 @@
 # /usr/bin/python3.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-venv="$root/.venv-nion"
+venv="${PTYPILOT_NION_VENV:-$root/.venv-nion}"  # PTYPILOT_NION_VENV: elsewhere
 requirements="$root/deploy/nion-requirements.txt"
 stamp="$venv/.requirements"
 if [[ -f $stamp ]] && cmp -s "$stamp" "$requirements"; then
   exit 0
 fi
-exec 9>"$root/.venv-nion.lock"
+exec 9>"$venv.lock"
 flock 9
 if [[ -f $stamp ]] && cmp -s "$stamp" "$requirements"; then
   exit 0  # another caller made it while this one waited
