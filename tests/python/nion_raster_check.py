@@ -17,6 +17,8 @@ from ptypilot_bridge.nion import UsimHeadless
 from ptypilot_bridge.window import FrameWindow
 
 usim = UsimHeadless(pathlib.Path("nion"))
+before = (tuple(usim.scan.get_current_frame_parameters().pixel_size), usim.scan.get_current_frame_parameters().fov_nm,
+          usim.camera.get_current_frame_parameters().exposure_ms)
 mapping = RasterMapping(32, 32, 0.3)
 grid = [(0.6 + a * 1.2, 0.9 + c * 0.9) for a in range(4) for c in range(5)]
 timings = {}
@@ -51,12 +53,17 @@ for mode in ["always", "never"]:
     assert summary["rasters"] == (1 if mode == "always" else 0), summary
     req.close(linger=0)
     frames.close(linger=0)
-    bridge._stop.set()
-    bridge._jobs.put(None)
-    for t in bridge._threads:
-        t.join(10)
-    bridge._commands.close()
-    bridge._data.close()
+    bridge.close()  # and its microscope: the operator's settings come back
+# close() gives the operator's scan field and camera exposure back.
+assert tuple(usim.scan.get_current_frame_parameters().pixel_size) == before[0]
+microscope = usim.microscope(8)
+microscope.prepare(mapping, 2e-3)
+assert tuple(usim.instrument.scan_context.size) == (32, 32)
+assert usim.camera.get_current_frame_parameters().exposure_ms == 2.0
+microscope.close()
+after = (tuple(usim.scan.get_current_frame_parameters().pixel_size), usim.scan.get_current_frame_parameters().fov_nm,
+         usim.camera.get_current_frame_parameters().exposure_ms)
+assert after == before, (before, after)
 print(json.dumps({"grid": "4x5", "synchronised_s": round(timings["always"], 3),
                   "point_by_point_s": round(timings["never"], 3)}))
 print("OK")

@@ -36,6 +36,8 @@ class NionMicroscope:
         self.min_exposure_s = min_exposure_s
         self._context: tuple | None = None
         self._exposure_s: float | None = None
+        self._operator_scan = None    # the scan's and camera's frame parameters before the
+        self._operator_camera = None  # bridge changed them, given back by close()
 
     @staticmethod
     def _geometry():
@@ -49,8 +51,11 @@ class NionMicroscope:
         if self.method == "sequence" and self.camera.is_playing:
             self.camera.stop_playing(sync_timeout=10.0)  # a sequence needs the camera to itself
         wanted = (mapping.scan_pixel_size, mapping.fov_nm)
+        if self._operator_scan is None:
+            self._operator_scan = copy.deepcopy(self.scan.get_current_frame_parameters())
+            self._operator_camera = copy.deepcopy(self.camera.get_current_frame_parameters())
         if self._context != wanted:
-            fp = self.scan.get_current_frame_parameters()
+            fp = copy.deepcopy(self.scan.get_current_frame_parameters())
             fp.pixel_size = Geometry.IntSize(*mapping.scan_pixel_size)
             fp.fov_nm = mapping.fov_nm
             # Setting the scan's frame parameters updates the STEM controller's scan context,
@@ -59,7 +64,7 @@ class NionMicroscope:
             self._context = wanted
         exposure_s = max(exposure_s, self.min_exposure_s)
         if self._exposure_s != exposure_s:
-            cfp = self.camera.get_current_frame_parameters()
+            cfp = copy.deepcopy(self.camera.get_current_frame_parameters())
             cfp.exposure_ms = exposure_s * 1e3
             if self.camera_binning:
                 cfp.binning = self.camera_binning
@@ -116,8 +121,15 @@ class NionMicroscope:
         pass
 
     def close(self) -> None:
+        """Stops the camera the bridge played and gives the operator's scan field and camera
+        settings back."""
         if self.camera.is_playing:
             self.camera.stop_playing(sync_timeout=10.0)
+        if self._operator_scan is not None:
+            self.scan.set_current_frame_parameters(self._operator_scan)
+            self.camera.set_current_frame_parameters(self._operator_camera)
+            self._operator_scan = self._operator_camera = None
+            self._context = self._exposure_s = None
 
     def scan_context(self) -> dict:
         sc = self.scan.scan_context if hasattr(self.scan, "scan_context") else None
