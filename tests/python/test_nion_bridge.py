@@ -322,6 +322,41 @@ def test_the_swift_panel_shows_the_reconstruction_and_positions_headless(tmp_pat
 
 
 @pytest.mark.skipif(not BIN, reason="PTYPILOT_BIN (build/bin) is not set; run via ctest")
+def test_the_swift_panel_runs_a_session_on_usim(tmp_path):
+    """The operator's path through the plug-in's panel (tests/python/nion_panel_session.py):
+    connect to serve, a config and a policy, Start; the data item follows the sub-sequences."""
+    from ptypilot.processes import start_serve
+
+    python = nion_python()
+    config = {
+        "session": {"preset": "graphene-small", "total_positions": 100, "sub_sequence_size": 50,
+                    "frame_timeout_s": 30},
+        "reconstruction": {"iterations_per_update": 1},
+        "policy": {"kind": "sparse-grid"},
+        "detector": {"dtype": "float32", "geometry_check": {"refuse": False}},
+        "recorder": {"directory": str(tmp_path / "sessions")},
+    }
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "nion.json").write_text(json.dumps(config))
+    daemon = start_serve(str(Path(BIN) / "ptypilot"), tmp_path / "serve.log")
+    try:
+        env = {**nion_env(), "PTYPILOT_SERVE_CONTROL": daemon.ready["control_endpoint"],
+               "PTYPILOT_CONFIG_DIR": str(configs)}
+        result = subprocess.run([python, str(ROOT / "tests" / "python" / "nion_panel_session.py")],
+                                env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    finally:
+        assert daemon.stop() == 0, daemon.log()[-3000:]
+    print(result.stdout)
+    assert result.returncode == 0 and result.stdout.strip().endswith("OK"), \
+        result.stdout + result.stderr[-3000:] + daemon.log()[-2000:]
+    recordings = list((tmp_path / "sessions").glob("*.h5"))
+    assert len(recordings) == 1
+    with h5py.File(recordings[0], "r") as f:
+        assert f.attrs["complete"] == 1 and f["frames/counts"].shape[0] == 100
+
+
+@pytest.mark.skipif(not BIN, reason="PTYPILOT_BIN (build/bin) is not set; run via ctest")
 def test_a_250_position_session_on_nions_simulated_microscope(tmp_path):
     from ptypilot.client import Client
     from ptypilot.processes import ReadyProcess, start_serve

@@ -2,8 +2,8 @@
 (tests/python/test_nion_bridge.py); nionswift_plugin/ptypilot_bridge_ui draws it in Swift.
 
 Connect to `ptypilot serve`, pick a configuration (a JSON file in a folder) and a policy, start
-and stop; poll() gives the current reconstruction and the positions scanned so far, once per
-sub-sequence, for a Swift data item."""
+and stop; poll() gives the current reconstruction and the positions scanned so far, flagged `changed` when
+the estimate is new (once per sub-sequence), for a Swift data item."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ class View:
     sub_sequence: int
     positions_px: np.ndarray          # N x 2, (row, col) in the image's pixels
     positions_fraction: np.ndarray    # N x 2, fractions of the image (pixel centres), for graphics
-    changed: bool                     # a new sub-sequence since the last poll
+    changed: bool                     # a new estimate since the last poll (one per sub-sequence)
 
 
 def read_config(path: Path) -> dict:
@@ -43,7 +43,12 @@ def reconstruction_of(client) -> tuple[int, int, float, np.ndarray, int] | None:
     import ptypilot_pb2 as wire
     request = wire.ControlRequest()
     request.get_reconstruction.SetInParent()
-    reply = client._call(request)
+    try:
+        reply = client._call(request)
+    except RuntimeError as e:  # ptypilot.client.DaemonError: "no reconstruction yet"
+        if "no reconstruction" in str(e):
+            return None
+        raise
     if not reply.HasField("reconstruction"):
         return None
     r = reply.reconstruction
@@ -58,7 +63,7 @@ class PanelModel:
         self.positions = positions or (lambda: np.zeros((0, 2)))
         self.client = None
         self.endpoint = ""
-        self._last_sub_sequence: int | None = None
+        self._last_digest: int | None = None
 
     def configs(self) -> list[str]:
         return sorted(p.name for p in self.config_dir.glob("*.json"))
@@ -89,7 +94,7 @@ class PanelModel:
             config.setdefault("detector", {})["endpoint"] = bridge_data_endpoint
         client.configure(config)
         client.start(session_id)
-        self._last_sub_sequence = None
+        self._last_digest = None
 
     def stop(self) -> None:
         self._require().stop()
@@ -107,6 +112,9 @@ class PanelModel:
         rows, cols, pixel_A, data, sub_sequence = r
         image = np.asarray(data, np.float32).reshape(rows, cols)
         px = positions / pixel_A
-        changed = sub_sequence != self._last_sub_sequence
-        self._last_sub_sequence = sub_sequence
+        # The estimate changes once per sub-sequence. Its sub_sequence field does not tell:
+        # serve counts the sub-sequences done while the session runs and says 0 after it.
+        digest = hash(image.tobytes())
+        changed = digest != self._last_digest
+        self._last_digest = digest
         return View(state, image, pixel_A, sub_sequence, px, (px + 0.5) / [rows, cols], changed)

@@ -87,6 +87,8 @@ class PtypilotPanel(Panel.Panel):
         self.raster_edit.text = ""
         self.window_edit = row(_("window px"), ui.create_line_edit_widget())
         self.window_edit.text = "64"
+        self.binning_edit = row(_("camera binning (empty: as set)"), ui.create_line_edit_widget())
+        self.binning_edit.text = ""
         buttons = ui.create_row_widget()
         self.connect_button = ui.create_push_button_widget(_("Connect"))
         self.start_button = ui.create_push_button_widget(_("Start"))
@@ -129,7 +131,8 @@ class PtypilotPanel(Panel.Panel):
                 self.bridge.close()
             scan, camera = find_hardware_sources()
             mapping = RasterMapping(*raster)
-            self.bridge = Bridge(NionMicroscope(scan, camera), mapping,
+            binning = int(self.binning_edit.text) if self.binning_edit.text.strip() else None
+            self.bridge = Bridge(NionMicroscope(scan, camera, binning), mapping,
                                  FrameWindow(int(self.window_edit.text)),
                                  self.command_edit.text, self.data_edit.text).start()
             self.session_id = ""
@@ -163,8 +166,8 @@ class PtypilotPanel(Panel.Panel):
                 continue
             if view.changed and view.image is not None:
                 self.document_controller.queue_task(lambda v=view: self._show(v))
-            self._say(f"{view.state}: sub-sequence {view.sub_sequence}, "
-                      f"{len(view.positions_px)} positions")
+            done = f", {view.sub_sequence} sub-sequence(s) done" if view.state == "running" else ""
+            self._say(f"{view.state}: {len(view.positions_px)} positions scanned{done}")
             if view.state not in ("running", "finishing"):
                 return
 
