@@ -1,7 +1,7 @@
 """The bridge's microscope on Nion Swift's instrumentation API (nionswift-instrumentation 23.6,
 pinned in deploy/nion-requirements.txt): a scan hardware source to park the probe and a camera
 hardware source to take one frame per position. Inside Swift the hardware sources are the ones
-Swift registered; in a plain process `start_usim_headless` registers Nion's simulated microscope
+Swift registered; in a plain process `UsimHeadless` registers Nion's simulated microscope
 (nionswift-usim) without any UI.
 
 Per position (the software path): park the probe (ScanHardwareSource.probe_position, fractions
