@@ -51,6 +51,10 @@ def main(argv=None) -> int:
     p.add_argument("--raster", choices=["auto", "always", "never"], default="auto",
                    help="sub-sequence 0 on a regular grid as Nion's synchronised scan: when estimated "
                         "faster (auto), always, or never")
+    p.add_argument("--raster-fixed-s", type=float, default=0.6,
+                   help="auto: the synchronised scan's fixed cost (s; usim's by default)")
+    p.add_argument("--raster-ms-per-point", type=float, default=50.0,
+                   help="auto: the synchronised scan's cost per point (ms; usim's by default)")
     p.add_argument("--bench", type=int, default=0, metavar="N",
                    help="no sockets: visit N random positions, print ms per point, exit")
     p.add_argument("--command-endpoint", default="tcp://127.0.0.1:5601")
@@ -71,7 +75,8 @@ def main(argv=None) -> int:
         usim.close()
         os._exit(0)
     bridge = Bridge(microscope, mapping, FrameWindow(args.window_px, args.crop_px),
-                    args.command_endpoint, args.data_endpoint, raster=args.raster)
+                    args.command_endpoint, args.data_endpoint, raster=args.raster,
+                    raster_fixed_s=args.raster_fixed_s, raster_ms_per_point=args.raster_ms_per_point)
     microscope.prepare(mapping, 1e-3)  # the scan context now is the session's field
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
