@@ -359,12 +359,24 @@ Status MerlinSource::next_message(DetectorFrame* frame, bool* need_more) {
       break;
   }
   // The largest message there can be: a frame of the configured shape (any: 4096 x 4096) as
-  // uint32, with the largest header.
+  // uint32, with the largest header. A longer one of a length a frame can have (a larger
+  // detector) is skipped by its length; a length no frame has is a corrupt prefix, and the
+  // stream resumes at the next "MPX,".
   const std::uint64_t pixels =
       config_.expected_rows > 0 && config_.expected_cols > 0
           ? static_cast<std::uint64_t>(config_.expected_rows) * config_.expected_cols
           : kMaxFramePixels;
   const std::uint64_t limit = pixels * 4 + merlin::kMaxHeaderBytes + 1;
+  const std::uint64_t absolute = kMaxFramePixels * 4 + merlin::kMaxHeaderBytes + 1;
+  if (length > absolute) {
+    const std::size_t next = merlin::find_prefix(buffer, 1);
+    const std::size_t dropped = next == std::string::npos ? buffer.size() : next;
+    consume(dropped);
+    return reject(counters::kMerlinBadLength,
+                  "Merlin data: a message length of " + std::to_string(length) +
+                      " bytes, more than any frame; skipped " + std::to_string(dropped) +
+                      " bytes to the next \"MPX,\"");
+  }
   if (length > limit) {
     const std::uint64_t total = merlin::kPrefixBytes + length;
     const std::size_t now = std::min<std::size_t>(buffer.size(), total);
