@@ -476,10 +476,10 @@ Status MerlinSource::handle_frame(std::span<const std::byte> body, DetectorFrame
                       "; discarded");
   if (!have_acquisition_ || aborted_)
     return reject(counters::kMerlinNoAcquisition,
-                  which + (aborted_ ? " arrived after this session's acquisition was aborted"
+                  which + (aborted_ ? " arrived after this session's acquisition was aborted; "
+                                      "discarded"
                                     : " arrived before any acquisition header: a Merlin still "
-                                      "sending an earlier acquisition?") +
-                      " Discarded");
+                                      "sending an earlier acquisition? Discarded"));
   if (h->number == 0)
     return reject(counters::kMerlinFrameNotIssued,
                   which + ": Merlin frame numbers count from 1; discarded");
