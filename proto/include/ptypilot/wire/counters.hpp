@@ -209,7 +209,8 @@ inline constexpr std::array kCounters = {
                 "the next \"MPX,\"",
                 part::kMerlinSource},
     CounterInfo{kMerlinBadLength,
-                "Merlin: a message longer than a frame of the configured shape can be (skipped)",
+                "Merlin: a message longer than a frame of the configured shape can be (skipped by "
+                "its length), or longer than any frame (skipped to the next \"MPX,\")",
                 part::kMerlinSource},
     CounterInfo{kMerlinTruncated,
                 "Merlin: a message cut off by the end of the connection", part::kMerlinSource},
