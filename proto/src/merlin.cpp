@@ -1,12 +1,11 @@
-// The Merlin protocol's parsing and building: ptypilot/wire/merlin.hpp.
+// The Merlin protocol's parsing (ptypilot/wire/merlin.hpp): untrusted input, fuzzed
+// (tests/fuzz/fuzz_merlin.cpp). The builders are merlin_build.cpp.
 #include "ptypilot/wire/merlin.hpp"
 
 #include <algorithm>
 #include <charconv>
-#include <cstdio>
 #include <cstring>
 
-#include "ptypilot/wire/native_frame.hpp"
 
 namespace ptypilot::merlin {
 namespace {
@@ -45,11 +44,6 @@ std::optional<long long> to_integer(std::string_view text) {
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
   if (text.empty() || ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
   return v;
-}
-
-void append(std::vector<std::byte>& out, std::string_view text) {
-  const auto* p = reinterpret_cast<const std::byte*>(text.data());
-  out.insert(out.end(), p, p + text.size());
 }
 
 }  // namespace
@@ -94,10 +88,37 @@ std::size_t find_prefix(std::span<const std::byte> bytes, std::size_t from) {
   return std::string_view::npos;
 }
 
-std::string prefix_for(std::size_t body_bytes) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "MPX,%010zu,", body_bytes + 1);
-  return buffer;
+Split split_message(std::span<const std::byte> bytes, std::uint64_t max_length) {
+  Split out;
+  auto resync = [&](Split::Kind kind) {
+    const std::size_t next = find_prefix(bytes, 1);
+    out.kind = kind;
+    out.consume = next == std::string_view::npos ? bytes.size() : next;
+    return out;
+  };
+  switch (read_prefix(bytes, &out.length, &out.why)) {
+    case PrefixStatus::kNeedMore: return out;
+    case PrefixStatus::kBad: return resync(Split::Kind::kBadFraming);
+    case PrefixStatus::kOk: break;
+  }
+  if (out.length > kMaxMessageLength) {
+    out.why = "a message length of " + std::to_string(out.length) + " bytes, more than any frame";
+    return resync(Split::Kind::kBadLength);
+  }
+  const std::uint64_t total = kPrefixBytes + out.length;
+  if (out.length > max_length) {
+    out.kind = Split::Kind::kTooLong;
+    out.consume = static_cast<std::size_t>(std::min<std::uint64_t>(bytes.size(), total));
+    out.skip_after = total - out.consume;
+    out.why = "a message of " + std::to_string(out.length) + " bytes, more than " +
+              std::to_string(max_length);
+    return out;
+  }
+  if (bytes.size() < total) return out;
+  out.kind = Split::Kind::kMessage;
+  out.consume = static_cast<std::size_t>(total);
+  out.body = bytes.subspan(kPrefixBytes + 1, static_cast<std::size_t>(out.length - 1));
+  return out;
 }
 
 std::optional<FrameHeader> parse_frame_header(std::span<const std::byte> bytes, std::string* why) {
@@ -165,34 +186,6 @@ void decode_pixels(std::span<const std::byte> pixels, PixelType dtype, float* ou
   }
 }
 
-std::vector<std::byte> frame_message(std::uint64_t number, int rows, int cols, PixelType dtype,
-                                     std::span<const float> counts) {
-  const char* depth = dtype == PixelType::kUint8 ? "U08" : dtype == PixelType::kUint32 ? "U32" : "U16";
-  const int counter_depth = dtype == PixelType::kUint8 ? 6 : dtype == PixelType::kUint32 ? 24 : 12;
-  char fields[256];
-  // number, header bytes, chips, width, height, depth, chip layout, chip select (hex), time
-  // stamp, shutter s, counter, colour mode, gain mode, thresholds..., DAC format, counter depth
-  std::snprintf(fields, sizeof fields,
-                "MQ1,%06llu,%05zu,01,%04d,%04d,%s,   1x1,01,2026-01-01 00:00:00.000000,"
-                "0.001000,0,0,0,1.200000E+2,5.110000E+2,0.000000E+0,0.000000E+0,0.000000E+0,"
-                "0.000000E+0,0.000000E+0,0.000000E+0,3RX,%d,",
-                static_cast<unsigned long long>(number), kFrameHeaderBytes, cols, rows, depth,
-                counter_depth);
-  std::string header(fields);
-  header.resize(kFrameHeaderBytes, ' ');  // padded to its size, as the Merlin does
-  std::vector<std::byte> raw = encode_payload(counts, dtype);  // little-endian
-  const std::size_t element = pixel_size(dtype);
-  for (std::size_t i = 0; element > 1 && i + element <= raw.size(); i += element)
-    std::reverse(raw.begin() + static_cast<std::ptrdiff_t>(i),
-                 raw.begin() + static_cast<std::ptrdiff_t>(i + element));
-  std::vector<std::byte> out;
-  out.reserve(kPrefixBytes + 1 + header.size() + raw.size());
-  append(out, prefix_for(header.size() + raw.size()));
-  append(out, header);
-  out.insert(out.end(), raw.begin(), raw.end());
-  return out;
-}
-
 AcquisitionHeader parse_acquisition_header(std::string_view text) {
   AcquisitionHeader h;
   std::size_t start = 0;
@@ -212,40 +205,10 @@ AcquisitionHeader parse_acquisition_header(std::string_view text) {
   return h;
 }
 
-std::vector<std::byte> acquisition_header_message(std::uint64_t frames, int counter_depth) {
-  std::string body = "HDR,\t\n";
-  body += "Time and Date Stamp (day, mnth, yr, hr, min, s):\t01/01/2026 00:00:00\n";
-  body += "Chip ID:\tW0_A0,-,-,-\n";
-  body += "Chip Type (Medipix 3.0, Medipix 3.1, Medipix 3RX):\tMedipix 3RX\n";
-  body += "Assembly Size (NX1, 2X2):\t   1x1\n";
-  body += "Chip Mode  (SPM, CSM, CM, CSCM):\tSPM\n";
-  body += "Counter Depth (number):\t" + std::to_string(counter_depth) + "\n";
-  body += "Gain:\tSLGM\n";
-  body += "Active Counters:\tAlternating\n";
-  body += "Frames in Acquisition (Number):\t" + std::to_string(frames) + "\n";
-  body += "Frames per Trigger (Number):\t1\n";
-  body += "Trigger Start (Positive, Negative, Internal):\tRising Edge\n";
-  body += "Trigger Stop (Positive, Negative, Internal):\tInternal\n";
-  body += "Sensor Bias (V):\t120 V\n";
-  body += "Sensor Polarity (Positive, Negative):\tPositive\n";
-  body += "Temperature (C):\tBoard Temp 0.000000 Deg C\n";
-  body += "End\t";
-  std::vector<std::byte> out;
-  append(out, prefix_for(body.size()));
-  append(out, body);
-  return out;
-}
-
 std::vector<std::string> split_body(std::string_view body) {
   std::vector<std::string> out;
   for (std::string_view f : split_fields(body)) out.emplace_back(f);
   return out;
-}
-
-std::string control_message(const std::vector<std::string>& fields) {
-  std::string body;
-  for (std::size_t i = 0; i < fields.size(); ++i) body += (i ? "," : "") + fields[i];
-  return prefix_for(body.size()) + body;
 }
 
 std::string_view status_meaning(int status) {

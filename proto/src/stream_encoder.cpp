@@ -159,7 +159,8 @@ class MerlinEmitter final : public FrameEmitter {
                               std::to_string(cols_) + " " + to_string(dtype_));
     message->clear();
     message->push_back(
-        to_message(merlin::frame_message(f.frame_index + 1, f.rows, f.cols, f.dtype, f.counts)));
+        to_message(merlin::frame_message(f.frame_index + 1, f.rows, f.cols, f.dtype,
+                                         encode_payload(f.counts, f.dtype))));
     return Status::Ok();
   }
 

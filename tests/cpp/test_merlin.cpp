@@ -19,6 +19,7 @@
 #include "ptypilot/ingest/merlin_source.hpp"
 #include "ptypilot/wire/counters.hpp"
 #include "ptypilot/wire/merlin.hpp"
+#include "ptypilot/wire/native_frame.hpp"
 
 using namespace ptypilot;
 using namespace std::chrono_literals;
@@ -62,7 +63,7 @@ class FakeMerlin {
   void accept_from(MerlinSource& source) {
     for (int i = 0; i < 100 && client_ < 0; ++i) {
       DetectorFrame f;
-      source.receive(&f, 10ms);
+      (void)source.receive(&f, 10ms);
       pollfd p{listener_, POLLIN, 0};
       if (::poll(&p, 1, 10) == 1) client_ = ::accept(listener_, nullptr, nullptr);
     }
@@ -103,8 +104,9 @@ ScanRequest request(std::uint64_t first, std::size_t n, std::uint32_t sub = 0) {
 
 std::vector<std::byte> frame(std::uint64_t number, float value, int side = 8,
                              PixelType type = PixelType::kUint16) {
-  return merlin::frame_message(number, side, side, type,
-                               std::vector<float>(static_cast<std::size_t>(side * side), value));
+  return merlin::frame_message(
+      number, side, side, type,
+      encode_payload(std::vector<float>(static_cast<std::size_t>(side * side), value), type));
 }
 
 // The next frame within `wait`; rejections and headers are skipped.
@@ -120,7 +122,7 @@ Status next_frame(MerlinSource& source, DetectorFrame* f, std::chrono::milliseco
 
 void drain(MerlinSource& source, int rounds = 5) {
   DetectorFrame f;
-  for (int i = 0; i < rounds; ++i) source.receive(&f, 20ms);
+  for (int i = 0; i < rounds; ++i) (void)source.receive(&f, 20ms);
 }
 
 }  // namespace
@@ -149,7 +151,8 @@ TEST_CASE("merlin: frames parse back to their header and big-endian pixels", "[m
   for (PixelType type : {PixelType::kUint8, PixelType::kUint16, PixelType::kUint32}) {
     const float top = type == PixelType::kUint8 ? 250.f : type == PixelType::kUint16 ? 60000.f : 3e6f;
     const std::vector<float> counts = test_counts(6 * 10, top);
-    const std::vector<std::byte> m = merlin::frame_message(7, 6, 10, type, counts);
+    const std::vector<std::byte> m =
+        merlin::frame_message(7, 6, 10, type, encode_payload(counts, type));
     std::uint64_t length = 0;
     std::string why;
     REQUIRE(merlin::read_prefix(m, &length, &why) == merlin::PrefixStatus::kOk);

@@ -341,57 +341,38 @@ Status MerlinSource::next_message(DetectorFrame* frame, bool* need_more) {
       return {StatusCode::kUnavailable, "skipping"};
     }
   }
-  std::uint64_t length = 0;
-  std::string why;
-  switch (merlin::read_prefix(buffer, &length, &why)) {
-    case merlin::PrefixStatus::kNeedMore:
-      *need_more = true;
-      return {StatusCode::kUnavailable, "waiting for a message"};
-    case merlin::PrefixStatus::kBad: {
-      const std::size_t next = merlin::find_prefix(buffer, 1);
-      const std::size_t dropped = next == std::string::npos ? buffer.size() : next;
-      consume(dropped);
-      return reject(counters::kMerlinBadFraming,
-                    "Merlin data: " + why + "; skipped " + std::to_string(dropped) +
-                        " bytes to the next \"MPX,\"");
-    }
-    case merlin::PrefixStatus::kOk:
-      break;
-  }
-  // The largest message there can be: a frame of the configured shape (any: 4096 x 4096) as
-  // uint32, with the largest header. A longer one of a length a frame can have (a larger
-  // detector) is skipped by its length; a length no frame has is a corrupt prefix, and the
-  // stream resumes at the next "MPX,".
+  // The largest message of the configured shape (any: 4096 x 4096): its pixels as uint32, and
+  // the largest header. A longer one of a length a frame can have (a larger detector) is skipped
+  // by its length; a length no frame has is a corrupt prefix, and the stream resumes at the
+  // next "MPX,".
   const std::uint64_t pixels =
       config_.expected_rows > 0 && config_.expected_cols > 0
           ? static_cast<std::uint64_t>(config_.expected_rows) * config_.expected_cols
           : kMaxFramePixels;
   const std::uint64_t limit = pixels * 4 + merlin::kMaxHeaderBytes + 1;
-  const std::uint64_t absolute = kMaxFramePixels * 4 + merlin::kMaxHeaderBytes + 1;
-  if (length > absolute) {
-    const std::size_t next = merlin::find_prefix(buffer, 1);
-    const std::size_t dropped = next == std::string::npos ? buffer.size() : next;
-    consume(dropped);
-    return reject(counters::kMerlinBadLength,
-                  "Merlin data: a message length of " + std::to_string(length) +
-                      " bytes, more than any frame; skipped " + std::to_string(dropped) +
-                      " bytes to the next \"MPX,\"");
+  const merlin::Split split = merlin::split_message(buffer, limit);
+  using Kind = merlin::Split::Kind;
+  switch (split.kind) {
+    case Kind::kNeedMore:
+      *need_more = true;
+      return {StatusCode::kUnavailable, "waiting for a message"};
+    case Kind::kBadFraming:
+    case Kind::kBadLength:
+      consume(split.consume);
+      return reject(split.kind == Kind::kBadFraming ? counters::kMerlinBadFraming
+                                                    : counters::kMerlinBadLength,
+                    "Merlin data: " + split.why + "; skipped " + std::to_string(split.consume) +
+                        " bytes to the next \"MPX,\"");
+    case Kind::kTooLong:
+      consume(split.consume);
+      skip_ = static_cast<std::int64_t>(split.skip_after);
+      return reject(counters::kMerlinBadLength,
+                    "Merlin data: " + split.why + ", the most a frame of the configured shape "
+                    "can be; skipped");
+    case Kind::kMessage:
+      break;
   }
-  if (length > limit) {
-    const std::uint64_t total = merlin::kPrefixBytes + length;
-    const std::size_t now = std::min<std::size_t>(buffer.size(), total);
-    consume(now);
-    skip_ = static_cast<std::int64_t>(total - now);
-    return reject(counters::kMerlinBadLength,
-                  "Merlin data: a message of " + std::to_string(length) +
-                      " bytes, more than a frame of the configured shape can be (" +
-                      std::to_string(limit) + "); skipped");
-  }
-  if (buffer.size() < merlin::kPrefixBytes + length) {
-    *need_more = true;
-    return {StatusCode::kUnavailable, "waiting for the rest of a message"};
-  }
-  const std::span<const std::byte> body = buffer.subspan(merlin::kPrefixBytes + 1, length - 1);
+  const std::span<const std::byte> body = split.body;
   const std::string_view text(reinterpret_cast<const char*>(body.data()), std::min<std::size_t>(body.size(), 4));
   Status s;
   if (text == "HDR,") {
@@ -404,7 +385,7 @@ Status MerlinSource::next_message(DetectorFrame* frame, bool* need_more) {
                "(MQ1): \"" +
                    std::string(text) + "...\"; discarded");
   }
-  consume(merlin::kPrefixBytes + length);
+  consume(split.consume);
   return s;
 }
 

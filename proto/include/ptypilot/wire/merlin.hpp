@@ -1,4 +1,5 @@
-// The Quantum Detectors Merlin (Medipix3) TCP protocol, as both ends share it: the daemon's
+// The Quantum Detectors Merlin (Medipix3) TCP protocol, as both ends share it (parsers in
+// merlin.cpp, builders in merlin_build.cpp): the daemon's
 // MerlinSource reads it (untrusted input), the simulated detector writes it, and the .mib file
 // reader (sim_detector/recorded) parses its frame headers with the same code. No sockets here.
 //
@@ -51,6 +52,28 @@ PrefixStatus read_prefix(std::span<const std::byte> bytes, std::uint64_t* length
 // Where the next "MPX," starts in `bytes` at or after `from`; npos when none does. A reader that
 // lost the framing resumes there.
 std::size_t find_prefix(std::span<const std::byte> bytes, std::size_t from);
+// No Merlin message is longer: a 4096 x 4096 frame of U32 with the largest header.
+inline constexpr std::uint64_t kMaxMessageLength = 4096ULL * 4096ULL * 4 + kMaxHeaderBytes + 1;
+
+// The next message at the start of a data stream's unread bytes, as a reader takes it.
+struct Split {
+  enum class Kind {
+    kNeedMore,    // not all of it is there yet; consume nothing
+    kMessage,     // `body` (after the length's comma) is whole; consume `consume` bytes
+    kBadFraming,  // not a prefix (`why`): consume `consume` bytes, to the next "MPX," or all
+    kBadLength,   // a length above kMaxMessageLength: likewise resynced at the next "MPX,"
+    kTooLong,     // above `max_length` but a length a frame can have: consume `consume` now and
+                  // `skip_after` more as they arrive
+  };
+  Kind kind = Kind::kNeedMore;
+  std::size_t consume = 0;
+  std::uint64_t skip_after = 0;
+  std::uint64_t length = 0;  // the prefix's L
+  std::span<const std::byte> body;
+  std::string why;
+};
+Split split_message(std::span<const std::byte> bytes, std::uint64_t max_length);
+
 // "MPX,<10 digits>," for a body of `body_bytes` (the comma not included).
 std::string prefix_for(std::size_t body_bytes);
 
@@ -74,10 +97,11 @@ std::optional<PixelType> pixel_type_of(std::string_view depth);
 // pixels.size() / pixel_size(dtype) values.
 void decode_pixels(std::span<const std::byte> pixels, PixelType dtype, float* out);
 
-// A frame message, prefix included: the MQ1 header (kFrameHeaderBytes) and `counts` rounded and
-// clamped into big-endian `dtype` (uint8, uint16 or uint32).
+// A frame message, prefix included: the MQ1 header (kFrameHeaderBytes) and `pixels`, rows x cols
+// little-endian `dtype` elements (uint8, uint16 or uint32; encode_payload() of native_frame.hpp
+// makes them from counts), sent big-endian.
 std::vector<std::byte> frame_message(std::uint64_t number, int rows, int cols, PixelType dtype,
-                                     std::span<const float> counts);
+                                     std::span<const std::byte> pixels);
 
 // --- the acquisition header -------------------------------------------------------------------
 
