@@ -302,6 +302,30 @@ TEST_CASE("merlin source: a new acquisition header after some frames is an abort
   CHECK(source.health().get(counters::kMerlinNoAcquisition) == 1);  // the new acquisition's frame
 }
 
+TEST_CASE("merlin source: an acquisition after the session's complete one is not the session's",
+          "[merlin][ingest]") {
+  FakeMerlin fake;
+  auto link = std::make_shared<MerlinLink>("127.0.0.1", fake.port());
+  std::vector<std::string> faults;
+  MerlinSource source(link, source_config(fake.port()), "s1",
+                      [&](std::string why) { faults.push_back(std::move(why)); });
+  fake.accept_from(source);
+  fake.send(merlin::acquisition_header_message(2, 12));
+  REQUIRE(source.positions_issued(request(0, 2)).ok());
+  fake.send(frame(1, 1));
+  fake.send(frame(2, 2));
+  fake.send(merlin::acquisition_header_message(2, 12));
+  fake.send(frame(1, 9));
+  DetectorFrame f;
+  REQUIRE(next_frame(source, &f).ok());
+  REQUIRE(next_frame(source, &f).ok());
+  CHECK(f.frame_index == 1);
+  CHECK_FALSE(next_frame(source, &f, 300ms).ok());
+  CHECK(faults.empty());
+  CHECK(source.health().get(counters::kMerlinNoAcquisition) == 1);
+  CHECK(source.health().get(counters::kMerlinAcquisitionsAborted) == 0);
+}
+
 TEST_CASE("merlin source: a gap in the frame numbers is a fault", "[merlin][ingest]") {
   FakeMerlin fake;
   auto link = std::make_shared<MerlinLink>("127.0.0.1", fake.port());

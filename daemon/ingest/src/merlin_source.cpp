@@ -418,9 +418,12 @@ Status MerlinSource::handle_header(std::string_view text) {
       return {StatusCode::kUnavailable, "an acquisition header, not a frame"};
     }
   }
-  if (aborted_) return {StatusCode::kUnavailable, "an acquisition header after an abort"};
+  if (aborted_ || finished_) return {StatusCode::kUnavailable, "an acquisition header after the session's"};
   if (have_acquisition_ && received_ > 0) {
-    // The session's acquisition got all its frames; a later one is not this session's.
+    // The session's acquisition got all its frames; a later one is not this session's, and
+    // neither are its frames.
+    finished_ = true;
+    log::info("merlin_acquisition_after_session", {{"session", map_.session_id()}});
     return {StatusCode::kUnavailable, "an acquisition header after the session's acquisition"};
   }
   // Before the session's first frame the latest header is its acquisition's (an earlier one was
@@ -455,12 +458,14 @@ Status MerlinSource::handle_frame(std::span<const std::byte> body, DetectorFrame
                       std::to_string(h->width) + " x " + std::to_string(h->height) + " " +
                       h->depth + " pixels need " + std::to_string(h->header_bytes + pixel_bytes) +
                       "; discarded");
-  if (!have_acquisition_ || aborted_)
+  if (!have_acquisition_ || aborted_ || finished_)
     return reject(counters::kMerlinNoAcquisition,
-                  which + (aborted_ ? " arrived after this session's acquisition was aborted; "
-                                      "discarded"
-                                    : " arrived before any acquisition header: a Merlin still "
-                                      "sending an earlier acquisition? Discarded"));
+                  which + (aborted_    ? " arrived after this session's acquisition was aborted; "
+                                         "discarded"
+                           : finished_ ? " is of an acquisition after this session's, which had "
+                                         "all its frames; discarded"
+                                       : " arrived before any acquisition header: a Merlin still "
+                                         "sending an earlier acquisition? Discarded"));
   if (h->number == 0)
     return reject(counters::kMerlinFrameNotIssued,
                   which + ": Merlin frame numbers count from 1; discarded");

@@ -133,6 +133,7 @@ class MerlinSource final : public FrameSource {
   std::int64_t skip_ = 0;  // bytes of an oversized message still to drop
   bool have_acquisition_ = false;
   bool aborted_ = false;
+  bool finished_ = false;  // a new acquisition header came after the session's had all its frames
   std::atomic<std::uint64_t> acquisition_frames_{0};  // its header's Frames in Acquisition; 0: unknown
   std::uint64_t next_frame_ = 0;  // the session frame index expected next
   std::uint64_t received_ = 0;    // frames of the acquisition delivered
