@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 #include <chrono>
 #include <cstring>
 #include <memory>
@@ -364,6 +365,17 @@ TEST_CASE("config: detector.kind merlin and --detector merlin://", "[config]") {
   CHECK(apply_detector_uri({}, "merlin://merlin-pc").endpoint == "tcp://merlin-pc:6342");
   CHECK(d.merlin.control_port == 6341);
   CHECK_THROWS_WITH(apply_detector_uri({}, "merlin://"), Catch::Contains("merlin://HOST[:PORT]"));
+  // In a configuration, with its control port.
+  nlohmann::json j = {{"session", {{"preset", "graphene-small"}, {"total_positions", 10}, {"sub_sequence_size", 5}}},
+                      {"detector", {{"kind", "merlin"}, {"endpoint", "tcp://merlin-pc:6342"},
+                                    {"merlin", {{"control_port", 0}, {"trigger_start", -1}}}}}};
+  const ServeConfig c = parse_serve_config(j);
+  CHECK(c.detector.kind == "merlin");
+  CHECK(c.detector.merlin.control_port == 0);
+  CHECK(c.detector.merlin.trigger_start == -1);
+  CHECK(parse_serve_config(c.to_json()).detector.merlin.control_port == 0);
+  j["detector"]["merlin"]["trigger_start"] = 9;
+  CHECK_THROWS_WITH(parse_serve_config(j), Catch::Contains("trigger_start"));
   std::string host;
   int port = 0;
   CHECK(parse_tcp_endpoint("tcp://[::1]:6342", &host, &port));
