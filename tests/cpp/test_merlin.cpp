@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "ptypilot/core/config.hpp"
+#include "ptypilot/ingest/detector_connection.hpp"
 #include "ptypilot/ingest/merlin_source.hpp"
 #include "ptypilot/wire/counters.hpp"
 #include "ptypilot/wire/merlin.hpp"
@@ -374,6 +375,14 @@ TEST_CASE("config: detector.kind merlin and --detector merlin://", "[config]") {
   CHECK(c.detector.merlin.control_port == 0);
   CHECK(c.detector.merlin.trigger_start == -1);
   CHECK(parse_serve_config(c.to_json()).detector.merlin.control_port == 0);
+  zmq::context_t context;
+  CHECK_THROWS_WITH(make_detector_connection(context, c.detector, 64, PixelType::kFloat32),
+                    Catch::Contains("a Merlin sends uint8, uint16 or uint32"));
+  CHECK(make_detector_connection(context, c.detector, 64, PixelType::kUint16, 10)->kind() == "merlin");
+  DetectorConfig bound = c.detector;
+  bound.bind = true;
+  CHECK_THROWS_WITH(make_detector_connection(context, bound, 64, PixelType::kUint16),
+                    Catch::Contains("a Merlin listens"));
   j["detector"]["merlin"]["trigger_start"] = 9;
   CHECK_THROWS_WITH(parse_serve_config(j), Catch::Contains("trigger_start"));
   std::string host;

@@ -85,6 +85,9 @@ std::unique_ptr<DetectorConnection> make_detector_connection(zmq::context_t& con
     if (d.bind)
       throw std::invalid_argument("detector.bind: a Merlin listens on its ports; the daemon "
                                   "connects to it (bind = false)");
+    if (dtype != PixelType::kUint8 && dtype != PixelType::kUint16 && dtype != PixelType::kUint32)
+      throw std::invalid_argument("detector.dtype " + std::string(to_string(dtype)) +
+                                  ": a Merlin sends uint8, uint16 or uint32 (U08, U16, U32)");
     config.control_port = d.merlin.control_port;
     config.trigger_start = d.merlin.trigger_start;
     config.timeout = std::chrono::milliseconds(static_cast<long long>(d.merlin.timeout_s * 1000));
