@@ -10,7 +10,10 @@
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
+#include <atomic>
 #include <chrono>
+#include <mutex>
+#include <thread>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -71,6 +74,13 @@ class FakeMerlin {
     }
     REQUIRE(client_ >= 0);
   }
+  // Accepts a client that is already connecting.
+  void accept_from_link() {
+    pollfd p{listener_, POLLIN, 0};
+    REQUIRE(::poll(&p, 1, 2000) == 1);
+    client_ = ::accept(listener_, nullptr, nullptr);
+    REQUIRE(client_ >= 0);
+  }
   void send(const std::vector<std::byte>& b) { send(text_of(b)); }
   void send(const std::string& s) {
     REQUIRE(::send(client_, s.data(), s.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(s.size()));
@@ -84,6 +94,72 @@ class FakeMerlin {
   int listener_ = -1;
   int client_ = -1;
   int port_ = 0;
+};
+
+// A Merlin control port on its own thread: answers each request with status `status` and
+// remembers the requests' bodies.
+class FakeControl {
+ public:
+  explicit FakeControl(int status = 0) : status_(status) {
+    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(listener_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(::listen(listener_, 4) == 0);
+    socklen_t size = sizeof a;
+    ::getsockname(listener_, reinterpret_cast<sockaddr*>(&a), &size);
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~FakeControl() {
+    stop_ = true;
+    thread_.join();
+    ::close(listener_);
+  }
+  int port() const { return port_; }
+  std::vector<std::string> requests() {
+    std::lock_guard lock(mutex_);
+    return requests_;
+  }
+
+ private:
+  void serve() {
+    while (!stop_) {
+      pollfd p{listener_, POLLIN, 0};
+      if (::poll(&p, 1, 20) != 1) continue;
+      const int fd = ::accept(listener_, nullptr, nullptr);
+      std::string in;
+      char chunk[512];
+      for (int i = 0; i < 100; ++i) {  // one request per connection, as the daemon sends them
+        pollfd q{fd, POLLIN, 0};
+        if (::poll(&q, 1, 20) != 1) continue;
+        const ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
+        if (n <= 0) break;
+        in.append(chunk, static_cast<std::size_t>(n));
+        if (in.size() > merlin::kPrefixBytes &&
+            in.size() >= merlin::kPrefixBytes + std::stoul(in.substr(4, 10)))
+          break;
+      }
+      const std::string body = in.size() > merlin::kPrefixBytes ? in.substr(merlin::kPrefixBytes + 1) : in;
+      {
+        std::lock_guard lock(mutex_);
+        requests_.push_back(body);
+      }
+      std::vector<std::string> f = merlin::split_body(body);
+      const std::string answer =
+          merlin::control_message({f.at(0), f.size() > 1 ? f[1] : "", std::to_string(status_)});
+      ::send(fd, answer.data(), answer.size(), MSG_NOSIGNAL);
+      ::close(fd);
+    }
+  }
+  int status_;
+  int listener_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::mutex mutex_;
+  std::vector<std::string> requests_;
+  std::thread thread_;
 };
 
 MerlinSourceConfig source_config(int port, int side = 8) {
@@ -346,6 +422,52 @@ TEST_CASE("merlin source: a gap in the frame numbers is a fault", "[merlin][inge
   REQUIRE(faults.size() == 1);
   CHECK_THAT(faults[0], Catch::Contains("Merlin frames 2..3 never arrived (2 lost"));
   CHECK(source.health().get(counters::kMerlinFramesMissing) == 2);
+}
+
+TEST_CASE("merlin source: arming drops what came before, sets the acquisition, stops it at the end",
+          "[merlin][ingest]") {
+  FakeMerlin fake;
+  FakeControl control;
+  auto link = std::make_shared<MerlinLink>("127.0.0.1", fake.port());
+  REQUIRE(link->connect(1000ms));
+  fake.accept_from_link();
+  // An earlier acquisition's header and frame, arrived before this session arms.
+  fake.send(merlin::acquisition_header_message(9, 12));
+  fake.send(frame(1, 9));
+  bool closed = false;
+  for (int i = 0; i < 100 && link->pending().size() < 200; ++i) link->read(20ms, &closed);
+  REQUIRE(link->pending().size() > 200);
+  MerlinSourceConfig c = source_config(fake.port());
+  c.control_port = control.port();
+  c.frames_per_acquisition = 3;
+  {
+    MerlinSource source(link, c, "s1");
+    CHECK(link->pending().empty());
+    CHECK(control.requests() == std::vector<std::string>{"SET,NUMFRAMESTOACQUIRE,3",
+                                                         "SET,TRIGGERSTART,1",
+                                                         "CMD,STARTACQUISITION"});
+    fake.send(merlin::acquisition_header_message(3, 12));
+    REQUIRE(source.positions_issued(request(0, 3)).ok());
+    fake.send(frame(1, 1));
+    DetectorFrame f;
+    REQUIRE(next_frame(source, &f).ok());
+    CHECK(f.frame_index == 0);
+    CHECK(f.counts[0] == 1.f);  // this acquisition's frame 1, not the earlier one's
+    CHECK(source.health().get(counters::kMerlinAcquisitionsStarted) == 1);
+  }
+  // The session ended with 1 of its 3 frames: the acquisition is stopped.
+  CHECK(control.requests().back() == "CMD,STOPACQUISITION");
+}
+
+TEST_CASE("merlin source: a Merlin that refuses the arm fails the start with its status",
+          "[merlin][ingest]") {
+  FakeMerlin fake;
+  FakeControl busy(1);
+  MerlinSourceConfig c = source_config(fake.port());
+  c.control_port = busy.port();
+  auto link = std::make_shared<MerlinLink>("127.0.0.1", fake.port());
+  CHECK_THROWS_WITH(MerlinSource(link, c, "s1"),
+                    Catch::Contains("SET NUMFRAMESTOACQUIRE refused: status 1 (busy)"));
 }
 
 TEST_CASE("merlin source: arming needs the data port and a Merlin that answers", "[merlin][ingest]") {

@@ -170,6 +170,17 @@ void MerlinLink::consume(std::size_t n) {
   if (offset_ == buffer_.size()) clear_pending();
 }
 
+std::size_t MerlinLink::discard_arrived() {
+  std::size_t dropped = pending().size();
+  clear_pending();
+  bool closed = false;
+  while (fd_ >= 0 && read(std::chrono::milliseconds(0), &closed)) {
+    dropped += pending().size();
+    clear_pending();
+  }
+  return dropped;
+}
+
 // --- control -----------------------------------------------------------------------------------
 
 std::vector<std::string> MerlinSource::control(const std::string& host, int port,
@@ -244,6 +255,10 @@ MerlinSource::MerlinSource(std::shared_ptr<MerlinLink> link, const MerlinSourceC
                                link_->address() + " within " +
                                std::to_string(config_.timeout.count()) +
                                " ms; is the Merlin software running (detector.endpoint)?");
+    // Whatever arrived before the arm is an earlier acquisition's.
+    if (const std::size_t stale = link_->discard_arrived(); stale > 0)
+      log::warn("merlin_stale_data_dropped",
+                {{"bytes", stale}, {"note", "sent before this session armed the Merlin"}});
     const std::string frames = std::to_string(std::max<std::uint64_t>(1, config_.frames_per_acquisition));
     control(config_.host, config_.control_port, {"SET", "NUMFRAMESTOACQUIRE", frames}, config_.timeout);
     if (config_.trigger_start >= 0)

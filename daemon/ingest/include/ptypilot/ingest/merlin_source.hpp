@@ -7,7 +7,8 @@
 // the link (the socket's buffer) and is read by the next session's source.
 //
 // Arming (control on): when a session opens its source, the daemon makes sure the data port is
-// connected, then on the control port SETs NUMFRAMESTOACQUIRE to the session's position budget
+// connected, drops what the data port sent before (an earlier acquisition's, not this
+// session's), then on the control port SETs NUMFRAMESTOACQUIRE to the session's position budget
 // (session.total_positions) and TRIGGERSTART (detector.merlin.trigger_start; 1, rising edge: the
 // scan generator triggers each frame), and sends CMD STARTACQUISITION. The Merlin answers with an
 // acquisition header on the data port and waits for the triggers. A refused command fails the
@@ -87,6 +88,8 @@ class MerlinLink {
   }
   void consume(std::size_t n);
   void clear_pending() { buffer_.clear(), offset_ = 0; }
+  // Reads and drops what has arrived so far; returns how many bytes that was.
+  std::size_t discard_arrived();
   std::string address() const { return host_ + ":" + std::to_string(port_); }
 
  private:
