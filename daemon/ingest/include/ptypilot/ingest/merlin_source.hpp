@@ -2,9 +2,10 @@
 // (ptypilot/wire/merlin.hpp). The Merlin listens; the daemon connects to its data port and, unless
 // control is off, to its control port.
 //
-// The data connection is kept by the MerlinLink across sessions (made with the connection, at
-// configure), so that an acquisition header the Merlin sends before a session starts waits in
-// the link (the socket's buffer) and is read by the next session's source.
+// The data connection is a MerlinLink, one per Merlin address for the daemon's life (whatever
+// configuration names it, make_detector_connection), connected at the first session and again
+// whenever the Merlin drops it. So an acquisition header the Merlin sends before a session
+// starts waits in it (the socket's buffer) and is read by the next session's source.
 //
 // Arming (control on): when a session opens its source, the daemon makes sure the data port is
 // connected, drops what the data port sent before (an earlier acquisition's, not this
