@@ -410,7 +410,9 @@ Status MerlinSource::handle_header(std::string_view text) {
       h.frames_in_acquisition && *h.frames_in_acquisition > 0 ? static_cast<std::uint64_t>(*h.frames_in_acquisition) : 0;
   if (have_acquisition_ && received_ > 0 && !aborted_) {
     const std::uint64_t expected = acquisition_frames_.load();
-    if (expected == 0 || received_ < expected || next_frame_ < map_.issued()) {
+    // Aborted: issued frames never came, or the acquisition's own count was not reached (the
+    // session's next positions would never be imaged).
+    if ((expected > 0 && received_ < expected) || next_frame_ < map_.issued()) {
       // The data channel does not say that an acquisition ended: a new one started, so this one
       // was aborted (or restarted) on the Merlin.
       const std::uint64_t issued = map_.issued();
