@@ -147,8 +147,10 @@ def test_the_control_port_answers_like_a_merlin(tmp_path):
 
 # --- serve with a Merlin source ------------------------------------------------------------------
 
-@pytest.mark.parametrize("dtype", ["uint16", "uint8"])
-def test_serve_completes_a_session_on_the_merlin_stream(tmp_path, dtype):
+@pytest.mark.parametrize("dtype,control", [("uint16", True), ("uint8", False), ("uint32", True)])
+def test_serve_completes_a_session_on_the_merlin_stream(tmp_path, dtype, control):
+    """With control the daemon arms the Merlin; without, the simulator opens an acquisition with
+    the session's first scan command, as other software arming a Merlin would."""
     sim = start_sim_detector(ptypilot(), tmp_path / "sim.log", preset=PRESET, protocol="merlin",
                              dtype=dtype)
     uri = "merlin://" + sim.ready["data_endpoint"].removeprefix("tcp://")
@@ -160,7 +162,8 @@ def test_serve_completes_a_session_on_the_merlin_stream(tmp_path, dtype):
         config["scan_driver"]["kind"] = "sim-stage"
         config["reconstruction"]["iterations_per_update"] = 1
         config["detector"]["dtype"] = dtype
-        config["detector"]["merlin"] = {"control_port": host_port(sim.ready["control_endpoint"])[1]}
+        config["detector"]["merlin"] = {
+            "control_port": host_port(sim.ready["control_endpoint"])[1] if control else 0}
         (tmp_path / "config.json").write_text(json.dumps(config))
         ctl(daemon, "configure", str(tmp_path / "config.json"))
         ctl(daemon, "start", "merlin-1")
@@ -179,7 +182,7 @@ def test_serve_completes_a_session_on_the_merlin_stream(tmp_path, dtype):
     # Armed over the control port for the session's budget, with the scan generator's trigger.
     log = sim.log()
     for request in ["SET,NUMFRAMESTOACQUIRE,100", "SET,TRIGGERSTART,1", "CMD,STARTACQUISITION"]:
-        assert request in log, log[-3000:]
+        assert (request in log) == control, log[-3000:]
     with h5py.File(tmp_path / "sessions" / "merlin-1.h5", "r") as f:
         assert f.attrs["complete"] == 1
         assert f["frames/counts"].shape == (100, 64, 64)
