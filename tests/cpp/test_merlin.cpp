@@ -66,7 +66,7 @@ class FakeMerlin {
   int port() const { return port_; }
   // Accepts the client that the source connects (the source connects when it first reads).
   void accept_from(MerlinSource& source) {
-    for (int i = 0; i < 100 && client_ < 0; ++i) {
+    for (int i = 0; i < 500 && client_ < 0; ++i) {
       DetectorFrame f;
       (void)source.receive(&f, 10ms);
       pollfd p{listener_, POLLIN, 0};
@@ -198,9 +198,14 @@ Status next_frame(MerlinSource& source, DetectorFrame* f, std::chrono::milliseco
   return s;
 }
 
-void drain(MerlinSource& source, int rounds = 5) {
+// Receives (frames are dropped) until `counter` reaches `value`, for at most 5 s: no fixed wait
+// for what a busy machine may deliver late.
+bool receive_until(MerlinSource& source, std::string_view counter, std::uint64_t value) {
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
   DetectorFrame f;
-  for (int i = 0; i < rounds; ++i) (void)source.receive(&f, 20ms);
+  while (source.health().get(counter) < value && std::chrono::steady_clock::now() < deadline)
+    (void)source.receive(&f, 20ms);
+  return source.health().get(counter) >= value;
 }
 
 }  // namespace
@@ -284,7 +289,7 @@ TEST_CASE("merlin source: a header before the trigger, frames placed by number, 
   DetectorFrame f;
   fake.send(frame(1, 5));                                // before any header: discarded
   fake.send(merlin::acquisition_header_message(4, 12));  // before the trigger and the positions
-  drain(source);
+  REQUIRE(receive_until(source, counters::kMerlinAcquisitionsStarted, 1));
   REQUIRE(source.positions_issued(request(0, 4)).ok());
   fake.send("MPX,00000x0006,junk");                        // bad framing
   fake.send(merlin::prefix_for(4) + "FOO,");               // unknown message
@@ -340,9 +345,8 @@ TEST_CASE("merlin source: a message cut by the end of the connection, and length
   CHECK(f.frame_index == 0);
   const std::vector<std::byte> whole = frame(2, 2);
   fake.send(std::vector<std::byte>(whole.begin(), whole.begin() + 100));
-  drain(source);
   fake.drop();  // the Merlin went away mid-message
-  drain(source, 10);
+  CHECK(receive_until(source, counters::kMerlinTruncated, 1));
   CHECK(source.health().get(counters::kMerlinTruncated) == 1);
   CHECK(source.health().get(counters::kFrameStreamDisconnects) == 1);
   CHECK(source.health().get(counters::kMerlinBadLength) == 2);
@@ -361,7 +365,8 @@ TEST_CASE("merlin source: a new acquisition header after some frames is an abort
                       [&](std::string why) { faults.push_back(std::move(why)); });
   fake.accept_from(source);
   fake.send(merlin::acquisition_header_message(6, 12));
-  drain(source);  // the header is read: the source knows the acquisition's 6 frames
+  // The header is read: the source knows the acquisition's 6 frames.
+  REQUIRE(receive_until(source, counters::kMerlinAcquisitionsStarted, 1));
   REQUIRE(source.positions_issued(request(0, 3)).ok());
   REQUIRE(source.positions_issued(request(3, 3, 1)).ok());
   CHECK_FALSE(source.positions_issued(request(6, 1, 2)).ok());  // beyond its 6 frames

@@ -318,7 +318,7 @@ def test_an_acquisition_aborted_on_the_merlin_ends_the_session_naming_the_lost_f
 
 def test_an_abort_without_a_new_header_is_a_timeout_that_counts_what_arrived(tmp_path, merlin_session):
     fake, client, daemon, configure = merlin_session
-    configure(frame_timeout_s=1.0)
+    configure(frame_timeout_s=2.0)
     client.start("merlin-silent")
     fake.accept()
     fake.send_bytes(hdr(50))
