@@ -123,7 +123,6 @@ class FakeControl {
     return requests_;
   }
 
- private:
   void serve() {
     while (!stop_) {
       pollfd p{listener_, POLLIN, 0};
@@ -131,28 +130,43 @@ class FakeControl {
       const int fd = ::accept(listener_, nullptr, nullptr);
       std::string in;
       char chunk[512];
-      for (int i = 0; i < 100; ++i) {  // one request per connection, as the daemon sends them
+      // Answers every request of the connection until the client closes it (or 2 s pass).
+      for (int i = 0; i < 100 && !stop_; ++i) {
+        while (in.size() > merlin::kPrefixBytes &&
+               in.size() >= merlin::kPrefixBytes + std::stoul(in.substr(4, 10))) {
+          const std::size_t total = merlin::kPrefixBytes + std::stoul(in.substr(4, 10));
+          const std::string body = in.substr(merlin::kPrefixBytes + 1, total - merlin::kPrefixBytes - 1);
+          in.erase(0, total);
+          {
+            std::lock_guard lock(mutex_);
+            requests_.push_back(body);
+          }
+          const std::vector<std::string> f = merlin::split_body(body);
+          const std::string answer =
+              merlin::control_message({f.at(0), f.size() > 1 ? f[1] : "", std::to_string(status_)});
+          ::send(fd, answer.data(), answer.size(), MSG_NOSIGNAL);
+        }
         pollfd q{fd, POLLIN, 0};
         if (::poll(&q, 1, 20) != 1) continue;
         const ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
         if (n <= 0) break;
         in.append(chunk, static_cast<std::size_t>(n));
-        if (in.size() > merlin::kPrefixBytes &&
-            in.size() >= merlin::kPrefixBytes + std::stoul(in.substr(4, 10)))
-          break;
+        i = 0;
       }
-      const std::string body = in.size() > merlin::kPrefixBytes ? in.substr(merlin::kPrefixBytes + 1) : in;
       {
         std::lock_guard lock(mutex_);
-        requests_.push_back(body);
+        ++connections_;
       }
-      std::vector<std::string> f = merlin::split_body(body);
-      const std::string answer =
-          merlin::control_message({f.at(0), f.size() > 1 ? f[1] : "", std::to_string(status_)});
-      ::send(fd, answer.data(), answer.size(), MSG_NOSIGNAL);
       ::close(fd);
     }
   }
+  int connections() {
+    std::lock_guard lock(mutex_);
+    return connections_;
+  }
+
+ private:
+  int connections_ = 0;
   int status_;
   int listener_ = -1;
   int port_ = 0;
@@ -453,6 +467,8 @@ TEST_CASE("merlin source: arming drops what came before, sets the acquisition, s
     CHECK(control.requests() == std::vector<std::string>{"SET,NUMFRAMESTOACQUIRE,3",
                                                          "SET,TRIGGERSTART,1",
                                                          "CMD,STARTACQUISITION"});
+    for (int i = 0; i < 250 && control.connections() < 1; ++i) std::this_thread::sleep_for(20ms);
+    CHECK(control.connections() == 1);  // the three on one connection
     fake.send(merlin::acquisition_header_message(3, 12));
     REQUIRE(source.positions_issued(request(0, 3)).ok());
     fake.send(frame(1, 1));

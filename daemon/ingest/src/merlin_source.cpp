@@ -183,62 +183,76 @@ std::size_t MerlinLink::discard_arrived() {
 
 // --- control -----------------------------------------------------------------------------------
 
-std::vector<std::string> MerlinSource::control(const std::string& host, int port,
-                                               const std::vector<std::string>& fields,
-                                               std::chrono::milliseconds timeout) {
-  const std::string what = fields.size() > 1 ? fields[0] + " " + fields[1] : fields.at(0);
+std::vector<std::string> MerlinSource::control(
+    const std::string& host, int port, const std::vector<std::vector<std::string>>& requests,
+    std::chrono::milliseconds timeout) {
   const std::string where = "Merlin control " + host + ":" + std::to_string(port);
+  const auto name = [](const std::vector<std::string>& f) {
+    return f.size() > 1 ? f[0] + " " + f[1] : f.empty() ? std::string("?") : f[0];
+  };
   std::string why;
   const int fd = connect_tcp(host, port, timeout, &why);
-  if (fd < 0) throw std::runtime_error(where + ": cannot connect (" + why + ") to send " + what);
+  if (fd < 0)
+    throw std::runtime_error(where + ": cannot connect (" + why + ") to send " +
+                             name(requests.at(0)));
   struct Closer {
     int fd;
     ~Closer() { ::close(fd); }
   } closer{fd};
-  const auto deadline = Clock::now() + timeout;
-  const std::string request = merlin::control_message(fields);
-  for (std::size_t sent = 0; sent < request.size();) {
-    pollfd p{fd, POLLOUT, 0};
-    if (::poll(&p, 1, remaining_ms(deadline)) != 1)
-      throw std::runtime_error(where + ": " + what + " could not be sent in time");
-    const ssize_t n = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
-    if (n < 0 && errno != EAGAIN && errno != EINTR)
-      throw std::runtime_error(where + ": sending " + what + ": " + std::strerror(errno));
-    if (n > 0) sent += static_cast<std::size_t>(n);
-  }
+  std::vector<std::string> reply;
   std::vector<std::byte> answer;
-  std::uint64_t length = 0;
-  while (true) {
-    std::string bad;
-    const merlin::PrefixStatus s = merlin::read_prefix(answer, &length, &bad);
-    if (s == merlin::PrefixStatus::kBad)
-      throw std::runtime_error(where + ": a garbled answer to " + what + ": " + bad);
-    if (s == merlin::PrefixStatus::kOk && answer.size() >= merlin::kPrefixBytes + length) break;
-    if (answer.size() > merlin::kMaxHeaderBytes)
-      throw std::runtime_error(where + ": an answer to " + what + " longer than 64 KiB");
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, remaining_ms(deadline)) != 1)
-      throw std::runtime_error(where + ": no answer to " + what + " within " +
-                               std::to_string(timeout.count()) + " ms");
-    char chunk[4096];
-    const ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
-    if (n == 0) throw std::runtime_error(where + ": the connection ended before the answer to " + what);
-    if (n < 0) {
-      if (errno == EAGAIN || errno == EINTR) continue;
-      throw std::runtime_error(where + ": reading the answer to " + what + ": " + std::strerror(errno));
+  // One connection for the whole sequence, each request answered before the next goes, as the
+  // Merlin software expects of a client.
+  for (const std::vector<std::string>& fields : requests) {
+    const std::string what = name(fields);
+    const auto deadline = Clock::now() + timeout;
+    const std::string request = merlin::control_message(fields);
+    for (std::size_t sent = 0; sent < request.size();) {
+      pollfd p{fd, POLLOUT, 0};
+      if (::poll(&p, 1, remaining_ms(deadline)) != 1)
+        throw std::runtime_error(where + ": " + what + " could not be sent in time");
+      const ssize_t n = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+      if (n < 0 && errno != EAGAIN && errno != EINTR)
+        throw std::runtime_error(where + ": sending " + what + ": " + std::strerror(errno));
+      if (n > 0) sent += static_cast<std::size_t>(n);
     }
-    const auto* b = reinterpret_cast<const std::byte*>(chunk);
-    answer.insert(answer.end(), b, b + n);
+    std::uint64_t length = 0;
+    while (true) {
+      std::string bad;
+      const merlin::PrefixStatus s = merlin::read_prefix(answer, &length, &bad);
+      if (s == merlin::PrefixStatus::kBad)
+        throw std::runtime_error(where + ": a garbled answer to " + what + ": " + bad);
+      if (s == merlin::PrefixStatus::kOk && answer.size() >= merlin::kPrefixBytes + length) break;
+      if (answer.size() > merlin::kMaxHeaderBytes)
+        throw std::runtime_error(where + ": an answer to " + what + " longer than 64 KiB");
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, remaining_ms(deadline)) != 1)
+        throw std::runtime_error(where + ": no answer to " + what + " within " +
+                                 std::to_string(timeout.count()) + " ms");
+      char chunk[4096];
+      const ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
+      if (n == 0)
+        throw std::runtime_error(where + ": the connection ended before the answer to " + what);
+      if (n < 0) {
+        if (errno == EAGAIN || errno == EINTR) continue;
+        throw std::runtime_error(where + ": reading the answer to " + what + ": " +
+                                 std::strerror(errno));
+      }
+      const auto* b = reinterpret_cast<const std::byte*>(chunk);
+      answer.insert(answer.end(), b, b + n);
+    }
+    const std::string body(reinterpret_cast<const char*>(answer.data()) + merlin::kPrefixBytes + 1,
+                           length - 1);
+    answer.erase(answer.begin(), answer.begin() + static_cast<std::ptrdiff_t>(merlin::kPrefixBytes + length));
+    reply = merlin::split_body(body);
+    int status = -1;
+    if (!reply.empty())
+      std::from_chars(reply.back().data(), reply.back().data() + reply.back().size(), status);
+    if (status != 0)
+      throw std::runtime_error(where + ": " + what + " refused: status " + std::to_string(status) +
+                               " (" + std::string(merlin::status_meaning(status)) +
+                               "), answer \"" + body + "\"");
   }
-  const std::string_view body(reinterpret_cast<const char*>(answer.data()) + merlin::kPrefixBytes + 1,
-                              length - 1);
-  std::vector<std::string> reply = merlin::split_body(body);
-  int status = -1;
-  if (!reply.empty()) std::from_chars(reply.back().data(), reply.back().data() + reply.back().size(), status);
-  if (status != 0)
-    throw std::runtime_error(where + ": " + what + " refused: status " + std::to_string(status) +
-                             " (" + std::string(merlin::status_meaning(status)) + "), answer \"" +
-                             std::string(body) + "\"");
   return reply;
 }
 
@@ -260,11 +274,11 @@ MerlinSource::MerlinSource(std::shared_ptr<MerlinLink> link, const MerlinSourceC
       log::warn("merlin_stale_data_dropped",
                 {{"bytes", stale}, {"note", "sent before this session armed the Merlin"}});
     const std::string frames = std::to_string(std::max<std::uint64_t>(1, config_.frames_per_acquisition));
-    control(config_.host, config_.control_port, {"SET", "NUMFRAMESTOACQUIRE", frames}, config_.timeout);
+    std::vector<std::vector<std::string>> requests = {{"SET", "NUMFRAMESTOACQUIRE", frames}};
     if (config_.trigger_start >= 0)
-      control(config_.host, config_.control_port,
-              {"SET", "TRIGGERSTART", std::to_string(config_.trigger_start)}, config_.timeout);
-    control(config_.host, config_.control_port, {"CMD", "STARTACQUISITION"}, config_.timeout);
+      requests.push_back({"SET", "TRIGGERSTART", std::to_string(config_.trigger_start)});
+    requests.push_back({"CMD", "STARTACQUISITION"});
+    control(config_.host, config_.control_port, requests, config_.timeout);
     armed_ = true;
   }
   log::info("frame_source_ready",
@@ -284,7 +298,7 @@ MerlinSource::~MerlinSource() {
   // The acquisition still waits for triggers: stop it, so that the next session's arm is not
   // refused as busy.
   try {
-    control(config_.host, config_.control_port, {"CMD", "STOPACQUISITION"}, config_.timeout);
+    control(config_.host, config_.control_port, {{"CMD", "STOPACQUISITION"}}, config_.timeout);
   } catch (const std::exception& e) {
     log::warn("merlin_stop_failed", {{"error", e.what()}});
   }

@@ -115,10 +115,12 @@ class MerlinSource final : public FrameSource {
   const HealthCounters& health() const override { return health_; }
   Status positions_issued(const ScanRequest& request) override;
 
-  // One control exchange: sends `fields` and returns the answer's fields; throws
-  // std::runtime_error on a connection failure, a timeout or a non-zero status.
+  // Control requests (each its fields: {"SET", "NUMFRAMESTOACQUIRE", "100"}) on one connection,
+  // in order, each answered before the next; returns the last answer's fields. Throws
+  // std::runtime_error on a connection failure, a timeout or a non-zero status, naming the
+  // request.
   static std::vector<std::string> control(const std::string& host, int port,
-                                          const std::vector<std::string>& fields,
+                                          const std::vector<std::vector<std::string>>& requests,
                                           std::chrono::milliseconds timeout);
 
  private:
