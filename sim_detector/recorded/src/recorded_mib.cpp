@@ -2,10 +2,8 @@
 // header of comma-separated fields,
 //   MQ1,<frame number>,<header bytes>,<chips>,<width>,<height>,<pixel depth>,<layout>,...
 // followed by width x height big-endian pixels. Every frame of a file has the same header size
-// and shape, so frame k starts at k * (header bytes + pixel bytes).
-#include <algorithm>
-#include <charconv>
-#include <cstring>
+// and shape, so frame k starts at k * (header bytes + pixel bytes). The frame header and the .hdr
+// are parsed by the protocol's one parser, ptypilot/wire/merlin.hpp, which the live source uses too.
 #include <fstream>
 #include <iterator>
 #include <limits>

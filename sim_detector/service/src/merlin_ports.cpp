@@ -109,8 +109,6 @@ void MerlinDataPort::flush() {
   }
 }
 
-std::size_t MerlinDataPort::pollitem_count(bool) const { return 2; }
-
 void MerlinDataPort::add_pollitems(std::vector<zmq_pollitem_t>& items, bool want_write) const {
   items.push_back(fd_item(listener_, ZMQ_POLLIN));
   const bool pending = out_sent_ < out_.size();

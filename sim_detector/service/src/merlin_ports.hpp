@@ -30,7 +30,6 @@ class MerlinDataPort {
   // Poll items: the listener (accept) and the client (readable: it left; writable: flush).
   void add_pollitems(std::vector<zmq_pollitem_t>& items, bool want_write) const;
   void handle(const std::vector<zmq_pollitem_t>& items, std::size_t first);
-  std::size_t pollitem_count(bool want_write) const;
   bool connected() const { return client_ >= 0; }
 
  private:
