@@ -482,6 +482,28 @@ TEST_CASE("merlin source: arming drops what came before, sets the acquisition, s
   CHECK(control.requests().back() == "CMD,STOPACQUISITION");
 }
 
+TEST_CASE("merlin source: a data connection that ended while idle is made again at the arm",
+          "[merlin][ingest]") {
+  FakeMerlin fake;
+  FakeControl control;
+  auto link = std::make_shared<MerlinLink>("127.0.0.1", fake.port());
+  REQUIRE(link->connect(1000ms));
+  fake.accept_from_link();
+  fake.drop();  // the Merlin software restarted between sessions
+  MerlinSourceConfig c = source_config(fake.port());
+  c.control_port = control.port();
+  c.frames_per_acquisition = 1;
+  MerlinSource source(link, c, "s1");
+  fake.accept_from_link();  // the connection the arm made
+  fake.send(merlin::acquisition_header_message(1, 12));
+  REQUIRE(source.positions_issued(request(0, 1)).ok());
+  fake.send(frame(1, 4));
+  DetectorFrame f;
+  REQUIRE(next_frame(source, &f).ok());
+  CHECK(f.counts[0] == 4.f);
+  CHECK(source.health().get(counters::kMerlinAcquisitionsStarted) == 1);
+}
+
 TEST_CASE("merlin source: a Merlin that refuses the arm fails the start with its status",
           "[merlin][ingest]") {
   FakeMerlin fake;

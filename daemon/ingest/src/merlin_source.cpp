@@ -263,14 +263,19 @@ MerlinSource::MerlinSource(std::shared_ptr<MerlinLink> link, const MerlinSourceC
     : link_(std::move(link)), config_(config), map_(std::move(session_id)),
       on_fault_(std::move(on_fault)) {
   if (config_.control_port > 0) {
-    // The acquisition header goes to the connected client: connect before arming.
-    if (!link_->connect(config_.timeout))
-      throw std::runtime_error("merlin source: cannot connect to the Merlin's data port " +
-                               link_->address() + " within " +
-                               std::to_string(config_.timeout.count()) +
-                               " ms; is the Merlin software running (detector.endpoint)?");
-    // Whatever arrived before the arm is an earlier acquisition's.
-    if (const std::size_t stale = link_->discard_arrived(); stale > 0)
+    // The acquisition header goes to the connected client: connect before arming. What arrived
+    // before the arm is an earlier acquisition's; a connection that turns out to have ended
+    // while the daemon was idle is made again.
+    std::size_t stale = 0;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      if (!link_->connect(config_.timeout))
+        throw std::runtime_error("merlin source: cannot connect to the Merlin's data port " +
+                                 link_->address() + " within " +
+                                 std::to_string(config_.timeout.count()) +
+                                 " ms; is the Merlin software running (detector.endpoint)?");
+      stale += link_->discard_arrived();
+    }
+    if (stale > 0)
       log::warn("merlin_stale_data_dropped",
                 {{"bytes", stale}, {"note", "sent before this session armed the Merlin"}});
     const std::string frames = std::to_string(std::max<std::uint64_t>(1, config_.frames_per_acquisition));
