@@ -51,7 +51,8 @@ Command serve_command() {
                    "inside it); a configuration that points elsewhere is refused (default: the "
                    "working directory)"},
                   {"detector", "KIND://HOST:PORT", "",
-                   "zmq://, dectris-v1:// or dectris-v2://: overrides detector.kind and "
+                   "zmq://, dectris-v1://, dectris-v2:// or merlin:// (its data port, 6342 "
+                   "by default): overrides detector.kind and "
                    "detector.endpoint of every configuration"}},
       .run = run_serve};
 }

@@ -50,7 +50,8 @@ def start_sim_detector(ptypilot: str, log_path: Path, preset="mos2-paper", seed=
                        rate_hz=0.0, protocol="native", encoding=None, frames=0,
                        header_detail=None, dtype=None, effects="") -> ReadyProcess:
     """protocol: native, dectris-v1 or dectris-v2 (with encoding bs8-lz4, bs16-lz4, bs32-lz4,
-    lz4 or none); frames > 0 runs free, one series of that many frames and no command socket;
+    lz4 or none) or merlin (its control port, on a free port, in the ready line's
+    "control_endpoint"); frames > 0 runs free, one series of that many frames and no command socket;
     effects: experimental effects, "key=value,..." (ptypilot.scenarios, Scenario.effects)."""
     argv = [ptypilot, "sim-detector", "--preset", preset, "--seed", str(seed),
             "--dose", str(dose), "--noise-seed", str(seed), "--rate", str(rate_hz),
@@ -59,6 +60,8 @@ def start_sim_detector(ptypilot: str, log_path: Path, preset="mos2-paper", seed=
         argv += ["--frames", str(frames)]
     else:
         argv += ["--command-endpoint", "tcp://127.0.0.1:*"]
+        if protocol == "merlin":
+            argv += ["--control-endpoint", "tcp://127.0.0.1:*"]
     for option, value in [("--encoding", encoding), ("--header-detail", header_detail),
                           ("--dtype", dtype), ("--effects", effects or None)]:
         if value is not None:

@@ -6,6 +6,7 @@
 #include "ptypilot.pb.h"
 #include "ptypilot/wire/native_frame.hpp"
 #include "ptypilot/wire/dectris_build.hpp"
+#include "ptypilot/wire/merlin.hpp"
 
 namespace ptypilot {
 namespace {
@@ -131,14 +132,54 @@ class DectrisEmitter final : public FrameEmitter {
   std::vector<std::byte> raw_, blob_;
 };
 
+class MerlinEmitter final : public FrameEmitter {
+ public:
+  explicit MerlinEmitter(PixelType dtype) : dtype_(dtype) {}
+  bool uses_series() const override { return true; }
+
+  std::vector<WireMessage> begin_series(const StreamSeries& s) override {
+    rows_ = s.rows;
+    cols_ = s.cols;
+    open_ = true;
+    const int depth = dtype_ == PixelType::kUint8 ? 6 : dtype_ == PixelType::kUint32 ? 24 : 12;
+    std::vector<WireMessage> out(1);
+    out[0].push_back(to_message(merlin::acquisition_header_message(s.number_of_images, depth)));
+    return out;
+  }
+  std::vector<WireMessage> end_series() override {  // the Merlin sends nothing at the end
+    open_ = false;
+    return {};
+  }
+  Status encode(const OutgoingFrame& f, WireMessage* message) override {
+    if (!open_) return failed_precondition("a Merlin frame needs an acquisition (begin_series)");
+    if (f.dtype != dtype_ || f.rows != rows_ || f.cols != cols_)
+      return invalid_argument("a frame of " + std::to_string(f.rows) + " x " +
+                              std::to_string(f.cols) + " " + to_string(f.dtype) +
+                              " in an acquisition of " + std::to_string(rows_) + " x " +
+                              std::to_string(cols_) + " " + to_string(dtype_));
+    message->clear();
+    message->push_back(
+        to_message(merlin::frame_message(f.frame_index + 1, f.rows, f.cols, f.dtype,
+                                         encode_payload(f.counts, f.dtype))));
+    return Status::Ok();
+  }
+
+ private:
+  PixelType dtype_;
+  int rows_ = 0;
+  int cols_ = 0;
+  bool open_ = false;
+};
+
 }  // namespace
 
 StreamProtocol parse_stream_protocol(std::string_view name) {
   if (name == "native") return StreamProtocol::kNative;
   if (name == "dectris-v1") return StreamProtocol::kDectrisV1;
   if (name == "dectris-v2") return StreamProtocol::kDectrisV2;
+  if (name == "merlin") return StreamProtocol::kMerlin;
   throw std::invalid_argument("unknown protocol '" + std::string(name) +
-                              "': use native, dectris-v1 or dectris-v2");
+                              "': use native, dectris-v1, dectris-v2 or merlin");
 }
 
 const char* to_string(StreamProtocol protocol) {
@@ -146,6 +187,7 @@ const char* to_string(StreamProtocol protocol) {
     case StreamProtocol::kNative: return "native";
     case StreamProtocol::kDectrisV1: return "dectris-v1";
     case StreamProtocol::kDectrisV2: return "dectris-v2";
+    case StreamProtocol::kMerlin: return "merlin";
   }
   return "unknown";
 }
@@ -174,6 +216,12 @@ std::string encoding_label(const StreamFormat& format) {
 
 std::unique_ptr<FrameEmitter> make_frame_emitter(const StreamFormat& format, PixelType dtype) {
   if (format.protocol == StreamProtocol::kNative) return std::make_unique<NativeEmitter>();
+  if (format.protocol == StreamProtocol::kMerlin) {
+    if (dtype != PixelType::kUint8 && dtype != PixelType::kUint16 && dtype != PixelType::kUint32)
+      throw std::invalid_argument("a Merlin sends uint8, uint16 or uint32 pixels (U08, U16, "
+                                  "U32), not " + std::string(to_string(dtype)));
+    return std::make_unique<MerlinEmitter>(dtype);
+  }
   if (format.encoding == dectris::Encoding::kBitshuffleLz4 &&
       static_cast<std::size_t>(format.bitshuffle_bits) != 8 * pixel_size(dtype))
     throw std::invalid_argument("encoding " + encoding_label(format) + " shuffles " +

@@ -521,7 +521,7 @@ TEST_CASE("config: detector.kind takes the DECTRIS streams and --detector overri
   CHECK(parse_serve_config(c.to_json()).detector.kind == "dectris-v2");
   j["detector"]["kind"] = "dectris-v3";
   CHECK_THROWS_WITH(parse_serve_config(j), Catch::Contains("detector.kind") &&
-                                               Catch::Contains("zmq, dectris-v1 or dectris-v2"));
+                                               Catch::Contains("zmq, dectris-v1, dectris-v2 or merlin"));
   j["detector"] = {{"knid", "zmq"}};
   CHECK_THROWS_WITH(parse_serve_config(j), Catch::Contains("detector.knid: unknown key"));
 

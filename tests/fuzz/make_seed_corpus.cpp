@@ -13,6 +13,7 @@
 #include "ptypilot.pb.h"
 #include "ptypilot/wire/compression.hpp"
 #include "ptypilot/wire/dectris_build.hpp"
+#include "ptypilot/wire/merlin.hpp"
 #include "recorded_fixtures.hpp"
 
 using namespace ptypilot;
@@ -109,6 +110,19 @@ int main(int argc, char** argv) {
   write(root / "fuzz_recorded_dataset", name(), chosen(2, fuzz::kValidHdr));
   write(root / "fuzz_recorded_dataset", name(),
         chosen(3, fuzz::kSidecarStart + R"(, "Cs_mm": 1.2, "scan_shape": [2, 2]})"));
+  // fuzz_merlin: byte 0 the frame side; a stream of an acquisition header and frames of each
+  // depth, whole, cut short, and behind a bad prefix.
+  for (PixelType type : {PixelType::kUint8, PixelType::kUint16, PixelType::kUint32}) {
+    std::vector<std::byte> stream{std::byte{4}};
+    const auto add = [&stream](const auto& message) { stream.insert(stream.end(), message.begin(), message.end()); };
+    add(merlin::acquisition_header_message(3, 12));
+    for (std::uint64_t k = 1; k <= 2; ++k) add(merlin::frame_message(k, 4, 4, type, pixels(16, type)));
+    write(root / "fuzz_merlin", name(), stream);
+    const std::string junk = "MPX,00000x0009,junk" + merlin::control_message({"GET", "DETECTORSTATUS", "0", "0"});
+    for (char c : junk) stream.push_back(std::byte(c));
+    stream.resize(stream.size() - 7);
+    write(root / "fuzz_merlin", name(), stream);
+  }
   // fuzz_control: every command as JSON and as protobuf; a Configure with the example config.
   const auto text = [](const std::string& t) {
     std::vector<std::byte> out;

@@ -408,7 +408,8 @@ struct Daemon::Impl {
     make_reconstructor(c.reconstructor_config());
     make_policy(c.policy, policy_limits(c));  // loads and checks a learned policy's model now
     connection = make_detector_connection(context, c.detector, c.session.probe.detector_side_px(),
-                                          parse_pixel_type(c.detector.dtype));
+                                          parse_pixel_type(c.detector.dtype),
+                                          static_cast<std::uint64_t>(c.session.total_positions));
     config = std::move(c);
     state = ControlReply::CONFIGURED;
     error.clear();
@@ -764,7 +765,8 @@ Daemon::Daemon(DaemonOptions options) : impl_(std::make_unique<Impl>(std::move(o
     ServeConfig c = d.confined(*d.options.initial_config);
     if (!d.options.detector_uri.empty()) c.detector = apply_detector_uri(c.detector, d.options.detector_uri);
     d.connection = make_detector_connection(d.context, c.detector, c.session.probe.detector_side_px(),
-                                            parse_pixel_type(c.detector.dtype));
+                                            parse_pixel_type(c.detector.dtype),
+                                            static_cast<std::uint64_t>(c.session.total_positions));
     d.config = std::move(c);
     d.state = ControlReply::CONFIGURED;
   }

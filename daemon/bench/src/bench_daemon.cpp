@@ -1,6 +1,11 @@
 // `ptypilot bench loop` and `ptypilot bench ingest`: the daemon measured as it runs, in-process
 // but through its real sockets (bench loop runs the simulated detector as its own process): the control socket, the native frame stream, the scan-command
 // protocol and the recorder writing to disk. Each prints one JSON object.
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
@@ -17,6 +22,7 @@
 #include "ptypilot/wire/dectris_build.hpp"
 #include "ptypilot/wire/stream_encoder.hpp"
 #include "ptypilot/wire/log.hpp"
+#include "ptypilot/wire/merlin.hpp"
 #include "ptypilot/wire/program_paths.hpp"
 #include "ptypilot/ingest/zmq_frame_source.hpp"
 
@@ -216,7 +222,8 @@ IngestRun measure_ingest(zmq::context_t& context, const json& detector, int rows
   generator.bind("tcp://127.0.0.1:*");
   push.bind("tcp://127.0.0.1:*");
   json detector_config = detector;
-  detector_config["endpoint"] = push.get(zmq::sockopt::last_endpoint);
+  if (!detector_config.contains("endpoint"))  // a Merlin's is the bench's TCP port
+    detector_config["endpoint"] = push.get(zmq::sockopt::last_endpoint);
   daemon.configure({
       {"session", {{"preset", "mos2-paper"}, {"total_positions", issued}, {"sub_sequence_size", issued},
                    {"frame_timeout_s", 600}, {"probe", {{"window_px", rows}}}}},
@@ -348,7 +355,7 @@ int bench_ingest(const CliArgs& cli) {
   // 3. The daemon on a DECTRIS stream, in the same run: the session issues two frame numbers and
   //    gets frame 0 over and over, so every frame is parsed, decompressed, placed by its number,
   //    recorded, and (as a repeat) not reconstructed, like the native frames above.
-  if (format.protocol != StreamProtocol::kNative) {
+  if (format.protocol == StreamProtocol::kDectrisV1 || format.protocol == StreamProtocol::kDectrisV2) {
     const bool v1 = format.protocol == StreamProtocol::kDectrisV1;
     const dectris::Protocol protocol = v1 ? dectris::Protocol::kV1 : dectris::Protocol::kV2;
     dectris::SeriesInfo series;
@@ -380,6 +387,57 @@ int bench_ingest(const CliArgs& cli) {
     report["dectris_frames_lost"] = frames - static_cast<long>(dectris_run.recorded);
     report["dectris_journal_bytes_per_frame"] = dectris_run.journal_bytes_per_frame;
     all_recorded = all_recorded && dectris_run.recorded == static_cast<std::uint64_t>(frames);
+  }
+  // 3'. The daemon on a Merlin's data port (control off): an acquisition header, then frame 1
+  //     over and over, as above: each parsed, widened from big-endian, placed, recorded.
+  if (format.protocol == StreamProtocol::kMerlin) {
+    const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t size = sizeof address;
+    if (listener < 0 || ::bind(listener, reinterpret_cast<sockaddr*>(&address), size) != 0 ||
+        ::listen(listener, 1) != 0 ||
+        ::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &size) != 0)
+      throw std::runtime_error("bench ingest: cannot listen on a loopback port for the Merlin");
+    const std::vector<std::byte> header = merlin::acquisition_header_message(2, 12);
+    const std::vector<std::byte> frame = merlin::frame_message(1, rows, cols, PixelType::kUint16, payload);
+    // 64 frames per write: what a Merlin's socket sees at speed.
+    std::vector<std::byte> block;
+    for (int i = 0; i < 64; ++i) block.insert(block.end(), frame.begin(), frame.end());
+    const auto write_all = [](int fd, std::span<const std::byte> bytes) {
+      for (std::size_t sent = 0; sent < bytes.size();) {
+        const ssize_t n = ::send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+        if (n <= 0) throw std::runtime_error("bench ingest: the daemon left the Merlin port");
+        sent += static_cast<std::size_t>(n);
+      }
+    };
+    const json detector = {
+        {"kind", "merlin"},
+        {"endpoint", "tcp://127.0.0.1:" + std::to_string(ntohs(address.sin_port))},
+        {"merlin", {{"control_port", 0}}}};
+    const IngestRun merlin_run = measure_ingest(
+        context, detector, rows, 2, frames, batch, dir, "bench-ingest-merlin-" + stamp,
+        [&](zmq::socket_t&, const std::string&) {
+          pollfd p{listener, POLLIN, 0};
+          if (::poll(&p, 1, 10000) != 1)
+            throw std::runtime_error("bench ingest: the daemon did not connect to the Merlin port");
+          const int client = ::accept(listener, nullptr, nullptr);
+          write_all(client, header);
+          long sent = 0;
+          for (; sent + 64 <= frames; sent += 64) write_all(client, block);
+          for (; sent < frames; ++sent) write_all(client, frame);
+          ::close(client);
+        });
+    ::close(listener);
+    report["protocol"] = "merlin";
+    report["bytes_per_frame"] = {{"raw", payload.size()}, {"message", frame.size()}};
+    report["merlin_frames_per_s"] = merlin_run.frames_per_s;
+    report["merlin_ratio_to_native"] = merlin_run.frames_per_s / native.frames_per_s;
+    report["merlin_frames_recorded"] = merlin_run.recorded;
+    report["merlin_frames_lost"] = frames - static_cast<long>(merlin_run.recorded);
+    report["merlin_journal_bytes_per_frame"] = merlin_run.journal_bytes_per_frame;
+    all_recorded = all_recorded && merlin_run.recorded == static_cast<std::uint64_t>(frames);
   }
   std::cout << report.dump(2) << std::endl;
   return all_recorded ? 0 : 1;
@@ -421,14 +479,14 @@ Command bench_ingest_command() {
           .description =
               "Daemon frames/s with recording (each frame a bitshuffle-LZ4 chunk, to the journal "
               "with fdatasync per batch and to HDF5) against "
-              "raw ZMQ frames/s in the same run, and frames lost; with --protocol, the DECTRIS path "
-              "too, and its ratio to the native path. Prints one JSON object; exit 1 if a frame "
-              "was lost.",
+              "raw ZMQ frames/s in the same run, and frames lost; with --protocol, the DECTRIS or "
+              "Merlin path too, and its ratio to the native path. Prints one JSON object; exit 1 "
+              "if a frame was lost.",
           .options = {{"frames", "N", "200000", "frames per measurement"},
                       {"shape", "ROWSxCOLS", "64x64", "frame shape (square)"},
                       {"batch", "B", "256", "frames per recorder sync"},
-                      {"protocol", "native|dectris-v1|dectris-v2", "native",
-                       "also measure this DECTRIS stream"},
+                      {"protocol", "native|dectris-v1|dectris-v2|merlin", "native",
+                       "also measure this DECTRIS stream or the Merlin TCP protocol"},
                       {"encoding", "bs16-lz4|lz4|none", "bs16-lz4", "the DECTRIS stream's encoding"},
                       kDirOption},
           .run = bench_ingest};

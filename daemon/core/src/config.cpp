@@ -159,9 +159,25 @@ void describe(V& v, GeometryCheckSettings& c) {
 }
 
 template <typename V>
+void describe(V& v, MerlinSettings& c) {
+  v.field("control_port", c.control_port,
+          "the Merlin's control port on the endpoint's host; 0: no control, only receive",
+          Rule::kNonNegative);
+  v.field("trigger_start", c.trigger_start,
+          "TRIGGERSTART set at arm (1: rising edge, from the scan generator); -1: leave it");
+  v.validate("trigger_start", [&] {
+    if (c.trigger_start < -1 || c.trigger_start > 6)
+      throw std::invalid_argument("must be -1 (leave it) or a TRIGGERSTART value 0..6");
+  });
+  v.field("timeout_s", c.timeout_s, "the longest wait for a control answer or the data connection",
+          Rule::kPositive);
+}
+
+template <typename V>
 void describe(V& v, DetectorConfig& c) {
-  v.choice("kind", c.kind, {"zmq", "dectris-v1", "dectris-v2"},
-           "zmq: the native protocol; dectris-v1/-v2: a DECTRIS SIMPLON stream");
+  v.choice("kind", c.kind, {"zmq", "dectris-v1", "dectris-v2", "merlin"},
+           "zmq: the native protocol; dectris-v1/-v2: a DECTRIS SIMPLON stream; merlin: a Merlin's "
+           "TCP data port");
   v.field("endpoint", c.endpoint, "the detector's stream endpoint");
   v.field("bind", c.bind, "bind instead of connecting");
   v.field("receive_hwm", c.receive_hwm, "ZMQ receive high-water mark (frames)", Rule::kPositive);
@@ -178,7 +194,9 @@ void describe(V& v, DetectorConfig& c) {
             "how frames map onto the reconstructor's (README: Frame geometry), applied at ingest");
   v.section("geometry_check", c.geometry_check,
             "the check of a session's first frames against the geometry (README: Calibration)");
+  v.section("merlin", c.merlin, "merlin only: its control port and how a session arms it");
 }
+
 
 template <typename V>
 void describe(V& v, ScanDriverConfig& c) {
@@ -262,13 +280,17 @@ DetectorConfig apply_detector_uri(DetectorConfig detector, const std::string& ur
   const std::string kind = scheme_end == std::string::npos ? "" : uri.substr(0, scheme_end);
   const std::string address = scheme_end == std::string::npos ? "" : uri.substr(scheme_end + 3);
   const auto colon = address.rfind(':');
-  if ((kind != "zmq" && kind != "dectris-v1" && kind != "dectris-v2") || colon == std::string::npos ||
-      colon == 0 || colon + 1 == address.size())
+  const bool merlin_default_port =
+      kind == "merlin" && !address.empty() && colon == std::string::npos;
+  if ((kind != "zmq" && kind != "dectris-v1" && kind != "dectris-v2" && kind != "merlin") ||
+      (!merlin_default_port &&
+       (colon == std::string::npos || colon == 0 || colon + 1 == address.size())))
     throw std::invalid_argument("--detector '" + uri +
-                                "': expected zmq://HOST:PORT (native), dectris-v1://HOST:PORT "
-                                "or dectris-v2://HOST:PORT, e.g. dectris-v1://dcu-host:9999");
+                                "': expected zmq://HOST:PORT (native), dectris-v1://HOST:PORT, "
+                                "dectris-v2://HOST:PORT or merlin://HOST[:PORT], e.g. "
+                                "dectris-v1://dcu-host:9999");
   detector.kind = kind;
-  detector.endpoint = "tcp://" + address;
+  detector.endpoint = "tcp://" + address + (merlin_default_port ? ":6342" : "");
   return detector;
 }
 

@@ -2,11 +2,10 @@
 // header of comma-separated fields,
 //   MQ1,<frame number>,<header bytes>,<chips>,<width>,<height>,<pixel depth>,<layout>,...
 // followed by width x height big-endian pixels. Every frame of a file has the same header size
-// and shape, so frame k starts at k * (header bytes + pixel bytes).
-#include <algorithm>
-#include <charconv>
-#include <cstring>
+// and shape, so frame k starts at k * (header bytes + pixel bytes). The frame header and the .hdr
+// are parsed by the protocol's one parser, ptypilot/wire/merlin.hpp, which the live source uses too.
 #include <fstream>
+#include <iterator>
 #include <limits>
 #include <optional>
 #include <stdexcept>
@@ -15,6 +14,7 @@
 #include <vector>
 
 #include "ptypilot/wire/log.hpp"
+#include "ptypilot/wire/merlin.hpp"
 #include "mapped_file.hpp"
 #include "ptypilot/scan_geometry.hpp"
 #include "recorded_formats.hpp"
@@ -25,104 +25,29 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr std::string_view kFrameMagic = "MQ1,";
-constexpr std::size_t kMaxHeaderBytes = 65536;
-
 [[noreturn]] void fail(const fs::path& path, const std::string& what) {
   throw std::runtime_error(path.string() + ": " + what);
 }
 
-std::vector<std::string_view> split_fields(std::string_view header) {
-  std::vector<std::string_view> fields;
-  std::size_t start = 0;
-  while (start <= header.size()) {
-    const std::size_t comma = header.find(',', start);
-    const std::size_t end = comma == std::string_view::npos ? header.size() : comma;
-    std::string_view f = header.substr(start, end - start);
-    while (!f.empty() && (f.front() == ' ' || f.front() == '\0')) f.remove_prefix(1);
-    while (!f.empty() && (f.back() == ' ' || f.back() == '\0')) f.remove_suffix(1);
-    fields.push_back(f);
-    if (comma == std::string_view::npos) break;
-    start = comma + 1;
-  }
-  return fields;
-}
-
-std::optional<long long> to_integer(std::string_view text) {
-  long long v = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
-  return v;
-}
-
-// The fields of the frame header at `offset`, or a reason it is not one.
-struct FrameHeader {
-  long long number = 0;
-  std::size_t header_bytes = 0;
-  int width = 0;
-  int height = 0;
-  std::string depth;
-};
-
-std::optional<FrameHeader> parse_frame_header(std::span<const std::byte> file, std::size_t offset,
-                                              std::string* why) {
-  const std::size_t available = std::min(file.size() - offset, kMaxHeaderBytes);
-  const std::string_view text(reinterpret_cast<const char*>(file.data()) + offset, available);
-  if (text.substr(0, kFrameMagic.size()) != kFrameMagic) {
-    *why = "no Merlin frame header (\"MQ1,\") there";
-    return std::nullopt;
-  }
-  std::vector<std::string_view> fields =
-      split_fields(text.substr(0, std::min<std::size_t>(available, 256)));
-  if (fields.size() < 7) {
-    *why = "a frame header with fewer than 7 fields";
-    return std::nullopt;
-  }
-  FrameHeader h;
-  const auto number = to_integer(fields[1]);
-  const auto header_bytes = to_integer(fields[2]);
-  const auto width = to_integer(fields[4]);
-  const auto height = to_integer(fields[5]);
-  if (!number || !header_bytes || !width || !height || *header_bytes < 16 ||
-      *header_bytes > static_cast<long long>(kMaxHeaderBytes) || *width <= 0 || *height <= 0 ||
-      *width > 65536 || *height > 65536) {
-    *why = "a frame header whose frame number, header size or shape is not a number in range: \"" +
-           std::string(text.substr(0, std::min<std::size_t>(available, 60))) + "...\"";
-    return std::nullopt;
-  }
-  h.number = *number;
-  h.header_bytes = static_cast<std::size_t>(*header_bytes);
-  h.width = static_cast<int>(*width);
-  h.height = static_cast<int>(*height);
-  h.depth = std::string(fields[6]);
-  return h;
+// The frame header at `offset` (the protocol's one parser, ptypilot/wire/merlin.hpp), or a
+// reason it is not one.
+std::optional<merlin::FrameHeader> parse_frame_header(std::span<const std::byte> file,
+                                                      std::size_t offset, std::string* why) {
+  return merlin::parse_frame_header(file.subspan(offset), why);
 }
 
 // What the acquisition header NAME.hdr says about the scan.
-struct AcquisitionHeader {
+struct AcquisitionHeader : merlin::AcquisitionHeader {
   bool present = false;
-  std::optional<long long> frames_in_acquisition;
-  std::optional<long long> frames_per_trigger;
-  std::optional<long long> counter_depth;
 };
 
 AcquisitionHeader read_acquisition_header(const fs::path& path) {
   AcquisitionHeader h;
-  std::ifstream in(path);
+  std::ifstream in(path, std::ios::binary);
   if (!in) return h;
   h.present = true;
-  std::string line;
-  while (std::getline(in, line)) {
-    const std::size_t colon = line.find(':');
-    if (colon == std::string::npos) continue;
-    const std::string_view key(line.data(), colon);
-    std::string value = line.substr(colon + 1);
-    std::erase_if(value, [](char c) { return c == '\t' || c == ' ' || c == '\r'; });
-    const auto number = to_integer(value);
-    if (key.starts_with("Frames in Acquisition")) h.frames_in_acquisition = number;
-    if (key.starts_with("Frames per Trigger")) h.frames_per_trigger = number;
-    if (key.starts_with("Counter Depth")) h.counter_depth = number;
-  }
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  static_cast<merlin::AcquisitionHeader&>(h) = merlin::parse_acquisition_header(text);
   return h;
 }
 
@@ -141,7 +66,7 @@ class MibRecordedDataset final : public RecordedDataset {
     const AcquisitionHeader acquisition = read_acquisition_header(hdr_path);
 
     std::string why;
-    const std::optional<FrameHeader> first = parse_frame_header(bytes, 0, &why);
+    const std::optional<merlin::FrameHeader> first = parse_frame_header(bytes, 0, &why);
     if (!first) fail(path, "frame 0 at offset 0: " + why);
     if (first->depth.size() == 3 && first->depth[0] == 'R')
       fail(path,
@@ -161,7 +86,7 @@ class MibRecordedDataset final : public RecordedDataset {
       fail(path, "frame 0 at offset 0: pixel depth '" + first->depth +
                      "' is not supported (U08, U16, U32)");
     header_bytes_ = first->header_bytes;
-    first_number_ = first->number;
+    first_number_ = static_cast<long long>(first->number);
     const std::size_t pixel_bytes =
         static_cast<std::size_t>(first->width) * first->height * element_.bytes;
     stride_ = header_bytes_ + pixel_bytes;
@@ -176,7 +101,7 @@ class MibRecordedDataset final : public RecordedDataset {
     // The last frame must sit where the first one's size says; else the sizes changed midway.
     if (whole > 1) {
       const std::size_t last = (whole - 1) * stride_;
-      const std::optional<FrameHeader> h = parse_frame_header(bytes, last, &why);
+      const std::optional<merlin::FrameHeader> h = parse_frame_header(bytes, last, &why);
       if (!h)
         fail(path, "frame " + std::to_string(whole - 1) + " at offset " + std::to_string(last) +
                        ": " + why);
@@ -231,7 +156,7 @@ class MibRecordedDataset final : public RecordedDataset {
   Status read_checked(std::size_t index, std::span<float> out) override {
     const std::size_t offset = index * stride_;
     std::string why;
-    const std::optional<FrameHeader> h = parse_frame_header(file_.bytes(), offset, &why);
+    const std::optional<merlin::FrameHeader> h = parse_frame_header(file_.bytes(), offset, &why);
     if (!h)
       return invalid_argument(info_.path.string() + ": frame " + std::to_string(index) +
                               " at offset " + std::to_string(offset) + ": " + why);
@@ -241,7 +166,7 @@ class MibRecordedDataset final : public RecordedDataset {
                               " at offset " + std::to_string(offset) +
                               ": its header size or shape differs from frame 0's");
     const long long expected = first_number_ + static_cast<long long>(index);
-    if (h->number != expected)
+    if (static_cast<long long>(h->number) != expected)
       return invalid_argument(info_.path.string() + ": frame " + std::to_string(index) +
                               " at offset " + std::to_string(offset) + ": its header says frame " +
                               std::to_string(h->number) + ", expected " + std::to_string(expected) +

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <stdexcept>
 #include <utility>
@@ -12,6 +13,7 @@
 #include "ptypilot/wire/log.hpp"
 #include "ptypilot/wire/native_frame.hpp"
 #include "ptypilot/presets.hpp"
+#include "merlin_ports.hpp"
 
 namespace ptypilot::sim {
 
@@ -29,6 +31,7 @@ constexpr int kBatchFrames = 16;
 PixelType choose_dtype(const DetectorServiceConfig& config) {
   if (config.dtype) return *config.dtype;
   if (config.format.protocol != StreamProtocol::kNative &&
+      config.format.protocol != StreamProtocol::kMerlin &&
       config.format.encoding == dectris::Encoding::kBitshuffleLz4) {
     switch (config.format.bitshuffle_bits) {
       case 8: return PixelType::kUint8;
@@ -86,11 +89,61 @@ DetectorService::DetectorService(zmq::context_t& context, DetectorServiceConfig 
     command_socket_.bind(config_.command_endpoint);
     bound_command_endpoint_ = last_endpoint(command_socket_);
   }
-  data_socket_.bind(config_.data_endpoint);
-  bound_data_endpoint_ = last_endpoint(data_socket_);
+  if (config_.format.protocol == StreamProtocol::kMerlin) {
+    merlin_data_ = std::make_unique<MerlinDataPort>(config_.data_endpoint);
+    bound_data_endpoint_ = merlin_data_->bound();
+    if (config_.free_run_frames == 0) {
+      merlin_control_ = std::make_unique<MerlinControlPort>(
+          config_.merlin_control_endpoint,
+          [this](const std::string& name) { return merlin_command(name); },
+          [this] { return jobs_.empty() ? 0 : 1; });  // DETECTORSTATUS: 0 idle, 1 busy
+      bound_control_endpoint_ = merlin_control_->bound();
+    }
+  } else {
+    data_socket_.bind(config_.data_endpoint);
+    bound_data_endpoint_ = last_endpoint(data_socket_);
+  }
   batch_.resize(static_cast<std::size_t>(kBatchFrames) * frame_px() * frame_px());
   batch_origins_.resize(kBatchFrames);
   if (config_.free_run_frames > 0) jobs_.push_back(free_run_job());
+}
+
+DetectorService::~DetectorService() = default;
+
+int DetectorService::merlin_command(const std::string& name) {
+  if (name == "STARTACQUISITION") {
+    if (armed_ || !jobs_.empty()) return 1;  // busy: an acquisition is under way
+    const long long frames = std::atoll(merlin_control_->value("NUMFRAMESTOACQUIRE", "1").c_str());
+    Job job;  // no frames: only the acquisition header
+    emitter_->end_series();
+    for (auto& m : emitter_->begin_series(series_for(static_cast<std::uint64_t>(std::max(1LL, frames)))))
+      job.before.push_back(std::move(m));
+    jobs_.push_back(std::move(job));
+    series_open_ = true;
+    series_session_.clear();
+    armed_ = true;
+    return 0;
+  }
+  if (name == "STOPACQUISITION" || name == "ABORT") {
+    // Frames not yet sent are never acquired; the data port says nothing.
+    std::uint64_t dropped = 0;
+    for (const Job& job : jobs_) dropped += static_cast<std::uint64_t>(job.frames - job.next);
+    jobs_.clear();
+    message_.clear();
+    batch_count_ = 0;
+    emitter_->end_series();
+    series_open_ = false;
+    armed_ = false;
+    log::info("sim_detector_acquisition_stopped", {{"frames_dropped", dropped}});
+    return 0;
+  }
+  if (name == "SOFTTRIGGER" || name == "RESET") return 0;
+  return 2;  // not recognised
+}
+
+bool DetectorService::send_data(WireMessage& message) {
+  if (merlin_data_) return message.size() == 1 && merlin_data_->send(message[0]);
+  return send_message(data_socket_, message, zmq::send_flags::dontwait);
 }
 
 StreamSeries DetectorService::series_for(std::uint64_t number_of_images) const {
@@ -173,7 +226,11 @@ wire::ScanAck DetectorService::answer(const wire::ScanCommand& command) {
   Job job;
   job.command = command;
   job.frames = command.positions_size();
-  if (emitter_->uses_series() && (!series_open_ || series_session_ != command.session_id())) {
+  if (armed_) {
+    // Merlin: the acquisition that control started is this session's.
+    armed_ = false;
+    series_session_ = command.session_id();
+  } else if (emitter_->uses_series() && (!series_open_ || series_session_ != command.session_id())) {
     // Each session is one series: close the previous session's, open this one's.
     for (auto& m : emitter_->end_series()) job.before.push_back(std::move(m));
     for (auto& m : emitter_->begin_series(series_for(0))) job.before.push_back(std::move(m));
@@ -292,7 +349,7 @@ void DetectorService::send_ready_frames(Clock::time_point now) {
         continue;
       }
     }
-    if (!send_message(data_socket_, message_, zmq::send_flags::dontwait))
+    if (!send_data(message_))
       return;  // the reader is behind: wait for POLLOUT rather than drop or block
     message_.clear();
     ++frames_sent_;
@@ -308,7 +365,7 @@ void DetectorService::send_ready_frames(Clock::time_point now) {
 
 bool DetectorService::send_queued(std::deque<WireMessage>& messages) {
   while (!messages.empty()) {
-    if (!send_message(data_socket_, messages.front(), zmq::send_flags::dontwait)) return false;
+    if (!send_data(messages.front())) return false;
     messages.pop_front();
   }
   return true;
@@ -317,6 +374,7 @@ bool DetectorService::send_queued(std::deque<WireMessage>& messages) {
 void DetectorService::run(std::stop_token stop) {
   log::info("sim_detector_serving", {{"command_endpoint", bound_command_endpoint_},
                                      {"data_endpoint", bound_data_endpoint_},
+                                     {"control_endpoint", bound_control_endpoint_},
                                      {"frames", frames_->format().source},
                                      {"frame_px", frame_px()},
                                      {"dtype", to_string(dtype_)},
@@ -325,27 +383,43 @@ void DetectorService::run(std::stop_token stop) {
                                      {"free_run_frames", config_.free_run_frames},
                                      {"electrons_per_frame", electrons_per_frame()}});
   const bool paced = config_.frame_rate_hz > 0;
+  std::vector<zmq_pollitem_t> items;
   while (!stop.stop_requested()) {
     const auto now = Clock::now();
-    zmq_pollitem_t items[2] = {{command_socket_.handle(), 0, ZMQ_POLLIN, 0},
-                               {data_socket_.handle(), 0, ZMQ_POLLOUT, 0}};
-    int count = 1;
     auto timeout = kStopPoll;
+    bool due = false;
     if (!jobs_.empty()) {
       if (paced && now < next_frame_at_) {
         timeout =
             std::min(timeout, std::chrono::ceil<std::chrono::milliseconds>(next_frame_at_ - now));
       } else {
-        count = 2;  // a frame is due: wake when the data socket can take it
+        due = true;  // a frame is due: wake when the data socket can take it
       }
     }
-    const int rc = zmq_poll(items, count, static_cast<long>(timeout.count()));
+    items.clear();
+    items.push_back({command_socket_.handle(), 0, ZMQ_POLLIN, 0});
+    const std::size_t data_item = items.size();
+    if (merlin_data_) {
+      merlin_data_->add_pollitems(items, due);
+    } else if (due) {
+      items.push_back({data_socket_.handle(), 0, ZMQ_POLLOUT, 0});
+    }
+    const std::size_t control_item = items.size();
+    if (merlin_control_) merlin_control_->add_pollitems(items);
+    const int rc = zmq_poll(items.data(), static_cast<int>(items.size()), static_cast<long>(timeout.count()));
     if (rc < 0) {
       if (zmq_errno() == EINTR) continue;
       throw zmq::error_t();
     }
     if (items[0].revents & ZMQ_POLLIN) handle_command();
-    if (count == 2 && (items[1].revents & ZMQ_POLLOUT)) send_ready_frames(Clock::now());
+    if (merlin_control_) merlin_control_->handle(items, control_item);
+    if (merlin_data_) {
+      merlin_data_->handle(items, data_item);
+      if (due && merlin_data_->connected() && (items[data_item + 1].revents & ZMQ_POLLOUT))
+        send_ready_frames(Clock::now());
+    } else if (due && (items[data_item].revents & ZMQ_POLLOUT)) {
+      send_ready_frames(Clock::now());
+    }
   }
   std::uint64_t unsent = 0;
   for (const Job& job : jobs_) unsent += static_cast<std::uint64_t>(job.frames - job.next);

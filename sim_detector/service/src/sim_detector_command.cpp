@@ -42,9 +42,9 @@ StreamFormat parse_format(const CliArgs& args) {
   StreamFormat format;
   format.protocol = parse_stream_protocol(args.get("protocol"));
   if (args.has("encoding")) {
-    if (format.protocol == StreamProtocol::kNative)
+    if (format.protocol == StreamProtocol::kNative || format.protocol == StreamProtocol::kMerlin)
       throw std::invalid_argument("--encoding applies to --protocol dectris-v1 or dectris-v2; "
-                                  "the native protocol sends raw pixels");
+                                  "the native and Merlin protocols send raw pixels");
     parse_stream_encoding(args.get("encoding"), &format);
   } else {
     parse_stream_encoding("bs16-lz4", &format);  // what DECTRIS detectors send by default
@@ -73,6 +73,10 @@ int run_sim_detector(const CliArgs& args) {
   const long frames = args.has("frames") ? args.get_int("frames") : 0;
   if (frames < 0) throw std::invalid_argument("--frames must be >= 1 (free-running), or absent");
   config.free_run_frames = static_cast<std::uint64_t>(frames);
+  if (args.has("control-endpoint") && config.format.protocol != StreamProtocol::kMerlin)
+    throw std::invalid_argument("--control-endpoint is the Merlin's control port: it applies to "
+                                "--protocol merlin");
+  config.merlin_control_endpoint = args.get("control-endpoint", config.merlin_control_endpoint);
 
   const sigset_t signals = block_stop_signals();
   zmq::context_t context;
@@ -84,8 +88,11 @@ int run_sim_detector(const CliArgs& args) {
                           {"dtype", to_string(service.dtype())}};
   if (config.free_run_frames == 0) ready["command_endpoint"] = service.bound_command_endpoint();
   else ready["frames"] = config.free_run_frames;
-  if (config.format.protocol != StreamProtocol::kNative)
+  if (config.format.protocol == StreamProtocol::kDectrisV1 ||
+      config.format.protocol == StreamProtocol::kDectrisV2)
     ready["encoding"] = encoding_label(config.format);
+  if (!service.bound_control_endpoint().empty())
+    ready["control_endpoint"] = service.bound_control_endpoint();
   const int signal_number = serve_until_signalled(service, signals, ready);
   log::info("sim_detector_exit", {{"signal", signal_number}});
   return 0;
@@ -101,7 +108,8 @@ Command sim_detector_command() {
       .summary = "a simulated detector and stage: takes scan commands, sends simulated frames",
       .description =
           "A simulated detector and stage: takes scan commands, sends frames of the forward model "
-          "in the native protocol or a DECTRIS SIMPLON stream. --frames N runs free, like a "
+          "in the native protocol, a DECTRIS SIMPLON stream or the Merlin TCP protocol (data "
+          "and control ports that the daemon connects to). --frames N runs free, like a "
           "detector armed for N images: one series of N raster frames, no scan commands. Prints "
           "one JSON ready line with the bound endpoints; runs until SIGINT or SIGTERM.",
       .options =
@@ -115,14 +123,17 @@ Command sim_detector_command() {
             "point-spread and read noise, frozen phonons): "
             "kernels/include/ptypilot/experimental_effects.hpp; none by default"},
            {"command-endpoint", "EP", d.command_endpoint, "the scan-command socket"},
-           {"data-endpoint", "EP", d.data_endpoint, "the frame socket"},
+           {"data-endpoint", "EP", d.data_endpoint, "the frame socket (merlin: its TCP data port)"},
            {"endpoint", "EP", "", "the same as --data-endpoint"},
            {"rate", "HZ", default_text(d.frame_rate_hz),
             "frames per second; 0: as fast as the simulation and the reader allow"},
            {"dtype", "uint8|uint16|uint32|float32", "",
             "pixel type (default: the bitshuffle encoding's width, else uint16 counts, float32 "
-            "when noise-free)"},
-           {"protocol", "native|dectris-v1|dectris-v2", to_string(d.format.protocol), "wire protocol"},
+            "when noise-free; merlin: uint8, uint16 or uint32, sent as U08, U16, U32)"},
+           {"protocol", "native|dectris-v1|dectris-v2|merlin", to_string(d.format.protocol),
+            "wire protocol"},
+           {"control-endpoint", "EP", d.merlin_control_endpoint,
+            "merlin: the control port (SET, GET, CMD STARTACQUISITION / STOPACQUISITION)"},
            {"encoding", "bs8-lz4|bs16-lz4|bs32-lz4|lz4|none", "",
             "DECTRIS pixel encoding (default: bs16-lz4, what DECTRIS detectors send)"},
            {"header-detail", "basic|all|none", d.format.header_detail, "DECTRIS series header"},

@@ -51,6 +51,20 @@ inline constexpr std::string_view kDectrisFrameGaps = "dectris_frame_gaps";
 inline constexpr std::string_view kDectrisFramesMissing = "dectris_frames_missing";
 inline constexpr std::string_view kDectrisExtraChannelsIgnored = "dectris_extra_channels_ignored";
 
+// --- the Merlin source (daemon/ingest) ----------------------------------------------------------
+inline constexpr std::string_view kMerlinBadFraming = "merlin_bad_framing";
+inline constexpr std::string_view kMerlinBadLength = "merlin_bad_length";
+inline constexpr std::string_view kMerlinTruncated = "merlin_truncated";
+inline constexpr std::string_view kMerlinUnknownMessage = "merlin_unknown_message";
+inline constexpr std::string_view kMerlinMalformedHeader = "merlin_malformed_header";
+inline constexpr std::string_view kMerlinSizeMismatch = "merlin_size_mismatch";
+inline constexpr std::string_view kMerlinAcquisitionsStarted = "merlin_acquisitions_started";
+inline constexpr std::string_view kMerlinNoAcquisition = "merlin_no_acquisition";
+inline constexpr std::string_view kMerlinFrameNotIssued = "merlin_frame_not_issued";
+inline constexpr std::string_view kMerlinFrameGaps = "merlin_frame_gaps";
+inline constexpr std::string_view kMerlinFramesMissing = "merlin_frames_missing";
+inline constexpr std::string_view kMerlinAcquisitionsAborted = "merlin_acquisitions_aborted";
+
 // --- the ingest pipeline (daemon/app) -----------------------------------------------------------
 inline constexpr std::string_view kSessionStreamFaults = "session_stream_faults";
 
@@ -106,6 +120,8 @@ inline constexpr std::string_view kZmqAndDectrisSources = "native ZMQ source, DE
 inline constexpr std::string_view kDectrisParser = "DECTRIS parser";
 inline constexpr std::string_view kDectrisParserAndSource = "DECTRIS parser, DECTRIS source";
 inline constexpr std::string_view kDectrisSource = "DECTRIS source";
+inline constexpr std::string_view kMerlinSource = "Merlin source";
+inline constexpr std::string_view kEveryStreamSource = "native ZMQ, DECTRIS and Merlin sources";
 inline constexpr std::string_view kAssemblerAndIngest = "assembler, ingest pipeline";
 inline constexpr std::string_view kIngest = "ingest pipeline";
 inline constexpr std::string_view kAssembler = "assembler";
@@ -188,6 +204,44 @@ inline constexpr std::array kCounters = {
     CounterInfo{kDectrisExtraChannelsIgnored,
                 "DECTRIS v2: image channels beyond the first, which are ignored",
                 part::kDectrisSource},
+    CounterInfo{kMerlinBadFraming,
+                "Merlin: bytes that do not start \"MPX,\" + a 10-digit length + \",\"; skipped to "
+                "the next \"MPX,\"",
+                part::kMerlinSource},
+    CounterInfo{kMerlinBadLength,
+                "Merlin: a message longer than a frame of the configured shape can be (skipped by "
+                "its length), or longer than any frame (skipped to the next \"MPX,\")",
+                part::kMerlinSource},
+    CounterInfo{kMerlinTruncated,
+                "Merlin: a message cut off by the end of the connection", part::kMerlinSource},
+    CounterInfo{kMerlinUnknownMessage, "Merlin: a message that is neither `HDR` nor `MQ1`",
+                part::kMerlinSource},
+    CounterInfo{kMerlinMalformedHeader,
+                "Merlin: an `MQ1` frame header whose fields are missing or not numbers in range",
+                part::kMerlinSource},
+    CounterInfo{kMerlinSizeMismatch,
+                "Merlin: a frame message whose length is not its header size plus its pixels",
+                part::kMerlinSource},
+    CounterInfo{kMerlinAcquisitionsStarted, "Merlin: acquisition headers (`HDR`) taken as the "
+                "session's acquisition", part::kMerlinSource},
+    CounterInfo{kMerlinNoAcquisition,
+                "Merlin: a frame before the session's acquisition header, or after its "
+                "acquisition was aborted (not recorded)",
+                part::kMerlinSource},
+    CounterInfo{kMerlinFrameNotIssued,
+                "Merlin: a frame number that no sub-sequence issued (not recorded)",
+                part::kMerlinSource},
+    CounterInfo{kMerlinFrameGaps,
+                "Merlin: gaps in the frame numbers; the session goes to `error`, naming the "
+                "missing numbers",
+                part::kMerlinSource},
+    CounterInfo{kMerlinFramesMissing,
+                "Merlin: the frames missing in those gaps or in an aborted acquisition",
+                part::kMerlinSource},
+    CounterInfo{kMerlinAcquisitionsAborted,
+                "Merlin: a new acquisition header before the session's frames were all in (an "
+                "acquisition aborted on the Merlin); the session goes to `error`",
+                part::kMerlinSource},
     CounterInfo{kSessionStreamFaults,
                 "sessions ended in `error` by a fault of the detector stream (lost frames); the "
                 "frames received are recorded",
@@ -286,7 +340,7 @@ inline constexpr std::array kCounters = {
                 "connections of the frame stream that ended: the detector went away, or sent a "
                 "message larger than the configured frame shape allows (dropped unread); a "
                 "connecting source connects again",
-                part::kZmqAndDectrisSources},
+                part::kEveryStreamSource},
     CounterInfo{kFramesUnissuedNotRecorded,
                 "frames of no issued position (never issued, or a repeat) beyond "
                 "`recorder.max_unissued_frames` in a session: counted here, not recorded",

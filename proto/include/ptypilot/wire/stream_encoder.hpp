@@ -1,6 +1,8 @@
 // FrameEmitter: puts frames onto the wire in one detector protocol: the native one (FrameHeader +
-// raw payload, zmq_frame_source.hpp) or a DECTRIS SIMPLON stream, v1 or v2, in any of its
-// encodings (dectris_stream.hpp, dectris_build.hpp). The simulated detector and the benchmarks send through it; it
+// raw payload, zmq_frame_source.hpp), a DECTRIS SIMPLON stream, v1 or v2, in any of its
+// encodings (dectris_stream.hpp, dectris_build.hpp), or the Merlin's (merlin.hpp: each message
+// one part holding its bytes as they go on the TCP stream, prefix included; the acquisition
+// header opens a series, frame number = frame_index + 1, nothing closes it). The simulated detector and the benchmarks send through it; it
 // takes a frame's counts and metadata, whatever produced them (the forward model, a recorded
 // data set), and owns only the wire format: series numbering and framing.
 #pragma once
@@ -22,7 +24,7 @@
 
 namespace ptypilot {
 
-enum class StreamProtocol { kNative, kDectrisV1, kDectrisV2 };
+enum class StreamProtocol { kNative, kDectrisV1, kDectrisV2, kMerlin };
 
 struct StreamFormat {
   StreamProtocol protocol = StreamProtocol::kNative;
@@ -33,7 +35,7 @@ struct StreamFormat {
   std::string header_detail = "basic";  // DECTRIS series header: basic, all or none
 };
 
-// "native", "dectris-v1", "dectris-v2"; throws std::invalid_argument naming them.
+// "native", "dectris-v1", "dectris-v2", "merlin"; throws std::invalid_argument naming them.
 StreamProtocol parse_stream_protocol(std::string_view name);
 const char* to_string(StreamProtocol protocol);
 // "bs8-lz4", "bs16-lz4", "bs32-lz4", "lz4", "none" into `format`; throws naming them.

@@ -78,9 +78,22 @@ struct GeometryCheckSettings {
   bool require_disk = false;  // end the session when the frames show no disk (false: not judged)
 };
 
+// A Merlin's control port and how the daemon arms it (README: Wire protocols).
+struct MerlinSettings {
+  // On the data endpoint's host; 0: no control, the daemon only receives (the Merlin is armed
+  // by other software).
+  int control_port = 6341;
+  // TRIGGERSTART set at arm: 1 rising edge (TTL), what a scan generator's trigger output
+  // drives; -1 leaves the Merlin's setting.
+  int trigger_start = 1;
+  // Each control exchange and the data connection at arm wait at most this long.
+  double timeout_s = 2.0;
+};
+
 struct DetectorConfig {
   // zmq: the native protocol (FrameHeader + raw payload); dectris-v1, dectris-v2: a DECTRIS
-  // detector's SIMPLON stream, v1 (JSON parts) or v2 (CBOR).
+  // detector's SIMPLON stream, v1 (JSON parts) or v2 (CBOR); merlin: a Quantum Detectors
+  // Merlin's TCP data port (the endpoint's port, 6342 by default).
   std::string kind = "zmq";
   std::string endpoint = "tcp://127.0.0.1:5602";
   bool bind = false;
@@ -98,10 +111,11 @@ struct DetectorConfig {
   double position_tolerance_A = 0.05;
   FrameGeometrySettings geometry;
   GeometryCheckSettings geometry_check;
+  MerlinSettings merlin;
 };
 
-// `serve --detector KIND://HOST:PORT`: kind zmq, dectris-v1 or dectris-v2, and the endpoint
-// tcp://HOST:PORT. Returns `detector` with both replaced; throws std::invalid_argument naming
+// `serve --detector KIND://HOST:PORT`: kind zmq, dectris-v1, dectris-v2 or merlin (whose PORT
+// may be left out: 6342), and the endpoint tcp://HOST:PORT. Returns `detector` with both replaced; throws std::invalid_argument naming
 // the accepted forms.
 DetectorConfig apply_detector_uri(DetectorConfig detector, const std::string& uri);
 

@@ -19,6 +19,14 @@
 //     of a new session closes the open series (its end message) and opens the next (its
 //     header), series ids counting from 1.
 //
+// Merlin (format.protocol merlin): the data socket is a TCP port that a client connects to, as
+// on a Merlin PC (ptypilot/wire/merlin.hpp), and a second TCP port takes Merlin control commands
+// (merlin_control_endpoint): SET and GET store and answer values, CMD STARTACQUISITION sends an
+// acquisition header for NUMFRAMESTOACQUIRE frames and the next session's commands are that
+// acquisition, CMD STOPACQUISITION (or ABORT) ends it and drops the frames not yet sent, with no
+// sign on the data port, as a Merlin does. A session that nobody armed gets its acquisition
+// header with its first command. Frame numbers are frame_index + 1. Free-running, no control port.
+//
 // Free-running (free_run_frames > 0), like a DECTRIS detector armed for N images: no command
 // socket; one series of N frames of the preset's raster (row by row, wrapping around when N
 // exceeds it) goes out as soon as a reader connects, then the service idles until stopped. The
@@ -56,6 +64,9 @@
 
 namespace ptypilot::sim {
 
+class MerlinDataPort;
+class MerlinControlPort;
+
 struct DetectorServiceConfig {
   // The simulated frames (SimulatorFrameSettings), for the constructor without a provider.
   std::string preset = "mos2-paper";
@@ -72,6 +83,7 @@ struct DetectorServiceConfig {
   std::optional<PixelType> dtype;
   StreamFormat format;  // the wire protocol and, for DECTRIS, its encoding
   std::uint64_t free_run_frames = 0;  // > 0: free-running, see above
+  std::string merlin_control_endpoint = "tcp://127.0.0.1:6341";  // merlin only
 };
 
 class DetectorService {
@@ -86,6 +98,7 @@ class DetectorService {
   DetectorService(zmq::context_t& context, DetectorServiceConfig config,
                   std::unique_ptr<FrameProvider> frames);
 
+  ~DetectorService();
   DetectorService(const DetectorService&) = delete;
   DetectorService& operator=(const DetectorService&) = delete;
 
@@ -98,6 +111,8 @@ class DetectorService {
   // The endpoints as ZMQ resolved them: with "tcp://127.0.0.1:*" they name the chosen ports.
   const std::string& bound_command_endpoint() const { return bound_command_endpoint_; }
   const std::string& bound_data_endpoint() const { return bound_data_endpoint_; }
+  // Merlin's control port; empty for other protocols and free-running.
+  const std::string& bound_control_endpoint() const { return bound_control_endpoint_; }
 
   const DetectorServiceConfig& config() const { return config_; }
   // Read only from the thread that runs the service, or before run() and after it returns.
@@ -133,6 +148,9 @@ class DetectorService {
   Status make_batch(const Job& job);
   // Sends queued series messages; false while the socket cannot take them.
   bool send_queued(std::deque<WireMessage>& messages);
+  // One message onto the data socket or port, without blocking; false when it cannot take it.
+  bool send_data(WireMessage& message);
+  int merlin_command(const std::string& name);
   StreamSeries series_for(std::uint64_t number_of_images) const;
   Job free_run_job();
 
@@ -143,6 +161,10 @@ class DetectorService {
   zmq::socket_t data_socket_;
   std::string bound_command_endpoint_;
   std::string bound_data_endpoint_;
+  std::string bound_control_endpoint_;
+  std::unique_ptr<MerlinDataPort> merlin_data_;
+  std::unique_ptr<MerlinControlPort> merlin_control_;
+  bool armed_ = false;  // Merlin: an acquisition started by control, not yet given to a session
   std::unique_ptr<FrameEmitter> emitter_;
   WireMessage message_;         // the frame being sent, reused
   std::string series_session_;  // the session whose series is open (DECTRIS)
