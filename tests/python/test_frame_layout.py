@@ -7,7 +7,7 @@ like the ideal data set; configured with optics grossly unlike the frames, it en
 detector turned 12 degrees with its disk 0.7 px off, calibrated by `ptypilot calibrate`, gets
 its geometry measured and reconstructs far better than uncalibrated, though not yet within 0.01
 SSIM of the ideal geometry (an xfail). Data: graphene-small (64 px frames, a 32 x 32 raster)
-from the simulator, which computes the FFT layout.
+from the simulator, which computes the FFT layout."""
 
 from __future__ import annotations
 
