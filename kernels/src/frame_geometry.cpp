@@ -38,6 +38,15 @@ int wrap(int i, int n) { return ((i % n) + n) % n; }
 
 }  // namespace
 
+void keys_cubic_weights(double t, double* w) {
+  // Keys (1981), a = -1/2: pixels at -1, 0, 1, 2 from floor(x), t = x - floor(x) in [0, 1).
+  const double t2 = t * t, t3 = t2 * t;
+  w[0] = -0.5 * t3 + t2 - 0.5 * t;
+  w[1] = 1.5 * t3 - 2.5 * t2 + 1.0;
+  w[2] = -1.5 * t3 + 2.0 * t2 + 0.5 * t;
+  w[3] = 0.5 * t3 - 0.5 * t2;
+}
+
 void fftshift_image(std::span<const float> in, int rows, int cols, std::span<float> out) {
   roll(in, rows, cols, rows / 2, cols / 2, out);
 }
@@ -181,22 +190,27 @@ void FrameGeometryMap::transform(std::span<const float> centred, std::span<float
           o = at(shifted, wrap(c0 + int(std::lround(sy)), n), wrap(c0 + int(std::lround(sx)), n));
           continue;
         }
+        // Keys' cubic convolution (a = -1/2) on the 4 x 4 pixels around the point; counts
+        // cannot be negative, so its undershoot next to the disk's edge is cut at 0.
         const double py = c0 + ry + sy, px = c0 + rx + sx;
         const int y0 = int(std::floor(py)), x0 = int(std::floor(px));
-        const double fy = py - y0, fx = px - x0;
-        float value = 0.0f, w = 1.0f;
-        for (int a = 0; a < 2; ++a)
-          for (int b = 0; b < 2; ++b) {
-            const int y = y0 + a, x = x0 + b;
-            const double k = (a ? fy : 1 - fy) * (b ? fx : 1 - fx);
+        double ky_w[4], kx_w[4];
+        keys_cubic_weights(py - y0, ky_w);
+        keys_cubic_weights(px - x0, kx_w);
+        double value = 0.0;
+        float w = 1.0f;
+        for (int a = 0; a < 4; ++a)
+          for (int b = 0; b < 4; ++b) {
+            const int y = y0 - 1 + a, x = x0 - 1 + b;
+            const double k = ky_w[a] * kx_w[b];
             const bool inside = y >= 0 && y < n && x >= 0 && x < n;
             if (weights) {
-              if (k > 0) w = std::min(w, inside ? at(centred, y, x) : 0.0f);
+              if (k != 0) w = std::min(w, inside ? at(centred, y, x) : 0.0f);
             } else if (inside) {
-              value += static_cast<float>(k * at(centred, y, x));
+              value += k * at(centred, y, x);
             }
           }
-        o = weights ? w : value;
+        o = weights ? w : static_cast<float>(std::max(value, 0.0));
       }
   }
 
