@@ -104,6 +104,34 @@ FrameGeometryMap::FrameGeometryMap(FrameGeometry geometry, int raw_side)
   const double quarters = g.rotation_deg / 90.0;
   quarter_turns_ = std::abs(quarters - std::round(quarters)) < 1e-9;
   turns_ = quarter_turns_ ? wrap(static_cast<int>(std::llround(quarters)), 4) : 0;
+  if (g.recentres() && !quarter_turns_) {
+    // The taps of step 4 (transform() reads them): pixel k from the centre reads
+    // c + round(d) + F R k.
+    const int n = raw_side, c0 = n / 2;
+    const double dy = std::round(g.disk_offset_y_px), dx = std::round(g.disk_offset_x_px);
+    const double theta = g.rotation_deg * std::numbers::pi / 180.0;
+    const double cs = std::cos(theta), sn = std::sin(theta);
+    taps_.resize(pixels * 16);
+    for (int r = 0; r < n; ++r)
+      for (int col = 0; col < n; ++col) {
+        const double ky = r - c0, kx = col - c0;
+        double sy = kx * sn + ky * cs, sx = kx * cs - ky * sn;
+        if (g.flip) std::swap(sy, sx);
+        const double py = c0 + dy + sy, px = c0 + dx + sx;
+        const int y0 = int(std::floor(py)), x0 = int(std::floor(px));
+        double wy[4], wx[4];
+        keys_cubic_weights(py - y0, wy);
+        keys_cubic_weights(px - x0, wx);
+        Tap* tap = taps_.data() + (std::size_t(r) * n + col) * 16;
+        for (int a = 0; a < 4; ++a)
+          for (int b = 0; b < 4; ++b, ++tap) {
+            const int y = y0 - 1 + a, x = x0 - 1 + b;
+            if (y < 0 || y >= n || x < 0 || x >= n) continue;  // weight 0
+            tap->index = static_cast<std::uint32_t>(std::size_t(y) * n + x);
+            tap->weight = static_cast<float>(wy[a] * wx[b]);
+          }
+      }
+  }
 
   // The weights travel through the same steps: a bad pixel, or a pixel read from outside the
   // frame, taints every output pixel it contributes to.
@@ -159,7 +187,16 @@ void FrameGeometryMap::transform(std::span<const float> centred, std::span<float
 
   // Step 4: reconstructor pixel k (from the centre) reads c + d + F R k.
   std::vector<float> aligned(centred.begin(), centred.end());
-  if (g.recentres()) {
+  if (!weights && !taps_.empty()) {
+    // Another angle, the counts: the taps computed once (the constructor; the same values as
+    // the loop below computes for the weights).
+    const Tap* tap = taps_.data();
+    for (std::size_t i = 0; i < aligned.size(); ++i, tap += 16) {
+      double value = 0.0;
+      for (int t = 0; t < 16; ++t) value += double(tap[t].weight) * centred[tap[t].index];
+      aligned[i] = static_cast<float>(std::max(value, 0.0));
+    }
+  } else if (g.recentres()) {
     // The whole-pixel part of the disk offset; the rest goes to the model (probe_tilt_px).
     const double dy = std::round(g.disk_offset_y_px), dx = std::round(g.disk_offset_x_px);
     std::vector<float> shifted(centred.size());

@@ -47,6 +47,7 @@
 
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <span>
 #include <string>
@@ -129,6 +130,13 @@ class FrameGeometryMap {
   int out_side_;
   bool quarter_turns_ = true;  // step 4 is a permutation plus a shift
   int turns_ = 0;              // quarter turns of R
+  // Another angle: each centred pixel's 4 x 4 cubic taps into the centred raw frame, computed
+  // once (a tap outside the frame has weight 0), so a frame costs 16 multiply-adds a pixel.
+  struct Tap {
+    std::uint32_t index = 0;
+    float weight = 0.0f;
+  };
+  std::vector<Tap> taps_;
   std::vector<float> out_mask_;
 };
 
