@@ -188,8 +188,8 @@ void FrameGeometryMap::transform(std::span<const float> centred, std::span<float
   // Step 4: reconstructor pixel k (from the centre) reads c + d + F R k.
   std::vector<float> aligned(centred.begin(), centred.end());
   if (!weights && !taps_.empty()) {
-    // Another angle, the counts: the taps computed once (the constructor; the same values as
-    // the loop below computes for the weights).
+    // Another angle, the counts: the cubic taps computed once (the constructor); counts cannot
+    // be negative, so the kernel's undershoot next to the disk's edge is cut at 0.
     const Tap* tap = taps_.data();
     for (std::size_t i = 0; i < aligned.size(); ++i, tap += 16) {
       double value = 0.0;
@@ -227,27 +227,21 @@ void FrameGeometryMap::transform(std::span<const float> centred, std::span<float
           o = at(shifted, wrap(c0 + int(std::lround(sy)), n), wrap(c0 + int(std::lround(sx)), n));
           continue;
         }
-        // Keys' cubic convolution (a = -1/2) on the 4 x 4 pixels around the point; counts
-        // cannot be negative, so its undershoot next to the disk's edge is cut at 0.
+        // Another angle, the weights (the counts take taps_, above): the minimum over the
+        // 4 x 4 pixels of Keys' cubic convolution with a nonzero weight; outside the frame, 0.
         const double py = c0 + ry + sy, px = c0 + rx + sx;
         const int y0 = int(std::floor(py)), x0 = int(std::floor(px));
         double ky_w[4], kx_w[4];
         keys_cubic_weights(py - y0, ky_w);
         keys_cubic_weights(px - x0, kx_w);
-        double value = 0.0;
         float w = 1.0f;
         for (int a = 0; a < 4; ++a)
           for (int b = 0; b < 4; ++b) {
             const int y = y0 - 1 + a, x = x0 - 1 + b;
-            const double k = ky_w[a] * kx_w[b];
             const bool inside = y >= 0 && y < n && x >= 0 && x < n;
-            if (weights) {
-              if (k != 0) w = std::min(w, inside ? at(centred, y, x) : 0.0f);
-            } else if (inside) {
-              value += k * at(centred, y, x);
-            }
+            if (ky_w[a] * kx_w[b] != 0) w = std::min(w, inside ? at(centred, y, x) : 0.0f);
           }
-        o = weights ? w : static_cast<float>(std::max(value, 0.0));
+        o = w;
       }
   }
 
