@@ -6,8 +6,9 @@ named code instead of reconstructing garbage in silence; given the disk offset, 
 like the ideal data set; configured with optics grossly unlike the frames, it ends in error. A
 detector turned 12 degrees with its disk 0.7 px off, calibrated by `ptypilot calibrate`, gets
 its geometry measured and, against the true phase, reconstructs as well as the ideal geometry;
-against the ideal geometry's reconstruction it is not yet within 0.01 SSIM (an xfail). Data: graphene-small (64 px frames, a 32 x 32 raster)
-from the simulator, which computes the FFT layout."""
+against the ideal geometry's reconstruction it is not yet within 0.01 SSIM (an xfail). Data:
+graphene-small (64 px frames, a 32 x 32 raster) from the simulator, which computes the FFT
+layout."""
 
 from __future__ import annotations
 
@@ -65,8 +66,8 @@ def fourier_shift(frames: np.ndarray, dy: float, dx: float) -> np.ndarray:
 
 def session(tmp_path: Path, daemon, path: Path, session_id: str, geometry: dict | None = None,
             iterations: int = 4, positions: int = 256):
-    """A raster session of 256 positions in one sub-sequence over the replayed data set: the last
-    reconstruction and the session's warnings. geometry: a detector.geometry block (what
+    """A sparse-grid session of `positions` (256) in one sub-sequence over the replayed data set,
+    `iterations` per update: the last reconstruction, the session's warnings and its config. geometry: a detector.geometry block (what
     `ptypilot calibrate --out` writes) instead of the one the data set's sidecar gives."""
     client = Client(daemon.ready["control_endpoint"])
     recordings = tmp_path / "sessions"
