@@ -38,6 +38,15 @@ int wrap(int i, int n) { return ((i % n) + n) % n; }
 
 }  // namespace
 
+void keys_cubic_weights(double t, double* w) {
+  // Keys (1981), a = -1/2: pixels at -1, 0, 1, 2 from floor(x), t = x - floor(x) in [0, 1).
+  const double t2 = t * t, t3 = t2 * t;
+  w[0] = -0.5 * t3 + t2 - 0.5 * t;
+  w[1] = 1.5 * t3 - 2.5 * t2 + 1.0;
+  w[2] = -1.5 * t3 + 2.0 * t2 + 0.5 * t;
+  w[3] = 0.5 * t3 - 0.5 * t2;
+}
+
 void fftshift_image(std::span<const float> in, int rows, int cols, std::span<float> out) {
   roll(in, rows, cols, rows / 2, cols / 2, out);
 }
@@ -95,6 +104,34 @@ FrameGeometryMap::FrameGeometryMap(FrameGeometry geometry, int raw_side)
   const double quarters = g.rotation_deg / 90.0;
   quarter_turns_ = std::abs(quarters - std::round(quarters)) < 1e-9;
   turns_ = quarter_turns_ ? wrap(static_cast<int>(std::llround(quarters)), 4) : 0;
+  if (g.recentres() && !quarter_turns_) {
+    // The taps of step 4 (transform() reads them): pixel k from the centre reads
+    // c + round(d) + F R k.
+    const int n = raw_side, c0 = n / 2;
+    const double dy = std::round(g.disk_offset_y_px), dx = std::round(g.disk_offset_x_px);
+    const double theta = g.rotation_deg * std::numbers::pi / 180.0;
+    const double cs = std::cos(theta), sn = std::sin(theta);
+    taps_.resize(pixels * 16);
+    for (int r = 0; r < n; ++r)
+      for (int col = 0; col < n; ++col) {
+        const double ky = r - c0, kx = col - c0;
+        double sy = kx * sn + ky * cs, sx = kx * cs - ky * sn;
+        if (g.flip) std::swap(sy, sx);
+        const double py = c0 + dy + sy, px = c0 + dx + sx;
+        const int y0 = int(std::floor(py)), x0 = int(std::floor(px));
+        double wy[4], wx[4];
+        keys_cubic_weights(py - y0, wy);
+        keys_cubic_weights(px - x0, wx);
+        Tap* tap = taps_.data() + (std::size_t(r) * n + col) * 16;
+        for (int a = 0; a < 4; ++a)
+          for (int b = 0; b < 4; ++b, ++tap) {
+            const int y = y0 - 1 + a, x = x0 - 1 + b;
+            if (y < 0 || y >= n || x < 0 || x >= n) continue;  // weight 0
+            tap->index = static_cast<std::uint32_t>(std::size_t(y) * n + x);
+            tap->weight = static_cast<float>(wy[a] * wx[b]);
+          }
+      }
+  }
 
   // The weights travel through the same steps: a bad pixel, or a pixel read from outside the
   // frame, taints every output pixel it contributes to.
@@ -150,7 +187,16 @@ void FrameGeometryMap::transform(std::span<const float> centred, std::span<float
 
   // Step 4: reconstructor pixel k (from the centre) reads c + d + F R k.
   std::vector<float> aligned(centred.begin(), centred.end());
-  if (g.recentres()) {
+  if (!weights && !taps_.empty()) {
+    // Another angle, the counts: the cubic taps computed once (the constructor); counts cannot
+    // be negative, so the kernel's undershoot next to the disk's edge is cut at 0.
+    const Tap* tap = taps_.data();
+    for (std::size_t i = 0; i < aligned.size(); ++i, tap += 16) {
+      double value = 0.0;
+      for (int t = 0; t < 16; ++t) value += double(tap[t].weight) * centred[tap[t].index];
+      aligned[i] = static_cast<float>(std::max(value, 0.0));
+    }
+  } else if (g.recentres()) {
     // The whole-pixel part of the disk offset; the rest goes to the model (probe_tilt_px).
     const double dy = std::round(g.disk_offset_y_px), dx = std::round(g.disk_offset_x_px);
     std::vector<float> shifted(centred.size());
@@ -181,22 +227,21 @@ void FrameGeometryMap::transform(std::span<const float> centred, std::span<float
           o = at(shifted, wrap(c0 + int(std::lround(sy)), n), wrap(c0 + int(std::lround(sx)), n));
           continue;
         }
+        // Another angle, the weights (the counts take taps_, above): the minimum over the
+        // 4 x 4 pixels of Keys' cubic convolution with a nonzero weight; outside the frame, 0.
         const double py = c0 + ry + sy, px = c0 + rx + sx;
         const int y0 = int(std::floor(py)), x0 = int(std::floor(px));
-        const double fy = py - y0, fx = px - x0;
-        float value = 0.0f, w = 1.0f;
-        for (int a = 0; a < 2; ++a)
-          for (int b = 0; b < 2; ++b) {
-            const int y = y0 + a, x = x0 + b;
-            const double k = (a ? fy : 1 - fy) * (b ? fx : 1 - fx);
+        double ky_w[4], kx_w[4];
+        keys_cubic_weights(py - y0, ky_w);
+        keys_cubic_weights(px - x0, kx_w);
+        float w = 1.0f;
+        for (int a = 0; a < 4; ++a)
+          for (int b = 0; b < 4; ++b) {
+            const int y = y0 - 1 + a, x = x0 - 1 + b;
             const bool inside = y >= 0 && y < n && x >= 0 && x < n;
-            if (weights) {
-              if (k > 0) w = std::min(w, inside ? at(centred, y, x) : 0.0f);
-            } else if (inside) {
-              value += static_cast<float>(k * at(centred, y, x));
-            }
+            if (ky_w[a] * kx_w[b] != 0) w = std::min(w, inside ? at(centred, y, x) : 0.0f);
           }
-        o = weights ? w : value;
+        o = w;
       }
   }
 

@@ -99,7 +99,7 @@ def test_calibrate_recovers_a_known_geometry_and_its_config_undoes_it(tmp_path, 
     assert geometry == result["geometry"]
     assert geometry["rotation_deg"] == result["rotation_deg"] and geometry["flip"] is FLIP
 
-    # Applied to the recorded frames, it gives back the undistorted ones, up to the two bilinear
+    # Applied to the recorded frames, it gives back the undistorted ones, up to the two cubic
     # resamplings' smoothing (the true geometry's result sets that yardstick).
     def mapped(offset, rotation_deg, flip):
         out, _ = core.apply_frame_geometry(recorded, layout="centred", disk_offset_px=offset,
