@@ -1,5 +1,7 @@
 // DECTRIS stream v1 (JSON parts and binary blobs; dectris_stream.hpp): parse_v1.
+#include <algorithm>
 #include <array>
+#include <cctype>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -262,23 +264,31 @@ Status parse_v1(std::span<const std::span<const std::byte>> parts, Message* mess
                   "' in part 1; expected dheader-1.0, dimage-1.0 or dseries_end-1.0");
 }
 
-std::size_t v1_series_header_parts(std::span<const std::byte> first) {
+std::size_t v1_message_parts(std::span<const std::byte> first) {
   json j;
   std::string_view ignored;
   std::string htype, detail;
-  if (!parse_json_object(first, 0, &j, &ignored).ok() || !get_string(j, "htype", &htype) ||
-      htype != "dheader-1.0" || !get_string(j, "header_detail", &detail))
-    return 0;
-  return header_parts_for(detail);
+  if (!parse_json_object(first, 0, &j, &ignored).ok() || !get_string(j, "htype", &htype)) return 0;
+  if (htype == "dimage-1.0") return 4;
+  if (htype == "dseries_end-1.0") return 1;
+  if (htype == "dheader-1.0" && get_string(j, "header_detail", &detail))
+    return header_parts_for(detail);
+  return 0;
 }
 
-bool v1_opens_message(std::span<const std::byte> first) {
+bool v1_starts_message(std::span<const std::byte> part) {
+  // A blob is not JSON: look at its first byte before parsing anything.
+  std::size_t i = 0;
+  while (i < part.size() && std::isspace(static_cast<unsigned char>(part[i]))) ++i;
+  if (i == part.size() || static_cast<char>(part[i]) != '{') return false;
   json j;
   std::string_view ignored;
   std::string htype;
-  if (!parse_json_object(first, 0, &j, &ignored).ok() || !get_string(j, "htype", &htype))
+  if (!parse_json_object(part, 0, &j, &ignored).ok() || !get_string(j, "htype", &htype))
     return false;
-  return htype == "dheader-1.0" || htype == "dimage-1.0" || htype == "dseries_end-1.0";
+  static constexpr std::array<std::string_view, 5> kLaterParts = {
+      "dimage_d-1.0", "dconfig-1.0", "dflatfield-1.0", "dpixelmask-1.0", "dcountrate_table-1.0"};
+  return std::find(kLaterParts.begin(), kLaterParts.end(), htype) == kLaterParts.end();
 }
 
 }  // namespace ptypilot::dectris

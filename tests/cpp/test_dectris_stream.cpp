@@ -38,9 +38,9 @@ dectris::SeriesInfo series_of(PixelType type, Encoding encoding, int rows = 6, i
   return s;
 }
 
-std::vector<float> test_counts(std::size_t n) {
+std::vector<float> test_counts(std::size_t n, int offset = 0) {
   std::vector<float> v(n);
-  for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<float>((i * 37) % 200);
+  for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<float>((i * 37 + offset) % 200);
   return v;
 }
 
@@ -475,6 +475,57 @@ TEST_CASE("dectris source: a v1 series header sent as one message per part is jo
   REQUIRE(fx.receive(&f).ok());
   CHECK(fx.source->health().get(counters::kDectrisV1WrongPartCount) == 1);
   CHECK(fx.source->health().get(counters::kDectrisSeriesStarted) == 1);
+}
+
+TEST_CASE("dectris source: a v1 stream sent in DectrisSim's groups of four parts is joined",
+          "[dectris][ingest]") {
+  // LiberTEM-live's DectrisSim replays a dump of the stream's parts: the dheader-1.0 part and the
+  // detector config as two messages, then groups of four parts, which with header_detail all
+  // straddle the header's last six parts and the images.
+  SourceFixture fx(Protocol::kV1);
+  auto s = fx.series;
+  s.series_id = 5;
+  s.header_detail = "all";
+  std::vector<dectris::Part> parts = dectris::v1_series_header(s);
+  REQUIRE(parts.size() == 8);
+  const std::string appendix = "a header appendix";
+  parts.emplace_back(reinterpret_cast<const std::byte*>(appendix.data()),
+                     reinterpret_cast<const std::byte*>(appendix.data()) + appendix.size());
+  for (std::uint64_t k = 0; k < 3; ++k)
+    for (dectris::Part& p : v1_image_of(s, k, test_counts(60, static_cast<int>(k))))
+      parts.push_back(std::move(p));
+  for (dectris::Part& p : dectris::v1_series_end(5)) parts.push_back(std::move(p));
+  fx.send({parts[0]});
+  fx.send({parts[1]});
+  for (std::size_t i = 2; i < parts.size(); i += 4)
+    fx.send(std::vector<dectris::Part>(parts.begin() + static_cast<std::ptrdiff_t>(i),
+                                       parts.begin() + static_cast<std::ptrdiff_t>(std::min(i + 4, parts.size()))));
+  for (std::uint64_t k = 0; k < 3; ++k) {
+    DetectorFrame f;
+    REQUIRE(fx.receive(&f).ok());
+    CHECK(f.frame_index == k);
+    CHECK(f.counts == test_counts(60, static_cast<int>(k)));
+  }
+  DetectorFrame f;
+  CHECK(fx.receive(&f).code() == StatusCode::kUnavailable);
+  const auto& h = fx.source->health();
+  CHECK(h.get(counters::kDectrisSeriesStarted) == 1);
+  CHECK(h.get(counters::kDectrisSeriesEnded) == 1);
+  CHECK(h.get(counters::kFramesReceivedOk) == 3);
+  CHECK(h.rejections().empty());
+
+  // An image cut short by the start of the next: rejected, and the next is read.
+  SourceFixture cut(Protocol::kV1);
+  cut.header(5);
+  auto s5 = cut.series;
+  s5.series_id = 5;
+  auto image0 = v1_image_of(s5, 0, test_counts(60));
+  cut.send({image0[0], image0[1]});
+  cut.send({image0[2]});
+  cut.image(5, 0);
+  REQUIRE(cut.receive(&f).ok());
+  CHECK(f.counts == test_counts(60));
+  CHECK(cut.source->health().get(counters::kDectrisV1WrongPartCount) == 1);
 }
 
 TEST_CASE("dectris source: a v2 message of several parts is refused and the stream stays in sync",
