@@ -3,6 +3,7 @@
 // crashes, whatever prefix of a message arrives); and DectrisStreamSource, on a real socket,
 // places frames through the ScanFrameMap, discards stale series, reports gaps and unissued
 // frame numbers. Also the config's detector.kind and `serve --detector`.
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstring>
@@ -217,6 +218,34 @@ TEST_CASE("dectris: series headers and ends of every detail parse", "[dectris]")
   CHECK((m.kind == dectris::MessageKind::kSeriesEnd && m.series_id == 9));
   REQUIRE(dectris::parse_v2(dectris::v2_end(9), &m, &counter).ok());
   CHECK((m.kind == dectris::MessageKind::kSeriesEnd && m.series_id == 9));
+}
+
+TEST_CASE("dectris: the series header's pixel mask (header_detail all) is read, v1 and v2",
+          "[dectris]") {
+  auto s = series_of(PixelType::kUint16, Encoding::kBitshuffleLz4);  // 6 rows x 10 cols
+  s.header_detail = "all";
+  s.pixel_mask.assign(60, 0);
+  s.pixel_mask[2 * 10 + 3] = 1;   // row 2, col 3: dead
+  s.pixel_mask[5 * 10 + 9] = 16;  // row 5, col 9: another defect bit
+  dectris::Message m;
+  std::string_view counter;
+  auto v1 = dectris::v1_series_header(s);
+  REQUIRE(dectris::parse_v1(spans(v1), &m, &counter).ok());
+  CHECK(m.pixel_mask_rows == 6);
+  CHECK(m.pixel_mask_cols == 10);
+  CHECK(m.pixel_mask == s.pixel_mask);
+  REQUIRE(dectris::parse_v2(dectris::v2_start(s), &m, &counter).ok());
+  CHECK(m.pixel_mask_rows == 6);
+  CHECK(m.pixel_mask_cols == 10);
+  CHECK(std::count(m.pixel_mask.begin(), m.pixel_mask.end(), 0u) == 58);
+  CHECK(m.pixel_mask[23] != 0);
+  CHECK(m.pixel_mask[59] != 0);
+  // basic has none; a v1 mask of the wrong size is refused with the header.
+  s.header_detail = "basic";
+  REQUIRE(dectris::parse_v1(spans(dectris::v1_series_header(s)), &m, &counter).ok());
+  CHECK(m.pixel_mask.empty());
+  v1[5].resize(40);
+  CHECK(v1_counter(v1) == "dectris_size_mismatch");
 }
 
 TEST_CASE("dectris: each kind of bad v1 message has its own counter", "[dectris]") {
@@ -526,6 +555,36 @@ TEST_CASE("dectris source: a v1 stream sent in DectrisSim's groups of four parts
   REQUIRE(cut.receive(&f).ok());
   CHECK(f.counts == test_counts(60));
   CHECK(cut.source->health().get(counters::kDectrisV1WrongPartCount) == 1);
+}
+
+TEST_CASE("dectris source: the header's pixel mask reaches every frame as weights",
+          "[dectris][ingest]") {
+  for (Protocol protocol : {Protocol::kV1, Protocol::kV2}) {
+    INFO((protocol == Protocol::kV1 ? "v1" : "v2"));
+    SourceFixture fx(protocol);
+    fx.series.header_detail = "all";
+    fx.series.pixel_mask.assign(60, 0);
+    fx.series.pixel_mask[23] = 1;
+    fx.header(5);
+    fx.image(5, 0);
+    fx.image(5, 1);
+    for (int k = 0; k < 2; ++k) {
+      DetectorFrame f;
+      REQUIRE(fx.receive(&f).ok());
+      CHECK(f.counts == test_counts(60));  // the counts as sent: the session masks, not ingest
+      REQUIRE(f.detector_mask);
+      CHECK((*f.detector_mask)[23] == 0.0f);
+      CHECK(std::count(f.detector_mask->begin(), f.detector_mask->end(), 0.0f) == 1);
+    }
+    // A mask that marks nothing (sim-detector's) is none.
+    SourceFixture clean(protocol);
+    clean.series.header_detail = "all";
+    clean.header(5);
+    clean.image(5, 0);
+    DetectorFrame f;
+    REQUIRE(clean.receive(&f).ok());
+    CHECK(!f.detector_mask);
+  }
 }
 
 TEST_CASE("dectris source: a v2 message of several parts is refused and the stream stays in sync",

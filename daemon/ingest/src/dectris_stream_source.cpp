@@ -272,9 +272,20 @@ Status DectrisStreamSource::dispatch(DetectorFrame* frame) {
         series_ = series;
         next_frame_ = 0;
         health_.increment(counters::kDectrisSeriesStarted);
-        log::info("dectris_series_started", {{"series", series},
-                                             {"header_detail", message_.header_detail},
-                                             {"session", map_.session_id()}});
+        std::size_t bad_pixels = 0;
+        for (std::uint32_t v : message_.pixel_mask) bad_pixels += v != 0;
+        if (bad_pixels > 0) {
+          auto weights = std::make_shared<std::vector<float>>(message_.pixel_mask.size(), 1.0f);
+          for (std::size_t i = 0; i < message_.pixel_mask.size(); ++i)
+            if (message_.pixel_mask[i] != 0) (*weights)[i] = 0.0f;
+          detector_mask_ = std::move(weights);
+        }
+        log::info("dectris_series_started",
+                  {{"series", series},
+                   {"header_detail", message_.header_detail},
+                   {"pixel_mask", message_.pixel_mask.empty() ? "none" : "in the header"},
+                   {"bad_pixels", bad_pixels},
+                   {"session", map_.session_id()}});
       } else if (*series_ != series) {
         return reject(counters::kDectrisStaleSeries,
                       "series header of series " + std::to_string(series) + " while series " +
@@ -348,6 +359,7 @@ Status DectrisStreamSource::handle_image(const dectris::Image& image, DetectorFr
   frame->frame_index = index;
   frame->position_index = place->position_index;
   frame->position_A = place->position_A;
+  frame->detector_mask = detector_mask_;
   frame->electrons_per_frame = 0.0;  // the detector does not know the dose
   frame->timestamp_ns = wall_now_ns();  // DECTRIS times are relative to the series start
   return Status::Ok();

@@ -12,6 +12,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "ptypilot/wire/counters.hpp"
 #include "ptypilot/wire/dectris_stream.hpp"
@@ -41,6 +42,11 @@ struct Message {
   std::uint64_t series_id = 0;
   std::string header_detail;  // v1 series header: basic, all or none
   Image image;                // kImage only
+  // kSeriesStart: the detector's pixel mask when the header carries one (v1 header_detail all:
+  // dpixelmask-1.0), rows x cols row-major, nonzero marking a bad pixel; empty otherwise.
+  std::vector<std::uint32_t> pixel_mask;
+  int pixel_mask_rows = 0;
+  int pixel_mask_cols = 0;
 };
 
 // v1: the parts of one ZMQ multipart message.

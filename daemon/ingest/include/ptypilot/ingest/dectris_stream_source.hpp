@@ -105,6 +105,9 @@ class DectrisStreamSource final : public FrameSource {
   std::deque<PendingPart> pending_;
   std::uint64_t pending_received_ns_ = 0;  // when the last part in pending_ arrived
   std::optional<std::uint64_t> series_;
+  // The series header's pixel mask as weights (0: bad), when it marked a pixel; every frame of
+  // the series carries it (DetectorFrame::detector_mask).
+  std::shared_ptr<const std::vector<float>> detector_mask_;
   std::uint64_t next_frame_ = 0;  // the session frame index expected next
   bool fault_reported_ = false;
 };
