@@ -216,8 +216,11 @@ def run_dataset(index: int, count: int, seed: int, settings: list[Setting], poli
                 "sub_sequences": len(session.latencies),
                 "seconds": session.seconds,
                 "decision_latency_ms_max": session.decision_latency_ms_max,
+                **({"warnings": session.warnings} if session.warnings else {}),
             }
             images[policy] = (image, session.positions_A)
+            for warning in session.warnings:
+                progress(f"{policy}: the session warned {warning['code']}: {warning['message']}")
             scored = ("" if reference is None else f"{ssim_raster:.3f} vs full raster, ")
             progress(f"data set {index + 1}/{count} [{setting.positions}/{setting.subsequences}] "
                      f"{policy:13s} SSIM {scored}{ssim_truth:.3f} vs "
@@ -323,6 +326,9 @@ def summarise(setting: Setting, policies: list[str], args, seeds: list[int]) -> 
             "skipped": False,
             "datasets": len(ok),
             "failed": len(per_dataset) - len(ok),
+            # Sessions whose daemon warned (their per_dataset rows carry the warnings): their
+            # scores may say more about the data than about the strategy.
+            "warned": sum(1 for d in per_dataset if d.get("warnings")),
             "ssim_mean": raster["mean"], "ssim_std": raster["std"],
             "ssim_truth_mean": truth["mean"], "ssim_truth_std": truth["std"],
             "q_ssim_mean": q["mean"], "q_ssim_std": q["std"],
@@ -629,6 +635,8 @@ def evaluate(args, parser) -> int:
                      + percent(s["q_ssim_mean"], s["q_ssim_std"]) + "  vs best fixed "
                      + percent(vs_best["mean"], vs_best["std"])
                      + ("" if reduction is None else "  " + scenarios.reduction_note(s)))
+            if s["warned"]:
+                progress(f"  {'':13s} {s['warned']} of its sessions warned (per_dataset: warnings)")
         bound = summary["upper_bound"]
         progress(f"  {'oracle-flank':13s} (upper bound, offline) Q_SSIM "
                  + percent(bound["q_ssim_mean"], bound["q_ssim_std"]))

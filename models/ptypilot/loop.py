@@ -133,6 +133,13 @@ class SessionResult:
     latencies: list = field(default_factory=list)  # one dict per sub_sequence_done event
 
     @property
+    def warnings(self) -> list[dict]:
+        """The session's warnings (code and message), in the order they came: a score from a
+        session that warned (a frame layout the frames contradict, a disk off-centre) is not to be
+        read as the strategy's."""
+        return [{"code": w.code, "message": w.message} for w in self.reply.status.warnings]
+
+    @property
     def decision_latency_ms_max(self):
         totals = [l["total_ms"] for l in self.latencies]
         return max(totals) if totals else None

@@ -243,10 +243,13 @@ def run_dataset(index: int, count: int, path: Path, settings, policies: list[str
                 "sub_sequences": len(session.latencies),
                 "seconds": session.seconds,
                 "decision_latency_ms_max": session.decision_latency_ms_max,
+                **({"warnings": session.warnings} if session.warnings else {}),
                 "replay_max_distance_A": summary.get("max_distance_A"),
                 "replay_mean_distance_A": summary.get("mean_distance_A"),
             }
             images[policy] = (image, session.positions_A)
+            for warning in session.warnings:
+                progress(f"{policy}: the session warned {warning['code']}: {warning['message']}")
             progress(f"data set {index + 1}/{count} [{setting.positions}/{setting.subsequences}] "
                      f"{policy:12s} SSIM {ssim:.3f} vs "
                      f"{'full grid' if recorded.reference is not None else 'truth'}, "

@@ -195,11 +195,32 @@ def test_eval_on_recorded_datasets(tmp_path):
             assert d["positions"] == 100 and d["frames_recorded"] == 100
             assert d["replay_max_distance_A"] == 0.0  # the sessions scan the recorded raster
             assert d["q_ssim_vs_best_fixed"] is not None
+            assert "warnings" not in d  # the data are what their sidecars say
+        assert s["warned"] == 0
     assert report["strategies"]["sparse-grid"]["q_ssim_mean"] == 0.0
     assert (out / "frc.png").stat().st_size > 0
     assert (out / "figures" / "graphene-a-full-grid.png").exists()
     assert (out / "figures" / "graphene-a-random.png").exists()
     assert "data set 2/2 (graphene-b.emd)" in result.stderr
+
+
+def test_a_session_that_warned_is_marked_in_the_scores(tmp_path):
+    """Frames stored centred under a sidecar that says fft: the session warns, and eval keeps
+    that warning beside the score it gives, instead of a low number with no reason."""
+    import numpy as np
+
+    write_recorded_datasets(tmp_path / "recorded")
+    (tmp_path / "recorded" / "graphene-b.emd").unlink()
+    path = tmp_path / "recorded" / "graphene-a.npy"
+    np.save(path, np.fft.fftshift(np.load(path), axes=(-2, -1)))
+    out = tmp_path / "out"
+    result = eval_recorded(tmp_path / "recorded", out, "sparse-grid", "0")
+    assert result.returncode == 0, result.stdout + result.stderr
+    s = json.loads((out / "eval.json").read_text())["strategies"]["sparse-grid"]
+    assert s["warned"] == 1
+    assert "frame_layout_mismatch" in [w["code"] for w in s["per_dataset"][0]["warnings"]]
+    assert "sparse-grid: the session warned frame_layout_mismatch" in result.stderr
+    assert "1 of its sessions warned" in result.stderr
 
 
 def name_true_potential_of_graphene_a(folder):
