@@ -340,11 +340,13 @@ class DectrisRecordedDataset final : public RecordedDataset {
 
     // The NeXus 2024 layout: one 4-D /entry/data/data (scan_y, scan_x, rows, cols), whose
     // first two dimensions are the scan. What else says the scan must agree with it.
-    if (blocks_.front().four_d()) {
-      const ImageBlock& block = blocks_.front();
-      if (blocks_.size() != 1)
-        fail(master, block.name() + ": 4-D data together with other data links; the 4-D "
+    const auto four_d = std::find_if(blocks_.begin(), blocks_.end(),
+                                     [](const ImageBlock& b) { return b.four_d(); });
+    if (four_d != blocks_.end() && blocks_.size() != 1)
+      fail(master, four_d->name() + ": 4-D data together with other data links; the 4-D "
                                     "layout has one dataset, /entry/data/data");
+    if (four_d != blocks_.end()) {
+      const ImageBlock& block = *four_d;
       const auto [sy, sx] = block.scan();
       if (sy > 1'000'000 || sx > 1'000'000)
         fail(master, block.name() + ": a scan of " + block.shape_text() + " is not plausible");
