@@ -341,6 +341,8 @@ TEST_CASE("DECTRIS NeXus 2024: a 4-D /entry/data/data gives the scan and the fra
     CHECK(info.probe.detector_pixel_mrad == Approx(1e3 * std::atan(55e-6 / 0.25)));
     CHECK(info.geometry.disk_offset_y_px == 1.0);   // 17 - floor(32 / 2)
     CHECK(info.geometry.disk_offset_x_px == -0.5);  // 15.5 - 16
+    CHECK(std::abs(info.probe.tilt_x_px) == 0.5);  // the sub-pixel rest goes to the model
+    CHECK(info.probe.tilt_y_px == 0.0);
     REQUIRE(d->frame_count() == 60);
     for (std::size_t k : {0, 1, 9, 10, 33, 59}) {
       INFO("frame " << k);

@@ -330,6 +330,15 @@ class DectrisRecordedDataset final : public RecordedDataset {
       from_file.scan_shape =
           std::array<int, 2>{static_cast<int>(*ntrigger), static_cast<int>(*nimages)};
 
+    // The direct beam's pixel on the detector, when the master has one inside the frame: the
+    // disk's offset from floor(D/2), unless the sidecar gives disk_offset_px.
+    const auto centre_x = scalar(f, "/entry/instrument/detector/beam_center_x");
+    const auto centre_y = scalar(f, "/entry/instrument/detector/beam_center_y");
+    if (centre_x && centre_y && *centre_x > 0 && *centre_y > 0 && *centre_x < info_.frame_cols &&
+        *centre_y < info_.frame_rows)
+      from_file.disk_offset_px = std::array<double, 2>{
+          *centre_y - std::floor(info_.frame_rows / 2.0), *centre_x - std::floor(info_.frame_cols / 2.0)};
+
     Sidecar sidecar = read_sidecar(sidecar_path_for(master));
     std::string stem = master.stem().string();
     if (!sidecar.present && stem.size() > 7 && stem.ends_with("_master")) {
@@ -382,15 +391,6 @@ class DectrisRecordedDataset final : public RecordedDataset {
                  {"scan_frames", needed},
                  {"note", "the images after the scan are not replayed"}});
     const double step = apply_settings(settings, sidecar, info_, kDectrisNeeds);
-    // The direct beam's pixel on the detector, when the master has one inside the frame and the
-    // sidecar gives no disk_offset_px: the disk's offset from floor(D/2).
-    const auto centre_x = scalar(f, "/entry/instrument/detector/beam_center_x");
-    const auto centre_y = scalar(f, "/entry/instrument/detector/beam_center_y");
-    if (!sidecar.disk_offset_px && centre_x && centre_y && *centre_x > 0 && *centre_y > 0 &&
-        *centre_x < info_.frame_cols && *centre_y < info_.frame_rows) {
-      info_.geometry.disk_offset_y_px = *centre_y - std::floor(info_.frame_rows / 2.0);
-      info_.geometry.disk_offset_x_px = *centre_x - std::floor(info_.frame_cols / 2.0);
-    }
     info_.raster = {rows, cols, step};
     info_.electrons_per_frame = electrons_per_frame(info_);
     positions_A_ = grid_positions(info_);
