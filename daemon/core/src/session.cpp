@@ -56,11 +56,22 @@ void Session::take_detector_mask(const DetectorFrame& f) {
   geometry_.mask = std::move(mask);
   geometry_map_.reset();  // rebuilt below with the mask
   geometry_failed_sides_.clear();
+  // The reconstructor, made before the header came, leaves those pixels free from now on where
+  // its backend can (before its first frame, which this is).
+  std::string reconstructor = "free: weight 0 in the loss";
+  try {
+    const FrameGeometryMap map(geometry_, f.rows);
+    if (Status s = reconstructor_->set_detector_mask(map.reconstructor_mask()); !s.ok())
+      reconstructor = "their counts are 0, their weight stays 1: " + s.message();
+  } catch (const std::invalid_argument& e) {
+    reconstructor = std::string("not applied: ") + e.what();
+  }
   health_.increment(counters::kDetectorPixelsMasked, marked);
   log::info("detector_pixel_mask",
             {{"session", id_},
              {"pixels_masked", marked},
              {"already_in_mask_path", already},
+             {"reconstructor", reconstructor},
              {"note", "the detector's header marks these pixels bad: their counts are set to 0 "
                       "before reconstruction; the recording keeps them as they arrived"}});
 }
