@@ -44,6 +44,24 @@ FrameStore::FrameStore(const ReconstructorConfig& config)
   mean_pattern_.assign(dd, 0.0);
 }
 
+Status FrameStore::set_detector_mask(std::vector<float> mask) {
+  if (!empty())
+    return failed_precondition("the detector mask can change only before the first frame; " +
+                               std::to_string(size()) + " frames are stored");
+  const std::size_t dd = std::size_t(detector_px_) * detector_px_;
+  WindowWeights weights;
+  try {
+    if (detector_px_ != model_.window_px() || !mask.empty())
+      weights = ptypilot::window_weights(model_.window_px(), detector_px_, mask);
+  } catch (const std::invalid_argument& e) {
+    return invalid_argument(e.what());
+  }
+  weights_ = std::move(weights);
+  detector_mask_ = mask.empty() ? std::vector<float>(dd, 1.0f) : mask;
+  config_.detector_mask = std::move(mask);
+  return Status::Ok();
+}
+
 Status FrameStore::add(std::span<const Frame> frames) {
   if (frames.empty()) return invalid_argument("no frames given");
   const int n = model_.window_px();

@@ -129,6 +129,16 @@ Status encode_pixels(Protocol protocol, Encoding encoding, PixelType dtype,
   return invalid_argument("unknown encoding");
 }
 
+// The pixel mask's little-endian uint32 bytes: s.pixel_mask, or n zeros.
+static Part mask_part(const SeriesInfo& s, std::size_t n) {
+  if (s.pixel_mask.empty()) return filled<std::uint32_t>(n, 0);
+  Part out(s.pixel_mask.size() * 4);
+  for (std::size_t i = 0; i < s.pixel_mask.size(); ++i)
+    for (int b = 0; b < 4; ++b)
+      out[4 * i + b] = static_cast<std::byte>((s.pixel_mask[i] >> (8 * b)) & 0xff);
+  return out;
+}
+
 std::vector<Part> v1_series_header(const SeriesInfo& s) {
   std::vector<Part> parts;
   parts.push_back(json_part(
@@ -140,7 +150,7 @@ std::vector<Part> v1_series_header(const SeriesInfo& s) {
   parts.push_back(json_part({{"htype", "dflatfield-1.0"}, {"shape", {s.cols, s.rows}}, {"type", "float32"}}));
   parts.push_back(filled<float>(n, 1.0f));
   parts.push_back(json_part({{"htype", "dpixelmask-1.0"}, {"shape", {s.cols, s.rows}}, {"type", "uint32"}}));
-  parts.push_back(filled<std::uint32_t>(n, 0));
+  parts.push_back(mask_part(s, n));
   // A count-rate table is [2, N]: the measured rate, then the corrected one; ours is identity.
   constexpr int kTableLength = 256;
   Part table(2 * kTableLength * sizeof(float));
@@ -236,7 +246,7 @@ Part v2_start(const SeriesInfo& s) {
     w.key("flatfield"), w.map(1), w.key(kChannel);
     write_typed_image(w, PixelType::kFloat32, s.rows, s.cols, Encoding::kNone, filled<float>(n, 1.0f));
     w.key("pixel_mask"), w.map(1), w.key(kChannel);
-    write_typed_image(w, PixelType::kUint32, s.rows, s.cols, Encoding::kNone, filled<std::uint32_t>(n, 0));
+    write_typed_image(w, PixelType::kUint32, s.rows, s.cols, Encoding::kNone, mask_part(s, n));
   }
   return out;
 }

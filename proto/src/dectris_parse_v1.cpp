@@ -1,5 +1,7 @@
 // DECTRIS stream v1 (JSON parts and binary blobs; dectris_stream.hpp): parse_v1.
+#include <algorithm>
 #include <array>
+#include <cctype>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -188,6 +190,39 @@ Status parse_v1_image(std::span<const std::span<const std::byte>> parts, const j
   return Status::Ok();
 }
 
+// dpixelmask-1.0: {"shape": [width, height], "type": "uint32"} and the mask's little-endian bytes
+// in the next part; nonzero marks a bad pixel.
+Status parse_pixel_mask(const json& info, std::span<const std::byte> blob, Message* message,
+                        std::string_view* counter) {
+  const auto shape = info.find("shape");
+  if (shape == info.end() || !shape->is_array() || shape->size() != 2 ||
+      !(*shape)[0].is_number_unsigned() || !(*shape)[1].is_number_unsigned())
+    return fail(counter, counters::kDectrisV1MalformedJson,
+                "dpixelmask-1.0 has no \"shape\" [width, height] of two non-negative integers");
+  const std::uint64_t cols = (*shape)[0].get<std::uint64_t>();
+  const std::uint64_t rows = (*shape)[1].get<std::uint64_t>();
+  if (Status s = check_shape(rows, cols, counter); !s.ok()) return s;
+  std::string type = "uint32";
+  get_string(info, "type", &type);
+  if (type != "uint32")
+    return fail(counter, counters::kFramesBadDtype,
+                "dpixelmask-1.0 of type '" + type + "'; a DECTRIS pixel mask is uint32");
+  if (blob.size() != rows * cols * 4)
+    return fail(counter, counters::kDectrisSizeMismatch,
+                "the pixel mask is " + std::to_string(blob.size()) + " bytes; its shape " +
+                    std::to_string(cols) + " x " + std::to_string(rows) +
+                    " (width x height) of uint32 needs " + std::to_string(rows * cols * 4));
+  message->pixel_mask.resize(rows * cols);
+  for (std::size_t i = 0; i < rows * cols; ++i) {
+    const auto* b = reinterpret_cast<const unsigned char*>(blob.data()) + 4 * i;
+    message->pixel_mask[i] = std::uint32_t(b[0]) | std::uint32_t(b[1]) << 8 |
+                             std::uint32_t(b[2]) << 16 | std::uint32_t(b[3]) << 24;
+  }
+  message->pixel_mask_rows = static_cast<int>(rows);
+  message->pixel_mask_cols = static_cast<int>(cols);
+  return Status::Ok();
+}
+
 std::size_t header_parts_for(const std::string& detail) {
   if (detail == "none") return 1;
   if (detail == "basic") return 2;
@@ -214,6 +249,8 @@ Status parse_v1_header(std::span<const std::span<const std::byte>> parts, const 
                     std::to_string(parts.size()) + " parts; expected " + std::to_string(expected) +
                     " plus an optional appendix");
   json part;
+  message->pixel_mask.clear();
+  message->pixel_mask_rows = message->pixel_mask_cols = 0;
   if (expected >= 2)
     if (Status s = parse_json_object(parts[1], 1, &part, counter); !s.ok()) return s;
   if (expected == 8) {
@@ -227,6 +264,9 @@ Status parse_v1_header(std::span<const std::span<const std::byte>> parts, const 
         return fail(counter, counters::kDectrisV1UnknownHtype,
                     "part " + std::to_string(index + 1) + " of a series header has htype '" +
                         htype + "'; expected " + kTables[t]);
+      if (t == 1)
+        if (Status s = parse_pixel_mask(part, parts[index + 1], message, counter); !s.ok())
+          return s;
     }
   }
   message->kind = MessageKind::kSeriesStart;
@@ -262,23 +302,31 @@ Status parse_v1(std::span<const std::span<const std::byte>> parts, Message* mess
                   "' in part 1; expected dheader-1.0, dimage-1.0 or dseries_end-1.0");
 }
 
-std::size_t v1_series_header_parts(std::span<const std::byte> first) {
+std::size_t v1_message_parts(std::span<const std::byte> first) {
   json j;
   std::string_view ignored;
   std::string htype, detail;
-  if (!parse_json_object(first, 0, &j, &ignored).ok() || !get_string(j, "htype", &htype) ||
-      htype != "dheader-1.0" || !get_string(j, "header_detail", &detail))
-    return 0;
-  return header_parts_for(detail);
+  if (!parse_json_object(first, 0, &j, &ignored).ok() || !get_string(j, "htype", &htype)) return 0;
+  if (htype == "dimage-1.0") return 4;
+  if (htype == "dseries_end-1.0") return 1;
+  if (htype == "dheader-1.0" && get_string(j, "header_detail", &detail))
+    return header_parts_for(detail);
+  return 0;
 }
 
-bool v1_opens_message(std::span<const std::byte> first) {
+bool v1_starts_message(std::span<const std::byte> part) {
+  // A blob is not JSON: look at its first byte before parsing anything.
+  std::size_t i = 0;
+  while (i < part.size() && std::isspace(static_cast<unsigned char>(part[i]))) ++i;
+  if (i == part.size() || static_cast<char>(part[i]) != '{') return false;
   json j;
   std::string_view ignored;
   std::string htype;
-  if (!parse_json_object(first, 0, &j, &ignored).ok() || !get_string(j, "htype", &htype))
+  if (!parse_json_object(part, 0, &j, &ignored).ok() || !get_string(j, "htype", &htype))
     return false;
-  return htype == "dheader-1.0" || htype == "dimage-1.0" || htype == "dseries_end-1.0";
+  static constexpr std::array<std::string_view, 5> kLaterParts = {
+      "dimage_d-1.0", "dconfig-1.0", "dflatfield-1.0", "dpixelmask-1.0", "dcountrate_table-1.0"};
+  return std::find(kLaterParts.begin(), kLaterParts.end(), htype) == kLaterParts.end();
 }
 
 }  // namespace ptypilot::dectris

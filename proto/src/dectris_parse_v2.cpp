@@ -360,6 +360,42 @@ Status read_channels(CborReader& r, Image* image, bool* have_image, std::string_
   return Status::Ok();
 }
 
+// start's pixel_mask: {channel: tag 40 [[rows, cols], uint32 typed array]}; the first channel's,
+// as the images use the first channel.
+Status read_pixel_mask(CborReader& r, Message* message, std::string_view* counter) {
+  Token map;
+  if (Status s = next_value(r, &map, counter); !s.ok()) return s;
+  if (map.kind != Token::Kind::kMap)
+    return wrong_type(counter, r, "\"pixel_mask\" (a map of channels)", map);
+  bool have = false;
+  for (std::uint64_t i = 0; map.indefinite || i < map.value; ++i) {
+    Token key;
+    if (Status s = r.next(&key, counter); !s.ok()) return s;
+    if (key.kind == Token::Kind::kBreak && map.indefinite) break;
+    if (key.kind != Token::Kind::kText) return wrong_type(counter, r, "a channel name", key);
+    if (have) {
+      if (Status s = skip_item(r, 1, counter); !s.ok()) return s;
+      continue;
+    }
+    Image mask;
+    if (Status s = read_channel_image(r, &mask, counter); !s.ok()) return s;
+    if (mask.dtype != PixelType::kUint32)
+      return fail(counter, counters::kFramesBadDtype,
+                  std::string("a pixel_mask of ") + to_string(mask.dtype) +
+                      "; a DECTRIS pixel mask is uint32");
+    DetectorFrame decoded;
+    if (Status s = decode_image(mask, 0, 0, std::nullopt, &decoded, counter); !s.ok())
+      return {s.code(), "the pixel_mask: " + s.message()};
+    message->pixel_mask.resize(decoded.counts.size());
+    for (std::size_t k = 0; k < decoded.counts.size(); ++k)
+      message->pixel_mask[k] = decoded.counts[k] != 0.0f ? 1u : 0u;  // nonzero stays nonzero
+    message->pixel_mask_rows = mask.rows;
+    message->pixel_mask_cols = mask.cols;
+    have = true;
+  }
+  return Status::Ok();
+}
+
 Status parse_v2_map(CborReader& r, Message* message, std::string_view* counter) {
   Token t;
   if (Status s = r.next(&t, counter); !s.ok()) return s;
@@ -373,6 +409,8 @@ Status parse_v2_map(CborReader& r, Message* message, std::string_view* counter) 
   std::optional<std::uint64_t> series_id, image_id;
   bool have_image = false;
   Image image;
+  message->pixel_mask.clear();
+  message->pixel_mask_rows = message->pixel_mask_cols = 0;
   for (std::uint64_t i = 0; map.indefinite || i < map.value; ++i) {
     Token key;
     if (Status s = r.next(&key, counter); !s.ok()) return s;
@@ -397,6 +435,8 @@ Status parse_v2_map(CborReader& r, Message* message, std::string_view* counter) 
       if (Status s = read_rational(r, "real_time", &image.exposure_s, counter); !s.ok()) return s;
     } else if (name == "data") {
       if (Status s = read_channels(r, &image, &have_image, counter); !s.ok()) return s;
+    } else if (name == "pixel_mask") {
+      if (Status s = read_pixel_mask(r, message, counter); !s.ok()) return s;
     } else {
       if (Status s = skip_item(r, 1, counter); !s.ok()) return s;
     }

@@ -3,6 +3,7 @@
 // crashes, whatever prefix of a message arrives); and DectrisStreamSource, on a real socket,
 // places frames through the ScanFrameMap, discards stale series, reports gaps and unissued
 // frame numbers. Also the config's detector.kind and `serve --detector`.
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstring>
@@ -38,9 +39,9 @@ dectris::SeriesInfo series_of(PixelType type, Encoding encoding, int rows = 6, i
   return s;
 }
 
-std::vector<float> test_counts(std::size_t n) {
+std::vector<float> test_counts(std::size_t n, int offset = 0) {
   std::vector<float> v(n);
-  for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<float>((i * 37) % 200);
+  for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<float>((i * 37 + offset) % 200);
   return v;
 }
 
@@ -217,6 +218,34 @@ TEST_CASE("dectris: series headers and ends of every detail parse", "[dectris]")
   CHECK((m.kind == dectris::MessageKind::kSeriesEnd && m.series_id == 9));
   REQUIRE(dectris::parse_v2(dectris::v2_end(9), &m, &counter).ok());
   CHECK((m.kind == dectris::MessageKind::kSeriesEnd && m.series_id == 9));
+}
+
+TEST_CASE("dectris: the series header's pixel mask (header_detail all) is read, v1 and v2",
+          "[dectris]") {
+  auto s = series_of(PixelType::kUint16, Encoding::kBitshuffleLz4);  // 6 rows x 10 cols
+  s.header_detail = "all";
+  s.pixel_mask.assign(60, 0);
+  s.pixel_mask[2 * 10 + 3] = 1;   // row 2, col 3: dead
+  s.pixel_mask[5 * 10 + 9] = 16;  // row 5, col 9: another defect bit
+  dectris::Message m;
+  std::string_view counter;
+  auto v1 = dectris::v1_series_header(s);
+  REQUIRE(dectris::parse_v1(spans(v1), &m, &counter).ok());
+  CHECK(m.pixel_mask_rows == 6);
+  CHECK(m.pixel_mask_cols == 10);
+  CHECK(m.pixel_mask == s.pixel_mask);
+  REQUIRE(dectris::parse_v2(dectris::v2_start(s), &m, &counter).ok());
+  CHECK(m.pixel_mask_rows == 6);
+  CHECK(m.pixel_mask_cols == 10);
+  CHECK(std::count(m.pixel_mask.begin(), m.pixel_mask.end(), 0u) == 58);
+  CHECK(m.pixel_mask[23] != 0);
+  CHECK(m.pixel_mask[59] != 0);
+  // basic has none; a v1 mask of the wrong size is refused with the header.
+  s.header_detail = "basic";
+  REQUIRE(dectris::parse_v1(spans(dectris::v1_series_header(s)), &m, &counter).ok());
+  CHECK(m.pixel_mask.empty());
+  v1[5].resize(40);
+  CHECK(v1_counter(v1) == "dectris_size_mismatch");
 }
 
 TEST_CASE("dectris: each kind of bad v1 message has its own counter", "[dectris]") {
@@ -475,6 +504,87 @@ TEST_CASE("dectris source: a v1 series header sent as one message per part is jo
   REQUIRE(fx.receive(&f).ok());
   CHECK(fx.source->health().get(counters::kDectrisV1WrongPartCount) == 1);
   CHECK(fx.source->health().get(counters::kDectrisSeriesStarted) == 1);
+}
+
+TEST_CASE("dectris source: a v1 stream sent in DectrisSim's groups of four parts is joined",
+          "[dectris][ingest]") {
+  // LiberTEM-live's DectrisSim replays a dump of the stream's parts: the dheader-1.0 part and the
+  // detector config as two messages, then groups of four parts, which with header_detail all
+  // straddle the header's last six parts and the images.
+  SourceFixture fx(Protocol::kV1);
+  auto s = fx.series;
+  s.series_id = 5;
+  s.header_detail = "all";
+  std::vector<dectris::Part> parts = dectris::v1_series_header(s);
+  REQUIRE(parts.size() == 8);
+  const std::string appendix = "a header appendix";
+  parts.emplace_back(reinterpret_cast<const std::byte*>(appendix.data()),
+                     reinterpret_cast<const std::byte*>(appendix.data()) + appendix.size());
+  for (std::uint64_t k = 0; k < 3; ++k)
+    for (dectris::Part& p : v1_image_of(s, k, test_counts(60, static_cast<int>(k))))
+      parts.push_back(std::move(p));
+  for (dectris::Part& p : dectris::v1_series_end(5)) parts.push_back(std::move(p));
+  fx.send({parts[0]});
+  fx.send({parts[1]});
+  for (std::size_t i = 2; i < parts.size(); i += 4)
+    fx.send(std::vector<dectris::Part>(parts.begin() + static_cast<std::ptrdiff_t>(i),
+                                       parts.begin() + static_cast<std::ptrdiff_t>(std::min(i + 4, parts.size()))));
+  for (std::uint64_t k = 0; k < 3; ++k) {
+    DetectorFrame f;
+    REQUIRE(fx.receive(&f).ok());
+    CHECK(f.frame_index == k);
+    CHECK(f.counts == test_counts(60, static_cast<int>(k)));
+  }
+  DetectorFrame f;
+  CHECK(fx.receive(&f).code() == StatusCode::kUnavailable);
+  const auto& h = fx.source->health();
+  CHECK(h.get(counters::kDectrisSeriesStarted) == 1);
+  CHECK(h.get(counters::kDectrisSeriesEnded) == 1);
+  CHECK(h.get(counters::kFramesReceivedOk) == 3);
+  CHECK(h.rejections().empty());
+
+  // An image cut short by the start of the next: rejected, and the next is read.
+  SourceFixture cut(Protocol::kV1);
+  cut.header(5);
+  auto s5 = cut.series;
+  s5.series_id = 5;
+  auto image0 = v1_image_of(s5, 0, test_counts(60));
+  cut.send({image0[0], image0[1]});
+  cut.send({image0[2]});
+  cut.image(5, 0);
+  REQUIRE(cut.receive(&f).ok());
+  CHECK(f.counts == test_counts(60));
+  CHECK(cut.source->health().get(counters::kDectrisV1WrongPartCount) == 1);
+}
+
+TEST_CASE("dectris source: the header's pixel mask reaches every frame as weights",
+          "[dectris][ingest]") {
+  for (Protocol protocol : {Protocol::kV1, Protocol::kV2}) {
+    INFO((protocol == Protocol::kV1 ? "v1" : "v2"));
+    SourceFixture fx(protocol);
+    fx.series.header_detail = "all";
+    fx.series.pixel_mask.assign(60, 0);
+    fx.series.pixel_mask[23] = 1;
+    fx.header(5);
+    fx.image(5, 0);
+    fx.image(5, 1);
+    for (int k = 0; k < 2; ++k) {
+      DetectorFrame f;
+      REQUIRE(fx.receive(&f).ok());
+      CHECK(f.counts == test_counts(60));  // the counts as sent: the session masks, not ingest
+      REQUIRE(f.detector_mask);
+      CHECK((*f.detector_mask)[23] == 0.0f);
+      CHECK(std::count(f.detector_mask->begin(), f.detector_mask->end(), 0.0f) == 1);
+    }
+    // A mask that marks nothing (sim-detector's) is none.
+    SourceFixture clean(protocol);
+    clean.series.header_detail = "all";
+    clean.header(5);
+    clean.image(5, 0);
+    DetectorFrame f;
+    REQUIRE(clean.receive(&f).ok());
+    CHECK(!f.detector_mask);
+  }
 }
 
 TEST_CASE("dectris source: a v2 message of several parts is refused and the stream stays in sync",

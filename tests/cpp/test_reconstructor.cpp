@@ -432,3 +432,32 @@ TEST_CASE("mos2-paper-detector frames are the central 64 x 64 of the window's fa
   std::vector<float> too_large(192 * 192);
   CHECK_FALSE(simulator.frames(std::span<const Vec2>(positions.data(), 1), too_large).ok());
 }
+
+TEST_CASE("a detector mask set before the first frame is the one given at construction",
+          "[reconstructor]") {
+  // A detector's own bad-pixel mask comes with its series header, after the session made the
+  // reconstructor: set_detector_mask must then do what ReconstructorConfig::detector_mask does.
+  const auto& preset = sim::experiment_preset("graphene-small");
+  std::vector<Vec2> raster = raster_positions(preset.scan_rows, preset.scan_cols, preset.step_A);
+  std::vector<Vec2> positions;
+  for (std::size_t p = 0; p < raster.size(); p += 9) positions.push_back(raster[p]);
+  Experiment e = simulate(preset, positions, 1e5);
+  const int d = preset.probe.detector_side_px();
+  std::vector<float> mask(std::size_t(d) * d, 1.0f);
+  mask[3 * d + 5] = 0.0f;
+  mask[d + 2] = 0.0f;
+  ReconstructorConfig made_with = config_for(preset, Loss::kAmplitude);
+  made_with.detector_mask = mask;
+  CpuReconstructor a(made_with);
+  CpuReconstructor b(config_for(preset, Loss::kAmplitude));
+  CHECK(b.set_detector_mask(std::vector<float>(7, 1.0f)).code() == StatusCode::kInvalidArgument);
+  REQUIRE(b.set_detector_mask(mask).ok());
+  for (CpuReconstructor* r : {&a, &b}) {
+    REQUIRE(r->add_frames(e.frames).ok());
+    REQUIRE(r->iterate(3).ok());
+  }
+  const Potential pa = a.snapshot(), pb = b.snapshot();
+  REQUIRE(pa.phase_rad.size() == pb.phase_rad.size());
+  CHECK(std::memcmp(pa.phase_rad.data(), pb.phase_rad.data(), pa.phase_rad.size() * sizeof(float)) == 0);
+  CHECK(b.set_detector_mask(mask).code() == StatusCode::kFailedPrecondition);  // frames stored
+}

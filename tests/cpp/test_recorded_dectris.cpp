@@ -2,8 +2,10 @@
 // the metadata and external links /entry/data/data_NNNNNN to data files whose images are chunks
 // compressed with bitshuffle + LZ4 (HDF5 filter 32008). The chunks are written here with
 // H5Dwrite_chunk and the shared encoder, so neither side needs the filter plugin.
+#include <array>
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <optional>
 
 #include "ptypilot/wire/compression.hpp"
 #include "ptypilot/recorded/recorded_dataset.hpp"
@@ -231,5 +233,192 @@ TEST_CASE("DECTRIS errors: a corrupt chunk, a missing data file, no scan shape",
     write_scan_sidecar(dir, "bare");
     CHECK_THROWS_WITH(open_recorded_dataset(master),
                       Catch::Contains("scan shape is unknown") && Catch::Contains("bare.json"));
+  }
+}
+
+// ---- DECTRIS's NeXus 2024 layout: one 4-D /entry/data/data (scan_y, scan_x, rows, cols) --------
+
+namespace {
+
+struct Layout4d {
+  hsize_t chunk_y = 1, chunk_x = 1;  // scan positions per chunk (edge chunks padded)
+  bool external = false;             // in a data file, linked from the master; else in the master
+  bool metadata = true;              // wavelength, pixel size, distance, beam centre
+  std::optional<std::array<double, 2>> beam_center_yx;
+  std::optional<std::array<double, 2>> ntrigger_nimages;
+};
+
+void write_nexus_metadata(hid_t file, const Layout4d& layout) {
+  H5Gclose(h5_group(file, "/entry/instrument/detector"));
+  if (layout.metadata) {
+    h5_scalar(file, "/entry/instrument/beam/incident_wavelength", wavelength_A(300.0));
+    h5_scalar(file, "/entry/instrument/detector/x_pixel_size", 55e-6);
+    h5_scalar(file, "/entry/instrument/detector/detector_distance", 0.25);
+  }
+  if (layout.beam_center_yx) {
+    h5_scalar(file, "/entry/instrument/detector/beam_center_y", (*layout.beam_center_yx)[0]);
+    h5_scalar(file, "/entry/instrument/detector/beam_center_x", (*layout.beam_center_yx)[1]);
+  }
+  if (layout.ntrigger_nimages) {
+    h5_scalar(file, "/entry/instrument/detector/detectorSpecific/ntrigger",
+              (*layout.ntrigger_nimages)[0]);
+    h5_scalar(file, "/entry/instrument/detector/detectorSpecific/nimages",
+              (*layout.ntrigger_nimages)[1]);
+  }
+}
+
+// <dir>/<name>_master.h5, with the 4-D data in it or in <name>_data_000001.h5.
+fs::path write_dectris_4d(const TempDir& dir, const std::string& name, const Cube& c,
+                          const Layout4d& layout = {}) {
+  const fs::path master = dir / (name + "_master.h5");
+  const std::string data_name = name + "_data_000001.h5";
+  {
+    H5File data(layout.external ? dir / data_name : master);
+    hid_t g = h5_group(data.id, "/entry/data");
+    const hsize_t sy = c.scan_rows, sx = c.scan_cols, px = c.frame_px;
+    const hsize_t dims[4] = {sy, sx, px, px};
+    const hsize_t chunk[4] = {layout.chunk_y, layout.chunk_x, px, px};
+    hid_t space = H5Screate_simple(4, dims, nullptr);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, 4, chunk);
+    const unsigned bitshuffle_cd[5] = {0, 2, 2, 0, 2};
+    REQUIRE(H5Pset_filter(dcpl, kBitshuffle, H5Z_FLAG_OPTIONAL, 5, bitshuffle_cd) >= 0);
+    hid_t d = H5Dcreate2(g, "data", H5T_STD_U16LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    REQUIRE(d >= 0);
+    for (hsize_t y0 = 0; y0 < sy; y0 += layout.chunk_y)
+      for (hsize_t x0 = 0; x0 < sx; x0 += layout.chunk_x) {
+        std::vector<std::byte> raw;
+        for (hsize_t y = y0; y < y0 + layout.chunk_y; ++y)
+          for (hsize_t x = x0; x < x0 + layout.chunk_x; ++x)
+            for (std::size_t p = 0; p < c.pixels(); ++p) {
+              const std::uint16_t v =
+                  y < sy && x < sx ? static_cast<std::uint16_t>(c.count(y * sx + x, p)) : 0;
+              raw.push_back(static_cast<std::byte>(v & 0xff));
+              raw.push_back(static_cast<std::byte>(v >> 8));
+            }
+        std::vector<std::byte> encoded;
+        REQUIRE(compression::encode_bitshuffle_lz4(raw, 2, &encoded).ok());
+        const hsize_t offset[4] = {y0, x0, 0, 0};
+        REQUIRE(H5Dwrite_chunk(d, H5P_DEFAULT, 0, offset, encoded.size(), encoded.data()) >= 0);
+      }
+    H5Dclose(d);
+    H5Pclose(dcpl);
+    H5Sclose(space);
+    H5Gclose(g);
+    if (!layout.external) write_nexus_metadata(data.id, layout);
+  }
+  if (layout.external) {
+    H5File m(master);
+    hid_t g = h5_group(m.id, "/entry/data");
+    REQUIRE(H5Lcreate_external(data_name.c_str(), "/entry/data/data", g, "data", H5P_DEFAULT,
+                               H5P_DEFAULT) >= 0);
+    H5Gclose(g);
+    write_nexus_metadata(m.id, layout);
+  }
+  return master;
+}
+
+}  // namespace
+
+TEST_CASE("DECTRIS NeXus 2024: a 4-D /entry/data/data gives the scan and the frames",
+          "[replay][compression]") {
+  TempDir dir;
+  Cube c;
+  c.scan_rows = 6;
+  c.scan_cols = 10;
+  SECTION("in the master, one image per chunk; scan from the data, optics from the NeXus metadata") {
+    Layout4d layout;
+    layout.beam_center_yx = std::array<double, 2>{17.0, 15.5};
+    const fs::path master = write_dectris_4d(dir, "nx", c, layout);
+    write_scan_sidecar(dir, "nx");  // step, semiangle, defocus: what NeXus does not say
+    auto d = open_recorded_dataset(master);
+    const RecordedDatasetInfo& info = d->info();
+    CHECK(info.format == "dectris-hdf5");
+    CHECK(info.raster.rows == 6);
+    CHECK(info.raster.cols == 10);
+    CHECK(info.frame_rows == 32);
+    CHECK(info.probe.energy_keV == Approx(300.0).epsilon(1e-9));
+    CHECK(info.probe.detector_pixel_mrad == Approx(1e3 * std::atan(55e-6 / 0.25)));
+    CHECK(info.geometry.disk_offset_y_px == 1.0);   // 17 - floor(32 / 2)
+    CHECK(info.geometry.disk_offset_x_px == -0.5);  // 15.5 - 16
+    CHECK(std::abs(info.probe.tilt_x_px) == 0.5);  // the sub-pixel rest goes to the model
+    CHECK(info.probe.tilt_y_px == 0.0);
+    REQUIRE(d->frame_count() == 60);
+    for (std::size_t k : {0, 1, 9, 10, 33, 59}) {
+      INFO("frame " << k);
+      CHECK(read(*d, k) == c.frame(k));
+    }
+  }
+  SECTION("in a data file, chunks of 4 x 3 scan positions with padded edges; ntrigger x nimages agree") {
+    Layout4d layout;
+    layout.external = true;
+    layout.chunk_y = 4;
+    layout.chunk_x = 3;
+    layout.ntrigger_nimages = std::array<double, 2>{1, 60};
+    const fs::path master = write_dectris_4d(dir, "chunky", c, layout);
+    write_scan_sidecar(dir, "chunky");
+    auto d = open_recorded_dataset(master);
+    CHECK(d->info().raster.rows == 6);
+    CHECK(d->info().raster.cols == 10);
+    CHECK(d->info().geometry.disk_offset_y_px == 0.0);  // no beam centre: none
+    for (std::size_t k = 0; k < 60; ++k) {
+      INFO("frame " << k);
+      CHECK(read(*d, k) == c.frame(k));
+    }
+  }
+  SECTION("the sidecar gives the optics and a matching scan_shape; it wins") {
+    const fs::path master = write_dectris_4d(dir, "side", c);
+    nlohmann::json sidecar = probe_sidecar();
+    sidecar["scan_shape"] = {6, 10};
+    sidecar["disk_offset_px"] = {0.25, 0.0};
+    write_text(dir / "side.json", sidecar.dump());
+    auto d = open_recorded_dataset(master);
+    CHECK(d->info().probe.energy_keV == 60.0);
+    CHECK(d->info().probe.detector_pixel_mrad == 2.0);
+    CHECK(d->info().geometry.disk_offset_y_px == 0.25);
+    CHECK(read(*d, 42) == c.frame(42));
+  }
+}
+
+TEST_CASE("DECTRIS NeXus 2024: inconsistent files are refused, saying what disagrees",
+          "[replay][compression]") {
+  TempDir dir;
+  Cube c;
+  c.scan_rows = 6;
+  c.scan_cols = 10;
+  SECTION("a sidecar scan_shape other than the data's") {
+    const fs::path master = write_dectris_4d(dir, "shape", c);
+    nlohmann::json sidecar = probe_sidecar();
+    sidecar["scan_shape"] = {10, 6};
+    write_text(dir / "shape.json", sidecar.dump());
+    CHECK_THROWS_WITH(open_recorded_dataset(master),
+                      Catch::Contains("inconsistent") && Catch::Contains("scan_shape [10, 6]") &&
+                          Catch::Contains("6 x 10 x 32 x 32"));
+  }
+  SECTION("ntrigger x nimages other than the data's scan") {
+    Layout4d layout;
+    layout.ntrigger_nimages = std::array<double, 2>{8, 8};
+    const fs::path master = write_dectris_4d(dir, "count", c, layout);
+    write_scan_sidecar(dir, "count");
+    CHECK_THROWS_WITH(open_recorded_dataset(master),
+                      Catch::Contains("inconsistent") && Catch::Contains("8 x 8 images") &&
+                          Catch::Contains("scan of 6 x 10"));
+  }
+  SECTION("a 5-D dataset") {
+    const fs::path master = dir / "five_master.h5";
+    {
+      H5File m(master);
+      hid_t g = h5_group(m.id, "/entry/data");
+      const hsize_t dims[5] = {2, 2, 2, 4, 4};
+      hid_t space = H5Screate_simple(5, dims, nullptr);
+      hid_t d = H5Dcreate2(g, "data", H5T_STD_U16LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+      H5Dclose(d);
+      H5Sclose(space);
+      H5Gclose(g);
+      H5Gclose(h5_group(m.id, "/entry/instrument/detector"));
+    }
+    write_scan_sidecar(dir, "five");
+    CHECK_THROWS_WITH(open_recorded_dataset(master),
+                      Catch::Contains("5-D") && Catch::Contains("(scan_y, scan_x, rows, cols)"));
   }
 }

@@ -218,3 +218,58 @@ def test_serve_against_replay(tmp_path, serve):
         replay.stop()
     assert status.frames_received == 40 and status.frames_recorded == 40
     check_recording(recordings / "from-recording.h5", recording, 40)
+
+
+def write_nexus_4d(tmp_path: Path, data: np.ndarray, name="nexus", **sidecar) -> Path:
+    """DECTRIS's NeXus 2024 layout, written by h5py and hdf5plugin's bitshuffle filter (32008,
+    LZ4): one 4-D /entry/data/data (scan_y, scan_x, rows, cols) in the master, the optics in
+    /entry/instrument; the sidecar gives only what NeXus does not say."""
+    import hdf5plugin
+
+    path = tmp_path / f"{name}_master.h5"
+    rows, cols, ky, kx = data.shape
+    with h5py.File(path, "w") as f:
+        f.create_dataset("entry/data/data", data=data, chunks=(1, 1, ky, kx),
+                         **hdf5plugin.Bitshuffle(cname="lz4"))
+        volts = 60e3  # 60 keV electrons: the relativistic wavelength in A
+        f["entry/instrument/beam/incident_wavelength"] = 12.2643 / np.sqrt(volts * (1 + 0.97848e-6 * volts))
+        detector = f.create_group("entry/instrument/detector")
+        detector["x_pixel_size"] = 75e-6
+        detector["detector_distance"] = 75e-6 / np.tan(2e-3)  # 2 mrad per pixel
+        detector["beam_center_x"] = kx // 2
+        detector["beam_center_y"] = ky // 2
+        detector["detectorSpecific/ntrigger"] = 1
+        detector["detectorSpecific/nimages"] = rows * cols
+    (tmp_path / f"{name}.json").write_text(json.dumps(
+        {"scan_step_A": 0.3, "semiangle_mrad": 25.0, "defocus_A": 50.0, "frame_layout": "fft",
+         **sidecar}))
+    return path
+
+
+def test_dectris_nexus_4d_replays_through_a_session(tmp_path, serve):
+    data = cube(12, 10, 32, seed=5)
+    path = write_nexus_4d(tmp_path, data)
+    dataset = core.RecordedDataset(str(path))
+    assert len(dataset) == 120 and dataset.raster == {"rows": 12, "cols": 10, "step_A": pytest.approx(0.3)}
+    assert dataset.probe.energy_keV == pytest.approx(60.0, abs=0.01)
+    assert dataset.probe.detector_pixel_mrad == pytest.approx(2.0)
+    np.testing.assert_array_equal(dataset.frames([0, 11, 119]),
+                                  data.reshape(-1, 32, 32)[[0, 11, 119]].astype(np.float32))
+    client = Client(serve.ready["control_endpoint"])
+    recordings = tmp_path / "sessions"
+    replay = start_replay(ptypilot(), tmp_path / "replay.log", path)
+    try:
+        assert replay.ready["dataset"]["format"] == "dectris-hdf5"
+        assert replay.ready["config"]["session"]["raster"] == {"rows": 12, "cols": 10, "step_A": 0.3}
+        status = run_session(client, session_config(replay.ready, recordings, total_positions=60),
+                             "nexus-4d")
+    finally:
+        replay.stop()
+    assert status.frames_received == 60 and status.frames_recorded == 60
+    assert check_recording(recordings / "nexus-4d.h5", dataset, 60).max() < 1e-9
+
+    # Inconsistent: the sidecar's scan_shape is not the data's.
+    bad = write_nexus_4d(tmp_path, data, name="bad", scan_shape=[10, 12])
+    result = run_replay_cli("--dataset", str(bad))
+    assert result.returncode == 1
+    assert "inconsistent" in result.stderr and "scan_shape [10, 12]" in result.stderr, result.stderr

@@ -31,12 +31,66 @@ Session::Session(const ServeConfig& config, std::string id, Parts parts, HealthC
   policy_->reset(config.session.seed);
 }
 
+void Session::take_detector_mask(const DetectorFrame& f) {
+  detector_mask_ = f.detector_mask;  // once per mask, whatever comes of it
+  const std::vector<float>& bad = *f.detector_mask;
+  std::size_t marked = 0;
+  for (float w : bad) marked += w == 0.0f;
+  std::vector<float> mask = geometry_.mask;  // detector.geometry.mask_path's, if any
+  if (mask.empty()) mask.assign(bad.size(), 1.0f);
+  if (bad.size() != f.counts.size() || mask.size() != bad.size()) {
+    log::warn("detector_pixel_mask_unusable",
+              {{"session", id_},
+               {"mask_pixels", bad.size()},
+               {"frame_pixels", f.counts.size()},
+               {"configured_mask_pixels", geometry_.mask.size()},
+               {"note", "the detector's pixel mask is not of the frames' shape; not applied"}});
+    return;
+  }
+  std::size_t already = 0;
+  for (std::size_t i = 0; i < bad.size(); ++i) {
+    if (bad[i] != 0.0f) continue;
+    already += mask[i] == 0.0f;
+    mask[i] = 0.0f;
+  }
+  geometry_.mask = std::move(mask);
+  geometry_map_.reset();  // rebuilt below with the mask
+  geometry_failed_sides_.clear();
+  // The reconstructor, made before the header came, leaves those pixels free from now on where
+  // its backend can (before its first frame, which this is).
+  std::string reconstructor = "free: weight 0 in the loss";
+  try {
+    const FrameGeometryMap map(geometry_, f.rows);
+    if (Status s = reconstructor_->set_detector_mask(map.reconstructor_mask()); !s.ok())
+      reconstructor = "their counts are 0, their weight stays 1: " + s.message();
+  } catch (const std::invalid_argument& e) {
+    reconstructor = std::string("not applied: ") + e.what();
+  }
+  health_.increment(counters::kDetectorPixelsMasked, marked);
+  log::info("detector_pixel_mask",
+            {{"session", id_},
+             {"pixels_masked", marked},
+             {"already_in_mask_path", already},
+             {"reconstructor", reconstructor},
+             {"note", "the detector's header marks these pixels bad: their counts are set to 0 "
+                      "before reconstruction; the recording keeps them as they arrived"}});
+}
+
 void Session::apply_geometry(DetectorFrame& f) {
   if (f.rows != f.cols || f.counts.size() != std::size_t(f.rows) * f.cols) return;
+  if (f.detector_mask && f.detector_mask != detector_mask_) take_detector_mask(f);
   if (!geometry_checked_) {
     if (!raw_mean_ || raw_mean_->side() != f.rows) raw_mean_.emplace(f.rows, geometry_.layout);
-    if (raw_mean_->frames() < std::size_t(config_.detector.geometry_check.frames))
-      raw_mean_->add(f.counts);
+    if (raw_mean_->frames() < std::size_t(config_.detector.geometry_check.frames)) {
+      if (geometry_.mask.size() == f.counts.size()) {  // bad pixels do not move the disk
+        std::vector<float> masked = f.counts;
+        for (std::size_t i = 0; i < masked.size(); ++i)
+          if (geometry_.mask[i] == 0.0f) masked[i] = 0.0f;
+        raw_mean_->add(masked);
+      } else {
+        raw_mean_->add(f.counts);
+      }
+    }
   }
   if (!geometry_map_ || geometry_map_->raw_side() != f.rows) {
     if (geometry_failed_sides_.count(f.rows)) return;

@@ -106,6 +106,23 @@ Status DectrisStreamSource::receive(DetectorFrame* frame, std::chrono::milliseco
     keeper_.check(health_);
     const auto deadline = Clock::now() + timeout;
     while (true) {
+      if (config_.protocol == dectris::Protocol::kV1 && !pending_.empty()) {
+        if (const std::size_t n = complete_pending(); n > 0) {
+          std::vector<std::span<const std::byte>> spans;
+          for (std::size_t i = 0; i < n; ++i)
+            spans.emplace_back(static_cast<const std::byte*>(pending_[i].part.data()),
+                               pending_[i].part.size());
+          Status status = handle_v1(spans, frame);
+          pop_pending(n);
+          if (status.ok()) {
+            frame->received_ns = pending_received_ns_;
+            health_.increment(counters::kFramesReceivedOk);
+            return status;
+          }
+          if (status.code() == StatusCode::kUnavailable && Clock::now() < deadline) continue;
+          return status;
+        }
+      }
       const long wait_ms = std::max<long>(
           0, static_cast<long>(std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now())
                                    .count()));
@@ -151,30 +168,103 @@ Status DectrisStreamSource::receive(DetectorFrame* frame, std::chrono::milliseco
 }
 
 Status DectrisStreamSource::handle(DetectorFrame* frame) {
-  std::string_view counter;
-  Status parsed;
-  if (config_.protocol == dectris::Protocol::kV1) {
-    std::span<const std::byte> spans[kMaxParts];
-    std::size_t kept = std::min(part_count_, kMaxParts);
-    for (std::size_t i = 0; i < kept; ++i)
-      spans[i] = {static_cast<const std::byte*>(parts_[i].data()), parts_[i].size()};
-    if (part_count_ > kMaxParts)
-      return reject(counters::kDectrisV1WrongPartCount,
-                    "a v1 message of " + std::to_string(part_count_) +
-                        " parts; no DECTRIS message has more than 9");
-    if (Status s = join_series_header(spans, &kept); !s.ok()) return s;
-    parsed = dectris::parse_v1({spans, kept}, &message_, &counter);
-    if (kept > 0 && spans[0].data() != parts_[0].data()) header_parts_.clear();
-  } else {
+  if (config_.protocol == dectris::Protocol::kV2) {
     if (part_count_ != 1)
       return reject(counters::kDectrisV2WrongPartCount,
                     "a v2 message of " + std::to_string(part_count_) +
                         " parts; stream v2 sends each CBOR message as one part");
-    parsed = dectris::parse_v2({static_cast<const std::byte*>(parts_[0].data()), parts_[0].size()},
-                               &message_, &counter);
+    std::string_view counter;
+    const Status parsed = dectris::parse_v2(
+        {static_cast<const std::byte*>(parts_[0].data()), parts_[0].size()}, &message_, &counter);
+    if (!parsed.ok()) return reject(counter, "rejected a message: " + parsed.message());
+    return dispatch(frame);
   }
-  if (!parsed.ok()) return reject(counter, "rejected a message: " + parsed.message());
+  if (part_count_ > kMaxParts)
+    return reject(counters::kDectrisV1WrongPartCount,
+                  "a v1 message of " + std::to_string(part_count_) +
+                      " parts; no DECTRIS message has more than 9");
+  std::span<const std::byte> spans[kMaxParts];
+  for (std::size_t i = 0; i < part_count_; ++i)
+    spans[i] = {static_cast<const std::byte*>(parts_[i].data()), parts_[i].size()};
+  const bool starts = dectris::v1_starts_message(spans[0]);
+  auto keep = [&] {
+    for (std::size_t i = 0; i < part_count_; ++i) {
+      // Before the move: a small part lives inside its zmq::message_t, which the span points to.
+      const bool starts_one = i == 0 ? starts : dectris::v1_starts_message(spans[i]);
+      pending_.push_back({std::move(parts_[i]), starts_one});
+    }
+    pending_received_ns_ = steady_now_ns();
+  };
+  if (!pending_.empty() && !starts) {
+    // The rest of a message that came split: joined in receive() once it is whole.
+    keep();
+    return {StatusCode::kUnavailable, "part of a message; waiting for the rest"};
+  }
+  if (!pending_.empty()) {
+    // A new message before the pending one had all its parts: that one is rejected (counted,
+    // logged), and this message is handled on its own.
+    // (receive() ran complete_pending() before this message: the front is incomplete, and no
+    // part after it starts a message.)
+    const std::size_t n = pending_.size();
+    std::vector<std::span<const std::byte>> partial;
+    for (const PendingPart& p : pending_)
+      partial.emplace_back(static_cast<const std::byte*>(p.part.data()), p.part.size());
+    std::string_view counter;
+    dectris::Message rejected;
+    if (const Status s = dectris::parse_v1(partial, &rejected, &counter); !s.ok())
+      health_.reject(counter, "rejected a message: " + s.message());
+    pop_pending(n);
+  }
+  if (starts && dectris::v1_message_parts(spans[0]) > part_count_) {
+    keep();
+    return {StatusCode::kUnavailable, "the first parts of a message; waiting for the rest"};
+  }
+  return handle_v1({spans, part_count_}, frame);
+}
 
+Status DectrisStreamSource::handle_v1(std::span<const std::span<const std::byte>> parts,
+                                      DetectorFrame* frame) {
+  std::string_view counter;
+  const Status parsed = dectris::parse_v1(parts, &message_, &counter);
+  if (!parsed.ok()) return reject(counter, "rejected a message: " + parsed.message());
+  return dispatch(frame);
+}
+
+std::size_t DectrisStreamSource::complete_pending() {
+  while (!pending_.empty()) {
+    std::size_t next = 1;  // the next part that starts a message
+    while (next < pending_.size() && !pending_[next].starts) ++next;
+    const std::span<const std::byte> first(static_cast<const std::byte*>(pending_[0].part.data()),
+                                           pending_[0].part.size());
+    const std::size_t need = dectris::v1_message_parts(first);
+    // Whole (an appendix, or extra parts, are for parse_v1 to judge), or not what we know.
+    if (need == 0 || next >= need) {
+      if (next <= kMaxParts) return next;
+      health_.reject(counters::kDectrisV1WrongPartCount,
+                     "a v1 message of " + std::to_string(next) +
+                         " parts; no DECTRIS message has more than 9");
+      pop_pending(next);
+      continue;
+    }
+    if (next == pending_.size()) return 0;  // waiting for the rest
+    std::vector<std::span<const std::byte>> partial;
+    for (std::size_t i = 0; i < next; ++i)
+      partial.emplace_back(static_cast<const std::byte*>(pending_[i].part.data()),
+                           pending_[i].part.size());
+    std::string_view counter;
+    dectris::Message rejected;
+    if (const Status s = dectris::parse_v1(partial, &rejected, &counter); !s.ok())
+      health_.reject(counter, "rejected a message: " + s.message());
+    pop_pending(next);
+  }
+  return 0;
+}
+
+void DectrisStreamSource::pop_pending(std::size_t count) {
+  for (std::size_t i = 0; i < count && !pending_.empty(); ++i) pending_.pop_front();
+}
+
+Status DectrisStreamSource::dispatch(DetectorFrame* frame) {
   const std::uint64_t series = message_.series_id;
   switch (message_.kind) {
     case dectris::MessageKind::kSeriesStart:
@@ -182,9 +272,20 @@ Status DectrisStreamSource::handle(DetectorFrame* frame) {
         series_ = series;
         next_frame_ = 0;
         health_.increment(counters::kDectrisSeriesStarted);
-        log::info("dectris_series_started", {{"series", series},
-                                             {"header_detail", message_.header_detail},
-                                             {"session", map_.session_id()}});
+        std::size_t bad_pixels = 0;
+        for (std::uint32_t v : message_.pixel_mask) bad_pixels += v != 0;
+        if (bad_pixels > 0) {
+          auto weights = std::make_shared<std::vector<float>>(message_.pixel_mask.size(), 1.0f);
+          for (std::size_t i = 0; i < message_.pixel_mask.size(); ++i)
+            if (message_.pixel_mask[i] != 0) (*weights)[i] = 0.0f;
+          detector_mask_ = std::move(weights);
+        }
+        log::info("dectris_series_started",
+                  {{"series", series},
+                   {"header_detail", message_.header_detail},
+                   {"pixel_mask", message_.pixel_mask.empty() ? "none" : "in the header"},
+                   {"bad_pixels", bad_pixels},
+                   {"session", map_.session_id()}});
       } else if (*series_ != series) {
         return reject(counters::kDectrisStaleSeries,
                       "series header of series " + std::to_string(series) + " while series " +
@@ -203,42 +304,6 @@ Status DectrisStreamSource::handle(DetectorFrame* frame) {
       return handle_image(message_.image, frame);
   }
   return {StatusCode::kInternal, "unknown message kind"};
-}
-
-Status DectrisStreamSource::join_series_header(std::span<std::span<const std::byte>> spans,
-                                               std::size_t* kept) {
-  auto as_span = [](const zmq::message_t& m) {
-    return std::span<const std::byte>(static_cast<const std::byte*>(m.data()), m.size());
-  };
-  if (!header_parts_.empty()) {
-    if (!dectris::v1_opens_message(spans[0])) {
-      for (std::size_t i = 0; i < *kept; ++i) header_parts_.push_back(std::move(parts_[i]));
-      if (header_parts_.size() < header_expected_)
-        return {StatusCode::kUnavailable, "part of a series header; waiting for the rest"};
-      // Complete: parse the joined header in place of this message (handle() then clears it).
-      if (header_parts_.size() > kMaxParts) header_parts_.resize(kMaxParts);
-      for (std::size_t i = 0; i < header_parts_.size(); ++i) spans[i] = as_span(header_parts_[i]);
-      *kept = header_parts_.size();
-      return Status::Ok();
-    }
-    // A new message before the header had all its parts: the header as it is is rejected
-    // (counted, logged), and this message is handled on its own.
-    std::span<const std::byte> partial[kMaxParts];
-    for (std::size_t i = 0; i < header_parts_.size(); ++i) partial[i] = as_span(header_parts_[i]);
-    std::string_view counter;
-    dectris::Message header;
-    const Status s = dectris::parse_v1({partial, header_parts_.size()}, &header, &counter);
-    header_parts_.clear();
-    if (!s.ok()) health_.reject(counter, "rejected a message: " + s.message());
-    return Status::Ok();
-  }
-  const std::size_t expected = dectris::v1_series_header_parts(spans[0]);
-  if (expected > *kept) {
-    header_expected_ = expected;
-    for (std::size_t i = 0; i < *kept; ++i) header_parts_.push_back(std::move(parts_[i]));
-    return {StatusCode::kUnavailable, "a series header; waiting for its detector config"};
-  }
-  return Status::Ok();
 }
 
 Status DectrisStreamSource::handle_image(const dectris::Image& image, DetectorFrame* frame) {
@@ -294,6 +359,7 @@ Status DectrisStreamSource::handle_image(const dectris::Image& image, DetectorFr
   frame->frame_index = index;
   frame->position_index = place->position_index;
   frame->position_A = place->position_A;
+  frame->detector_mask = detector_mask_;
   frame->electrons_per_frame = 0.0;  // the detector does not know the dose
   frame->timestamp_ns = wall_now_ns();  // DECTRIS times are relative to the series start
   return Status::Ok();

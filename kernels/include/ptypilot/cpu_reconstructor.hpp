@@ -29,6 +29,9 @@ class CpuReconstructor final : public Reconstructor {
   Potential snapshot() const override;
   Status set_potential(const RealImage& phase_rad) override;
   std::string_view backend() const override { return "cpu"; }
+  Status set_detector_mask(std::vector<float> mask) override {
+    return frames_.set_detector_mask(std::move(mask));
+  }
 
   // L(V) and dL/dV for the stored frames at an arbitrary V, without changing the state. This is
   // what the gradient test compares with torch autograd.

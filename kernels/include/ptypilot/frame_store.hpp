@@ -28,6 +28,8 @@ class FrameStore {
   // Validates every frame first (the messages of Reconstructor::add_frames); on error nothing
   // is stored. Then appends them and recomputes the intensity scale and the step map.
   Status add(std::span<const Frame> frames);
+  // Reconstructor::set_detector_mask: only while empty().
+  Status set_detector_mask(std::vector<float> mask);
 
   std::size_t size() const { return placements_.size(); }
   bool empty() const { return placements_.empty(); }

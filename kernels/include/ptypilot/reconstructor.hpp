@@ -120,6 +120,16 @@ class Reconstructor {
   // Warm start: replaces V (same shape as the object grid). The frames stay.
   virtual Status set_potential(const RealImage& phase_rad) = 0;
   virtual std::string_view backend() const = 0;
+  // Replaces ReconstructorConfig::detector_mask (detector_px^2 weights, 0: free; empty: all 1)
+  // while no frame is stored: a detector's own bad-pixel mask arrives with its series header,
+  // after the reconstructor is made. kFailedPrecondition once frames are stored,
+  // kInvalidArgument for a mask of another size or a bad weight; kUnavailable where the backend
+  // fixes its mask at construction (CUDA, whose weights are uploaded once).
+  virtual Status set_detector_mask(std::vector<float> mask) {
+    (void)mask;
+    return {StatusCode::kUnavailable,
+            std::string(backend()) + " reconstructor: the detector mask is fixed when it is made"};
+  }
 };
 
 // The backend make_reconstructor builds for a requested one, and why, for the caller's log:

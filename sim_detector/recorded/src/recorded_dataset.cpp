@@ -192,9 +192,9 @@ double apply_settings(const Settings& settings, const Sidecar& sidecar, Recorded
   info.rotation_deg = settings.rotation_deg.value_or(0.0);
   info.geometry.layout = settings.frame_layout.value_or(FrameLayout::kCentred);
   info.geometry.rotation_deg = info.rotation_deg;
-  if (sidecar.disk_offset_px) {
-    info.geometry.disk_offset_y_px = (*sidecar.disk_offset_px)[0];
-    info.geometry.disk_offset_x_px = (*sidecar.disk_offset_px)[1];
+  if (const auto offset = sidecar.disk_offset_px ? sidecar.disk_offset_px : settings.disk_offset_px) {
+    info.geometry.disk_offset_y_px = (*offset)[0];
+    info.geometry.disk_offset_x_px = (*offset)[1];
   }
   info.geometry.flip = sidecar.flip.value_or(false);
   const std::array<double, 2> tilt = probe_tilt_px(info.geometry);

@@ -8,6 +8,7 @@
 #include <hdf5.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -87,23 +88,35 @@ std::string link_target(hid_t file, const std::string& link) {
   return std::string(target_file) + ":" + target_object;
 }
 
-// One data file's images, read chunk by chunk.
+// One data file's images, read chunk by chunk: a stack (n, rows, cols), or the NeXus 2024
+// layout's 4-D (scan_y, scan_x, rows, cols), image i at scan (i / scan_x, i % scan_x).
 class ImageBlock {
  public:
   ImageBlock(const fs::path& master, std::string name, H5Id dataset, ElementType element)
       : master_(master), name_(std::move(name)), dataset_(std::move(dataset)), element_(element) {
     const hid_t d = dataset_.get();
     H5Id space(H5Dget_space(d), H5Sclose);
-    if (H5Sget_simple_extent_ndims(space.get()) != 3)
-      fail(master_, name_ + ": not a stack of images (n, rows, cols)");
+    rank_ = H5Sget_simple_extent_ndims(space.get());
+    if (rank_ != 3 && rank_ != 4)
+      fail(master_, name_ + ": " + std::to_string(rank_) +
+                        "-D; expected a stack of images (n, rows, cols) or a 4-D scan "
+                        "(scan_y, scan_x, rows, cols)");
     H5Sget_simple_extent_dims(space.get(), shape_, nullptr);
+    if (rank_ == 3) {  // one scan axis of n images: the same code as the 4-D layout
+      shape_[3] = shape_[2], shape_[2] = shape_[1], shape_[1] = shape_[0], shape_[0] = 1;
+    }
+    for (int i = 0; i < 4; ++i)
+      if (shape_[i] == 0) fail(master_, name_ + ": an empty dimension (shape " + shape_text() + ")");
     H5Id dcpl(H5Dget_create_plist(d), H5Pclose);
     if (H5Pget_layout(dcpl.get()) == H5D_CHUNKED) {
-      H5Pget_chunk(dcpl.get(), 3, chunk_);
-      if (chunk_[1] != shape_[1] || chunk_[2] != shape_[2])
-        fail(master_, name_ + ": chunks of " + std::to_string(chunk_[1]) + " x " +
-                          std::to_string(chunk_[2]) + " split its " + std::to_string(shape_[1]) +
-                          " x " + std::to_string(shape_[2]) + " images; replay reads whole images");
+      hsize_t chunk[4] = {1, 1, 1, 1};
+      H5Pget_chunk(dcpl.get(), rank_, chunk);
+      if (rank_ == 3) chunk_[0] = 1, chunk_[1] = chunk[0], chunk_[2] = chunk[1], chunk_[3] = chunk[2];
+      else std::copy(chunk, chunk + 4, chunk_);
+      if (chunk_[2] != shape_[2] || chunk_[3] != shape_[3])
+        fail(master_, name_ + ": chunks of " + std::to_string(chunk_[2]) + " x " +
+                          std::to_string(chunk_[3]) + " split its " + std::to_string(shape_[2]) +
+                          " x " + std::to_string(shape_[3]) + " images; replay reads whole images");
       const int filters = H5Pget_nfilters(dcpl.get());
       for (int f = 0; f < filters; ++f) {
         unsigned flags = 0, cd[8] = {};
@@ -124,21 +137,33 @@ class ImageBlock {
       }
     }
     // A chunk of several images is decoded once for all of them.
-    if (codec_ != 0) chunk_bytes_ = chunk_[0] * shape_[1] * shape_[2] * element_.bytes;
+    if (codec_ != 0)
+      chunk_bytes_ = chunk_[0] * chunk_[1] * shape_[2] * shape_[3] * element_.bytes;
   }
 
-  std::size_t images() const { return static_cast<std::size_t>(shape_[0]); }
-  int rows() const { return static_cast<int>(shape_[1]); }
-  int cols() const { return static_cast<int>(shape_[2]); }
+  std::size_t images() const { return static_cast<std::size_t>(shape_[0] * shape_[1]); }
+  int rows() const { return static_cast<int>(shape_[2]); }
+  int cols() const { return static_cast<int>(shape_[3]); }
+  bool four_d() const { return rank_ == 4; }
+  // The 4-D layout's scan [scan_y, scan_x].
+  std::array<hsize_t, 2> scan() const { return {shape_[0], shape_[1]}; }
   const std::string& name() const { return name_; }
+  std::string shape_text() const {
+    std::string t;
+    for (int i = 4 - rank_; i < 4; ++i) t += (t.empty() ? "" : " x ") + std::to_string(shape_[i]);
+    return t;
+  }
 
   Status read(std::size_t image, std::span<float> out) {
     hdf5::CaptureErrors capture;
-    const std::size_t pixels = static_cast<std::size_t>(shape_[1] * shape_[2]);
+    const std::size_t pixels = static_cast<std::size_t>(shape_[2] * shape_[3]);
+    const hsize_t y = image / shape_[1], x = image % shape_[1];
     if (codec_ == 0) {  // HDF5's own filters, or none
-      const hsize_t start[3] = {image, 0, 0}, count[3] = {1, shape_[1], shape_[2]};
+      const hsize_t start4[4] = {y, x, 0, 0}, count4[4] = {1, 1, shape_[2], shape_[3]};
+      const hsize_t* start = start4 + (4 - rank_);
+      const hsize_t* count = count4 + (4 - rank_);
       H5Id file_space(H5Dget_space(dataset_.get()), H5Sclose);
-      H5Id mem_space(H5Screate_simple(3, count, nullptr), H5Sclose);
+      H5Id mem_space(H5Screate_simple(rank_, count, nullptr), H5Sclose);
       if (H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr) <
               0 ||
           H5Dread(dataset_.get(), H5T_NATIVE_FLOAT, mem_space.get(), file_space.get(), H5P_DEFAULT,
@@ -147,35 +172,38 @@ class ImageBlock {
                                            " cannot be read: " + hdf5::error_text()};
       return Status::Ok();
     }
-    const hsize_t chunk_index = image / chunk_[0];
+    const hsize_t cy = y / chunk_[0], cx = x / chunk_[1];
+    const hsize_t chunk_index = cy * ((shape_[1] + chunk_[1] - 1) / chunk_[1]) + cx;
     if (!cached_ || cached_chunk_ != chunk_index) {
       cached_ = false;
-      if (Status s = decode_chunk(chunk_index); !s.ok()) return s;
+      if (Status s = decode_chunk(cy * chunk_[0], cx * chunk_[1], image); !s.ok()) return s;
       cached_ = true;
       cached_chunk_ = chunk_index;
     }
-    const std::size_t within = image % chunk_[0];
+    // The chunk is C order (chunk_y, chunk_x, rows, cols), full size also at the edges.
+    const std::size_t within = (y % chunk_[0]) * chunk_[1] + x % chunk_[1];
     to_float(element_, decoded_.data() + within * pixels * element_.bytes, element_.bytes, pixels,
              out.data());
     return Status::Ok();
   }
 
  private:
-  Status decode_chunk(hsize_t chunk_index) {
-    const hsize_t offset[3] = {chunk_index * chunk_[0], 0, 0};
+  Status decode_chunk(hsize_t y0, hsize_t x0, std::size_t image) {
+    const hsize_t offset4[4] = {y0, x0, 0, 0};
+    const hsize_t* offset = offset4 + (4 - rank_);
     unsigned mask = 0;
     haddr_t address = HADDR_UNDEF;
     hsize_t stored = 0;
     if (H5Dget_chunk_info_by_coord(dataset_.get(), offset, &mask, &address, &stored) < 0 ||
         address == HADDR_UNDEF) {
       return {StatusCode::kInternal,
-              where(offset[0], HADDR_UNDEF, 0) + ": the chunk is not in the file (never written)"};
+              where(image, HADDR_UNDEF, 0) + ": the chunk is not in the file (never written)"};
     }
     raw_.resize(stored);
     std::uint32_t filters_skipped = 0;
     if (H5Dread_chunk(dataset_.get(), H5P_DEFAULT, offset, &filters_skipped, raw_.data()) < 0)
       return {StatusCode::kInternal,
-              where(offset[0], address, stored) + ": cannot be read: " + hdf5::error_text()};
+              where(image, address, stored) + ": cannot be read: " + hdf5::error_text()};
     decoded_.resize(chunk_bytes_);
     Status s;
     if (filters_skipped & 1u) {  // the writer stored this chunk unfiltered
@@ -187,14 +215,14 @@ class ImageBlock {
     }
     if (!s.ok())
       return {StatusCode::kInvalidArgument,
-              where(offset[0], address, stored) + ": corrupt " +
+              where(image, address, stored) + ": corrupt " +
                   (codec_ == kBitshuffleFilter ? "bitshuffle-LZ4" : "LZ4") +
                   " chunk: " + s.message()};
     return Status::Ok();
   }
 
-  std::string where(hsize_t first_image, haddr_t address, hsize_t bytes) const {
-    std::string s = name_ + ": chunk of image " + std::to_string(first_image);
+  std::string where(std::size_t image, haddr_t address, hsize_t bytes) const {
+    std::string s = name_ + ": chunk of image " + std::to_string(image);
     if (address != HADDR_UNDEF)
       s += " (at file offset " + std::to_string(address) + ", " + std::to_string(bytes) + " bytes)";
     return s;
@@ -204,8 +232,9 @@ class ImageBlock {
   std::string name_;  // "<data file>:<dataset>", for messages
   H5Id dataset_;
   ElementType element_;
-  hsize_t shape_[3] = {0, 0, 0};
-  hsize_t chunk_[3] = {1, 0, 0};
+  int rank_ = 3;
+  hsize_t shape_[4] = {1, 0, 0, 0};  // (scan_y, scan_x, rows, cols); a stack: (1, n, rows, cols)
+  hsize_t chunk_[4] = {1, 1, 0, 0};
   H5Z_filter_t codec_ = 0;  // 32008, 32004, or 0: HDF5 reads it
   std::size_t chunk_bytes_ = 0;
   std::vector<std::byte> raw_, decoded_;
@@ -215,7 +244,8 @@ class ImageBlock {
 
 constexpr const char* kDectrisNeeds =
     "A DECTRIS data set's scan comes from its sidecar (NAME.json or NAME_master.json): "
-    "scan_shape [rows, cols] (else ntrigger x nimages when both exceed 1), scan_step_A, "
+    "scan_shape [rows, cols] (else the 4-D data's first two dimensions, else ntrigger x "
+    "nimages when both exceed 1), scan_step_A, "
     "semiangle_mrad and defocus_A; energy_keV and detector_pixel_mrad too unless the master "
     "gives an electron wavelength and x_pixel_size / detector_distance";
 
@@ -300,12 +330,49 @@ class DectrisRecordedDataset final : public RecordedDataset {
       from_file.scan_shape =
           std::array<int, 2>{static_cast<int>(*ntrigger), static_cast<int>(*nimages)};
 
+    // The direct beam's pixel on the detector, when the master has one inside the frame: the
+    // disk's offset from floor(D/2), unless the sidecar gives disk_offset_px.
+    const auto centre_x = scalar(f, "/entry/instrument/detector/beam_center_x");
+    const auto centre_y = scalar(f, "/entry/instrument/detector/beam_center_y");
+    if (centre_x && centre_y && *centre_x > 0 && *centre_y > 0 && *centre_x < info_.frame_cols &&
+        *centre_y < info_.frame_rows)
+      from_file.disk_offset_px = std::array<double, 2>{
+          *centre_y - std::floor(info_.frame_rows / 2.0), *centre_x - std::floor(info_.frame_cols / 2.0)};
+
     Sidecar sidecar = read_sidecar(sidecar_path_for(master));
     std::string stem = master.stem().string();
     if (!sidecar.present && stem.size() > 7 && stem.ends_with("_master")) {
       fs::path plain = master;
       plain.replace_filename(stem.substr(0, stem.size() - 7) + ".json");
       sidecar = read_sidecar(plain);
+    }
+
+    // The NeXus 2024 layout: one 4-D /entry/data/data (scan_y, scan_x, rows, cols), whose
+    // first two dimensions are the scan. What else says the scan must agree with it.
+    const auto four_d = std::find_if(blocks_.begin(), blocks_.end(),
+                                     [](const ImageBlock& b) { return b.four_d(); });
+    if (four_d != blocks_.end() && blocks_.size() != 1)
+      fail(master, four_d->name() + ": 4-D data together with other data links; the 4-D "
+                                    "layout has one dataset, /entry/data/data");
+    if (four_d != blocks_.end()) {
+      const ImageBlock& block = *four_d;
+      const auto [sy, sx] = block.scan();
+      if (sy > 1'000'000 || sx > 1'000'000)
+        fail(master, block.name() + ": a scan of " + block.shape_text() + " is not plausible");
+      const std::array<int, 2> scan{static_cast<int>(sy), static_cast<int>(sx)};
+      if (sidecar.scan_shape && *sidecar.scan_shape != scan)
+        fail(master, "inconsistent: " + sidecar.path.string() + " says scan_shape [" +
+                         std::to_string((*sidecar.scan_shape)[0]) + ", " +
+                         std::to_string((*sidecar.scan_shape)[1]) + "], but " + block.name() +
+                         " is " + block.shape_text() + " (scan_y, scan_x, rows, cols)");
+      if (nimages && ntrigger && *nimages >= 1 && *ntrigger >= 1 &&
+          *nimages * *ntrigger != static_cast<double>(sy * sx))
+        fail(master, "inconsistent: the master's ntrigger x nimages is " +
+                         std::to_string(static_cast<long long>(*ntrigger)) + " x " +
+                         std::to_string(static_cast<long long>(*nimages)) + " images, but " +
+                         block.name() + " is a scan of " + std::to_string(sy) + " x " +
+                         std::to_string(sx) + " (" + block.shape_text() + ")");
+      from_file.scan_shape = scan;
     }
     const Settings settings = merge_settings(sidecar, from_file);
     if (!settings.scan_shape)

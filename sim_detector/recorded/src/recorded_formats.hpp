@@ -48,6 +48,7 @@ struct Settings {
       Cs_mm, rotation_deg, dose_e_per_A2;
   std::optional<std::array<int, 2>> scan_shape;
   std::optional<FrameLayout> frame_layout;  // unset: centred, as detectors and py4DSTEM store
+  std::optional<std::array<double, 2>> disk_offset_px;  // [dy, dx]; unset: 0
 };
 Settings merge_settings(const Sidecar& sidecar, const Settings& from_file);
 // Fills info.probe (detector = frame_rows; window_px = the sidecar's window_px, else the same), rotation and dose from `settings`, and returns the

@@ -91,6 +91,7 @@ inline constexpr std::string_view kPositionsOverBudget = "positions_over_budget"
 inline constexpr std::string_view kSubSequencesEmpty = "sub_sequences_empty";
 inline constexpr std::string_view kFramesAfterSessionEnd = "frames_after_session_end";
 inline constexpr std::string_view kFrameGeometryDisagreements = "frame_geometry_disagreements";
+inline constexpr std::string_view kDetectorPixelsMasked = "detector_pixels_masked";
 
 // --- the daemon (daemon/app) --------------------------------------------------------------------
 inline constexpr std::string_view kFramesOutsideSession = "frames_outside_session";
@@ -300,6 +301,10 @@ inline constexpr std::array kCounters = {
                 "sessions whose first frames disagreed with the configured frame geometry (a "
                 "wrong layout, an off-centre disk, a disk of another radius): warned, or ended "
                 "when grossly wrong (detector.geometry_check)",
+                part::kSession},
+    CounterInfo{kDetectorPixelsMasked,
+                "pixels that a detector's series header marked bad (DECTRIS pixel mask), masked "
+                "in the session's frame geometry besides detector.geometry.mask_path's",
                 part::kSession},
     CounterInfo{kFramesOutsideSession,
                 "frames that arrived while a session was stopping or after it (recorded, not "

@@ -26,6 +26,9 @@ struct SeriesInfo {
   std::string header_detail = "basic";  // v1 and v2: basic, all or none
   double count_time_s = 1e-3;
   double incident_energy_eV = 0.0;
+  // With header_detail all: the pixel mask (rows * cols, nonzero: bad) sent in the v1 header's
+  // dpixelmask-1.0 part and the v2 start's pixel_mask; empty: all 0.
+  std::vector<std::uint32_t> pixel_mask;
 };
 
 using Part = std::vector<std::byte>;

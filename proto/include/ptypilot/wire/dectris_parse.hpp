@@ -12,6 +12,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "ptypilot/wire/counters.hpp"
 #include "ptypilot/wire/dectris_stream.hpp"
@@ -41,20 +42,29 @@ struct Message {
   std::uint64_t series_id = 0;
   std::string header_detail;  // v1 series header: basic, all or none
   Image image;                // kImage only
+  // kSeriesStart: the detector's pixel mask when the header carries one (v1 header_detail all:
+  // dpixelmask-1.0), rows x cols row-major, nonzero marking a bad pixel; empty otherwise.
+  std::vector<std::uint32_t> pixel_mask;
+  int pixel_mask_rows = 0;
+  int pixel_mask_cols = 0;
 };
 
 // v1: the parts of one ZMQ multipart message.
 Status parse_v1(std::span<const std::span<const std::byte>> parts, Message* message,
                 std::string_view* counter);
-// v1: the parts a series header needs when `first` is a dheader-1.0 part with a known
-// header_detail (none 1, basic 2, all 8, not counting an optional appendix), else 0. A DCU sends
-// the series header as one multipart message; LiberTEM-live's DectrisSim (libertem-dectris), in
-// its default header_detail basic, sends the header and the detector config as two messages.
-// The source joins such a header with the messages after it until it has this many parts.
-std::size_t v1_series_header_parts(std::span<const std::byte> first);
-// v1: whether `first` is the first part of a message (a JSON object whose htype is dheader-1.0,
-// dimage-1.0 or dseries_end-1.0) rather than a later part of a series header sent on its own.
-bool v1_opens_message(std::span<const std::byte> first);
+// v1: the parts of a message that starts with `first`, not counting an optional appendix: a
+// dheader-1.0 part 1, 2 or 8 by its header_detail (none, basic, all), dimage-1.0 4,
+// dseries_end-1.0 1; 0 for any other part. A DCU sends each message as one ZMQ multipart
+// message. LiberTEM-live's DectrisSim (libertem-dectris) replays a dump of the stream's parts:
+// the dheader-1.0 part and the detector config as two messages, then groups of four parts, so
+// with header_detail all the header's last six parts and the images that follow straddle its
+// messages. DectrisStreamSource joins the parts of such a stream into messages with these two.
+std::size_t v1_message_parts(std::span<const std::byte> first);
+// v1: whether `part` starts a message: a JSON object with an htype other than those of a
+// message's later parts (dimage_d-1.0, dconfig-1.0, dflatfield-1.0, dpixelmask-1.0,
+// dcountrate_table-1.0). A blob, the detector config (no htype) and an appendix that is not
+// such an object do not.
+bool v1_starts_message(std::span<const std::byte> part);
 
 // v2: one CBOR message.
 Status parse_v2(std::span<const std::byte> bytes, Message* message, std::string_view* counter);

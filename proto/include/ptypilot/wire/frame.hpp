@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -53,6 +54,10 @@ struct DetectorFrame {
   // the recorder stores these bytes as the frame's chunk instead of compressing the counts
   // again. Empty for every other encoding.
   std::vector<std::byte> bitshuffle_lz4;
+  // The detector's own bad-pixel weights (rows * cols, raw layout, 0 for a bad pixel), from its
+  // series header (DECTRIS dpixelmask-1.0), shared by the series' frames; null when it sent
+  // none or marked no pixel. The session masks those pixels in its frame geometry.
+  std::shared_ptr<const std::vector<float>> detector_mask;
 
   std::span<const float> view() const { return counts; }
 };

@@ -97,6 +97,8 @@ class Session {
   float dark_field_fraction(const DetectorFrame& frame) const;
   // The frame geometry (frame_geometry.hpp), applied to each frame before anything reads it.
   void apply_geometry(DetectorFrame& frame);
+  // The detector's pixel mask (DetectorFrame::detector_mask), OR'ed into the geometry's mask.
+  void take_detector_mask(const DetectorFrame& frame);
   // Once, over the first frames: the layout (FrameGeometryCheck) and the disk against the
   // configuration (check_disk); an error when the geometry is grossly wrong.
   Status check_geometry();
@@ -134,6 +136,7 @@ class Session {
   std::optional<MeanPattern> raw_mean_;  // the first frames as they arrived, for check_disk
   bool geometry_checked_ = false;
   std::set<int> geometry_failed_sides_;  // raw sides the geometry cannot map, logged once each
+  std::shared_ptr<const std::vector<float>> detector_mask_;  // the last one taken
 };
 
 }  // namespace ptypilot

@@ -26,6 +26,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -74,10 +75,16 @@ class DectrisStreamSource final : public FrameSource {
   static constexpr std::size_t kMaxParts = 16;
 
   Status reject(std::string_view counter, std::string message);
+  // The message in parts_. v1: one that is short of parts (dectris::v1_message_parts), and the
+  // messages after it that do not start a message, go to pending_ (kUnavailable).
   Status handle(DetectorFrame* frame);
-  // v1: joins a series header sent as several messages (dectris::v1_series_header_parts).
-  // kUnavailable while it waits for more of it; Ok to go on parsing parts_ as they are.
-  Status join_series_header(std::span<std::span<const std::byte>> spans, std::size_t* kept);
+  // v1: parses `parts` as one message and handles it.
+  Status handle_v1(std::span<const std::span<const std::byte>> parts, DetectorFrame* frame);
+  Status dispatch(DetectorFrame* frame);  // message_, as parsed
+  // v1: the number of parts of a whole message at the front of pending_, 0 while it waits for
+  // more. An incomplete message followed by the start of another is rejected and dropped.
+  std::size_t complete_pending();
+  void pop_pending(std::size_t count);
   Status handle_image(const dectris::Image& image, DetectorFrame* frame);
 
   DectrisStreamSourceConfig config_;
@@ -89,9 +96,18 @@ class DectrisStreamSource final : public FrameSource {
   std::vector<zmq::message_t> parts_;  // reused across messages
   std::size_t part_count_ = 0;         // of the last message, dropped parts included
   dectris::Message message_;
-  std::vector<zmq::message_t> header_parts_;  // a series header still waiting for its parts
-  std::size_t header_expected_ = 0;
+  // v1: parts of messages that came split over several ZMQ messages (a series header sent as one
+  // message per part; DectrisSim's groups of four parts), oldest first; the front starts one.
+  struct PendingPart {
+    zmq::message_t part;
+    bool starts = false;  // dectris::v1_starts_message
+  };
+  std::deque<PendingPart> pending_;
+  std::uint64_t pending_received_ns_ = 0;  // when the last part in pending_ arrived
   std::optional<std::uint64_t> series_;
+  // The series header's pixel mask as weights (0: bad), when it marked a pixel; every frame of
+  // the series carries it (DetectorFrame::detector_mask).
+  std::shared_ptr<const std::vector<float>> detector_mask_;
   std::uint64_t next_frame_ = 0;  // the session frame index expected next
   bool fault_reported_ = false;
 };

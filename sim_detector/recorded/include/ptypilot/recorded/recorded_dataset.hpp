@@ -18,7 +18,12 @@
 //                 are read with H5Dread_chunk and decoded here, so no filter plugin is needed.
 //                 Probe and scan from the sidecar; energy_keV and detector_pixel_mrad fall back
 //                 to /entry/instrument/beam/incident_wavelength and x_pixel_size /
-//                 detector_distance of /entry/instrument/detector when the sidecar lacks them.
+//                 detector_distance of /entry/instrument/detector when the sidecar lacks them,
+//                 and the disk offset to beam_center_x/y - floor(D/2) when those lie inside the
+//                 frame and the sidecar has no disk_offset_px. DECTRIS's NeXus 2024 layout: one
+//                 4-D /entry/data/data (scan_y, scan_x, rows, cols), in the master or an external
+//                 link; the scan is its first two dimensions, and a sidecar scan_shape or an
+//                 ntrigger x nimages that disagrees is refused as inconsistent.
 //     EMD 1.0 / py4DSTEM  the first group with attribute emd_group_type = 1 holding a 4-D `data`
 //                 dataset (Ry, Rx, Ky, Kx) and its dimension vectors dim1..dim4 (EMD 1.0) or
 //                 dim0..dim3 (py4DSTEM 0.13+, where a linear vector may hold its first two
