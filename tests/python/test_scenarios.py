@@ -278,7 +278,8 @@ DEFAULT_TOP_KEYS = {
     "best_fixed_pattern_definition", "q_ssim_mean", "q_ssim_std", "learned_skipped", "strategies",
     "upper_bound", "frc", "frc_reference", "dose_sweep", "wall_s"}
 DEFAULT_STRATEGY_KEYS = {
-    "skipped", "datasets", "failed", "warned", "ssim_mean", "ssim_std", "ssim_truth_mean", "ssim_truth_std",
+    "skipped", "datasets", "failed", "warned", "ssim_mean", "ssim_std", "ssim_truth_mean",
+    "ssim_truth_std",
     "q_ssim_mean", "q_ssim_std", "q_ssim_truth_mean", "q_ssim_truth_std", "online_ssim_mean",
     "online_ssim_std", "online_q_ssim_mean", "online_q_ssim_std", "positions_mean",
     "frc_resolution_A", "per_dataset", "q_ssim_vs_best_fixed", "dose_reduction_at_equal_ssim",
