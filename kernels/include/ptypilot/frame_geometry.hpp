@@ -20,11 +20,16 @@
 //      the raw pixel c + round(d) + F R k, with c = floor(D/2), d the disk centre's offset from
 //      c, R the rotation by rotation_deg and F the transpose when flip is set. So rotation_deg
 //      and flip describe how the scan's axes appear on the detector (py4DSTEM's rotation and
-//      "QR flip"). Rotating the frames, not the positions: the object grid, the policy, Safety
-//      and the recorded potential all live in scan coordinates, and rotating positions would
-//      rotate the reconstruction away from the scan they steer. A quarter turn and the flip are
-//      exact pixel permutations and the whole-pixel offset an exact roll; any other angle is one
-//      bilinear resampling (pixels that fall outside the frame get weight 0).
+//      "QR flip"). A quarter turn and the flip are exact pixel permutations and the
+//      whole-pixel offset an exact roll. Any other angle: with rotation_in_positions (the
+//      daemon's sessions) the frames get only the nearest quarter turn and the rest turns the
+//      positions instead (scan_rotation.hpp: the frames of a turned detector are the exact
+//      frames of the turned object at turned positions, the probe being round), and the
+//      reconstruction is turned back into scan axes for the object grid, the policy, Safety
+//      and the recording; without it (consumers that cannot turn positions: training and eval
+//      reading data sets, loop.reconstructor_counts) one bilinear resampling of the frames
+//      (pixels that fall outside the frame get weight 0), which cannot be exact: a pattern
+//      sampled at the detector's pixels is aliased.
 //      The sub-pixel rest of d is not resampled: it goes to the model, as the probe's tilt
 //      (probe_tilt_px -> ProbeConfig::tilt_y_px / tilt_x_px), so the reconstructor's patterns
 //      have the disk exactly where the frames do. Resampling counts cannot do that: a pattern
@@ -71,6 +76,13 @@ struct FrameGeometry {
   double disk_radius_px = 0.0;
   double rotation_deg = 0.0;  // scan-to-detector rotation (see above)
   bool flip = false;          // scan axes transposed on the detector
+  // Where step 4 puts the rotation. false: all of it into the frames (one bilinear resampling
+  // unless a quarter turn): for consumers that cannot turn positions (apply_frame_geometry's
+  // default, RecordedDataset::read_reconstructor_frame for training and eval). true (the
+  // daemon's sessions): the frames get only the nearest quarter turn (exact, a permutation),
+  // the rest, position_rotation_deg(), goes to the positions (scan_rotation.hpp), so no frame
+  // is resampled.
+  bool rotation_in_positions = false;
   int crop_px = 0;            // 0: no crop
   int bin = 1;
   std::vector<float> mask;        // raw D x D weights as the detector lays them out; empty: all 1
@@ -81,6 +93,12 @@ struct FrameGeometry {
     return disk_offset_y_px != 0.0 || disk_offset_x_px != 0.0 || rotation_deg != 0.0 || flip;
   }
 };
+
+// The rotation step 4 applies to the frames: all of rotation_deg, or with rotation_in_positions
+// its nearest multiple of 90 degrees; and the rest, for ScanRotation (0 without
+// rotation_in_positions). frame + position = rotation_deg.
+double frame_rotation_deg(const FrameGeometry& geometry);
+double position_rotation_deg(const FrameGeometry& geometry);
 
 // What of the disk offset the map leaves to the model: the part beyond whole pixels, in the
 // reconstructor's pixels and axes (after rotation, flip and bin), for ProbeConfig::tilt_y_px /
