@@ -109,6 +109,17 @@ void bind_dataset(py::module_& m) {
         "it at ingest: frames as a detector sends them -> (the reconstructor's frames, FFT "
         "layout; its detector_mask, or None when every weight is 1).");
   m.def(
+      "position_rotation_deg",
+      [](double rotation_deg) {
+        FrameGeometry g;
+        g.rotation_deg = rotation_deg;
+        g.rotation_in_positions = true;
+        return position_rotation_deg(g);
+      },
+      py::arg("rotation_deg"),
+      "The part of detector.geometry.rotation_deg a session turns the positions by (beyond the "
+      "nearest quarter turn, which the frames get): frame_geometry.hpp, scan_rotation.hpp.");
+  m.def(
       "fftshift_frame",
       [](py::array_t<float, py::array::c_style | py::array::forcecast> a) {
         if (a.ndim() != 2) throw std::invalid_argument("expected a 2-D frame");

@@ -219,6 +219,7 @@ def run_dataset(index: int, count: int, path: Path, settings, policies: list[str
             online = np.ascontiguousarray(figures.fov_crop(session.phase, grid), dtype=np.float32)
             image = data.converged_reconstruction(recorded.dataset.probe, grid,
                                                   session.positions_A, session.counts,
+                                                  scan_rotation_deg=session.scan_rotation_deg,
                                                   **args.priors)
             truth = recorded.truth
             against_truth = (lambda im: compare(im, truth, grid.pixel_A)[0]) if truth is not None \

@@ -76,6 +76,9 @@ def test_a_calibrated_turned_detector_reconstructs_as_the_ideal_geometry(tmp_pat
     turned_ky, turned_kx = sy * np.cos(theta) - sx * np.sin(theta), sx * np.cos(theta) + sy * np.sin(theta)
     ideal = sample(fine, sampler(m, ky, kx), n)
     distorted = sample(fine, sampler(m, turned_ky, turned_kx), n)
+    # The same detector with its disk centred, for the scored reconstruction (below).
+    turned_only = sample(fine, sampler(m, ky * np.cos(theta) - kx * np.sin(theta),
+                                       kx * np.cos(theta) + ky * np.sin(theta)), n)
     np.testing.assert_allclose(distorted[:3], detector_frames(fine[:3], turned_ky, turned_kx),
                                rtol=0, atol=1e-6 * float(distorted[:3].max()))
     del fine
@@ -120,3 +123,34 @@ def test_a_calibrated_turned_detector_reconstructs_as_the_ideal_geometry(tmp_pat
     assert config["detector"]["geometry"]["rotation_deg"] == geometry["rotation_deg"]
     assert vs_truth["calibrated"] > vs_truth["ideal"] - 0.01
     assert vs_truth["uncalibrated"] < vs_truth["ideal"] - 0.3
+
+    # The scored reconstruction of a session's recording (loop.reconstructor_counts,
+    # data.converged_reconstruction) turns positions as the session does: the frames only change
+    # layout. Its frames here are the same detector with the disk centred (the scoring refuses
+    # disk offsets). Against the ideal it is held to 0.02, not 0.01: these frames, sampled from
+    # the 4x oversampled far field, score 0.870 against the ideal's 0.882, but 0.880 from an 8x
+    # and 0.883 from a 16x oversampled one (ideal 0.882): the rest is the data's sampling error,
+    # not the reconstruction's (README: Frame geometry). Resampling the frames instead (the
+    # frames path) does far worse.
+    from ptypilot import data as scoring, loop
+    visited = core.sparse_grid_positions(256, preset.scan_rows, preset.scan_cols, preset.step_A)
+    index = np.rint(visited / preset.step_A).astype(int) @ np.array([preset.scan_cols, 1])
+    recorded = turned_only[index] * counts
+    frames = loop.reconstructor_counts(recorded, {"rotation_deg": TURN_DEG})
+    np.testing.assert_array_equal(frames, np.fft.ifftshift(recorded, axes=(-2, -1)))
+    assert core.position_rotation_deg(TURN_DEG) == TURN_DEG
+    resampled, _ = core.apply_frame_geometry(recorded, layout="centred", rotation_deg=TURN_DEG)
+    probe = core.experiment_preset(PRESET).probe
+
+    def scored(counts_fft, turn=0.0):
+        image = scoring.converged_reconstruction(probe, sim.grid, visited, counts_fft,
+                                                 iterations=64, scan_rotation_deg=turn)
+        return core.ssim(image, truth, truth_span)
+
+    scored_vs_truth = {
+        "ideal": scored(np.fft.ifftshift(ideal[index] * counts, axes=(-2, -1))),
+        "positions": scored(frames, TURN_DEG), "frames resampled": scored(resampled)}
+    print("scored (converged_reconstruction) SSIM against the true phase: " +
+          ", ".join(f"{k} {v:.4f}" for k, v in scored_vs_truth.items()))
+    assert scored_vs_truth["positions"] > scored_vs_truth["ideal"] - 0.02
+    assert scored_vs_truth["positions"] > scored_vs_truth["frames resampled"] + 0.05
