@@ -7,6 +7,7 @@
 #include <numbers>
 #include <numeric>
 
+#include "ptypilot/core/config.hpp"
 #include "ptypilot/frame_geometry.hpp"
 #include "ptypilot/optics.hpp"
 #include "ptypilot/reconstructor.hpp"
@@ -211,4 +212,38 @@ TEST_CASE("make_reconstructor: a scan rotation reconstructs on the detector grid
   CHECK_FALSE(r->add_frames(std::span<const Frame>(&outside, 1)).ok());
   const Frame inside{0, {1.5, 1.5}, counts};
   CHECK(r->add_frames(std::span<const Frame>(&inside, 1)).ok());
+}
+
+TEST_CASE("serve config: sessions leave the rotation beyond quarter turns to the positions",
+          "[scan_rotation][config]") {
+  nlohmann::json j = {{"session", {{"preset", "graphene-small"}}}};
+  const ObjectGrid plain = parse_serve_config(j).reconstructor_config().object;
+  auto turned = [&](double degrees, bool flip) {
+    nlohmann::json k = j;
+    k["detector"]["geometry"] = {{"rotation_deg", degrees}, {"flip", flip},
+                                 {"disk_offset_y_px", 0.7}};
+    return parse_serve_config(k);
+  };
+  for (double degrees : {12.0, 100.0, 90.0, 348.0}) {
+    const ServeConfig c = turned(degrees, false);
+    const ReconstructorConfig r = c.reconstructor_config();
+    const FrameGeometry g = c.frame_geometry();
+    INFO("rotation " << degrees);
+    CHECK(g.rotation_in_positions);
+    CHECK(r.scan_rotation_deg == Approx(position_rotation_deg(g)).margin(1e-12));
+    CHECK(std::abs(r.scan_rotation_deg) <= 45.0);
+    // The object grid stays the session's (scan axes); the reconstructor's own is turned.
+    CHECK(r.object.rows == plain.rows);
+    CHECK(r.object.cols == plain.cols);
+    // The tilt: the offset's sub-pixel rest (-0.3 px along rows), turned by the frames' quarter
+    // turns only.
+    const double q = frame_rotation_deg(g) * std::numbers::pi / 180.0;
+    CHECK(r.probe.tilt_y_px == Approx(-0.3 * std::cos(q)).margin(1e-12));
+    CHECK(r.probe.tilt_x_px == Approx(-0.3 * std::sin(q)).margin(1e-12));
+  }
+  CHECK(turned(12.0, false).reconstructor_config().scan_rotation_deg == Approx(12.0));
+  CHECK(turned(100.0, false).reconstructor_config().scan_rotation_deg == Approx(10.0));
+  CHECK(turned(90.0, true).reconstructor_config().scan_rotation_deg == 0.0);
+  auto r = make_reconstructor(turned(12.0, true).reconstructor_config());
+  CHECK(r->snapshot().grid.rows == plain.rows);
 }
