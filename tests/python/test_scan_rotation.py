@@ -76,6 +76,13 @@ def test_a_calibrated_turned_detector_reconstructs_as_the_ideal_geometry(tmp_pat
     turned_ky, turned_kx = sy * np.cos(theta) - sx * np.sin(theta), sx * np.cos(theta) + sy * np.sin(theta)
     ideal = sample(fine, sampler(m, ky, kx), n)
     distorted = sample(fine, sampler(m, turned_ky, turned_kx), n)
+    # A detector turned 102 degrees and flipped, its disk off along both axes: the frames get
+    # the flip and a quarter turn exactly, the positions the other 12 degrees.
+    flip_turn, flip_offset = 102.0, (0.7, -0.4)
+    phi = np.deg2rad(flip_turn)
+    fx, fy = ky - flip_offset[0], kx - flip_offset[1]  # F (p - c - d): the flip swaps y and x
+    flipped = sample(fine, sampler(m, fy * np.cos(phi) - fx * np.sin(phi),
+                                   fx * np.cos(phi) + fy * np.sin(phi)), n)
     # The same detector with its disk centred, for the scored reconstruction (below).
     turned_only = sample(fine, sampler(m, ky * np.cos(theta) - kx * np.sin(theta),
                                        kx * np.cos(theta) + ky * np.sin(theta)), n)
@@ -123,6 +130,18 @@ def test_a_calibrated_turned_detector_reconstructs_as_the_ideal_geometry(tmp_pat
     assert config["detector"]["geometry"]["rotation_deg"] == geometry["rotation_deg"]
     assert vs_truth["calibrated"] > vs_truth["ideal"] - 0.01
     assert vs_truth["uncalibrated"] < vs_truth["ideal"] - 0.3
+
+    # Flipped and turned 102 degrees, given its geometry: as good (the flip's and the quarter
+    # turn's signs are those of frame_geometry.hpp, the rest the positions').
+    flipped_path = write(data, "flipped", (flipped * counts).reshape(shape))
+    flipped_image, warnings_flipped, _ = reconstruct(flipped_path, "flipped", {
+        "layout": "centred", "rotation_deg": flip_turn, "flip": True,
+        "disk_offset_y_px": flip_offset[0], "disk_offset_x_px": flip_offset[1]})
+    vs_truth["flipped, 102 deg"] = core.ssim(flipped_image, truth, truth_span)
+    print(f"flipped and turned {flip_turn} deg, given its geometry: SSIM against the true phase "
+          f"{vs_truth['flipped, 102 deg']:.4f}")
+    assert warnings_flipped == []
+    assert vs_truth["flipped, 102 deg"] > vs_truth["ideal"] - 0.01
 
     # The scored reconstruction of a session's recording (loop.reconstructor_counts,
     # data.converged_reconstruction) turns positions as the session does: the frames only change
