@@ -190,6 +190,12 @@ void bind_dataset(py::module_& m) {
            "The frames at `indices` as the reconstructor takes them: the data set's frame "
            "geometry applied (FFT layout), as an (n, side, side) float32 array.")
       .def_property_readonly(
+          "scan_rotation_deg",
+          [](const RecordedDataset& d) { return position_rotation_deg(d.info().geometry); },
+          "The rotation reconstructor_frames leaves to the positions (beyond quarter turns, which "
+          "the frames get): reconstruct on ScanRotation(scan_rotation_deg, grid, window)'s "
+          "detector_grid at to_detector(positions), as a session does.")
+      .def_property_readonly(
           "geometry", [](const RecordedDataset& d) { return geometry_dict(d.info().geometry); },
           "the frame geometry: layout (the sidecar's frame_layout; centred when absent), "
           "disk_offset_px, rotation_deg, flip, crop_px, bin")

@@ -26,8 +26,8 @@
 //      positions instead (scan_rotation.hpp: the frames of a turned detector are the exact
 //      frames of the turned object at turned positions, the probe being round), and the
 //      reconstruction is turned back into scan axes for the object grid, the policy, Safety
-//      and the recording; without it (consumers that cannot turn positions: training and eval
-//      reading data sets, loop.reconstructor_counts) one bilinear resampling of the frames
+//      and the recording; without it (consumers that cannot turn positions:
+//      apply_frame_geometry's default) one bilinear resampling of the frames
 //      (pixels that fall outside the frame get weight 0), which cannot be exact: a pattern
 //      sampled at the detector's pixels is aliased.
 //      The sub-pixel rest of d is not resampled: it goes to the model, as the probe's tilt
@@ -78,10 +78,10 @@ struct FrameGeometry {
   bool flip = false;          // scan axes transposed on the detector
   // Where step 4 puts the rotation. false: all of it into the frames (one bilinear resampling
   // unless a quarter turn): for consumers that cannot turn positions (apply_frame_geometry's
-  // default, RecordedDataset::read_reconstructor_frame for training and eval). true (the
-  // daemon's sessions): the frames get only the nearest quarter turn (exact, a permutation),
-  // the rest, position_rotation_deg(), goes to the positions (scan_rotation.hpp), so no frame
-  // is resampled.
+  // default). true (the daemon's sessions, RecordedDataset::read_reconstructor_frame, whose
+  // reader turns positions by scan_rotation_deg): the frames get only the nearest quarter turn
+  // (exact, a permutation), the rest, position_rotation_deg(), goes to the positions
+  // (scan_rotation.hpp), so no frame is resampled.
   bool rotation_in_positions = false;
   int crop_px = 0;            // 0: no crop
   int bin = 1;
