@@ -55,13 +55,22 @@ void ifftshift_image(std::span<const float> in, int rows, int cols, std::span<fl
   roll(in, rows, cols, -(rows / 2), -(cols / 2), out);
 }
 
+double frame_rotation_deg(const FrameGeometry& g) {
+  return g.rotation_in_positions ? 90.0 * std::round(g.rotation_deg / 90.0) : g.rotation_deg;
+}
+
+double position_rotation_deg(const FrameGeometry& g) {
+  return g.rotation_deg - frame_rotation_deg(g);
+}
+
 std::array<double, 2> probe_tilt_px(const FrameGeometry& g) {
   const double fy = g.disk_offset_y_px - std::round(g.disk_offset_y_px);
   const double fx = g.disk_offset_x_px - std::round(g.disk_offset_x_px);
-  // The raw offset is M v with M = F R (the map's step 4), so v = R(-theta) F d.
+  // The raw offset is M v with M = F R (the map's step 4, R the frames' part of the rotation),
+  // so v = R(-theta) F d.
   double sy = fy, sx = fx;
   if (g.flip) std::swap(sy, sx);
-  const double theta = g.rotation_deg * std::numbers::pi / 180.0;
+  const double theta = frame_rotation_deg(g) * std::numbers::pi / 180.0;
   const double cs = std::cos(theta), sn = std::sin(theta);
   const double ky = sy * cs - sx * sn, kx = sx * cs + sy * sn;
   return {ky / g.bin, kx / g.bin};
@@ -101,7 +110,7 @@ FrameGeometryMap::FrameGeometryMap(FrameGeometry geometry, int raw_side)
                                 " does not divide the cropped side " +
                                 std::to_string(cropped_side_));
   out_side_ = cropped_side_ / g.bin;
-  const double quarters = g.rotation_deg / 90.0;
+  const double quarters = frame_rotation_deg(g) / 90.0;
   quarter_turns_ = std::abs(quarters - std::round(quarters)) < 1e-9;
   turns_ = quarter_turns_ ? wrap(static_cast<int>(std::llround(quarters)), 4) : 0;
   if (g.recentres() && !quarter_turns_) {
@@ -209,7 +218,7 @@ void FrameGeometryMap::transform(std::span<const float> centred, std::span<float
       ry = dy;
       rx = dx;
     }
-    const double theta = g.rotation_deg * std::numbers::pi / 180.0;
+    const double theta = frame_rotation_deg(g) * std::numbers::pi / 180.0;
     double cs = std::cos(theta), sn = std::sin(theta);
     if (quarter_turns_) {
       const int cs_i[4] = {1, 0, -1, 0}, sn_i[4] = {0, 1, 0, -1};

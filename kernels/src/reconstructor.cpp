@@ -1,4 +1,5 @@
 #include "ptypilot/reconstructor.hpp"
+#include "ptypilot/scan_rotation.hpp"
 
 #include <stdexcept>
 #include <string>
@@ -29,6 +30,13 @@ BackendChoice choose_backend(std::string_view requested) {
 }
 
 std::unique_ptr<Reconstructor> make_reconstructor(const ReconstructorConfig& config) {
+  if (config.scan_rotation_deg != 0.0) {
+    ScanRotation rotation(config.scan_rotation_deg, config.object, config.probe.window_px);
+    ReconstructorConfig inner = config;
+    inner.scan_rotation_deg = 0.0;
+    inner.object = rotation.detector_grid();
+    return std::make_unique<RotatedReconstructor>(std::move(rotation), make_reconstructor(inner));
+  }
   const BackendChoice choice = choose_backend(config.backend);
 #if PTYPILOT_WITH_CUDA
   if (choice.backend == "cuda") return std::make_unique<CudaReconstructor>(config);

@@ -63,7 +63,7 @@ py::dict geometry_dict(const FrameGeometry& g) {
 py::tuple apply_frame_geometry(
     py::array_t<float, py::array::c_style | py::array::forcecast> frames, const std::string& layout,
     std::pair<double, double> disk_offset_px, double rotation_deg, bool flip, int crop_px, int bin,
-    std::optional<py::array_t<float, py::array::c_style | py::array::forcecast>> mask,
+    bool rotation_in_positions, std::optional<py::array_t<float, py::array::c_style | py::array::forcecast>> mask,
     std::optional<py::array_t<float, py::array::c_style | py::array::forcecast>> flat_field) {
   if (frames.ndim() != 2 && frames.ndim() != 3)
     throw std::invalid_argument("frames: expected (n, D, D) or (D, D)");
@@ -76,6 +76,7 @@ py::tuple apply_frame_geometry(
   g.disk_offset_x_px = disk_offset_px.second;
   g.rotation_deg = rotation_deg;
   g.flip = flip;
+  g.rotation_in_positions = rotation_in_positions;
   g.crop_px = crop_px;
   g.bin = bin;
   if (mask) g.mask.assign(mask->data(), mask->data() + mask->size());
@@ -102,10 +103,22 @@ void bind_dataset(py::module_& m) {
   m.def("apply_frame_geometry", &apply_frame_geometry, py::arg("frames"),
         py::arg("layout") = "centred", py::arg("disk_offset_px") = std::pair<double, double>{0, 0},
         py::arg("rotation_deg") = 0.0, py::arg("flip") = false, py::arg("crop_px") = 0,
-        py::arg("bin") = 1, py::arg("mask") = py::none(), py::arg("flat_field") = py::none(),
+        py::arg("bin") = 1, py::arg("rotation_in_positions") = false, py::arg("mask") = py::none(),
+        py::arg("flat_field") = py::none(),
         "The frame geometry (kernels/include/ptypilot/frame_geometry.hpp), as the daemon applies "
         "it at ingest: frames as a detector sends them -> (the reconstructor's frames, FFT "
         "layout; its detector_mask, or None when every weight is 1).");
+  m.def(
+      "position_rotation_deg",
+      [](double rotation_deg) {
+        FrameGeometry g;
+        g.rotation_deg = rotation_deg;
+        g.rotation_in_positions = true;
+        return position_rotation_deg(g);
+      },
+      py::arg("rotation_deg"),
+      "The part of detector.geometry.rotation_deg a session turns the positions by (beyond the "
+      "nearest quarter turn, which the frames get): frame_geometry.hpp, scan_rotation.hpp.");
   m.def(
       "fftshift_frame",
       [](py::array_t<float, py::array::c_style | py::array::forcecast> a) {
@@ -176,6 +189,12 @@ void bind_dataset(py::module_& m) {
       .def("reconstructor_frames", &read_reconstructor_frames, py::arg("indices"),
            "The frames at `indices` as the reconstructor takes them: the data set's frame "
            "geometry applied (FFT layout), as an (n, side, side) float32 array.")
+      .def_property_readonly(
+          "scan_rotation_deg",
+          [](const RecordedDataset& d) { return position_rotation_deg(d.info().geometry); },
+          "The rotation reconstructor_frames leaves to the positions (beyond quarter turns, which "
+          "the frames get): reconstruct on ScanRotation(scan_rotation_deg, grid, window)'s "
+          "detector_grid at to_detector(positions), as a session does.")
       .def_property_readonly(
           "geometry", [](const RecordedDataset& d) { return geometry_dict(d.info().geometry); },
           "the frame geometry: layout (the sidecar's frame_layout; centred when absent), "

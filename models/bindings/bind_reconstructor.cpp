@@ -7,6 +7,7 @@
 
 #include "numpy_convert.hpp"
 #include "ptypilot/cpu_reconstructor.hpp"
+#include "ptypilot/scan_rotation.hpp"
 #include "ptypilot/simulator.hpp"
 
 namespace py = pybind11;
@@ -96,6 +97,40 @@ void bind_reconstructor(py::module_& m) {
       .def_property_readonly("grid", [](const Simulation& s) { return s.specimen().grid; })
       .def_property_readonly("preset", [](const Simulation& s) { return s.specimen().preset; })
       .def_property_readonly("electrons_per_frame", &Simulation::electrons_per_frame);
+
+  py::class_<ScanRotation>(m, "ScanRotation",
+                           "The scan's rotation against the detector, in the positions "
+                           "(kernels/include/ptypilot/scan_rotation.hpp): the daemon's own code.")
+      .def(py::init<double, const ObjectGrid&, int>(), py::arg("angle_deg"), py::arg("scan_grid"),
+           py::arg("window_px"))
+      .def_property_readonly("angle_deg", &ScanRotation::angle_deg)
+      .def_property_readonly("scan_grid", &ScanRotation::scan_grid)
+      .def_property_readonly("detector_grid", &ScanRotation::detector_grid,
+                             "The detector-aligned object grid covering the turned FOV.")
+      .def("to_detector",
+           [](const ScanRotation& r, const DoubleArray& positions) {
+             auto pos = positions_from_numpy(positions);
+             for (Vec2& p : pos) p = r.to_detector(p);
+             return bindings::positions_to_numpy(pos);
+           },
+           py::arg("positions"), "(n, 2) scan positions (A) -> positions on the detector grid.")
+      .def("to_scan",
+           [](const ScanRotation& r, const DoubleArray& positions) {
+             auto pos = positions_from_numpy(positions);
+             for (Vec2& p : pos) p = r.to_scan(p);
+             return bindings::positions_to_numpy(pos);
+           },
+           py::arg("positions"))
+      .def("to_scan_image",
+           [](const ScanRotation& r, const FloatArray& image) {
+             return bindings::to_numpy(r.to_scan_image(bindings::to_real_image(image, "image")));
+           },
+           py::arg("image"), "An image on the detector grid turned back onto the scan grid.")
+      .def("to_detector_image",
+           [](const ScanRotation& r, const FloatArray& image) {
+             return bindings::to_numpy(r.to_detector_image(bindings::to_real_image(image, "image")));
+           },
+           py::arg("image"));
 
   m.def("forward_intensities",
         [](const ProbeConfig& probe, const ObjectGrid& grid, const FloatArray& phase_rad,

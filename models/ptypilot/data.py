@@ -363,16 +363,27 @@ def jittered_sparse_propose(env: ScanEpisode, rng: np.random.Generator, sigma: f
 
 def converged_reconstruction(probe, grid, positions_A: np.ndarray, counts: np.ndarray,
                              iterations: int = FINAL_ITERATIONS, threads: int = 2,
-                             **priors) -> np.ndarray:
+                             scan_rotation_deg: float = 0.0, **priors) -> np.ndarray:
     """FOV crop of the reconstruction afresh from recorded frames (positions in Angstrom from
     the FOV origin, counts (n, N, N)), made as every scored image is (FINAL_ITERATIONS).
     `priors` go to ptypilot_core.Reconstructor (positivity, dark_smoothing, total_variation,
     sparsity, regularization);
-    without them it runs with the daemon's defaults."""
-    rec = core.Reconstructor(probe, grid, loss="amplitude", threads=threads, **priors)
-    rec.add_frames(np.asarray(positions_A, np.float64), np.ascontiguousarray(counts, np.float32))
+    without them it runs with the daemon's defaults. scan_rotation_deg: the frames' scan rotation
+    left to the positions (a session's, loop.SessionResult.scan_rotation_deg), reconstructed as
+    the daemon does (ptypilot_core.ScanRotation: a detector-aligned grid at turned positions, the
+    result turned back onto `grid`)."""
+    positions = np.asarray(positions_A, np.float64)
+    rotation = core.ScanRotation(scan_rotation_deg, grid, probe.window_px) \
+        if scan_rotation_deg else None
+    rec = core.Reconstructor(probe, rotation.detector_grid if rotation else grid,
+                             loss="amplitude", threads=threads, **priors)
+    rec.add_frames(rotation.to_detector(positions) if rotation else positions,
+                   np.ascontiguousarray(counts, np.float32))
     rec.iterate(iterations)
-    return np.ascontiguousarray(fov_crop(rec.phase_rad, grid), dtype=np.float32)
+    phase = rec.phase_rad
+    if rotation:
+        phase = rotation.to_scan_image(np.ascontiguousarray(phase, np.float32))
+    return np.ascontiguousarray(fov_crop(phase, grid), dtype=np.float32)
 
 
 def full_raster_reference(specimen_seed: int, preset: str = PRESET,

@@ -106,6 +106,7 @@ def main(argv=None) -> int:
                 continue
             positions, frames_recorded = session.positions_A, session.frames_recorded
             image = data.converged_reconstruction(preset.probe, grid, positions, session.counts,
+                                                  scan_rotation_deg=session.scan_rotation_deg,
                                                   **priors)
             ssim, frc_curves[policy] = compare(image, truth, grid.pixel_A)
             ssim_truth = data.ssim_against(image, true_phase) if full_raster else ssim

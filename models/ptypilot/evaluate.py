@@ -196,7 +196,9 @@ def run_dataset(index: int, count: int, seed: int, settings: list[Setting], poli
                 detector.stop()
             online = np.ascontiguousarray(figures.fov_crop(session.phase, grid), dtype=np.float32)
             image = data.converged_reconstruction(preset.probe, grid, session.positions_A,
-                                                  session.counts, **args.priors)
+                                                  session.counts,
+                                                  scan_rotation_deg=session.scan_rotation_deg,
+                                                  **args.priors)
             ssim_truth, frc = compare(image, truth, grid.pixel_A)
             setting.frc.setdefault(policy, []).append(frc)
             if reference is None:  # --reference truth: no *_full_raster keys

@@ -102,7 +102,9 @@ def session_config(*, preset: str, positions: int, sub_sequence: int, seed: int,
 def reconstructor_counts(raw: np.ndarray, geometry: dict) -> np.ndarray:
     """A session's recorded frames, which the recorder keeps as the detector sent them, as the
     daemon's reconstructor took them: through the session's `detector.geometry` (the daemon's
-    default, centred, where the config has none), by the daemon's own code. The scored
+    default, centred, where the config has none), by the daemon's own code. As in a session, a
+    rotation beyond quarter turns is left to the positions, not resampled
+    (SessionResult.scan_rotation_deg; data.converged_reconstruction's scan_rotation_deg). The scored
     reconstruction gets no probe tilt and no detector mask, so a geometry that needs them is
     refused rather than scored wrong."""
     if geometry.get("disk_offset_y_px", 0) or geometry.get("disk_offset_x_px", 0) or \
@@ -112,7 +114,7 @@ def reconstructor_counts(raw: np.ndarray, geometry: dict) -> np.ndarray:
     frames, _ = core.apply_frame_geometry(
         raw, layout=geometry.get("layout", "centred"), rotation_deg=geometry.get("rotation_deg", 0.0),
         flip=geometry.get("flip", False), crop_px=geometry.get("crop_px", 0),
-        bin=geometry.get("bin", 1))
+        bin=geometry.get("bin", 1), rotation_in_positions=True)
     return np.ascontiguousarray(frames, dtype=np.float32)
 
 
@@ -131,6 +133,9 @@ class SessionResult:
     counts: np.ndarray             # (n, rows, cols) float32, the recorded frames, by frame index
     seconds: float                 # start to end of the session
     latencies: list = field(default_factory=list)  # one dict per sub_sequence_done event
+    # The session's scan rotation left to the positions (counts are not resampled by it): pass
+    # it to data.converged_reconstruction.
+    scan_rotation_deg: float = 0.0
 
     @property
     def warnings(self) -> list[dict]:
@@ -196,8 +201,10 @@ def run_session(client: Client, config: dict, session_id: str,
     if not keep_recording:
         recording.unlink(missing_ok=True)
         recording.with_suffix(".journal").unlink(missing_ok=True)
+    turned = config["detector"].get("geometry", {}).get("rotation_deg", 0.0)
+    rotation = core.position_rotation_deg(turned)
     return SessionResult(session_id, reply, phase, positions, frames_recorded, counts, seconds,
-                         latencies)
+                         latencies, rotation)
 
 
 # Q_SSIM against the sparse grid, per SSIM it is computed from. The headline (q_ssim_vs_sparse_grid)

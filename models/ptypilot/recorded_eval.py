@@ -103,15 +103,24 @@ def object_grid(dataset):
 def full_grid_reference(dataset, grid, iterations: int = data.FULL_RASTER_ITERATIONS,
                         threads: int = 2, **priors) -> np.ndarray:
     """FOV crop of the reconstruction from every frame of the data set at its recorded position;
-    `priors` as data.converged_reconstruction takes them."""
-    rec = core.Reconstructor(dataset.probe, grid, loss="amplitude", threads=threads, **priors)
-    positions = dataset.positions_A
+    `priors` as data.converged_reconstruction takes them. A scan rotation beyond quarter turns
+    turns the positions, as in a session (the frames are not resampled by it)."""
+    rotation = core.ScanRotation(dataset.scan_rotation_deg, grid, dataset.probe.window_px) \
+        if dataset.scan_rotation_deg else None
+    rec = core.Reconstructor(dataset.probe, rotation.detector_grid if rotation else grid,
+                             loss="amplitude", threads=threads, **priors)
+    positions = np.asarray(dataset.positions_A, np.float64)
+    if rotation:
+        positions = rotation.to_detector(positions)
     batch = 1024  # frames read and added at a time: the reconstructor keeps them all anyway
     for first in range(0, len(positions), batch):
         indices = list(range(first, min(first + batch, len(positions))))
         rec.add_frames(positions[indices], dataset.reconstructor_frames(indices))
     rec.iterate(iterations)
-    return np.ascontiguousarray(figures.fov_crop(rec.phase_rad, grid), dtype=np.float32)
+    phase = rec.phase_rad
+    if rotation:
+        phase = rotation.to_scan_image(np.ascontiguousarray(phase, np.float32))
+    return np.ascontiguousarray(figures.fov_crop(phase, grid), dtype=np.float32)
 
 
 def true_potential(dataset, grid) -> np.ndarray | None:
@@ -219,6 +228,7 @@ def run_dataset(index: int, count: int, path: Path, settings, policies: list[str
             online = np.ascontiguousarray(figures.fov_crop(session.phase, grid), dtype=np.float32)
             image = data.converged_reconstruction(recorded.dataset.probe, grid,
                                                   session.positions_A, session.counts,
+                                                  scan_rotation_deg=session.scan_rotation_deg,
                                                   **args.priors)
             truth = recorded.truth
             against_truth = (lambda im: compare(im, truth, grid.pixel_A)[0]) if truth is not None \

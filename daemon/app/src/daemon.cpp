@@ -441,6 +441,10 @@ struct Daemon::Impl {
     log::info("reconstructor_backend", {{"requested", c.reconstruction.backend},
                                         {"chosen", parts.reconstructor->backend()},
                                         {"reason", backend.reason}});
+    if (const double turn = c.reconstructor_config().scan_rotation_deg; turn != 0.0)
+      log::info("scan_rotation_in_positions",
+                {{"rotation_deg", c.detector.geometry.rotation_deg}, {"positions_deg", turn},
+                 {"frames_deg", c.detector.geometry.rotation_deg - turn}});
     parts.policy = make_policy(c.policy, policy_limits(c));
     parts.driver = make_scan_driver(context, c.scan_driver);
     recorder = make_recorder(c.recorder);

@@ -338,6 +338,9 @@ ReconstructorConfig ServeConfig::reconstructor_config() const {
   const std::array<double, 2> tilt = probe_tilt_px(geometry);
   r.probe.tilt_y_px = tilt[0];
   r.probe.tilt_x_px = tilt[1];
+  // The rotation beyond quarter turns is the positions' (scan_rotation.hpp): the frames are not
+  // resampled; the reconstructor works on a detector-aligned grid and reports in scan axes.
+  r.scan_rotation_deg = position_rotation_deg(geometry);
   const int out_side = session.probe.detector_side_px();
   int raw_side = geometry.crop_px == 0 ? out_side * geometry.bin : 0;
   if (!geometry.mask.empty() || !geometry.flat_field.empty())
@@ -364,6 +367,7 @@ FrameGeometry ServeConfig::frame_geometry() const {
   g.disk_radius_px = s.disk_radius_px;
   g.rotation_deg = s.rotation_deg;
   g.flip = s.flip;
+  g.rotation_in_positions = true;  // sessions turn positions, not frames
   g.crop_px = s.crop_px;
   g.bin = s.bin;
   auto load = [](const std::string& path, const char* key) {

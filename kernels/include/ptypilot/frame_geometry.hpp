@@ -20,15 +20,20 @@
 //      the raw pixel c + round(d) + F R k, with c = floor(D/2), d the disk centre's offset from
 //      c, R the rotation by rotation_deg and F the transpose when flip is set. So rotation_deg
 //      and flip describe how the scan's axes appear on the detector (py4DSTEM's rotation and
-//      "QR flip"). Rotating the frames, not the positions: the object grid, the policy, Safety
-//      and the recorded potential all live in scan coordinates, and rotating positions would
-//      rotate the reconstruction away from the scan they steer. A quarter turn and the flip are
-//      exact pixel permutations and the whole-pixel offset an exact roll; any other angle is one
-//      resampling by Keys' cubic convolution on 4 x 4 pixels (keys_cubic_weights), its undershoot
-//      cut at 0 (pixels whose taps fall outside the frame get weight 0). Bilinear, before it,
-//      smoothed the disk's one-pixel edge, where a thin specimen's contrast is: graphene-small
-//      turned 12 degrees with its disk 0.7 px off reconstructed at SSIM 0.61 against the ideal
-//      geometry's reconstruction, 0.93 with the cubic (tests/python/test_frame_layout.py).
+//      "QR flip"). A quarter turn and the flip are exact pixel permutations and the
+//      whole-pixel offset an exact roll. Any other angle: with rotation_in_positions (the
+//      daemon's sessions, recorded data sets) the frames get only the nearest quarter turn and
+//      the rest turns the positions instead (scan_rotation.hpp: the frames of a turned detector
+//      are the exact frames of the turned object at turned positions, the probe being round),
+//      and the reconstruction is turned back into scan axes for the object grid, the policy,
+//      Safety and the recording. Without it (consumers that cannot turn positions:
+//      apply_frame_geometry's default) one resampling of the frames by Keys' cubic convolution on
+//      4 x 4 pixels (keys_cubic_weights), its undershoot cut at 0 (pixels whose taps fall outside
+//      the frame get weight 0), which cannot be exact: a pattern sampled at the detector's pixels
+//      is aliased. graphene-small turned 12 degrees with its disk 0.7 px off reconstructed at
+//      SSIM 0.61 against the ideal geometry's reconstruction with bilinear frames, 0.93 with
+//      cubic frames and 0.996 with the rotation in the positions (tests/python/
+//      test_scan_rotation.py).
 //      The sub-pixel rest of d is not resampled: it goes to the model, as the probe's tilt
 //      (probe_tilt_px -> ProbeConfig::tilt_y_px / tilt_x_px), so the reconstructor's patterns
 //      have the disk exactly where the frames do. Resampling counts cannot do that: a pattern
@@ -76,6 +81,13 @@ struct FrameGeometry {
   double disk_radius_px = 0.0;
   double rotation_deg = 0.0;  // scan-to-detector rotation (see above)
   bool flip = false;          // scan axes transposed on the detector
+  // Where step 4 puts the rotation. false: all of it into the frames (one bilinear resampling
+  // unless a quarter turn): for consumers that cannot turn positions (apply_frame_geometry's
+  // default). true (the daemon's sessions, RecordedDataset::read_reconstructor_frame, whose
+  // reader turns positions by scan_rotation_deg): the frames get only the nearest quarter turn
+  // (exact, a permutation), the rest, position_rotation_deg(), goes to the positions
+  // (scan_rotation.hpp), so no frame is resampled.
+  bool rotation_in_positions = false;
   int crop_px = 0;            // 0: no crop
   int bin = 1;
   std::vector<float> mask;        // raw D x D weights as the detector lays them out; empty: all 1
@@ -91,6 +103,12 @@ struct FrameGeometry {
 // floor(x), t = x - floor(x) in [0, 1): they sum to 1, reproduce quadratics exactly, and give
 // (0, 1, 0, 0) at t = 0. The map's interpolation for angles other than quarter turns.
 void keys_cubic_weights(double t, double* w);
+
+// The rotation step 4 applies to the frames: all of rotation_deg, or with rotation_in_positions
+// its nearest multiple of 90 degrees; and the rest, for ScanRotation (0 without
+// rotation_in_positions). frame + position = rotation_deg.
+double frame_rotation_deg(const FrameGeometry& geometry);
+double position_rotation_deg(const FrameGeometry& geometry);
 
 // What of the disk offset the map leaves to the model: the part beyond whole pixels, in the
 // reconstructor's pixels and axes (after rotation, flip and bin), for ProbeConfig::tilt_y_px /

@@ -91,6 +91,10 @@ struct ReconstructorConfig {
   // every pixel 1. Window elements beyond a detector smaller than the window are always left
   // out (detector.hpp).
   std::vector<float> detector_mask;
+  // The scan's rotation against the detector the frames come from, left to the positions
+  // (scan_rotation.hpp): non-zero, make_reconstructor reconstructs on a grid aligned with the
+  // detector at turned positions and turns the potential back onto `object` (scan axes).
+  double scan_rotation_deg = 0.0;
 };
 
 // One diffraction pattern, detector_side_px()^2 counts, row-major, unshifted (detector.hpp).

@@ -197,6 +197,9 @@ double apply_settings(const Settings& settings, const Sidecar& sidecar, Recorded
     info.geometry.disk_offset_x_px = (*offset)[1];
   }
   info.geometry.flip = sidecar.flip.value_or(false);
+  // As in a session: the rotation beyond quarter turns is the positions' (scan_rotation.hpp),
+  // for whoever reconstructs from read_reconstructor_frame (scan_rotation_deg()).
+  info.geometry.rotation_in_positions = true;
   const std::array<double, 2> tilt = probe_tilt_px(info.geometry);
   info.probe.tilt_y_px = tilt[0];
   info.probe.tilt_x_px = tilt[1];

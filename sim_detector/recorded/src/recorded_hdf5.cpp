@@ -216,6 +216,7 @@ FrameGeometry recording_geometry(const nlohmann::json& config) {
   g.flip = block->value("flip", false);
   g.crop_px = block->value("crop_px", 0);
   g.bin = block->value("bin", 1);
+  g.rotation_in_positions = true;  // as the session did (scan_rotation.hpp)
   return g;
 }
 

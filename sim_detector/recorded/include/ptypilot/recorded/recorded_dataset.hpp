@@ -123,6 +123,9 @@ class RecordedDataset {
   // Frame `index` as the reconstructor takes it: info().geometry applied (frame_geometry.hpp),
   // FFT layout, reconstructor_side()^2 floats. What `ptypilot eval` and the Python readers
   // reconstruct from; replay sends read_frame() and names the geometry in its config fragment.
+  // As in a session, the geometry's rotation beyond quarter turns is not applied to the frames
+  // (rotation_in_positions): a reader turns the positions by position_rotation_deg(
+  // info().geometry) (scan_rotation.hpp; Python: scan_rotation_deg).
   Status read_reconstructor_frame(std::size_t index, std::span<float> out);
 
  protected:
