@@ -1,24 +1,14 @@
 // Scan rotation in the positions (scan_rotation.hpp).
 #include "ptypilot/scan_rotation.hpp"
 
+#include "ptypilot/frame_geometry.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <numbers>
 #include <stdexcept>
 
 namespace ptypilot {
-namespace {
-
-// Keys' cubic convolution kernel, a = -0.5 (Catmull-Rom): interpolating, exact for quadratics.
-double keys(double t) {
-  t = std::abs(t);
-  if (t < 1) return (1.5 * t - 2.5) * t * t + 1;
-  if (t < 2) return ((-0.5 * t + 2.5) * t - 4) * t + 2;
-  return 0;
-}
-
-}  // namespace
-
 float bicubic_sample(const RealImage& image, double row, double col) {
   const int rows = image.rows(), cols = image.cols();
   if (rows == 0 || cols == 0) return 0.0f;
@@ -26,11 +16,10 @@ float bicubic_sample(const RealImage& image, double row, double col) {
   col = std::clamp(col, 0.0, double(cols - 1));
   const int r0 = int(std::floor(row)), c0 = int(std::floor(col));
   const double fr = row - r0, fc = col - c0;
+  // The frame map's kernel (Keys, a = -1/2): interpolating, exact for quadratics.
   double wr[4], wc[4];
-  for (int i = 0; i < 4; ++i) {
-    wr[i] = keys(fr - (i - 1));
-    wc[i] = keys(fc - (i - 1));
-  }
+  keys_cubic_weights(fr, wr);
+  keys_cubic_weights(fc, wc);
   double value = 0;
   for (int i = 0; i < 4; ++i) {
     const int r = std::clamp(r0 - 1 + i, 0, rows - 1);
