@@ -142,6 +142,25 @@ FrameGeometryMap::FrameGeometryMap(FrameGeometry geometry, int raw_side)
       }
   }
 
+  if (g.recentres() && quarter_turns_) {
+    // Aligned pixel k (from the centre) reads c + round(d) + F R k, R a quarter turn, taken
+    // cyclically as the roll by the whole-pixel offset is.
+    const int n = raw_side, c0 = n / 2;
+    const int dy = int(std::lround(g.disk_offset_y_px)), dx = int(std::lround(g.disk_offset_x_px));
+    const int cs_i[4] = {1, 0, -1, 0}, sn_i[4] = {0, 1, 0, -1};
+    const int cs = cs_i[turns_], sn = sn_i[turns_];
+    permutation_.resize(pixels);
+    for (int r = 0; r < n; ++r)
+      for (int col = 0; col < n; ++col) {
+        const int ky = r - c0, kx = col - c0;
+        // R rotates (x, y) by theta: x' = x cos - y sin, y' = x sin + y cos; F swaps y and x.
+        int sy = kx * sn + ky * cs, sx = kx * cs - ky * sn;
+        if (g.flip) std::swap(sy, sx);
+        permutation_[std::size_t(r) * n + col] = static_cast<std::uint32_t>(
+            std::size_t(wrap(c0 + sy + dy, n)) * n + wrap(c0 + sx + dx, n));
+      }
+  }
+
   // The weights travel through the same steps: a bad pixel, or a pixel read from outside the
   // frame, taints every output pixel it contributes to.
   std::vector<float> weight(pixels, 1.0f);
@@ -205,40 +224,20 @@ void FrameGeometryMap::transform(std::span<const float> centred, std::span<float
       for (int t = 0; t < 16; ++t) value += double(tap[t].weight) * centred[tap[t].index];
       aligned[i] = static_cast<float>(std::max(value, 0.0));
     }
+  } else if (!permutation_.empty()) {
+    for (std::size_t i = 0; i < aligned.size(); ++i) aligned[i] = centred[permutation_[i]];
   } else if (g.recentres()) {
-    // The whole-pixel part of the disk offset; the rest goes to the model (probe_tilt_px).
+    // Another angle, the weights (the counts take taps_, above): the minimum over the 4 x 4
+    // pixels of Keys' cubic convolution with a nonzero weight; outside the frame, 0.
     const double dy = std::round(g.disk_offset_y_px), dx = std::round(g.disk_offset_x_px);
-    std::vector<float> shifted(centred.size());
-    double ry = 0, rx = 0;  // the offset still to apply by resampling
-    if (quarter_turns_) {
-      // tmp(j) = in(j + d): a roll by -d.
-      roll(centred, n, n, -int(dy), -int(dx), shifted);
-    } else {
-      shifted.assign(centred.begin(), centred.end());
-      ry = dy;
-      rx = dx;
-    }
     const double theta = frame_rotation_deg(g) * std::numbers::pi / 180.0;
-    double cs = std::cos(theta), sn = std::sin(theta);
-    if (quarter_turns_) {
-      const int cs_i[4] = {1, 0, -1, 0}, sn_i[4] = {0, 1, 0, -1};
-      cs = cs_i[turns_];
-      sn = sn_i[turns_];
-    }
+    const double cs = std::cos(theta), sn = std::sin(theta);
     for (int r = 0; r < n; ++r)
       for (int c = 0; c < n; ++c) {
         const double ky = r - c0, kx = c - c0;
-        // R rotates (x, y) by theta: x' = x cos - y sin, y' = x sin + y cos; F swaps y and x.
         double sy = kx * sn + ky * cs, sx = kx * cs - ky * sn;
         if (g.flip) std::swap(sy, sx);
-        float& o = aligned[std::size_t(r) * n + c];
-        if (quarter_turns_) {
-          o = at(shifted, wrap(c0 + int(std::lround(sy)), n), wrap(c0 + int(std::lround(sx)), n));
-          continue;
-        }
-        // Another angle, the weights (the counts take taps_, above): the minimum over the
-        // 4 x 4 pixels of Keys' cubic convolution with a nonzero weight; outside the frame, 0.
-        const double py = c0 + ry + sy, px = c0 + rx + sx;
+        const double py = c0 + dy + sy, px = c0 + dx + sx;
         const int y0 = int(std::floor(py)), x0 = int(std::floor(px));
         double ky_w[4], kx_w[4];
         keys_cubic_weights(py - y0, ky_w);
@@ -250,7 +249,7 @@ void FrameGeometryMap::transform(std::span<const float> centred, std::span<float
             const bool inside = y >= 0 && y < n && x >= 0 && x < n;
             if (ky_w[a] * kx_w[b] != 0) w = std::min(w, inside ? at(centred, y, x) : 0.0f);
           }
-        o = w;
+        aligned[std::size_t(r) * n + c] = w;
       }
   }
 

@@ -155,6 +155,10 @@ class FrameGeometryMap {
     float weight = 0.0f;
   };
   std::vector<Tap> taps_;
+  // A quarter turn, the flip and the whole-pixel roll: the centred raw pixel each aligned pixel
+  // reads, computed once, so a frame costs one gather (it was 25 ns a pixel of index
+  // arithmetic, 0.4 ms a 128 px frame).
+  std::vector<std::uint32_t> permutation_;
   std::vector<float> out_mask_;
 };
 
