@@ -172,12 +172,17 @@ def test_a_flood_of_frames_is_slowed_not_dropped(tmp_path, serve, fake):
     header = wire.FrameHeader(session_id="flood", sub_sequence=99, rows=64, cols=64,
                               dtype=wire.FrameHeader.FLOAT32, payload_bytes=64 * 64 * 4)
     payload = np.ones((64, 64), np.float32).tobytes()
+    # Serialised before the flood, so that the sender's loop is only the sends: the daemon must
+    # fall behind it (it once kept up with a loop that serialised each header).
+    headers = []
+    for k in range(3000):
+        header.frame_index = 10_000 + k
+        headers.append(header.SerializeToString())
     sent, pushed_back = 0, 0
     deadline = time.monotonic() + 60
     while sent < 3000 and time.monotonic() < deadline:
-        header.frame_index = 10_000 + sent
         try:
-            fake.data.send_multipart([header.SerializeToString(), payload], flags=zmq.NOBLOCK)
+            fake.data.send_multipart([headers[sent], payload], flags=zmq.NOBLOCK)
             sent += 1
         except zmq.Again:
             pushed_back += 1
@@ -187,6 +192,7 @@ def test_a_flood_of_frames_is_slowed_not_dropped(tmp_path, serve, fake):
     client.wait(timeout_s=60)
     reply = client.status()
     assert sent == 3000
+    print(f"pushed back {pushed_back} times")
     assert pushed_back > 0, "the sender never saw backpressure; the test did not test it"
     assert reply.status.frames_recorded == sent + 50
 
