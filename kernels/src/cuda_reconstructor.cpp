@@ -4,12 +4,15 @@
 #include <cufft.h>
 
 #include <algorithm>
+#include <bit>
 #include <chrono>
 #include <cmath>
 #include <complex>
 #include <cstddef>
+#include <map>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "cuda/device_array.hpp"
 #include "cuda/kernel_launchers.hpp"
@@ -31,6 +34,24 @@ static_assert(sizeof(gpu::Complex32) == sizeof(std::complex<float>) &&
 
 // Losses copied back per round trip: iterate(n) synchronises once per this many iterations.
 constexpr int kLossSlots = 64;
+
+// The FFTs run over the patterns padded to a multiple of this, in chunks of powers of two
+// times it, one cuFFT plan per chunk size. Planning for the exact count made a new plan, at
+// milliseconds, in every add_frames: on the decision path. With chunks, a session plans
+// log2(frames / 64) times at most, and not at all on that path where the config says how many
+// frames to expect (ReconstructorConfig::expected_frames). The padding costs under 64
+// patterns' FFTs.
+constexpr long kFftChunk = 64;
+
+long padded_for_fft(long patterns) { return (patterns + kFftChunk - 1) / kFftChunk * kFftChunk; }
+
+// The chunk sizes that make up `padded` (a multiple of kFftChunk), largest first.
+std::vector<long> fft_chunks(long padded) {
+  std::vector<long> chunks;
+  for (long size = std::bit_floor(static_cast<unsigned long>(padded)); size >= kFftChunk; size /= 2)
+    if (padded & size) chunks.push_back(size);
+  return chunks;
+}
 
 const char* cufft_result_name(cufftResult r) {
   switch (r) {
@@ -67,9 +88,8 @@ ReconstructorConfig checked_for_cuda(const ReconstructorConfig& config) {
 
 struct CudaReconstructor::Device {
   cudaStream_t stream = nullptr;
-  cufftHandle plan = 0;
-  bool has_plan = false;
-  long planned_patterns = 0;
+  std::map<long, cufftHandle> plans;  // by chunk size (fft_chunks)
+  std::size_t plan_work_bytes = 0;    // the largest work area a plan asked for
   cudaGraphExec_t graph = nullptr;
   bool graph_unavailable = false;
 
@@ -98,7 +118,7 @@ struct CudaReconstructor::Device {
   ~Device() {
     if (stream != nullptr) cudaStreamSynchronize(stream);
     if (graph != nullptr) cudaGraphExecDestroy(graph);
-    if (has_plan) cufftDestroy(plan);
+    for (const auto& [size, plan] : plans) cufftDestroy(plan);
     if (losses_host != nullptr) cudaFreeHost(losses_host);
     if (stream != nullptr) cudaStreamDestroy(stream);
   }
@@ -111,30 +131,74 @@ struct CudaReconstructor::Device {
     graph = nullptr;
   }
 
-  Status make_plan(long patterns, int n) {
-    if (has_plan && planned_patterns == patterns) return Status::Ok();
-    drop_graph();
-    if (has_plan) cufftDestroy(plan);
-    has_plan = false;
-    if (cufftResult r = cufftCreate(&plan); r != CUFFT_SUCCESS) return cufft_error(r, "cufftCreate");
-    has_plan = true;
-    // The work area is ours, grown here, so that cuFFT allocates nothing either.
-    if (cufftResult r = cufftSetAutoAllocation(plan, 0); r != CUFFT_SUCCESS)
-      return cufft_error(r, "cufftSetAutoAllocation");
-    int dims[2] = {n, n};
-    std::size_t work_bytes = 0;
-    if (cufftResult r = cufftMakePlanMany(plan, 2, dims, nullptr, 1, n * n, nullptr, 1, n * n,
-                                          CUFFT_C2C, static_cast<int>(patterns), &work_bytes);
-        r != CUFFT_SUCCESS)
-      return cufft_error(r, "cufftMakePlanMany");
-    if (Status s = fft_work.reserve(std::max<std::size_t>(work_bytes, 1), false, stream); !s.ok())
-      return s;
-    if (cufftResult r = cufftSetWorkArea(plan, fft_work.data()); r != CUFFT_SUCCESS)
-      return cufft_error(r, "cufftSetWorkArea");
-    if (cufftResult r = cufftSetStream(plan, stream); r != CUFFT_SUCCESS)
-      return cufft_error(r, "cufftSetStream");
-    planned_patterns = patterns;
+  // A plan for every chunk of `padded` patterns that has none yet, sharing one work area.
+  Status make_plans(long padded, int n) {
+    bool made = false;
+    for (const long size : fft_chunks(padded)) {
+      if (plans.count(size)) continue;
+      drop_graph();
+      made = true;
+      cufftHandle plan = 0;
+      if (cufftResult r = cufftCreate(&plan); r != CUFFT_SUCCESS) return cufft_error(r, "cufftCreate");
+      plans[size] = plan;
+      // The work area is ours, grown here, so that cuFFT allocates nothing either.
+      if (cufftResult r = cufftSetAutoAllocation(plan, 0); r != CUFFT_SUCCESS)
+        return cufft_error(r, "cufftSetAutoAllocation");
+      int dims[2] = {n, n};
+      std::size_t work_bytes = 0;
+      if (cufftResult r = cufftMakePlanMany(plan, 2, dims, nullptr, 1, n * n, nullptr, 1, n * n,
+                                            CUFFT_C2C, static_cast<int>(size), &work_bytes);
+          r != CUFFT_SUCCESS)
+        return cufft_error(r, "cufftMakePlanMany");
+      if (cufftResult r = cufftSetStream(plan, stream); r != CUFFT_SUCCESS)
+        return cufft_error(r, "cufftSetStream");
+      plan_work_bytes = std::max({plan_work_bytes, work_bytes, std::size_t(1)});
+    }
+    // The plans run one after another on one stream, so they share the largest work area.
+    const std::size_t before = fft_work.capacity();
+    if (Status s = fft_work.reserve(plan_work_bytes, false, stream); !s.ok()) return s;
+    if (made || fft_work.capacity() != before) {
+      for (const auto& [size, plan] : plans)
+        if (cufftResult r = cufftSetWorkArea(plan, fft_work.data()); r != CUFFT_SUCCESS)
+          return cufft_error(r, "cufftSetWorkArea");
+    }
     return Status::Ok();
+  }
+
+  // The transform of the first `padded` waves, chunk by chunk.
+  Status enqueue_fft(long padded, int n, int direction) {
+    auto* data = reinterpret_cast<cufftComplex*>(waves.data());
+    for (const long size : fft_chunks(padded)) {
+      if (cufftResult r = cufftExecC2C(plans.at(size), data, data, direction); r != CUFFT_SUCCESS)
+        return cufft_error(r, direction == CUFFT_FORWARD ? "cufftExecC2C (forward)"
+                                                         : "cufftExecC2C (inverse)");
+      data += std::size_t(size) * n * n;
+    }
+    return Status::Ok();
+  }
+
+  // Storage for `patterns` frames of `store`'s shape (the waves padded for the FFTs), and the
+  // plans for them, allocated now rather than on the decision path.
+  Status reserve_for(std::size_t patterns, const FrameStore& store, std::size_t probe_count) {
+    const std::size_t nn = std::size_t(store.window_px()) * store.window_px();
+    const std::size_t dd = std::size_t(store.detector_px()) * store.detector_px();
+    const long padded = padded_for_fft(static_cast<long>(patterns));
+    if (Status s = windows.reserve(patterns, true, stream); !s.ok()) return s;
+    if (Status s = measured.reserve(patterns * dd, true, stream); !s.ok()) return s;
+    if (Status s = probes.reserve(probe_count * nn, true, stream); !s.ok()) return s;
+    const std::size_t waves_before = waves.capacity();
+    if (Status s = waves.reserve(std::size_t(padded) * nn, false, stream); !s.ok()) return s;
+    if (waves.capacity() != waves_before) {
+      // The padding's transforms are never read; zeros keep them finite and initialised.
+      if (cudaError_t e = cudaMemsetAsync(waves.data(), 0, waves.capacity() * sizeof(gpu::Complex32),
+                                          stream);
+          e != cudaSuccess)
+        return cuda_error(e, "cudaMemsetAsync (waves)");
+    }
+    if (Status s = block_losses.reserve(gpu::residual_blocks(long(patterns * nn)), false, stream);
+        !s.ok())
+      return s;
+    return make_plans(padded, store.window_px());
   }
 
   // Grows the buffers to the store and uploads what it appended since the last call.
@@ -145,14 +209,8 @@ struct CudaReconstructor::Device {
     const std::size_t dd = std::size_t(store.detector_px()) * store.detector_px();
     const int probe_count = store.model().shifted_probe_count();
     drop_graph();  // it holds the old pointers and pattern count
-    graph_unavailable = false;  // a capture that failed once may work with the new plan
-    if (Status s = windows.reserve(patterns, true, stream); !s.ok()) return s;
-    if (Status s = measured.reserve(patterns * dd, true, stream); !s.ok()) return s;
-    if (Status s = probes.reserve(std::size_t(probe_count) * nn, true, stream); !s.ok()) return s;
-    if (Status s = waves.reserve(patterns * nn, false, stream); !s.ok()) return s;
-    if (Status s = block_losses.reserve(gpu::residual_blocks(long(patterns * nn)), false, stream);
-        !s.ok())
-      return s;
+    graph_unavailable = false;  // a capture that failed once may work with the new plans
+    if (Status s = reserve_for(patterns, store, std::size_t(probe_count)); !s.ok()) return s;
 
     const std::size_t new_frames = patterns - uploaded_frames;
     cudaError_t e = cudaMemcpyAsync(windows.data() + uploaded_frames,
@@ -175,7 +233,6 @@ struct CudaReconstructor::Device {
                           store.dark_weight().size() * sizeof(float), cudaMemcpyHostToDevice,
                           stream);
     if (e != cudaSuccess) return cuda_error(e, "cudaMemcpyAsync (frames to the device)");
-    if (Status s = make_plan(static_cast<long>(patterns), n); !s.ok()) return s;
     // The host vectors may move once this returns.
     if (e = cudaStreamSynchronize(stream); e != cudaSuccess)
       return cuda_error(e, "cudaStreamSynchronize");
@@ -210,13 +267,11 @@ struct CudaReconstructor::Device {
 
   // The loss into losses[*slot] and dL/dV into gradient.
   Status enqueue_gradient(const gpu::GradientPass& g, int* diverged_flag) {
-    auto* waves_fft = reinterpret_cast<cufftComplex*>(g.waves);
+    const long padded = padded_for_fft(g.patterns);
     gpu::launch_exit_waves(g, stream);
-    if (cufftResult r = cufftExecC2C(plan, waves_fft, waves_fft, CUFFT_FORWARD); r != CUFFT_SUCCESS)
-      return cufft_error(r, "cufftExecC2C (forward)");
+    if (Status s = enqueue_fft(padded, g.n, CUFFT_FORWARD); !s.ok()) return s;
     gpu::launch_residuals(g, block_losses.data(), stream);
-    if (cufftResult r = cufftExecC2C(plan, waves_fft, waves_fft, CUFFT_INVERSE); r != CUFFT_SUCCESS)
-      return cufft_error(r, "cufftExecC2C (inverse)");
+    if (Status s = enqueue_fft(padded, g.n, CUFFT_INVERSE); !s.ok()) return s;
     gpu::launch_gradient_scatter(g, stream);
     gpu::launch_finish_loss(block_losses.data(), gpu::residual_blocks(gpu::pass_elements(g)),
                             static_cast<double>(g.patterns), losses.data(), slot(), diverged_flag,
@@ -317,6 +372,12 @@ CudaReconstructor::CudaReconstructor(const ReconstructorConfig& config)
   void* pinned = nullptr;
   check(cudaMallocHost(&pinned, kLossSlots * sizeof(double)), "cudaMallocHost");
   d.losses_host = static_cast<double*>(pinned);
+  if (config_.expected_frames > 0) {
+    // Probes: one per distinct sub-pixel remainder, at most one per frame; raster scans share
+    // few, so the first 1024 are made room for and more grow as needed.
+    const auto frames = static_cast<std::size_t>(config_.expected_frames);
+    check_status(d.reserve_for(frames, frames_, std::min<std::size_t>(frames, 1024)));
+  }
   check(cudaMemsetAsync(d.phase.data(), 0, pixels * sizeof(float), d.stream), "cudaMemsetAsync");
   check(cudaMemsetAsync(d.gradient.data(), 0, pixels * sizeof(float), d.stream), "cudaMemsetAsync");
   check(cudaMemsetAsync(d.flags.data(), 0, 2 * sizeof(int), d.stream), "cudaMemsetAsync");
@@ -440,18 +501,17 @@ Status CudaReconstructor::time_fft_round_trip(double* milliseconds) {
   if (frames_.empty()) return failed_precondition("no frames to transform");
   Device& d = *device_;
   if (!d.error.ok()) return d.error;
-  auto* waves = reinterpret_cast<cufftComplex*>(d.waves.data());
-  const std::size_t bytes = frames_.size() * frames_.window_px() * frames_.window_px() *
-                            sizeof(cufftComplex);
+  const int n = frames_.window_px();
+  const long padded = padded_for_fft(static_cast<long>(frames_.size()));
+  const std::size_t bytes = std::size_t(padded) * n * n * sizeof(cufftComplex);
   // Unnormalised round trips multiply by n^2 each; start from zeros so nothing overflows.
-  cudaError_t e = cudaMemsetAsync(waves, 0, bytes, d.stream);
+  cudaError_t e = cudaMemsetAsync(d.waves.data(), 0, bytes, d.stream);
   if (e == cudaSuccess) e = cudaStreamSynchronize(d.stream);
   if (e != cudaSuccess) return d.error = cuda_error(e, "cudaMemsetAsync (FFT buffer)");
+  // The transforms an iteration runs, padding included.
   const auto t0 = std::chrono::steady_clock::now();
-  if (cufftResult r = cufftExecC2C(d.plan, waves, waves, CUFFT_FORWARD); r != CUFFT_SUCCESS)
-    return d.error = cufft_error(r, "cufftExecC2C (forward)");
-  if (cufftResult r = cufftExecC2C(d.plan, waves, waves, CUFFT_INVERSE); r != CUFFT_SUCCESS)
-    return d.error = cufft_error(r, "cufftExecC2C (inverse)");
+  if (Status s = d.enqueue_fft(padded, n, CUFFT_FORWARD); !s.ok()) return d.error = s;
+  if (Status s = d.enqueue_fft(padded, n, CUFFT_INVERSE); !s.ok()) return d.error = s;
   if (e = cudaStreamSynchronize(d.stream); e != cudaSuccess)
     return d.error = cuda_error(e, "cudaStreamSynchronize (FFT)");
   *milliseconds =

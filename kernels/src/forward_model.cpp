@@ -1,9 +1,11 @@
 #include "ptypilot/forward_model.hpp"
 
 #include <cmath>
+#include <cstring>
 #include <numbers>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "cpu_loops.hpp"
 #include "ptypilot/fft.hpp"
@@ -29,30 +31,57 @@ Status ForwardModel::place(std::span<const Vec2> positions_A, std::vector<ProbeP
     Status s = place_window(grid_, n_, positions_A[i], &windows[i]);
     if (!s.ok()) return {s.code(), "position " + std::to_string(i) + ": " + s.message()};
   }
-  ComplexImage shifted(n_, n_);
+  // Each new sub-pixel remainder gets its probe; positions that share one share it.
+  std::vector<std::uint64_t> new_keys;
   for (const WindowPlacement& w : windows) {
     const auto qy = static_cast<std::uint64_t>(std::lround(w.frac_y * 4096.0));
     const auto qx = static_cast<std::uint64_t>(std::lround(w.frac_x * 4096.0));
     const std::uint64_t key = (qy << 32) | qx;
-    auto [it, inserted] = probe_by_shift_.try_emplace(key, shifted_probe_count());
-    if (inserted) {
-      // Fourier shift by the quantised remainder: multiply by exp(-2 pi i k . d).
-      const double dy = qy / 4096.0, dx = qx / 4096.0;
-      for (int i = 0; i < n_; ++i) {
-        const int fy = i < n_ / 2 ? i : i - n_;
-        for (int j = 0; j < n_; ++j) {
-          const int fx = j < n_ / 2 ? j : j - n_;
-          const double phase = -2.0 * std::numbers::pi * (fy * dy + fx * dx) / n_;
-          shifted(i, j) = probe_fourier_(i, j) * std::complex<float>(std::polar(1.0, phase));
-        }
-      }
-      inverse_fft_unitary(shifted);
-      shifted_probes_.insert(shifted_probes_.end(), shifted.vector().begin(), shifted.vector().end());
-    }
+    auto [it, inserted] = probe_by_shift_.try_emplace(
+        key, shifted_probe_count() + static_cast<int>(new_keys.size()));
+    if (inserted) new_keys.push_back(key);
     placed.push_back({w.top, w.left, it->second});
   }
+  const std::size_t nn = std::size_t(n_) * n_, stored = shifted_probes_.size();
+  shifted_probes_.resize(stored + new_keys.size() * nn);
+  // Independent transforms: in parallel where there are enough of them (a sub-sequence of a
+  // scan that is not a raster brings one per position, on the decision path).
+  const long count = static_cast<long>(new_keys.size());
+#pragma omp parallel for schedule(static) if (count >= 8)
+  for (long k = 0; k < count; ++k) make_shifted_probe(new_keys[k], shifted_probes_.data() + stored + k * nn);
   out->insert(out->end(), placed.begin(), placed.end());
   return Status::Ok();
+}
+
+void ForwardModel::make_shifted_probe(std::uint64_t key, std::complex<float>* out) const {
+  // Fourier shift by the quantised remainder: multiply by exp(-2 pi i k . d), which separates
+  // into a row factor and a column factor. Taking 2n sines and cosines instead of n^2 makes a
+  // new shift cheap enough for the decision path; the product is in double, so the float
+  // result is the direct one's.
+  const double dy = (key >> 32) / 4096.0, dx = (key & 0xFFFFFFFFu) / 4096.0;
+  std::vector<std::complex<double>> ramp_y(n_), ramp_x(n_);
+  for (int i = 0; i < n_; ++i) {
+    const int f = i < n_ / 2 ? i : i - n_;
+    ramp_y[i] = std::polar(1.0, -2.0 * std::numbers::pi * f * dy / n_);
+    ramp_x[i] = std::polar(1.0, -2.0 * std::numbers::pi * f * dx / n_);
+  }
+  ComplexImage shifted(n_, n_);
+  // std::complex's products written out: the same arithmetic for finite values, without the
+  // per-element NaN branch that keeps the loop from vectorising.
+  for (int i = 0; i < n_; ++i) {
+    const std::complex<float>* in = &probe_fourier_(i, 0);
+    std::complex<float>* row = &shifted(i, 0);
+    const double yr = ramp_y[i].real(), yi = ramp_y[i].imag();
+    for (int j = 0; j < n_; ++j) {
+      const double xr = ramp_x[j].real(), xi = ramp_x[j].imag();
+      const float rr = static_cast<float>(yr * xr - yi * xi);
+      const float ri = static_cast<float>(yr * xi + yi * xr);
+      const float pr = in[j].real(), pi = in[j].imag();
+      row[j] = {pr * rr - pi * ri, pr * ri + pi * rr};
+    }
+  }
+  inverse_fft_unitary(shifted);
+  std::memcpy(out, shifted.data(), shifted.size() * sizeof(std::complex<float>));
 }
 
 void transmission(const RealImage& phase_rad, ComplexImage* out) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <string>
 
@@ -42,6 +43,17 @@ FrameStore::FrameStore(const ReconstructorConfig& config)
     weights_ = ptypilot::window_weights(model_.window_px(), detector_px_, config.detector_mask);
   detector_mask_ = config.detector_mask.empty() ? std::vector<float>(dd, 1.0f) : config.detector_mask;
   mean_pattern_.assign(dd, 0.0);
+  if (config.expected_frames < 0)
+    throw std::invalid_argument("reconstructor: expected_frames must be >= 0");
+  if (config.expected_frames > 0) {
+    const auto frames = static_cast<std::size_t>(config.expected_frames);
+    measured_.reserve(frames * dd);
+    placements_.reserve(frames);
+    frame_ids_.reserve(frames);
+    // One probe per distinct sub-pixel remainder, at most one a frame; rasters share few, so
+    // room for the first 1024 is made now (as the CUDA reconstructor does on the device).
+    model_.reserve_probes(std::min<std::size_t>(frames, 1024));
+  }
 }
 
 Status FrameStore::set_detector_mask(std::vector<float> mask) {
@@ -75,7 +87,11 @@ Status FrameStore::add(std::span<const Frame> frames) {
       return invalid_argument(who + "pattern has " + std::to_string(f.counts.size()) +
                               " values; the detector has " + std::to_string(d) + " x " +
                               std::to_string(d) + " = " + std::to_string(dd));
-    for (std::size_t k = 0; k < dd; ++k) {
+    // One test a pixel that vectorises (NaN fails both comparisons); the bad pixel is looked
+    // for only when there is one.
+    bool valid = true;
+    for (float c : f.counts) valid &= (c >= 0.0f) & (c <= std::numeric_limits<float>::max());
+    for (std::size_t k = 0; !valid && k < dd; ++k) {
       const float c = f.counts[k];
       if (!std::isfinite(c))
         return invalid_argument(who + "pattern holds NaN or infinity at pixel " + std::to_string(k));
@@ -100,10 +116,13 @@ Status FrameStore::add(std::span<const Frame> frames) {
       mean_pattern_[k] += f.counts[k];
     }
     counts_sum_ += sum;
+    const std::size_t at = measured_.size();
+    measured_.resize(at + dd);
     if (config_.loss == Loss::kAmplitude)
-      for (float c : f.counts) measured_.push_back(std::sqrt(c));
+      std::transform(f.counts.begin(), f.counts.end(), measured_.begin() + at,
+                     [](float c) { return std::sqrt(c); });
     else
-      measured_.insert(measured_.end(), f.counts.begin(), f.counts.end());
+      std::copy(f.counts.begin(), f.counts.end(), measured_.begin() + at);
     frame_ids_.push_back(f.id);
     // Unit-probe illumination of this window.
     const std::complex<float>* probe = model_.shifted_probe(placed[i].probe);

@@ -6,11 +6,13 @@
 #pragma once
 
 #include <cmath>
+#include <initializer_list>
 #include <numbers>
 #include <random>
 #include <stdexcept>
 #include <vector>
 
+#include "ptypilot/cpu_reconstructor.hpp"
 #include "ptypilot/detector.hpp"
 #include "ptypilot/forward_model.hpp"
 #include "ptypilot/reconstructor.hpp"
@@ -94,6 +96,28 @@ inline SyntheticExperiment synthetic_experiment(double fov_A, int patterns, Loss
   for (std::size_t p = 0; p < e.positions_A.size(); ++p)
     e.frames.push_back({p, e.positions_A[p], {e.counts.data() + p * dd, dd}});
   return e;
+}
+
+// CUDA against the CPU with every prior on: the phase of each after ten iterations, and the
+// CPU's without the priors (which must differ by far more than the tolerance, or the
+// comparison shows nothing).
+struct PriorRuns {
+  RealImage cpu, cuda, cpu_without_priors;
+};
+template <typename CudaReconstructorType>
+PriorRuns run_with_every_prior(SyntheticExperiment e) {
+  e.config.priors = {
+      .positivity = true, .dark_smoothing = 0.2, .total_variation = 0.004, .sparsity = 0.002};
+  ReconstructorConfig without = e.config;
+  without.priors = {.positivity = false};
+  CpuReconstructor cpu(e.config);
+  CudaReconstructorType cuda(e.config);
+  CpuReconstructor plain(without);
+  for (Reconstructor* r : std::initializer_list<Reconstructor*>{&cpu, &cuda, &plain}) {
+    if (!r->add_frames(e.frames).ok() || !r->iterate(10).ok())
+      throw std::runtime_error("a reconstruction with every prior failed");
+  }
+  return {cpu.snapshot().phase_rad, cuda.snapshot().phase_rad, plain.snapshot().phase_rad};
 }
 
 }  // namespace ptypilot::testing

@@ -167,22 +167,11 @@ TEST_CASE("host stand-in: one and ten iterations are the CPU's", "[host_device]"
 // CUDA path's buffers, the dark-weight upload and the copy back, with every prior on, within the
 // tolerance of the case above.
 TEST_CASE("host stand-in: iterations with every prior are the CPU's", "[host_device]") {
-  auto e = synthetic_experiment(6.0, 40, Loss::kAmplitude);
-  e.config.priors = {
-      .positivity = true, .dark_smoothing = 0.2, .total_variation = 0.004, .sparsity = 0.002};
-  ReconstructorConfig without = e.config;
-  without.priors = {.positivity = false};
-  CpuReconstructor cpu(e.config);
-  CudaReconstructor cuda(e.config);
-  CpuReconstructor plain(without);
-  for (Reconstructor* r : std::initializer_list<Reconstructor*>{&cpu, &cuda, &plain}) {
-    REQUIRE(r->add_frames(e.frames).ok());
-    REQUIRE(r->iterate(10).ok());
-  }
-  const RealImage& expected = cpu.snapshot().phase_rad;
-  CHECK(max_abs_difference(cuda.snapshot().phase_rad, expected) <= 1e-5 * max_abs(expected));
+  const auto runs =
+      testing::run_with_every_prior<CudaReconstructor>(synthetic_experiment(6.0, 40, Loss::kAmplitude));
+  CHECK(max_abs_difference(runs.cuda, runs.cpu) <= 1e-5 * max_abs(runs.cpu));
   // The priors changed the result by far more than that tolerance.
-  CHECK(max_abs_difference(plain.snapshot().phase_rad, expected) > 1e-2 * max_abs(expected));
+  CHECK(max_abs_difference(runs.cpu_without_priors, runs.cpu) > 1e-2 * max_abs(runs.cpu));
 }
 
 TEST_CASE("host stand-in: iterate() allocates nothing and replays one graph per iteration",
@@ -243,6 +232,40 @@ TEST_CASE("host stand-in: frames in many small calls stay inside the growing buf
   const double difference = max_abs_difference(cuda.snapshot().phase_rad, expected.phase_rad);
   CHECK(difference <= 1e-4 * max_abs(expected.phase_rad));
   CHECK(cuda.snapshot().frames == 150);
+}
+
+// The daemon tells the reconstructor the session's position budget: adding the frames of each
+// sub-sequence then allocates nothing on the device and makes no FFT plan, on the decision path.
+TEST_CASE("host stand-in: with the frames expected, adding them allocates and plans nothing",
+          "[host_device]") {
+  auto e = synthetic_experiment(12.0, 150, Loss::kAmplitude);
+  for (int expected : {0, 150}) {
+    INFO("expected_frames " << expected);
+    ReconstructorConfig config = e.config;
+    config.expected_frames = expected;
+    CpuReconstructor cpu(config);
+    CudaReconstructor cuda(config);
+    host_device::reset_counters();
+    std::span<const Frame> all(e.frames);
+    for (std::size_t first = 0; first < all.size(); first += 30) {
+      REQUIRE(cpu.add_frames(all.subspan(first, 30)).ok());
+      REQUIRE(cuda.add_frames(all.subspan(first, 30)).ok());
+      REQUIRE(cpu.iterate(2).ok());
+      REQUIRE(cuda.iterate(2).ok());
+    }
+    const host_device::Counters c = host_device::counters();
+    if (expected == 0) {
+      // Without the hint the buffers grow and the FFT chunks are planned as they are reached.
+      CHECK(c.allocations > 0);
+      CHECK(c.fft_plans > 0);
+    } else {
+      CHECK(c.allocations == 0);
+      CHECK(c.fft_plans == 0);
+    }
+    CHECK(c.out_of_bounds == 0);
+    const RealImage& reference = cpu.snapshot().phase_rad;
+    CHECK(max_abs_difference(cuda.snapshot().phase_rad, reference) <= 1e-4 * max_abs(reference));
+  }
 }
 
 // A step so large that V becomes infinite: the next loss is NaN, and both backends stop there,

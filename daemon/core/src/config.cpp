@@ -332,6 +332,7 @@ ReconstructorConfig ServeConfig::reconstructor_config() const {
   r.threads = reconstruction.threads;
   r.batch = reconstruction.batch;
   r.priors = reconstruction.priors;
+  r.expected_frames = session.total_positions;
   // The geometry's weights go to the loss, where the map's side is known before any frame: from
   // the mask or flat-field, or, without a crop, from the reconstructor's detector side.
   const FrameGeometry geometry = frame_geometry();

@@ -14,6 +14,7 @@
 
 #include "ptypilot/image.hpp"
 #include "ptypilot/optics.hpp"
+#include "ptypilot/prefaulted_allocator.hpp"
 #include "ptypilot/scan_geometry.hpp"
 #include "ptypilot/status.hpp"
 
@@ -45,6 +46,8 @@ class ForwardModel {
     return shifted_probes_.data() + static_cast<std::size_t>(index) * n_ * n_;
   }
   int shifted_probe_count() const { return static_cast<int>(shifted_probes_.size() / (n_ * n_)); }
+  // Room for `count` shifted probes, so that placing up to that many never copies the ones made.
+  void reserve_probes(std::size_t count) { shifted_probes_.reserve(count * n_ * n_); }
 
   // Noise-free patterns for a phase V (rad) at the given positions, N*N floats each, written to
   // `patterns` (positions.size() * N * N values). Each pattern sums to 1.
@@ -52,11 +55,14 @@ class ForwardModel {
                      std::span<float> patterns);
 
  private:
+  // The probe shifted by the remainder that `key` encodes (place), N*N values into `out`.
+  void make_shifted_probe(std::uint64_t key, std::complex<float>* out) const;
+
   int n_;
   ProbeConfig probe_config_;
   ObjectGrid grid_;
   ComplexImage probe_fourier_;
-  std::vector<std::complex<float>> shifted_probes_;
+  std::vector<std::complex<float>, PrefaultedAllocator<std::complex<float>>> shifted_probes_;
   // Positions on a regular raster share sub-pixel remainders; keyed on the remainder quantised
   // to 1/4096 px (4e-5 A at the paper's sampling, far below any stage precision).
   std::unordered_map<std::uint64_t, int> probe_by_shift_;

@@ -12,6 +12,7 @@
 
 #include "ptypilot/detector.hpp"
 #include "ptypilot/forward_model.hpp"
+#include "ptypilot/prefaulted_allocator.hpp"
 #include "ptypilot/reconstructor.hpp"
 
 namespace ptypilot {
@@ -39,7 +40,7 @@ class FrameStore {
   const std::vector<ProbePlacement>& placements() const { return placements_; }
   // detector_px^2 values per frame: the counts (intensity loss) or their square roots
   // (amplitude).
-  const std::vector<float>& measured() const { return measured_; }
+  std::span<const float> measured() const { return measured_; }
   // The loss's per-element weights over the window and the detector pixel each reads
   // (detector.hpp); both empty where the detector is the window and no mask was given, so that
   // the backends run their unweighted loops.
@@ -62,7 +63,7 @@ class FrameStore {
   WindowWeights weights_;
   std::vector<ProbePlacement> placements_;
   std::vector<std::uint64_t> frame_ids_;
-  std::vector<float> measured_;
+  std::vector<float, PrefaultedAllocator<float>> measured_;  // written on the decision path
   double counts_sum_ = 0.0;
   double intensity_scale_ = 0.0;
   std::vector<double> mean_pattern_;  // sum over frames of J_p(k), for the intensity step scale

@@ -95,6 +95,11 @@ struct ReconstructorConfig {
   // (scan_rotation.hpp): non-zero, make_reconstructor reconstructs on a grid aligned with the
   // detector at turned positions and turns the potential back onto `object` (scan axes).
   double scan_rotation_deg = 0.0;
+  // The frames the session expects (its position budget; 0: unknown). Storage for that many,
+  // on the host and the device, and the device's FFT plans, are made at construction, so that
+  // adding frames on the decision path neither copies what is stored nor plans. More frames
+  // than this still work: storage grows as needed.
+  int expected_frames = 0;
 };
 
 // One diffraction pattern, detector_side_px()^2 counts, row-major, unshifted (detector.hpp).

@@ -31,6 +31,7 @@ struct Counters {
   long queued_outside_graphs = 0;  // kernels, copies, memsets and FFTs not in a graph
   long refused_during_capture = 0;
   long out_of_bounds = 0;
+  long fft_plans = 0;  // cufftMakePlanMany calls
 };
 Counters counters();
 void reset_counters();
