@@ -1,9 +1,11 @@
 // voronoi_labels_jfa and voronoi_reward_jfa (reward.hpp): the host side of the Jump Flooding
-// kernels. Training calls these once per episode, not per frame, so each call allocates its
-// device arrays and throws on errors like the exact versions.
+// kernels. They throw on errors like the exact versions. A call takes about as long as its
+// launches: the stream and the device arrays are kept from call to call (a Workspace), since
+// creating a stream and allocating cost more than the flooding itself at 200 x 200.
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -27,59 +29,59 @@ void check(const Status& s) {
   if (!s.ok()) throw std::runtime_error(s.message());
 }
 
-class Stream {
- public:
-  Stream() { check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate"); }
-  ~Stream() {
-    cudaStreamSynchronize(stream_);
-    cudaStreamDestroy(stream_);
-  }
-  Stream(const Stream&) = delete;
-  Stream& operator=(const Stream&) = delete;
-  cudaStream_t get() const { return stream_; }
-
- private:
-  cudaStream_t stream_ = nullptr;
-};
-
-// Labels of the rectangle's pixels on the device, after the last pass.
-struct DeviceLabels {
+// One stream and the device arrays of the calls, grown as needed. Calls take turns (the
+// mutex); training runs one episode's reward at a time per process. Never destroyed: a static
+// with CUDA resources would be torn down after the CUDA runtime at exit.
+struct Workspace {
+  std::mutex mutex;
+  cudaStream_t stream = nullptr;
+  gpu::DeviceArray<gpu::SeedPoint> seeds;
+  gpu::DeviceArray<int> seed_pixel;
   gpu::DeviceArray<int> front;
   gpu::DeviceArray<int> back;
-  int* result = nullptr;
+  gpu::DeviceArray<float> phase;
+  gpu::DeviceArray<double> reward;
+  int* result = nullptr;  // the labels of the rectangle's pixels after the last pass
 };
 
+Workspace& workspace() {
+  static Workspace* w = [] {
+    auto* made = new Workspace;
+    check(cudaStreamCreateWithFlags(&made->stream, cudaStreamNonBlocking), "cudaStreamCreate");
+    return made;
+  }();
+  return *w;
+}
+
+// Enqueues the flooding; the seeds' host arrays are copied before this returns (pageable).
 void flood(const ObjectGrid& grid, std::span<const Vec2> positions_A, const gpu::JfaRectangle& rect,
-           cudaStream_t stream, DeviceLabels* labels) {
+           Workspace* w) {
   const std::vector<gpu::SeedPoint> seeds = gpu::jfa_seed_points(grid, positions_A);
   const std::vector<int> seed_pixel = gpu::place_jfa_seeds(seeds, rect, grid.pixel_A);
   const int pixels = rect.rows * rect.cols;
   const int count = static_cast<int>(seeds.size());
-  gpu::DeviceArray<gpu::SeedPoint> d_seeds;
-  gpu::DeviceArray<int> d_seed_pixel;
-  check(d_seeds.reserve(seeds.size(), false, stream));
-  check(d_seed_pixel.reserve(seeds.size(), false, stream));
-  check(labels->front.reserve(pixels, false, stream));
-  check(labels->back.reserve(pixels, false, stream));
-  check(cudaMemcpyAsync(d_seeds.data(), seeds.data(), seeds.size() * sizeof(gpu::SeedPoint),
+  cudaStream_t stream = w->stream;
+  check(w->seeds.reserve(seeds.size(), false, stream));
+  check(w->seed_pixel.reserve(seeds.size(), false, stream));
+  check(w->front.reserve(pixels, false, stream));
+  check(w->back.reserve(pixels, false, stream));
+  check(cudaMemcpyAsync(w->seeds.data(), seeds.data(), seeds.size() * sizeof(gpu::SeedPoint),
                         cudaMemcpyHostToDevice, stream),
         "cudaMemcpyAsync (seeds)");
-  check(cudaMemcpyAsync(d_seed_pixel.data(), seed_pixel.data(), seed_pixel.size() * sizeof(int),
+  check(cudaMemcpyAsync(w->seed_pixel.data(), seed_pixel.data(), seed_pixel.size() * sizeof(int),
                         cudaMemcpyHostToDevice, stream),
         "cudaMemcpyAsync (seed pixels)");
-  gpu::launch_jfa_seed(labels->front.data(), pixels, d_seed_pixel.data(), count, stream);
-  int* in = labels->front.data();
-  int* out = labels->back.data();
+  gpu::launch_jfa_seed(w->front.data(), pixels, w->seed_pixel.data(), count, stream);
+  int* in = w->front.data();
+  int* out = w->back.data();
   for (const int step : gpu::jfa_schedule(rect)) {
-    const gpu::JfaPass pass{d_seeds.data(), in,        out,          rect.rows, rect.cols,
-                            rect.row0,      rect.col0, grid.pixel_A, step};
+    const gpu::JfaPass pass{w->seeds.data(), in,        out,          rect.rows, rect.cols,
+                            rect.row0,       rect.col0, grid.pixel_A, step};
     gpu::launch_jfa_pass(pass, stream);
     std::swap(in, out);
   }
   check(cudaGetLastError(), "kernel launch");
-  // The seed arrays go when this returns; the passes must be done with them.
-  check(cudaStreamSynchronize(stream), "cudaStreamSynchronize (jump flooding)");
-  labels->result = in;
+  w->result = in;
 }
 
 }  // namespace
@@ -91,14 +93,14 @@ Image<int> voronoi_labels_jfa(const ObjectGrid& grid, std::span<const Vec2> posi
   Image<int> labels(grid.rows, grid.cols, -1);
   const gpu::JfaRectangle rect = gpu::jfa_rectangle(grid, fov_only);
   if (rect.rows <= 0 || rect.cols <= 0) return labels;
-  Stream stream;
-  DeviceLabels device;
-  flood(grid, positions_A, rect, stream.get(), &device);
+  Workspace& w = workspace();
+  std::lock_guard lock(w.mutex);
+  flood(grid, positions_A, rect, &w);
   std::vector<int> inside(std::size_t(rect.rows) * rect.cols);
-  check(cudaMemcpyAsync(inside.data(), device.result, inside.size() * sizeof(int),
-                        cudaMemcpyDeviceToHost, stream.get()),
+  check(cudaMemcpyAsync(inside.data(), w.result, inside.size() * sizeof(int),
+                        cudaMemcpyDeviceToHost, w.stream),
         "cudaMemcpyAsync (labels)");
-  check(cudaStreamSynchronize(stream.get()), "cudaStreamSynchronize (labels)");
+  check(cudaStreamSynchronize(w.stream), "cudaStreamSynchronize (labels)");
   for (int r = 0; r < rect.rows; ++r)
     std::copy_n(inside.data() + std::size_t(r) * rect.cols, rect.cols,
                 &labels(rect.row0 + r, rect.col0));
@@ -112,25 +114,25 @@ std::vector<double> voronoi_reward_jfa(const RealImage& phase_rad, const ObjectG
   std::vector<double> reward(positions_A.size(), 0.0);
   const gpu::JfaRectangle rect = gpu::jfa_rectangle(grid, /*fov_only=*/true);
   if (rect.rows <= 0 || rect.cols <= 0) return reward;
-  Stream stream;
-  DeviceLabels device;
-  flood(grid, positions_A, rect, stream.get(), &device);
-  gpu::DeviceArray<float> d_phase;
-  gpu::DeviceArray<double> d_reward;
-  check(d_phase.reserve(phase_rad.size(), false, stream.get()));
-  check(d_reward.reserve(reward.size(), false, stream.get()));
-  check(cudaMemcpyAsync(d_phase.data(), phase_rad.data(), phase_rad.size() * sizeof(float),
-                        cudaMemcpyHostToDevice, stream.get()),
+  Workspace& w = workspace();
+  std::lock_guard lock(w.mutex);
+  // Grown before the flooding is queued: growing the arrays synchronises nothing, but a
+  // reallocation must not free memory that queued work still uses.
+  check(w.phase.reserve(phase_rad.size(), false, w.stream));
+  check(w.reward.reserve(reward.size(), false, w.stream));
+  flood(grid, positions_A, rect, &w);
+  check(cudaMemcpyAsync(w.phase.data(), phase_rad.data(), phase_rad.size() * sizeof(float),
+                        cudaMemcpyHostToDevice, w.stream),
         "cudaMemcpyAsync (phase)");
-  check(cudaMemsetAsync(d_reward.data(), 0, reward.size() * sizeof(double), stream.get()),
+  check(cudaMemsetAsync(w.reward.data(), 0, reward.size() * sizeof(double), w.stream),
         "cudaMemsetAsync");
-  gpu::launch_reward_sum(device.result, rect.rows, rect.cols, rect.row0, rect.col0,
-                         d_phase.data(), phase_rad.cols(), d_reward.data(), stream.get());
+  gpu::launch_reward_sum(w.result, rect.rows, rect.cols, rect.row0, rect.col0, w.phase.data(),
+                         phase_rad.cols(), w.reward.data(), w.stream);
   check(cudaGetLastError(), "kernel launch");
-  check(cudaMemcpyAsync(reward.data(), d_reward.data(), reward.size() * sizeof(double),
-                        cudaMemcpyDeviceToHost, stream.get()),
+  check(cudaMemcpyAsync(reward.data(), w.reward.data(), reward.size() * sizeof(double),
+                        cudaMemcpyDeviceToHost, w.stream),
         "cudaMemcpyAsync (reward)");
-  check(cudaStreamSynchronize(stream.get()), "cudaStreamSynchronize (reward)");
+  check(cudaStreamSynchronize(w.stream), "cudaStreamSynchronize (reward)");
   const double P = static_cast<double>(positions_A.size());
   for (double& r : reward) r /= P;
   return reward;
