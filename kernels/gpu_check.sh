@@ -13,7 +13,9 @@
 # The packages are unpacked with dpkg -x into /tmp/ptypilot-debs, never into /, and found from
 # there (-DPTYPILOT_FFTW_ROOT, -DCMAKE_PREFIX_PATH). It writes at most 8 files into $OUT:
 # gpu_check.json (the summary), environment.txt, build.log, tests.xml (Catch2 JUnit), tests.txt,
-# bench.json (one object per benchmark run). Every step has its own time limit, so that the
+# bench.json (one object per benchmark run), sanitizer.txt (compute-sanitizer's memcheck and
+# racecheck on a short benchmark run, where the tool is there). PTYPILOT_CUDA_ARCHITECTURES
+# (for example 90) builds for fewer architectures than the default, to save device time. Every step has its own time limit, so that the
 # whole run stays under 9 minutes even where a step hangs; about 2-3 minutes is expected.
 #
 # `ptypilot bench loop --backend cuda` needs the whole daemon (ZeroMQ, protobuf, HDF5, LibTorch),
@@ -62,6 +64,7 @@ run() {
   if [[ -z $summary_error ]]; then
     if timeout 300 cmake -S "$root/kernels" -B "$build" -DCMAKE_BUILD_TYPE=Release \
           -DPTYPILOT_CUDA=ON -DPTYPILOT_FFTW_ROOT="$prefix/usr" \
+          ${PTYPILOT_CUDA_ARCHITECTURES:+-DCMAKE_CUDA_ARCHITECTURES=$PTYPILOT_CUDA_ARCHITECTURES} \
           -DCMAKE_PREFIX_PATH="$prefix/usr" >"$out/build.log" 2>&1 &&
        timeout 300 cmake --build "$build" -j "$(nproc)" >>"$out/build.log" 2>&1; then
       status_build=ok
@@ -98,6 +101,23 @@ run() {
     done
     echo "]" >>"$out/bench.json"
     rm -f "$out/bench-error.txt"
+
+    # Bad device memory accesses and shared-memory races in every kernel the benchmark runs
+    # (reconstructor with its graph, the session updates, Jump Flooding), on a small problem.
+    local sanitizer
+    sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+    if [[ -x $sanitizer ]]; then
+      local tool small="--backend cuda --patterns 40 --iterations 3 --warmup 1 --session-positions 100 --reward-repeats 1"
+      for tool in memcheck racecheck; do
+        echo "== $tool" >>"$out/sanitizer.txt"
+        # shellcheck disable=SC2086
+        timeout 90 "$sanitizer" --tool "$tool" --error-exitcode 3 "$bench" $small \
+          >>"$out/sanitizer.txt" 2>&1
+        echo "== $tool exit $?" >>"$out/sanitizer.txt"
+      done
+    else
+      echo "compute-sanitizer not found" >"$out/sanitizer.txt"
+    fi
   fi
 
   printf '{\n  "build": "%s",\n  "tests": "%s",\n  "error": "%s",\n  "seconds": %d,\n  "gpu": "%s"\n}\n' \

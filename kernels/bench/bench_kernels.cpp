@@ -25,6 +25,7 @@
 
 #include "label_agreement.hpp"
 #include "ptypilot/cuda_support.hpp"
+#include "ptypilot/frame_store.hpp"
 #if PTYPILOT_WITH_CUDA
 #include "ptypilot/cuda_reconstructor.hpp"
 #endif
@@ -79,8 +80,11 @@ std::string time_session_updates(const std::string& backend, int positions, int 
                                  int iterations) {
   auto e = testing::synthetic_experiment(19.8, positions, Loss::kAmplitude, 4000.0, 2);
   e.config.backend = backend;
+  e.config.expected_frames = positions;  // as the daemon sets it from session.total_positions
   auto reconstructor = make_reconstructor(e.config);
-  std::vector<double> update_ms;
+  // The host's part of add_frames, timed on a store of its own with the same frames.
+  FrameStore host_store(e.config);
+  std::vector<double> update_ms, add_ms, iterate_ms, snapshot_ms, host_store_ms;
   double first_ms = 0.0;
   std::span<const Frame> all(e.frames);
   for (int first = 0; first < positions; first += subsequence) {
@@ -88,10 +92,23 @@ std::string time_session_updates(const std::string& backend, int positions, int 
     const auto t0 = Clock::now();
     if (Status s = reconstructor->add_frames(all.subspan(first, count)); !s.ok())
       throw std::runtime_error(s.to_string());
+    const auto t1 = Clock::now();
     if (Status s = reconstructor->iterate(iterations); !s.ok()) throw std::runtime_error(s.to_string());
+    const auto t2 = Clock::now();
     const Potential potential = reconstructor->snapshot();
-    (first == 0 ? first_ms : update_ms.emplace_back()) = ms_since(t0);
+    if (first == 0) {
+      first_ms = ms_since(t0);
+    } else {
+      update_ms.push_back(ms_since(t0));
+      add_ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+      iterate_ms.push_back(std::chrono::duration<double, std::milli>(t2 - t1).count());
+      snapshot_ms.push_back(ms_since(t2));
+    }
     if (potential.frames != std::size_t(first + count)) throw std::logic_error("frames lost");
+    const auto t3 = Clock::now();
+    if (Status s = host_store.add(all.subspan(first, count)); !s.ok())
+      throw std::runtime_error(s.to_string());
+    if (first != 0) host_store_ms.push_back(ms_since(t3));
   }
   std::ostringstream json;
   json.precision(6);
@@ -102,6 +119,14 @@ std::string time_session_updates(const std::string& backend, int positions, int 
        << ",\n    \"update_ms_p50\": " << percentile(update_ms, 50)
        << ",\n    \"update_ms_p99\": " << percentile(update_ms, 99)
        << ",\n    \"update_ms_at_most_frames\": " << (update_ms.empty() ? first_ms : update_ms.back())
+       << ",\n    \"add_frames_ms_p50\": " << percentile(add_ms, 50)
+       << ",\n    \"add_frames_ms_p99\": " << percentile(add_ms, 99)
+       << ",\n    \"host_store_add_ms_p50\": " << percentile(host_store_ms, 50)
+       << ",\n    \"host_store_add_ms_p99\": " << percentile(host_store_ms, 99)
+       << ",\n    \"iterate_ms_p50\": " << percentile(iterate_ms, 50)
+       << ",\n    \"iterate_ms_p99\": " << percentile(iterate_ms, 99)
+       << ",\n    \"snapshot_ms_p50\": " << percentile(snapshot_ms, 50)
+       << ",\n    \"snapshot_ms_p99\": " << percentile(snapshot_ms, 99)
        << "\n  }";
   return json.str();
 }
