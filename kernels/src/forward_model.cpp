@@ -65,12 +65,16 @@ void ForwardModel::make_shifted_probe(std::uint64_t key, std::complex<float>* ou
     ramp_y[i] = std::polar(1.0, -2.0 * std::numbers::pi * f * dy / n_);
     ramp_x[i] = std::polar(1.0, -2.0 * std::numbers::pi * f * dx / n_);
   }
-  ComplexImage shifted(n_, n_);
+  // The transform's own aligned buffer, one per thread and kept: allocating and clearing one a
+  // probe cost as much as the transform. The same plan and scaling as inverse_fft_unitary.
+  const std::size_t nn = std::size_t(n_) * n_;
+  thread_local AlignedComplexBuffer buffer;
+  if (buffer.size() != nn) buffer = AlignedComplexBuffer(nn);
   // std::complex's products written out: the same arithmetic for finite values, without the
   // per-element NaN branch that keeps the loop from vectorising.
   for (int i = 0; i < n_; ++i) {
     const std::complex<float>* in = &probe_fourier_(i, 0);
-    std::complex<float>* row = &shifted(i, 0);
+    std::complex<float>* row = buffer.data() + std::size_t(i) * n_;
     const double yr = ramp_y[i].real(), yi = ramp_y[i].imag();
     for (int j = 0; j < n_; ++j) {
       const double xr = ramp_x[j].real(), xi = ramp_x[j].imag();
@@ -80,8 +84,9 @@ void ForwardModel::make_shifted_probe(std::uint64_t key, std::complex<float>* ou
       row[j] = {pr * rr - pi * ri, pr * ri + pi * rr};
     }
   }
-  inverse_fft_unitary(shifted);
-  std::memcpy(out, shifted.data(), shifted.size() * sizeof(std::complex<float>));
+  BatchedFft(n_, 1, FftDirection::kBackward).execute(buffer.data());
+  const float scale = 1.0f / std::sqrt(static_cast<float>(nn));
+  for (std::size_t k = 0; k < nn; ++k) out[k] = buffer.data()[k] * scale;
 }
 
 void transmission(const RealImage& phase_rad, ComplexImage* out) {

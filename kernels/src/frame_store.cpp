@@ -1,5 +1,7 @@
 #include "ptypilot/frame_store.hpp"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -42,6 +44,7 @@ FrameStore::FrameStore(const ReconstructorConfig& config)
   if (detector_px_ != model_.window_px() || !config.detector_mask.empty())
     weights_ = ptypilot::window_weights(model_.window_px(), detector_px_, config.detector_mask);
   detector_mask_ = config.detector_mask.empty() ? std::vector<float>(dd, 1.0f) : config.detector_mask;
+  update_counted();
   mean_pattern_.assign(dd, 0.0);
   if (config.expected_frames < 0)
     throw std::invalid_argument("reconstructor: expected_frames must be >= 0");
@@ -70,6 +73,7 @@ Status FrameStore::set_detector_mask(std::vector<float> mask) {
   }
   weights_ = std::move(weights);
   detector_mask_ = mask.empty() ? std::vector<float>(dd, 1.0f) : mask;
+  update_counted();
   config_.detector_mask = std::move(mask);
   return Status::Ok();
 }
@@ -79,19 +83,32 @@ Status FrameStore::add(std::span<const Frame> frames) {
   const int n = model_.window_px();
   const int d = detector_px_;
   const std::size_t dd = std::size_t(d) * d;
+  const long count = static_cast<long>(frames.size());
+  for (const Frame& f : frames)
+    if (f.counts.size() != dd)
+      return invalid_argument("frame " + std::to_string(f.id) + ": pattern has " +
+                              std::to_string(f.counts.size()) + " values; the detector has " +
+                              std::to_string(d) + " x " + std::to_string(d) + " = " +
+                              std::to_string(dd));
+  // This runs on the decision path, once a sub-sequence: its loops are spread over threads, each
+  // in a way that keeps every sum in the order of one thread (frames in order, pixels in
+  // order), so the stored values do not depend on the thread count.
+  const int threads = config_.threads > 0 ? config_.threads : omp_get_max_threads();
+  // One test a pixel that vectorises (NaN fails both comparisons); the bad pixel is looked for
+  // only in a frame that has one.
+  std::vector<char> valid(frames.size());
+#pragma omp parallel for num_threads(threads) schedule(static) if (count >= 8)
+  for (long i = 0; i < count; ++i) {
+    bool ok = true;
+    for (float c : frames[i].counts) ok &= (c >= 0.0f) & (c <= std::numeric_limits<float>::max());
+    valid[i] = ok;
+  }
   std::vector<Vec2> positions;
   positions.reserve(frames.size());
-  for (const Frame& f : frames) {
+  for (long i = 0; i < count; ++i) {
+    const Frame& f = frames[i];
     const std::string who = "frame " + std::to_string(f.id) + ": ";
-    if (f.counts.size() != dd)
-      return invalid_argument(who + "pattern has " + std::to_string(f.counts.size()) +
-                              " values; the detector has " + std::to_string(d) + " x " +
-                              std::to_string(d) + " = " + std::to_string(dd));
-    // One test a pixel that vectorises (NaN fails both comparisons); the bad pixel is looked
-    // for only when there is one.
-    bool valid = true;
-    for (float c : f.counts) valid &= (c >= 0.0f) & (c <= std::numeric_limits<float>::max());
-    for (std::size_t k = 0; !valid && k < dd; ++k) {
+    for (std::size_t k = 0; !valid[i] && k < dd; ++k) {
       const float c = f.counts[k];
       if (!std::isfinite(c))
         return invalid_argument(who + "pattern holds NaN or infinity at pixel " + std::to_string(k));
@@ -106,33 +123,62 @@ Status FrameStore::add(std::span<const Frame> frames) {
   std::vector<ProbePlacement> placed;
   if (Status s = model_.place(positions, &placed); !s.ok()) return s;  // checked above
 
-  for (std::size_t i = 0; i < frames.size(); ++i) {
-    const Frame& f = frames[i];
-    double sum = 0.0;
-    // Pixels masked out count for nothing: a hot pixel's counts are no electrons.
-    for (std::size_t k = 0; k < dd; ++k) {
-      if (detector_mask_[k] == 0.0f) continue;
-      sum += f.counts[k];
-      mean_pattern_[k] += f.counts[k];
+  // Pixels masked out count for nothing: a hot pixel's counts are no electrons. Times 0 or 1
+  // rather than a branch, so that the loops vectorise; adding +0 changes no sum.
+  std::vector<double> sums(frames.size());
+  const std::size_t first_value = measured_.size();
+  measured_.resize(first_value + frames.size() * dd);
+  const bool amplitude = config_.loss == Loss::kAmplitude;
+  const int rows = illumination_.rows();
+#pragma omp parallel num_threads(threads) if (count >= 8)
+  {
+#pragma omp for schedule(static) nowait
+    for (long i = 0; i < count; ++i) {
+      const std::span<const float> counts = frames[i].counts;
+      double sum = 0.0;
+      for (std::size_t k = 0; k < dd; ++k) sum += counts[k] * counted_[k];
+      sums[i] = sum;
+      float* to = measured_.data() + first_value + i * dd;
+      if (amplitude)
+        for (std::size_t k = 0; k < dd; ++k) to[k] = std::sqrt(counts[k]);
+      else
+        std::copy(counts.begin(), counts.end(), to);
     }
-    counts_sum_ += sum;
-    const std::size_t at = measured_.size();
-    measured_.resize(at + dd);
-    if (config_.loss == Loss::kAmplitude)
-      std::transform(f.counts.begin(), f.counts.end(), measured_.begin() + at,
-                     [](float c) { return std::sqrt(c); });
-    else
-      std::copy(f.counts.begin(), f.counts.end(), measured_.begin() + at);
-    frame_ids_.push_back(f.id);
-    // Unit-probe illumination of this window.
-    const std::complex<float>* probe = model_.shifted_probe(placed[i].probe);
-    for (int r = 0; r < n; ++r)
-      for (int c = 0; c < n; ++c)
-        illumination_(placed[i].top + r, placed[i].left + c) += std::norm(probe[r * n + c]);
+    // Per pixel, the frames in order; in blocks of pixels, so that the inner loop vectorises.
+    constexpr long kBlock = 256;
+    const long blocks = (static_cast<long>(dd) + kBlock - 1) / kBlock;
+#pragma omp for schedule(static) nowait
+    for (long b = 0; b < blocks; ++b) {
+      const long k0 = b * kBlock, k1 = std::min<long>(k0 + kBlock, static_cast<long>(dd));
+      for (long i = 0; i < count; ++i) {
+        const float* counts = frames[i].counts.data();
+        for (long k = k0; k < k1; ++k) mean_pattern_[k] += counts[k] * counted_[k];
+      }
+    }
+    // Unit-probe illumination of each window; per object row, the frames in order.
+#pragma omp for schedule(static)
+    for (int row = 0; row < rows; ++row) {
+      for (long i = 0; i < count; ++i) {
+        const int r = row - placed[i].top;
+        if (r < 0 || r >= n) continue;
+        const std::complex<float>* probe = model_.shifted_probe(placed[i].probe) + std::size_t(r) * n;
+        float* out = &illumination_(row, placed[i].left);
+        for (int c = 0; c < n; ++c) out[c] += std::norm(probe[c]);
+      }
+    }
+  }
+  for (long i = 0; i < count; ++i) {
+    counts_sum_ += sums[i];
+    frame_ids_.push_back(frames[i].id);
     placements_.push_back(placed[i]);
   }
   update_step_map();
   return Status::Ok();
+}
+
+void FrameStore::update_counted() {
+  counted_.resize(detector_mask_.size());
+  for (std::size_t k = 0; k < counted_.size(); ++k) counted_[k] = detector_mask_[k] == 0.0f ? 0.0 : 1.0;
 }
 
 void FrameStore::update_step_map() {

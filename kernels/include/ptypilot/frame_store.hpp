@@ -56,6 +56,7 @@ class FrameStore {
 
  private:
   void update_step_map();
+  void update_counted();  // counted_ from detector_mask_
 
   ReconstructorConfig config_;
   ForwardModel model_;
@@ -68,6 +69,7 @@ class FrameStore {
   double intensity_scale_ = 0.0;
   std::vector<double> mean_pattern_;  // sum over frames of J_p(k), for the intensity step scale
   std::vector<float> detector_mask_;  // detector_px^2: config.detector_mask, or all 1
+  std::vector<double> counted_;       // 1 where detector_mask_ is not 0, else 0
   RealImage illumination_;            // W(r) for the unit probe, summed over frames
   RealImage step_map_;
   RealImage dark_weight_;
