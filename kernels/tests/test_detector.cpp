@@ -5,9 +5,11 @@
 
 #include <cstring>
 #include <random>
+#include <span>
 
 #include "ptypilot/cpu_reconstructor.hpp"
 #include "ptypilot/detector.hpp"
+#include "ptypilot/frame_store.hpp"
 #include "image_comparison.hpp"
 #include "synthetic_experiment.hpp"
 
@@ -141,6 +143,38 @@ TEST_CASE("a detector smaller than the window is the window with its outer pixel
     const Evaluation whole = evaluate(full.config, full.frames, 0);
     CHECK(whole.loss != a.loss);
   }
+}
+
+// FrameStore::add spreads its loops over threads (it runs on the decision path); every sum
+// keeps one thread's order, so the stored values are the same bits whatever the thread count,
+// and whether the frames come in one call or in sub-sequences.
+TEST_CASE("the frame store holds the same bits on any thread count and in any number of calls",
+          "[detector]") {
+  auto e = synthetic_experiment(19.8, 150, Loss::kAmplitude, 4000.0, 3, 32);
+  e.config.detector_mask.assign(32 * 32, 1.0f);
+  for (int k = 0; k < 32 * 32; k += 29) e.config.detector_mask[k] = 0.0f;
+  e.config.priors.dark_smoothing = 0.2;
+  ReconstructorConfig one_thread = e.config;
+  one_thread.threads = 1;
+  ReconstructorConfig two_threads = e.config;
+  two_threads.threads = 2;
+  two_threads.expected_frames = 150;
+  FrameStore whole(one_thread), parts(two_threads);
+  REQUIRE(whole.add(e.frames).ok());
+  const std::span<const Frame> all(e.frames);
+  for (std::size_t first = 0; first < all.size(); first += 50)
+    REQUIRE(parts.add(all.subspan(first, 50)).ok());
+  auto same_bits = [](std::span<const float> a, std::span<const float> b) {
+    return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size_bytes()) == 0;
+  };
+  CHECK(same_bits(whole.measured(), parts.measured()));
+  CHECK(same_bits(whole.step_map().vector(), parts.step_map().vector()));
+  CHECK(same_bits(whole.dark_weight().vector(), parts.dark_weight().vector()));
+  CHECK(whole.intensity_scale() == parts.intensity_scale());
+  // The comparison can fail: one frame fewer changes the step map.
+  FrameStore fewer(one_thread);
+  REQUIRE(fewer.add(all.first(149)).ok());
+  CHECK_FALSE(same_bits(whole.step_map().vector(), fewer.step_map().vector()));
 }
 
 }  // namespace ptypilot
