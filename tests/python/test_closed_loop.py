@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -157,9 +158,11 @@ def test_stop_ends_after_the_sub_sequence_in_flight(tmp_path, serve, fake):
 
 
 def test_a_flood_of_frames_is_slowed_not_dropped(tmp_path, serve, fake):
-    """Backpressure: the fake detector sends frames far faster than the daemon records them,
-    without blocking (NOBLOCK) so that it sees when the daemon pushes back. Every frame sent
-    must be recorded."""
+    """Backpressure: the fake detector sends a flood without blocking (NOBLOCK), so that it sees
+    when the daemon pushes back. Every frame sent must be recorded. The flood starts while the
+    daemon is stopped (SIGSTOP, as a daemon stalled by its disk would be), so the pipe fills and
+    the sender is pushed back in every run; racing the daemon's own pace did that only mostly
+    (the daemon once kept up with the whole flood on a busy machine)."""
     client = Client(serve.ready["control_endpoint"])
     config = session_config(tmp_path, fake.data_endpoint, fake.command_endpoint, total_positions=50)
     config["detector"]["receive_hwm"] = 8
@@ -168,32 +171,45 @@ def test_a_flood_of_frames_is_slowed_not_dropped(tmp_path, serve, fake):
     client.configure(config)
     client.start("flood")
     command = fake.next_command()
-    fake.data.setsockopt(zmq.SNDHWM, 8)
     header = wire.FrameHeader(session_id="flood", sub_sequence=99, rows=64, cols=64,
                               dtype=wire.FrameHeader.FLOAT32, payload_bytes=64 * 64 * 4)
     payload = np.ones((64, 64), np.float32).tobytes()
-    # Serialised before the flood, so that the sender's loop is only the sends: the daemon must
-    # fall behind it (it once kept up with a loop that serialised each header).
     headers = []
     for k in range(3000):
         header.frame_index = 10_000 + k
         headers.append(header.SerializeToString())
     sent, pushed_back = 0, 0
     deadline = time.monotonic() + 60
-    while sent < 3000 and time.monotonic() < deadline:
-        try:
-            fake.data.send_multipart([headers[sent], payload], flags=zmq.NOBLOCK)
-            sent += 1
-        except zmq.Again:
-            pushed_back += 1
-            time.sleep(0.0005)
+
+    def flood(until_pushed_back: bool) -> None:
+        nonlocal sent, pushed_back
+        while sent < 3000 and time.monotonic() < deadline:
+            try:
+                fake.data.send_multipart([headers[sent], payload], flags=zmq.NOBLOCK)
+                sent += 1
+            except zmq.Again:
+                pushed_back += 1
+                if until_pushed_back:
+                    return
+                time.sleep(0.0005)
+
+    # The stalled daemon's pipe takes ZeroMQ's default high-water mark of 1000 messages (the
+    # fake's socket is connected before the test could lower it), then pushes back: measured,
+    # after exactly 1000 frames in every run.
+    serve.proc.send_signal(signal.SIGSTOP)
+    try:
+        flood(until_pushed_back=True)
+    finally:
+        serve.proc.send_signal(signal.SIGCONT)
+    stalled_at = sent
+    flood(until_pushed_back=False)
     for i in range(len(command.positions)):
         fake.send(command, i)
     client.wait(timeout_s=60)
     reply = client.status()
     assert sent == 3000
-    print(f"pushed back {pushed_back} times")
-    assert pushed_back > 0, "the sender never saw backpressure; the test did not test it"
+    print(f"pushed back {pushed_back} times, first after {stalled_at} frames")
+    assert pushed_back > 0 and stalled_at < 3000, "the stalled daemon never pushed back"
     assert reply.status.frames_recorded == sent + 50
 
 
