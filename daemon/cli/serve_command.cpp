@@ -18,10 +18,12 @@ int run_serve(const CliArgs& cli) {
   options.server_key = cli.get("server-key");
   options.authorized_keys = cli.get("authorized-keys");
   options.recorder_root = cli.get("recorder-root");
+  options.http_endpoint = cli.get("http");
   Daemon daemon(std::move(options));
   // One line on stdout for a parent process (demo, tests) to learn the bound endpoints.
   std::cout << nlohmann::json{{"event", "ready"}, {"control_endpoint", daemon.control_endpoint()},
-                              {"events_endpoint", daemon.events_endpoint()}}
+                              {"events_endpoint", daemon.events_endpoint()},
+                              {"http_url", daemon.http_url()}}
                    .dump()
             << std::endl;
   return daemon.run();
@@ -53,7 +55,10 @@ Command serve_command() {
                   {"detector", "KIND://HOST:PORT", "",
                    "zmq://, dectris-v1://, dectris-v2:// or merlin:// (its data port, 6342 "
                    "by default): overrides detector.kind and "
-                   "detector.endpoint of every configuration"}},
+                   "detector.endpoint of every configuration"},
+                  {"http", "HOST:PORT", "",
+                   "serve GET /metrics (Prometheus text format) there, on a loopback address "
+                   "only; port 0 takes a free one (printed as http_url) (default: none)"}},
       .run = run_serve};
 }
 

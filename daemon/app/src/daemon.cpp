@@ -16,7 +16,9 @@
 #include "ptypilot/wire/control_codec.hpp"
 #include "control_server.hpp"
 #include "event_publisher.hpp"
+#include "http_server.hpp"
 #include "ingest_pipeline.hpp"
+#include "metrics.hpp"
 #include "zap_authenticator.hpp"
 #include "ptypilot.pb.h"
 #include "ptypilot/core/session.hpp"
@@ -119,6 +121,7 @@ struct Published {
   std::shared_ptr<const IngestPipeline> ingest;
   std::shared_ptr<const HealthCounters> assembler_health;
   std::shared_ptr<const Recorder> recorder;
+  std::string recorder_directory;  // where sessions are recorded (the configured, else the root)
   bool session_live = false;
   std::shared_ptr<const Potential> last_potential;
   std::map<std::string, std::uint64_t> finished_totals;
@@ -143,8 +146,11 @@ struct Daemon::Impl {
   // Before the sockets it checks, so that it outlives them.
   std::optional<ZapAuthenticator> zap;
   std::optional<ControlServer> control;
+  std::optional<HttpServer> http;  // --http: /metrics
   std::optional<EventPublisher> events;
   std::atomic<bool> stopping{false};
+  // Every sub-sequence's decision latency since start, for /metrics (observed by the worker).
+  DecisionLatencies latencies;
 
   // The recorder's directory (and a point-list driver's) must lie inside it: canonical.
   std::filesystem::path recorder_root;
@@ -195,6 +201,7 @@ struct Daemon::Impl {
     published.assembler_health =
         session ? std::shared_ptr<const HealthCounters>(session, &session->assembler_health()) : nullptr;
     published.recorder = recorder;
+    published.recorder_directory = config ? config->recorder.directory : recorder_root.string();
     published.session_live = session != nullptr;
     published.last_potential = last_potential;
     published.finished_totals = finished_totals;
@@ -259,6 +266,7 @@ struct Daemon::Impl {
                                            session->reports().end());
     std::vector<SessionWarning> warnings(session->warnings().begin() + warnings_before,
                                          session->warnings().end());
+    for (const auto& r : reports) latencies.observe(r.latency);
     update_progress(!reports.empty());
     touch();
     const bool done = session->done();
@@ -728,8 +736,26 @@ struct Daemon::Impl {
     return stopping ? std::string() : reply;
   }
 
+  // On the HTTP thread, from what the loop published, as the control thread answers status.
+  std::string metrics_text() {
+    const Published now = snapshot();
+    wire::Status status;
+    fill_status(now, &status);
+    MetricsSnapshot m;
+    m.state = state_name(now.state);
+    m.counters.insert(status.counters().begin(), status.counters().end());
+    m.sub_sequences = status.sub_sequence();
+    m.positions_issued = status.positions_issued();
+    m.frames_received = status.frames_received();
+    m.frames_recorded = status.frames_recorded();
+    m.disk_free_bytes = disk_free_bytes(now.recorder_directory);
+    m.latencies = latencies.snapshot();
+    return prometheus_text(m);
+  }
+
   void shut_down_threads() {
     stopping = true;
+    http.reset();  // first: it reads what the others own
     if (control) control->stop();
     if (ingest) ingest->stop();
     session_io.stop();
@@ -777,6 +803,9 @@ Daemon::Daemon(DaemonOptions options) : impl_(std::make_unique<Impl>(std::move(o
   d.recover_orphans(d.config ? d.config->recorder.directory
                              : d.confined(ServeConfig{}).recorder.directory);
   d.publish();
+  // Before the worker thread: a refused endpoint throws out of here with nothing to join.
+  if (!d.options.http_endpoint.empty())
+    d.http.emplace(d.options.http_endpoint, [&d] { return d.metrics_text(); });
   d.session_thread = std::thread([&d] { d.session_io.run(); });
 }
 
@@ -787,6 +816,7 @@ Daemon::~Daemon() {
 
 std::string Daemon::control_endpoint() const { return impl_->control->bound_endpoint(); }
 std::string Daemon::events_endpoint() const { return impl_->events->bound_endpoint(); }
+std::string Daemon::http_url() const { return impl_->http ? impl_->http->url() : ""; }
 
 void Daemon::shutdown() {
   impl_->stopping = true;

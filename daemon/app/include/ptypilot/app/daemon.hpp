@@ -45,6 +45,9 @@ struct DaemonOptions {
   // resolve inside it, or the configuration is refused; a relative one is taken inside it.
   // Empty: the working directory.
   std::string recorder_root;
+  // --http HOST:PORT: serve GET /metrics (Prometheus) there, loopback only; port 0: any free
+  // one. Empty: no HTTP endpoint.
+  std::string http_endpoint;
 };
 
 class Daemon {
@@ -56,6 +59,7 @@ class Daemon {
   void shutdown();
   std::string control_endpoint() const;
   std::string events_endpoint() const;
+  std::string http_url() const;  // http://HOST:PORT, or empty without --http
 
  private:
   struct Impl;
