@@ -18,7 +18,7 @@
 #include "event_publisher.hpp"
 #include "http_server.hpp"
 #include "ingest_pipeline.hpp"
-#include "metrics.hpp"
+#include "ptypilot/app/metrics.hpp"
 #include "zap_authenticator.hpp"
 #include "ptypilot.pb.h"
 #include "ptypilot/core/session.hpp"

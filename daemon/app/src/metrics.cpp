@@ -1,8 +1,8 @@
-#include "metrics.hpp"
+#include "ptypilot/app/metrics.hpp"
 
 #include <sys/statvfs.h>
 
-#include <cstdio>
+#include <charconv>
 #include <set>
 
 #include "ptypilot/wire/counters.hpp"
@@ -34,11 +34,12 @@ std::string help_text(std::string_view text) {
   return out;
 }
 
-// Shortest exact decimal (Prometheus parses Go floats).
+// The shortest decimal that reads back as the same double: "0.0005", not "0.00050000000000000001".
 std::string number(double v) {
   char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "%.17g", v);
-  return buffer;
+  const auto [end, error] =
+      std::to_chars(buffer, buffer + sizeof buffer, v, std::chars_format::general);
+  return error == std::errc() ? std::string(buffer, end) : std::string("NaN");
 }
 
 void family(std::string* out, const std::string& name, const char* type, std::string_view help) {

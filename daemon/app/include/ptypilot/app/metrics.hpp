@@ -1,5 +1,5 @@
 // The daemon's metrics for facility monitoring, in Prometheus's text exposition format
-// (version 0.0.4), as `GET /metrics` serves them (http_server.hpp).
+// (version 0.0.4), as `GET /metrics` serves them (daemon/app/src/http_server.hpp).
 //
 //   ptypilot_<counter>_total          every health counter of the registry (counters.hpp), 0
 //                                     until counted: totals since the daemon started
