@@ -51,7 +51,7 @@ const Command& ptypilot_program() {
                       ctl_command(), config_command(), calibrate_command(), counters_command(),
                       recover_command(), keygen_command(),
                       demo_command(),
-                      eval_command(), bench_command(),
+                      eval_command(), report_command(), bench_command(),
                       version_command("ptypilot"), help_command(&ptypilot_program)}};
   return program;
 }

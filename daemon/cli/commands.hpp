@@ -13,6 +13,7 @@ Command serve_command();  // serve_command.cpp
 Command ctl_command();    // ctl.cpp
 Command demo_command();   // demo_command.cpp
 Command eval_command();   // eval_command.cpp
+Command report_command(); // report_command.cpp
 Command config_command(); // config_command.cpp
 Command counters_command(); // counters_command.cpp
 Command recover_command();  // recover_command.cpp

@@ -11,6 +11,23 @@ import numpy as np  # noqa: E402
 from ptypilot.resolution import THRESHOLDS  # noqa: E402
 
 
+# One colour per sub-sequence where positions are drawn over a phase (matplotlib's tab10).
+SUB_SEQUENCE_COLOURS = [plt.get_cmap("tab10")(k) for k in range(10)]
+
+
+def add_scale_bar(ax, width_A: float) -> None:
+    """A scale bar in Angstrom at the lower left of an image whose axes are in Angstrom: 1, 2 or
+    5 times a power of ten, about a fifth of the image's width."""
+    from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
+
+    target = max(width_A, 1e-9) / 5
+    power = 10 ** np.floor(np.log10(target))
+    length = max((m * power for m in (1, 2, 5) if m * power <= target), default=power)
+    bar = AnchoredSizeBar(ax.transData, length, f"{length:g} Å", "lower left", pad=0.4,
+                          color="white", frameon=False, size_vertical=width_A / 150)
+    ax.add_artist(bar)
+
+
 def fov_crop(image: np.ndarray, grid) -> np.ndarray:
     """The part of an object image that the scan field of view covers."""
     r0, c0 = (int(round(o / grid.pixel_A)) for o in grid.fov_origin_A)
@@ -33,6 +50,7 @@ def save_phase(path, image: np.ndarray, grid, title: str, positions_A=None, colo
     if positions_A is not None and len(positions_A):
         p = np.asarray(positions_A)
         ax.scatter(p[:, 1], p[:, 0], s=4, c=color, linewidths=0)
+    add_scale_bar(ax, image.shape[1] * grid.pixel_A)
     ax.set_xlabel("x (Å)")
     ax.set_ylabel("y (Å)")
     ax.set_title(title)

@@ -109,8 +109,8 @@ TEST_CASE("every command and subcommand has a summary and a --help from its tabl
     }
   }
   for (const char* name :
-       {"serve", "sim-detector", "replay", "ctl", "config", "counters", "demo", "eval", "bench",
-        "version"})
+       {"serve", "sim-detector", "replay", "ctl", "config", "counters", "demo", "eval", "report",
+        "bench", "version"})
     CHECK(names.count(name) == 1);
 }
 

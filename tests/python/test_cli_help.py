@@ -51,7 +51,7 @@ PATHS = all_command_paths() if BIN else []
 def test_the_help_lists_the_commands():
     names = [p[0] for p in PATHS if len(p) == 1]
     for name in ["serve", "sim-detector", "replay", "ctl", "config", "counters", "demo", "eval",
-                 "bench", "version", "help"]:
+                 "report", "bench", "version", "help"]:
         assert name in names
     subs = {p for p in PATHS if len(p) == 2}
     assert {("bench", "reconstruct"), ("bench", "loop"), ("bench", "ingest")} <= subs

@@ -19,6 +19,7 @@
 #include "http_server.hpp"
 #include "ingest_pipeline.hpp"
 #include "ptypilot/app/metrics.hpp"
+#include "session_summary.hpp"
 #include "zap_authenticator.hpp"
 #include "ptypilot.pb.h"
 #include "ptypilot/core/session.hpp"
@@ -322,10 +323,15 @@ struct Daemon::Impl {
   // On the worker, after every batch ingest handed on.
   void close_session(bool ok, const std::string& why) {
     auto last = std::make_shared<const Potential>(session->potential());
+    // The counters as status shows them now, for the recording's summary.
+    wire::Status status;
+    fill_status(snapshot(), &status);
+    const std::string summary = session_summary_json(
+        *session, {status.counters().begin(), status.counters().end()});
     Status closed;
     {
       std::lock_guard lock(recorder_mutex);
-      closed = recorder->end_session(ok ? "" : why);
+      closed = recorder->end_session(ok ? "" : why, summary);
     }
     if (!closed.ok()) log::error("recorder_close_failed", {{"error", closed.to_string()}});
     const SessionTotals totals{session->sub_sequences_done(), session->positions_issued(),

@@ -405,17 +405,18 @@ Status Hdf5Recorder::write_sub_sequence(const SubSequenceRecord& record) {
   }
 }
 
-Status Hdf5Recorder::end_session(const std::string& error) {
+Status Hdf5Recorder::end_session(const std::string& error, const std::string& summary_json) {
   if (!session_) return failed_precondition("recorder: end_session without an open session");
   try {
-    return finish_session(true, error);
+    return finish_session(true, error, summary_json);
   } catch (const std::exception& e) {
     session_.reset();
     return {StatusCode::kInternal, std::string("recorder: end_session: ") + e.what()};
   }
 }
 
-Status Hdf5Recorder::finish_session(bool clean, const std::string& session_error) {
+Status Hdf5Recorder::finish_session(bool clean, const std::string& session_error,
+                                    const std::string& summary_json) {
   hdf5::CaptureErrors capture;
   bool complete = clean && error_.ok() && session_error.empty();
   if (clean && error_.ok()) {
@@ -434,7 +435,7 @@ Status Hdf5Recorder::finish_session(bool clean, const std::string& session_error
   // session's error then only repeats it.
   std::string error_text = error_.ok() ? session_error : error_.message();
   if (error_text.empty() && !clean) error_text = "recorder: closed without end_session";
-  Status status = session_->h5.finish(complete, error_text);
+  Status status = session_->h5.finish(complete, error_text, summary_json);
   const std::string session_id = session_->info.session_id;
   session_.reset();
   if (!status.ok()) status = {status.code(), "recorder: " + status.message()};

@@ -318,7 +318,8 @@ Status Hdf5SessionWriter::flush() {
   return Status::Ok();
 }
 
-Status Hdf5SessionWriter::finish(bool complete, const std::string& error) {
+Status Hdf5SessionWriter::finish(bool complete, const std::string& error,
+                                 const std::string& summary_json) {
   if (!file_.valid()) return Status::Ok();
   Status status;
   const std::uint8_t flag = complete ? 1 : 0;
@@ -327,8 +328,10 @@ Status Hdf5SessionWriter::finish(bool complete, const std::string& error) {
       complete ? H5Aexists(file_.get(), "error") <= 0 || H5Adelete(file_.get(), "error") >= 0
                : write_string_attribute(file_.get(), "error",
                                         error.empty() ? "the session ended incomplete" : error);
+  const bool summary_ok =
+      summary_json.empty() || write_string_attribute(file_.get(), "summary_json", summary_json);
   if (!write_scalar_attribute(file_.get(), "complete", H5T_STD_U8LE, H5T_NATIVE_UINT8, flag) ||
-      !error_ok)
+      !error_ok || !summary_ok)
     status = hdf5_status(path_, "final attributes");
   for (H5Id* d : datasets()) d->reset();
   sub_sequences_.reset();

@@ -66,7 +66,7 @@ class Hdf5SessionWriter {
   Status flush();
   // Sets the final attributes (complete; `error` removed when complete, else set to `error`) and
   // closes the file, then fsyncs it: a file that says complete = 1 is on disk. Closes even when an attribute cannot be written; returns the first failure.
-  Status finish(bool complete, const std::string& error);
+  Status finish(bool complete, const std::string& error, const std::string& summary_json = "");
   // Closes without the final attributes: for a file that is about to be removed.
   void close();
 

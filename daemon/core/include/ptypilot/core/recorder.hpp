@@ -47,8 +47,10 @@ class Recorder {
   virtual Status write_sub_sequence(const SubSequenceRecord& record) = 0;
   // Finalises the HDF5 file so h5py can read it. `error`: why the session ended in error (a
   // timeout, a signal), empty when it ended well; the file says so (complete, error). Safe to
-  // call after a recorder error, whose message the file then carries instead.
-  virtual Status end_session(const std::string& error = "") = 0;
+  // call after a recorder error, whose message the file then carries instead. `summary_json`:
+  // what the session measured that is not in its frames (latencies, counters), kept as the
+  // file's summary_json attribute for `ptypilot report`; empty: none.
+  virtual Status end_session(const std::string& error = "", const std::string& summary_json = "") = 0;
   virtual std::uint64_t frames_recorded() const = 0;
   virtual std::filesystem::path output_path() const = 0;
 };

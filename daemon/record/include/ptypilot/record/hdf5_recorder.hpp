@@ -51,6 +51,10 @@
 //                             why the session ended in error (a detector or scan-generator
 //                             timeout, a signal, a full disk, a recorder failure)
 //     recovered_from string   present only in a file written by recover(): the journal's path
+//     summary_json   string   present when the session ended through end_session() with a
+//                             summary (the daemon's): per sub-sequence its latency breakdown and
+//                             Safety's changes, the health counters, the dose; not in the
+//                             journal, so a recovered file has none
 // Rows are appended in the order write_frames() received them; frames are not sorted by
 // frame_index. Frame datasets are chunked and extendible (1-D ones in chunks of 1024 rows).
 //
@@ -199,7 +203,7 @@ class Hdf5Recorder final : public Recorder {
   // file and fsyncs it. Returns Ok once the file is closed and readable, also after an earlier
   // error: that error was returned when it happened and is in error(). An error here means the
   // .h5 could not be closed and may be unreadable; recover() rebuilds it from the journal.
-  Status end_session(const std::string& error = "") override;
+  Status end_session(const std::string& error = "", const std::string& summary_json = "") override;
   // Frames acknowledged (write_frames returned Ok) in the current or last session.
   std::uint64_t frames_recorded() const override;
   // The .h5 of the current or last session; empty before the first session.
@@ -230,7 +234,8 @@ class Hdf5Recorder final : public Recorder {
   struct Session;
 
   Status fail(Status status);  // makes status the sticky error, logs it once, returns it
-  Status finish_session(bool clean, const std::string& session_error);
+  Status finish_session(bool clean, const std::string& session_error,
+                        const std::string& summary_json = "");
   void release_reserve();
 
   RecorderConfig config_;
