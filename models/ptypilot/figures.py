@@ -114,6 +114,7 @@ def save_fig3(path, figure_data: list[dict], title: str, preferred: tuple[str, s
             if policy in d["images"]:
                 image, _ = d["images"][policy]
                 ax.imshow(image, cmap="inferno", extent=ext(image))
+                add_scale_bar(ax, image.shape[1] * grid.pixel_A)
                 ssim = d["row"]["strategies"][policy][d.get("ssim_key", "ssim_vs_full_raster")]
                 against = " vs truth" if d.get("ssim_key") == "ssim_vs_truth" else ""
                 ax.set_title(f"seed {d['seed']}: {policy}\nSSIM {ssim:.3f}{against}", fontsize=8)
@@ -123,6 +124,7 @@ def save_fig3(path, figure_data: list[dict], title: str, preferred: tuple[str, s
             ax.set_yticks([])
         ax = axes[-1][j]
         ax.imshow(d["reference"], cmap="inferno", extent=ext(d["reference"]))
+        add_scale_bar(ax, d["reference"].shape[1] * grid.pixel_A)
         for policy in shown:
             if policy in d["images"]:
                 p = np.asarray(d["images"][policy][1])
