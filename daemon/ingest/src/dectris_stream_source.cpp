@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <stdexcept>
 
+#include "ptypilot/ingest/frame_clock.hpp"
 #include "ptypilot/ingest/zmq_frame_source.hpp"
 #include "ptypilot/wire/counters.hpp"
 #include "ptypilot/wire/log.hpp"
@@ -12,18 +13,6 @@ namespace ptypilot {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-std::uint64_t steady_now_ns() {
-  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                        Clock::now().time_since_epoch())
-                                        .count());
-}
-
-std::uint64_t wall_now_ns() {
-  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                        std::chrono::system_clock::now().time_since_epoch())
-                                        .count());
-}
 
 const char* protocol_name(dectris::Protocol p) {
   return p == dectris::Protocol::kV1 ? "dectris-v1" : "dectris-v2";

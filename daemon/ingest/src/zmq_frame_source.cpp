@@ -13,6 +13,7 @@
 #include <string>
 #include <utility>
 
+#include "ptypilot/ingest/frame_clock.hpp"
 #include "ptypilot/wire/counters.hpp"
 #include "ptypilot/wire/log.hpp"
 
@@ -25,12 +26,6 @@ static_assert(std::endian::native == std::endian::little,
 static_assert(std::numeric_limits<float>::is_iec559, "float32 payloads are IEEE 754");
 
 namespace {
-
-std::uint64_t steady_now_ns() {
-  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                        std::chrono::steady_clock::now().time_since_epoch())
-                                        .count());
-}
 
 // Formats a float the way a person reads it ("nan", "-inf", "-1.5").
 std::string format_value(float value) {
