@@ -147,7 +147,6 @@ struct Daemon::Impl {
   // Before the sockets it checks, so that it outlives them.
   std::optional<ZapAuthenticator> zap;
   std::optional<ControlServer> control;
-  std::optional<HttpServer> http;  // --http: /metrics
   std::optional<EventPublisher> events;
   std::atomic<bool> stopping{false};
   // Every sub-sequence's decision latency since start, for /metrics (observed by the worker).
@@ -767,6 +766,10 @@ struct Daemon::Impl {
     session_io.stop();
     if (session_thread.joinable()) session_thread.join();
   }
+
+  // --http: /metrics. The last member, so that it is destroyed first: its thread reads the
+  // members above.
+  std::optional<HttpServer> http;
 };
 
 Daemon::Daemon(DaemonOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {
