@@ -28,13 +28,16 @@ import numpy as np  # noqa: E402
 
 from ptypilot.figures import SUB_SEQUENCE_COLOURS, add_scale_bar  # noqa: E402
 
-# Counters that mean bad input or a fault: highlighted on the page when not zero. Every other
-# counter (frames received, recorded, control requests) is bookkeeping.
-_BOOKKEEPING = ("frames_received_ok", "frames_recorded", "control_requests")
+# The counters of normal operation (`ptypilot counters` says what each means). Every other one
+# counts bad input or a fault, and is highlighted on the page when it is not zero.
+_NORMAL_OPERATION = frozenset({
+    "frames_received_ok", "frames_accepted", "sub_sequences_completed", "positions_requested",
+    "positions_approved", "positions_snapped", "detector_pixels_masked", "dectris_series_started",
+    "dectris_series_ended", "merlin_acquisitions_started", "sessions_recovered"})
 
 
 def _is_alarm(name: str, value: int) -> bool:
-    return value != 0 and not name.startswith(_BOOKKEEPING)
+    return value != 0 and name not in _NORMAL_OPERATION
 
 
 def _png(fig) -> str:

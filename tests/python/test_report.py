@@ -59,7 +59,8 @@ def test_report_of_a_session(tmp_path, serve, fake):
     rows = re.findall(r"<tr><td>(\d+)</td><td>50</td>", page)
     assert rows == ["0", "1"]  # one latency row per sub-sequence
     assert '<tr class="alarm"><td>frames_non_finite</td><td>1</td></tr>' in page
-    assert "<tr><td>frames_received_ok</td>" in page  # bookkeeping: not highlighted
+    for normal in ("frames_received_ok", "frames_accepted", "positions_approved"):
+        assert f"<tr><td>{normal}</td>" in page  # normal operation: not highlighted
     assert "&quot;total_positions&quot;: 100" in page  # the configuration
 
     # A recovered file has no summary: the page says what it lacks instead of failing.
@@ -79,3 +80,12 @@ def test_report_refuses_what_is_not_a_recording(tmp_path):
                             timeout=60)
     assert result.returncode == 1
     assert "is not a readable recording" in result.stdout
+
+
+def test_the_counters_of_normal_operation_are_registry_counters():
+    from ptypilot.report import _NORMAL_OPERATION
+
+    registry = subprocess.run([ptypilot(), "counters"], capture_output=True, text=True,
+                              timeout=60, check=True).stdout
+    for name in _NORMAL_OPERATION:
+        assert f"| `{name}` |" in registry, name
