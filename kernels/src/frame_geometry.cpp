@@ -36,6 +36,32 @@ void roll(std::span<const float> in, int rows, int cols, int dr, int dc, std::sp
 
 int wrap(int i, int n) { return ((i % n) + n) % n; }
 
+// Where aligned pixel (r, col) of an n x n frame reads at an angle that is no quarter turn:
+// c + round(d) + F R k for k its offset from the centre c, with Keys' cubic weights of the
+// 4 x 4 pixels from (y0 - 1, x0 - 1). The counts' taps and the weights' minimum both use it.
+struct CubicSource {
+  int y0 = 0, x0 = 0;
+  double wy[4] = {}, wx[4] = {};
+};
+
+CubicSource cubic_source(const FrameGeometry& g, int n, int r, int col) {
+  const int c0 = n / 2;
+  const double dy = std::round(g.disk_offset_y_px), dx = std::round(g.disk_offset_x_px);
+  const double theta = frame_rotation_deg(g) * std::numbers::pi / 180.0;
+  const double cs = std::cos(theta), sn = std::sin(theta);
+  const double ky = r - c0, kx = col - c0;
+  // R rotates (x, y) by theta: x' = x cos - y sin, y' = x sin + y cos; F swaps y and x.
+  double sy = kx * sn + ky * cs, sx = kx * cs - ky * sn;
+  if (g.flip) std::swap(sy, sx);
+  const double py = c0 + dy + sy, px = c0 + dx + sx;
+  CubicSource source;
+  source.y0 = int(std::floor(py));
+  source.x0 = int(std::floor(px));
+  keys_cubic_weights(py - source.y0, source.wy);
+  keys_cubic_weights(px - source.x0, source.wx);
+  return source;
+}
+
 }  // namespace
 
 void keys_cubic_weights(double t, double* w) {
@@ -114,30 +140,19 @@ FrameGeometryMap::FrameGeometryMap(FrameGeometry geometry, int raw_side)
   quarter_turns_ = std::abs(quarters - std::round(quarters)) < 1e-9;
   turns_ = quarter_turns_ ? wrap(static_cast<int>(std::llround(quarters)), 4) : 0;
   if (g.recentres() && !quarter_turns_) {
-    // The taps of step 4 (transform() reads them): pixel k from the centre reads
-    // c + round(d) + F R k.
-    const int n = raw_side, c0 = n / 2;
-    const double dy = std::round(g.disk_offset_y_px), dx = std::round(g.disk_offset_x_px);
-    const double theta = g.rotation_deg * std::numbers::pi / 180.0;
-    const double cs = std::cos(theta), sn = std::sin(theta);
+    // The taps of step 4 (transform() reads them), from cubic_source.
+    const int n = raw_side;
     taps_.resize(pixels * 16);
     for (int r = 0; r < n; ++r)
       for (int col = 0; col < n; ++col) {
-        const double ky = r - c0, kx = col - c0;
-        double sy = kx * sn + ky * cs, sx = kx * cs - ky * sn;
-        if (g.flip) std::swap(sy, sx);
-        const double py = c0 + dy + sy, px = c0 + dx + sx;
-        const int y0 = int(std::floor(py)), x0 = int(std::floor(px));
-        double wy[4], wx[4];
-        keys_cubic_weights(py - y0, wy);
-        keys_cubic_weights(px - x0, wx);
+        const CubicSource source = cubic_source(g, n, r, col);
         Tap* tap = taps_.data() + (std::size_t(r) * n + col) * 16;
         for (int a = 0; a < 4; ++a)
           for (int b = 0; b < 4; ++b, ++tap) {
-            const int y = y0 - 1 + a, x = x0 - 1 + b;
+            const int y = source.y0 - 1 + a, x = source.x0 - 1 + b;
             if (y < 0 || y >= n || x < 0 || x >= n) continue;  // weight 0
             tap->index = static_cast<std::uint32_t>(std::size_t(y) * n + x);
-            tap->weight = static_cast<float>(wy[a] * wx[b]);
+            tap->weight = static_cast<float>(source.wy[a] * source.wx[b]);
           }
       }
   }
@@ -228,26 +243,18 @@ void FrameGeometryMap::transform(std::span<const float> centred, std::span<float
     for (std::size_t i = 0; i < aligned.size(); ++i) aligned[i] = centred[permutation_[i]];
   } else if (g.recentres()) {
     // Another angle, the weights (the counts take taps_, above): the minimum over the 4 x 4
-    // pixels of Keys' cubic convolution with a nonzero weight; outside the frame, 0.
-    const double dy = std::round(g.disk_offset_y_px), dx = std::round(g.disk_offset_x_px);
-    const double theta = frame_rotation_deg(g) * std::numbers::pi / 180.0;
-    const double cs = std::cos(theta), sn = std::sin(theta);
+    // pixels of Keys' cubic convolution (cubic_source) with a nonzero weight; outside the
+    // frame, 0 (which taps_ cannot tell from a zero weight).
     for (int r = 0; r < n; ++r)
       for (int c = 0; c < n; ++c) {
-        const double ky = r - c0, kx = c - c0;
-        double sy = kx * sn + ky * cs, sx = kx * cs - ky * sn;
-        if (g.flip) std::swap(sy, sx);
-        const double py = c0 + dy + sy, px = c0 + dx + sx;
-        const int y0 = int(std::floor(py)), x0 = int(std::floor(px));
-        double ky_w[4], kx_w[4];
-        keys_cubic_weights(py - y0, ky_w);
-        keys_cubic_weights(px - x0, kx_w);
+        const CubicSource source = cubic_source(g, n, r, c);
         float w = 1.0f;
         for (int a = 0; a < 4; ++a)
           for (int b = 0; b < 4; ++b) {
-            const int y = y0 - 1 + a, x = x0 - 1 + b;
+            const int y = source.y0 - 1 + a, x = source.x0 - 1 + b;
             const bool inside = y >= 0 && y < n && x >= 0 && x < n;
-            if (ky_w[a] * kx_w[b] != 0) w = std::min(w, inside ? at(centred, y, x) : 0.0f);
+            if (source.wy[a] * source.wx[b] != 0)
+              w = std::min(w, inside ? at(centred, y, x) : 0.0f);
           }
         aligned[std::size_t(r) * n + c] = w;
       }
