@@ -116,8 +116,7 @@ std::vector<double> voronoi_reward_jfa(const RealImage& phase_rad, const ObjectG
   if (rect.rows <= 0 || rect.cols <= 0) return reward;
   Workspace& w = workspace();
   std::lock_guard lock(w.mutex);
-  // Grown before the flooding is queued: growing the arrays synchronises nothing, but a
-  // reallocation must not free memory that queued work still uses.
+  // Grown before the flooding is queued, so that no reallocation frees memory queued work uses.
   check(w.phase.reserve(phase_rad.size(), false, w.stream));
   check(w.reward.reserve(reward.size(), false, w.stream));
   flood(grid, positions_A, rect, &w);

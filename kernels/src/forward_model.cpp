@@ -48,7 +48,8 @@ Status ForwardModel::place(std::span<const Vec2> positions_A, std::vector<ProbeP
   // scan that is not a raster brings one per position, on the decision path).
   const long count = static_cast<long>(new_keys.size());
 #pragma omp parallel for schedule(static) if (count >= 8)
-  for (long k = 0; k < count; ++k) make_shifted_probe(new_keys[k], shifted_probes_.data() + stored + k * nn);
+  for (long k = 0; k < count; ++k)
+    make_shifted_probe(new_keys[k], shifted_probes_.data() + stored + k * nn);
   out->insert(out->end(), placed.begin(), placed.end());
   return Status::Ok();
 }
@@ -56,8 +57,8 @@ Status ForwardModel::place(std::span<const Vec2> positions_A, std::vector<ProbeP
 void ForwardModel::make_shifted_probe(std::uint64_t key, std::complex<float>* out) const {
   // Fourier shift by the quantised remainder: multiply by exp(-2 pi i k . d), which separates
   // into a row factor and a column factor. Taking 2n sines and cosines instead of n^2 makes a
-  // new shift cheap enough for the decision path; the product is in double, so the float
-  // result is the direct one's.
+  // new shift cheap enough for the decision path. The product is taken in double, so it differs
+  // from the direct exponential by double rounding alone, far below a float's step.
   const double dy = (key >> 32) / 4096.0, dx = (key & 0xFFFFFFFFu) / 4096.0;
   std::vector<std::complex<double>> ramp_y(n_), ramp_x(n_);
   for (int i = 0; i < n_; ++i) {
