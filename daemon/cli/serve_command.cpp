@@ -57,8 +57,9 @@ Command serve_command() {
                    "by default): overrides detector.kind and "
                    "detector.endpoint of every configuration"},
                   {"http", "HOST:PORT", "",
-                   "serve GET /metrics (Prometheus text format) there, on a loopback address "
-                   "only; port 0 takes a free one (printed as http_url) (default: none)"}},
+                   "serve the live page (/) and GET /metrics (Prometheus text format) there, on "
+                   "a loopback address only; port 0 takes a free one (printed as http_url) "
+                   "(default: none)"}},
       .run = run_serve};
 }
 

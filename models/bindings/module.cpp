@@ -14,11 +14,12 @@ void bind_dataset(py::module_& m);
 void bind_safety(py::module_& m);
 void bind_recover(py::module_& m);
 void bind_policy(py::module_& m);
+void bind_counters(py::module_& m);
 
 PYBIND11_MODULE(ptypilot_core, m) {
   m.doc() =
       "ptypilot physics: probe, specimens, forward model, reconstructor, metrics; recorded data "
-      "sets; the daemon's Safety; session recovery";
+      "sets; the daemon's Safety and health counters; session recovery";
   bind_optics(m);
   bind_metrics(m);
   bind_specimen(m);
@@ -28,4 +29,5 @@ PYBIND11_MODULE(ptypilot_core, m) {
   bind_safety(m);
   bind_recover(m);
   bind_policy(m);
+  bind_counters(m);
 }

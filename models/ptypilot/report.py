@@ -28,16 +28,15 @@ import numpy as np  # noqa: E402
 
 from ptypilot.figures import SUB_SEQUENCE_COLOURS, add_scale_bar  # noqa: E402
 
-# The counters of normal operation (`ptypilot counters` says what each means). Every other one
-# counts bad input or a fault, and is highlighted on the page when it is not zero.
-_NORMAL_OPERATION = frozenset({
-    "frames_received_ok", "frames_accepted", "sub_sequences_completed", "positions_requested",
-    "positions_approved", "positions_snapped", "detector_pixels_masked", "dectris_series_started",
-    "dectris_series_ended", "merlin_acquisitions_started", "sessions_recovered"})
+def _is_alarm(name: str, value: int, normal: frozenset[str]) -> bool:
+    return value != 0 and name not in normal
 
 
-def _is_alarm(name: str, value: int) -> bool:
-    return value != 0 and name not in _NORMAL_OPERATION
+def _normal_operation() -> frozenset[str]:
+    """The counters of normal operation, from the daemon's registry (`ptypilot counters`); every
+    other one counts bad input or a fault, and is highlighted when it is not zero."""
+    import ptypilot_core
+    return frozenset(c["name"] for c in ptypilot_core.counters() if not c["alarm"])
 
 
 def _png(fig) -> str:
@@ -209,8 +208,9 @@ def render(path: Path) -> str:
     parts.append("<h2>Counters</h2>")
     if rec.summary:
         counters = sorted(rec.summary.get("counters", {}).items())
+        normal = _normal_operation()
         parts.append(_table(counters, ("counter", "total since the daemon started"),
-                            alarm=lambda row: _is_alarm(row[0], int(row[1]))))
+                            alarm=lambda row: _is_alarm(row[0], int(row[1]), normal)))
         for w in rec.summary.get("warnings", []):
             parts.append(f"<p class=\"alarm\">warning {html.escape(w['code'])}: {html.escape(w['message'])}</p>")
     else:

@@ -14,7 +14,8 @@ static_assert(names_are_unique(), "a counter is listed twice in kCounters");
 }  // namespace
 
 std::string reference() {
-  std::string out = "| counter | meaning | counted by |\n| --- | --- | --- |\n";
+  std::string out =
+      "| counter | meaning | counted by | alarm when not 0 |\n| --- | --- | --- | --- |\n";
   for (const CounterInfo& c : kCounters) {
     out += "| `";
     out += c.name;
@@ -22,9 +23,16 @@ std::string reference() {
     out += c.meaning;
     out += " | ";
     out += c.counted_by;
-    out += " |\n";
+    out += c.kind == Kind::kAlarm ? " | yes |\n" : " | no |\n";
   }
   return out;
+}
+
+bool is_alarm(std::string_view name, std::uint64_t value) {
+  if (value == 0) return false;
+  for (const CounterInfo& c : kCounters)
+    if (c.name == name) return c.kind == Kind::kAlarm;
+  return true;
 }
 
 }  // namespace ptypilot::counters

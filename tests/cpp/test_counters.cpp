@@ -72,12 +72,23 @@ TEST_CASE("`ptypilot counters` prints a Markdown table with one row per counter,
           "[counters]") {
   const std::vector<std::string> table = lines(counters::reference());
   REQUIRE(table.size() == counters::kCounters.size() + 2);
-  CHECK(table[0] == "| counter | meaning | counted by |");
-  CHECK(table[1] == "| --- | --- | --- |");
+  CHECK(table[0] == "| counter | meaning | counted by | alarm when not 0 |");
+  CHECK(table[1] == "| --- | --- | --- | --- |");
   for (std::size_t i = 0; i < counters::kCounters.size(); ++i) {
     const counters::CounterInfo& c = counters::kCounters[i];
     INFO(c.name);
     CHECK(table[i + 2] == "| `" + std::string(c.name) + "` | " + std::string(c.meaning) + " | " +
-                              std::string(c.counted_by) + " |");
+                              std::string(c.counted_by) +
+                              (c.kind == counters::Kind::kAlarm ? " | yes |" : " | no |"));
   }
+}
+
+TEST_CASE("an alarm is a non-zero count of bad input or a fault, or of a counter not in the "
+          "registry", "[counters]") {
+  CHECK(counters::is_alarm(counters::kFramesNonFinite, 1));
+  CHECK_FALSE(counters::is_alarm(counters::kFramesNonFinite, 0));
+  CHECK_FALSE(counters::is_alarm(counters::kFramesAccepted, 5));
+  CHECK_FALSE(counters::is_alarm(counters::kPositionsSnapped, 5));  // normal operation
+  CHECK(counters::is_alarm(counters::kPositionsClamped, 5));
+  CHECK(counters::is_alarm("a_counter_nobody_registered", 1));
 }

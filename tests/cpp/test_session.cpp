@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "ptypilot/app/live_feed.hpp"
 #include "ptypilot/core/config.hpp"
 #include "ptypilot/core/session.hpp"
 
@@ -421,6 +422,20 @@ TEST_CASE("Safety drops and clamps bad proposals and the session counts them", "
   CHECK(loop.health.get("positions_clamped") == 2);
   CHECK(loop.health.get("positions_snapped") == 1);
   CHECK(loop.health.get("positions_deduplicated") == 1);
+
+  // The live page's view of what went out: every proposal Safety dropped or clamped, in order;
+  // the snapped one that went out unchanged in effect, and the untouched one, are not listed.
+  const LiveSubSequence live = live_issued(*loop.session, 0, 3.0, 3.0);
+  CHECK(same(live.approved_A, loop.calls.requests[0].positions_A));
+  REQUIRE(live.changed.size() == 5);
+  const std::vector<std::string> verdicts = {"non_finite", "non_finite", "clamped", "deduplicated",
+                                             "clamped"};
+  for (std::size_t i = 0; i < verdicts.size(); ++i) CHECK(live.changed[i].verdict == verdicts[i]);
+  CHECK(!live.changed[0].proposed_A);
+  CHECK(same(*live.changed[2].proposed_A, {-3, -3}));
+  CHECK(same(*live.changed[2].placed_A, {0, 0}));
+  CHECK(same(*live.changed[3].placed_A, {0, 0}));  // where it would have gone: a repeat
+  CHECK(same(*live.changed[4].placed_A, {1, 3}));
 
   // Two positions remain: (2, 2) was visited, and the last one is over the budget.
   REQUIRE(deliver(*loop.session, frames_for(loop.calls.requests[0])).ok());

@@ -110,10 +110,10 @@ def test_http_refuses_an_address_other_machines_reach(tmp_path):
     assert "not a loopback address" in process.stderr
 
 
-def test_only_metrics_is_served(serve):
+def test_other_paths_and_methods_are_refused(serve):
     url = serve.ready["http_url"]
     with pytest.raises(urllib.error.HTTPError) as error:
-        urllib.request.urlopen(url + "/", timeout=10)
+        urllib.request.urlopen(url + "/metrics/extra", timeout=10)
     assert error.value.code == 404
     request = urllib.request.Request(url + "/metrics", data=b"x", method="POST")
     with pytest.raises(urllib.error.HTTPError) as error:

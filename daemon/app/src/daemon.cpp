@@ -17,6 +17,7 @@
 #include "control_server.hpp"
 #include "event_publisher.hpp"
 #include "http_server.hpp"
+#include "ptypilot/app/live_feed.hpp"
 #include "ingest_pipeline.hpp"
 #include "ptypilot/app/metrics.hpp"
 #include "session_summary.hpp"
@@ -108,6 +109,13 @@ struct SessionProgress {
   std::string missing;
   std::shared_ptr<const Potential> potential;
   std::vector<SessionWarning> warnings;
+  // For the live page: each completed sub-sequence, the one in flight, and a count that
+  // changes whenever they or the potential do.
+  int position_budget = 0;
+  double dose_e_per_A2 = 0.0;
+  std::vector<std::shared_ptr<const LiveSubSequence>> completed;
+  std::shared_ptr<const LiveSubSequence> in_flight;
+  std::uint64_t version = 0;
 };
 
 // What the control thread answers status, stop and get_reconstruction from, so that it never
@@ -245,7 +253,8 @@ struct Daemon::Impl {
 
   // --- session worker --------------------------------------------------------------------------
 
-  void update_progress(bool with_potential) {
+  // `completed`: the sub-sequences completed since the last call, whose reconstruction is new.
+  void update_progress(const std::vector<SubSequenceReport>& completed = {}) {
     SessionProgress p;
     p.sub_sequences = session->sub_sequences_done();
     p.frames_received = session->frames_received();
@@ -253,9 +262,26 @@ struct Daemon::Impl {
     p.waiting_for_frames = session->waiting_for_frames();
     p.missing = p.waiting_for_frames ? session->missing_description() : "";
     p.warnings = session->warnings();
+    p.position_budget = session->position_budget();
+    p.dose_e_per_A2 = session->dose_e_per_A2();
+    std::shared_ptr<const Potential> potential;
+    if (!completed.empty()) potential = std::make_shared<const Potential>(session->potential());
+    std::vector<std::shared_ptr<const LiveSubSequence>> done;
+    const std::uint64_t recorded = recorder ? recorder->frames_recorded() : 0;
+    for (const SubSequenceReport& r : completed)
+      done.push_back(std::make_shared<const LiveSubSequence>(live_completed(*session, r, recorded)));
+    // The sub-sequence in flight: the last one issued, while it is not completed.
+    const std::uint32_t issued = session->sub_sequences_issued();
+    const bool flying = issued > p.sub_sequences;
     std::lock_guard lock(progress_mutex);
-    p.potential = with_potential ? std::make_shared<const Potential>(session->potential())
-                                 : progress.potential;
+    p.potential = potential ? potential : progress.potential;
+    p.completed = std::move(progress.completed);
+    p.completed.insert(p.completed.end(), done.begin(), done.end());
+    p.in_flight = flying ? progress.in_flight : nullptr;
+    if (flying && (!p.in_flight || p.in_flight->index != issued - 1))
+      p.in_flight = std::make_shared<const LiveSubSequence>(live_issued(
+          *session, issued - 1, session->raster().height_A(), session->raster().width_A()));
+    p.version = progress.version + (!done.empty() || p.in_flight != progress.in_flight ? 1 : 0);
     progress = std::move(p);
   }
 
@@ -267,7 +293,7 @@ struct Daemon::Impl {
     std::vector<SessionWarning> warnings(session->warnings().begin() + warnings_before,
                                          session->warnings().end());
     for (const auto& r : reports) latencies.observe(r.latency);
-    update_progress(!reports.empty());
+    update_progress(reports);
     touch();
     const bool done = session->done();
     asio::post(io, [this, gen, s, done, reports = std::move(reports),
@@ -335,7 +361,7 @@ struct Daemon::Impl {
     if (!closed.ok()) log::error("recorder_close_failed", {{"error", closed.to_string()}});
     const SessionTotals totals{session->sub_sequences_done(), session->positions_issued(),
                                recorder->frames_recorded(), recorder->output_path().string()};
-    update_progress(false);
+    update_progress();
     asio::post(io, [this, ok, why, last, totals] { finish_session(ok, why, last, totals); });
   }
 
@@ -498,7 +524,9 @@ struct Daemon::Impl {
     last_potential.reset();
     {
       std::lock_guard lock(progress_mutex);
-      progress = {};
+      SessionProgress fresh;
+      fresh.version = progress.version + 1;  // the live page's count never repeats
+      progress = std::move(fresh);
     }
     accepting_frames = true;
     ingest->start(std::move(source));
@@ -542,7 +570,7 @@ struct Daemon::Impl {
     asio::post(session_io, [this, gen] {
       if (gen != generation || !session) return;
       session->stop();
-      update_progress(false);
+      update_progress();
       const bool waiting = session->waiting_for_frames();
       asio::post(io, [this, gen, waiting] {
         if (gen == generation && !waiting) end_session(true, "");
@@ -758,6 +786,79 @@ struct Daemon::Impl {
     return prometheus_text(m);
   }
 
+  // The live page's events, on the HTTP thread only: rebuilt when what they show changed.
+  struct LiveCache {
+    std::shared_ptr<const std::string> status;
+    std::shared_ptr<const std::string> reconstruction;
+    std::uint64_t version = 0;
+  } live_cache;
+
+  HttpServer::LiveEvents live_events() {
+    const Published now = snapshot();
+    wire::Status status;
+    fill_status(now, &status);
+    SessionProgress p;
+    {
+      std::lock_guard lock(progress_mutex);
+      p = progress;
+    }
+    LiveStatus s;
+    s.state = state_name(now.state);
+    s.error = now.error;
+    s.session_id = now.session_id;
+    s.sub_sequences = status.sub_sequence();
+    s.positions_issued = status.positions_issued();
+    s.position_budget = p.position_budget;
+    s.frames_received = status.frames_received();
+    s.frames_recorded = status.frames_recorded();
+    s.dose_e_per_A2 = p.dose_e_per_A2;
+    s.disk_free_bytes = disk_free_bytes(now.recorder_directory);
+    s.counters.insert(status.counters().begin(), status.counters().end());
+    std::string text = status_event(s);
+    if (!live_cache.status || *live_cache.status != text)
+      live_cache.status = std::make_shared<const std::string>(std::move(text));
+    if (p.version != live_cache.version || !live_cache.reconstruction) {
+      live_cache.version = p.version;
+      LiveReconstruction r{now.session_id, p.sub_sequences, p.potential, p.completed, p.in_flight};
+      live_cache.reconstruction = std::make_shared<const std::string>(reconstruction_event(r));
+    }
+    return {live_cache.status, live_cache.reconstruction};
+  }
+
+  // A viewer's rights, by the control socket's rules (README, Security): without CURVE every
+  // client on this machine is an operator; with it, a page holds no key, so it is an observer
+  // unless it holds the running session's token, which gives the controller's right to stop it.
+  HttpServer::Rights viewer_rights(const std::string& bearer, const Published& now) {
+    const bool running = now.state == ControlReply::RUNNING;
+    if (!zap)
+      return {"operator", running, "without CURVE keys every client on this machine is an operator"};
+    if (!bearer.empty() && active(now.state) && bearer == now.session_token)
+      return {"controller", running, "holds the token of session " + now.session_id};
+    return {"observer", false,
+            "with CURVE keys a page may stop only the session whose token it holds (#token=...)"};
+  }
+
+  HttpServer::Reply http_stop(const std::string& bearer) {
+    const Published now = snapshot();
+    const HttpServer::Rights rights = viewer_rights(bearer, now);
+    nlohmann::json out;
+    if (now.state != ControlReply::RUNNING) {
+      out = {{"ok", false}, {"error", std::string("nothing to stop: the daemon is ") + state_name(now.state)}};
+      return {409, out.dump()};
+    }
+    ControlRequest request;
+    request.mutable_stop()->set_session_token(bearer);
+    const Role role = rights.role == "operator"     ? Role::kOperator
+                      : rights.role == "controller" ? Role::kController
+                                                    : Role::kObserver;
+    const ControlReply reply = handle(request, role);
+    if (reply.ok())
+      log::info("stop_requested", {{"session", now.session_id}, {"by", "live page"}, {"role", rights.role}});
+    out = {{"ok", reply.ok()}, {"state", state_name(reply.state())}};
+    if (!reply.ok()) out["error"] = to_valid_utf8(reply.error());
+    return {reply.ok() ? 200 : 403, out.dump()};
+  }
+
   void shut_down_threads() {
     stopping = true;
     http.reset();  // first: it reads what the others own
@@ -767,7 +868,7 @@ struct Daemon::Impl {
     if (session_thread.joinable()) session_thread.join();
   }
 
-  // --http: /metrics. The last member, so that it is destroyed first: its thread reads the
+  // --http: /metrics and the live page. The last member, so that it is destroyed first: its thread reads the
   // members above.
   std::optional<HttpServer> http;
 };
@@ -814,7 +915,12 @@ Daemon::Daemon(DaemonOptions options) : impl_(std::make_unique<Impl>(std::move(o
   d.publish();
   // Before the worker thread: a refused endpoint throws out of here with nothing to join.
   if (!d.options.http_endpoint.empty())
-    d.http.emplace(d.options.http_endpoint, [&d] { return d.metrics_text(); });
+    d.http.emplace(d.options.http_endpoint,
+                   HttpServer::Routes{
+                       .metrics = [&d] { return d.metrics_text(); },
+                       .live = [&d] { return d.live_events(); },
+                       .rights = [&d](const std::string& bearer) { return d.viewer_rights(bearer, d.snapshot()); },
+                       .stop = [&d](const std::string& bearer) { return d.http_stop(bearer); }});
   d.session_thread = std::thread([&d] { d.session_io.run(); });
 }
 

@@ -7,11 +7,14 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <optional>
 #include <stdexcept>
 #include <thread>
+#include <vector>
 
+#include "live_assets.hpp"
 #include "ptypilot/wire/log.hpp"
 
 namespace ptypilot {
@@ -24,8 +27,14 @@ using tcp = asio::ip::tcp;
 
 constexpr auto kRequestTimeout = std::chrono::seconds(5);
 constexpr std::uint32_t kHeaderLimitBytes = 8 * 1024;
-// A body is read only to be refused (405); a larger one closes the connection unanswered.
+// No request has a body (POST /live/stop has none); a larger one closes the connection unanswered.
 constexpr std::uint64_t kBodyLimitBytes = 1024;
+// How often the viewers' events are brought up to date while anyone watches.
+constexpr auto kLiveTick = std::chrono::milliseconds(100);
+// A comment line this often keeps proxies from closing an idle stream and finds dead viewers.
+constexpr int kTicksPerKeepAlive = 150;
+// A viewer that has not taken an event in this long is disconnected.
+constexpr auto kViewerWriteTimeout = std::chrono::seconds(30);
 
 tcp::endpoint parse_loopback_endpoint(const std::string& endpoint) {
   const auto colon = endpoint.rfind(':');
@@ -53,11 +62,161 @@ tcp::endpoint parse_loopback_endpoint(const std::string& endpoint) {
   return {address, static_cast<unsigned short>(port)};
 }
 
-// One request, one response, then the connection closes (Prometheus opens one per scrape).
+// A Host header that names this machine. Anything else is a page of another site that a DNS
+// name pointed at 127.0.0.1 (DNS rebinding): it must not read the page or press stop.
+bool host_is_loopback(std::string_view host) {
+  if (host.empty()) return true;  // HTTP/1.0 sends none
+  std::string name(host);
+  if (name.front() == '[') {
+    const auto close = name.find(']');
+    if (close == std::string::npos) return false;
+    name = name.substr(1, close - 1);
+  } else if (const auto colon = name.rfind(':'); colon != std::string::npos) {
+    name = name.substr(0, colon);
+  }
+  if (name == "localhost") return true;
+  boost::system::error_code error;
+  const asio::ip::address address = asio::ip::make_address(name, error);
+  return !error && address.is_loopback();
+}
+
+std::string bearer_of(const http::request<http::string_body>& request) {
+  const auto it = request.find(http::field::authorization);
+  if (it == request.end()) return "";
+  const std::string_view value(it->value().data(), it->value().size());
+  constexpr std::string_view kScheme = "Bearer ";
+  return value.substr(0, kScheme.size()) == kScheme ? std::string(value.substr(kScheme.size())) : "";
+}
+
+std::string json_string(std::string_view text) {
+  std::string out = "\"";
+  for (const char c : text) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) {
+      out += ' ';
+      continue;
+    }
+    out += c;
+  }
+  return out + "\"";
+}
+
+}  // namespace
+
+class Viewer;
+
+struct HttpServer::Impl {
+  Impl(const tcp::endpoint& endpoint, Routes r) : routes(std::move(r)), acceptor(io), tick_timer(io) {
+    acceptor.open(endpoint.protocol());
+    acceptor.set_option(asio::socket_base::reuse_address(true));
+    acceptor.bind(endpoint);
+    acceptor.listen();
+    accept();
+    thread = std::thread([this] { io.run(); });
+  }
+
+  ~Impl();
+  void accept();
+  // The live page's events, on this thread only.
+  void add_viewer(const std::shared_ptr<Viewer>& viewer);
+  void remove_viewer(const Viewer* viewer);
+  void tick();
+  void refresh();
+
+  Routes routes;
+  asio::io_context io;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work{io.get_executor()};
+  tcp::acceptor acceptor;
+  std::thread thread;
+
+  std::vector<std::shared_ptr<Viewer>> viewers;
+  std::atomic<std::size_t> viewer_count{0};
+  asio::steady_timer tick_timer;
+  bool ticking = false;
+  int ticks = 0;
+  LiveEvents last;
+};
+
+// One viewer of /live/events: a stream of server-sent events that never queues more than the
+// newest event of each kind, so a slow viewer costs at most two events' memory and gets the
+// latest state when it catches up.
+class Viewer : public std::enable_shared_from_this<Viewer> {
+ public:
+  Viewer(tcp::socket socket, HttpServer::Impl& server)
+      : socket_(std::move(socket)), server_(server), write_timer_(socket_.get_executor()) {}
+
+  void start(unsigned version) {
+    auto header = std::make_shared<std::string>(
+        std::string(version == 10 ? "HTTP/1.0" : "HTTP/1.1") +
+        " 200 OK\r\nServer: ptypilot\r\nContent-Type: text/event-stream; charset=utf-8\r\n"
+        "Cache-Control: no-store\r\nConnection: close\r\nX-Content-Type-Options: nosniff\r\n\r\n"
+        // The browser's reconnection delay after a broken stream.
+        "retry: 1000\n\n");
+    pending_[kHeader] = std::move(header);
+    write_next();
+    // A viewer sends nothing after its request; a read that ends means it went away.
+    socket_.async_read_some(asio::buffer(discard_), [self = shared_from_this()](
+                                                        boost::system::error_code, std::size_t) {
+      self->close();
+    });
+  }
+
+  enum Slot { kHeader, kReconstruction, kStatus, kKeepAlive, kSlots };
+  void push(Slot slot, std::shared_ptr<const std::string> event) {
+    if (closed_ || !event) return;
+    pending_[slot] = std::move(event);
+    write_next();
+  }
+
+  void close() {
+    if (closed_) return;
+    closed_ = true;
+    boost::system::error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+    write_timer_.cancel();
+    server_.remove_viewer(this);
+  }
+
+ private:
+  void write_next() {
+    if (writing_ || closed_) return;
+    for (auto& p : pending_)
+      if (p) {
+        writing_ = std::move(p);
+        break;
+      }
+    if (!writing_) return;
+    write_timer_.expires_after(kViewerWriteTimeout);
+    write_timer_.async_wait([weak = weak_from_this()](boost::system::error_code e) {
+      if (auto self = weak.lock(); self && !e) self->close();
+    });
+    asio::async_write(socket_, asio::buffer(*writing_),
+                      [self = shared_from_this()](boost::system::error_code error, std::size_t) {
+                        self->writing_.reset();
+                        self->write_timer_.cancel();
+                        if (error) return self->close();
+                        self->write_next();
+                      });
+  }
+
+  tcp::socket socket_;
+  HttpServer::Impl& server_;
+  asio::steady_timer write_timer_;
+  std::shared_ptr<const std::string> pending_[kSlots];
+  std::shared_ptr<const std::string> writing_;
+  char discard_[64];
+  bool closed_ = false;
+};
+
+namespace {
+
+// One request, one response, then the connection closes (Prometheus opens one per scrape); a
+// request for /live/events becomes a Viewer.
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(tcp::socket socket, const HttpServer::Handler& metrics)
-      : stream_(std::move(socket)), metrics_(metrics) {
+  Connection(tcp::socket socket, HttpServer::Impl& server)
+      : stream_(std::move(socket)), server_(server) {
     parser_.header_limit(kHeaderLimitBytes);
     parser_.body_limit(kBodyLimitBytes);
   }
@@ -75,20 +234,79 @@ class Connection : public std::enable_shared_from_this<Connection> {
     response_.version(request.version());
     response_.keep_alive(false);
     response_.set(http::field::server, "ptypilot");
-    if (request.target() != "/metrics") {
-      reply(http::status::not_found, "text/plain; charset=utf-8", "not found: try /metrics\n");
-    } else if (request.method() != http::verb::get && request.method() != http::verb::head) {
-      response_.set(http::field::allow, "GET, HEAD");
-      reply(http::status::method_not_allowed, "text/plain; charset=utf-8", "GET /metrics\n");
-    } else {
+    response_.set(http::field::cache_control, "no-store");
+    response_.set("X-Content-Type-Options", "nosniff");
+    const std::string_view target(request.target().data(), request.target().size());
+    const std::string_view path = target.substr(0, target.find('?'));
+    const http::verb method = request.method();
+    const bool read = method == http::verb::get || method == http::verb::head;
+    const auto host = request.find(http::field::host);
+    if (!host_is_loopback(host == request.end() ? std::string_view()
+                                                 : std::string_view(host->value().data(), host->value().size())))
+      return reply(http::status::forbidden, "text/plain; charset=utf-8",
+                   "forbidden: the Host header must name this machine (127.0.0.1, [::1] or "
+                   "localhost)\n");
+
+    if (path == "/metrics") {
+      if (!read) return refuse_method("GET, HEAD");
       try {
-        reply(http::status::ok, "text/plain; version=0.0.4; charset=utf-8", metrics_(),
-              request.method() == http::verb::head);
+        return reply(http::status::ok, "text/plain; version=0.0.4; charset=utf-8",
+                     server_.routes.metrics(), method == http::verb::head);
       } catch (const std::exception& e) {
-        reply(http::status::internal_server_error, "text/plain; charset=utf-8",
-              std::string("metrics failed: ") + e.what() + "\n");
+        return reply(http::status::internal_server_error, "text/plain; charset=utf-8",
+                     std::string("metrics failed: ") + e.what() + "\n");
       }
     }
+    if (!server_.routes.live)
+      return reply(http::status::not_found, "text/plain; charset=utf-8", "not found: try /metrics\n");
+    if (path == "/live/events") {
+      if (method != http::verb::get) return refuse_method("GET");
+      if (server_.viewers.size() >= HttpServer::kMaxViewers)
+        return reply(http::status::service_unavailable, "text/plain; charset=utf-8",
+                     "too many viewers (" + std::to_string(HttpServer::kMaxViewers) + ")\n");
+      auto viewer = std::make_shared<Viewer>(stream_.release_socket(), server_);
+      viewer->start(request.version());
+      server_.add_viewer(viewer);
+      return;
+    }
+    if (path == "/live/role") {
+      if (!read) return refuse_method("GET, HEAD");
+      const HttpServer::Rights r = server_.routes.rights(bearer_of(request));
+      return reply(http::status::ok, "application/json",
+                   "{\"role\": " + json_string(r.role) +
+                       ", \"can_stop\": " + (r.can_stop ? "true" : "false") +
+                       ", \"why\": " + json_string(r.why) + "}\n",
+                   method == http::verb::head);
+    }
+    if (path == "/live/stop") {
+      if (method != http::verb::post) return refuse_method("POST");
+      // A form or script of another site cannot set this header without the CORS preflight
+      // that this server never grants, so a stop comes from the page (or curl) only.
+      if (request["X-Ptypilot-Action"] != "stop")
+        return reply(http::status::bad_request, "application/json",
+                     "{\"ok\": false, \"error\": \"a stop needs the header X-Ptypilot-Action: stop\"}\n");
+      const auto origin = request.find(http::field::origin);
+      if (origin != request.end() && host != request.end() &&
+          std::string(origin->value()) != "http://" + std::string(host->value()))
+        return reply(http::status::forbidden, "application/json",
+                     "{\"ok\": false, \"error\": \"not authorized: a stop from another origin\"}\n");
+      const HttpServer::Reply r = server_.routes.stop(bearer_of(request));
+      return reply(static_cast<http::status>(r.status), "application/json", r.json);
+    }
+    for (const LiveAsset& asset : live_assets())
+      if (path == asset.path) {
+        if (!read) return refuse_method("GET, HEAD");
+        return reply(http::status::ok, std::string(asset.content_type).c_str(), std::string(asset.body),
+                     method == http::verb::head);
+      }
+    reply(http::status::not_found, "text/plain; charset=utf-8",
+          "not found: the live page is at /, the metrics at /metrics\n");
+  }
+
+  void refuse_method(const char* allowed) {
+    response_.set(http::field::allow, allowed);
+    reply(http::status::method_not_allowed, "text/plain; charset=utf-8",
+          std::string("allowed: ") + allowed + "\n");
   }
 
   void reply(http::status status, const char* type, std::string body, bool head = false) {
@@ -103,58 +321,99 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   beast::tcp_stream stream_;
+  HttpServer::Impl& server_;
   beast::flat_buffer buffer_;
   http::request_parser<http::string_body> parser_;
   http::response<http::string_body> response_;
-  const HttpServer::Handler& metrics_;
 };
 
 }  // namespace
 
-struct HttpServer::Impl {
-  Impl(const tcp::endpoint& endpoint, Handler handler)
-      : metrics(std::move(handler)), acceptor(io) {
-    acceptor.open(endpoint.protocol());
-    acceptor.set_option(asio::socket_base::reuse_address(true));
-    acceptor.bind(endpoint);
-    acceptor.listen();
+HttpServer::Impl::~Impl() {
+  work.reset();
+  asio::post(io, [this] {
+    boost::system::error_code ignored;
+    acceptor.close(ignored);
+    tick_timer.cancel();
+    for (const auto& v : std::vector(viewers)) v->close();
+    io.stop();
+  });
+  if (thread.joinable()) thread.join();
+}
+
+void HttpServer::Impl::accept() {
+  acceptor.async_accept([this](boost::system::error_code error, tcp::socket socket) {
+    if (error == asio::error::operation_aborted) return;
+    if (!error) std::make_shared<Connection>(std::move(socket), *this)->start();
     accept();
-    thread = std::thread([this] { io.run(); });
-  }
+  });
+}
 
-  ~Impl() {
-    work.reset();
-    asio::post(io, [this] {
-      boost::system::error_code ignored;
-      acceptor.close(ignored);
-      io.stop();
-    });
-    if (thread.joinable()) thread.join();
-  }
-
-  void accept() {
-    acceptor.async_accept([this](boost::system::error_code error, tcp::socket socket) {
-      if (error == asio::error::operation_aborted) return;
-      if (!error) std::make_shared<Connection>(std::move(socket), metrics)->start();
-      accept();
+void HttpServer::Impl::add_viewer(const std::shared_ptr<Viewer>& viewer) {
+  viewers.push_back(viewer);
+  viewer_count = viewers.size();
+  // The newcomer gets the current state now, not after the next change.
+  refresh();
+  viewer->push(Viewer::kStatus, last.status);
+  viewer->push(Viewer::kReconstruction, last.reconstruction);
+  if (!ticking) {
+    ticking = true;
+    tick_timer.expires_after(kLiveTick);
+    tick_timer.async_wait([this](boost::system::error_code e) {
+      if (!e) tick();
     });
   }
+}
 
-  Handler metrics;
-  asio::io_context io;
-  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work{io.get_executor()};
-  tcp::acceptor acceptor;
-  std::thread thread;
-};
+void HttpServer::Impl::remove_viewer(const Viewer* viewer) {
+  std::erase_if(viewers, [viewer](const auto& v) { return v.get() == viewer; });
+  viewer_count = viewers.size();
+}
 
-HttpServer::HttpServer(const std::string& endpoint, Handler metrics) {
+// The daemon's events, sent to every viewer where they changed.
+void HttpServer::Impl::refresh() {
+  LiveEvents now;
+  try {
+    now = routes.live();
+  } catch (const std::exception& e) {
+    log::warn("live_page_update_failed", {{"error", e.what()}});
+    return;
+  }
+  const bool status_changed = now.status && now.status != last.status;
+  const bool reconstruction_changed = now.reconstruction && now.reconstruction != last.reconstruction;
+  if (now.status) last.status = now.status;
+  if (now.reconstruction) last.reconstruction = now.reconstruction;
+  for (const auto& v : std::vector(viewers)) {
+    if (reconstruction_changed) v->push(Viewer::kReconstruction, last.reconstruction);
+    if (status_changed) v->push(Viewer::kStatus, last.status);
+  }
+}
+
+void HttpServer::Impl::tick() {
+  if (viewers.empty()) {
+    ticking = false;  // the next viewer starts it again; nobody watching costs nothing
+    return;
+  }
+  refresh();
+  if (++ticks % kTicksPerKeepAlive == 0) {
+    static const auto keep_alive = std::make_shared<const std::string>(": keep-alive\n\n");
+    for (const auto& v : std::vector(viewers)) v->push(Viewer::kKeepAlive, keep_alive);
+  }
+  tick_timer.expires_after(kLiveTick);
+  tick_timer.async_wait([this](boost::system::error_code e) {
+    if (!e) tick();
+  });
+}
+
+HttpServer::HttpServer(const std::string& endpoint, Routes routes) {
   const tcp::endpoint where = parse_loopback_endpoint(endpoint);
   try {
-    impl_ = std::make_unique<Impl>(where, std::move(metrics));
+    impl_ = std::make_unique<Impl>(where, std::move(routes));
   } catch (const boost::system::system_error& e) {
     throw std::runtime_error("--http: cannot listen on " + endpoint + ": " + e.code().message());
   }
-  log::info("http_listening", {{"url", url()}, {"paths", "/metrics"}});
+  log::info("http_listening", {{"url", url()},
+                               {"paths", impl_->routes.live ? "/ (live page), /metrics" : "/metrics"}});
 }
 
 HttpServer::~HttpServer() = default;
@@ -165,5 +424,7 @@ std::string HttpServer::url() const {
                                                    : local.address().to_string();
   return "http://" + host + ":" + std::to_string(local.port());
 }
+
+std::size_t HttpServer::viewers() const { return impl_->viewer_count; }
 
 }  // namespace ptypilot

@@ -1,11 +1,19 @@
-// The daemon's HTTP endpoint (Boost.Beast): `GET /metrics` for facility monitoring
-// (metrics.hpp). It runs on a thread and io_context of its own and reads only snapshots, so a
-// scrape never waits for the event loop or the session worker, and they never wait for it.
+// The daemon's HTTP endpoint (Boost.Beast): `GET /metrics` for facility monitoring (metrics.hpp)
+// and the live page for the operator (live_feed.hpp, daemon/app/live/). It runs on a thread and
+// io_context of its own and reads only snapshots, so a scrape or a viewer never waits for the
+// event loop or the session worker, and they never wait for it.
+//
+//   GET  /, /live.js, /live.css  the page, built into the binary
+//   GET  /live/events            server-sent events: status and reconstruction (live_feed.hpp)
+//   GET  /live/role              what this viewer may do: {"role", "can_stop", "why"}
+//   POST /live/stop              stop the running session (X-Ptypilot-Action: stop)
+//   GET  /metrics                Prometheus text exposition
 //
 // It binds loopback addresses only. Without CURVE the control socket is reachable from this
 // machine alone (README, Security); the HTTP endpoint keeps that rule and has no keys of its
 // own, so a monitoring system on another machine reaches it through a proxy or a tunnel that
-// does its own authentication.
+// does its own authentication. A viewer's rights come from the daemon (Routes::rights), by the
+// control socket's rules; the bearer token is the session's token from its start reply.
 #pragma once
 
 #include <functional>
@@ -16,20 +24,45 @@ namespace ptypilot {
 
 class HttpServer {
  public:
-  using Handler = std::function<std::string()>;  // the body of GET /metrics
+  struct LiveEvents {
+    // The same pointer as before when nothing changed: only a new one is sent to the viewers.
+    std::shared_ptr<const std::string> status;
+    std::shared_ptr<const std::string> reconstruction;  // null before the first
+  };
+  struct Rights {
+    std::string role;  // operator, controller, observer
+    bool can_stop = false;
+    std::string why;
+  };
+  struct Reply {
+    int status = 200;
+    std::string json;
+  };
+  struct Routes {
+    std::function<std::string()> metrics;                       // the body of GET /metrics
+    std::function<LiveEvents()> live;                           // every 100 ms while watched
+    std::function<Rights(const std::string& bearer)> rights;    // bearer: "" when none
+    std::function<Reply(const std::string& bearer)> stop;
+  };
 
   // `endpoint` is HOST:PORT (port 0: any free one). Throws std::invalid_argument for a
   // malformed or non-loopback endpoint, std::runtime_error if it cannot bind.
-  HttpServer(const std::string& endpoint, Handler metrics);
+  HttpServer(const std::string& endpoint, Routes routes);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
   // http://HOST:PORT, with the port actually bound.
   std::string url() const;
+  // Viewers connected to /live/events now (for tests and the benchmark).
+  std::size_t viewers() const;
+
+  // At most this many viewers at once; one more gets 503.
+  static constexpr std::size_t kMaxViewers = 64;
+
+  struct Impl;  // public for the connection classes of http_server.cpp, defined there only
 
  private:
-  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 

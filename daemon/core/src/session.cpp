@@ -252,7 +252,8 @@ Status Session::issue_next(SubSequenceReport* report, Clock::time_point* propose
   }
   const auto t1 = Clock::now();
   SafetyReport safety;
-  std::vector<Vec2> approved = safety_.check(proposed, &safety);
+  std::vector<SafetyOutcome> outcomes;
+  std::vector<Vec2> approved = safety_.check(proposed, &safety, &outcomes);
   const auto t2 = Clock::now();
   health_.increment(counters::kPositionsRequested, safety.requested);
   health_.increment(counters::kPositionsApproved, safety.approved);
@@ -295,6 +296,7 @@ Status Session::issue_next(SubSequenceReport* report, Clock::time_point* propose
                                   submitted.message()};
   }
   proposed_.push_back(std::move(proposed));
+  outcomes_.push_back(std::move(outcomes));
   approved_.push_back(std::move(approved));
   next_frame_index_ += approved_.back().size();
   ++next_sub_sequence_;

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <array>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -107,10 +108,15 @@ inline constexpr std::string_view kFramesUnissuedNotRecorded = "frames_unissued_
 inline constexpr std::string_view kControlRepliesSlow = "control_replies_slow";
 inline constexpr std::string_view kFrameStreamDisconnects = "frame_stream_disconnects";
 
+// Whether a non-zero count is news for the operator: the report and the live page highlight an
+// alarm counter that is not zero, and leave those of normal operation plain.
+enum class Kind { kAlarm, kNormalOperation };
+
 struct CounterInfo {
   std::string_view name;
   std::string_view meaning;     // one line, for an operator; no `|` (it is a Markdown cell)
   std::string_view counted_by;  // the part (or parts) that counts it
+  Kind kind = Kind::kAlarm;     // bad input or a fault unless said otherwise
 };
 
 // Which part counts: the same words in every row, so that the table reads as groups.
@@ -133,7 +139,7 @@ inline constexpr std::string_view kDaemon = "daemon";
 // In the order `ptypilot counters` prints them: a frame's way in, then the session and daemon.
 inline constexpr std::array kCounters = {
     CounterInfo{kFramesReceivedOk, "frames that passed the source's checks",
-                part::kZmqAndDectrisSources},
+                part::kZmqAndDectrisSources, Kind::kNormalOperation},
     CounterInfo{kFramesMalformedHeader, "a native message whose header part is not a `FrameHeader`",
                 part::kZmqSource},
     CounterInfo{kFramesWrongPartCount, "a native message of other than two parts (header, payload)",
@@ -186,9 +192,9 @@ inline constexpr std::array kCounters = {
     CounterInfo{kDectrisV2WrongPartCount, "DECTRIS v2: a message of more than one ZMQ part",
                 part::kDectrisSource},
     CounterInfo{kDectrisSeriesStarted, "DECTRIS: this session's series header arrived",
-                part::kDectrisSource},
+                part::kDectrisSource, Kind::kNormalOperation},
     CounterInfo{kDectrisSeriesEnded, "DECTRIS: this session's end of series arrived",
-                part::kDectrisSource},
+                part::kDectrisSource, Kind::kNormalOperation},
     CounterInfo{kDectrisStaleSeries,
                 "DECTRIS: a message of another series, or a frame before the session's series "
                 "header (not recorded)",
@@ -224,7 +230,7 @@ inline constexpr std::array kCounters = {
                 "Merlin: a frame message whose length is not its header size plus its pixels",
                 part::kMerlinSource},
     CounterInfo{kMerlinAcquisitionsStarted, "Merlin: acquisition headers (`HDR`) taken as the "
-                "session's acquisition", part::kMerlinSource},
+                "session's acquisition", part::kMerlinSource, Kind::kNormalOperation},
     CounterInfo{kMerlinNoAcquisition,
                 "Merlin: a frame before the session's acquisition header, or after its "
                 "acquisition was aborted (not recorded)",
@@ -270,22 +276,23 @@ inline constexpr std::array kCounters = {
                 "a frame that arrived after a later one of its sub-sequence (accepted)",
                 part::kAssembler},
     CounterInfo{kFramesAccepted, "frames placed in their sub-sequence for reconstruction",
-                part::kAssembler},
+                part::kAssembler, Kind::kNormalOperation},
     CounterInfo{kSubSequencesCompleted, "sub-sequences with every frame received",
-                part::kAssembler},
+                part::kAssembler, Kind::kNormalOperation},
     CounterInfo{kSubSequencesAbandoned,
                 "sub-sequences left incomplete when the next session began (their frames are "
                 "recorded)",
                 part::kAssembler},
-    CounterInfo{kPositionsRequested, "scan positions the policy proposed", part::kSession},
+    CounterInfo{kPositionsRequested, "scan positions the policy proposed", part::kSession,
+                Kind::kNormalOperation},
     CounterInfo{kPositionsApproved, "scan positions Safety let through to the scan generator",
-                part::kSession},
+                part::kSession, Kind::kNormalOperation},
     CounterInfo{kPositionsNonFinite, "proposed positions that were NaN or infinite (dropped)",
                 part::kSession},
     CounterInfo{kPositionsClamped, "proposed positions moved into the scan field by Safety",
                 part::kSession},
     CounterInfo{kPositionsSnapped, "proposed positions moved onto the scan raster by Safety",
-                part::kSession},
+                part::kSession, Kind::kNormalOperation},
     CounterInfo{kPositionsDeduplicated,
                 "proposed positions dropped as too close to a visited or already approved one",
                 part::kSession},
@@ -305,7 +312,7 @@ inline constexpr std::array kCounters = {
     CounterInfo{kDetectorPixelsMasked,
                 "pixels that a detector's series header marked bad (DECTRIS pixel mask), masked "
                 "in the session's frame geometry besides detector.geometry.mask_path's",
-                part::kSession},
+                part::kSession, Kind::kNormalOperation},
     CounterInfo{kFramesOutsideSession,
                 "frames that arrived while a session was stopping or after it (recorded, not "
                 "reconstructed)",
@@ -336,7 +343,7 @@ inline constexpr std::array kCounters = {
     CounterInfo{kSessionsRecovered,
                 "sessions of a killed daemon (a journal whose file says `interrupted`) that "
                 "serve found in its recorder directory and recovered from the journal",
-                part::kDaemon},
+                part::kDaemon, Kind::kNormalOperation},
     CounterInfo{kOrphansNotRecovered,
                 "such journals that could not be recovered; status lists them "
                 "(`orphaned_journals`) for `ptypilot recover`",
@@ -356,7 +363,12 @@ inline constexpr std::array kCounters = {
                 part::kDaemon},
 };
 
-// kCounters as a Markdown table (counter, meaning, counted by): what `ptypilot counters` prints.
+// kCounters as a Markdown table (counter, meaning, counted by, alarm): what `ptypilot counters`
+// prints.
 std::string reference();
+
+// A count the operator should look at: non-zero, and not a counter of normal operation. A name
+// the registry does not know counts as an alarm.
+bool is_alarm(std::string_view name, std::uint64_t value);
 
 }  // namespace ptypilot::counters

@@ -13,7 +13,8 @@
 //   control:            the REP socket. Status, stop and get_reconstruction are answered there,
 //                       from what the loop publishes (stop: acknowledged as finishing, then
 //                       taken by the loop); configure and start run on the loop;
-//   zap (CURVE only):   checks each client's key, names its role (zap_authenticator.hpp).
+//   zap (CURVE only):   checks each client's key, names its role (zap_authenticator.hpp);
+//   http (--http only): /metrics and the live page, from snapshots (http_server.hpp).
 // The loop never waits for the worker either: a session's end (ingest drained, file closed) runs
 // on the worker and comes back. So status and stop never wait for a reconstruction, a scan
 // generator's acknowledgement or a model load; the status reads what the worker last reported.
@@ -45,8 +46,8 @@ struct DaemonOptions {
   // resolve inside it, or the configuration is refused; a relative one is taken inside it.
   // Empty: the working directory.
   std::string recorder_root;
-  // --http HOST:PORT: serve GET /metrics (Prometheus) there, loopback only; port 0: any free
-  // one. Empty: no HTTP endpoint.
+  // --http HOST:PORT: serve the live page and GET /metrics (Prometheus) there, loopback only;
+  // port 0: any free one. Empty: no HTTP endpoint.
   std::string http_endpoint;
 };
 

@@ -81,6 +81,14 @@ class Session {
   std::uint64_t frames_received() const { return frames_received_; }
   std::uint64_t positions_issued() const { return safety_.visited().size(); }
   const std::vector<SubSequenceReport>& reports() const { return reports_; }
+  // What went out in each sub-sequence k < sub_sequences_issued(): the policy's proposal, Safety's
+  // verdict on each proposed position (in the proposal's order), and the approved positions.
+  std::uint32_t sub_sequences_issued() const { return next_sub_sequence_; }
+  int position_budget() const { return config_.session.total_positions; }
+  const ScanRaster& raster() const { return config_.session.raster; }
+  const std::vector<Vec2>& proposed(std::uint32_t k) const { return proposed_.at(k); }
+  const std::vector<SafetyOutcome>& safety_outcomes(std::uint32_t k) const { return outcomes_.at(k); }
+  const std::vector<Vec2>& approved(std::uint32_t k) const { return approved_.at(k); }
   std::vector<Vec2> visited_positions() const;
   Potential potential() const { return reconstructor_->snapshot(); }
   std::string_view policy_name() const { return policy_->name(); }
@@ -117,6 +125,7 @@ class Session {
   std::uint64_t frames_received_ = 0;
   std::uint64_t outstanding_ = 0;  // frames issued and not yet received
   std::vector<std::vector<Vec2>> proposed_;  // per sub-sequence, the raw policy output
+  std::vector<std::vector<SafetyOutcome>> outcomes_;
   std::vector<std::vector<Vec2>> approved_;
   std::vector<float> dark_field_;             // per approved position, once its frame is in
   std::vector<SubSequenceReport> reports_;
