@@ -1,12 +1,13 @@
 """The closed adaptive-scanning loop, end to end, on one machine.
 
-    python3 -m ptypilot.demo --out DIR [--bin build/bin]
+    python3 -m ptypilot.demo --out DIR [--bin build/bin] [--http 127.0.0.1:PORT] [--linger-s S]
 
 Starts `ptypilot sim-detector` (simulated detector and stage) and `ptypilot serve` as separate
 processes on loopback, then runs one session of a scenario (ptypilot.scenarios; --scenario,
 default mos2-paper: 250 of 10,000 positions, 5 sub-sequences of 50) through the control
 socket: first with the strategy the README recommends for that scenario (Scenario.recommended),
-then with each baseline. It writes, to DIR:
+then with each baseline. While it runs, serve's live page shows each session (the URL is
+printed; --linger-s keeps it up afterwards). It writes, to DIR:
   <policy>.png    the session's recorded frames reconstructed (as every scored image is:
                   ptypilot.data.converged_reconstruction) with the approved positions on top
                   ("learned" is the shipped TorchScript policy, models/shipped/policy-mos2-k50.pt)
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +53,11 @@ def main(argv=None) -> int:
     parser.add_argument("--policies", default=None,
                         help="comma-separated; default: the scenario's recommended strategy, then "
                              + ", ".join(BASELINES))
+    parser.add_argument("--http", default="127.0.0.1:0", metavar="HOST:PORT",
+                        help="where serve's live page and /metrics listen (loopback; port 0: a "
+                             "free one); the URL is printed when serve is ready")
+    parser.add_argument("--linger-s", type=float, default=0.0,
+                        help="keep serve (and its live page) up this long after the last session")
     args = parser.parse_args(argv)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -88,7 +95,8 @@ def main(argv=None) -> int:
     progress("starting sim-detector and serve")
     detector = start_sim_detector(ptypilot, out / "sim-detector.log", preset=preset.name,
                                   seed=args.seed, dose=args.dose)
-    daemon = start_serve(ptypilot, out / "serve.log")
+    daemon = start_serve(ptypilot, out / "serve.log", extra_args=("--http", args.http))
+    progress(f"live page: {daemon.ready['http_url']}/ (open it in a browser on this machine)")
     client = Client(daemon.ready["control_endpoint"], daemon.ready["events_endpoint"])
     results = {}
     frc_curves = {}
@@ -128,6 +136,9 @@ def main(argv=None) -> int:
             }
             progress(f"{policy}: SSIM {ssim_truth:.3f} vs truth, {frames_recorded} frames "
                      f"recorded")
+        if args.linger_s > 0:
+            progress(f"the live page stays up for {args.linger_s:g} s: {daemon.ready['http_url']}/")
+            time.sleep(args.linger_s)
     finally:
         daemon.stop()
         detector.stop()
