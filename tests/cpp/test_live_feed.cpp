@@ -124,3 +124,23 @@ TEST_CASE("live feed: a reconstruction event with positions, timings and Safety'
 }
 
 }  // namespace ptypilot
+
+namespace ptypilot {
+
+TEST_CASE("live feed: events made with the kept JSON of completed sub-sequences are the same",
+          "[live]") {
+  std::vector<std::shared_ptr<const LiveSubSequence>> completed;
+  ReconstructionEvents events;
+  for (std::uint32_t k = 0; k < 4; ++k) {
+    auto s = std::make_shared<LiveSubSequence>();
+    s->index = k;
+    s->approved_A = {{1.0 * k, 2.0}, {3.0, 0.5 * k}};
+    s->latency.total_ms = 10.0 + k;
+    completed.push_back(s);
+    const LiveReconstruction r{"s" + std::to_string(k / 2), k + 1, nullptr, completed, nullptr};
+    CHECK(events.event(r) == reconstruction_event(r));
+    if (k == 1) completed.clear();  // a new session: the first two are gone
+  }
+}
+
+}  // namespace ptypilot

@@ -257,3 +257,23 @@ def test_with_keys_a_page_stops_only_the_session_whose_token_it_holds(tmp_path, 
         assert client.status().status.counters["control_requests_unauthorized"] == 2
     finally:
         assert daemon.stop() == 0, daemon.log()
+
+
+def test_bench_loop_watches_every_session_with_its_viewers(tmp_path):
+    """`bench loop --viewers N` runs each seed watched and not; its viewers are real clients of
+    /live/events (the timing itself is a benchmark's, README "Loop and ingest benchmarks")."""
+    import subprocess
+    result = subprocess.run([ptypilot(), "bench", "loop", "--positions", "150", "--subsequence",
+                             "50", "--sessions", "1", "--viewers", "3", "--dir", str(tmp_path)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    page = report["live_page"]
+    assert page["viewers"] == 3
+    # Two decisions a run (the third sub-sequence issues nothing), each seed run twice.
+    assert report["decisions"] == 4
+    assert page["paired_difference_ms"]["count"] == 2
+    # Each viewer was sent reconstructions; how many depends on the load, since events that
+    # come within one of the page's 100 ms ticks are sent as one (each is a full state).
+    assert page["reconstruction_events_per_viewer_per_session"] >= 1
+    assert page["http_thread_cpu_ms_per_decision"] > 0

@@ -791,6 +791,7 @@ struct Daemon::Impl {
     std::shared_ptr<const std::string> status;
     std::shared_ptr<const std::string> reconstruction;
     std::uint64_t version = 0;
+    ReconstructionEvents events;
   } live_cache;
 
   HttpServer::LiveEvents live_events() {
@@ -820,7 +821,7 @@ struct Daemon::Impl {
     if (p.version != live_cache.version || !live_cache.reconstruction) {
       live_cache.version = p.version;
       LiveReconstruction r{now.session_id, p.sub_sequences, p.potential, p.completed, p.in_flight};
-      live_cache.reconstruction = std::make_shared<const std::string>(reconstruction_event(r));
+      live_cache.reconstruction = std::make_shared<const std::string>(live_cache.events.event(r));
     }
     return {live_cache.status, live_cache.reconstruction};
   }
@@ -932,6 +933,7 @@ Daemon::~Daemon() {
 std::string Daemon::control_endpoint() const { return impl_->control->bound_endpoint(); }
 std::string Daemon::events_endpoint() const { return impl_->events->bound_endpoint(); }
 std::string Daemon::http_url() const { return impl_->http ? impl_->http->url() : ""; }
+double Daemon::http_cpu_seconds() const { return impl_->http ? impl_->http->cpu_seconds() : 0.0; }
 
 void Daemon::shutdown() {
   impl_->stopping = true;

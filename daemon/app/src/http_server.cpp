@@ -7,14 +7,20 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <pthread.h>
+#include <sched.h>
+#include <time.h>
+
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <optional>
 #include <stdexcept>
 #include <thread>
 #include <vector>
 
 #include "live_assets.hpp"
+#include "ptypilot/app/daemon.hpp"
 #include "ptypilot/wire/log.hpp"
 
 namespace ptypilot {
@@ -112,7 +118,21 @@ struct HttpServer::Impl {
     acceptor.bind(endpoint);
     acceptor.listen();
     accept();
-    thread = std::thread([this] { io.run(); });
+    thread = std::thread([this] {
+      pthread_setname_np(pthread_self(), "ptypilot-http");  // as top -H and perf name it
+      run_at_idle_priority();
+      io.run();
+    });
+  }
+
+  // The page and the scrapes must never slow the loop: on Linux this thread runs only on CPU
+  // time that the loop's threads (reconstruction, policy, ingest) leave over. The loop never
+  // waits on it, so the worst a busy machine does is delay the page.
+  static void run_at_idle_priority() {
+    sched_param none{};
+    if (const int e = pthread_setschedparam(pthread_self(), SCHED_IDLE, &none); e != 0)
+      log::warn("http_priority_unchanged", {{"error", std::strerror(e)},
+                                            {"note", "the HTTP thread runs at normal priority"}});
   }
 
   ~Impl();
@@ -261,9 +281,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return reply(http::status::not_found, "text/plain; charset=utf-8", "not found: try /metrics\n");
     if (path == "/live/events") {
       if (method != http::verb::get) return refuse_method("GET");
-      if (server_.viewers.size() >= HttpServer::kMaxViewers)
+      if (server_.viewers.size() >= kMaxLiveViewers)
         return reply(http::status::service_unavailable, "text/plain; charset=utf-8",
-                     "too many viewers (" + std::to_string(HttpServer::kMaxViewers) + ")\n");
+                     "too many viewers (" + std::to_string(kMaxLiveViewers) + ")\n");
       auto viewer = std::make_shared<Viewer>(stream_.release_socket(), server_);
       viewer->start(request.version());
       server_.add_viewer(viewer);
@@ -426,5 +446,13 @@ std::string HttpServer::url() const {
 }
 
 std::size_t HttpServer::viewers() const { return impl_->viewer_count; }
+
+double HttpServer::cpu_seconds() const {
+  clockid_t clock;
+  timespec t{};
+  if (pthread_getcpuclockid(impl_->thread.native_handle(), &clock) != 0 || clock_gettime(clock, &t) != 0)
+    return 0.0;
+  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+}
 
 }  // namespace ptypilot

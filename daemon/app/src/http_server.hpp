@@ -9,6 +9,8 @@
 //   POST /live/stop              stop the running session (X-Ptypilot-Action: stop)
 //   GET  /metrics                Prometheus text exposition
 //
+// Its thread runs at idle priority (SCHED_IDLE), on what CPU time the loop leaves over.
+//
 // It binds loopback addresses only. Without CURVE the control socket is reachable from this
 // machine alone (README, Security); the HTTP endpoint keeps that rule and has no keys of its
 // own, so a monitoring system on another machine reaches it through a proxy or a tunnel that
@@ -54,11 +56,10 @@ class HttpServer {
 
   // http://HOST:PORT, with the port actually bound.
   std::string url() const;
-  // Viewers connected to /live/events now (for tests and the benchmark).
+  // Viewers connected to /live/events now, and the CPU time the server's thread has used: what
+  // `bench loop --viewers` compares with the decisions it could have slowed.
   std::size_t viewers() const;
-
-  // At most this many viewers at once; one more gets 503.
-  static constexpr std::size_t kMaxViewers = 64;
+  double cpu_seconds() const;
 
   struct Impl;  // public for the connection classes of http_server.cpp, defined there only
 

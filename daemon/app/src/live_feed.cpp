@@ -89,7 +89,8 @@ std::string status_event(const LiveStatus& s) {
     const auto it = rest.find(name);
     const std::uint64_t value = it == rest.end() ? 0 : it->second;
     if (it != rest.end()) rest.erase(it);
-    counters.push_back({{"name", name}, {"value", value}, {"alarm", counters::is_alarm(name, value)}});
+    counters.push_back({{"name", name}, {"value", value},
+                        {"alarm", value != 0 && c.kind == counters::Kind::kAlarm}});
   }
   for (const auto& [name, value] : rest)
     counters.push_back({{"name", name}, {"value", value}, {"alarm", counters::is_alarm(name, value)}});
@@ -158,27 +159,48 @@ std::string base64(const std::uint8_t* data, std::size_t size) {
   return out;
 }
 
-std::string reconstruction_event(const LiveReconstruction& r) {
-  json image = {{"rows", 0}, {"cols", 0}, {"pixel_A", 0.0}, {"min_rad", 0.0}, {"max_rad", 0.0},
-                {"data_base64", ""}};
-  if (r.potential) {
-    const QuantizedPhase q = quantize_field_of_view(*r.potential);
-    image = {{"rows", q.rows}, {"cols", q.cols}, {"pixel_A", q.pixel_A}, {"min_rad", q.min_rad},
-             {"max_rad", q.max_rad}, {"data_base64", base64(q.data.data(), q.data.size())}};
+namespace {
+
+json completed_json(const LiveSubSequence& s) {
+  return {{"index", s.index},
+          {"approved_A", points(s.approved_A)},
+          {"frames_received", s.frames_received},
+          {"frames_recorded", s.frames_recorded},
+          {"dose_e_per_A2", rounded(s.dose_e_per_A2)},
+          {"latency_ms",
+           {{"reconstruct", rounded(s.latency.reconstruct_ms)},
+            {"policy", rounded(s.latency.policy_ms)},
+            {"safety", rounded(s.latency.safety_ms)},
+            {"driver", rounded(s.latency.driver_ms)},
+            {"total", rounded(s.latency.total_ms)}}}};
+}
+
+std::string dumped(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+}  // namespace
+
+std::string ReconstructionEvents::event(const LiveReconstruction& r) {
+  const QuantizedPhase q = r.potential ? quantize_field_of_view(*r.potential) : QuantizedPhase{};
+  // The pixels go in as they are: base64 needs no escaping, and a JSON library would look at
+  // each of their tens of thousands of characters to find that out.
+  std::string image = dumped({{"rows", q.rows}, {"cols", q.cols}, {"pixel_A", q.pixel_A},
+                              {"min_rad", q.min_rad}, {"max_rad", q.max_rad}});
+  image.pop_back();
+  image += ",\"data_base64\":\"" + base64(q.data.data(), q.data.size()) + "\"}";
+  // A completed sub-sequence never changes: its JSON is made once, when it is first sent.
+  std::erase_if(completed_, [&](const auto& entry) {
+    return std::none_of(r.completed.begin(), r.completed.end(),
+                        [&](const auto& s) { return s == entry.first; });
+  });
+  std::string completed = "[";
+  for (const auto& s : r.completed) {
+    auto it = std::find_if(completed_.begin(), completed_.end(),
+                           [&](const auto& entry) { return entry.first == s; });
+    if (it == completed_.end()) it = completed_.insert(completed_.end(), {s, dumped(completed_json(*s))});
+    if (completed.size() > 1) completed += ',';
+    completed += it->second;
   }
-  json completed = json::array();
-  for (const auto& s : r.completed)
-    completed.push_back({{"index", s->index},
-                         {"approved_A", points(s->approved_A)},
-                         {"frames_received", s->frames_received},
-                         {"frames_recorded", s->frames_recorded},
-                         {"dose_e_per_A2", rounded(s->dose_e_per_A2)},
-                         {"latency_ms",
-                          {{"reconstruct", rounded(s->latency.reconstruct_ms)},
-                           {"policy", rounded(s->latency.policy_ms)},
-                           {"safety", rounded(s->latency.safety_ms)},
-                           {"driver", rounded(s->latency.driver_ms)},
-                           {"total", rounded(s->latency.total_ms)}}}});
+  completed += ']';
   json next = nullptr;
   if (r.next) {
     json changed = json::array();
@@ -189,11 +211,13 @@ std::string reconstruction_event(const LiveReconstruction& r) {
     next = {{"index", r.next->index}, {"approved_A", points(r.next->approved_A)},
             {"changed", std::move(changed)}};
   }
-  return event("reconstruction", {{"session_id", r.session_id},
-                                  {"sub_sequences", r.sub_sequences},
-                                  {"image", std::move(image)},
-                                  {"completed", std::move(completed)},
-                                  {"next", std::move(next)}});
+  return "event: reconstruction\ndata: {\"session_id\":" + dumped(r.session_id) +
+         ",\"sub_sequences\":" + std::to_string(r.sub_sequences) + ",\"image\":" + image +
+         ",\"completed\":" + completed + ",\"next\":" + dumped(next) + "}\n\n";
+}
+
+std::string reconstruction_event(const LiveReconstruction& reconstruction) {
+  return ReconstructionEvents().event(reconstruction);
 }
 
 }  // namespace ptypilot

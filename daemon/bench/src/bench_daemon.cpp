@@ -3,13 +3,17 @@
 // protocol and the recorder writing to disk. Each prints one JSON object.
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <iostream>
+#include <numeric>
 #include <random>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -49,11 +53,13 @@ json stats(const std::vector<double>& v) {
 // A daemon on its own thread, on ports the OS picks, and a client of its control socket.
 class InProcessDaemon {
  public:
-  explicit InProcessDaemon(const std::filesystem::path& recorder_root) {
+  // http: also serve the live page and /metrics (serve --http), on a free loopback port.
+  explicit InProcessDaemon(const std::filesystem::path& recorder_root, bool http = false) {
     DaemonOptions options;
     options.recorder_root = recorder_root.string();
     options.control_endpoint = "tcp://127.0.0.1:*";
     options.events_endpoint = "tcp://127.0.0.1:*";
+    if (http) options.http_endpoint = "127.0.0.1:0";
     daemon_ = std::make_unique<Daemon>(std::move(options));
     thread_ = std::thread([this] { daemon_->run(); });
     control_.set(zmq::sockopt::linger, 0);
@@ -64,6 +70,8 @@ class InProcessDaemon {
     thread_.join();
   }
   std::string events_endpoint() const { return daemon_->events_endpoint(); }
+  std::string http_url() const { return daemon_->http_url(); }
+  double http_cpu_seconds() const { return daemon_->http_cpu_seconds(); }
 
   wire::ControlReply call(const wire::ControlRequest& request) {
     control_.send(zmq::buffer(request.SerializeAsString()), zmq::send_flags::none);
@@ -114,6 +122,62 @@ std::filesystem::path bench_directory(const std::string& given) {
   return dir;
 }
 
+// A viewer of the live page as a browser is one: an HTTP client of /live/events that reads
+// every byte the daemon sends, on its own thread, and counts the reconstruction events. The
+// thread runs at idle priority, as a browser on another machine (the operator's, through a
+// tunnel) takes nothing from the loop's cores: what is measured is the daemon's own cost.
+class LiveViewer {
+ public:
+  explicit LiveViewer(const std::string& http_url) {
+    const auto colon = http_url.rfind(':');
+    const int port = std::stoi(http_url.substr(colon + 1));
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<std::uint16_t>(port));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd_ < 0 || ::connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0)
+      throw std::runtime_error("bench loop: a viewer cannot connect to " + http_url);
+    const std::string request = "GET /live/events HTTP/1.1\r\nHost: 127.0.0.1:" +
+                                std::to_string(port) + "\r\nAccept: text/event-stream\r\n\r\n";
+    if (::send(fd_, request.data(), request.size(), 0) != static_cast<ssize_t>(request.size()))
+      throw std::runtime_error("bench loop: a viewer cannot send its request");
+    thread_ = std::thread([this] { read(); });
+  }
+  ~LiveViewer() {
+    stop_ = true;
+    thread_.join();
+    ::close(fd_);
+  }
+  std::uint64_t reconstructions() const { return reconstructions_; }
+  std::uint64_t bytes() const { return bytes_; }
+
+ private:
+  void read() {
+    sched_param none{};
+    pthread_setschedparam(pthread_self(), SCHED_IDLE, &none);
+    static constexpr std::string_view kEvent = "event: reconstruction\n";
+    std::string tail;  // an event name may straddle two reads
+    std::vector<char> buffer(1 << 16);
+    while (!stop_) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0) continue;
+      const ssize_t n = ::recv(fd_, buffer.data(), buffer.size(), 0);
+      if (n <= 0) return;
+      bytes_ += static_cast<std::uint64_t>(n);
+      tail.append(buffer.data(), static_cast<std::size_t>(n));
+      for (auto at = tail.find(kEvent); at != std::string::npos; at = tail.find(kEvent, at + 1))
+        ++reconstructions_;
+      tail.erase(0, tail.size() > kEvent.size() ? tail.size() - kEvent.size() + 1 : 0);
+    }
+  }
+
+  int fd_ = -1;
+  std::atomic<bool> stop_{false};
+  std::atomic<std::uint64_t> reconstructions_{0}, bytes_{0};
+  std::thread thread_;
+};
+
 int bench_loop(const CliArgs& cli) {
   const long positions = cli.get_int("positions");
   const long sub = cli.get_int("subsequence");
@@ -138,20 +202,31 @@ int bench_loop(const CliArgs& cli) {
   const std::string data_endpoint = detector.ready().at("data_endpoint");
   const std::string command_endpoint = detector.ready().at("command_endpoint");
   const auto dir = bench_directory(cli.get("dir"));
-  InProcessDaemon daemon(dir);
+  const long viewers = cli.get_int("viewers");
+  if (viewers < 0 || viewers > static_cast<long>(kMaxLiveViewers))
+    throw std::invalid_argument("--viewers: 0 to " + std::to_string(kMaxLiveViewers));
+  InProcessDaemon daemon(dir, viewers > 0);
 
   zmq::socket_t events(context, zmq::socket_type::sub);
   events.set(zmq::sockopt::subscribe, "sub_sequence_done");
   events.connect(daemon.events_endpoint());
   std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let the subscription land
 
-  std::vector<double> total, reconstruct, policy_ms, safety, driver, total_at_max;
-  long max_frames = 0;
-  for (long s = 0; s < sessions; ++s) {
+  struct Latencies {
+    std::vector<double> total, reconstruct, policy, safety, driver, total_at_max;
+    long max_frames = 0;
+  };
+  Latencies all, watched, unwatched;
+  std::uint64_t reconstructions_seen = 0;
+  double http_cpu_s_watched = 0.0;
+  // Decision k of a seed watched minus decision k of the same seed unwatched: the same
+  // positions and frames, so the load of the machine is most of what differs.
+  std::vector<double> paired_difference;
+  const auto run_session = [&](long seed, bool watch) {
     const std::string id = "bench-loop-" + std::to_string(Clock::now().time_since_epoch().count());
     daemon.configure({
         {"session", {{"preset", "mos2-paper"}, {"total_positions", positions},
-                     {"sub_sequence_size", sub}, {"seed", s + 1}}},
+                     {"sub_sequence_size", sub}, {"seed", seed}}},
         {"reconstruction", {{"loss", cli.get("loss")},
                             {"iterations_per_update", cli.get_int("iterations")},
                             {"backend", cli.get("backend")}}},
@@ -160,8 +235,22 @@ int bench_loop(const CliArgs& cli) {
         {"scan_driver", {{"kind", "sim-stage"}, {"endpoint", command_endpoint}}},
         {"recorder", {{"directory", dir.string()}}},
     });
+    std::vector<std::unique_ptr<LiveViewer>> page;
+    for (long v = 0; watch && v < viewers; ++v)
+      page.push_back(std::make_unique<LiveViewer>(daemon.http_url()));
+    const double cpu_before = daemon.http_cpu_seconds();
     daemon.start(id);
     daemon.wait_done(std::chrono::seconds(600));
+    // The page runs on what CPU the loop leaves over: give it time for the session's last
+    // event, and each viewer at least its first.
+    const auto settle = Clock::now() + std::chrono::seconds(10);
+    std::this_thread::sleep_for(std::chrono::milliseconds(watch ? 300 : 0));
+    for (const auto& v : page)
+      while (v->reconstructions() == 0 && Clock::now() < settle)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (watch) http_cpu_s_watched += daemon.http_cpu_seconds() - cpu_before;
+    for (const auto& v : page) reconstructions_seen += v->reconstructions();
+    page.clear();
     // Decisions: every completed sub-sequence but the last, which issues nothing.
     zmq::message_t topic, body;
     while (events.recv(topic, zmq::recv_flags::dontwait)) {
@@ -171,22 +260,38 @@ int bench_loop(const CliArgs& cli) {
       const auto& d = e.sub_sequence_done();
       if (e.session_id() != id || d.latency().driver_ms() == 0.0) continue;
       const auto& l = d.latency();
-      total.push_back(l.total_ms());
-      reconstruct.push_back(l.reconstruct_ms());
-      policy_ms.push_back(l.policy_ms());
-      safety.push_back(l.safety_ms());
-      driver.push_back(l.driver_ms());
-      const long frames = static_cast<long>(d.frames_received());
-      if (frames > max_frames) {
-        max_frames = frames;
-        total_at_max.clear();
+      for (Latencies* into : {&all, watch ? &watched : &unwatched}) {
+        into->total.push_back(l.total_ms());
+        into->reconstruct.push_back(l.reconstruct_ms());
+        into->policy.push_back(l.policy_ms());
+        into->safety.push_back(l.safety_ms());
+        into->driver.push_back(l.driver_ms());
+        const long frames = static_cast<long>(d.frames_received());
+        if (frames > into->max_frames) {
+          into->max_frames = frames;
+          into->total_at_max.clear();
+        }
+        if (frames == into->max_frames) into->total_at_max.push_back(l.total_ms());
       }
-      if (frames == max_frames) total_at_max.push_back(l.total_ms());
     }
     std::filesystem::remove(dir / (id + ".h5"));
     std::filesystem::remove(dir / (id + ".journal"));
+  };
+  // With viewers, each seed runs twice, watched and not, in alternating order, so that a drift
+  // of the machine's load falls on both alike.
+  for (long s = 0; s < sessions; ++s) {
+    if (viewers == 0) {
+      run_session(s + 1, false);
+      continue;
+    }
+    const bool watched_first = s % 2 == 0;
+    const std::size_t w0 = watched.total.size(), u0 = unwatched.total.size();
+    run_session(s + 1, watched_first);
+    run_session(s + 1, !watched_first);
+    for (std::size_t k = 0; w0 + k < watched.total.size() && u0 + k < unwatched.total.size(); ++k)
+      paired_difference.push_back(watched.total[w0 + k] - unwatched.total[u0 + k]);
   }
-  const json report = {
+  json report = {
       {"benchmark", "loop"},
       {"policy", policy_config},
       {"backend", backend.backend},
@@ -194,12 +299,36 @@ int bench_loop(const CliArgs& cli) {
       {"positions", positions},
       {"subsequence", sub},
       {"sessions", sessions},
-      {"decisions", total.size()},
-      {"decision_latency_ms", stats(total)},
-      {"breakdown_ms", {{"reconstruct", stats(reconstruct)}, {"policy", stats(policy_ms)},
-                        {"safety", stats(safety)}, {"driver", stats(driver)}}},
-      {"at_most_accumulated_frames", {{"frames", max_frames}, {"decision_latency_ms", stats(total_at_max)}}},
+      {"decisions", all.total.size()},
+      {"decision_latency_ms", stats(all.total)},
+      {"breakdown_ms", {{"reconstruct", stats(all.reconstruct)}, {"policy", stats(all.policy)},
+                        {"safety", stats(all.safety)}, {"driver", stats(all.driver)}}},
+      {"at_most_accumulated_frames",
+       {{"frames", all.max_frames}, {"decision_latency_ms", stats(all.total_at_max)}}},
   };
+  if (viewers > 0) {
+    const double added_p99 = percentile(watched.total, 99) - percentile(unwatched.total, 99);
+    const double added_p50 = percentile(watched.total, 50) - percentile(unwatched.total, 50);
+    report["live_page"] = {
+        {"viewers", viewers},
+        {"decision_latency_ms_without_viewers", stats(unwatched.total)},
+        {"decision_latency_ms_with_viewers", stats(watched.total)},
+        {"p50_added_ms", added_p50},
+        {"p99_added_ms", added_p99},
+        {"paired_difference_ms", {{"p50", percentile(paired_difference, 50)},
+                                  {"mean", paired_difference.empty() ? 0.0 :
+                                       std::accumulate(paired_difference.begin(), paired_difference.end(), 0.0) /
+                                       static_cast<double>(paired_difference.size())},
+                                  {"count", paired_difference.size()}}},
+        // All the CPU time the page's thread took while watched, per decision: a bound on what
+        // it could take from one decision, were it never to run on a core the loop leaves idle.
+        {"http_thread_cpu_ms_per_decision",
+         watched.total.empty() ? 0.0 : 1e3 * http_cpu_s_watched / static_cast<double>(watched.total.size())},
+        // Each viewer should have seen about one reconstruction event per sub-sequence.
+        {"reconstruction_events_per_viewer_per_session",
+         static_cast<double>(reconstructions_seen) / static_cast<double>(viewers * sessions)},
+    };
+  }
   std::cout << report.dump(2) << std::endl;
   return 0;
 }
@@ -469,6 +598,10 @@ Command bench_loop_command() {
                       {"iterations", "K", "5", "reconstructor iterations per update"},
                       {"loss", "intensity|amplitude", "amplitude", "the reconstructor's loss"},
                       {"backend", "auto|cpu|cuda", "auto", "reconstructor backend"},
+                      {"viewers", "N", "0",
+                       "with N > 0: serve the live page too, and run each session twice, once "
+                       "watched by N viewers of /live/events and once not; live_page in the JSON "
+                       "compares the two"},
                       kDirOption},
           .run = bench_loop};
 }

@@ -32,6 +32,9 @@
 
 namespace ptypilot {
 
+// Viewers of the live page at once; one more is refused (503).
+inline constexpr std::size_t kMaxLiveViewers = 64;
+
 struct DaemonOptions {
   std::string control_endpoint;  // overrides the config's, if set
   std::string events_endpoint;
@@ -61,6 +64,8 @@ class Daemon {
   std::string control_endpoint() const;
   std::string events_endpoint() const;
   std::string http_url() const;  // http://HOST:PORT, or empty without --http
+  // The CPU time of the HTTP endpoint's thread (page, events, scrapes) so far; 0 without --http.
+  double http_cpu_seconds() const;
 
  private:
   struct Impl;

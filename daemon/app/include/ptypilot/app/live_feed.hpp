@@ -75,6 +75,17 @@ struct LiveReconstruction {
 std::string status_event(const LiveStatus& status);
 std::string reconstruction_event(const LiveReconstruction& reconstruction);
 
+// reconstruction_event, made again after every change of the session: the JSON of a completed
+// sub-sequence is made once, since it never changes, so that an event costs what is new in it
+// (the image, the sub-sequence in flight) rather than the whole session's positions again.
+class ReconstructionEvents {
+ public:
+  std::string event(const LiveReconstruction& reconstruction);
+
+ private:
+  std::vector<std::pair<std::shared_ptr<const LiveSubSequence>, std::string>> completed_;
+};
+
 // The phase over the scan's field of view, one byte a pixel: v means min + v / 255 (max - min).
 struct QuantizedPhase {
   int rows = 0;
