@@ -795,11 +795,13 @@ struct Daemon::Impl {
   } live_cache;
 
   HttpServer::LiveEvents live_events() {
-    const Published now = snapshot();
+    Published now;
     wire::Status status;
-    fill_status(now, &status);
     SessionProgress p;
     {
+      LoopLockScope scope;  // the reads under the loop's locks; the encoding below at idle priority
+      now = snapshot();
+      fill_status(now, &status);
       std::lock_guard lock(progress_mutex);
       p = progress;
     }

@@ -107,7 +107,22 @@ std::string json_string(std::string_view text) {
   return out + "\"";
 }
 
+// Set on the server's thread once it runs at idle priority (LoopLockScope).
+thread_local bool idle_priority = false;
+
 }  // namespace
+
+LoopLockScope::LoopLockScope() {
+  if (!idle_priority) return;
+  sched_param none{};
+  raised_ = pthread_setschedparam(pthread_self(), SCHED_OTHER, &none) == 0;
+}
+
+LoopLockScope::~LoopLockScope() {
+  if (!raised_) return;
+  sched_param none{};
+  pthread_setschedparam(pthread_self(), SCHED_IDLE, &none);
+}
 
 class Viewer;
 
@@ -133,6 +148,8 @@ struct HttpServer::Impl {
     if (const int e = pthread_setschedparam(pthread_self(), SCHED_IDLE, &none); e != 0)
       log::warn("http_priority_unchanged", {{"error", std::strerror(e)},
                                             {"note", "the HTTP thread runs at normal priority"}});
+    else
+      idle_priority = true;
   }
 
   ~Impl();
@@ -270,8 +287,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (path == "/metrics") {
       if (!read) return refuse_method("GET, HEAD");
       try {
-        return reply(http::status::ok, "text/plain; version=0.0.4; charset=utf-8",
-                     server_.routes.metrics(), method == http::verb::head);
+        std::string text;
+        {
+          LoopLockScope scope;
+          text = server_.routes.metrics();
+        }
+        return reply(http::status::ok, "text/plain; version=0.0.4; charset=utf-8", std::move(text),
+                     method == http::verb::head);
       } catch (const std::exception& e) {
         return reply(http::status::internal_server_error, "text/plain; charset=utf-8",
                      std::string("metrics failed: ") + e.what() + "\n");
@@ -291,7 +313,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
     if (path == "/live/role") {
       if (!read) return refuse_method("GET, HEAD");
-      const HttpServer::Rights r = server_.routes.rights(bearer_of(request));
+      HttpServer::Rights r;
+      {
+        LoopLockScope scope;
+        r = server_.routes.rights(bearer_of(request));
+      }
       return reply(http::status::ok, "application/json",
                    "{\"role\": " + json_string(r.role) +
                        ", \"can_stop\": " + (r.can_stop ? "true" : "false") +
@@ -310,7 +336,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
           std::string(origin->value()) != "http://" + std::string(host->value()))
         return reply(http::status::forbidden, "application/json",
                      "{\"ok\": false, \"error\": \"not authorized: a stop from another origin\"}\n");
-      const HttpServer::Reply r = server_.routes.stop(bearer_of(request));
+      HttpServer::Reply r;
+      {
+        LoopLockScope scope;
+        r = server_.routes.stop(bearer_of(request));
+      }
       return reply(static_cast<http::status>(r.status), "application/json", r.json);
     }
     for (const LiveAsset& asset : live_assets())

@@ -9,7 +9,9 @@
 //   POST /live/stop              stop the running session (X-Ptypilot-Action: stop)
 //   GET  /metrics                Prometheus text exposition
 //
-// Its thread runs at idle priority (SCHED_IDLE), on what CPU time the loop leaves over.
+// Its thread runs at idle priority (SCHED_IDLE), on what CPU time the loop leaves over, except
+// while it reads the loop's shared state (LoopLockScope). metrics, rights and stop run whole
+// in that scope; live does its own (it encodes at idle priority).
 //
 // It binds loopback addresses only. Without CURVE the control socket is reachable from this
 // machine alone (README, Security); the HTTP endpoint keeps that rule and has no keys of its
@@ -23,6 +25,21 @@
 #include <string>
 
 namespace ptypilot {
+
+// While alive, the HTTP thread runs at normal priority: around every read of what the loop
+// shares under a lock (its published state, the progress, the counters). At idle priority the
+// thread could be preempted holding such a lock and not run again while the machine is busy,
+// and the loop's threads would then wait for it (priority inversion). Elsewhere a no-op.
+class LoopLockScope {
+ public:
+  LoopLockScope();
+  ~LoopLockScope();
+  LoopLockScope(const LoopLockScope&) = delete;
+  LoopLockScope& operator=(const LoopLockScope&) = delete;
+
+ private:
+  bool raised_ = false;
+};
 
 class HttpServer {
  public:
