@@ -2,6 +2,8 @@
 // known answer worked out from the format, round trips over awkward sizes and block sizes, and a
 // clear error (never a crash) for each kind of corrupt input.
 #include <catch2/catch.hpp>
+
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <random>
@@ -171,7 +173,8 @@ TEST_CASE("bitshuffle + LZ4 rejects every kind of corrupt input", "[compression]
   }
   SECTION("block size zero or not a multiple of 8 elements") {
     auto bad = good;
-    for (int i = 8; i < 12; ++i) bad[i] = std::byte{0};
+    REQUIRE(bad.size() >= 12);
+    std::fill(bad.begin() + 8, bad.begin() + 12, std::byte{0});
     fails_with(bad, "block size 0");
     bad[11] = std::byte{6};
     fails_with(bad, "block size 6");
@@ -183,7 +186,8 @@ TEST_CASE("bitshuffle + LZ4 rejects every kind of corrupt input", "[compression]
   }
   SECTION("corrupt LZ4 data") {
     auto bad = good;
-    for (std::size_t i = 16; i < 40; ++i) bad[i] = std::byte{0xff};
+    REQUIRE(bad.size() >= 40);
+    std::fill(bad.begin() + 16, bad.begin() + 40, std::byte{0xff});
     fails_with(bad, "LZ4");
   }
   SECTION("trailing garbage") {
