@@ -45,19 +45,25 @@ std::vector<float> test_counts(std::size_t n, float top) {
   return v;
 }
 
+// A listening TCP socket on a free loopback port; *port: the port.
+int listen_on_loopback(int* port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  REQUIRE(::listen(fd, 4) == 0);
+  socklen_t size = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &size);
+  *port = ntohs(a.sin_port);
+  return fd;
+}
+
 // A Merlin data port: listens on a free loopback port and serves one client.
 class FakeMerlin {
  public:
   FakeMerlin() {
-    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(listener_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-    REQUIRE(::listen(listener_, 4) == 0);
-    socklen_t size = sizeof a;
-    ::getsockname(listener_, reinterpret_cast<sockaddr*>(&a), &size);
-    port_ = ntohs(a.sin_port);
+    listener_ = listen_on_loopback(&port_);
   }
   ~FakeMerlin() {
     drop();
@@ -101,15 +107,7 @@ class FakeMerlin {
 class FakeControl {
  public:
   explicit FakeControl(int status = 0) : status_(status) {
-    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(listener_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-    REQUIRE(::listen(listener_, 4) == 0);
-    socklen_t size = sizeof a;
-    ::getsockname(listener_, reinterpret_cast<sockaddr*>(&a), &size);
-    port_ = ntohs(a.sin_port);
+    listener_ = listen_on_loopback(&port_);
     thread_ = std::thread([this] { serve(); });
   }
   ~FakeControl() {
