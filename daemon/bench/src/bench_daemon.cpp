@@ -209,6 +209,8 @@ int bench_loop(const CliArgs& cli) {
 
   zmq::socket_t events(context, zmq::socket_type::sub);
   events.set(zmq::sockopt::subscribe, "sub_sequence_done");
+  events.set(zmq::sockopt::subscribe, "session_done");
+  events.set(zmq::sockopt::rcvtimeo, 10000);
   events.connect(daemon.events_endpoint());
   std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let the subscription land
 
@@ -251,12 +253,15 @@ int bench_loop(const CliArgs& cli) {
     if (watch) http_cpu_s_watched += daemon.http_cpu_seconds() - cpu_before;
     for (const auto& v : page) reconstructions_seen += v->reconstructions();
     page.clear();
-    // Decisions: every completed sub-sequence but the last, which issues nothing.
+    // Decisions: every completed sub-sequence but the last, which issues nothing. The events
+    // come in order, so the session's own session_done says that all of its others are in.
     zmq::message_t topic, body;
-    while (events.recv(topic, zmq::recv_flags::dontwait)) {
+    for (;;) {
+      if (!events.recv(topic)) throw std::runtime_error("bench loop: no session_done event for " + id);
       (void)events.recv(body);
       wire::Event e;
       e.ParseFromArray(body.data(), static_cast<int>(body.size()));
+      if (e.session_id() == id && e.has_session_done()) break;
       const auto& d = e.sub_sequence_done();
       if (e.session_id() != id || d.latency().driver_ms() == 0.0) continue;
       const auto& l = d.latency();
