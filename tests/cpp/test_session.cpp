@@ -425,7 +425,7 @@ TEST_CASE("Safety drops and clamps bad proposals and the session counts them", "
 
   // The live page's view of what went out: every proposal Safety dropped or clamped, in order;
   // the snapped one that went out unchanged in effect, and the untouched one, are not listed.
-  const LiveSubSequence live = live_issued(*loop.session, 0, 3.0, 3.0);
+  const LiveSubSequence live = live_issued(*loop.session, 0);  // FOV [0, 3] x [0, 3] A
   CHECK(same(live.approved_A, loop.calls.requests[0].positions_A));
   REQUIRE(live.changed.size() == 5);
   const std::vector<std::string> verdicts = {"non_finite", "non_finite", "clamped", "deduplicated",

@@ -6,19 +6,17 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from daemon_fixtures import session_config
+from daemon_fixtures import ptypilot, session_config
 from ptypilot.client import Client
 from ptypilot.processes import start_serve
-
-from daemon_fixtures import ptypilot
 
 PRESET = "mos2-paper"
 
@@ -228,7 +226,7 @@ def test_with_keys_a_page_stops_only_the_session_whose_token_it_holds(tmp_path, 
     keys = tmp_path / "keys"
     made = {}
     for name, role in (("server", "operator"), ("alice", "controller")):
-        out = json.loads(__import__("subprocess").run(
+        out = json.loads(subprocess.run(
             [ptypilot(), "keygen", "--out", str(keys), "--name", name, "--role", role],
             capture_output=True, text=True, timeout=60, check=True).stdout)
         made[name] = out
@@ -262,7 +260,6 @@ def test_with_keys_a_page_stops_only_the_session_whose_token_it_holds(tmp_path, 
 def test_bench_loop_watches_every_session_with_its_viewers(tmp_path):
     """`bench loop --viewers N` runs each seed watched and not; its viewers are real clients of
     /live/events (the timing itself is a benchmark's, README "Loop and ingest benchmarks")."""
-    import subprocess
     result = subprocess.run([ptypilot(), "bench", "loop", "--positions", "150", "--subsequence",
                              "50", "--sessions", "1", "--viewers", "3", "--dir", str(tmp_path)],
                             capture_output=True, text=True, timeout=300)

@@ -267,9 +267,9 @@ struct Daemon::Impl {
     std::shared_ptr<const Potential> potential;
     if (!completed.empty()) potential = std::make_shared<const Potential>(session->potential());
     std::vector<std::shared_ptr<const LiveSubSequence>> done;
-    const std::uint64_t recorded = recorder ? recorder->frames_recorded() : 0;
     for (const SubSequenceReport& r : completed)
-      done.push_back(std::make_shared<const LiveSubSequence>(live_completed(*session, r, recorded)));
+      done.push_back(std::make_shared<const LiveSubSequence>(
+          live_completed(*session, r, recorder->frames_recorded())));
     // The sub-sequence in flight: the last one issued, while it is not completed.
     const std::uint32_t issued = session->sub_sequences_issued();
     const bool flying = issued > p.sub_sequences;
@@ -279,8 +279,7 @@ struct Daemon::Impl {
     p.completed.insert(p.completed.end(), done.begin(), done.end());
     p.in_flight = flying ? progress.in_flight : nullptr;
     if (flying && (!p.in_flight || p.in_flight->index != issued - 1))
-      p.in_flight = std::make_shared<const LiveSubSequence>(live_issued(
-          *session, issued - 1, session->raster().height_A(), session->raster().width_A()));
+      p.in_flight = std::make_shared<const LiveSubSequence>(live_issued(*session, issued - 1));
     p.version = progress.version + (!done.empty() || p.in_flight != progress.in_flight ? 1 : 0);
     progress = std::move(p);
   }
@@ -828,35 +827,45 @@ struct Daemon::Impl {
     return {live_cache.status, live_cache.reconstruction};
   }
 
-  // A viewer's rights, by the control socket's rules (README, Security): without CURVE every
-  // client on this machine is an operator; with it, a page holds no key, so it is an observer
-  // unless it holds the running session's token, which gives the controller's right to stop it.
-  HttpServer::Rights viewer_rights(const std::string& bearer, const Published& now) {
-    const bool running = now.state == ControlReply::RUNNING;
-    if (!zap)
-      return {"operator", running, "without CURVE keys every client on this machine is an operator"};
-    if (!bearer.empty() && active(now.state) && bearer == now.session_token)
-      return {"controller", running, "holds the token of session " + now.session_id};
-    return {"observer", false,
-            "with CURVE keys a page may stop only the session whose token it holds (#token=...)"};
+  // A page's role, by the control socket's rules (README, Security): without CURVE every client
+  // on this machine is an operator; with it, a page holds no key, so it is an observer unless it
+  // holds the running session's token, which gives the controller's right to stop it.
+  Role page_role(const std::string& bearer, const Published& now, std::string* why) {
+    if (!zap) {
+      *why = "without CURVE keys every client on this machine is an operator";
+      return Role::kOperator;
+    }
+    if (!bearer.empty() && active(now.state) && bearer == now.session_token) {
+      *why = "holds the token of session " + now.session_id;
+      return Role::kController;
+    }
+    *why = "with CURVE keys a page may stop only the session whose token it holds (#token=...)";
+    return Role::kObserver;
+  }
+
+  HttpServer::Rights viewer_rights(const std::string& bearer) {
+    const Published now = snapshot();
+    HttpServer::Rights rights;
+    const Role role = page_role(bearer, now, &rights.why);
+    rights.role = role_name(role);
+    rights.can_stop = role != Role::kObserver && now.state == ControlReply::RUNNING;
+    return rights;
   }
 
   HttpServer::Reply http_stop(const std::string& bearer) {
     const Published now = snapshot();
-    const HttpServer::Rights rights = viewer_rights(bearer, now);
     nlohmann::json out;
     if (now.state != ControlReply::RUNNING) {
       out = {{"ok", false}, {"error", std::string("nothing to stop: the daemon is ") + state_name(now.state)}};
       return {409, out.dump()};
     }
+    std::string why;
+    const Role role = page_role(bearer, now, &why);
     ControlRequest request;
     request.mutable_stop()->set_session_token(bearer);
-    const Role role = rights.role == "operator"     ? Role::kOperator
-                      : rights.role == "controller" ? Role::kController
-                                                    : Role::kObserver;
     const ControlReply reply = handle(request, role);
     if (reply.ok())
-      log::info("stop_requested", {{"session", now.session_id}, {"by", "live page"}, {"role", rights.role}});
+      log::info("stop_requested", {{"session", now.session_id}, {"by", "live page"}, {"role", role_name(role)}});
     out = {{"ok", reply.ok()}, {"state", state_name(reply.state())}};
     if (!reply.ok()) out["error"] = to_valid_utf8(reply.error());
     return {reply.ok() ? 200 : 403, out.dump()};
@@ -922,7 +931,7 @@ Daemon::Daemon(DaemonOptions options) : impl_(std::make_unique<Impl>(std::move(o
                    HttpServer::Routes{
                        .metrics = [&d] { return d.metrics_text(); },
                        .live = [&d] { return d.live_events(); },
-                       .rights = [&d](const std::string& bearer) { return d.viewer_rights(bearer, d.snapshot()); },
+                       .rights = [&d](const std::string& bearer) { return d.viewer_rights(bearer); },
                        .stop = [&d](const std::string& bearer) { return d.http_stop(bearer); }});
   d.session_thread = std::thread([&d] { d.session_io.run(); });
 }

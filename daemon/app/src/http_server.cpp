@@ -19,6 +19,8 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "live_assets.hpp"
 #include "ptypilot/app/daemon.hpp"
 #include "ptypilot/wire/log.hpp"
@@ -42,17 +44,24 @@ constexpr int kTicksPerKeepAlive = 150;
 // A viewer that has not taken an event in this long is disconnected.
 constexpr auto kViewerWriteTimeout = std::chrono::seconds(30);
 
+// A host without its port, an IP address (IPv6 in brackets) or localhost; none for a name.
+std::optional<asio::ip::address> address_of(std::string host) {
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host == "localhost") host = "127.0.0.1";
+  boost::system::error_code error;
+  const asio::ip::address address = asio::ip::make_address(host, error);
+  if (error) return std::nullopt;
+  return address;
+}
+
 tcp::endpoint parse_loopback_endpoint(const std::string& endpoint) {
   const auto colon = endpoint.rfind(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 == endpoint.size())
     throw std::invalid_argument("--http: '" + endpoint + "' is not HOST:PORT");
-  std::string host = endpoint.substr(0, colon);
-  if (host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  if (host == "localhost") host = "127.0.0.1";
-  boost::system::error_code error;
-  const asio::ip::address address = asio::ip::make_address(host, error);
-  if (error) throw std::invalid_argument("--http: '" + host + "' is not an IP address");
-  if (!address.is_loopback())
+  const std::string host = endpoint.substr(0, colon);
+  const std::optional<asio::ip::address> address = address_of(host);
+  if (!address) throw std::invalid_argument("--http: '" + host + "' is not an IP address");
+  if (!address->is_loopback())
     throw std::invalid_argument("--http: " + host + " is not a loopback address; the HTTP "
                                 "endpoint has no authentication, so it serves this machine only "
                                 "(README, Monitoring)");
@@ -65,25 +74,20 @@ tcp::endpoint parse_loopback_endpoint(const std::string& endpoint) {
     throw std::invalid_argument("--http: '" + endpoint.substr(colon + 1) + "' is not a port");
   }
   if (port > 65535) throw std::invalid_argument("--http: port " + std::to_string(port) + " > 65535");
-  return {address, static_cast<unsigned short>(port)};
+  return {*address, static_cast<unsigned short>(port)};
 }
 
 // A Host header that names this machine. Anything else is a page of another site that a DNS
 // name pointed at 127.0.0.1 (DNS rebinding): it must not read the page or press stop.
 bool host_is_loopback(std::string_view host) {
   if (host.empty()) return true;  // HTTP/1.0 sends none
-  std::string name(host);
-  if (name.front() == '[') {
-    const auto close = name.find(']');
-    if (close == std::string::npos) return false;
-    name = name.substr(1, close - 1);
-  } else if (const auto colon = name.rfind(':'); colon != std::string::npos) {
-    name = name.substr(0, colon);
-  }
-  if (name == "localhost") return true;
-  boost::system::error_code error;
-  const asio::ip::address address = asio::ip::make_address(name, error);
-  return !error && address.is_loopback();
+  // The port goes: after the bracket of an IPv6 address, else after the last colon.
+  const auto bracket = host.find(']');
+  const auto colon = host.rfind(':');
+  if (bracket != std::string_view::npos) host = host.substr(0, bracket + 1);
+  else if (colon != std::string_view::npos) host = host.substr(0, colon);
+  const std::optional<asio::ip::address> address = address_of(std::string(host));
+  return address && address->is_loopback();
 }
 
 std::string bearer_of(const http::request<http::string_body>& request) {
@@ -92,19 +96,6 @@ std::string bearer_of(const http::request<http::string_body>& request) {
   const std::string_view value(it->value().data(), it->value().size());
   constexpr std::string_view kScheme = "Bearer ";
   return value.substr(0, kScheme.size()) == kScheme ? std::string(value.substr(kScheme.size())) : "";
-}
-
-std::string json_string(std::string_view text) {
-  std::string out = "\"";
-  for (const char c : text) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (static_cast<unsigned char>(c) < 0x20) {
-      out += ' ';
-      continue;
-    }
-    out += c;
-  }
-  return out + "\"";
 }
 
 // Set on the server's thread once it runs at idle priority (LoopLockScope).
@@ -318,10 +309,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
         LoopLockScope scope;
         r = server_.routes.rights(bearer_of(request));
       }
-      return reply(http::status::ok, "application/json",
-                   "{\"role\": " + json_string(r.role) +
-                       ", \"can_stop\": " + (r.can_stop ? "true" : "false") +
-                       ", \"why\": " + json_string(r.why) + "}\n",
+      const nlohmann::json body = {{"role", r.role}, {"can_stop", r.can_stop}, {"why", r.why}};
+      return reply(http::status::ok, "application/json", body.dump() + "\n",
                    method == http::verb::head);
     }
     if (path == "/live/stop") {

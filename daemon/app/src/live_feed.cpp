@@ -37,8 +37,8 @@ std::string event(const char* name, const json& data) {
 
 }  // namespace
 
-LiveSubSequence live_issued(const Session& session, std::uint32_t k, double fov_height_A,
-                            double fov_width_A) {
+LiveSubSequence live_issued(const Session& session, std::uint32_t k) {
+  const double fov_height_A = session.raster().height_A(), fov_width_A = session.raster().width_A();
   LiveSubSequence out;
   out.index = k;
   out.approved_A = session.approved(k);

@@ -441,7 +441,7 @@ Status Hdf5Recorder::finish_session(bool clean, const std::string& session_error
   if (!status.ok()) status = {status.code(), "recorder: " + status.message()};
   log::info("recording_ended", {{"session_id", session_id},
                                 {"h5", h5_path_.string()},
-                                {"frames", frames_recorded_},
+                                {"frames", frames_recorded_.load()},
                                 {"complete", complete},
                                 {"error", error_text},
                                 {"finalised", status.ok()}});
@@ -461,7 +461,7 @@ Status Hdf5Recorder::fail(Status status) {
     release_reserve();  // the session stops; end_session may need the space to close the file
     log::error("recorder_failed", {{"h5", h5_path_.string()},
                                    {"journal", journal_path_.string()},
-                                   {"frames_recorded", frames_recorded_},
+                                   {"frames_recorded", frames_recorded_.load()},
                                    {"error", error_.message()}});
   }
   return error_;

@@ -38,14 +38,14 @@ struct LiveSubSequence {
   std::vector<SafetyChange> changed;  // filled for the sub-sequence in flight
   // Once completed:
   LoopLatency latency;
-  std::uint64_t frames_received = 0;  // the session's totals when it completed
-  std::uint64_t frames_recorded = 0;
+  std::uint64_t frames_received = 0;  // the session's frames when it completed
+  std::uint64_t frames_recorded = 0;  // the recorder's count when the worker reported it (it
+                                      // may hold the first frames of the next sub-sequence)
   double dose_e_per_A2 = 0.0;
 };
 
 // On the session worker.
-LiveSubSequence live_issued(const Session& session, std::uint32_t k, double fov_height_A,
-                            double fov_width_A);
+LiveSubSequence live_issued(const Session& session, std::uint32_t k);
 LiveSubSequence live_completed(const Session& session, const SubSequenceReport& report,
                                std::uint64_t frames_recorded);
 

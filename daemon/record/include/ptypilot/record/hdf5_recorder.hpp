@@ -95,6 +95,8 @@
 // that is still recording; it can once end_session() has closed it.
 #pragma once
 
+#include <atomic>
+
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -242,7 +244,8 @@ class Hdf5Recorder final : public Recorder {
   std::unique_ptr<Session> session_;  // null between sessions
   std::filesystem::path h5_path_;
   std::filesystem::path journal_path_;
-  std::uint64_t frames_recorded_ = 0;
+  // Read by status, /metrics and the live page on other threads while ingest counts.
+  std::atomic<std::uint64_t> frames_recorded_{0};
   Status error_;
 };
 
