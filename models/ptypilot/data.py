@@ -109,6 +109,11 @@ def simulation(specimen_seed: int, purpose: str, preset: str = PRESET,
                            noise_seed=noise_seed(specimen_seed, purpose), effects=effects)
 
 
+# How a learned policy's session begins (schema "first_sub_sequence", models/POLICY_CONTRACT.md):
+# the paper's first K sparse-grid positions, or a survey of the whole FOV, which a policy that
+# looks for material needs (ScanEpisode.first_sub_sequence_A).
+FIRST_SUB_SEQUENCES = ("sparse-grid", "survey")
+
 # StepRecord.visit_index of a proposal that Safety dropped: a repeat of a visited node (no new
 # exposure), a non-finite position, or one past the budget.
 REPEAT, NON_FINITE, OVER_BUDGET = -1, -2, -3
@@ -174,8 +179,17 @@ class ScanEpisode:
     def normalise(self, positions_A: np.ndarray) -> np.ndarray:
         return np.asarray(positions_A, dtype=np.float64) / self.fov_A
 
-    def first_sub_sequence_A(self) -> np.ndarray:
-        return self.sparse_A[: self.K]
+    def first_sub_sequence_A(self, kind: str = "sparse-grid") -> np.ndarray:
+        """The first sub-sequence a session of this policy kind starts with (FIRST_SUB_SEQUENCES):
+        the first K of the budget's sparse grid (the top band of the FOV), or a survey of the
+        whole FOV, the sparse grid of K (ptypilot_core.sparse_grid_positions, as the daemon's
+        SurveyPolicy lays it out)."""
+        if kind == "sparse-grid":
+            return self.sparse_A[: self.K]
+        if kind == "survey":
+            p = self.preset
+            return core.sparse_grid_positions(self.K, p.scan_rows, p.scan_cols, p.step_A)
+        raise ValueError(f"first sub-sequence {kind!r}: not one of {FIRST_SUB_SEQUENCES}")
 
     def measure(self, proposed_A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Safety, frames, reconstruction update. Returns (snapped_A (n, 2), visit_index (n,)):
@@ -226,11 +240,13 @@ def run_episode(env: ScanEpisode, propose, max_steps: int | None = None,
     sparse-grid positions. Stops when the budget is spent, a proposal adds nothing, or after
     `max_steps` decisions (default: twice the number of sub-sequences). With `converge`, the
     result also holds the converged reconstruction of all its frames. `first_A`: the first
-    sub-sequence (default the first K sparse-grid positions), for a policy that starts
-    elsewhere (DaemonPolicy)."""
+    sub-sequence (default: `propose.first_A` where the propose function has one, as
+    DaemonPolicy and a survey-first PolicyRunner do, else the first K sparse-grid positions)."""
     if max_steps is None:
         max_steps = 2 * int(np.ceil(env.budget / env.K))
     result = EpisodeResult(seed=env.seed)
+    if first_A is None:
+        first_A = getattr(propose, "first_A", None)
     first = env.first_sub_sequence_A() if first_A is None else first_A
     snapped, _ = env.measure(first)
     previous = env.normalise(snapped)

@@ -33,8 +33,13 @@ import torch
 import ptypilot_core as core
 from ptypilot import data
 from ptypilot.policy_model import KIND, SCHEMA_VERSION, ModelConfig, build_exported, make_schema
+from ptypilot.train_common import first_sub_sequence
 
 TRAINED_FOR_FILE = "trained_for.json"
+FIRST_SUB_SEQUENCE_TEXT = {
+    "sparse-grid": "the first K positions of the sparse grid of total_positions",
+    "survey": "a survey of the FOV: the sparse grid of K positions (the daemon's SurveyPolicy)",
+}
 TRAINED_FOR_VERSION = 1
 
 REQUIRED_KEYS = ["schema_version", "kind", "sub_sequence_size", "encoder_input_px",
@@ -77,6 +82,7 @@ def schema_for(payload: dict, command: str) -> dict:
     config = ModelConfig.from_dict(payload["config"])
     ep = payload["episode"]
     preset = core.experiment_preset(ep["preset"])
+    first = first_sub_sequence(ep)
     training = {
         "preset": ep["preset"],
         "seed": int(payload["seed"]),
@@ -90,14 +96,14 @@ def schema_for(payload: dict, command: str) -> dict:
         "dose_e_per_A2": ep["dose_e_per_A2"],
         "train_seeds": [data.TRAIN_SEEDS.start, data.TRAIN_SEEDS.stop],
         "eval_seeds": [data.EVAL_SEEDS.start, data.EVAL_SEEDS.stop],
-        "first_sub_sequence": "the first K positions of the sparse grid of total_positions",
+        "first_sub_sequence": FIRST_SUB_SEQUENCE_TEXT[first],
         "previous_positions": "the K positions proposed for the sub-sequence just measured, "
                               "clamped and snapped to the raster (repeats kept), normalised",
     }
     return make_schema(config, fov_height_A=(preset.scan_rows - 1) * preset.step_A,
                        fov_width_A=(preset.scan_cols - 1) * preset.step_A,
                        rows=preset.scan_rows, cols=preset.scan_cols, step_A=preset.step_A,
-                       training=training)
+                       training=training, first_sub_sequence=first)
 
 
 def validate_schema(text: str) -> dict:

@@ -208,7 +208,9 @@ class ExportedPolicy(nn.Module):
 
 
 def make_schema(config: ModelConfig, *, fov_height_A: float, fov_width_A: float, rows: int,
-                cols: int, step_A: float, training: dict) -> dict:
+                cols: int, step_A: float, training: dict,
+                first_sub_sequence: str = "sparse-grid") -> dict:
+    """first_sub_sequence: how the daemon begins the model's sessions (POLICY_CONTRACT.md)."""
     return {
         "schema_version": SCHEMA_VERSION,
         "kind": KIND,
@@ -221,6 +223,7 @@ def make_schema(config: ModelConfig, *, fov_height_A: float, fov_width_A: float,
         "raster": {"rows": rows, "cols": cols, "step_A": step_A},
         "potential_normalisation": POTENTIAL_NORMALISATION,
         "position_normalisation": POSITION_NORMALISATION,
+        "first_sub_sequence": first_sub_sequence,
         "training": training,
     }
 

@@ -2,6 +2,7 @@
 
     python3 -m ptypilot.train autoencoder --out DIR --seed N   # data set + convolutional autoencoder
     python3 -m ptypilot.train pretrain    --out DIR --seed N   # supervised, towards the sparse grid (eq. 9)
+                                                               # or material-density (--pretrain-target)
     python3 -m ptypilot.train reinforce   --out DIR --seed N   # REINFORCE with the Voronoi reward (eq. 6-8)
     python3 -m ptypilot.train evaluate    --out DIR            # Q_SSIM vs the sparse grid, held-out seeds
     python3 -m ptypilot.train all         --out DIR --seed N [--export FILE.pt]
@@ -54,7 +55,7 @@ from ptypilot.train_benchmark import stage_evaluate
 from ptypilot.train_common import (STAGES, checkpoint_path, load_checkpoint, progress,
                                    report_progress, set_threads)
 from ptypilot.train_reinforce import REWARDS, stage_reinforce
-from ptypilot.train_supervised import stage_autoencoder, stage_pretrain
+from ptypilot.train_supervised import PRETRAIN_TARGETS, stage_autoencoder, stage_pretrain
 
 # ---------------------------------------------------------------------------------------------
 
@@ -117,6 +118,8 @@ def resolve_scenario(args) -> None:
     args.positions = positions if args.positions is None else args.positions
     args.sub_sequence = sub_sequence if args.sub_sequence is None else args.sub_sequence
     args.dose = dose if args.dose is None else args.dose
+    # A policy taught by material-density begins as its teacher does, with a survey of the FOV.
+    args.first_sub_sequence = "survey" if args.pretrain_target == "material-density" else "sparse-grid"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -160,6 +163,10 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--pre-steps", type=int, default=1200)
     g.add_argument("--pre-batch", type=int, default=16)
     g.add_argument("--pre-lr", type=float, default=1e-3)
+    g.add_argument("--pretrain-target", choices=PRETRAIN_TARGETS, default="sparse-grid",
+                   help="what pre-training imitates: the sparse grid (the paper's eq. 9), or the "
+                        "daemon's material-density policy on each training specimen (its positions "
+                        "matched as a set; sessions then begin with its survey of the FOV)")
     g = p.add_argument_group("reinforce")
     g.add_argument("--rl-updates", type=int, default=1000000, help="stop after this many updates")
     g.add_argument("--rl-minutes", type=float, default=8.0, help="... or this much wall time")

@@ -14,7 +14,8 @@ import ptypilot_core as core
 from ptypilot import data
 from ptypilot.policy_model import ModelConfig
 from ptypilot.train_common import (PolicyRunner, checkpoint_path, episode_options,
-                                   load_checkpoint, modules_from, new_episode, progress)
+                                   first_sub_sequence, load_checkpoint, modules_from, new_episode,
+                                   progress)
 
 
 class Benchmark:
@@ -45,7 +46,8 @@ class Benchmark:
         rows = []
         for s in self.seeds:
             env = new_episode(s, self.episode)
-            res = data.run_episode(env, PolicyRunner(enc, policy, config, 0.0, None),
+            first = env.first_sub_sequence_A(first_sub_sequence(self.episode))
+            res = data.run_episode(env, PolicyRunner(enc, policy, config, 0.0, None, first),
                                    keep_potentials=False, converge=True)
             ssim_a = data.ssim_against(res.converged, self.references[s])
             rows.append({"seed": s, "ssim": ssim_a, "ssim_sparse": self.ssim_sparse[s],

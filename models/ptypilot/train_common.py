@@ -62,7 +62,15 @@ def episode_settings(args) -> dict:
             "sub_sequence_size": args.sub_sequence, "total_positions": args.positions,
             "iterations_per_update": args.iterations, "dose_e_per_A2": args.dose,
             "loss": "amplitude", "reconstruction": dict(args.reconstruction),
-            "effects": args.effects}
+            "effects": args.effects,
+            "first_sub_sequence": getattr(args, "first_sub_sequence", "sparse-grid"),
+            "pretrain_target": getattr(args, "pretrain_target", "sparse-grid")}
+
+
+def first_sub_sequence(episode: dict) -> str:
+    """How the policy's sessions begin (data.FIRST_SUB_SEQUENCES); checkpoints from before the
+    choice existed began with the sparse grid."""
+    return episode.get("first_sub_sequence", "sparse-grid")
 
 
 def episode_options(episode: dict) -> dict:
@@ -102,9 +110,13 @@ class PolicyRunner:
     """Drives one episode with the policy: mean (evaluation) or Gaussian samples (training).
     Uses the same encoder and GRU modules, one step at a time, as the exported module does."""
 
-    def __init__(self, enc, policy, config: ModelConfig, sigma: float, rng: torch.Generator | None):
+    def __init__(self, enc, policy, config: ModelConfig, sigma: float, rng: torch.Generator | None,
+                 first_A: np.ndarray | None = None):
+        """first_A: the session's first sub-sequence (data.run_episode reads it), None for the
+        sparse grid's first K."""
         self.enc, self.policy, self.config = enc, policy, config
         self.sigma, self.rng = sigma, rng
+        self.first_A = first_A
         self.hidden = torch.zeros(config.hidden_layers, 1, config.hidden_size)
         self.z: list[torch.Tensor] = []
         self.means: list[np.ndarray] = []  # per decision, (K, 2) normalised

@@ -17,7 +17,8 @@ from ptypilot.distributed import Ranks
 from ptypilot.policy_model import GruPolicy, ModelConfig
 from ptypilot.train_benchmark import Benchmark
 from ptypilot.train_common import (GAMMA, SIGMA, PolicyRunner, checkpoint_path, encoder_from,
-                                   load_checkpoint, new_episode, progress, save_checkpoint)
+                                   first_sub_sequence, load_checkpoint, new_episode, progress,
+                                   save_checkpoint)
 
 REWARDS = ["voronoi-ssim", "voronoi-phase"]
 
@@ -209,7 +210,8 @@ def stage_reinforce(args, ranks: Ranks = Ranks()) -> dict | None:
         for s in ranks.share(drawn):
             s = int(s)
             env = new_episode(s, ep)
-            runner = PolicyRunner(enc, policy, config, SIGMA, gen)
+            runner = PolicyRunner(enc, policy, config, SIGMA, gen,
+                                  env.first_sub_sequence_A(first_sub_sequence(ep)))
             result = data.run_episode(env, runner, keep_potentials=False, converge=converge)
             reference = references.get(s) if converge else None
             rewards = action_rewards(args.reward, result, runner.means, env, reference)

@@ -17,44 +17,67 @@ from ptypilot import data
 from ptypilot.distributed import Ranks
 from ptypilot.policy_model import ConvAutoencoder, GruPolicy, ModelConfig, preprocess
 from ptypilot.train_common import (SIGMA, checkpoint_path, encoder_from, episode_options,
-                                   episode_settings, load_checkpoint, progress, save_checkpoint)
+                                   episode_settings, first_sub_sequence, load_checkpoint, progress,
+                                   save_checkpoint)
 
 # ---------------------------------------------------------------------------------------------
 # Stage 1: data set of partial-scan reconstructions, and the autoencoder
 
 
+# What pre-training imitates (train --pretrain-target): the sparse grid of the budget, eq. (9),
+# or the daemon's material-density policy, whose positions depend on the specimen.
+PRETRAIN_TARGETS = ["sparse-grid", "material-density"]
+
+
+def pretrain_target(episode: dict) -> str:
+    return episode.get("pretrain_target", "sparse-grid")
+
+
 def make_dataset(specimens: int, seed: int, episode: dict, log=lambda m: None) -> dict:
     """Reconstructions of training specimens from partial scans, through ptypilot_core.
-    Per specimen: a sparse-grid episode (its snapshots also feed pre-training) and, alternately,
-    a random-node or a jittered-sparse-grid episode (sigma as REINFORCE explores). A snapshot is
-    the FOV crop after each sub-sequence, i.e. what the policy sees at each decision, plus the
-    final one."""
+    Per specimen: an episode of the pre-training target (its snapshots also feed pre-training:
+    the sparse grid, or material-density, whose inputs and proposals per decision are kept as
+    "target_previous" and "target_actions", (N, T - 1, K, 2) normalised) and, alternately, a
+    random-node or a jittered-sparse-grid episode (sigma as REINFORCE explores), begun as the
+    policy's sessions begin. A snapshot is the FOV crop after each sub-sequence, i.e. what the
+    policy sees at each decision, plus the final one."""
     rng = np.random.default_rng(seed)
     seeds = data.train_seeds(specimens, rng)
-    sparse, other, kinds = [], [], []
+    target = pretrain_target(episode)
+    sparse, other, kinds, target_previous, target_actions = [], [], [], [], []
     start = time.perf_counter()
     for i, s in enumerate(seeds):
         kw = dict(purpose="autoencoder", sub_sequence_size=episode["sub_sequence_size"],
                   total_positions=episode["total_positions"],
                   iterations=episode["iterations_per_update"], **episode_options(episode))
         env = data.ScanEpisode(s, **kw)
-        r = data.run_episode(env, data.sparse_grid_propose(env))
+        if target == "material-density":
+            r = data.run_episode(env, data.DaemonPolicy(env, "material-density"))
+            target_previous.append(np.stack([st.previous_norm for st in r.steps]))
+            target_actions.append(np.stack([st.action_norm for st in r.steps]))
+        else:
+            r = data.run_episode(env, data.sparse_grid_propose(env))
         sparse.append(np.stack([st.potential for st in r.steps] + [r.potential]))
         env = data.ScanEpisode(s, **kw)
+        first = env.first_sub_sequence_A(first_sub_sequence(episode))
         if i % 2:
-            r = data.run_episode(env, data.random_propose(env, rng))
+            r = data.run_episode(env, data.random_propose(env, rng), first_A=first)
             kinds.append("random")
         else:
-            r = data.run_episode(env, data.jittered_sparse_propose(env, rng, SIGMA))
+            r = data.run_episode(env, data.jittered_sparse_propose(env, rng, SIGMA), first_A=first)
             kinds.append("jittered-sparse")
         crops = [st.potential for st in r.steps] + [r.potential]
         other.append(np.stack((crops + [crops[-1]] * len(sparse[-1]))[: len(sparse[-1])]))
         if (i + 1) % 10 == 0 or i + 1 == len(seeds):
             log(f"data set: {i + 1}/{len(seeds)} specimens, {time.perf_counter() - start:.0f} s")
-    return {"seeds": np.asarray(seeds, dtype=np.int64),
-            "sparse": np.stack(sparse).astype(np.float32),   # (N, T, h, w)
-            "other": np.stack(other).astype(np.float32),     # (N, T, h, w)
-            "other_kind": np.asarray(kinds)}
+    out = {"seeds": np.asarray(seeds, dtype=np.int64),
+           "sparse": np.stack(sparse).astype(np.float32),   # (N, T, h, w): the target's episodes
+           "other": np.stack(other).astype(np.float32),     # (N, T, h, w)
+           "other_kind": np.asarray(kinds), "pretrain_target": np.asarray(target)}
+    if target_actions:
+        out["target_previous"] = np.stack(target_previous).astype(np.float32)
+        out["target_actions"] = np.stack(target_actions).astype(np.float32)
+    return out
 
 
 def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
@@ -96,6 +119,10 @@ def stage_autoencoder(args, ranks: Ranks = Ranks()) -> dict | None:
     ranks.require_divisible("--ae-batch", args.ae_batch)
     dataset_file = out / "dataset.npz"
     if dataset_file.exists() and not args.fresh_data:
+        made_for = str(np.load(dataset_file).get("pretrain_target", "sparse-grid"))
+        if made_for != args.pretrain_target:
+            raise SystemExit(f"train: {dataset_file} was made for --pretrain-target {made_for}, "
+                             f"not {args.pretrain_target}; pass --fresh-data or another --out")
         progress("autoencoder", f"reusing {dataset_file}")
     elif ranks.main:
         progress("autoencoder", f"simulating {args.specimens} training specimens")
@@ -182,12 +209,42 @@ def pretrain_batch(enc, z_sparse: torch.Tensor, z_other: torch.Tensor, grid: tor
     return inputs, z, targets
 
 
+def teacher_batch(z_target: torch.Tensor, previous: torch.Tensor, actions: torch.Tensor,
+                  idx: torch.Tensor):
+    """Teacher forcing on the teacher's own episodes: step t gets what the teacher's decision t
+    got (its previous sub-sequence, z of the reconstruction it saw) and is trained towards what
+    it proposed. previous, actions: (N, T-1, K, 2); returns (T-1, B, ...) each."""
+    T1 = previous.shape[1]
+    return (previous[idx].transpose(0, 1), z_target[idx, :T1].transpose(0, 1),
+            actions[idx].transpose(0, 1))
+
+
+def matched_targets(means: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """targets (T, B, K, 2) reordered, per step and sequence, to the assignment of its K
+    positions to the K outputs with the least summed squared distance (Hungarian). A teacher's
+    sub-sequence is a set: the order in which material-density picks its positions says
+    nothing the sessions use, and a loss on that order would ask the network to guess it."""
+    from scipy.optimize import linear_sum_assignment
+    m = means.detach().double().numpy()
+    t = targets.detach().double().numpy()
+    out = targets.clone()
+    for i in range(m.shape[0]):
+        for b in range(m.shape[1]):
+            cost = ((m[i, b, :, None, :] - t[i, b, None, :, :]) ** 2).sum(-1)
+            rows, cols = linear_sum_assignment(cost)
+            out[i, b, torch.from_numpy(rows)] = targets[i, b, torch.from_numpy(cols)]
+    return out
+
+
 def pretrain_step(policy, opt, config: ModelConfig, inputs, z, targets,
-                  ranks: Ranks) -> torch.Tensor:
+                  ranks: Ranks, match: bool = False) -> torch.Tensor:
     """One step of eq. (9) on this rank's share of the batch (inputs, z, targets: (T-1, B, ...));
-    the ranks' gradients are averaged, equal shares making it the whole batch's."""
+    the ranks' gradients are averaged, equal shares making it the whole batch's. match: each
+    target sub-sequence taken as a set (matched_targets), for a teacher's positions."""
     hidden = torch.zeros(config.hidden_layers, inputs.shape[1], config.hidden_size)
     means, _ = policy(inputs, z, hidden)
+    if match:
+        targets = matched_targets(means, targets)
     # eq. (9): sum over t of the squared distance, averaged over the batch
     loss = ((means - targets) ** 2).sum(dim=(0, 2, 3)).mean()
     opt.zero_grad()
@@ -217,6 +274,13 @@ def stage_pretrain(args, ranks: Ranks = Ranks()) -> dict | None:
             z = enc(preprocess(t.reshape(-1, *t.shape[2:]), config.encoder_input_px))
             return z.reshape(t.shape[0], t.shape[1], -1)
         z_sparse, z_other = encode_all(ds["sparse"]), encode_all(ds["other"])
+    target = pretrain_target(ae["episode"])
+    if target == "material-density":
+        if "target_actions" not in ds:
+            raise SystemExit(f"train: {out / 'dataset.npz'} holds no teacher episodes; "
+                             "rerun the autoencoder stage with --fresh-data")
+        previous = torch.from_numpy(ds["target_previous"])
+        actions = torch.from_numpy(ds["target_actions"])
     policy = GruPolicy(config)
     ranks.broadcast_parameters(policy)
     opt = torch.optim.Adam(policy.parameters(), lr=args.pre_lr)
@@ -227,16 +291,28 @@ def stage_pretrain(args, ranks: Ranks = Ranks()) -> dict | None:
     for step in range(1, args.pre_steps + 1):
         idx = torch.randint(0, n, (args.pre_batch,), generator=gen)
         mix = torch.rand(args.pre_batch, generator=gen) < 0.5
-        inputs, z, targets = pretrain_batch(enc, z_sparse, z_other, grid, ranks.share(idx),
-                                            ranks.share(mix))
-        loss = pretrain_step(policy, opt, config, inputs, z, targets, ranks)
+        if target == "material-density":
+            inputs, z, targets = teacher_batch(z_sparse, previous, actions, ranks.share(idx))
+        else:
+            inputs, z, targets = pretrain_batch(enc, z_sparse, z_other, grid, ranks.share(idx),
+                                                ranks.share(mix))
+        loss = pretrain_step(policy, opt, config, inputs, z, targets, ranks,
+                             match=target == "material-density")
         if ranks.main and (step % args.log_every == 0 or step == args.pre_steps):
-            err = pretrain_error(policy, config, z_sparse, z_other, grid, preset)
-            history.append({"step": step, "loss": float(loss), **err})
-            progress("pretrain", f"step {step}/{args.pre_steps}: loss {float(loss):.3e}, max error "
-                                 f"{err['max_error_steps']:.3f} raster steps, on the sparse grid "
-                                 f"after snapping {100 * err['snapped_match']:.1f}%")
-    summary = {"steps": args.pre_steps, "batch": args.pre_batch, "lr": args.pre_lr,
+            if target == "material-density":
+                err = teacher_error(policy, config, z_sparse, previous, actions, preset)
+                history.append({"step": step, "loss": float(loss), **err})
+                progress("pretrain", f"step {step}/{args.pre_steps}: loss {float(loss):.3e}, "
+                                     f"matched distance to material-density's positions: mean "
+                                     f"{err['mean_matched_steps']:.2f} raster steps, within one "
+                                     f"step {100 * err['within_one_step']:.1f}%")
+            else:
+                err = pretrain_error(policy, config, z_sparse, z_other, grid, preset)
+                history.append({"step": step, "loss": float(loss), **err})
+                progress("pretrain", f"step {step}/{args.pre_steps}: loss {float(loss):.3e}, max "
+                                     f"error {err['max_error_steps']:.3f} raster steps, on the "
+                                     f"sparse grid after snapping {100 * err['snapped_match']:.1f}%")
+    summary = {"target": target, "steps": args.pre_steps, "batch": args.pre_batch, "lr": args.pre_lr,
                "seconds": time.perf_counter() - t0, "first": history[0] if history else None,
                "last": history[-1] if history else None, "curve": history}
     if ranks.world > 1:
@@ -270,3 +346,17 @@ def pretrain_error(policy, config, z_sparse, z_other, grid, preset: str) -> dict
         count += means.shape[0] * means.shape[1] * means.shape[2]
     return {"max_error_steps": worst, "snapped_match": match / count}
 
+
+
+@torch.no_grad()
+def teacher_error(policy, config, z_target, previous, actions, preset: str) -> dict:
+    """How close the policy's sub-sequences come to the teacher's, over every specimen of the
+    data set (teacher forcing): the mean distance between matched positions (matched_targets),
+    in raster steps, and the fraction of them within one step."""
+    p = core.experiment_preset(preset)
+    steps_per_unit = p.scan_rows - 1
+    inputs, z, targets = teacher_batch(z_target, previous, actions, torch.arange(previous.shape[0]))
+    means, _ = policy(inputs, z, torch.zeros(config.hidden_layers, inputs.shape[1],
+                                             config.hidden_size))
+    d = (means - matched_targets(means, targets)).norm(dim=-1) * steps_per_unit
+    return {"mean_matched_steps": float(d.mean()), "within_one_step": float((d <= 1.0).float().mean())}

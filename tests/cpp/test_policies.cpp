@@ -112,6 +112,32 @@ TEST_CASE("sparse-grid policy hands out the sparse grid of the whole budget in o
   }
 }
 
+TEST_CASE("survey policy spreads its count over the whole FOV, skipping visited nodes",
+          "[policy]") {
+  const ScanRaster raster{100, 100, 0.2};
+  SurveyPolicy policy;
+  PolicyContext context;
+  context.raster = raster;
+  context.count = 50;
+  context.total_positions = 250;
+  const auto want = sparse_grid_positions(50, raster.rows, raster.cols, raster.step_A);
+  const auto first = propose_ok(policy, context);
+  REQUIRE(first.size() == want.size());
+  for (std::size_t k = 0; k < want.size(); ++k) REQUIRE(same(first[k], want[k]));
+  // Spread over the FOV, where the sparse grid of the budget's first 50 are its top band.
+  CHECK(first.back().y - first.front().y > 0.8 * raster.height_A());
+  // A visited survey node (within half a step) is left out and made up in raster order, from
+  // the first unvisited node.
+  std::vector<Vec2> visited{{want[3].y + 0.05, want[3].x - 0.05}, {0.0, 0.0}};
+  context.visited_A = visited;
+  const auto next = propose_ok(policy, context);
+  REQUIRE(next.size() == 50);
+  CHECK(std::none_of(next.begin(), next.end(), [&](const Vec2& p) { return same(p, want[3]); }));
+  CHECK(same(next.back(), Vec2{0.0, 0.2}));
+  context.count = 0;
+  CHECK(propose_ok(policy, context).empty());
+}
+
 TEST_CASE("pattern policies skip what was visited and continue past the budget", "[policy]") {
   // The sparse grid and the other fixed patterns, each with the positions it hands out.
   const ScanRaster raster{10, 10, 1.0};

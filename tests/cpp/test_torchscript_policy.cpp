@@ -282,6 +282,39 @@ TEST_CASE("torchscript policy starts from the sparse grid", "[policy][torch]") {
   CHECK(fallback.size() == kK);
 }
 
+TEST_CASE("torchscript policy starts with a survey where its schema says so", "[policy][torch]") {
+  // tiny_policy_survey.pt: the fixture's weights, schema "first_sub_sequence": "survey".
+  const fs::path survey_model =
+      fs::path(PTYPILOT_SOURCE_DIR) / "tests/fixtures/tiny_policy_survey.pt";
+  Contexts s;
+  const auto policy = load(survey_model);
+  CHECK_THAT(policy->schema_json(), Catch::Contains("\"first_sub_sequence\": \"survey\""));
+  SurveyPolicy survey;
+  SparseGridPolicy grid;
+  policy->reset(3);
+  const auto first = propose_ok(*policy, s.at(0));
+  CHECK(same(first, propose_ok(survey, s.at(0))));
+  CHECK_FALSE(same(first, propose_ok(grid, s.at(0))));
+  // The survey spreads over the whole FOV; the sparse grid's first sub-sequence is its top band.
+  const auto [low, high] = std::minmax_element(
+      first.begin(), first.end(), [](const Vec2& a, const Vec2& b) { return a.y < b.y; });
+  CHECK(high->y - low->y > kRaster.height_A() / 2);
+  CHECK(policy->last_output().empty());
+  // Later sub-sequences are the model's, as with the sparse-grid start.
+  CHECK(propose_ok(*policy, s.at(1)).size() == kK);
+  CHECK(policy->last_output().size() == kK);
+}
+
+TEST_CASE("torchscript policy refuses a first sub-sequence it does not know", "[policy][torch]") {
+  const fs::path unknown =
+      fs::path(PTYPILOT_SOURCE_DIR) / "tests/fixtures/tiny_policy_unknown_first.pt";
+  const std::string m = message_of([&] { load(unknown); });
+  CHECK_THAT(m, Catch::Contains(unknown.string()) &&
+                    Catch::Contains("first_sub_sequence \"spiral\"") &&
+                    Catch::Contains("\"sparse-grid\" and \"survey\""));
+  CHECK_THROWS_AS(load(unknown), std::invalid_argument);
+}
+
 TEST_CASE("torchscript policy proposes in the FOV, deterministically, with a moving state",
           "[policy][torch]") {
   Contexts s;

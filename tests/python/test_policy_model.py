@@ -14,6 +14,7 @@ import pytest
 torch = pytest.importorskip("torch")
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
+import ptypilot_core as core  # noqa: E402
 from ptypilot import data, export, train, train_benchmark, train_common  # noqa: E402
 from ptypilot.scenarios import SCENARIOS  # noqa: E402
 from ptypilot.policy_model import (  # noqa: E402
@@ -114,6 +115,8 @@ def test_export_round_trip_and_schema(tmp_path):
     assert schema["fov_height_A"] == pytest.approx(19.8) and schema["fov_width_A"] == pytest.approx(19.8)
     assert schema["raster"] == {"rows": 100, "cols": 100, "step_A": pytest.approx(0.2)}
     assert schema["training"]["command"] == "pytest"
+    # A checkpoint from before the choice began with the sparse grid, and says so.
+    assert schema["first_sub_sequence"] == "sparse-grid"
     assert json.loads(out.with_suffix(".json").read_text())["note"] == "test"
 
     eager = export.eager_module(torch.load(ckpt))
@@ -276,3 +279,106 @@ def test_options_given_with_a_scenario_override_its_own():
     train.resolve_scenario(args)
     assert (args.preset, args.positions, args.sub_sequence, args.dose, args.reconstruction) == \
         (data.PRESET, data.TOTAL_POSITIONS, data.SUB_SEQUENCE_SIZE, data.DOSE_E_PER_A2, {})
+
+
+# --- pre-training towards material-density ---------------------------------------------------
+
+
+def test_a_survey_first_session_begins_with_the_daemons_survey():
+    env = data.ScanEpisode(1001, total_positions=250, sub_sequence_size=50)
+    survey = env.first_sub_sequence_A("survey")
+    p = env.preset
+    assert np.array_equal(survey, core.sparse_grid_positions(50, p.scan_rows, p.scan_cols, p.step_A))
+    # The sparse grid's first sub-sequence is its top band; the survey spans the FOV.
+    assert np.ptp(env.first_sub_sequence_A()[:, 0]) < 0.3 * env.fov_A[0] < 0.8 * env.fov_A[0] \
+        < np.ptp(survey[:, 0])
+    with pytest.raises(ValueError, match="spiral"):
+        env.first_sub_sequence_A("spiral")
+    # run_episode takes the first sub-sequence from a propose function that carries one.
+    config = small_config()
+    runner = train_common.PolicyRunner(*_modules(config), config, 0.0, None, first_A=survey)
+    result = data.run_episode(env, runner, keep_potentials=False)
+    assert np.array_equal(result.visited_A[:50], survey)
+    assert np.array_equal(result.steps[0].previous_norm, env.normalise(survey))
+
+
+def _modules(config):
+    payload = fake_payload(config)
+    enc, policy, _ = train_common.modules_from(payload)
+    return enc, policy
+
+
+def test_matched_targets_pair_each_output_with_its_nearest_target_set_wise():
+    from ptypilot.train_supervised import matched_targets
+    gen = torch.Generator().manual_seed(0)
+    means = torch.rand(2, 3, 6, 2, generator=gen)
+    order = torch.stack([torch.randperm(6, generator=gen) for _ in range(6)]).reshape(2, 3, 6)
+    noisy = means + 0.01 * torch.randn(means.shape, generator=gen)
+    shuffled = torch.gather(noisy, 2, order[..., None].expand(2, 3, 6, 2))
+    matched = matched_targets(means, shuffled)
+    assert torch.equal(matched, noisy)  # each target back beside the output it is nearest
+    # The assignment is the one of least summed squared distance, not a greedy one: output 0
+    # is nearest target 0, but giving it target 1 costs less in all.
+    means = torch.tensor([[[[0.0, 0.0], [0.0, 1.0]]]])
+    targets = torch.tensor([[[[0.0, 0.4], [0.0, 1.6]]]])
+    assert torch.equal(matched_targets(means, targets), targets)
+    targets = torch.tensor([[[[0.0, 0.6], [0.0, -0.5]]]])
+    assert torch.equal(matched_targets(means, targets), targets.flip(2))
+
+
+def test_pretraining_towards_material_density_learns_its_positions(tmp_path):
+    common = ["--out", str(tmp_path), "--seed", "5", "--scenario", "mos2-flake",
+              "--pretrain-target", "material-density", "--specimens", "2", "--encoder-px", "32",
+              "--encoder-channels", "4,8", "--latent", "16", "--features", "32",
+              "--hidden-size", "24", "--log-every", "20", "--ae-batch", "4", "--pre-batch", "2"]
+    train.main(["autoencoder", *common, "--ae-steps", "2"])
+    ae = torch.load(tmp_path / "autoencoder.pt")
+    assert ae["episode"]["first_sub_sequence"] == "survey"
+    assert ae["episode"]["pretrain_target"] == "material-density"
+    ds = np.load(tmp_path / "dataset.npz")
+    assert str(ds["pretrain_target"]) == "material-density"
+    assert ds["target_previous"].shape == ds["target_actions"].shape == (2, 4, 50, 2)
+
+    # The teacher's episode is material-density's, as the daemon's C++ runs it: survey first.
+    episode = ae["episode"]
+    env = data.ScanEpisode(int(ds["seeds"][0]), purpose="autoencoder",
+                           **train_common.episode_options(episode))
+    teacher = data.DaemonPolicy(env, "material-density")
+    expected = data.run_episode(env, teacher)
+    assert np.array_equal(ds["target_previous"][0, 0],
+                          env.normalise(env.first_sub_sequence_A("survey")).astype(np.float32))
+    assert np.array_equal(ds["target_actions"][0],
+                          np.stack([st.action_norm for st in expected.steps]).astype(np.float32))
+    assert np.array_equal(ds["sparse"][0, -1], expected.potential)
+
+    from ptypilot.train_supervised import teacher_error
+    train.main(["pretrain", *common, "--pre-steps", "0"])
+    untrained = torch.load(tmp_path / "pretrain.pt")
+    train.main(["pretrain", *common, "--pre-steps", "60", "--pre-lr", "3e-3"])
+    pre = torch.load(tmp_path / "pretrain.pt")
+    assert pre["summary"]["pretrain"]["target"] == "material-density"
+    z = _encode_dataset(pre, ds)
+    errors = []
+    for payload in (untrained, pre):
+        enc, policy, config = train_common.modules_from(payload)
+        errors.append(teacher_error(policy, config, z, torch.from_numpy(ds["target_previous"]),
+                                    torch.from_numpy(ds["target_actions"]), "mos2-flake-paper"))
+    assert errors[1]["mean_matched_steps"] < 0.7 * errors[0]["mean_matched_steps"]
+
+    # A data set made for the sparse grid is not reused for another target.
+    with pytest.raises(SystemExit, match="pretrain-target material-density"):
+        train.main(["autoencoder", *[c if c != "material-density" else "sparse-grid" for c in common]])
+
+    # The export tells the daemon to begin with the survey.
+    export.export_checkpoint(tmp_path / "pretrain.pt", tmp_path / "p.pt", command="pytest")
+    schema = json.loads(torch.jit.load(str(tmp_path / "p.pt")).schema())
+    assert schema["first_sub_sequence"] == "survey"
+
+
+def _encode_dataset(payload, ds):
+    config = ModelConfig.from_dict(payload["config"])
+    enc = train_common.encoder_from(payload, config)
+    t = torch.from_numpy(ds["sparse"])
+    with torch.no_grad():
+        z = enc(preprocess(t.reshape(-1, *t.shape[2:]), config.encoder_input_px))
+    return z.reshape(t.shape[0], t.shape[1], -1)

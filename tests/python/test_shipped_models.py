@@ -12,7 +12,13 @@ import torch
 
 from ptypilot import loop
 
-NAME = re.compile(r"policy-mos2-k(?P<k>\d+)(?:-p(?P<p>\d+))?\.pt")
+# policy-mos2-kK[-pP].pt for mos2-paper, policy-PRESET-kK[-pP].pt for another preset
+# (loop.shipped_model).
+NAME = re.compile(r"policy-(?P<preset>[a-z0-9-]+?)-k(?P<k>\d+)(?:-p(?P<p>\d+))?\.pt")
+
+
+def preset_of(match) -> str:
+    return "mos2-paper" if match["preset"] == "mos2" else match["preset"]
 MODELS = sorted(loop.SHIPPED_DIR.glob("policy-*.pt"))
 
 
@@ -23,10 +29,10 @@ def test_the_default_model_is_shipped():
 @pytest.mark.parametrize("path", MODELS, ids=lambda p: p.name)
 def test_name_matches_schema_and_record(path):
     match = NAME.fullmatch(path.name)
-    assert match, f"{path.name}: shipped models are named policy-mos2-k{{K}}[-p{{P}}].pt"
+    assert match, f"{path.name}: shipped models are named policy-{{mos2|PRESET}}-k{{K}}[-p{{P}}].pt"
     schema = json.loads(torch.jit.load(str(path)).schema())
     assert schema["sub_sequence_size"] == int(match["k"])
-    assert schema["training"]["preset"] == "mos2-paper"
+    assert schema["training"]["preset"] == preset_of(match)
     if match["p"] is not None:
         assert schema["training"]["total_positions"] == int(match["p"])
     record = json.loads(path.with_suffix(".json").read_text())

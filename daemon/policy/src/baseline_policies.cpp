@@ -142,6 +142,22 @@ Status SparseGridPolicy::propose(const PolicyContext& context, std::vector<Vec2>
   return Status::Ok();
 }
 
+Status SurveyPolicy::propose(const PolicyContext& context, std::vector<Vec2>* positions) {
+  positions->clear();
+  if (Status s = check_raster(context.raster); !s.ok() || context.count <= 0) return s;
+  const ScanRaster& raster = context.raster;
+  std::vector<char> taken = visited_mask(raster, context.visited_A);
+  const int count = std::min<int>(context.count, static_cast<int>(node_count(raster)));
+  for (const Vec2& p : sparse_grid_positions(count, raster.rows, raster.cols, raster.step_A)) {
+    const long node = nearest_node_within_half_step(raster, p);
+    if (node < 0 || taken[static_cast<std::size_t>(node)]) continue;
+    taken[static_cast<std::size_t>(node)] = 1;
+    positions->push_back(node_position(raster, static_cast<std::size_t>(node)));
+  }
+  fill_in_raster_order(raster, context.count, taken, *positions);
+  return Status::Ok();
+}
+
 RandomPolicy::RandomPolicy(std::uint64_t seed) : rng_(seed) {}
 
 void RandomPolicy::reset(std::uint64_t seed) { rng_.seed(seed); }

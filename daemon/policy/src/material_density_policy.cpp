@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "phase_at_nodes.hpp"
+#include "ptypilot/policy/baseline_policies.hpp"
 #include "ptypilot/scan_geometry.hpp"
 #include "raster_nodes.hpp"
 
@@ -46,19 +47,9 @@ Status MaterialDensityPolicy::propose(const PolicyContext& context, std::vector<
   if (Status s = check_raster(context.raster); !s.ok() || context.count <= 0) return s;
   const ScanRaster& raster = context.raster;
   const std::size_t nodes = node_count(raster);
+  if (context.sub_sequence == 0 || context.visited_A.empty())
+    return SurveyPolicy().propose(context, positions);
   std::vector<char> taken = visited_mask(raster, context.visited_A);
-
-  if (context.sub_sequence == 0 || context.visited_A.empty()) {
-    const int count = std::min<int>(context.count, static_cast<int>(nodes));
-    for (const Vec2& p : sparse_grid_positions(count, raster.rows, raster.cols, raster.step_A)) {
-      const long node = nearest_node_within_half_step(raster, p);
-      if (node < 0 || taken[static_cast<std::size_t>(node)]) continue;
-      taken[static_cast<std::size_t>(node)] = 1;
-      positions->push_back(node_position(raster, static_cast<std::size_t>(node)));
-    }
-    fill_in_raster_order(raster, context.count, taken, *positions);
-    return Status::Ok();
-  }
 
   const std::vector<double> weight = material_weight(context);
   // Squared distance (A^2) from each node to the nearest visited position, then picked one.

@@ -92,6 +92,8 @@ struct Impl {
   nlohmann::json trained_for;
   bool geometry_checked = false;
   bool dose_checked = false;
+  // schema() "first_sub_sequence": how the model was trained to begin (absent: "sparse-grid").
+  bool survey_first = false;
 
   [[noreturn]] void fail(const std::string& what) const {
     throw std::invalid_argument("policy model " + path + " " + what);
@@ -161,6 +163,13 @@ struct Impl {
       fail("expects sub-sequences of " + number(k) + " positions, the session asks for " +
            std::to_string(limits.sub_sequence_size) +
            " (session.sub_sequence_size must match the model)");
+    if (s.contains("first_sub_sequence")) {
+      const nlohmann::json& first = s["first_sub_sequence"];
+      if (!first.is_string() || (first != "sparse-grid" && first != "survey"))
+        fail("begins with first_sub_sequence " + first.dump() +
+             "; this daemon knows \"sparse-grid\" and \"survey\" (models/POLICY_CONTRACT.md)");
+      survey_first = first == "survey";
+    }
     const double height = number_at("fov_height_A");
     const double width = number_at("fov_width_A");
     if (std::abs(height - limits.fov_height_A) > kFovTolerance_A ||
@@ -316,7 +325,9 @@ class LoadedTorchScriptPolicy final : public TorchScriptPolicy {
 
  private:
   std::unique_ptr<Impl> impl_;
-  SparseGridPolicy first_;  // sub-sequence 0 and the fallback without a potential
+  // Sub-sequence 0 and the fallback without a potential: the sparse grid's first K, or a survey
+  // of the FOV, as the schema says the model was trained to begin.
+  std::unique_ptr<Policy> first_;
 };
 
 LoadedTorchScriptPolicy::LoadedTorchScriptPolicy(const std::filesystem::path& model_path,
@@ -333,6 +344,10 @@ LoadedTorchScriptPolicy::LoadedTorchScriptPolicy(const std::filesystem::path& mo
                                 " A)");
   impl_->load();
   impl_->check_schema();
+  if (impl_->survey_first)
+    first_ = std::make_unique<SurveyPolicy>();
+  else
+    first_ = std::make_unique<SparseGridPolicy>();
   impl_->check_initial_hidden();
   impl_->dry_run();
   impl_->hidden = impl_->initial_hidden;
@@ -341,7 +356,7 @@ LoadedTorchScriptPolicy::LoadedTorchScriptPolicy(const std::filesystem::path& mo
 }
 
 void LoadedTorchScriptPolicy::reset(std::uint64_t seed) {
-  first_.reset(seed);
+  first_->reset(seed);
   impl_->hidden = impl_->initial_hidden;
   impl_->last_proposal.clear();
   impl_->last_output.clear();
@@ -367,7 +382,7 @@ Status LoadedTorchScriptPolicy::propose(const PolicyContext& context,
   if (!p.dose_checked && context.dose_e_per_A2 > 0) p.check_dose(context);
   if (context.sub_sequence == 0 || potential == nullptr || potential->phase_rad.empty() ||
       context.visited_A.empty()) {
-    if (Status s = first_.propose(context, positions); !s.ok()) return s;
+    if (Status s = first_->propose(context, positions); !s.ok()) return s;
     p.last_proposal = *positions;
     return Status::Ok();
   }

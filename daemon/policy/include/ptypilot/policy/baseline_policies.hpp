@@ -52,6 +52,19 @@ class SparseGridPolicy final : public Policy {
   std::string_view name() const override { return "sparse-grid"; }
 };
 
+// A survey of the whole FOV in one sub-sequence: the sparse grid of `count` positions
+// (sparse_grid_positions(count, ...), not of the budget), unvisited ones only, then unvisited
+// nodes in raster order. How a policy that needs to see the whole specimen before it chooses
+// begins: material-density's first sub-sequence, and a learned model's whose schema says
+// "first_sub_sequence": "survey" (models/POLICY_CONTRACT.md). SparseGridPolicy's first
+// sub-sequence is instead the top band of the FOV.
+class SurveyPolicy final : public Policy {
+ public:
+  void reset(std::uint64_t) override {}
+  Status propose(const PolicyContext& context, std::vector<Vec2>* positions) override;
+  std::string_view name() const override { return "survey"; }
+};
+
 // Uniformly random unvisited raster positions, without repetition. std::mt19937_64 seeded by
 // reset(seed) with our own mapping to an index (rejection sampling), because the standard
 // distributions are allowed to differ between library implementations and a recorded session

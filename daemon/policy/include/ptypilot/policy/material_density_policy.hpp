@@ -5,9 +5,10 @@
 // holes, isolated particles). A fixed pattern spends the same dose per area on vacuum as on
 // material; this policy spends it in proportion to a material weight:
 //
-//   survey (sub-sequence 0, or any call without a usable potential and nothing visited):
-//     sparse_grid_positions(count, ...) over the whole FOV: `count` positions spread evenly,
-//     so that every region has been seen once before the reconstruction is asked about it.
+//   survey (sub-sequence 0, or any call with nothing visited): SurveyPolicy
+//     (baseline_policies.hpp), sparse_grid_positions(count, ...) over the whole FOV: `count`
+//     positions spread evenly, so that every region has been seen once before the
+//     reconstruction is asked about it.
 //     The survey is part of the budget; its dose counts against the policy.
 //   then, per call, `count` picks, greedily one at a time among the unvisited raster nodes:
 //     score(r) = w(r) * d(r)^2

@@ -44,7 +44,10 @@ namespace ptypilot {
 //
 // propose() never throws:
 //   - sub-sequence 0, no potential yet, or nothing visited yet: SparseGridPolicy's answer and
-//     Status (the paper starts every session from the sparse grid's first sub-sequence);
+//     Status (the paper starts every session from the sparse grid's first sub-sequence), or
+//     SurveyPolicy's where the schema says "first_sub_sequence": "survey" (a model trained to
+//     begin with a survey of the whole FOV, as material-density does; any other value than
+//     these two is refused at start-up);
 //   - otherwise forward(previous_positions, potential, hidden) with
 //       previous_positions: the K positions this policy proposed last, clamped and snapped
 //                           to the raster, repeats kept (the last K visited ones when another
