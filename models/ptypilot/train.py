@@ -51,11 +51,12 @@ from ptypilot import data
 from ptypilot.evaluate import parse_dose
 from ptypilot.scenarios import SCENARIOS
 from ptypilot.distributed import Ranks
-from ptypilot.train_benchmark import stage_evaluate
+from ptypilot.train_benchmark import SCORE_AGAINST, stage_evaluate
 from ptypilot.train_common import (STAGES, checkpoint_path, load_checkpoint, progress,
                                    report_progress, set_threads)
 from ptypilot.train_reinforce import REWARDS, stage_reinforce
-from ptypilot.train_supervised import PRETRAIN_TARGETS, stage_autoencoder, stage_pretrain
+from ptypilot.train_supervised import (PRETRAIN_LOSSES, PRETRAIN_TARGETS, stage_autoencoder,
+                                      stage_pretrain)
 
 # ---------------------------------------------------------------------------------------------
 
@@ -167,6 +168,10 @@ def parser() -> argparse.ArgumentParser:
                    help="what pre-training imitates: the sparse grid (the paper's eq. 9), or the "
                         "daemon's material-density policy on each training specimen (its positions "
                         "matched as a set; sessions then begin with its survey of the FOV)")
+    g.add_argument("--pretrain-loss", choices=PRETRAIN_LOSSES, default=None,
+                   help="eq. (9) position by position (ordered, the sparse grid's), or, for "
+                        "material-density, after matching the positions as sets (matched, its "
+                        "default) or the energy distance between the sets (energy)")
     g = p.add_argument_group("reinforce")
     g.add_argument("--rl-updates", type=int, default=1000000, help="stop after this many updates")
     g.add_argument("--rl-minutes", type=float, default=8.0, help="... or this much wall time")
@@ -183,6 +188,10 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--validation-seeds", type=int, default=12,
                    help="validation specimens for checkpoint selection (0: keep the last)")
     g.add_argument("--validate-every", type=int, default=10, help="updates between validations")
+    g.add_argument("--score-against", choices=SCORE_AGAINST, default="full-raster",
+                   help="what validation (the kept checkpoint) and the held-out evaluation score "
+                        "SSIM against: the full raster (the paper's Q_SSIM) or the true phase "
+                        "(what the voronoi-ssim reward measures)")
     g = p.add_argument_group("evaluate")
     g.add_argument("--eval-seeds", type=int, default=8, help="first N evaluation seeds")
     p.add_argument("--export", default=None, help="all: write the TorchScript model here (+ .json)")

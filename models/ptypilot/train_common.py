@@ -64,7 +64,8 @@ def episode_settings(args) -> dict:
             "loss": "amplitude", "reconstruction": dict(args.reconstruction),
             "effects": args.effects,
             "first_sub_sequence": getattr(args, "first_sub_sequence", "sparse-grid"),
-            "pretrain_target": getattr(args, "pretrain_target", "sparse-grid")}
+            "pretrain_target": getattr(args, "pretrain_target", "sparse-grid"),
+            "score_against": getattr(args, "score_against", "full-raster")}
 
 
 def first_sub_sequence(episode: dict) -> str:

@@ -236,17 +236,38 @@ def matched_targets(means: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def energy_distance(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """The energy distance between two sets of K positions, per leading index: (..., K, 2) ->
+    (...). 2 E|x - y| - E|x - x'| - E|y - y'| (Szekely), 0 only for equal sets. Unlike a
+    squared distance after matching, it is a proper scoring rule: where the inputs leave the
+    teacher's positions uncertain, it is least in expectation for outputs spread as the
+    teacher's would be, not for outputs pulled to the mean of the candidates (which bunches
+    them)."""
+    def mean_distance(a, b):
+        return torch.sqrt(((a[..., :, None, :] - b[..., None, :, :]) ** 2).sum(-1) + eps).mean((-1, -2))
+    return 2 * mean_distance(x, y) - mean_distance(x, x) - mean_distance(y, y)
+
+
+# How pre-training compares a sub-sequence with the target's (train --pretrain-loss): eq. (9)'s
+# squared distance position by position (the sparse grid, whose order is fixed), after matching
+# the positions as sets (matched_targets), or the energy distance between the two sets.
+PRETRAIN_LOSSES = ["ordered", "matched", "energy"]
+
+
 def pretrain_step(policy, opt, config: ModelConfig, inputs, z, targets,
-                  ranks: Ranks, match: bool = False) -> torch.Tensor:
+                  ranks: Ranks, loss_kind: str = "ordered") -> torch.Tensor:
     """One step of eq. (9) on this rank's share of the batch (inputs, z, targets: (T-1, B, ...));
-    the ranks' gradients are averaged, equal shares making it the whole batch's. match: each
-    target sub-sequence taken as a set (matched_targets), for a teacher's positions."""
+    the ranks' gradients are averaged, equal shares making it the whole batch's. loss_kind:
+    PRETRAIN_LOSSES; the set losses are for a teacher's positions."""
     hidden = torch.zeros(config.hidden_layers, inputs.shape[1], config.hidden_size)
     means, _ = policy(inputs, z, hidden)
-    if match:
-        targets = matched_targets(means, targets)
-    # eq. (9): sum over t of the squared distance, averaged over the batch
-    loss = ((means - targets) ** 2).sum(dim=(0, 2, 3)).mean()
+    if loss_kind == "energy":
+        loss = energy_distance(means, targets).sum(dim=0).mean()
+    else:
+        if loss_kind == "matched":
+            targets = matched_targets(means, targets)
+        # eq. (9): sum over t of the squared distance, averaged over the batch
+        loss = ((means - targets) ** 2).sum(dim=(0, 2, 3)).mean()
     opt.zero_grad()
     loss.backward()
     ranks.sum_gradients(policy.parameters(), average=True)
@@ -281,6 +302,10 @@ def stage_pretrain(args, ranks: Ranks = Ranks()) -> dict | None:
                              "rerun the autoencoder stage with --fresh-data")
         previous = torch.from_numpy(ds["target_previous"])
         actions = torch.from_numpy(ds["target_actions"])
+    loss_kind = args.pretrain_loss or ("matched" if target == "material-density" else "ordered")
+    if target == "sparse-grid" and loss_kind != "ordered":
+        raise SystemExit("train: the sparse grid is pre-trained position by position "
+                         "(--pretrain-loss ordered)")
     policy = GruPolicy(config)
     ranks.broadcast_parameters(policy)
     opt = torch.optim.Adam(policy.parameters(), lr=args.pre_lr)
@@ -296,8 +321,7 @@ def stage_pretrain(args, ranks: Ranks = Ranks()) -> dict | None:
         else:
             inputs, z, targets = pretrain_batch(enc, z_sparse, z_other, grid, ranks.share(idx),
                                                 ranks.share(mix))
-        loss = pretrain_step(policy, opt, config, inputs, z, targets, ranks,
-                             match=target == "material-density")
+        loss = pretrain_step(policy, opt, config, inputs, z, targets, ranks, loss_kind)
         if ranks.main and (step % args.log_every == 0 or step == args.pre_steps):
             if target == "material-density":
                 err = teacher_error(policy, config, z_sparse, previous, actions, preset)
@@ -312,7 +336,7 @@ def stage_pretrain(args, ranks: Ranks = Ranks()) -> dict | None:
                 progress("pretrain", f"step {step}/{args.pre_steps}: loss {float(loss):.3e}, max "
                                      f"error {err['max_error_steps']:.3f} raster steps, on the "
                                      f"sparse grid after snapping {100 * err['snapped_match']:.1f}%")
-    summary = {"target": target, "steps": args.pre_steps, "batch": args.pre_batch, "lr": args.pre_lr,
+    summary = {"target": target, "loss": loss_kind, "steps": args.pre_steps, "batch": args.pre_batch, "lr": args.pre_lr,
                "seconds": time.perf_counter() - t0, "first": history[0] if history else None,
                "last": history[-1] if history else None, "curve": history}
     if ranks.world > 1:

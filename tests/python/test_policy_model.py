@@ -234,6 +234,8 @@ def test_one_tiny_step_of_each_stage_changes_the_weights(tmp_path):
     assert all(data.is_train_seed(s) for s in ds["seeds"])
     assert ds["sparse"].shape[:2] == (2, 5) and ds["sparse"].shape[2:] == (130, 130)
 
+    with pytest.raises(SystemExit, match="position by position"):
+        run("pretrain", "--pre-steps", "0", "--pretrain-loss", "energy")
     run("pretrain", "--pre-steps", "0")
     untrained = torch.load(tmp_path / "pretrain.pt")["policy"]
     run("pretrain", "--pre-steps", "2")
@@ -326,6 +328,22 @@ def test_matched_targets_pair_each_output_with_its_nearest_target_set_wise():
     assert torch.equal(matched_targets(means, targets), targets.flip(2))
 
 
+def test_energy_distance_is_zero_for_equal_sets_and_spreads_uncertain_outputs():
+    from ptypilot.train_supervised import energy_distance
+    gen = torch.Generator().manual_seed(1)
+    y = torch.rand(3, 8, 2, generator=gen)
+    assert torch.allclose(energy_distance(y, y[:, torch.randperm(8, generator=gen)]),
+                          torch.zeros(3), atol=1e-3)
+    assert (energy_distance(torch.rand(3, 8, 2, generator=gen), y) > 0.01).all()
+    # Two equally likely teachers, at x = 0.2 and at x = 0.8: outputs bunched at their mean
+    # (what a squared distance after matching tends to) cost more in expectation than outputs
+    # split between them.
+    left, right = torch.full((4, 2), 0.2), torch.full((4, 2), 0.8)
+    middle, split = torch.full((4, 2), 0.5), torch.cat([left[:2], right[:2]])
+    expected = lambda x: float(energy_distance(x, left) + energy_distance(x, right)) / 2  # noqa: E731
+    assert expected(split) < expected(middle)
+
+
 def test_pretraining_towards_material_density_learns_its_positions(tmp_path):
     common = ["--out", str(tmp_path), "--seed", "5", "--scenario", "mos2-flake",
               "--pretrain-target", "material-density", "--specimens", "2", "--encoder-px", "32",
@@ -357,6 +375,7 @@ def test_pretraining_towards_material_density_learns_its_positions(tmp_path):
     train.main(["pretrain", *common, "--pre-steps", "60", "--pre-lr", "3e-3"])
     pre = torch.load(tmp_path / "pretrain.pt")
     assert pre["summary"]["pretrain"]["target"] == "material-density"
+    assert pre["summary"]["pretrain"]["loss"] == "matched"
     z = _encode_dataset(pre, ds)
     errors = []
     for payload in (untrained, pre):
@@ -364,6 +383,15 @@ def test_pretraining_towards_material_density_learns_its_positions(tmp_path):
         errors.append(teacher_error(policy, config, z, torch.from_numpy(ds["target_previous"]),
                                     torch.from_numpy(ds["target_actions"]), "mos2-flake-paper"))
     assert errors[1]["mean_matched_steps"] < 0.7 * errors[0]["mean_matched_steps"]
+    train.main(["pretrain", *common, "--pre-steps", "60", "--pre-lr", "3e-3",
+                "--pretrain-loss", "energy"])
+    energy = torch.load(tmp_path / "pretrain.pt")
+    assert energy["summary"]["pretrain"]["loss"] == "energy"
+    enc, policy, config = train_common.modules_from(energy)
+    assert teacher_error(policy, config, z, torch.from_numpy(ds["target_previous"]),
+                         torch.from_numpy(ds["target_actions"]),
+                         "mos2-flake-paper")["mean_matched_steps"] < \
+        0.8 * errors[0]["mean_matched_steps"]
 
     # A data set made for the sparse grid is not reused for another target.
     with pytest.raises(SystemExit, match="pretrain-target material-density"):
@@ -382,3 +410,23 @@ def _encode_dataset(payload, ds):
     with torch.no_grad():
         z = enc(preprocess(t.reshape(-1, *t.shape[2:]), config.encoder_input_px))
     return z.reshape(t.shape[0], t.shape[1], -1)
+
+
+def test_training_can_score_against_the_true_phase(monkeypatch):
+    """--score-against truth: validation and the held-out evaluation score SSIM against the true
+    phase, as the voronoi-ssim reward does, and never reconstruct the full raster."""
+    monkeypatch.setattr(data, "full_raster_reference",
+                        lambda *a, **k: pytest.fail("the full raster was reconstructed"))
+    episode = {"preset": data.PRESET, "sub_sequence_size": 50, "total_positions": 250,
+               "iterations_per_update": 5, "dose_e_per_A2": data.DOSE_E_PER_A2,
+               "loss": "amplitude", "score_against": "truth"}
+    bench = train_benchmark.Benchmark([1000], episode)
+    env = train_common.new_episode(1000, episode)
+    truth = data.fov_crop(env.sim.phase_rad, env.grid)
+    assert np.array_equal(bench.references[1000], truth)
+    sparse = data.run_episode(env, data.sparse_grid_propose(env), keep_potentials=False,
+                              converge=True)
+    assert bench.ssim_sparse[1000] == data.ssim_against(sparse.converged, truth)
+    args = train.parser().parse_args(["all", "--out", "x", "--score-against", "truth"])
+    train.resolve_scenario(args)
+    assert train_common.episode_settings(args)["score_against"] == "truth"
