@@ -188,12 +188,16 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--validation-seeds", type=int, default=12,
                    help="validation specimens for checkpoint selection (0: keep the last)")
     g.add_argument("--validate-every", type=int, default=10, help="updates between validations")
-    g.add_argument("--score-against", choices=SCORE_AGAINST, default="full-raster",
+    g.add_argument("--score-against", choices=SCORE_AGAINST, default=None,
                    help="what validation (the kept checkpoint) and the held-out evaluation score "
-                        "SSIM against: the full raster (the paper's Q_SSIM) or the true phase "
-                        "(what the voronoi-ssim reward measures)")
+                        "SSIM against: the full raster (the paper's Q_SSIM; the default) or the "
+                        "true phase (what the voronoi-ssim reward measures). Recorded by the "
+                        "autoencoder stage for the run; given to `evaluate`, it overrides that")
     g = p.add_argument_group("evaluate")
     g.add_argument("--eval-seeds", type=int, default=8, help="first N evaluation seeds")
+    g.add_argument("--seed-set", choices=["eval", "validation"], default="eval",
+                   help="evaluate: score on the first N evaluation seeds, or validation seeds "
+                        "(to compare runs without the held-out specimens)")
     p.add_argument("--export", default=None, help="all: write the TorchScript model here (+ .json)")
     return p
 

@@ -72,11 +72,14 @@ class Benchmark:
         return rows
 
 
-def evaluate(checkpoints: dict[str, dict], seeds: list[int], log=lambda m: None) -> dict:
-    """Q_SSIM of each checkpoint's policy against the sparse grid on evaluation seeds."""
+def evaluate(checkpoints: dict[str, dict], seeds: list[int], log=lambda m: None,
+             validation: bool = False) -> dict:
+    """Q_SSIM of each checkpoint's policy against the sparse grid on evaluation seeds (or, with
+    `validation`, on validation seeds: to compare training runs without looking at the held-out
+    specimens)."""
     for s in seeds:
-        if not data.is_eval_seed(s):
-            raise ValueError(f"seed {s} is not an evaluation seed")
+        if not (data.is_validation_seed(s) if validation else data.is_eval_seed(s)):
+            raise ValueError(f"seed {s} is not an {'validation' if validation else 'evaluation'} seed")
     first = next(iter(checkpoints.values()))
     bench = Benchmark(seeds, first["episode"], log)
     summary = {"seeds": seeds, "against": score_against(first["episode"]),
@@ -105,12 +108,19 @@ def stage_evaluate(args) -> dict:
         checkpoints["reinforce_last"] = dict(rl, policy=rl["policy_last"])
     if not checkpoints:
         raise SystemExit(f"train: no pretrain.pt or reinforce.pt in {out}")
-    seeds = data.eval_seeds(args.eval_seeds)
-    progress("evaluate", f"held-out seeds {seeds}")
+    against = getattr(args, "score_against", None)
+    if against:  # given on the command line: instead of what the run recorded
+        checkpoints = {n: dict(ck, episode=dict(ck["episode"], score_against=against))
+                       for n, ck in checkpoints.items()}
+    validation = getattr(args, "seed_set", "eval") == "validation"
+    seeds = (data.validation_seeds if validation else data.eval_seeds)(args.eval_seeds)
+    progress("evaluate", f"{'validation' if validation else 'held-out'} seeds {seeds}")
     t0 = time.perf_counter()
-    summary = evaluate(checkpoints, seeds, lambda m: progress("evaluate", m))
+    summary = evaluate(checkpoints, seeds, lambda m: progress("evaluate", m), validation)
     summary["seconds"] = time.perf_counter() - t0
-    (out / "evaluation.json").write_text(json.dumps(summary, indent=2))
+    name = "evaluation.json" if not (against or validation) else \
+        f"evaluation-{'validation' if validation else 'eval'}-{score_against(next(iter(checkpoints.values()))['episode'])}.json"
+    (out / name).write_text(json.dumps(summary, indent=2))
     for n in checkpoints:
         progress("evaluate", f"{n}: mean Q_SSIM {100 * summary[n]['q_ssim_mean']:+.2f}% "
                              f"(std {100 * summary[n]['q_ssim_std']:.2f}%)")

@@ -65,7 +65,7 @@ def episode_settings(args) -> dict:
             "effects": args.effects,
             "first_sub_sequence": getattr(args, "first_sub_sequence", "sparse-grid"),
             "pretrain_target": getattr(args, "pretrain_target", "sparse-grid"),
-            "score_against": getattr(args, "score_against", "full-raster")}
+            "score_against": getattr(args, "score_against", None) or "full-raster"}
 
 
 def first_sub_sequence(episode: dict) -> str:

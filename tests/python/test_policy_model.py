@@ -249,6 +249,16 @@ def test_one_tiny_step_of_each_stage_changes_the_weights(tmp_path):
     assert rl["summary"]["reinforce"]["updates"] == 1
     assert not state_differs(pre["encoder"], rl["encoder"])
 
+    # Runs are compared on validation seeds, against the truth where asked, whatever the run
+    # recorded (here the full raster, which must then not be reconstructed).
+    import unittest.mock
+    with unittest.mock.patch.object(data, "full_raster_reference",
+                                    side_effect=AssertionError("full raster")):
+        run("evaluate", "--eval-seeds", "1", "--score-against", "truth", "--seed-set", "validation")
+    summary = json.loads((tmp_path / "evaluation-validation-truth.json").read_text())
+    assert summary["against"] == "truth" and summary["seeds"] == [1000]
+    assert set(summary) >= {"pretrain", "reinforce"}
+
 
 def test_a_scenario_trains_on_its_specimen_dose_and_reconstruction(tmp_path):
     scenario = SCENARIOS["mos2-flake"]
