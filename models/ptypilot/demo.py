@@ -10,7 +10,9 @@ then with each baseline. While it runs, serve's live page shows each session (th
 printed; --linger-s keeps it up afterwards). It writes, to DIR:
   <policy>.png    the session's recorded frames reconstructed (as every scored image is:
                   ptypilot.data.converged_reconstruction) with the approved positions on top
-                  ("learned" is the shipped TorchScript policy, models/shipped/policy-mos2-k50.pt)
+                  ("learned" is the shipped TorchScript policy for the scenario's preset and
+                  sub-sequence size, loop.shipped_model: models/shipped/policy-mos2-k50.pt, or
+                  policy-mos2-flake-paper-k50.pt for mos2-flake)
   true_phase.png, ground_truth.png (the full-raster reconstruction, unless the scenario is
   scored against the truth), frc.png, report.json (SSIM against the true phase and against the
   full raster, Q_SSIM against the sparse grid, both also for the daemon's online estimate,
