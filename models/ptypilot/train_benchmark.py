@@ -79,7 +79,8 @@ def evaluate(checkpoints: dict[str, dict], seeds: list[int], log=lambda m: None,
     specimens)."""
     for s in seeds:
         if not (data.is_validation_seed(s) if validation else data.is_eval_seed(s)):
-            raise ValueError(f"seed {s} is not an {'validation' if validation else 'evaluation'} seed")
+            kind = "a validation" if validation else "an evaluation"
+            raise ValueError(f"seed {s} is not {kind} seed")
     first = next(iter(checkpoints.values()))
     bench = Benchmark(seeds, first["episode"], log)
     summary = {"seeds": seeds, "against": score_against(first["episode"]),
@@ -118,8 +119,9 @@ def stage_evaluate(args) -> dict:
     t0 = time.perf_counter()
     summary = evaluate(checkpoints, seeds, lambda m: progress("evaluate", m), validation)
     summary["seconds"] = time.perf_counter() - t0
+    # The run's own evaluation keeps its name; another scoring of it gets one of its own.
     name = "evaluation.json" if not (against or validation) else \
-        f"evaluation-{'validation' if validation else 'eval'}-{score_against(next(iter(checkpoints.values()))['episode'])}.json"
+        f"evaluation-{'validation' if validation else 'eval'}-{summary['against']}.json"
     (out / name).write_text(json.dumps(summary, indent=2))
     for n in checkpoints:
         progress("evaluate", f"{n}: mean Q_SSIM {100 * summary[n]['q_ssim_mean']:+.2f}% "

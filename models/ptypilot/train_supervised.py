@@ -120,9 +120,10 @@ def stage_autoencoder(args, ranks: Ranks = Ranks()) -> dict | None:
     dataset_file = out / "dataset.npz"
     if dataset_file.exists() and not args.fresh_data:
         made_for = str(np.load(dataset_file).get("pretrain_target", "sparse-grid"))
-        if made_for != args.pretrain_target:
+        wanted = getattr(args, "pretrain_target", "sparse-grid")
+        if made_for != wanted:
             raise SystemExit(f"train: {dataset_file} was made for --pretrain-target {made_for}, "
-                             f"not {args.pretrain_target}; pass --fresh-data or another --out")
+                             f"not {wanted}; pass --fresh-data or another --out")
         progress("autoencoder", f"reusing {dataset_file}")
     elif ranks.main:
         progress("autoencoder", f"simulating {args.specimens} training specimens")
@@ -244,7 +245,8 @@ def energy_distance(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-8) -> torc
     teacher's would be, not for outputs pulled to the mean of the candidates (which bunches
     them)."""
     def mean_distance(a, b):
-        return torch.sqrt(((a[..., :, None, :] - b[..., None, :, :]) ** 2).sum(-1) + eps).mean((-1, -2))
+        squared = ((a[..., :, None, :] - b[..., None, :, :]) ** 2).sum(-1)
+        return torch.sqrt(squared + eps).mean((-1, -2))
     return 2 * mean_distance(x, y) - mean_distance(x, x) - mean_distance(y, y)
 
 
@@ -302,7 +304,8 @@ def stage_pretrain(args, ranks: Ranks = Ranks()) -> dict | None:
                              "rerun the autoencoder stage with --fresh-data")
         previous = torch.from_numpy(ds["target_previous"])
         actions = torch.from_numpy(ds["target_actions"])
-    loss_kind = args.pretrain_loss or ("matched" if target == "material-density" else "ordered")
+    loss_kind = getattr(args, "pretrain_loss", None) or \
+        ("matched" if target == "material-density" else "ordered")
     if target == "sparse-grid" and loss_kind != "ordered":
         raise SystemExit("train: the sparse grid is pre-trained position by position "
                          "(--pretrain-loss ordered)")
@@ -336,7 +339,8 @@ def stage_pretrain(args, ranks: Ranks = Ranks()) -> dict | None:
                 progress("pretrain", f"step {step}/{args.pre_steps}: loss {float(loss):.3e}, max "
                                      f"error {err['max_error_steps']:.3f} raster steps, on the "
                                      f"sparse grid after snapping {100 * err['snapped_match']:.1f}%")
-    summary = {"target": target, "loss": loss_kind, "steps": args.pre_steps, "batch": args.pre_batch, "lr": args.pre_lr,
+    summary = {"target": target, "loss": loss_kind, "steps": args.pre_steps,
+               "batch": args.pre_batch, "lr": args.pre_lr,
                "seconds": time.perf_counter() - t0, "first": history[0] if history else None,
                "last": history[-1] if history else None, "curve": history}
     if ranks.world > 1:
@@ -371,7 +375,6 @@ def pretrain_error(policy, config, z_sparse, z_other, grid, preset: str) -> dict
     return {"max_error_steps": worst, "snapped_match": match / count}
 
 
-
 @torch.no_grad()
 def teacher_error(policy, config, z_target, previous, actions, preset: str) -> dict:
     """How close the policy's sub-sequences come to the teacher's, over every specimen of the
@@ -383,4 +386,5 @@ def teacher_error(policy, config, z_target, previous, actions, preset: str) -> d
     means, _ = policy(inputs, z, torch.zeros(config.hidden_layers, inputs.shape[1],
                                              config.hidden_size))
     d = (means - matched_targets(means, targets)).norm(dim=-1) * steps_per_unit
-    return {"mean_matched_steps": float(d.mean()), "within_one_step": float((d <= 1.0).float().mean())}
+    return {"mean_matched_steps": float(d.mean()),
+            "within_one_step": float((d <= 1.0).float().mean())}
