@@ -130,17 +130,14 @@ def measure_strategies(preset: str, seed: int, positions: int, settings: dict,
     for name in strategies:
         env = data.ScanEpisode(seed, preset=preset, total_positions=positions,
                                reconstruction=settings)
-        first = None
         if name == "oracle-flank":
             propose = data.oracle_flank_propose(env)
         elif name == "jittered-sparse-grid":
             propose = data.jittered_sparse_propose(env, np.random.default_rng(seed),
                                                    env.preset.step_A / env.fov_A[0])
         else:
-            propose = data.DaemonPolicy(env, name, seed)
-            first = propose.first_A
-        result = data.run_episode(env, propose, keep_potentials=False, converge=True,
-                                  first_A=first)
+            propose = data.DaemonPolicy(env, name, seed)  # run_episode takes its first_A
+        result = data.run_episode(env, propose, keep_potentials=False, converge=True)
         row[name] = data.ssim_against(result.converged, fov_crop(env.sim.phase_rad, env.grid))
     if "sparse-grid" in row:
         for name in strategies:

@@ -14,7 +14,7 @@ import ptypilot_core as core
 from ptypilot import data
 from ptypilot.policy_model import ModelConfig
 from ptypilot.train_common import (PolicyRunner, checkpoint_path, episode_options,
-                                   first_sub_sequence, load_checkpoint, modules_from, new_episode,
+                                   session_start_A, load_checkpoint, modules_from, new_episode,
                                    progress)
 
 
@@ -60,7 +60,7 @@ class Benchmark:
         rows = []
         for s in self.seeds:
             env = new_episode(s, self.episode)
-            first = env.first_sub_sequence_A(first_sub_sequence(self.episode))
+            first = session_start_A(env, self.episode)
             res = data.run_episode(env, PolicyRunner(enc, policy, config, 0.0, None, first),
                                    keep_potentials=False, converge=True)
             ssim_a = data.ssim_against(res.converged, self.references[s])

@@ -74,6 +74,11 @@ def first_sub_sequence(episode: dict) -> str:
     return episode.get("first_sub_sequence", "sparse-grid")
 
 
+def session_start_A(env: data.ScanEpisode, episode: dict) -> np.ndarray:
+    """The first sub-sequence of the policy's sessions on `env` (first_sub_sequence)."""
+    return env.first_sub_sequence_A(first_sub_sequence(episode))
+
+
 def episode_options(episode: dict) -> dict:
     """The simulation and reconstruction keywords of data.ScanEpisode for `episode`."""
     return {"preset": episode.get("preset", data.PRESET),

@@ -17,7 +17,7 @@ from ptypilot.distributed import Ranks
 from ptypilot.policy_model import GruPolicy, ModelConfig
 from ptypilot.train_benchmark import Benchmark
 from ptypilot.train_common import (GAMMA, SIGMA, PolicyRunner, checkpoint_path, encoder_from,
-                                   first_sub_sequence, load_checkpoint, new_episode, progress,
+                                   session_start_A, load_checkpoint, new_episode, progress,
                                    save_checkpoint)
 
 REWARDS = ["voronoi-ssim", "voronoi-phase"]
@@ -211,7 +211,7 @@ def stage_reinforce(args, ranks: Ranks = Ranks()) -> dict | None:
             s = int(s)
             env = new_episode(s, ep)
             runner = PolicyRunner(enc, policy, config, SIGMA, gen,
-                                  env.first_sub_sequence_A(first_sub_sequence(ep)))
+                                  session_start_A(env, ep))
             result = data.run_episode(env, runner, keep_potentials=False, converge=converge)
             reference = references.get(s) if converge else None
             rewards = action_rewards(args.reward, result, runner.means, env, reference)

@@ -17,7 +17,7 @@ from ptypilot import data
 from ptypilot.distributed import Ranks
 from ptypilot.policy_model import ConvAutoencoder, GruPolicy, ModelConfig, preprocess
 from ptypilot.train_common import (SIGMA, checkpoint_path, encoder_from, episode_options,
-                                   episode_settings, first_sub_sequence, load_checkpoint, progress,
+                                   episode_settings, session_start_A, load_checkpoint, progress,
                                    save_checkpoint)
 
 # ---------------------------------------------------------------------------------------------
@@ -59,7 +59,7 @@ def make_dataset(specimens: int, seed: int, episode: dict, log=lambda m: None) -
             r = data.run_episode(env, data.sparse_grid_propose(env))
         sparse.append(np.stack([st.potential for st in r.steps] + [r.potential]))
         env = data.ScanEpisode(s, **kw)
-        first = env.first_sub_sequence_A(first_sub_sequence(episode))
+        first = session_start_A(env, episode)
         if i % 2:
             r = data.run_episode(env, data.random_propose(env, rng), first_A=first)
             kinds.append("random")
