@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <cmath>
 #include <complex>
+#include <cstring>
+#include <limits>
 #include <random>
 
 #include "cpu_loops.hpp"
@@ -184,6 +186,36 @@ TEST_CASE("the amplitude gradient ignores far-field elements that are only the F
       CHECK(std::abs(cpu_far[k] - exact) <= (1e-5f + floor * floor / (a * a)) * std::abs(exact));
     }
   }
+}
+
+// amplitude_gradient_factor is written with selects instead of a branch, so that the CPU loop
+// vectorises; its value must stay the branch's, bit for bit, including where |Psi|^2 + floor^2
+// is 0 (|Psi| = 0, or a small |Psi| whose square underflows) and where Psi is not a number.
+TEST_CASE("the amplitude gradient factor is the branch's bit for bit, at zero, underflow and NaN",
+          "[cuda_bodies]") {
+  const auto branch = [](float a, float r, float weight, float rms) {
+    const float floor = kAmplitudeFloor * rms;
+    const float d = a * a + floor * floor;
+    return d > 0.0f ? weight * r * a / d : 0.0f;
+  };
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float denormal = std::numeric_limits<float>::denorm_min() * 7;
+  int cases = 0, underflows = 0;
+  for (float a : {0.0f, denormal, 1e-23f, 1e-7f, 0.5f, 1.0f, 3e3f, nan})
+    for (float r : {-2.0f, -1e-30f, 0.0f, 0.75f, 40.0f})
+      for (float rms : {0.0f, 1e-20f, 1e-3f, 0.9f, 60.0f})
+        for (float weight : {1.0f / 250, 2.0f / 250, 1.0f}) {
+          const float expected = branch(a, r, weight, rms);
+          const float got = amplitude_gradient_factor(a, r, weight, rms);
+          INFO("a " << a << ", r " << r << ", rms " << rms << ", weight " << weight << ": "
+                    << got << " against " << expected);
+          CHECK(std::memcmp(&got, &expected, sizeof(float)) == 0);
+          ++cases;
+          const float floor = kAmplitudeFloor * rms;
+          underflows += a > 0.0f && a * a + floor * floor == 0.0f;
+        }
+  CHECK(cases == 8 * 5 * 5 * 3);
+  CHECK(underflows > 0);  // |Psi| > 0 whose d is 0 was among them
 }
 
 // The weighted residuals (a 16 px window, an 8 px detector with one pixel masked out): the
