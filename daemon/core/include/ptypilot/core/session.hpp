@@ -11,6 +11,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -102,7 +103,7 @@ class Session {
  private:
   Status issue_next(SubSequenceReport* report, Clock::time_point* proposed_at);
   Status complete(std::uint32_t sub_sequence);
-  float dark_field_fraction(const DetectorFrame& frame) const;
+  float dark_field_fraction(const DetectorFrame& frame);
   // The frame geometry (frame_geometry.hpp), applied to each frame before anything reads it.
   void apply_geometry(DetectorFrame& frame);
   // The detector's pixel mask (DetectorFrame::detector_mask), OR'ed into the geometry's mask.
@@ -136,6 +137,9 @@ class Session {
   bool stop_requested_ = false;
   bool done_ = false;
   double bright_field_radius_px_ = 0;
+  // 1 where a pixel of a rows x cols frame lies outside the bright-field disk (dark_field_fraction).
+  std::vector<std::uint8_t> outside_disk_;
+  int outside_disk_rows_ = 0, outside_disk_cols_ = 0;
   FrameGeometry geometry_;
   std::optional<FrameGeometryMap> geometry_map_;
   // The buffer apply_geometry maps into; it swaps with the frame's, so that the raw buffer of
