@@ -270,6 +270,10 @@ def test_bench_loop_watches_every_session_with_its_viewers(tmp_path):
     # Two decisions a run (the third sub-sequence issues nothing), each seed run twice.
     assert report["decisions"] == 4
     assert page["paired_difference_ms"]["count"] == 2
+    # The bootstrap over seeds: with one seed every resample is that seed, so the interval
+    # closes on the measured difference.
+    assert page["p99_added_ms_interval_95"] == [page["p99_added_ms"]] * 2
+    assert "bootstrap" in page["p99_added_ms_interval_95_definition"]
     # Each viewer was sent reconstructions; how many depends on the load, since events that
     # come within one of the page's 100 ms ticks are sent as one (each is a full state).
     assert page["reconstruction_events_per_viewer_per_session"] >= 1
