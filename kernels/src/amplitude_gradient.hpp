@@ -35,7 +35,6 @@ namespace ptypilot {
 
 inline constexpr float kAmplitudeFloor = 1e-3f;  // of the far field's RMS amplitude
 
-// dL/dPsi* = the returned factor * Psi, for |Psi| = a, r = a - sqrt J.
 // x where `kept`, +0 elsewhere, by masking the bits: no branch, so nothing that x's computation
 // may raise (a division by a tiny number, say) has to be guarded.
 PTYPILOT_HD float kept_or_zero(bool kept, float x) {
@@ -46,6 +45,7 @@ PTYPILOT_HD float kept_or_zero(bool kept, float x) {
   return x;
 }
 
+// dL/dPsi* = the returned factor * Psi, for |Psi| = a, r = a - sqrt J.
 // Written without a branch, so that the CPU loops vectorise: from
 // `d > 0 ? weight * r * a / d : 0` GCC kept the AVX2 loop scalar (it may not execute a division
 // that the branch avoided: it could raise a floating-point exception), and that loop was a
