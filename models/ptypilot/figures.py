@@ -36,6 +36,15 @@ def fov_crop(image: np.ndarray, grid) -> np.ndarray:
     return image[r0:r1, c0:c1]
 
 
+def pixel_centred_extent_A(image: np.ndarray, pixel_A: float) -> tuple:
+    """imshow's extent (left, right, bottom, top) in Angstrom for an image whose pixel (r, c)
+    lies at (r, c) * pixel_A, as fov_crop's do: each pixel spans half a pixel either side of its
+    position, so that a scan position drawn on top sits on the pixel it lit, not half a pixel
+    up and left of it."""
+    half = pixel_A / 2
+    return (-half, image.shape[1] * pixel_A - half, image.shape[0] * pixel_A - half, -half)
+
+
 def positions_to_crop_pixels(positions_A: np.ndarray, grid) -> np.ndarray:
     """Scan positions (Angstrom from the FOV origin) as (row, col) pixels of fov_crop()."""
     return np.asarray(positions_A) / grid.pixel_A
@@ -43,9 +52,8 @@ def positions_to_crop_pixels(positions_A: np.ndarray, grid) -> np.ndarray:
 
 def save_phase(path, image: np.ndarray, grid, title: str, positions_A=None, color="red"):
     """One phase image in Angstrom axes, optionally with the scan positions on top."""
-    extent_A = (0, image.shape[1] * grid.pixel_A, image.shape[0] * grid.pixel_A, 0)
     fig, ax = plt.subplots(figsize=(5.2, 4.6), dpi=120)
-    shown = ax.imshow(image, cmap="inferno", extent=extent_A)
+    shown = ax.imshow(image, cmap="inferno", extent=pixel_centred_extent_A(image, grid.pixel_A))
     fig.colorbar(shown, ax=ax, label="phase V (rad)")
     if positions_A is not None and len(positions_A):
         p = np.asarray(positions_A)
@@ -108,12 +116,11 @@ def save_fig3(path, figure_data: list[dict], title: str, preferred: tuple[str, s
                              squeeze=False)
     for j, d in enumerate(cols):
         grid = d["grid"]
-        ext = lambda im: (0, im.shape[1] * grid.pixel_A, im.shape[0] * grid.pixel_A, 0)  # noqa: E731
         for i, policy in enumerate(shown):
             ax = axes[i][j]
             if policy in d["images"]:
                 image, _ = d["images"][policy]
-                ax.imshow(image, cmap="inferno", extent=ext(image))
+                ax.imshow(image, cmap="inferno", extent=pixel_centred_extent_A(image, grid.pixel_A))
                 add_scale_bar(ax, image.shape[1] * grid.pixel_A)
                 ssim = d["row"]["strategies"][policy][d.get("ssim_key", "ssim_vs_full_raster")]
                 against = " vs truth" if d.get("ssim_key") == "ssim_vs_truth" else ""
@@ -123,7 +130,7 @@ def save_fig3(path, figure_data: list[dict], title: str, preferred: tuple[str, s
             ax.set_xticks([])
             ax.set_yticks([])
         ax = axes[-1][j]
-        ax.imshow(d["reference"], cmap="inferno", extent=ext(d["reference"]))
+        ax.imshow(d["reference"], cmap="inferno", extent=pixel_centred_extent_A(d["reference"], grid.pixel_A))
         add_scale_bar(ax, d["reference"].shape[1] * grid.pixel_A)
         for policy in shown:
             if policy in d["images"]:

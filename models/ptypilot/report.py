@@ -26,7 +26,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ptypilot.figures import SUB_SEQUENCE_COLOURS, add_scale_bar  # noqa: E402
+from ptypilot.figures import SUB_SEQUENCE_COLOURS, add_scale_bar, pixel_centred_extent_A  # noqa: E402
 
 def _is_alarm(name: str, value: int, normal: frozenset[str]) -> bool:
     return value != 0 and name not in normal
@@ -97,8 +97,7 @@ def _reconstruction_figure(rec: Recording) -> str | None:
     cols = int(round(width / rec.pixel_A)) + 1
     phase = last["potential"][r0:r0 + rows, c0:c0 + cols]
     fig, ax = plt.subplots(figsize=(6.4, 5.4))
-    shown = ax.imshow(phase, cmap="gray", extent=(0, phase.shape[1] * rec.pixel_A,
-                                                  phase.shape[0] * rec.pixel_A, 0))
+    shown = ax.imshow(phase, cmap="gray", extent=pixel_centred_extent_A(phase, rec.pixel_A))
     fig.colorbar(shown, ax=ax, label="phase (rad)")
     for k, s in enumerate(rec.subs):
         p = np.asarray(s["approved_A"])
