@@ -55,13 +55,23 @@ def shipped_model(sub_sequence: int, total_positions: int | None = None,
     return SHIPPED_DIR / f"policy-mos2-k{k}.pt"
 
 
+# Strategies that are a daemon policy with a setting other than its default, by the name eval
+# and the demo give them.
+POLICY_VARIANTS = {
+    "material-density-two-class": {"kind": "material-density", "material_scale": "two-class"},
+}
+
+
 def policy_config(name: str, sub_sequence: int = 50, total_positions: int | None = None,
                   preset: str = data.PRESET) -> dict:
     """`learned` is the shipped TorchScript policy for this sub-sequence size (and budget and
-    preset, where there is one for them); the others are the daemon's baselines."""
+    preset, where there is one for them); a name in POLICY_VARIANTS is a daemon policy with other
+    settings; the others are the daemon's policies as they are."""
     if name == "learned":
         return {"kind": "torchscript",
                 "model_path": str(shipped_model(sub_sequence, total_positions, preset))}
+    if name in POLICY_VARIANTS:
+        return dict(POLICY_VARIANTS[name])
     return {"kind": name}
 
 

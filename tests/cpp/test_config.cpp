@@ -98,6 +98,15 @@ TEST_CASE("reconstruction.sparsity reaches the reconstructor, within its bound",
   CHECK_THROWS_WITH(parse_serve_config(j), Catch::Contains("reconstruction.sparsity"));
 }
 
+TEST_CASE("policy.material_scale takes brightest or two-class, brightest by default", "[config]") {
+  json j = {{"session", {{"preset", "mos2-flake-paper"}}}, {"policy", {{"kind", "material-density"}}}};
+  CHECK(parse_serve_config(j).policy.material_scale == "brightest");
+  j["policy"]["material_scale"] = "two-class";
+  CHECK(parse_serve_config(j).policy.material_scale == "two-class");
+  j["policy"]["material_scale"] = "otsu";
+  CHECK_THROWS_WITH(parse_serve_config(j), Catch::Contains("policy.material_scale"));
+}
+
 TEST_CASE("a config file that is not JSON is refused with its path", "[config]") {
   const std::filesystem::path dir =
       std::filesystem::temp_directory_path() / ("ptypilot-config-" + std::to_string(::getpid()));

@@ -116,3 +116,36 @@ TEST_CASE("material-density weighs vacuum low and answers the same context the s
     CHECK(first[i].x == second[i].x);
   }
 }
+
+// Vacuum that the reconstruction fills with noise at 0.4 of the material's phase (a weak
+// specimen): the brightest-material scale gives it most of the material's weight, the two-class
+// split gives it the vacuum weight, and the material keeps full weight under both.
+TEST_CASE("material-density's two-class scale tells material from vacuum noise", "[policy]") {
+  Potential noisy = left_third_material();
+  const double edge_A = kRaster.width_A() / 3;
+  for (int r = 0; r < noisy.grid.rows; ++r)
+    for (int c = 0; c < noisy.grid.cols; ++c)
+      if (c * noisy.grid.pixel_A - noisy.grid.fov_origin_A.x >= edge_A)
+        noisy.phase_rad(r, c) =
+            0.2f * (1.0f + 0.3f * static_cast<float>(std::sin(0.7 * r + 1.3 * c)));
+  PolicyContext context;
+  context.raster = kRaster;
+  context.total_positions = kBudget;
+  context.potential = &noisy;
+  const std::size_t material = 20 * kRaster.cols + 2, vacuum = 20 * kRaster.cols + 38;
+  const double vacuum_weight = MaterialDensityOptions{}.vacuum_weight;
+
+  const std::vector<double> brightest = MaterialDensityPolicy().material_weight(context);
+  CHECK(brightest[material] == Approx(1.0));
+  CHECK(brightest[vacuum] > 0.6);
+
+  MaterialDensityOptions options;
+  options.material_scale = MaterialScale::kTwoClass;
+  const std::vector<double> two_class = MaterialDensityPolicy(options).material_weight(context);
+  CHECK(two_class[material] == Approx(1.0));
+  CHECK(two_class[vacuum] < vacuum_weight + 0.1);
+
+  CHECK(material_scale_named("two-class") == MaterialScale::kTwoClass);
+  CHECK(material_scale_named("brightest") == MaterialScale::kBrightest);
+  CHECK_FALSE(material_scale_named("otsu").has_value());
+}

@@ -70,6 +70,8 @@ def test_shipped_model_prefers_the_budget_it_was_trained_for(tmp_path, monkeypat
     assert loop.policy_config("learned", 84, 420)["model_path"] == str(
         tmp_path / "policy-mos2-k84-p420.pt")
     assert loop.policy_config("sparse-grid", 84, 420) == {"kind": "sparse-grid"}
+    assert loop.policy_config("material-density-two-class") == {
+        "kind": "material-density", "material_scale": "two-class"}
 
 
 def test_shipped_model_prefers_a_model_trained_on_the_session_preset(tmp_path, monkeypatch):

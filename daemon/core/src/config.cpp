@@ -99,6 +99,10 @@ void describe(V& v, PolicyConfig& c) {
             "heuristic", "material-density", "lattice-flank", "torchscript"},
            "the policy choosing the next positions");
   v.field("model_path", c.model_path, "torchscript only: the exported policy (.pt)");
+  v.choice("material_scale", c.material_scale, {"brightest", "two-class"},
+           "material-density only: material's weight saturates at half the brightest phase, or "
+           "rises from the vacuum's level to a two-class split of the phase (specimens with "
+           "vacuum only)");
 }
 
 template <typename V>

@@ -13,6 +13,37 @@ namespace ptypilot {
 
 using namespace raster_nodes;
 
+namespace {
+
+// The Otsu split of values sorted ascending: the index of the first value of the upper class,
+// the one that maximises the between-class variance (the lowest such index on ties).
+std::size_t two_class_split(const std::vector<double>& sorted) {
+  const std::size_t n = sorted.size();
+  std::vector<double> prefix(n + 1, 0.0);
+  for (std::size_t i = 0; i < n; ++i) prefix[i + 1] = prefix[i] + sorted[i];
+  double best = -1.0;
+  std::size_t split = n / 2;
+  for (std::size_t i = 1; i < n; ++i) {
+    const double w0 = static_cast<double>(i) / static_cast<double>(n);
+    const double m0 = prefix[i] / static_cast<double>(i);
+    const double m1 = (prefix[n] - prefix[i]) / static_cast<double>(n - i);
+    const double between = w0 * (1.0 - w0) * (m0 - m1) * (m0 - m1);
+    if (between > best) {
+      best = between;
+      split = i;
+    }
+  }
+  return split;
+}
+
+}  // namespace
+
+std::optional<MaterialScale> material_scale_named(std::string_view name) {
+  if (name == "brightest") return MaterialScale::kBrightest;
+  if (name == "two-class") return MaterialScale::kTwoClass;
+  return std::nullopt;
+}
+
 MaterialDensityPolicy::MaterialDensityPolicy(MaterialDensityOptions options) : options_(options) {}
 
 void MaterialDensityPolicy::reset(std::uint64_t) {}
@@ -35,8 +66,20 @@ std::vector<double> MaterialDensityPolicy::material_weight(const PolicyContext& 
   // A reconstruction with no contrast yet says nothing about where material is.
   if (!(scale > 1e-6)) return weight;
   const double vacuum = options_.vacuum_weight;
+  // m = (phase - zero) / (one - zero), clipped to [0, 1].
+  double zero = 0.0, one = scale;
+  if (options_.material_scale == MaterialScale::kTwoClass) {
+    std::sort(finite.begin(), finite.end());
+    const std::size_t split = two_class_split(finite);
+    double lower_sum = 0.0;
+    for (std::size_t i = 0; i < split; ++i) lower_sum += finite[i];
+    zero = lower_sum / static_cast<double>(split);
+    one = finite[split];
+    if (!(one > zero)) return weight;  // no two classes: nothing says where material is
+  }
   for (std::size_t i = 0; i < phase.size(); ++i) {
-    const double m = std::isfinite(phase[i]) ? std::clamp(phase[i] / scale, 0.0, 1.0) : 0.0;
+    const double m =
+        std::isfinite(phase[i]) ? std::clamp((phase[i] - zero) / (one - zero), 0.0, 1.0) : 0.0;
     weight[i] = vacuum + (1.0 - vacuum) * m;
   }
   return weight;

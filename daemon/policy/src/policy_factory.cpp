@@ -28,7 +28,14 @@ std::unique_ptr<Policy> make_baseline(const PolicyConfig& config) {
   if (config.kind == "sparse-grid") return std::make_unique<SparseGridPolicy>();
   if (config.kind == "random") return std::make_unique<RandomPolicy>();
   if (config.kind == "heuristic") return std::make_unique<HeuristicPolicy>();
-  if (config.kind == "material-density") return std::make_unique<MaterialDensityPolicy>();
+  if (config.kind == "material-density") {
+    MaterialDensityOptions options;
+    const auto scale = material_scale_named(config.material_scale);
+    if (!scale)
+      throw std::invalid_argument("unknown material_scale \"" + config.material_scale + "\"");
+    options.material_scale = *scale;
+    return std::make_unique<MaterialDensityPolicy>(options);
+  }
   if (config.kind == "lattice-flank") return std::make_unique<LatticeFlankPolicy>();
   if (const auto pattern = fixed_pattern_named(config.kind))
     return std::make_unique<FixedPatternPolicy>(*pattern);

@@ -66,6 +66,9 @@ struct PolicyConfig {
   // material-density | lattice-flank | torchscript
   std::string kind = "sparse-grid";
   std::string model_path;            // torchscript only
+  // material-density only: how its material weight is scaled, "brightest" or "two-class"
+  // (material_density_policy.hpp).
+  std::string material_scale = "brightest";
 };
 
 // What the session asks of a policy beyond PolicyConfig: the learned policy checks its model

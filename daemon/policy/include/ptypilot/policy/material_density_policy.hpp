@@ -21,6 +21,14 @@
 //             keeps vacuum at 0; reconstructor.hpp). Saturating, because the question is
 //             where material is, not where its brightest columns are: on a specimen that
 //             fills the field, a weight that followed the columns bunched the positions.
+//     With material_scale = kTwoClass, m(r) is instead 0 at the mean of the lower class of a
+//     two-class (Otsu) split of the smoothed phase over the nodes and 1 at the split: the
+//     scale comes from where the reconstruction's vacuum noise sits, not from the brightest
+//     material. Where that noise is a large share of the material's phase (a weak specimen,
+//     or vacuum without the dark-smoothing prior), the quantile rule gives vacuum much of the
+//     material's weight; README "Where adaptive scanning wins" has the measurements. It is
+//     for specimens with vacuum: on one that fills the field it splits the material itself,
+//     and the positions bunch where its phase is higher.
 //     Equal scores mean d ~ w^(-1/2): material gets positions 1 / sqrt(vacuum_weight) times
 //     closer than vacuum (about 4.5x at 0.05, i.e. 20x the density), and on a specimen that
 //     fills the field (w about uniform) the picks are a blue-noise cover, about as even as a
@@ -31,12 +39,19 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string_view>
 #include <vector>
 
 #include "ptypilot/core/policy.hpp"
 
 namespace ptypilot {
+
+// How m(r) is scaled (the header comment): by the brightest material, or by a two-class split.
+enum class MaterialScale { kBrightest, kTwoClass };
+
+// "brightest" or "two-class" (the config's policy.material_scale); nullopt for anything else.
+std::optional<MaterialScale> material_scale_named(std::string_view name);
 
 struct MaterialDensityOptions {
   // About a probe's reach plus a bond: a node next to material counts as material, so that the
@@ -50,6 +65,7 @@ struct MaterialDensityOptions {
   double reference_quantile = 0.95;
   // Material at this fraction of the reference phase already has full weight.
   double saturation = 0.5;
+  MaterialScale material_scale = MaterialScale::kBrightest;
 };
 
 class MaterialDensityPolicy final : public Policy {
