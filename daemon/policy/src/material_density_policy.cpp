@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 
 #include "phase_at_nodes.hpp"
 #include "ptypilot/policy/baseline_policies.hpp"
@@ -15,14 +16,19 @@ using namespace raster_nodes;
 
 namespace {
 
-// The Otsu split of values sorted ascending: the index of the first value of the upper class,
-// the one that maximises the between-class variance (the lowest such index on ties).
-std::size_t two_class_split(const std::vector<double>& sorted) {
+// The Otsu split of values sorted ascending, the one that maximises the between-class variance
+// (the lowest on ties): the lower class's mean and the upper class's first value.
+struct TwoClasses {
+  double lower_mean, split_value;
+};
+
+std::optional<TwoClasses> two_classes(const std::vector<double>& sorted) {
   const std::size_t n = sorted.size();
+  if (n < 2) return std::nullopt;
   std::vector<double> prefix(n + 1, 0.0);
   for (std::size_t i = 0; i < n; ++i) prefix[i + 1] = prefix[i] + sorted[i];
   double best = -1.0;
-  std::size_t split = n / 2;
+  std::size_t split = 1;
   for (std::size_t i = 1; i < n; ++i) {
     const double w0 = static_cast<double>(i) / static_cast<double>(n);
     const double m0 = prefix[i] / static_cast<double>(i);
@@ -33,7 +39,7 @@ std::size_t two_class_split(const std::vector<double>& sorted) {
       split = i;
     }
   }
-  return split;
+  return TwoClasses{prefix[split] / static_cast<double>(split), sorted[split]};
 }
 
 }  // namespace
@@ -70,12 +76,11 @@ std::vector<double> MaterialDensityPolicy::material_weight(const PolicyContext& 
   double zero = 0.0, one = scale;
   if (options_.material_scale == MaterialScale::kTwoClass) {
     std::sort(finite.begin(), finite.end());
-    const std::size_t split = two_class_split(finite);
-    double lower_sum = 0.0;
-    for (std::size_t i = 0; i < split; ++i) lower_sum += finite[i];
-    zero = lower_sum / static_cast<double>(split);
-    one = finite[split];
-    if (!(one > zero)) return weight;  // no two classes: nothing says where material is
+    const std::optional<TwoClasses> classes = two_classes(finite);
+    // No two classes: nothing says where material is.
+    if (!classes || !(classes->split_value > classes->lower_mean)) return weight;
+    zero = classes->lower_mean;
+    one = classes->split_value;
   }
   for (std::size_t i = 0; i < phase.size(); ++i) {
     const double m =
