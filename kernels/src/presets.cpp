@@ -72,6 +72,16 @@ ExperimentPreset paper_optics_on(SpecimenKind kind, const char* name, const char
   return p;
 }
 
+// The flake at the nanoparticles' share of material (kParticleMaterialFraction) and with no
+// film under it: beside nanoparticles-paper, it shows what the film costs a strategy that
+// seeks material.
+ExperimentPreset mos2_small_flake_paper() {
+  ExperimentPreset p = paper_optics_on(SpecimenKind::kMoS2Flake, "mos2-small-flake-paper",
+                                       "a MoS2 flake over 24 % of the FOV in vacuum");
+  p.material_fraction = kParticleMaterialFraction;
+  return p;
+}
+
 // Defocused-probe ptychography, the low-dose practice: a wider probe spreads the dose and lights
 // more of the specimen per pattern. Practice uses tens of nm, but the 64 px window spans only
 // 9.9 A at 0.154 A and the probe wraps around it (make_probe is periodic), so the defocus here is
@@ -95,6 +105,7 @@ const std::vector<ExperimentPreset>& presets() {
       graphene_small(),
       paper_optics_on(SpecimenKind::kMoS2Flake, "mos2-flake-paper",
                   "a MoS2 flake over 40 % of the FOV in vacuum"),
+      mos2_small_flake_paper(),
       paper_optics_on(SpecimenKind::kMoS2Holes, "mos2-holes-paper",
                   "MoS2 with holes, 40 % of the FOV vacuum"),
       paper_optics_on(SpecimenKind::kNanoparticles, "nanoparticles-paper",

@@ -18,6 +18,7 @@ SimulatedSpecimen simulate_specimen(const ExperimentPreset& preset, std::uint64_
   config.kind = preset.specimen;
   config.seed = seed;
   config.vacancies = vacancies;
+  config.material_fraction = preset.material_fraction;
   config.fov_origin_A = s.grid.fov_origin_A;
   config.fov_height_A = s.grid.fov_height_A;
   config.fov_width_A = s.grid.fov_width_A;

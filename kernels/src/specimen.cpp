@@ -207,6 +207,7 @@ std::complex<double> phase(int k, double t) {
 namespace detail {
 
 Field make_field(const SpecimenConfig& config, double height_A, double width_A) {
+  design_material_fraction(config);  // throws for a share the kind does not take
   if (!(height_A > 0 && width_A > 0) || !std::isfinite(height_A) || !std::isfinite(width_A)) {
     throw std::invalid_argument("build_specimen: the field must have a finite, positive size");
   }
@@ -256,6 +257,36 @@ const char* to_string(SpecimenKind kind) {
     if (known == kind) return name;
   }
   return "unknown";
+}
+
+double design_material_fraction(const SpecimenConfig& config) {
+  double own = 0.0;
+  switch (config.kind) {
+    case SpecimenKind::kMoS2Flake:
+      own = kFlakeMaterialFraction;
+      break;
+    case SpecimenKind::kMoS2Holes:
+      own = 1 - kHolesVacuumFraction;
+      break;
+    case SpecimenKind::kNanoparticles:
+      own = kParticleMaterialFraction;
+      break;
+    case SpecimenKind::kMoS2:
+    case SpecimenKind::kGraphene:
+    case SpecimenKind::kMoS2GrainBoundary:
+    case SpecimenKind::kDwcnt:
+      if (config.material_fraction != 0.0) {
+        throw std::invalid_argument(std::string("build_specimen: a ") + to_string(config.kind) +
+                                    " specimen takes no material_fraction");
+      }
+      return config.kind == SpecimenKind::kDwcnt ? 0.0 : 1.0;
+  }
+  if (config.material_fraction == 0.0) return own;
+  if (!(config.material_fraction > 0.0 && config.material_fraction < 1.0)) {
+    throw std::invalid_argument("build_specimen: material_fraction must lie in (0, 1), not " +
+                                std::to_string(config.material_fraction));
+  }
+  return config.material_fraction;
 }
 
 std::vector<Atom> build_specimen(const SpecimenConfig& config, double height_A, double width_A) {

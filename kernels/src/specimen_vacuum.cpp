@@ -130,7 +130,7 @@ Vec2 uniform_in_fov(const Field& field, double inset_A, Rng& rng) {
                                    inset_A + v * (field.fov_width_A - 2 * inset_A)};
 }
 
-std::vector<Particle> place_particles(const Field& field, Rng& rng) {
+std::vector<Particle> place_particles(const Field& field, double material_fraction, Rng& rng) {
   const int count = kMinParticles + static_cast<int>(rng.index(kParticleCountChoices));
   std::vector<double> relative(count);
   double sum_squares = 0.0;
@@ -139,7 +139,7 @@ std::vector<Particle> place_particles(const Field& field, Rng& rng) {
     sum_squares += r * r;
   }
   const double fov_area_A2 = field.fov_height_A * field.fov_width_A;
-  const double scale_A = std::sqrt(kParticleMaterialFraction * fov_area_A2 / (kPi * sum_squares));
+  const double scale_A = std::sqrt(material_fraction * fov_area_A2 / (kPi * sum_squares));
 
   // Random sequential placement can corner itself (two particles leaving no room for a
   // third), so a layout that fails is drawn again from the start.
@@ -180,7 +180,7 @@ Region draw_region(const SpecimenConfig& config, const Field& field, Rng& rng) {
       const Vec2 center =
           field.fov_center() + Vec2{offset * (2 * rng.uniform() - 1), offset * (2 * rng.uniform() - 1)};
       region.outlines.push_back(wavy_outline(center, 1.0, rng));
-      scale_to_fraction(region.outlines, kFlakeMaterialFraction, field);
+      scale_to_fraction(region.outlines, design_material_fraction(config), field);
       break;
     }
     case SpecimenKind::kMoS2Holes: {
@@ -189,12 +189,12 @@ Region draw_region(const SpecimenConfig& config, const Field& field, Rng& rng) {
         const Vec2 center = uniform_in_fov(field, 0.0, rng);
         region.outlines.push_back(wavy_outline(center, 0.6 + 0.8 * rng.uniform(), rng));
       }
-      scale_to_fraction(region.outlines, kHolesVacuumFraction, field);
+      scale_to_fraction(region.outlines, 1 - design_material_fraction(config), field);
       region.material_inside = false;
       break;
     }
     case SpecimenKind::kNanoparticles:
-      region.particles = place_particles(field, rng);
+      region.particles = place_particles(field, design_material_fraction(config), rng);
       break;
     default:
       break;

@@ -1,6 +1,6 @@
 """Recorded data sets from abTEM, an independent multislice code, for `ptypilot eval --dataset-dir`.
 
-    deploy/run abtem-data --out DIR [--kinds mos2 mos2-flake] [--seeds 0 1]
+    deploy/run abtem-data --out DIR [--kinds mos2 mos2-flake mos2-small-flake] [--seeds 0 1]
     (.venv-abtem/bin/python -m ptypilot.abtem_data ..., with PYTHONPATH=build/python:models)
 
 Our own simulator must not be the only judge of the scanning strategies, so these data sets share
@@ -58,7 +58,11 @@ OVERSAMPLE = 5 / 3         # object pixel / abTEM sampling: antialias cut-off be
 CELL_OFFSET_PX = 3         # object pixel of abTEM's cell origin: centres the FOV in the cell
 MOS2_A, MOS2_THICKNESS_A = 3.18, 3.19   # 2H-MoS2 lattice constant and S-S distance
 VACUUM_A = 0.8             # above and below the S planes, inside abTEM's cell
-FLAKE_FRACTION = 0.40      # of the scan FOV, as mos2-flake-paper
+# Material's share of the scan FOV per flake kind, as the presets mos2-flake-paper and
+# mos2-small-flake-paper.
+FLAKE_FRACTIONS = {"mos2-flake": 0.40, "mos2-small-flake": 0.24}
+# Each kind's own random streams (atoms and noise), so that adding a kind changes no other.
+KIND_STREAMS = {"mos2": 1, "mos2-flake": 2, "mos2-small-flake": 3}
 VACANCIES = 3              # as ptypilot's specimens
 BAND_LIMIT_FRACTION, ROLL_OFF_START = 2.0 / 3.0, 0.6   # kernels/src/specimen.cpp
 LAYOUT = ("unshifted FFT layout: zero scattering angle at pixel [0, 0] (np.fft.ifftshift of "
@@ -183,14 +187,14 @@ def write_dataset(out: Path, name: str, counts: np.ndarray, truth_rad: np.ndarra
 
 # --- specimens: ASE ------------------------------------------------------------------------------
 
-def flake_outline(rng, geometry: Geometry):
-    """A wavy disc over FLAKE_FRACTION of the scan FOV, centred near the FOV's centre, as
+def flake_outline(rng, geometry: Geometry, fraction: float):
+    """A wavy disc over `fraction` of the scan FOV, centred near the FOV's centre, as
     (centre [y, x] in cell coordinates, radius(theta))."""
     fov = geometry.grid.fov_height_A * geometry.grid.fov_width_A
     amplitudes = rng.uniform(0.0, 0.12, 3)
     phases = rng.uniform(0, 2 * np.pi, 3)
     # area of r = R0 (1 + sum a_k cos(k theta + phi_k)), k = 2..4: pi R0^2 (1 + sum a_k^2 / 2)
-    r0 = np.sqrt(FLAKE_FRACTION * fov / (np.pi * (1 + 0.5 * np.sum(amplitudes ** 2))))
+    r0 = np.sqrt(fraction * fov / (np.pi * (1 + 0.5 * np.sum(amplitudes ** 2))))
     centre = geometry.abtem_positions(np.array([[geometry.grid.fov_height_A / 2,
                                                  geometry.grid.fov_width_A / 2]]))[0]
     centre = centre + rng.uniform(-1.5, 1.5, 2)
@@ -211,7 +215,7 @@ def build_atoms(kind: str, seed: int, geometry: Geometry):
     """(ASE Atoms in abTEM's cell, material mask on eval's object grid or None, description)."""
     import ase.build
 
-    rng = np.random.default_rng([{"mos2": 1, "mos2-flake": 2}[kind], seed])
+    rng = np.random.default_rng([KIND_STREAMS[kind], seed])
     L = geometry.cell_A
     unit = ase.build.mx2("MoS2", kind="2H", a=MOS2_A, thickness=MOS2_THICKNESS_A,
                          vacuum=VACUUM_A)
@@ -226,8 +230,8 @@ def build_atoms(kind: str, seed: int, geometry: Geometry):
     # that seam is at least 4.8 A from every probe position.
     keep = np.all((xy >= 0) & (xy < L - 1.0), axis=1)
     outline = None
-    if kind == "mos2-flake":
-        outline = flake_outline(rng, geometry)
+    if kind in FLAKE_FRACTIONS:
+        outline = flake_outline(rng, geometry, FLAKE_FRACTIONS[kind])
         keep &= inside_outline(xy, outline)
     atoms = sheet[keep]
     fov_atoms = np.flatnonzero(np.all(np.abs(atoms.positions[:, :2] - L / 2) < 9.0, axis=1))
@@ -361,7 +365,7 @@ def simulate(kind: str, seed: int, geometry: Geometry, out: Path, check: dict, p
         progress(f"{name}: {first + per}/{len(raster)} patterns, "
                  f"{time.perf_counter() - t0:.0f} s")
     electrons = DOSE_E_PER_A2 * geometry.step_A ** 2
-    noise_seed = 1000 * {"mos2": 1, "mos2-flake": 2}[kind] + seed
+    noise_seed = 1000 * KIND_STREAMS[kind] + seed
     counts = poisson_counts(patterns, electrons, noise_seed).reshape(
         geometry.rows, geometry.cols, geometry.probe.window_px, geometry.probe.window_px)
     g = geometry.grid
@@ -396,7 +400,7 @@ def main(argv=None) -> int:
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--kinds", nargs="+", default=["mos2", "mos2-flake"],
-                        choices=["mos2", "mos2-flake"])
+                        choices=list(KIND_STREAMS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     parser.add_argument("--check-only", action="store_true",
                         help="only the orientation check against ptypilot's forward model")

@@ -121,6 +121,49 @@ TEST_CASE("Vacuum-rich specimens cover their stated share of the FOV", "[specime
         1.0);
 }
 
+TEST_CASE("A chosen material_fraction sets the share of the FOV, and is refused where it cannot",
+          "[specimen]") {
+  struct Chosen {
+    SpecimenKind kind;
+    double material;
+  };
+  for (auto [kind, material] : {Chosen{SpecimenKind::kMoS2Flake, 0.24},
+                                Chosen{SpecimenKind::kMoS2Flake, 0.6},
+                                Chosen{SpecimenKind::kMoS2Holes, 0.8},
+                                Chosen{SpecimenKind::kNanoparticles, 0.12}}) {
+    for (std::uint64_t seed = 0; seed < 3; ++seed) {
+      INFO(sim::to_string(kind) << " at " << material << ", seed " << seed);
+      OnPreset p = on_mos2_paper(kind, seed);
+      p.config.material_fraction = material;
+      CHECK(sim::design_material_fraction(p.config) == material);
+      const RealImage mask = sim::material_mask(p.config, p.grid.rows, p.grid.cols, p.grid.pixel_A);
+      CHECK(fov_fraction(mask, p.grid) == Approx(material).margin(0.02));
+    }
+  }
+  // The preset that asks for the nanoparticles' share on a flake gets it.
+  const sim::SimulatedSpecimen small =
+      sim::simulate_specimen(sim::experiment_preset("mos2-small-flake-paper"), 2);
+  CHECK(sim::fov_material_fraction(small) == Approx(sim::kParticleMaterialFraction).margin(0.02));
+
+  OnPreset flake = on_mos2_paper(SpecimenKind::kMoS2Flake, 1);
+  CHECK(sim::design_material_fraction(flake.config) == sim::kFlakeMaterialFraction);
+  const double h = flake.grid.rows * flake.grid.pixel_A;
+  const double w = flake.grid.cols * flake.grid.pixel_A;
+  for (double bad : {1.0, 1.5, -0.2, std::nan("")}) {
+    INFO("material_fraction " << bad);
+    flake.config.material_fraction = bad;
+    CHECK_THROWS_WITH(sim::build_specimen(flake.config, h, w),
+                      Catch::Contains("material_fraction must lie in (0, 1)"));
+    CHECK_THROWS_AS(sim::material_mask(flake.config, flake.grid.rows, flake.grid.cols,
+                                       flake.grid.pixel_A),
+                    std::invalid_argument);
+  }
+  OnPreset sheet = on_mos2_paper(SpecimenKind::kMoS2, 1);
+  sheet.config.material_fraction = 0.5;
+  CHECK_THROWS_WITH(sim::build_specimen(sheet.config, h, w),
+                    Catch::Contains("mos2 specimen takes no material_fraction"));
+}
+
 TEST_CASE("MoS2 atoms of the flake and the holed sheet lie only on the mask, at full density",
           "[specimen]") {
   constexpr double kPixelA = 0.1;

@@ -138,6 +138,24 @@ def test_priors_of_a_scenario():
     assert "give one" in errors[0] and "unknown scenario" in errors[1] and "[0, 0.25]" in errors[2]
 
 
+def test_flake_outlines_cover_their_kinds_share_of_the_fov():
+    """The abTEM flakes match the scenarios' (mos2-flake-paper, mos2-small-flake-paper) in their
+    share of the FOV, so that the two simulators are compared on the same specimen class."""
+    g = abtem_data.Geometry()
+    for kind, fraction in abtem_data.FLAKE_FRACTIONS.items():
+        assert scenarios.SCENARIOS[kind].material_fraction == fraction
+        n = 400
+        y, x = np.meshgrid((np.arange(n) + 0.5) / n * g.grid.fov_height_A,
+                           (np.arange(n) + 0.5) / n * g.grid.fov_width_A, indexing="ij")
+        fov_points = g.abtem_positions(np.stack([y.ravel(), x.ravel()], 1))
+        for seed in range(3):
+            rng = np.random.default_rng([abtem_data.KIND_STREAMS[kind], seed])
+            outline = abtem_data.flake_outline(rng, g, fraction)
+            covered = abtem_data.inside_outline(fov_points, outline).mean()
+            assert covered == pytest.approx(fraction, abs=0.01), (kind, seed)
+    assert len(set(abtem_data.KIND_STREAMS.values())) == len(abtem_data.KIND_STREAMS)
+
+
 @pytest.mark.skipif(importlib.util.find_spec("abtem") is None,
                     reason="abTEM is not installed for this interpreter; `deploy/run "
                            "abtem-data --check-only` runs the same check in .venv-abtem")
@@ -152,6 +170,7 @@ def test_report_joins_runs_on_different_data_sets():
 
     assert abtem_report.kind_of("abtem-mos2-flake-s1.npy") == "mos2-flake"
     assert abtem_report.kind_of("abtem-mos2-s0.npy") == "mos2"
+    assert abtem_report.kind_of("abtem-mos2-small-flake-s2.npy") == "mos2-small-flake"
 
     def run(name, sparse, md):
         return {"positions": 250, "recorded_datasets": [name], "datasets": 1, "strategies": {

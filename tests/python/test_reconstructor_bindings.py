@@ -181,6 +181,7 @@ def test_bench_reconstruct_defaults_are_the_daemons():
 
 
 @pytest.mark.parametrize("preset, material", [("mos2-flake-paper", 0.40),
+                                              ("mos2-small-flake-paper", 0.24),
                                               ("mos2-holes-paper", 0.60),
                                               ("nanoparticles-paper", 0.24)])
 def test_vacuum_rich_presets_have_flat_vacuum_where_the_mask_says(preset, material):

@@ -35,6 +35,8 @@ struct ExperimentPreset {
   int scan_cols = 0;
   double step_A = 0.0;
   int margin_px = 0;  // object pixels beyond the outermost probe windows
+  // SpecimenConfig::material_fraction: 0, the specimen kind's own share of material.
+  double material_fraction = 0.0;
 
   ObjectGrid object_grid() const;
   double fov_height_A() const { return (scan_rows - 1) * step_A; }

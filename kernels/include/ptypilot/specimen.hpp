@@ -34,6 +34,7 @@ struct Atom {
 //   kNanoparticles: 2 or 3 Au clusters (fcc, [001] down the beam, random angle and lattice
 //     offset), discs wholly inside the FOV covering 24 % of it together
 //     (kParticleMaterialFraction), on an amorphous carbon film over the whole field.
+// SpecimenConfig::material_fraction sets another share of material for these three kinds.
 // Outlines are drawn in the continuous lattice: an atom is kept where its site lies inside.
 //   kMoS2GrainBoundary: two MoS2 grains turned 12 to 30 degrees against each other, meeting on a
 //     gently curved line near the FOV centre; all material, the boundary the unique part.
@@ -64,6 +65,12 @@ struct SpecimenConfig {
   Vec2 fov_origin_A;
   double fov_height_A = 0.0;
   double fov_width_A = 0.0;
+  // The share of the FOV that is material, for the kinds that fix one (flake, holes,
+  // nanoparticles; the carbon film under the particles does not count); 0: the kind's own
+  // (kFlakeMaterialFraction, 1 - kHolesVacuumFraction, kParticleMaterialFraction). Anything
+  // else must lie in (0, 1), and is refused for the other kinds, whose share the lattice or the
+  // tube decides.
+  double material_fraction = 0.0;
 };
 
 inline constexpr double kFlakeMaterialFraction = 0.40;
@@ -87,13 +94,20 @@ inline constexpr double kGrapheneLatticeA = 2.46;  // C-C bond 2.46 / sqrt(3) = 
 inline constexpr std::array<int, 2> kDwcntInnerChirality = {10, 4};
 inline constexpr std::array<int, 2> kDwcntOuterChirality = {18, 5};
 
+// The share of the FOV that is material by design for config's kind: its material_fraction, or
+// the kind's own where that is 0; 1 for mos2, graphene and the grain boundary; 0 for the nanotube,
+// whose share depends on where its axis falls. Throws std::invalid_argument for a
+// material_fraction outside (0, 1), or given for a kind that does not take one.
+double design_material_fraction(const SpecimenConfig& config);
+
 // Atoms covering [0, height_A] x [0, width_A] plus kSpecimenMarginA on every side.
 // Deterministic for a given config: the seed drives a std::mt19937_64 whose raw output is mapped
 // to uniforms here, so the result does not depend on the standard library's distributions.
 // Without random rotation the lattice vector a1 (or the tube axis) runs along x; without random
 // translation a lattice site (or the tube axis) passes through the centre of the field.
 // Throws std::invalid_argument for a non-positive field, a FOV that leaves it, more vacancies
-// than atoms in it, or a FOV too small to hold the particles apart.
+// than atoms in it, a material_fraction design_material_fraction refuses, or a FOV too small to
+// hold the particles apart.
 std::vector<Atom> build_specimen(const SpecimenConfig& config, double height_A, double width_A);
 
 // Where the specimen of `config` has material: 1, else 0, on a rows x cols grid whose pixel (i, j)
