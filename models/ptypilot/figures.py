@@ -50,8 +50,16 @@ def positions_to_crop_pixels(positions_A: np.ndarray, grid) -> np.ndarray:
     return np.asarray(positions_A) / grid.pixel_A
 
 
-def save_phase(path, image: np.ndarray, grid, title: str, positions_A=None, color="red"):
-    """One phase image in Angstrom axes, optionally with the scan positions on top."""
+# Characters of a phase figure's title a line: its axes are about 3.5 inches wide at 12 pt, and
+# a longer line ran into the colour bar's labels.
+PHASE_TITLE_CHARS = 44
+
+
+def phase_figure(image: np.ndarray, grid, title: str, positions_A=None, color="red"):
+    """One phase image in Angstrom axes, optionally with the scan positions on top; the title
+    broken into lines that fit above the image."""
+    import textwrap
+
     fig, ax = plt.subplots(figsize=(5.2, 4.6), dpi=120)
     shown = ax.imshow(image, cmap="inferno", extent=pixel_centred_extent_A(image, grid.pixel_A))
     fig.colorbar(shown, ax=ax, label="phase V (rad)")
@@ -61,8 +69,14 @@ def save_phase(path, image: np.ndarray, grid, title: str, positions_A=None, colo
     add_scale_bar(ax, image.shape[1] * grid.pixel_A)
     ax.set_xlabel("x (Å)")
     ax.set_ylabel("y (Å)")
-    ax.set_title(title)
+    ax.set_title(textwrap.fill(title, PHASE_TITLE_CHARS, break_long_words=False))
     fig.tight_layout()
+    return fig
+
+
+def save_phase(path, image: np.ndarray, grid, title: str, positions_A=None, color="red"):
+    """phase_figure, written to path."""
+    fig = phase_figure(image, grid, title, positions_A, color)
     fig.savefig(path)
     plt.close(fig)
 
