@@ -30,7 +30,8 @@ from ptypilot.eval_summary import FIXED_PATTERNS, mean_std
 MAIN_POSITIONS = 250
 RASTER_POSITIONS = 100 * 100
 OURS = Path(__file__).resolve().parents[1] / "shipped" / "results" / "scenarios"
-SCENARIO_OF = {"mos2": "mos2-paper", "mos2-flake": "mos2-flake"}
+SCENARIO_OF = {"mos2": "mos2-paper", "mos2-flake": "mos2-flake",
+               "mos2-small-flake": "mos2-small-flake"}
 
 
 def kind_of(dataset: str) -> str:

@@ -280,8 +280,8 @@ def save_dataset_figures(setting: Setting, seed: int, grid, reference, truth, im
     for policy, (image, positions) in images.items():
         ssim = row["strategies"][policy][ssim_key]
         figures.save_phase(d / f"seed{seed}-{policy}.png", image, grid,
-                           f"{policy}: {len(positions)} positions, SSIM {ssim:.3f}"
-                           + ("" if reference is not None else " vs truth"),
+                           f"{policy}: {len(positions)} positions, SSIM {ssim:.3f} vs "
+                           + ("full raster" if reference is not None else "truth"),
                            positions_A=positions, color="lime")
     setting.figure_data.append({"seed": seed, "grid": grid, "images": images, "row": row,
                                 **({"reference": reference} if reference is not None else

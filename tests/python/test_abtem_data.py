@@ -171,6 +171,9 @@ def test_report_joins_runs_on_different_data_sets():
     assert abtem_report.kind_of("abtem-mos2-flake-s1.npy") == "mos2-flake"
     assert abtem_report.kind_of("abtem-mos2-s0.npy") == "mos2"
     assert abtem_report.kind_of("abtem-mos2-small-flake-s2.npy") == "mos2-small-flake"
+    # Every kind abtem_data makes is set beside one of our scenarios.
+    assert set(abtem_report.SCENARIO_OF) == set(abtem_data.KIND_STREAMS)
+    assert set(abtem_report.SCENARIO_OF.values()) <= set(scenarios.SCENARIOS)
 
     def run(name, sparse, md):
         return {"positions": 250, "recorded_datasets": [name], "datasets": 1, "strategies": {
