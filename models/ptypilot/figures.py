@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -58,8 +60,6 @@ PHASE_TITLE_CHARS = 44
 def phase_figure(image: np.ndarray, grid, title: str, positions_A=None, color="red"):
     """One phase image in Angstrom axes, optionally with the scan positions on top; the title
     broken into lines that fit above the image."""
-    import textwrap
-
     fig, ax = plt.subplots(figsize=(5.2, 4.6), dpi=120)
     shown = ax.imshow(image, cmap="inferno", extent=pixel_centred_extent_A(image, grid.pixel_A))
     fig.colorbar(shown, ax=ax, label="phase V (rad)")
@@ -144,7 +144,8 @@ def save_fig3(path, figure_data: list[dict], title: str, preferred: tuple[str, s
             ax.set_xticks([])
             ax.set_yticks([])
         ax = axes[-1][j]
-        ax.imshow(d["reference"], cmap="inferno", extent=pixel_centred_extent_A(d["reference"], grid.pixel_A))
+        ax.imshow(d["reference"], cmap="inferno",
+                  extent=pixel_centred_extent_A(d["reference"], grid.pixel_A))
         add_scale_bar(ax, d["reference"].shape[1] * grid.pixel_A)
         for policy in shown:
             if policy in d["images"]:

@@ -198,9 +198,9 @@ float Session::dark_field_fraction(const DetectorFrame& f) {
     outside_disk_cols_ = f.cols;
   }
   // Four interleaved partial sums, not one chain of 4,096 dependent double additions, and the
-  // mask instead of each pixel's frequency: 2.3 us a 64 x 64 frame instead of 5.2 us. Counts that are whole numbers (every integer detector) sum exactly in any
-  // order; other values may differ from one chain's sum in the last double bit, far below the
-  // float returned.
+  // mask instead of each pixel's frequency: 2.3 us a 64 x 64 frame instead of 5.2 us. Counts
+  // that are whole numbers (every integer detector) sum exactly in any order; other values may
+  // differ from one chain's sum in the last double bit, far below the float returned.
   constexpr std::size_t kLanes = 4;
   double outside_lane[kLanes] = {}, total_lane[kLanes] = {};
   const std::size_t pixels = std::min(f.counts.size(), outside_disk_.size());
