@@ -53,8 +53,8 @@ inline __attribute__((always_inline)) double residual_loop(std::complex<float>* 
 }
 
 PTYPILOT_CPU_CLONES
-double intensity_residual(std::complex<float>* psi, const float* measured, std::size_t count,
-                          float weight) {
+double portable::intensity_residual(std::complex<float>* psi, const float* measured,
+                                    std::size_t count, float weight) {
   float* w = reinterpret_cast<float*>(psi);
   double total = 0.0;
   for (std::size_t start = 0; start < count; start += 256) {
@@ -71,9 +71,9 @@ double intensity_residual(std::complex<float>* psi, const float* measured, std::
 }
 
 PTYPILOT_CPU_CLONES
-double intensity_residual_weighted(std::complex<float>* psi, const float* measured,
-                                   const int* detector_pixel, const float* pixel_weight,
-                                   std::size_t count, float weight) {
+double portable::intensity_residual_weighted(std::complex<float>* psi, const float* measured,
+                                             const int* detector_pixel, const float* pixel_weight,
+                                             std::size_t count, float weight) {
   return residual_loop<true>(psi, measured, detector_pixel, pixel_weight, count,
                              [weight](float& re, float& im, float m, float pw) {
                                return intensity_element(re, im, m, pw, weight);
@@ -83,8 +83,8 @@ double intensity_residual_weighted(std::complex<float>* psi, const float* measur
 // Where the model has no amplitude the gradient has no direction; it is zero there
 // (amplitude_gradient.hpp: below a floor far above the FFT's rounding).
 PTYPILOT_CPU_CLONES
-double amplitude_residual(std::complex<float>* psi, const float* measured_sqrt, std::size_t count,
-                          float weight, float rms_amplitude) {
+double portable::amplitude_residual(std::complex<float>* psi, const float* measured_sqrt,
+                                    std::size_t count, float weight, float rms_amplitude) {
   float* w = reinterpret_cast<float*>(psi);
   double total = 0.0;
   for (std::size_t start = 0; start < count; start += 256) {
@@ -102,9 +102,10 @@ double amplitude_residual(std::complex<float>* psi, const float* measured_sqrt, 
 }
 
 PTYPILOT_CPU_CLONES
-double amplitude_residual_weighted(std::complex<float>* psi, const float* measured_sqrt,
-                                   const int* detector_pixel, const float* pixel_weight,
-                                   std::size_t count, float weight, float rms_amplitude) {
+double portable::amplitude_residual_weighted(std::complex<float>* psi, const float* measured_sqrt,
+                                             const int* detector_pixel, const float* pixel_weight,
+                                             std::size_t count, float weight,
+                                             float rms_amplitude) {
   return residual_loop<true>(psi, measured_sqrt, detector_pixel, pixel_weight, count,
                              [weight, rms_amplitude](float& re, float& im, float m, float pw) {
                                return amplitude_element(re, im, m, pw, weight, rms_amplitude);
@@ -112,8 +113,9 @@ double amplitude_residual_weighted(std::complex<float>* psi, const float* measur
 }
 
 PTYPILOT_CPU_CLONES
-void accumulate_phase_gradient(const std::complex<float>* exit_wave, const std::complex<float>* back,
-                               int n, int top, int left, float* gradient, int gradient_cols) {
+void portable::accumulate_phase_gradient(const std::complex<float>* exit_wave,
+                                         const std::complex<float>* back, int n, int top, int left,
+                                         float* gradient, int gradient_cols) {
   for (int i = 0; i < n; ++i) {
     const float* er = reinterpret_cast<const float*>(exit_wave + std::size_t(i) * n);
     const float* br = reinterpret_cast<const float*>(back + std::size_t(i) * n);
@@ -121,6 +123,65 @@ void accumulate_phase_gradient(const std::complex<float>* exit_wave, const std::
 #pragma omp simd
     for (int j = 0; j < n; ++j) gr[j] += 2.0f * (er[2 * j] * br[2 * j + 1] - er[2 * j + 1] * br[2 * j]);
   }
+}
+
+bool avx2_loops_available() {
+#if PTYPILOT_CPU_AVX2_LOOPS
+  static const bool available = __builtin_cpu_supports("avx2");
+  return available;
+#else
+  return false;
+#endif
+}
+
+double intensity_residual(std::complex<float>* psi, const float* measured, std::size_t count,
+                          float weight) {
+#if PTYPILOT_CPU_AVX2_LOOPS
+  if (avx2_loops_available()) return avx2::intensity_residual(psi, measured, count, weight);
+#endif
+  return portable::intensity_residual(psi, measured, count, weight);
+}
+
+double amplitude_residual(std::complex<float>* psi, const float* measured_sqrt, std::size_t count,
+                          float weight, float rms_amplitude) {
+#if PTYPILOT_CPU_AVX2_LOOPS
+  if (avx2_loops_available())
+    return avx2::amplitude_residual(psi, measured_sqrt, count, weight, rms_amplitude);
+#endif
+  return portable::amplitude_residual(psi, measured_sqrt, count, weight, rms_amplitude);
+}
+
+double intensity_residual_weighted(std::complex<float>* psi, const float* measured,
+                                   const int* detector_pixel, const float* pixel_weight,
+                                   std::size_t count, float weight) {
+#if PTYPILOT_CPU_AVX2_LOOPS
+  if (avx2_loops_available())
+    return avx2::intensity_residual_weighted(psi, measured, detector_pixel, pixel_weight, count,
+                                             weight);
+#endif
+  return portable::intensity_residual_weighted(psi, measured, detector_pixel, pixel_weight, count,
+                                               weight);
+}
+
+double amplitude_residual_weighted(std::complex<float>* psi, const float* measured_sqrt,
+                                   const int* detector_pixel, const float* pixel_weight,
+                                   std::size_t count, float weight, float rms_amplitude) {
+#if PTYPILOT_CPU_AVX2_LOOPS
+  if (avx2_loops_available())
+    return avx2::amplitude_residual_weighted(psi, measured_sqrt, detector_pixel, pixel_weight,
+                                             count, weight, rms_amplitude);
+#endif
+  return portable::amplitude_residual_weighted(psi, measured_sqrt, detector_pixel, pixel_weight,
+                                               count, weight, rms_amplitude);
+}
+
+void accumulate_phase_gradient(const std::complex<float>* exit_wave, const std::complex<float>* back,
+                               int n, int top, int left, float* gradient, int gradient_cols) {
+#if PTYPILOT_CPU_AVX2_LOOPS
+  if (avx2_loops_available())
+    return avx2::accumulate_phase_gradient(exit_wave, back, n, top, left, gradient, gradient_cols);
+#endif
+  portable::accumulate_phase_gradient(exit_wave, back, n, top, left, gradient, gradient_cols);
 }
 
 }  // namespace ptypilot::cpu

@@ -11,9 +11,17 @@
 #include <cstddef>
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__)
-#define PTYPILOT_CPU_CLONES __attribute__((target_clones("avx512f", "avx2,fma", "default")))
+#define PTYPILOT_CPU_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define PTYPILOT_CPU_CLONES
+#endif
+
+// The residuals and the gradient scatter also have hand-written AVX2 versions
+// (cpu_loops_avx2.cpp), which the functions below use where the processor has AVX2.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__CUDACC__)
+#define PTYPILOT_CPU_AVX2_LOOPS 1
+#else
+#define PTYPILOT_CPU_AVX2_LOOPS 0
 #endif
 
 namespace ptypilot::cpu {
@@ -46,5 +54,42 @@ double amplitude_residual_weighted(std::complex<float>* psi, const float* measur
 // gradient_cols-wide image, for the exit wave e and the back-propagated dL/de* `back`.
 void accumulate_phase_gradient(const std::complex<float>* exit_wave, const std::complex<float>* back,
                                int n, int top, int left, float* gradient, int gradient_cols);
+
+// The loops the functions above run where there is no AVX2, written for the compiler to
+// vectorise; the AVX2 versions must give their far field and gradient bit for bit.
+namespace portable {
+double intensity_residual(std::complex<float>* psi, const float* measured, std::size_t count,
+                          float weight);
+double amplitude_residual(std::complex<float>* psi, const float* measured_sqrt, std::size_t count,
+                          float weight, float rms_amplitude);
+double intensity_residual_weighted(std::complex<float>* psi, const float* measured,
+                                   const int* detector_pixel, const float* pixel_weight,
+                                   std::size_t count, float weight);
+double amplitude_residual_weighted(std::complex<float>* psi, const float* measured_sqrt,
+                                   const int* detector_pixel, const float* pixel_weight,
+                                   std::size_t count, float weight, float rms_amplitude);
+void accumulate_phase_gradient(const std::complex<float>* exit_wave, const std::complex<float>* back,
+                               int n, int top, int left, float* gradient, int gradient_cols);
+}  // namespace portable
+
+// Whether this processor runs the AVX2 versions.
+bool avx2_loops_available();
+
+#if PTYPILOT_CPU_AVX2_LOOPS
+namespace avx2 {
+double intensity_residual(std::complex<float>* psi, const float* measured, std::size_t count,
+                          float weight);
+double amplitude_residual(std::complex<float>* psi, const float* measured_sqrt, std::size_t count,
+                          float weight, float rms_amplitude);
+double intensity_residual_weighted(std::complex<float>* psi, const float* measured,
+                                   const int* detector_pixel, const float* pixel_weight,
+                                   std::size_t count, float weight);
+double amplitude_residual_weighted(std::complex<float>* psi, const float* measured_sqrt,
+                                   const int* detector_pixel, const float* pixel_weight,
+                                   std::size_t count, float weight, float rms_amplitude);
+void accumulate_phase_gradient(const std::complex<float>* exit_wave, const std::complex<float>* back,
+                               int n, int top, int left, float* gradient, int gradient_cols);
+}  // namespace avx2
+#endif
 
 }  // namespace ptypilot::cpu

@@ -36,8 +36,8 @@ static_assert(sizeof(gpu::Window) == sizeof(ProbePlacement));
 }  // namespace
 
 // Tolerances 1e-6 of the largest value for the exit wave and the residuals, 1e-5 for the
-// gradient image: the CPU loops' AVX-512 clones fuse multiply-adds, the bodies on the host do
-// not. Measured: at most 2.5e-7 of the largest value.
+// gradient image: on a GPU nvcc fuses multiply-adds in the bodies, which the CPU loops never do
+// (kernels/CMakeLists.txt). Measured on the host: at most 2.5e-7 of the largest value.
 TEST_CASE("the kernel bodies compute the CPU loops' values element by element", "[cuda_bodies]") {
   auto e = synthetic_experiment(4.0, 12, Loss::kIntensity);
   FrameStore store(e.config);
