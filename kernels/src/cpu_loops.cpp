@@ -1,6 +1,7 @@
 #include "cpu_loops.hpp"
 
 #include "amplitude_gradient.hpp"
+#include "prior_step.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -123,6 +124,27 @@ void portable::accumulate_phase_gradient(const std::complex<float>* exit_wave,
 #pragma omp simd
     for (int j = 0; j < n; ++j) gr[j] += 2.0f * (er[2 * j] * br[2 * j + 1] - er[2 * j + 1] * br[2 * j]);
   }
+}
+
+void prior_step(const PriorStep& step, int threads) {
+  const int rows = step.rows, cols = step.cols;
+  with_prior_flags(step, [&](auto dark, auto tv, auto sparse) {
+    constexpr bool kDark = decltype(dark)::value, kTv = decltype(tv)::value,
+                   kSparse = decltype(sparse)::value;
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int r = 0; r < rows; ++r) {
+      float* row = step.out + long(r) * cols;
+      // The edge pixels clamp their neighbours; the others need not.
+      const bool interior_row = r > 0 && r + 1 < rows;
+      const int first = interior_row ? 1 : cols, last = interior_row ? cols - 1 : cols;
+      for (int c = 0; c < std::min(first, cols); ++c)
+        row[c] = prior_value_with<kDark, kTv, kSparse>(step, r, c);
+      for (int c = first; c < last; ++c)
+        row[c] = prior_value_with<kDark, kTv, kSparse, true>(step, r, c);
+      for (int c = std::max(last, first); c < cols; ++c)
+        row[c] = prior_value_with<kDark, kTv, kSparse>(step, r, c);
+    }
+  });
 }
 
 bool avx2_loops_available() {

@@ -24,6 +24,10 @@
 #define PTYPILOT_CPU_AVX2_LOOPS 0
 #endif
 
+namespace ptypilot {
+struct PriorStep;
+}  // namespace ptypilot
+
 namespace ptypilot::cpu {
 
 // out[i, j] = scale * probe[i, j] * t[top + i, left + j] for an n x n window of t (t_cols wide).
@@ -54,6 +58,12 @@ double amplitude_residual_weighted(std::complex<float>* psi, const float* measur
 // gradient_cols-wide image, for the exit wave e and the back-propagated dL/de* `back`.
 void accumulate_phase_gradient(const std::complex<float>* exit_wave, const std::complex<float>* back,
                                int n, int top, int left, float* gradient, int gradient_cols);
+
+// The priors' step (prior_step.hpp) over the whole image, step.phase -> step.out, on `threads`
+// OpenMP threads: prior_value_at's values bit for bit, computed by row and column with the priors
+// that are off compiled out and the interior's neighbours unclamped, which lets positivity alone
+// and the dark smoothing vectorise.
+void prior_step(const PriorStep& step, int threads);
 
 // The loops the functions above run where there is no AVX2, written for the compiler to
 // vectorise; the AVX2 versions must give their far field and gradient bit for bit.

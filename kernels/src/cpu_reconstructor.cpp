@@ -201,9 +201,7 @@ void CpuReconstructor::apply_priors() {
                        kTotalVariationEpsilon,
                        priors.positivity,
                        static_cast<float>(priors.sparsity)};
-  const long pixels = static_cast<long>(phase_.size());
-#pragma omp parallel for num_threads(threads_) schedule(static)
-  for (long i = 0; i < pixels; ++i) prior_scratch_.data()[i] = prior_value_at(step, i);
+  cpu::prior_step(step, threads_);
   std::swap(phase_, prior_scratch_);
 }
 

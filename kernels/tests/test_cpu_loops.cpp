@@ -1,7 +1,8 @@
 // The hand-written AVX2 loops (cpu_loops_avx2.cpp) against the portable ones they replace on
 // processors with AVX2: the far field and the gradient must be the same bits, so that a
 // reconstruction does not depend on which of the two ran. Only the loss, a sum, may differ in
-// its last bits (its order of addition is another).
+// its last bits (its order of addition is another). And the CPU's priors step against the
+// per-pixel function the CUDA kernel runs.
 #include <catch2/catch.hpp>
 
 #include <bit>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "cpu_loops.hpp"
+#include "prior_step.hpp"
 #include "skip.hpp"
 
 namespace ptypilot {
@@ -176,6 +178,39 @@ TEST_CASE("the AVX2 gradient scatter adds the portable loop's values bit for bit
     for (std::size_t k = 0; k < gradient.size(); ++k) changed += !same_float(gradient[k], avx2[k]);
     CHECK(changed > std::size_t(n) * n);
   }
+}
+
+// cpu::prior_step computes by row, with the priors that are off compiled out and the interior
+// pixels' neighbours unclamped; every combination of priors must give prior_value_at's values
+// (the CUDA kernel's) bit for bit, on an image whose edges and corners are a large share.
+TEST_CASE("the CPU priors step is the per-pixel function's, bit for bit, for every prior",
+          "[cpu_loops]") {
+  const int rows = 23, cols = 19;
+  std::mt19937 rng(12);
+  std::normal_distribution<float> normal(0.1f, 0.5f);
+  std::uniform_real_distribution<float> uniform(0.0f, 0.3f);
+  std::vector<float> phase(std::size_t(rows) * cols), dark(phase.size());
+  for (float& v : phase) v = normal(rng);
+  for (float& w : dark) w = uniform(rng);
+  int combinations = 0;
+  for (bool with_dark : {false, true})
+    for (float tv : {0.0f, 0.05f})
+      for (float sparsity : {0.0f, 0.2f})
+        for (bool positivity : {false, true}) {
+          INFO("dark " << with_dark << ", tv " << tv << ", sparsity " << sparsity
+                       << ", positivity " << positivity);
+          std::vector<float> by_row(phase.size()), by_pixel(phase.size());
+          PriorStep step{phase.data(), by_row.data(), with_dark ? dark.data() : nullptr, rows,
+                         cols, tv, 0.01f, positivity, sparsity};
+          cpu::prior_step(step, 2);
+          for (long i = 0; i < long(phase.size()); ++i) by_pixel[i] = prior_value_at(step, i);
+          CHECK(differing(by_row.data(), by_pixel.data(), phase.size()) == 0);
+          // The step did something wherever a prior is on.
+          if (with_dark || tv > 0 || sparsity > 0 || positivity)
+            CHECK(differing(by_row.data(), phase.data(), phase.size()) > 0);
+          ++combinations;
+        }
+  CHECK(combinations == 16);
 }
 
 }  // namespace ptypilot
