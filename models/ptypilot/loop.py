@@ -65,11 +65,15 @@ POLICY_VARIANTS = {
 def policy_config(name: str, sub_sequence: int = 50, total_positions: int | None = None,
                   preset: str = data.PRESET) -> dict:
     """`learned` is the shipped TorchScript policy for this sub-sequence size (and budget and
-    preset, where there is one for them); a name in POLICY_VARIANTS is a daemon policy with other
-    settings; the others are the daemon's policies as they are."""
-    if name == "learned":
-        return {"kind": "torchscript",
-                "model_path": str(shipped_model(sub_sequence, total_positions, preset))}
+    preset, where there is one for them), and `learned-density` the same model with its proposals
+    placed by material-density's spacing (policy.placement "density"); a name in POLICY_VARIANTS
+    is a daemon policy with other settings; the others are the daemon's policies as they are."""
+    if name in ("learned", "learned-density"):
+        config = {"kind": "torchscript",
+                  "model_path": str(shipped_model(sub_sequence, total_positions, preset))}
+        if name == "learned-density":
+            config["placement"] = "density"
+        return config
     if name in POLICY_VARIANTS:
         return dict(POLICY_VARIANTS[name])
     return {"kind": name}

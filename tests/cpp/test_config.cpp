@@ -107,6 +107,15 @@ TEST_CASE("policy.material_scale takes brightest or two-class, brightest by defa
   CHECK_THROWS_WITH(parse_serve_config(j), Catch::Contains("policy.material_scale"));
 }
 
+TEST_CASE("policy.placement takes direct or density, direct by default", "[config]") {
+  json j = {{"session", {{"preset", "mos2-flake-paper"}}}, {"policy", {{"kind", "sparse-grid"}}}};
+  CHECK(parse_serve_config(j).policy.placement == "direct");
+  j["policy"]["placement"] = "density";
+  CHECK(parse_serve_config(j).policy.placement == "density");
+  j["policy"]["placement"] = "spread";
+  CHECK_THROWS_WITH(parse_serve_config(j), Catch::Contains("policy.placement"));
+}
+
 TEST_CASE("a config file that is not JSON is refused with its path", "[config]") {
   const std::filesystem::path dir =
       std::filesystem::temp_directory_path() / ("ptypilot-config-" + std::to_string(::getpid()));

@@ -84,6 +84,11 @@ def test_shipped_model_prefers_a_model_trained_on_the_session_preset(tmp_path, m
         tmp_path / "policy-mos2-flake-paper-k50.pt"
     assert loop.policy_config("learned", 50, 250, "mos2-flake-paper")["model_path"] == str(
         tmp_path / "policy-mos2-flake-paper-k50.pt")
+    # learned-density: the same model, its proposals placed by material-density's spacing.
+    assert loop.policy_config("learned-density", 50, 250, "mos2-flake-paper") == {
+        "kind": "torchscript", "model_path": str(tmp_path / "policy-mos2-flake-paper-k50.pt"),
+        "placement": "density"}
+    assert "placement" not in loop.policy_config("learned", 50, 250, "mos2-flake-paper")
     # Other presets, and mos2-paper itself, keep theirs.
     assert loop.shipped_model(50, 250, "nanoparticles-paper") == tmp_path / "policy-mos2-k50.pt"
     assert loop.shipped_model(50, 250) == tmp_path / "policy-mos2-k50.pt"

@@ -103,6 +103,10 @@ void describe(V& v, PolicyConfig& c) {
            "material-density only: material's weight saturates at half the brightest phase, or "
            "rises from the vacuum's level to a two-class split of the phase (specimens with "
            "vacuum only)");
+  v.choice("placement", c.placement, {"direct", "density"},
+           "direct: the policy's proposals are the positions; density: they say where to look, "
+           "and material-density's greedy spacing places the positions there (for the learned "
+           "policy taught by material-density)");
 }
 
 template <typename V>

@@ -2,13 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <optional>
 
 #include "phase_at_nodes.hpp"
 #include "ptypilot/policy/baseline_policies.hpp"
 #include "ptypilot/scan_geometry.hpp"
 #include "raster_nodes.hpp"
+#include "weighted_spacing.hpp"
 
 namespace ptypilot {
 
@@ -93,50 +93,10 @@ std::vector<double> MaterialDensityPolicy::material_weight(const PolicyContext& 
 Status MaterialDensityPolicy::propose(const PolicyContext& context, std::vector<Vec2>* positions) {
   positions->clear();
   if (Status s = check_raster(context.raster); !s.ok() || context.count <= 0) return s;
-  const ScanRaster& raster = context.raster;
-  const std::size_t nodes = node_count(raster);
   if (context.sub_sequence == 0 || context.visited_A.empty())
     return SurveyPolicy().propose(context, positions);
-  std::vector<char> taken = visited_mask(raster, context.visited_A);
-
-  const std::vector<double> weight = material_weight(context);
-  // Squared distance (A^2) from each node to the nearest visited position, then picked one.
-  std::vector<double> d2(nodes, std::numeric_limits<double>::infinity());
-  auto lower_to = [&](Vec2 p) {
-    for (std::size_t n = 0; n < nodes; ++n) {
-      const Vec2 q = node_position(raster, n);
-      d2[n] = std::min(d2[n], (q.y - p.y) * (q.y - p.y) + (q.x - p.x) * (q.x - p.x));
-    }
-  };
-  for (const Vec2& v : context.visited_A)
-    if (std::isfinite(v.y) && std::isfinite(v.x)) lower_to(v);
-  // The field's edge acts as a mirror: a node at distance e from it is 2 e from its own image.
-  // Without it the greedy picks crowd the edge, where nothing beyond counts as visited, and
-  // leave the interior sparser than a grid (a farthest-point cover's known bias). One step is
-  // added so that the edge nodes themselves stay reachable.
-  const double height_A = (raster.rows - 1) * raster.step_A;
-  const double width_A = (raster.cols - 1) * raster.step_A;
-  for (std::size_t n = 0; n < nodes; ++n) {
-    const Vec2 q = node_position(raster, n);
-    const double edge = std::min({q.y, q.x, height_A - q.y, width_A - q.x});
-    const double mirrored = 2 * edge + raster.step_A;
-    d2[n] = std::min(d2[n], mirrored * mirrored);
-  }
-
-  while (static_cast<int>(positions->size()) < context.count) {
-    long best = -1;
-    double best_score = -1.0;
-    for (std::size_t n = 0; n < nodes; ++n) {
-      if (taken[n]) continue;
-      const double score = weight[n] * d2[n];
-      if (score > best_score) best_score = score, best = static_cast<long>(n);
-    }
-    if (best < 0) break;  // every node visited
-    taken[static_cast<std::size_t>(best)] = 1;
-    const Vec2 pick = node_position(raster, static_cast<std::size_t>(best));
-    positions->push_back(pick);
-    lower_to(pick);
-  }
+  *positions = weighted_spacing_picks(context.raster, context.visited_A, material_weight(context),
+                                      context.count);
   return Status::Ok();
 }
 

@@ -11,6 +11,7 @@
 
 #include "ptypilot/policy/policy_factory.hpp"
 #include "ptypilot/policy/baseline_policies.hpp"
+#include "ptypilot/policy/density_placement_policy.hpp"
 #include "ptypilot/policy/fixed_pattern_policies.hpp"
 #include "ptypilot/wire/log.hpp"
 #include "ptypilot/core/policy.hpp"
@@ -113,7 +114,9 @@ MakeTorchScriptPolicyFn torch_policy_factory() {
 
 }  // namespace
 
-std::unique_ptr<Policy> make_policy(const PolicyConfig& config, const PolicyLimits& limits) {
+namespace {
+
+std::unique_ptr<Policy> make_proposing_policy(const PolicyConfig& config, const PolicyLimits& limits) {
   if (auto policy = make_baseline(config)) return policy;
   if (config.model_path.empty())
     throw std::invalid_argument(
@@ -121,6 +124,18 @@ std::unique_ptr<Policy> make_policy(const PolicyConfig& config, const PolicyLimi
         "`python3 -m ptypilot.export` wrote");
   // Throws std::invalid_argument for a bad model file, as documented in torchscript_policy.hpp.
   return std::unique_ptr<Policy>(torch_policy_factory()(config.model_path.c_str(), &limits));
+}
+
+}  // namespace
+
+std::unique_ptr<Policy> make_policy(const PolicyConfig& config, const PolicyLimits& limits) {
+  if (config.placement != "direct" && config.placement != "density")
+    throw std::invalid_argument("unknown placement \"" + config.placement +
+                                "\"; known placements: direct, density");
+  std::unique_ptr<Policy> policy = make_proposing_policy(config, limits);
+  if (config.placement == "density")
+    return std::make_unique<DensityPlacementPolicy>(std::move(policy));
+  return policy;
 }
 
 }  // namespace ptypilot

@@ -69,6 +69,9 @@ struct PolicyConfig {
   // material-density only: how its material weight is scaled, "brightest" or "two-class"
   // (material_density_policy.hpp).
   std::string material_scale = "brightest";
+  // "direct": the positions are the policy's proposals. "density": they are read as where to
+  // look, and placed by material-density's greedy spacing (density_placement_policy.hpp).
+  std::string placement = "direct";
 };
 
 // What the session asks of a policy beyond PolicyConfig: the learned policy checks its model
