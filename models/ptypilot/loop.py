@@ -34,17 +34,25 @@ SHIPPED_DIR = Path(__file__).resolve().parents[1] / "shipped"
 SHIPPED_MODEL = SHIPPED_DIR / "policy-mos2-k50.pt"  # the default: 5 sub-sequences of 50
 
 
+# A preset that differs from another only in what its model does not see keeps that one's
+# model where it has none of its own: the small flake is the flake's specimen, geometry, dose and
+# budget, with less of the field covered.
+MODEL_FAMILY = {"mos2-small-flake-paper": ("mos2-flake-paper",)}
+
+
 def shipped_model(sub_sequence: int, total_positions: int | None = None,
                   preset: str = data.PRESET) -> Path:
     """The shipped model for sub-sequences of this size (a model's output layer has one size),
     and for this budget where one was trained for it (`policy-mos2-k{K}-p{P}.pt`: a budget other
     than the training one runs the GRU past the decisions it has seen, towards another sparse
     grid). A model trained on another preset (`train --scenario`) is named by it,
-    `policy-{preset}-k{K}[-p{P}].pt`, and comes first for that preset's sessions; without one the
-    mos2-paper model serves, and the daemon warns that the session is not what it was trained
-    for. It may not exist; the daemon then refuses the configuration and says so."""
+    `policy-{preset}-k{K}[-p{P}].pt`, and comes first for that preset's sessions, then the model
+    of its family (MODEL_FAMILY); without one the mos2-paper model serves, and the daemon warns
+    that the session is not what it was trained for. It may not exist; the daemon then refuses
+    the configuration and says so."""
     k = int(sub_sequence)
-    stems = ([f"policy-{preset}"] if preset != data.PRESET else []) + ["policy-mos2"]
+    stems = [f"policy-{p}" for p in (preset, *MODEL_FAMILY.get(preset, ())) if p != data.PRESET]
+    stems.append("policy-mos2")
     for stem in stems:
         candidates = [f"{stem}-k{k}.pt"]
         if total_positions is not None:

@@ -89,6 +89,12 @@ def test_shipped_model_prefers_a_model_trained_on_the_session_preset(tmp_path, m
         "kind": "torchscript", "model_path": str(tmp_path / "policy-mos2-flake-paper-k50.pt"),
         "placement": "density"}
     assert "placement" not in loop.policy_config("learned", 50, 250, "mos2-flake-paper")
+    # The small flake has no model of its own and takes its family's, the flake's.
+    assert loop.shipped_model(50, 250, "mos2-small-flake-paper") == \
+        tmp_path / "policy-mos2-flake-paper-k50.pt"
+    (tmp_path / "policy-mos2-small-flake-paper-k50.pt").touch()
+    assert loop.shipped_model(50, 250, "mos2-small-flake-paper") == \
+        tmp_path / "policy-mos2-small-flake-paper-k50.pt"
     # Other presets, and mos2-paper itself, keep theirs.
     assert loop.shipped_model(50, 250, "nanoparticles-paper") == tmp_path / "policy-mos2-k50.pt"
     assert loop.shipped_model(50, 250) == tmp_path / "policy-mos2-k50.pt"
