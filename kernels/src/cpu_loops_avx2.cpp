@@ -82,31 +82,25 @@ PTYPILOT_AVX2 inline __m256 amplitude_factor(const AmplitudeConstants& c, __m256
   return _mm256_and_ps(quotient, _mm256_cmp_ps(d, c.zero, _CMP_GT_OQ));
 }
 
-// The portable loops' blocks of 256 elements, each summed in float and added to a double.
-constexpr std::size_t kBlock = 256;
-
-}  // namespace
-
-PTYPILOT_AVX2
-double intensity_residual(std::complex<float>* psi, const float* measured, std::size_t count,
-                          float weight) {
-  float* w = reinterpret_cast<float*>(psi);
-  const __m256 weights = _mm256_set1_ps(weight);
+// The loop the four residuals share, in the portable loops' blocks of 256 elements: in each
+// block, eight elements at a time by `eight(k)`, then the rest one by one by `one(k)`, both of
+// which write dL/dPsi* in place and return the residuals r; the block's r^2 are summed in float
+// and added to a double.
+template <typename Eight, typename One>
+PTYPILOT_AVX2 inline double residual_blocks(std::size_t count, Eight eight, One one) {
+  constexpr std::size_t kBlock = 256;
   double total = 0.0;
   for (std::size_t start = 0; start < count; start += kBlock) {
     const std::size_t end = std::min(count, start + kBlock);
     __m256 squares = _mm256_setzero_ps();
     std::size_t k = start;
     for (; k + 8 <= end; k += 8) {
-      __m256 v0, v1;
-      const __m256 s = squared_magnitudes(w + 2 * k, &v0, &v1);
-      const __m256 r = _mm256_sub_ps(s, swap_middle_pairs(_mm256_loadu_ps(measured + k)));
-      scale_pairs(w + 2 * k, v0, v1, _mm256_mul_ps(weights, r));
+      const __m256 r = eight(k);
       squares = _mm256_add_ps(squares, _mm256_mul_ps(r, r));
     }
     float sum = sum_lanes(squares);
     for (; k < end; ++k) {
-      const float r = intensity_element(w[2 * k], w[2 * k + 1], measured[k], 1.0f, weight);
+      const float r = one(k);
       sum += r * r;
     }
     total += sum;
@@ -114,32 +108,47 @@ double intensity_residual(std::complex<float>* psi, const float* measured, std::
   return total;
 }
 
+}  // namespace
+
+// The lambdas carry the target too: they do not inherit it from the function around them.
+
+PTYPILOT_AVX2
+double intensity_residual(std::complex<float>* psi, const float* measured, std::size_t count,
+                          float weight) {
+  float* w = reinterpret_cast<float*>(psi);
+  const __m256 weights = _mm256_set1_ps(weight);
+  return residual_blocks(
+      count,
+      [&](std::size_t k) PTYPILOT_AVX2 {
+        __m256 v0, v1;
+        const __m256 s = squared_magnitudes(w + 2 * k, &v0, &v1);
+        const __m256 r = _mm256_sub_ps(s, swap_middle_pairs(_mm256_loadu_ps(measured + k)));
+        scale_pairs(w + 2 * k, v0, v1, _mm256_mul_ps(weights, r));
+        return r;
+      },
+      [&](std::size_t k) {
+        return intensity_element(w[2 * k], w[2 * k + 1], measured[k], 1.0f, weight);
+      });
+}
+
 PTYPILOT_AVX2
 double amplitude_residual(std::complex<float>* psi, const float* measured_sqrt, std::size_t count,
                           float weight, float rms_amplitude) {
   float* w = reinterpret_cast<float*>(psi);
   const AmplitudeConstants c(weight, rms_amplitude);
-  double total = 0.0;
-  for (std::size_t start = 0; start < count; start += kBlock) {
-    const std::size_t end = std::min(count, start + kBlock);
-    __m256 squares = _mm256_setzero_ps();
-    std::size_t k = start;
-    for (; k + 8 <= end; k += 8) {
-      __m256 v0, v1;
-      const __m256 a = _mm256_sqrt_ps(squared_magnitudes(w + 2 * k, &v0, &v1));
-      const __m256 r = _mm256_sub_ps(a, swap_middle_pairs(_mm256_loadu_ps(measured_sqrt + k)));
-      scale_pairs(w + 2 * k, v0, v1, amplitude_factor(c, a, r));
-      squares = _mm256_add_ps(squares, _mm256_mul_ps(r, r));
-    }
-    float sum = sum_lanes(squares);
-    for (; k < end; ++k) {
-      const float r = amplitude_element(w[2 * k], w[2 * k + 1], measured_sqrt[k], 1.0f, weight,
-                                        rms_amplitude);
-      sum += r * r;
-    }
-    total += sum;
-  }
-  return total;
+  return residual_blocks(
+      count,
+      [&](std::size_t k) PTYPILOT_AVX2 {
+        __m256 v0, v1;
+        const __m256 a = _mm256_sqrt_ps(squared_magnitudes(w + 2 * k, &v0, &v1));
+        const __m256 r = _mm256_sub_ps(a, swap_middle_pairs(_mm256_loadu_ps(measured_sqrt + k)));
+        scale_pairs(w + 2 * k, v0, v1, amplitude_factor(c, a, r));
+        return r;
+      },
+      [&](std::size_t k) {
+        return amplitude_element(w[2 * k], w[2 * k + 1], measured_sqrt[k], 1.0f, weight,
+                                 rms_amplitude);
+      });
 }
 
 // The weighted loops read each element's measured value through its detector pixel (a gather,
@@ -151,29 +160,21 @@ double intensity_residual_weighted(std::complex<float>* psi, const float* measur
                                    std::size_t count, float weight) {
   float* w = reinterpret_cast<float*>(psi);
   const __m256 weights = _mm256_set1_ps(weight);
-  double total = 0.0;
-  for (std::size_t start = 0; start < count; start += kBlock) {
-    const std::size_t end = std::min(count, start + kBlock);
-    __m256 squares = _mm256_setzero_ps();
-    std::size_t k = start;
-    for (; k + 8 <= end; k += 8) {
-      __m256 v0, v1;
-      const __m256 s = squared_magnitudes(w + 2 * k, &v0, &v1);
-      const __m256 m = measured_through_pixels(measured, detector_pixel + k);
-      const __m256 pw = swap_middle_pairs(_mm256_loadu_ps(pixel_weight + k));
-      const __m256 r = _mm256_mul_ps(pw, _mm256_sub_ps(s, m));
-      scale_pairs(w + 2 * k, v0, v1, _mm256_mul_ps(weights, _mm256_mul_ps(pw, r)));
-      squares = _mm256_add_ps(squares, _mm256_mul_ps(r, r));
-    }
-    float sum = sum_lanes(squares);
-    for (; k < end; ++k) {
-      const float r = intensity_element(w[2 * k], w[2 * k + 1], measured[detector_pixel[k]],
-                                        pixel_weight[k], weight);
-      sum += r * r;
-    }
-    total += sum;
-  }
-  return total;
+  return residual_blocks(
+      count,
+      [&](std::size_t k) PTYPILOT_AVX2 {
+        __m256 v0, v1;
+        const __m256 s = squared_magnitudes(w + 2 * k, &v0, &v1);
+        const __m256 m = measured_through_pixels(measured, detector_pixel + k);
+        const __m256 pw = swap_middle_pairs(_mm256_loadu_ps(pixel_weight + k));
+        const __m256 r = _mm256_mul_ps(pw, _mm256_sub_ps(s, m));
+        scale_pairs(w + 2 * k, v0, v1, _mm256_mul_ps(weights, _mm256_mul_ps(pw, r)));
+        return r;
+      },
+      [&](std::size_t k) {
+        return intensity_element(w[2 * k], w[2 * k + 1], measured[detector_pixel[k]],
+                                 pixel_weight[k], weight);
+      });
 }
 
 PTYPILOT_AVX2
@@ -182,29 +183,21 @@ double amplitude_residual_weighted(std::complex<float>* psi, const float* measur
                                    std::size_t count, float weight, float rms_amplitude) {
   float* w = reinterpret_cast<float*>(psi);
   const AmplitudeConstants c(weight, rms_amplitude);
-  double total = 0.0;
-  for (std::size_t start = 0; start < count; start += kBlock) {
-    const std::size_t end = std::min(count, start + kBlock);
-    __m256 squares = _mm256_setzero_ps();
-    std::size_t k = start;
-    for (; k + 8 <= end; k += 8) {
-      __m256 v0, v1;
-      const __m256 a = _mm256_sqrt_ps(squared_magnitudes(w + 2 * k, &v0, &v1));
-      const __m256 m = measured_through_pixels(measured_sqrt, detector_pixel + k);
-      const __m256 pw = swap_middle_pairs(_mm256_loadu_ps(pixel_weight + k));
-      const __m256 r = _mm256_mul_ps(pw, _mm256_sub_ps(a, m));
-      scale_pairs(w + 2 * k, v0, v1, amplitude_factor(c, a, _mm256_mul_ps(pw, r)));
-      squares = _mm256_add_ps(squares, _mm256_mul_ps(r, r));
-    }
-    float sum = sum_lanes(squares);
-    for (; k < end; ++k) {
-      const float r = amplitude_element(w[2 * k], w[2 * k + 1], measured_sqrt[detector_pixel[k]],
-                                        pixel_weight[k], weight, rms_amplitude);
-      sum += r * r;
-    }
-    total += sum;
-  }
-  return total;
+  return residual_blocks(
+      count,
+      [&](std::size_t k) PTYPILOT_AVX2 {
+        __m256 v0, v1;
+        const __m256 a = _mm256_sqrt_ps(squared_magnitudes(w + 2 * k, &v0, &v1));
+        const __m256 m = measured_through_pixels(measured_sqrt, detector_pixel + k);
+        const __m256 pw = swap_middle_pairs(_mm256_loadu_ps(pixel_weight + k));
+        const __m256 r = _mm256_mul_ps(pw, _mm256_sub_ps(a, m));
+        scale_pairs(w + 2 * k, v0, v1, amplitude_factor(c, a, _mm256_mul_ps(pw, r)));
+        return r;
+      },
+      [&](std::size_t k) {
+        return amplitude_element(w[2 * k], w[2 * k + 1], measured_sqrt[detector_pixel[k]],
+                                 pixel_weight[k], weight, rms_amplitude);
+      });
 }
 
 PTYPILOT_AVX2
