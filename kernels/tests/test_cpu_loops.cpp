@@ -20,7 +20,7 @@
 namespace ptypilot {
 namespace {
 
-bool skip_without_avx2() {
+[[maybe_unused]] bool skip_without_avx2() {
   if (cpu::avx2_loops_available()) return false;
   testing::skip_test_case("cpu_loops", "this processor has no AVX2, so only the portable loops run");
   return true;
@@ -41,7 +41,7 @@ std::size_t differing(const float* a, const float* b, std::size_t count) {
 
 // A far field of typical values, with the ones a loop can get wrong mixed in: zeros, elements
 // whose square underflows or overflows, denormals and NaN.
-std::vector<std::complex<float>> far_field(std::size_t count, std::mt19937& rng) {
+[[maybe_unused]] std::vector<std::complex<float>> far_field(std::size_t count, std::mt19937& rng) {
   std::normal_distribution<float> normal(0.0f, 30.0f);
   std::vector<std::complex<float>> far(count);
   for (auto& z : far) z = {normal(rng), normal(rng)};
@@ -55,6 +55,8 @@ std::vector<std::complex<float>> far_field(std::size_t count, std::mt19937& rng)
 }
 
 }  // namespace
+
+#if PTYPILOT_CPU_AVX2_LOOPS
 
 TEST_CASE("the AVX2 residuals give the portable loops' far field bit for bit", "[cpu_loops]") {
   if (skip_without_avx2()) return;
@@ -179,6 +181,14 @@ TEST_CASE("the AVX2 gradient scatter adds the portable loop's values bit for bit
     CHECK(changed > std::size_t(n) * n);
   }
 }
+
+#else
+
+TEST_CASE("the AVX2 loops are not built for this processor", "[cpu_loops]") {
+  testing::skip_test_case("cpu_loops", "built for a processor without the AVX2 loops (not x86-64)");
+}
+
+#endif  // PTYPILOT_CPU_AVX2_LOOPS
 
 // cpu::prior_step computes by row, with the priors that are off compiled out and the interior
 // pixels' neighbours unclamped; every combination of priors must give prior_value_at's values
