@@ -32,9 +32,11 @@ raster; mean and standard deviation (ddof=1) over the data sets. The same agains
 pattern (ptypilot.eval_summary.FIXED_PATTERNS: the one run with the highest mean SSIM against the
 full raster), since the sparse grid is not the best pattern that ignores the specimen.
 
-The learned policy is the shipped TorchScript model (models/shipped/policy-mos2-k50.pt). It
-accepts only sub-sequences of the size it was exported for; for another size the daemon refuses
-the configuration and the strategy is reported as skipped with the daemon's message.
+The learned policy is the shipped TorchScript model (models/shipped/policy-mos2-k50.pt, or the
+one of the session's preset: ptypilot.loop.shipped_model). It accepts only sub-sequences of the
+size it was exported for; for another size the daemon refuses the configuration and the strategy
+is reported as skipped with the daemon's message. `learned-density` is the same model with its
+proposals placed by material-density's spacing (policy.placement "density").
 
 Writes, to DIR:
   eval.json   per strategy: SSIM mean/std against the full raster and the truth, Q_SSIM mean/std
