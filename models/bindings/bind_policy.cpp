@@ -27,16 +27,18 @@ void bind_policy(py::module_& m) {
       m, "Policy",
       "A built-in policy of the daemon by its config kind (policy.kind), e.g. 'lattice-flank'. "
       "Its state lasts from reset() to the next reset(), like a session's.")
-      .def(py::init([](const std::string& kind) {
+      .def(py::init([](const std::string& kind, const std::string& material_scale) {
              if (kind == "torchscript")
                throw std::invalid_argument(
                    "the learned policy is not offered through ptypilot_core.Policy: load the "
                    "model with torch (ptypilot.policy_model)");
              PolicyConfig config;
              config.kind = kind;
+             config.material_scale = material_scale;
              return make_policy(config, PolicyLimits{});
            }),
-           py::arg("kind"))
+           py::arg("kind"), py::arg("material_scale") = "brightest",
+           "material_scale: policy.material_scale, which material-density reads")
       .def_property_readonly("name", [](const Policy& p) { return std::string(p.name()); })
       .def("reset", &Policy::reset, py::arg("seed"))
       .def(

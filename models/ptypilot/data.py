@@ -338,8 +338,9 @@ class DaemonPolicy:
     visited position and the whole object image of the live reconstruction. `first_A` is its
     first sub-sequence, to pass to run_episode."""
 
-    def __init__(self, env: ScanEpisode, kind: str, seed: int = 0):
-        self.env, self.policy = env, core.Policy(kind)
+    def __init__(self, env: ScanEpisode, kind: str, seed: int = 0,
+                 material_scale: str = "brightest"):
+        self.env, self.policy = env, core.Policy(kind, material_scale=material_scale)
         self.policy.reset(seed)
         p = env.preset
         self.raster = core.ScanRaster(p.scan_rows, p.scan_cols, p.step_A)

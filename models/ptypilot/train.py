@@ -56,7 +56,7 @@ from ptypilot.train_common import (STAGES, checkpoint_path, load_checkpoint, pro
                                    report_progress, set_threads)
 from ptypilot.train_reinforce import REWARDS, stage_reinforce
 from ptypilot.train_supervised import (PRETRAIN_LOSSES, PRETRAIN_TARGETS, stage_autoencoder,
-                                      stage_pretrain)
+                                      stage_pretrain, taught_by_material_density)
 
 # ---------------------------------------------------------------------------------------------
 
@@ -120,7 +120,8 @@ def resolve_scenario(args) -> None:
     args.sub_sequence = sub_sequence if args.sub_sequence is None else args.sub_sequence
     args.dose = dose if args.dose is None else args.dose
     # A policy taught by material-density begins as its teacher does, with a survey of the FOV.
-    args.first_sub_sequence = "survey" if args.pretrain_target == "material-density" else "sparse-grid"
+    args.first_sub_sequence = ("survey" if taught_by_material_density(args.pretrain_target)
+                               else "sparse-grid")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -166,8 +167,9 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--pre-lr", type=float, default=1e-3)
     g.add_argument("--pretrain-target", choices=PRETRAIN_TARGETS, default="sparse-grid",
                    help="what pre-training imitates: the sparse grid (the paper's eq. 9), or the "
-                        "daemon's material-density policy on each training specimen (its positions "
-                        "matched as a set; sessions then begin with its survey of the FOV)")
+                        "daemon's material-density policy on each training specimen, with its "
+                        "default or its two-class material scale (its positions matched as a set; "
+                        "sessions then begin with its survey of the FOV)")
     g.add_argument("--pretrain-loss", choices=PRETRAIN_LOSSES, default=None,
                    help="eq. (9) position by position (ordered, the sparse grid's), or, for "
                         "material-density, after matching the positions as sets (matched, its "

@@ -25,12 +25,20 @@ from ptypilot.train_common import (SIGMA, checkpoint_path, encoder_from, episode
 
 
 # What pre-training imitates (train --pretrain-target): the sparse grid of the budget, eq. (9),
-# or the daemon's material-density policy, whose positions depend on the specimen.
-PRETRAIN_TARGETS = ["sparse-grid", "material-density"]
+# or the daemon's material-density policy, whose positions depend on the specimen, with its
+# default material scale or the two-class one (policy.material_scale).
+TEACHER_SCALES = {"material-density": "brightest", "material-density-two-class": "two-class"}
+PRETRAIN_TARGETS = ["sparse-grid", *TEACHER_SCALES]
 
 
 def pretrain_target(episode: dict) -> str:
     return episode.get("pretrain_target", "sparse-grid")
+
+
+def taught_by_material_density(target: str) -> bool:
+    """Whether pre-training imitates a material-density policy (either scale) rather than the
+    sparse grid: its positions are then matched as sets, and sessions begin with its survey."""
+    return target in TEACHER_SCALES
 
 
 def make_dataset(specimens: int, seed: int, episode: dict, log=lambda m: None) -> dict:
@@ -51,8 +59,9 @@ def make_dataset(specimens: int, seed: int, episode: dict, log=lambda m: None) -
                   total_positions=episode["total_positions"],
                   iterations=episode["iterations_per_update"], **episode_options(episode))
         env = data.ScanEpisode(s, **kw)
-        if target == "material-density":
-            r = data.run_episode(env, data.DaemonPolicy(env, "material-density"))
+        if taught_by_material_density(target):
+            r = data.run_episode(env, data.DaemonPolicy(env, "material-density",
+                                                        material_scale=TEACHER_SCALES[target]))
             target_previous.append(np.stack([st.previous_norm for st in r.steps]))
             target_actions.append(np.stack([st.action_norm for st in r.steps]))
         else:
@@ -298,14 +307,14 @@ def stage_pretrain(args, ranks: Ranks = Ranks()) -> dict | None:
             return z.reshape(t.shape[0], t.shape[1], -1)
         z_sparse, z_other = encode_all(ds["sparse"]), encode_all(ds["other"])
     target = pretrain_target(ae["episode"])
-    if target == "material-density":
+    if taught_by_material_density(target):
         if "target_actions" not in ds:
             raise SystemExit(f"train: {out / 'dataset.npz'} holds no teacher episodes; "
                              "rerun the autoencoder stage with --fresh-data")
         previous = torch.from_numpy(ds["target_previous"])
         actions = torch.from_numpy(ds["target_actions"])
     loss_kind = getattr(args, "pretrain_loss", None) or \
-        ("matched" if target == "material-density" else "ordered")
+        ("matched" if taught_by_material_density(target) else "ordered")
     if target == "sparse-grid" and loss_kind != "ordered":
         raise SystemExit("train: the sparse grid is pre-trained position by position "
                          "(--pretrain-loss ordered)")
@@ -319,18 +328,18 @@ def stage_pretrain(args, ranks: Ranks = Ranks()) -> dict | None:
     for step in range(1, args.pre_steps + 1):
         idx = torch.randint(0, n, (args.pre_batch,), generator=gen)
         mix = torch.rand(args.pre_batch, generator=gen) < 0.5
-        if target == "material-density":
+        if taught_by_material_density(target):
             inputs, z, targets = teacher_batch(z_sparse, previous, actions, ranks.share(idx))
         else:
             inputs, z, targets = pretrain_batch(enc, z_sparse, z_other, grid, ranks.share(idx),
                                                 ranks.share(mix))
         loss = pretrain_step(policy, opt, config, inputs, z, targets, ranks, loss_kind)
         if ranks.main and (step % args.log_every == 0 or step == args.pre_steps):
-            if target == "material-density":
+            if taught_by_material_density(target):
                 err = teacher_error(policy, config, z_sparse, previous, actions, preset)
                 history.append({"step": step, "loss": float(loss), **err})
                 progress("pretrain", f"step {step}/{args.pre_steps}: loss {float(loss):.3e}, "
-                                     f"matched distance to material-density's positions: mean "
+                                     f"matched distance to {target}'s positions: mean "
                                      f"{err['mean_matched_steps']:.2f} raster steps, within one "
                                      f"step {100 * err['within_one_step']:.1f}%")
             else:

@@ -413,6 +413,29 @@ def test_pretraining_towards_material_density_learns_its_positions(tmp_path):
     assert schema["first_sub_sequence"] == "survey"
 
 
+def test_the_two_class_teacher_is_material_density_with_two_classes(tmp_path):
+    common = ["--out", str(tmp_path), "--seed", "5", "--scenario", "mos2-small-flake",
+              "--pretrain-target", "material-density-two-class", "--specimens", "2",
+              "--encoder-px", "32", "--encoder-channels", "4,8", "--latent", "16",
+              "--features", "32", "--hidden-size", "24", "--ae-batch", "2"]
+    train.main(["autoencoder", *common, "--ae-steps", "1"])
+    ae = torch.load(tmp_path / "autoencoder.pt")
+    assert ae["episode"]["first_sub_sequence"] == "survey"
+    ds = np.load(tmp_path / "dataset.npz")
+    env_of = lambda: data.ScanEpisode(int(ds["seeds"][0]), purpose="autoencoder",  # noqa: E731
+                                      **train_common.episode_options(ae["episode"]))
+    env = env_of()
+    two_class = data.run_episode(env, data.DaemonPolicy(env, "material-density",
+                                                        material_scale="two-class"))
+    assert np.array_equal(ds["target_actions"][0],
+                          np.stack([st.action_norm for st in two_class.steps]).astype(np.float32))
+    # And not the default scale's, so that the comparison can fail.
+    env = env_of()
+    brightest = data.run_episode(env, data.DaemonPolicy(env, "material-density"))
+    assert not np.array_equal(np.stack([st.action_norm for st in brightest.steps]),
+                              np.stack([st.action_norm for st in two_class.steps]))
+
+
 def _encode_dataset(payload, ds):
     config = ModelConfig.from_dict(payload["config"])
     enc = train_common.encoder_from(payload, config)
