@@ -435,8 +435,9 @@ def main(argv=None) -> int:
                         help="the paper's Table 1 settings instead of --positions/--subsequences")
     parser.add_argument("--dataset-dir", type=Path, default=None,
                         help="recorded data sets (one file each), through `ptypilot replay`, "
-                             "instead of simulated specimens; --specimen, --datasets and --dose "
-                             "then do not apply")
+                             "instead of simulated specimens; --datasets and --dose then do not "
+                             "apply, and --specimen names only the preset whose shipped model "
+                             "`learned` runs (default mos2-paper's)")
     parser.add_argument("--dose", default=None,
                         help=f"e-/A^2 of the full raster (default {data.DOSE_E_PER_A2:g}), or "
                              "'paper' for the electrons per pattern of the paper's Table 1 "

@@ -168,7 +168,10 @@ def load(path: Path, progress, priors: dict, reference: str = "full-raster") -> 
 
 
 def session_config(recorded: RecordedSet, replay, *, positions: int, sub_sequence: int,
-                   policy: str, sessions_dir: Path, seed: int, priors: dict) -> dict:
+                   policy: str, sessions_dir: Path, seed: int, priors: dict,
+                   model_preset: str | None = None) -> dict:
+    """`model_preset`: whose shipped model `learned` runs (ptypilot.loop.shipped_model; eval's
+    --specimen); None: the data set's own preset, or mos2-paper's where it names none."""
     session = dict(recorded.fragment["session"])
     session.update({"total_positions": int(positions), "sub_sequence_size": int(sub_sequence),
                     "seed": int(seed), "margin_px": MARGIN_PX})
@@ -176,7 +179,8 @@ def session_config(recorded: RecordedSet, replay, *, positions: int, sub_sequenc
         "session": session,
         "reconstruction": {"loss": "amplitude", "iterations_per_update": data.ITERATIONS_PER_UPDATE,
                            **priors},
-        "policy": policy_config(policy, sub_sequence, positions),
+        "policy": policy_config(policy, sub_sequence, positions,
+                                model_preset or session.get("preset") or data.PRESET),
         # The fragment's detector block: the dtype, and the geometry that says how to read the
         # frames replay sends as stored.
         "detector": {**recorded.fragment["detector"], "endpoint": replay.ready["data_endpoint"]},
@@ -211,7 +215,7 @@ def run_dataset(index: int, count: int, path: Path, settings, policies: list[str
                 config = session_config(recorded, replay, positions=setting.positions,
                                         sub_sequence=setting.sub_sequence, policy=policy,
                                         sessions_dir=args.sessions_dir, seed=policy_seed(index),
-                                        priors=args.priors)
+                                        priors=args.priors, model_preset=args.specimen)
                 session = run_session(client, config, session_id, keep_recording=args.keep_sessions)
             except ConfigurationRefused as e:
                 setting.skipped[policy] = str(e)

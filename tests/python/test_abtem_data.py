@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import ptypilot_core as core
-from ptypilot import abtem_data, data, figures, recorded_eval, scenarios
+from ptypilot import abtem_data, data, figures, loop, recorded_eval, scenarios
 
 
 def test_constants_follow_the_project():
@@ -117,6 +117,20 @@ def test_written_dataset_reads_back_through_the_recorded_path(tmp_path):
     assert "unshifted" in provenance["layout"]
     with pytest.raises(ValueError, match="object grid"):
         abtem_data.write_dataset(tmp_path, "bad", counts, truth[1:], g, 1e5, {})
+
+    # eval --dataset-dir --specimen NAME: that preset's shipped model runs as `learned`.
+    recorded = recorded_eval.load(path, lambda message: None, {}, "truth")
+
+    class Replay:
+        ready = {"data_endpoint": "tcp://127.0.0.1:1", "command_endpoint": "tcp://127.0.0.1:2"}
+
+    def policy(name, model_preset):
+        return recorded_eval.session_config(recorded, Replay, positions=250, sub_sequence=50,
+                                            policy=name, sessions_dir=tmp_path, seed=1, priors={},
+                                            model_preset=model_preset)["policy"]
+    assert policy("learned-density", "mos2-small-flake-paper") == loop.policy_config(
+        "learned-density", 50, 250, "mos2-small-flake-paper")
+    assert policy("learned", None) == loop.policy_config("learned", 50, 250)
 
 
 def test_priors_of_a_scenario():
