@@ -152,6 +152,8 @@ TEST_CASE("the density weight is material-density's, from the proposals' density
   CHECK(at(1.0, 1.0) == Approx(1.0));
   CHECK(at(7.0, 7.0) == Approx(MaterialDensityOptions{}.vacuum_weight));
   CHECK(at(2.0, 1.0) > at(3.0, 1.0));
+  // A raster without nodes has no weights.
+  CHECK(policy.density_weight(ScanRaster{0, 0, 0.2}, {{1.0, 1.0}}).empty());
   // No proposal at all: every node alike.
   const std::vector<double> none = policy.density_weight(kRaster, {});
   CHECK(std::all_of(none.begin(), none.end(), [](double x) { return x == 1.0; }));

@@ -19,7 +19,8 @@ void DensityPlacementPolicy::reset(std::uint64_t seed) { inner_->reset(seed); }
 
 std::vector<double> DensityPlacementPolicy::density_weight(const ScanRaster& raster,
                                                            const std::vector<Vec2>& proposals) const {
-  const std::size_t nodes = node_count(raster);
+  const std::size_t nodes = valid_raster(raster) ? node_count(raster) : 0;
+  if (nodes == 0) return {};
   std::vector<double> density(nodes, 0.0);
   const double two_sigma2 = 2.0 * options_.smoothing_sigma_A * options_.smoothing_sigma_A;
   for (const Vec2& p : proposals) {

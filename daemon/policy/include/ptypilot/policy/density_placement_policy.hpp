@@ -39,9 +39,8 @@ class DensityPlacementPolicy final : public Policy {
   // "<inner>+density", e.g. "torchscript+density".
   std::string_view name() const override { return name_; }
 
-  Policy& inner() { return *inner_; }
-
-  // w(r) at every raster node (raster order) for these proposals, as propose() weighs them.
+  // w(r) at every raster node (raster order) for these proposals, as propose() weighs them;
+  // empty for a raster without nodes.
   std::vector<double> density_weight(const ScanRaster& raster, const std::vector<Vec2>& proposals) const;
 
  private:
