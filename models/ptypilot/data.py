@@ -110,9 +110,10 @@ def simulation(specimen_seed: int, purpose: str, preset: str = PRESET,
 
 
 # How a learned policy's session begins (schema "first_sub_sequence", models/POLICY_CONTRACT.md):
-# the paper's first K sparse-grid positions, or a survey of the whole FOV, which a policy that
-# looks for material needs (ScanEpisode.first_sub_sequence_A).
-FIRST_SUB_SEQUENCES = ("sparse-grid", "survey")
+# the paper's first K sparse-grid positions, a survey of the whole FOV, which a policy that
+# looks for material needs, or lattice-flank's compact patch at the FOV's centre, in which a
+# lattice shows in two directions (ScanEpisode.first_sub_sequence_A).
+FIRST_SUB_SEQUENCES = ("sparse-grid", "survey", "centre-out")
 
 # StepRecord.visit_index of a proposal that Safety dropped: a repeat of a visited node (no new
 # exposure), a non-finite position, or one past the budget.
@@ -186,9 +187,14 @@ class ScanEpisode:
         SurveyPolicy lays it out)."""
         if kind == "sparse-grid":
             return self.sparse_A[: self.K]
+        p = self.preset
         if kind == "survey":
-            p = self.preset
             return core.sparse_grid_positions(self.K, p.scan_rows, p.scan_cols, p.step_A)
+        if kind == "centre-out":
+            # lattice-flank's first sub-sequence: its pattern's first K, before any reconstruction
+            raster = core.ScanRaster(p.scan_rows, p.scan_cols, p.step_A)
+            return np.asarray(core.Policy("lattice-flank").propose(
+                raster, 0, self.K, self.budget, np.zeros((0, 2)), None, None))
         raise ValueError(f"first sub-sequence {kind!r}: not one of {FIRST_SUB_SEQUENCES}")
 
     def measure(self, proposed_A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -39,6 +39,7 @@ TRAINED_FOR_FILE = "trained_for.json"
 FIRST_SUB_SEQUENCE_TEXT = {
     "sparse-grid": "the first K positions of the sparse grid of total_positions",
     "survey": "a survey of the FOV: the sparse grid of K positions (the daemon's SurveyPolicy)",
+    "centre-out": "lattice-flank's first sub-sequence: the first K of its centre-out sparse grid",
 }
 TRAINED_FOR_VERSION = 1
 

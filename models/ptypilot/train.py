@@ -56,7 +56,7 @@ from ptypilot.train_common import (STAGES, checkpoint_path, load_checkpoint, pro
                                    report_progress, set_threads)
 from ptypilot.train_reinforce import REWARDS, stage_reinforce
 from ptypilot.train_supervised import (PRETRAIN_LOSSES, PRETRAIN_TARGETS, stage_autoencoder,
-                                      stage_pretrain, taught_by_material_density)
+                                      stage_pretrain, teacher_first_sub_sequence)
 
 # ---------------------------------------------------------------------------------------------
 
@@ -119,9 +119,8 @@ def resolve_scenario(args) -> None:
     args.positions = positions if args.positions is None else args.positions
     args.sub_sequence = sub_sequence if args.sub_sequence is None else args.sub_sequence
     args.dose = dose if args.dose is None else args.dose
-    # A policy taught by material-density begins as its teacher does, with a survey of the FOV.
-    args.first_sub_sequence = ("survey" if taught_by_material_density(args.pretrain_target)
-                               else "sparse-grid")
+    # A policy taught by one of the daemon's policies begins its sessions as its teacher does.
+    args.first_sub_sequence = teacher_first_sub_sequence(args.pretrain_target)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -166,14 +165,17 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--pre-batch", type=int, default=16)
     g.add_argument("--pre-lr", type=float, default=1e-3)
     g.add_argument("--pretrain-target", choices=PRETRAIN_TARGETS, default="sparse-grid",
-                   help="what pre-training imitates: the sparse grid (the paper's eq. 9), or the "
-                        "daemon's material-density policy on each training specimen, with its "
-                        "default or its two-class material scale (its positions matched as a set; "
-                        "sessions then begin with its survey of the FOV)")
+                   help="what pre-training imitates: the sparse grid (the paper's eq. 9), or one "
+                        "of the daemon's policies on each training specimen: material-density, "
+                        "with its default or its two-class material scale (its positions matched "
+                        "as a set; sessions then begin with its survey of the FOV), or "
+                        "lattice-flank (position by position; sessions begin with its central "
+                        "patch)")
     g.add_argument("--pretrain-loss", choices=PRETRAIN_LOSSES, default=None,
-                   help="eq. (9) position by position (ordered, the sparse grid's), or, for "
-                        "material-density, after matching the positions as sets (matched, its "
-                        "default) or the energy distance between the sets (energy)")
+                   help="eq. (9) position by position (ordered, the sparse grid's and "
+                        "lattice-flank's default), or, for a teacher, after matching the positions "
+                        "as sets (matched, material-density's default) or the energy distance "
+                        "between the sets (energy)")
     g = p.add_argument_group("reinforce")
     g.add_argument("--rl-updates", type=int, default=1000000, help="stop after this many updates")
     g.add_argument("--rl-minutes", type=float, default=8.0, help="... or this much wall time")

@@ -16,6 +16,7 @@ from ptypilot.policy_model import ModelConfig
 from ptypilot.train_common import (PolicyRunner, checkpoint_path, episode_options,
                                    session_start_A, load_checkpoint, modules_from, new_episode,
                                    progress)
+from ptypilot.train_supervised import TEACHERS, pretrain_target, taught_by_teacher
 
 
 # What training's validation and evaluation score against (train --score-against): the
@@ -57,12 +58,22 @@ class Benchmark:
                 f"[{time.perf_counter() - t:.0f} s]")
 
     def score(self, enc, policy, config: ModelConfig) -> list[dict]:
+        def runner(env):
+            return PolicyRunner(enc, policy, config, 0.0, None, session_start_A(env, self.episode))
+        return self.score_propose(runner)
+
+    def score_teacher(self, kind: str, material_scale: str) -> list[dict]:
+        """The daemon's policy `kind` (data.DaemonPolicy) on the same specimens: what a model
+        taught by it is measured against."""
+        return self.score_propose(lambda env: data.DaemonPolicy(env, kind,
+                                                                material_scale=material_scale))
+
+    def score_propose(self, make_propose) -> list[dict]:
+        """make_propose(env) -> run_episode's propose function for that specimen's episode."""
         rows = []
         for s in self.seeds:
             env = new_episode(s, self.episode)
-            first = session_start_A(env, self.episode)
-            res = data.run_episode(env, PolicyRunner(enc, policy, config, 0.0, None, first),
-                                   keep_potentials=False, converge=True)
+            res = data.run_episode(env, make_propose(env), keep_potentials=False, converge=True)
             ssim_a = data.ssim_against(res.converged, self.references[s])
             rows.append({"seed": s, "ssim": ssim_a, "ssim_sparse": self.ssim_sparse[s],
                          "q_ssim": float(core.q_ssim(ssim_a, self.ssim_sparse[s])),
@@ -86,8 +97,16 @@ def evaluate(checkpoints: dict[str, dict], seeds: list[int], log=lambda m: None,
     summary = {"seeds": seeds, "against": score_against(first["episode"]),
                "ssim_sparse": [bench.ssim_sparse[s] for s in seeds],
                "ssim_sparse_mean": float(np.mean([bench.ssim_sparse[s] for s in seeds]))}
-    for name, ck in checkpoints.items():
-        rows = bench.score(*modules_from(ck))
+    scored = {name: (lambda ck=ck: bench.score(*modules_from(ck)))
+              for name, ck in checkpoints.items()}
+    # A model taught by one of the daemon's policies is shown beside its teacher.
+    target = pretrain_target(first["episode"])
+    if taught_by_teacher(target):
+        kind, scale, _ = TEACHERS[target]
+        scored["teacher"] = lambda: bench.score_teacher(kind, scale)
+        summary["teacher_name"] = target
+    for name, score in scored.items():
+        rows = score()
         q = [r["q_ssim"] for r in rows]
         summary[name] = {"q_ssim_mean": float(np.mean(q)), "q_ssim_std": float(np.std(q)),
                          "ssim_mean": float(np.mean([r["ssim"] for r in rows])),
@@ -123,7 +142,7 @@ def stage_evaluate(args) -> dict:
     name = "evaluation.json" if not (against or validation) else \
         f"evaluation-{'validation' if validation else 'eval'}-{summary['against']}.json"
     (out / name).write_text(json.dumps(summary, indent=2))
-    for n in checkpoints:
+    for n in [*checkpoints, *(["teacher"] if "teacher" in summary else [])]:
         progress("evaluate", f"{n}: mean Q_SSIM {100 * summary[n]['q_ssim_mean']:+.2f}% "
                              f"(std {100 * summary[n]['q_ssim_std']:.2f}%)")
     return summary

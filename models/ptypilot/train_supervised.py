@@ -25,26 +25,41 @@ from ptypilot.train_common import (SIGMA, checkpoint_path, encoder_from, episode
 
 
 # What pre-training imitates (train --pretrain-target): the sparse grid of the budget, eq. (9),
-# or the daemon's material-density policy, whose positions depend on the specimen, with its
-# default material scale or the two-class one (policy.material_scale).
-TEACHER_SCALES = {"material-density": "brightest", "material-density-two-class": "two-class"}
-PRETRAIN_TARGETS = ["sparse-grid", *TEACHER_SCALES]
+# or one of the daemon's policies, whose positions depend on the specimen: material-density with
+# its default material scale or the two-class one (policy.material_scale), or lattice-flank.
+# Per teacher: (policy kind, material scale, how sessions begin: data.FIRST_SUB_SEQUENCES, as
+# the teacher's own sessions begin, so that the episodes it is taught on are the ones it runs).
+TEACHERS = {"material-density": ("material-density", "brightest", "survey"),
+            "material-density-two-class": ("material-density", "two-class", "survey"),
+            "lattice-flank": ("lattice-flank", "brightest", "centre-out")}
+PRETRAIN_TARGETS = ["sparse-grid", *TEACHERS]
 
 
 def pretrain_target(episode: dict) -> str:
     return episode.get("pretrain_target", "sparse-grid")
 
 
-def taught_by_material_density(target: str) -> bool:
-    """Whether pre-training imitates a material-density policy (either scale) rather than the
-    sparse grid: its positions are then matched as sets, and sessions begin with its survey."""
-    return target in TEACHER_SCALES
+def taught_by_teacher(target: str) -> bool:
+    """Whether pre-training imitates one of the daemon's policies rather than the sparse grid:
+    on that policy's own episodes (teacher forcing), its sessions beginning as the teacher's."""
+    return target in TEACHERS
+
+
+def default_pretrain_loss(target: str) -> str:
+    """material-density's positions are a set (the order it picks them in is nothing a session
+    uses): matched; lattice-flank's come in its pattern's order, as the sparse grid's: ordered."""
+    return "matched" if TEACHERS.get(target, ("",))[0] == "material-density" else "ordered"
+
+
+def teacher_first_sub_sequence(target: str) -> str:
+    """How the sessions of a policy pre-trained towards `target` begin."""
+    return TEACHERS[target][2] if taught_by_teacher(target) else "sparse-grid"
 
 
 def make_dataset(specimens: int, seed: int, episode: dict, log=lambda m: None) -> dict:
     """Reconstructions of training specimens from partial scans, through ptypilot_core.
     Per specimen: an episode of the pre-training target (its snapshots also feed pre-training:
-    the sparse grid, or material-density, whose inputs and proposals per decision are kept as
+    the sparse grid, or a teacher (TEACHERS), whose inputs and proposals per decision are kept as
     "target_previous" and "target_actions", (N, T - 1, K, 2) normalised) and, alternately, a
     random-node or a jittered-sparse-grid episode (sigma as REINFORCE explores), begun as the
     policy's sessions begin. A snapshot is the FOV crop after each sub-sequence, i.e. what the
@@ -59,9 +74,9 @@ def make_dataset(specimens: int, seed: int, episode: dict, log=lambda m: None) -
                   total_positions=episode["total_positions"],
                   iterations=episode["iterations_per_update"], **episode_options(episode))
         env = data.ScanEpisode(s, **kw)
-        if taught_by_material_density(target):
-            r = data.run_episode(env, data.DaemonPolicy(env, "material-density",
-                                                        material_scale=TEACHER_SCALES[target]))
+        if taught_by_teacher(target):
+            kind, scale, _ = TEACHERS[target]
+            r = data.run_episode(env, data.DaemonPolicy(env, kind, material_scale=scale))
             target_previous.append(np.stack([st.previous_norm for st in r.steps]))
             target_actions.append(np.stack([st.action_norm for st in r.steps]))
         else:
@@ -307,14 +322,13 @@ def stage_pretrain(args, ranks: Ranks = Ranks()) -> dict | None:
             return z.reshape(t.shape[0], t.shape[1], -1)
         z_sparse, z_other = encode_all(ds["sparse"]), encode_all(ds["other"])
     target = pretrain_target(ae["episode"])
-    if taught_by_material_density(target):
+    if taught_by_teacher(target):
         if "target_actions" not in ds:
             raise SystemExit(f"train: {out / 'dataset.npz'} holds no teacher episodes; "
                              "rerun the autoencoder stage with --fresh-data")
         previous = torch.from_numpy(ds["target_previous"])
         actions = torch.from_numpy(ds["target_actions"])
-    loss_kind = getattr(args, "pretrain_loss", None) or \
-        ("matched" if taught_by_material_density(target) else "ordered")
+    loss_kind = getattr(args, "pretrain_loss", None) or default_pretrain_loss(target)
     if target == "sparse-grid" and loss_kind != "ordered":
         raise SystemExit("train: the sparse grid is pre-trained position by position "
                          "(--pretrain-loss ordered)")
@@ -328,14 +342,14 @@ def stage_pretrain(args, ranks: Ranks = Ranks()) -> dict | None:
     for step in range(1, args.pre_steps + 1):
         idx = torch.randint(0, n, (args.pre_batch,), generator=gen)
         mix = torch.rand(args.pre_batch, generator=gen) < 0.5
-        if taught_by_material_density(target):
+        if taught_by_teacher(target):
             inputs, z, targets = teacher_batch(z_sparse, previous, actions, ranks.share(idx))
         else:
             inputs, z, targets = pretrain_batch(enc, z_sparse, z_other, grid, ranks.share(idx),
                                                 ranks.share(mix))
         loss = pretrain_step(policy, opt, config, inputs, z, targets, ranks, loss_kind)
         if ranks.main and (step % args.log_every == 0 or step == args.pre_steps):
-            if taught_by_material_density(target):
+            if taught_by_teacher(target):
                 err = teacher_error(policy, config, z_sparse, previous, actions, preset)
                 history.append({"step": step, "loss": float(loss), **err})
                 progress("pretrain", f"step {step}/{args.pre_steps}: loss {float(loss):.3e}, "

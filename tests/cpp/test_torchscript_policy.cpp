@@ -25,6 +25,7 @@
 #include "ptypilot/policy/policy_factory.hpp"
 #include "ptypilot/policy/baseline_policies.hpp"
 #include "ptypilot/core/policy.hpp"
+#include "ptypilot/policy/lattice_flank_policy.hpp"
 #include "ptypilot/policy/torchscript_policy.hpp"
 #include "ptypilot/scan_geometry.hpp"
 
@@ -305,13 +306,38 @@ TEST_CASE("torchscript policy starts with a survey where its schema says so", "[
   CHECK(policy->last_output().size() == kK);
 }
 
+TEST_CASE("torchscript policy starts with lattice-flank's central patch where its schema says so",
+          "[policy][torch]") {
+  // tiny_policy_centre_out.pt: the fixture's weights, schema "first_sub_sequence": "centre-out".
+  const fs::path model = fs::path(PTYPILOT_SOURCE_DIR) / "tests/fixtures/tiny_policy_centre_out.pt";
+  Contexts s;
+  const auto policy = load(model);
+  CHECK_THAT(policy->schema_json(), Catch::Contains("\"first_sub_sequence\": \"centre-out\""));
+  LatticeFlankPolicy teacher;
+  SparseGridPolicy grid;
+  SurveyPolicy survey;
+  policy->reset(3);
+  const auto first = propose_ok(*policy, s.at(0));
+  CHECK(same(first, propose_ok(teacher, s.at(0))));
+  CHECK_FALSE(same(first, propose_ok(grid, s.at(0))));
+  CHECK_FALSE(same(first, propose_ok(survey, s.at(0))));
+  // The patch is at the FOV's centre: every position within a fifth of the FOV of it.
+  for (const Vec2& p : first) {
+    CHECK(std::abs(p.y - kRaster.height_A() / 2) < kRaster.height_A() / 5);
+    CHECK(std::abs(p.x - kRaster.width_A() / 2) < kRaster.width_A() / 5);
+  }
+  CHECK(policy->last_output().empty());
+  CHECK(propose_ok(*policy, s.at(1)).size() == kK);
+  CHECK(policy->last_output().size() == kK);
+}
+
 TEST_CASE("torchscript policy refuses a first sub-sequence it does not know", "[policy][torch]") {
   const fs::path unknown =
       fs::path(PTYPILOT_SOURCE_DIR) / "tests/fixtures/tiny_policy_unknown_first.pt";
   const std::string m = message_of([&] { load(unknown); });
   CHECK_THAT(m, Catch::Contains(unknown.string()) &&
                     Catch::Contains("first_sub_sequence \"spiral\"") &&
-                    Catch::Contains("\"sparse-grid\" and \"survey\""));
+                    Catch::Contains("\"sparse-grid\", \"survey\" and \"centre-out\""));
   CHECK_THROWS_AS(load(unknown), std::invalid_argument);
 }
 

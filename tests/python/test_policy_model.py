@@ -314,6 +314,29 @@ def test_a_survey_first_session_begins_with_the_daemons_survey():
     assert np.array_equal(result.steps[0].previous_norm, env.normalise(survey))
 
 
+def test_a_lattice_flank_taught_policy_begins_and_learns_as_its_teacher():
+    from ptypilot.train_supervised import default_pretrain_loss
+    args = train.parser().parse_args(["all", "--out", "x", "--scenario", "mos2-paper-detector",
+                                      "--pretrain-target", "lattice-flank"])
+    train.resolve_scenario(args)
+    assert args.first_sub_sequence == "centre-out"
+    episode = train_common.episode_settings(args)
+    env = train_common.new_episode(1001, episode)
+    patch = train_common.session_start_A(env, episode)
+    # The daemon's lattice-flank begins with the same positions: its pattern's central patch.
+    assert np.array_equal(patch, data.DaemonPolicy(env, "lattice-flank").first_A)
+    assert len(patch) == 50 and len(np.unique(patch, axis=0)) == 50
+    centre = env.fov_A / 2
+    assert np.abs(patch - centre).max() < np.abs(env.first_sub_sequence_A("survey") - centre).max()
+    # Its positions come in its pattern's order: position by position, as the sparse grid's.
+    assert default_pretrain_loss("lattice-flank") == default_pretrain_loss("sparse-grid") == "ordered"
+    assert default_pretrain_loss("material-density-two-class") == "matched"
+    for target, first in [("material-density", "survey"), ("sparse-grid", "sparse-grid")]:
+        args = train.parser().parse_args(["all", "--out", "x", "--pretrain-target", target])
+        train.resolve_scenario(args)
+        assert args.first_sub_sequence == first
+
+
 def _modules(config):
     payload = fake_payload(config)
     enc, policy, _ = train_common.modules_from(payload)
@@ -463,3 +486,27 @@ def test_training_can_score_against_the_true_phase(monkeypatch):
     args = train.parser().parse_args(["all", "--out", "x", "--score-against", "truth"])
     train.resolve_scenario(args)
     assert train_common.episode_settings(args)["score_against"] == "truth"
+
+
+def test_the_evaluation_scores_a_taught_model_beside_its_teacher():
+    """A model pre-trained towards one of the daemon's policies is scored with that policy, on
+    the same specimens and the same way (what it imitates is what it is measured against)."""
+    config = small_config()
+    taught = fake_payload(config)
+    taught["episode"].update(score_against="truth", pretrain_target="lattice-flank",
+                             first_sub_sequence="centre-out")
+    seeds = data.eval_seeds(1)
+    summary = train_benchmark.evaluate({"pretrain": taught}, seeds)
+    assert summary["teacher_name"] == "lattice-flank"
+    env = train_common.new_episode(seeds[0], taught["episode"])
+    truth = data.fov_crop(env.sim.phase_rad, env.grid)
+    by_hand = data.run_episode(env, data.DaemonPolicy(env, "lattice-flank"),
+                               keep_potentials=False, converge=True)
+    teacher = summary["teacher"]["per_seed"][0]
+    assert teacher["ssim"] == data.ssim_against(by_hand.converged, truth)
+    assert teacher["positions"] == 250
+    assert summary["pretrain"]["per_seed"][0]["ssim"] != teacher["ssim"]
+    # The paper's pre-training has no teacher to show.
+    plain = fake_payload(config)
+    plain["episode"]["score_against"] = "truth"
+    assert "teacher" not in train_benchmark.evaluate({"pretrain": plain}, seeds)

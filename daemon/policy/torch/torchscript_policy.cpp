@@ -31,6 +31,7 @@
 #include <utility>
 
 #include "ptypilot/policy/baseline_policies.hpp"
+#include "ptypilot/policy/lattice_flank_policy.hpp"
 #include "ptypilot/wire/log.hpp"
 
 namespace ptypilot {
@@ -93,7 +94,7 @@ struct Impl {
   bool geometry_checked = false;
   bool dose_checked = false;
   // schema() "first_sub_sequence": how the model was trained to begin (absent: "sparse-grid").
-  bool survey_first = false;
+  std::string first_sub_sequence = "sparse-grid";
 
   [[noreturn]] void fail(const std::string& what) const {
     throw std::invalid_argument("policy model " + path + " " + what);
@@ -165,10 +166,12 @@ struct Impl {
            " (session.sub_sequence_size must match the model)");
     if (s.contains("first_sub_sequence")) {
       const nlohmann::json& first = s["first_sub_sequence"];
-      if (!first.is_string() || (first != "sparse-grid" && first != "survey"))
+      if (!first.is_string() ||
+          (first != "sparse-grid" && first != "survey" && first != "centre-out"))
         fail("begins with first_sub_sequence " + first.dump() +
-             "; this daemon knows \"sparse-grid\" and \"survey\" (models/POLICY_CONTRACT.md)");
-      survey_first = first == "survey";
+             "; this daemon knows \"sparse-grid\", \"survey\" and \"centre-out\" "
+             "(models/POLICY_CONTRACT.md)");
+      first_sub_sequence = first.get<std::string>();
     }
     const double height = number_at("fov_height_A");
     const double width = number_at("fov_width_A");
@@ -325,8 +328,8 @@ class LoadedTorchScriptPolicy final : public TorchScriptPolicy {
 
  private:
   std::unique_ptr<Impl> impl_;
-  // Sub-sequence 0 and the fallback without a potential: the sparse grid's first K, or a survey
-  // of the FOV, as the schema says the model was trained to begin.
+  // Sub-sequence 0 and the fallback without a potential: the sparse grid's first K, a survey of
+  // the FOV, or lattice-flank's central patch, as the schema says the model was trained to begin.
   std::unique_ptr<Policy> first_;
 };
 
@@ -344,8 +347,10 @@ LoadedTorchScriptPolicy::LoadedTorchScriptPolicy(const std::filesystem::path& mo
                                 " A)");
   impl_->load();
   impl_->check_schema();
-  if (impl_->survey_first)
+  if (impl_->first_sub_sequence == "survey")
     first_ = std::make_unique<SurveyPolicy>();
+  else if (impl_->first_sub_sequence == "centre-out")
+    first_ = std::make_unique<LatticeFlankPolicy>();  // without a potential: its pattern, unmoved
   else
     first_ = std::make_unique<SparseGridPolicy>();
   impl_->check_initial_hidden();

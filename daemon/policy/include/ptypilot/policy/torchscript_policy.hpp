@@ -46,8 +46,9 @@ namespace ptypilot {
 //   - sub-sequence 0, no potential yet, or nothing visited yet: SparseGridPolicy's answer and
 //     Status (the paper starts every session from the sparse grid's first sub-sequence), or
 //     SurveyPolicy's where the schema says "first_sub_sequence": "survey" (a model trained to
-//     begin with a survey of the whole FOV, as material-density does; any other value than
-//     these two is refused at start-up);
+//     begin with a survey of the whole FOV, as material-density does), or LatticeFlankPolicy's
+//     (its pattern's central patch) where it says "centre-out" (a model taught by
+//     lattice-flank); any other value is refused at start-up;
 //   - otherwise forward(previous_positions, potential, hidden) with
 //       previous_positions: the K positions this policy proposed last, clamped and snapped
 //                           to the raster, repeats kept (the last K visited ones when another
