@@ -300,6 +300,15 @@ def atom_columns_A(env: ScanEpisode) -> np.ndarray:
     return np.asarray(columns).reshape(-1, 2)
 
 
+def flank_order(candidates_A: np.ndarray, columns_A: np.ndarray, node_A: np.ndarray,
+                flank_A: float = 0.5) -> np.ndarray:
+    """The candidates' indices, best first: by how far their distance to the nearest column is
+    from `flank_A`, then by the size of the move from node_A (the oracle's preference)."""
+    d = np.min(np.hypot(candidates_A[:, None, 0] - columns_A[None, :, 0],
+                        candidates_A[:, None, 1] - columns_A[None, :, 1]), axis=1)
+    return np.lexsort((np.hypot(*(candidates_A - node_A).T), np.abs(d - flank_A)))
+
+
 def oracle_flank_propose(env: ScanEpisode, flank_A: float = 0.5, column_error_A: float = 0.0,
                          rng: np.random.Generator | None = None):
     """An upper bound, not a policy: it knows where the atom columns are. The next K sparse-grid
@@ -326,9 +335,7 @@ def oracle_flank_propose(env: ScanEpisode, flank_A: float = 0.5, column_error_A:
         out = []
         for q in chunk:
             cand = env.safety.place(q + offsets)
-            d = np.min(np.hypot(cand[:, None, 0] - columns[None, :, 0],
-                                cand[:, None, 1] - columns[None, :, 1]), axis=1)
-            order = np.lexsort((np.hypot(*(cand - q).T), np.abs(d - flank_A)))
+            order = flank_order(cand, columns, q, flank_A)
             pick = next((cand[i] for i in order
                          if (round(cand[i][0] / step), round(cand[i][1] / step)) not in taken), q)
             taken.add((round(pick[0] / step), round(pick[1] / step)))
