@@ -268,6 +268,7 @@ def main(argv=None) -> int:
     p.add_argument("--patch-half-px", type=int, default=PATCH_HALF_PX,
                    help="the patch is 2 N + 1 object pixels wide")
     p.add_argument("--dilations", default="1,1,2", help="of the scorer's 3 x 3 convolutions")
+    p.add_argument("--channels", type=int, default=32, help="of the scorer's convolutions")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-seeds", type=int, default=8)
     args = p.parse_args(argv)
@@ -280,19 +281,28 @@ def main(argv=None) -> int:
     train_seeds = data.train_seeds(args.specimens, rng)
     eval_seeds = data.eval_seeds(args.eval_seeds)
     t0 = time.perf_counter()
-    log(f"collecting lattice-flank's decisions on {args.specimens} training specimens")
-    training = collect(train_seeds, episode, log, args.patch_half_px)
+    def collected(name: str, seeds) -> dict:
+        """collect(), kept in OUT/NAME.npz for reruns with other network settings."""
+        path = args.out / f"{name}-{args.scenario}-{len(seeds)}-{args.patch_half_px}px.npz"
+        if path.exists():
+            log(f"reusing {path}")
+            return dict(np.load(path))
+        log(f"collecting lattice-flank's decisions on {len(seeds)} {name} specimens")
+        d = collect(seeds, episode, log, args.patch_half_px)
+        np.savez(path, **d)
+        return d
+
+    training = collected("training", train_seeds)
     env = new_episode(eval_seeds[0], episode)
     dilations = tuple(int(d) for d in args.dilations.split(","))
-    scorer = FlankScorer(env.preset.step_A / env.grid.pixel_A, half_px=args.patch_half_px,
-                         dilations=dilations)
+    scorer = FlankScorer(env.preset.step_A / env.grid.pixel_A, channels=args.channels,
+                         half_px=args.patch_half_px, dilations=dilations)
     losses = fit(scorer, training, args.epochs, args.seed, log)
     scorer.eval()
-    log("collecting lattice-flank's decisions on the held-out specimens")
-    held_out = collect(eval_seeds, episode, log, args.patch_half_px)
+    held_out = collected("held-out", eval_seeds)
     result = {"scenario": args.scenario, "training_specimens": args.specimens,
               "epochs": args.epochs, "patch_half_px": args.patch_half_px,
-              "dilations": list(dilations), "losses": losses,
+              "dilations": list(dilations), "channels": args.channels, "losses": losses,
               "agreement_training": agreement(scorer, training),
               "agreement_held_out": agreement(scorer, held_out), "eval_seeds": eval_seeds}
     log(f"held-out choices matching the oracle's: {result['agreement_held_out']}")
