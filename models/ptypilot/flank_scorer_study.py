@@ -130,18 +130,19 @@ class FlankScorer(nn.Module):
         return F.grid_sample(score, grid, align_corners=True).reshape(x.shape[0], 9)
 
 
-def choose(pattern: Pattern, env: data.ScanEpisode, phase, visited_A, pick) -> np.ndarray:
-    """The next K positions: each of the pattern's next nodes moved to the candidate `pick`
-    chooses among those on the raster and neither visited nor already chosen."""
+def choose(pattern: Pattern, count: int, visited_A, pick) -> np.ndarray:
+    """The next `count` positions: the pattern's k-th next node moved to the candidate
+    pick(k, node, candidates, usable) chooses among those usable (on the raster, neither visited
+    nor already chosen), or left where it is where none is usable or pick returns None."""
     taken = {tuple(n) for n in np.rint(np.asarray(visited_A).reshape(-1, 2) / pattern.step).astype(int)}
     out = []
-    for node in pattern.next_nodes(visited_A, env.K):
+    for k, node in enumerate(pattern.next_nodes(visited_A, count)):
         cand, usable = pattern.candidates(node)
         usable &= np.array([tuple(c) not in taken for c in cand])
-        if not usable.any():
+        i = pick(k, node, cand, usable) if usable.any() else None
+        if i is None:
             out.append(node)
             continue
-        i = pick(node, cand, usable)
         taken.add(tuple(cand[i]))
         out.append(cand[i])
     return np.asarray(out, np.float64) * pattern.step
@@ -161,18 +162,21 @@ def collect(seeds, episode: dict, log, half_px: int = PATCH_HALF_PX) -> dict:
             phase = np.asarray(env.rec.phase_rad, np.float32)
             visited = np.asarray(env.visited_A, np.float64).reshape(-1, 2)
             moved = lf(previous, crop) * env.fov_A
-            taken = {tuple(v) for v in np.rint(visited / pattern.step).astype(int)}
-            for node, m in zip(pattern.next_nodes(visited, env.K), moved):
-                cand, usable = pattern.candidates(node)
-                usable &= np.array([tuple(c) not in taken for c in cand])
-                hit = np.flatnonzero((cand == np.rint(m / pattern.step)).all(1))
-                if not usable.any() or len(hit) != 1:
-                    continue
-                taken.add(tuple(cand[hit[0]]))
+
+            def record(k, node, cand, usable):
+                # lattice-flank's k-th position among this node's candidates (else not recorded)
+                if k >= len(moved):
+                    return None
+                hit = np.flatnonzero((cand == np.rint(moved[k] / pattern.step)).all(1))
+                if len(hit) != 1:
+                    return None
                 xs.append(features(env, phase, visited, node * pattern.step, half_px))
                 usable_all.append(usable)
                 oracle.append(oracle_choice(cand * pattern.step, usable, columns, node * pattern.step))
                 teacher.append(int(hit[0]))
+                return int(hit[0])
+
+            choose(pattern, env.K, visited, record)
             return moved / env.fov_A
 
         data.run_episode(env, propose, first_A=lf.first_A, keep_potentials=False)
@@ -226,14 +230,14 @@ def scorer_propose(scorer: FlankScorer):
             phase = np.asarray(env.rec.phase_rad, np.float32)
             visited = np.asarray(env.visited_A, np.float64).reshape(-1, 2)
 
-            def pick(node, cand, usable):
+            def pick(k, node, cand, usable):
                 x = torch.from_numpy(features(env, phase, visited, node * pattern.step,
                                               scorer.half_px))[None]
                 logits = masked_logits(scorer(x), torch.from_numpy(usable)[None])
                 return int(logits.argmax())
-            return env.normalise(choose(pattern, env, phase, visited, pick))
+            return env.normalise(choose(pattern, env.K, visited, pick))
 
-        propose.first_A = Pattern(env).nodes[:env.K] * pattern.step
+        propose.first_A = pattern.nodes[:env.K] * pattern.step
         return propose
     return make
 
@@ -243,7 +247,7 @@ def oracle_propose(env):
 
     def propose(previous, crop):
         visited = np.asarray(env.visited_A, np.float64).reshape(-1, 2)
-        return env.normalise(choose(pattern, env, None, visited, lambda node, cand, usable:
+        return env.normalise(choose(pattern, env.K, visited, lambda k, node, cand, usable:
                                     oracle_choice(cand * pattern.step, usable, columns,
                                                   node * pattern.step)))
 
