@@ -352,8 +352,11 @@ class DaemonPolicy:
     first sub-sequence, to pass to run_episode."""
 
     def __init__(self, env: ScanEpisode, kind: str, seed: int = 0,
-                 material_scale: str = "brightest"):
-        self.env, self.policy = env, core.Policy(kind, material_scale=material_scale)
+                 material_scale: str = "brightest", policy=None):
+        """`policy`: an already made ptypilot_core policy (core.learned_flank_policy) in place
+        of core.Policy(kind)."""
+        self.env = env
+        self.policy = policy if policy is not None else core.Policy(kind, material_scale=material_scale)
         self.policy.reset(seed)
         p = env.preset
         self.raster = core.ScanRaster(p.scan_rows, p.scan_cols, p.step_A)

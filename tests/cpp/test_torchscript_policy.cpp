@@ -29,6 +29,7 @@
 #include "ptypilot/policy/torchscript_policy.hpp"
 #include "ptypilot/scan_geometry.hpp"
 
+#include "crystal_fixtures.hpp"
 #include "policy_helpers.hpp"
 
 using namespace ptypilot;
@@ -329,6 +330,66 @@ TEST_CASE("torchscript policy starts with lattice-flank's central patch where it
   CHECK(policy->last_output().empty());
   CHECK(propose_ok(*policy, s.at(1)).size() == kK);
   CHECK(policy->last_output().size() == kK);
+}
+
+TEST_CASE("torchscript policy runs a flank scorer as the chooser of lattice-flank's moves",
+          "[policy][torch]") {
+  // tiny_flank_scorer.pt (make_tiny_flank_scorer.py): lattice-flank's rule written as a network
+  // reading the features' third channel; FlankRuleScorer is the same in C++.
+  const fs::path model = fs::path(PTYPILOT_SOURCE_DIR) / "tests/fixtures/tiny_flank_scorer.pt";
+  const auto policy = load(model);
+  CHECK_THAT(policy->schema_json(), Catch::Contains("\"kind\": \"ptypilot-flank-scorer\""));
+  const ObjectGrid grid = object_grid_for_fov(kRaster.height_A(), kRaster.width_A(), 0.154, 64, 3);
+  const Potential v = test::crystal_potential(grid, test::Honeycomb{});
+  policy->reset(0);
+  LatticeFlankPolicy in_cpp(LatticeFlankOptions{},
+                            std::make_shared<test::FlankRuleScorer>(4, kRaster.step_A / 0.154));
+  // Each call of the session, with the same inputs to both. The network's float arithmetic and
+  // the test's double may order two nearly equal scores differently; a transposed or shuffled
+  // feature layout would change most choices.
+  int same_positions = 0;
+  auto session = [&](Policy& p, Policy* reference) {
+    std::vector<Vec2> visited;
+    for (int t = 0; visited.size() < 250; ++t) {
+      PolicyContext c;
+      c.raster = kRaster;
+      c.sub_sequence = t;
+      c.count = kK;
+      c.total_positions = 250;
+      c.visited_A = visited;
+      c.potential = &v;
+      const std::vector<Vec2> answer = propose_ok(p, c);
+      REQUIRE(answer.size() == kK);
+      if (reference != nullptr) {
+        const std::vector<Vec2> expected = propose_ok(*reference, c);
+        REQUIRE(expected.size() == kK);
+        for (int i = 0; i < kK; ++i)
+          same_positions += answer[i].y == expected[i].y && answer[i].x == expected[i].x;
+      }
+      visited.insert(visited.end(), answer.begin(), answer.end());
+    }
+    return visited;
+  };
+  const std::vector<Vec2> learned = session(*policy, &in_cpp);
+  REQUIRE(learned.size() == 252);
+  INFO(same_positions << " of 252 the same");
+  CHECK(same_positions >= 248);  // 252 when written
+  CHECK(policy->hidden_norm() == 0.0);
+  CHECK(policy->last_output().empty());
+  // The same inputs give the same positions.
+  const auto again = load(model);
+  again->reset(0);
+  CHECK(same(session(*again, nullptr), learned));
+}
+
+TEST_CASE("torchscript policy refuses a flank scorer that does not score nine moves",
+          "[policy][torch]") {
+  const fs::path bad =
+      fs::path(PTYPILOT_SOURCE_DIR) / "tests/fixtures/tiny_flank_scorer_bad_scores.pt";
+  const std::string m = message_of([&] { load(bad); });
+  CHECK_THAT(m, Catch::Contains(bad.string()) && Catch::Contains("forward() failed on a test input") &&
+                    Catch::Contains("expected [2, 9]"));
+  CHECK_THROWS_AS(load(bad), std::invalid_argument);
 }
 
 TEST_CASE("torchscript policy refuses a first sub-sequence it does not know", "[policy][torch]") {

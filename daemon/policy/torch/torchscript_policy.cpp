@@ -39,6 +39,11 @@ namespace {
 
 constexpr int kSchemaVersion = 1;
 constexpr const char* kSchemaKind = "ptypilot-gru-policy";
+// The learned flank scorer (models/ptypilot/flank_scorer.py): lattice-flank's moves chosen by a
+// network (LatticeFlankPolicy with a FlankMoveScorer).
+constexpr const char* kFlankScorerKind = "ptypilot-flank-scorer";
+// A patch wider than this (129 px, about 20 A at the object's pixel) is no longer local.
+constexpr int kMaxPatchHalfPx = 64;
 constexpr double kFovTolerance_A = 1e-6;
 // The TorchScript extra file in which models/ptypilot/export.py records the session the model was
 // trained for (models/POLICY_CONTRACT.md, "trained_for.json").
@@ -76,6 +81,8 @@ struct Impl {
   PolicyLimits limits;
   torch::jit::Module module;
   std::string schema;
+  std::string kind;               // schema() "kind": kSchemaKind or kFlankScorerKind
+  int patch_half_px = 0;          // kFlankScorerKind: the half width of its features' patch
   at::Tensor initial_hidden;      // [L, 1, H], as initial_hidden() returned it
   at::Tensor hidden;              // the session's current state
   at::Tensor previous_positions;  // [K, 2] float32, filled in place by every call
@@ -124,7 +131,11 @@ struct Impl {
       if (!trained_for.is_object()) fail(std::string("has a ") + kTrainedForFile + " that is not a JSON object");
     }
     module.eval();
-    for (const char* method : {"schema", "initial_hidden", "forward"})
+    require_methods({"schema", "forward"});
+  }
+
+  void require_methods(std::initializer_list<const char*> methods) const {
+    for (const char* method : methods)
       if (!module.find_method(method))
         fail(std::string("has no method ") + method +
              "() (see models/POLICY_CONTRACT.md; was it exported with @torch.jit.export?)");
@@ -156,9 +167,22 @@ struct Impl {
     if (version != kSchemaVersion)
       fail("has schema_version " + number(version) + "; this daemon reads version " +
            std::to_string(kSchemaVersion) + " only (re-export it with this version of ptypilot)");
-    if (!s.contains("kind") || !s["kind"].is_string() || s["kind"] != kSchemaKind)
+    if (!s.contains("kind") || !s["kind"].is_string() ||
+        (s["kind"] != kSchemaKind && s["kind"] != kFlankScorerKind))
       fail("is of kind " + (s.contains("kind") ? s["kind"].dump() : std::string("(none)")) +
-           ", expected \"" + kSchemaKind + "\"");
+           ", expected \"" + kSchemaKind + "\" or \"" + kFlankScorerKind + "\"");
+    kind = s["kind"].get<std::string>();
+    if (kind == kFlankScorerKind) {
+      const double half = number_at("patch_half_px");
+      if (half != std::floor(half) || half < 0 || half > kMaxPatchHalfPx)
+        fail("has patch_half_px " + number(half) + "; expected a whole number in [0, " +
+             std::to_string(kMaxPatchHalfPx) + "]");
+      patch_half_px = static_cast<int>(half);
+      const double channels = number_at("feature_channels");
+      if (channels != kFlankFeatureChannels)
+        fail("scores " + number(channels) + " feature channels; this daemon makes " +
+             std::to_string(kFlankFeatureChannels) + " (lattice_flank_policy.hpp)");
+    }
     const double k = number_at("sub_sequence_size");
     if (k != limits.sub_sequence_size)
       fail("expects sub-sequences of " + number(k) + " positions, the session asks for " +
@@ -305,6 +329,29 @@ struct Impl {
     }
   }
 
+  // The flank scorer's forward(features [n, C, P, P]) -> scores [n, 9] as float32.
+  at::Tensor score(const at::Tensor& features) {
+    c10::IValue out = module.forward({features});
+    if (!out.isTensor()) throw std::runtime_error("forward() did not return a tensor");
+    at::Tensor scores = out.toTensor().to(at::kFloat).contiguous();
+    if (scores.sizes() != at::IntArrayRef{features.size(0), kFlankMoves})
+      throw std::runtime_error("forward() returned scores " + shape_of(scores) + ", expected [" +
+                               std::to_string(features.size(0)) + ", " +
+                               std::to_string(kFlankMoves) + "]");
+    return scores;
+  }
+
+  // The flank scorer's dry run: forward() on two blank patches, for the reasons of dry_run().
+  void dry_run_scorer() {
+    try {
+      c10::InferenceMode guard;
+      const int side = 2 * patch_half_px + 1;
+      for (int i = 0; i < 2; ++i) score(at::zeros({2, kFlankFeatureChannels, side, side}, at::kFloat));
+    } catch (const std::exception& e) {
+      fail("forward() failed on a test input: " + torch_message(e));
+    }
+  }
+
   // forward(previous_positions, potential, hidden) -> (positions as float32, new hidden).
   std::pair<at::Tensor, at::Tensor> run(const at::Tensor& potential) {
     c10::IValue out = module.forward({previous_positions, potential, hidden});
@@ -316,9 +363,26 @@ struct Impl {
   }
 };
 
+// The file at model_path, loaded and its schema checked against the session's limits.
+std::shared_ptr<Impl> load_model(const std::filesystem::path& model_path, const PolicyLimits& limits) {
+  auto impl = std::make_shared<Impl>();
+  impl->path = model_path.string();
+  impl->limits = limits;
+  if (limits.sub_sequence_size <= 0 || !(limits.fov_height_A > 0) || !(limits.fov_width_A > 0))
+    throw std::invalid_argument("policy model " + impl->path +
+                                ": the session's sub_sequence_size and FOV must be positive "
+                                "(got " +
+                                std::to_string(limits.sub_sequence_size) + ", " +
+                                number(limits.fov_height_A) + " x " + number(limits.fov_width_A) +
+                                " A)");
+  impl->load();
+  impl->check_schema();
+  return impl;
+}
+
 class LoadedTorchScriptPolicy final : public TorchScriptPolicy {
  public:
-  LoadedTorchScriptPolicy(const std::filesystem::path& model_path, const PolicyLimits& limits);
+  explicit LoadedTorchScriptPolicy(std::shared_ptr<Impl> impl);
 
   void reset(std::uint64_t seed) override;
   Status propose(const PolicyContext& context, std::vector<Vec2>* positions) override;
@@ -327,26 +391,15 @@ class LoadedTorchScriptPolicy final : public TorchScriptPolicy {
   double hidden_norm() const override;
 
  private:
-  std::unique_ptr<Impl> impl_;
+  std::shared_ptr<Impl> impl_;
   // Sub-sequence 0 and the fallback without a potential: the sparse grid's first K, a survey of
   // the FOV, or lattice-flank's central patch, as the schema says the model was trained to begin.
   std::unique_ptr<Policy> first_;
 };
 
-LoadedTorchScriptPolicy::LoadedTorchScriptPolicy(const std::filesystem::path& model_path,
-                                                 const PolicyLimits& limits)
-    : impl_(std::make_unique<Impl>()) {
-  impl_->path = model_path.string();
-  impl_->limits = limits;
-  if (limits.sub_sequence_size <= 0 || !(limits.fov_height_A > 0) || !(limits.fov_width_A > 0))
-    throw std::invalid_argument("policy model " + impl_->path +
-                                ": the session's sub_sequence_size and FOV must be positive "
-                                "(got " +
-                                std::to_string(limits.sub_sequence_size) + ", " +
-                                number(limits.fov_height_A) + " x " + number(limits.fov_width_A) +
-                                " A)");
-  impl_->load();
-  impl_->check_schema();
+LoadedTorchScriptPolicy::LoadedTorchScriptPolicy(std::shared_ptr<Impl> impl)
+    : impl_(std::move(impl)) {
+  impl_->require_methods({"initial_hidden"});
   if (impl_->first_sub_sequence == "survey")
     first_ = std::make_unique<SurveyPolicy>();
   else if (impl_->first_sub_sequence == "centre-out")
@@ -487,6 +540,76 @@ Status LoadedTorchScriptPolicy::propose(const PolicyContext& context,
                                      std::to_string(context.sub_sequence) + ": " + error};
 }
 
+// The flank scorer's network as LatticeFlankPolicy's FlankMoveScorer.
+class TorchFlankScorer final : public FlankMoveScorer {
+ public:
+  explicit TorchFlankScorer(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+  int patch_half_px() const override { return impl_->patch_half_px; }
+
+  Status score(std::span<const float> features, std::span<const Vec2> nodes_A,
+               std::vector<std::array<float, kFlankMoves>>* scores) override {
+    const long n = static_cast<long>(nodes_A.size()), side = 2 * impl_->patch_half_px + 1;
+    if (features.size() != static_cast<std::size_t>(n * kFlankFeatureChannels * side * side))
+      return {StatusCode::kInternal, "model " + impl_->path + ": features of the wrong size"};
+    std::string error;
+    try {
+      c10::InferenceMode guard;
+      // from_blob does not write through its pointer; the const_cast only satisfies its type.
+      const at::Tensor x = at::from_blob(const_cast<float*>(features.data()),
+                                         {n, kFlankFeatureChannels, side, side}, at::kFloat);
+      const at::Tensor out = impl_->score(x);
+      const float* v = out.data_ptr<float>();
+      scores->resize(static_cast<std::size_t>(n));
+      for (long k = 0; k < n; ++k)
+        for (int m = 0; m < kFlankMoves; ++m) (*scores)[k][m] = v[k * kFlankMoves + m];
+      return Status::Ok();
+    } catch (const std::exception& e) {
+      error = torch_message(e);
+    } catch (...) {
+      error = "unknown exception";
+    }
+    return {StatusCode::kInternal, "model " + impl_->path + " failed: " + error};
+  }
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+// lattice-flank with the file's network choosing the moves (lattice_flank_policy.hpp), and the
+// same checks of the session against the file's trained_for record as the GRU's.
+class FlankScorerPolicy final : public TorchScriptPolicy {
+ public:
+  explicit FlankScorerPolicy(std::shared_ptr<Impl> impl)
+      : impl_(std::move(impl)), flank_(LatticeFlankOptions{}, std::make_shared<TorchFlankScorer>(impl_)) {
+    impl_->dry_run_scorer();
+    log::info("torchscript_policy_loaded",
+              {{"model", impl_->path}, {"schema", nlohmann::json::parse(impl_->schema)}});
+  }
+
+  void reset(std::uint64_t seed) override {
+    flank_.reset(seed);
+    impl_->geometry_checked = false;
+    impl_->dose_checked = false;
+  }
+
+  Status propose(const PolicyContext& context, std::vector<Vec2>* positions) override {
+    if (!impl_->geometry_checked) impl_->check_geometry(context);
+    if (!impl_->dose_checked && context.dose_e_per_A2 > 0) impl_->check_dose(context);
+    Status s = flank_.propose(context, positions);
+    if (!s.ok())
+      s = Status(s.code(), s.message() + " (sub-sequence " + std::to_string(context.sub_sequence) + ")");
+    return s;
+  }
+
+  const std::string& schema_json() const override { return impl_->schema; }
+  std::span<const Vec2> last_output() const override { return {}; }
+  double hidden_norm() const override { return 0.0; }  // it keeps no state between calls
+
+ private:
+  std::shared_ptr<Impl> impl_;
+  LatticeFlankPolicy flank_;
+};
+
 }  // namespace
 }  // namespace ptypilot
 
@@ -494,5 +617,7 @@ extern "C" ptypilot::Policy* ptypilot_make_torchscript_policy(
     const char* model_path, const ptypilot::PolicyLimits* limits) {
   if (model_path == nullptr || limits == nullptr)
     throw std::invalid_argument("ptypilot_make_torchscript_policy: null model path or limits");
-  return new ptypilot::LoadedTorchScriptPolicy(model_path, *limits);
+  std::shared_ptr<ptypilot::Impl> impl = ptypilot::load_model(model_path, *limits);
+  if (impl->kind == ptypilot::kFlankScorerKind) return new ptypilot::FlankScorerPolicy(std::move(impl));
+  return new ptypilot::LoadedTorchScriptPolicy(std::move(impl));
 }

@@ -31,9 +31,18 @@
 // It is deterministic. It assumes a crystal whose columns the reconstruction resolves; on an
 // amorphous or vacuum-rich specimen it is the sparse grid moved by noise (README "Where
 // adaptive scanning wins" reports each scenario).
+//
+// With a FlankMoveScorer (the learned flank scorer, models/ptypilot/flank_scorer.py, run by the
+// LibTorch plugin) step 3's choice is the scorer's instead of the flank rule's: it scores the
+// 3 x 3 candidates of every handed-out position from flank_features() around it, and each
+// position goes to its best-scored candidate not visited or already picked (ties to the lower
+// move index); the pattern and the hand-out stay the same.
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <memory>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -53,12 +62,44 @@ struct LatticeFlankOptions {
   LatticeFitOptions lattice;
 };
 
+// The candidates of a handed-out position, in the order of a scorer's nine scores:
+// move m = 3 (dy + 1) + (dx + 1) is the node dy raster rows and dx columns away.
+constexpr int kFlankMoves = 9;
+
+// What a flank scorer sees around a position: kFlankFeatureChannels maps of P x P samples
+// (P = 2 half_px + 1, on the object image's pixel, centred on the position, rows along y):
+//   0: the phase of the live reconstruction (bilinear; beyond the image, its edge), divided by
+//      the image's 99th percentile (numpy's linear rule), so that dose and specimen thickness
+//      change the scale of no input;
+//   1: how well the visited positions lit it: the sum over them of exp(-d^2 / (2 (0.5 A)^2)),
+//      capped at 3;
+//   2: the distance in A to the nearest column of estimated_columns(), capped at 2 A (2 A
+//      everywhere when there are none): where the fitted lattice puts the flanks.
+constexpr int kFlankFeatureChannels = 3;
+constexpr double kFlankLitSigma_A = 0.5;
+constexpr double kFlankLitCap = 3.0;
+constexpr double kFlankColumnDistanceCap_A = 2.0;
+
+// The scores of each handed-out position's nine candidates, from its features: the learned
+// scorer runs a network; Python studies pass a function.
+class FlankMoveScorer {
+ public:
+  virtual ~FlankMoveScorer() = default;
+  // The half width of the features' patch, in object pixels.
+  virtual int patch_half_px() const = 0;
+  // features: [n, kFlankFeatureChannels, P, P] row-major for the n positions nodes_A; fills
+  // scores with n x kFlankMoves values (higher is better). Not Ok ends the session.
+  virtual Status score(std::span<const float> features, std::span<const Vec2> nodes_A,
+                       std::vector<std::array<float, kFlankMoves>>* scores) = 0;
+};
+
 class LatticeFlankPolicy final : public Policy {
  public:
-  explicit LatticeFlankPolicy(LatticeFlankOptions options = {});
+  explicit LatticeFlankPolicy(LatticeFlankOptions options = {},
+                              std::shared_ptr<FlankMoveScorer> scorer = nullptr);
   void reset(std::uint64_t seed) override;
   Status propose(const PolicyContext& context, std::vector<Vec2>* positions) override;
-  std::string_view name() const override { return "lattice-flank"; }
+  std::string_view name() const override { return scorer_ ? "learned-flank" : "lattice-flank"; }
 
   // The pattern, in the order it is handed out (positions on raster nodes).
   static std::vector<Vec2> centre_out_sparse_grid(const ScanRaster& raster, int budget);
@@ -68,8 +109,28 @@ class LatticeFlankPolicy final : public Policy {
   // found; empty without a usable reconstruction. `lattice_found` says which.
   std::vector<Vec2> estimated_columns(const PolicyContext& context, bool* lattice_found = nullptr) const;
 
+  // Whether the call moves positions (step 3): not at sub-sequence 0, nor without a usable
+  // reconstruction, nor where the pattern has no room to move; those calls hand out the pattern
+  // unmoved.
+  static bool moves_positions(const PolicyContext& context);
+
+  // The pattern positions the call moves (step 3), in order; none where it moves none.
+  std::vector<Vec2> positions_to_move(const PolicyContext& context) const;
+
+  // flank_features() of each of `nodes_A`, [n, kFlankFeatureChannels, P, P], with the columns
+  // of estimated_columns(context). The reconstruction must be usable.
+  std::vector<float> move_features(const PolicyContext& context, std::span<const Vec2> nodes_A,
+                                   int half_px) const;
+
  private:
   LatticeFlankOptions options_;
+  std::shared_ptr<FlankMoveScorer> scorer_;
 };
+
+// The features (see kFlankFeatureChannels) of each of `nodes_A` appended to `out`, from the
+// reconstruction `potential`, the visited positions and the columns, all in scan coordinates.
+void flank_features(const Potential& potential, std::span<const Vec2> visited_A,
+                    std::span<const Vec2> columns_A, std::span<const Vec2> nodes_A, int half_px,
+                    std::vector<float>* out);
 
 }  // namespace ptypilot

@@ -27,8 +27,8 @@ namespace ptypilot {
 //
 // Start-up (make_policy) throws, converting LibTorch's c10::Error: std::invalid_argument when
 // the file is missing, not a TorchScript module, lacks a contract method, or its schema() does
-// not match the session (schema_version 1, kind "ptypilot-gru-policy", sub_sequence_size == K,
-// FOV within 1e-6 A); std::runtime_error when initial_hidden() fails. Every message names the
+// not match the session (schema_version 1, kind "ptypilot-gru-policy" or
+// "ptypilot-flank-scorer", sub_sequence_size == K, FOV within 1e-6 A); std::runtime_error when initial_hidden() fails. Every message names the
 // file: "policy model m.pt expects sub-sequences of 50 positions, the session asks for 100".
 //
 // What the model was trained for (its trained_for.json record, models/POLICY_CONTRACT.md) is
@@ -64,6 +64,13 @@ namespace ptypilot {
 //     error with it (Session::issue_next). The hidden state is left as it was.
 //
 // reset(seed): hidden = initial_hidden(); the seed only reaches the sparse-grid start.
+//
+// A file whose schema() says "kind": "ptypilot-flank-scorer" is not a GRU but the chooser of
+// lattice-flank's moves (models/POLICY_CONTRACT.md, "The flank scorer"): make_policy returns a
+// TorchScriptPolicy that is LatticeFlankPolicy with the file's forward(features) -> scores as its
+// FlankMoveScorer, with the same checks against trained_for.json; hidden_norm() is 0 and
+// last_output() empty, since it keeps no state between calls. A failing forward() is the
+// kInternal Status above.
 //
 // Inference runs under c10::InferenceMode. It does not call at::set_num_threads: that sets the
 // calling thread's OpenMP default, which CpuReconstructor reads (threads = 0) when it is built on
