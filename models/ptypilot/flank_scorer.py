@@ -338,6 +338,7 @@ def main(argv=None) -> int:
     if args.export:
         schema = schema_for(scorer, episode, command, args.seed, args.specimens)
         figures = {k: result[k] for k in ("losses", "agreement_held_out", "eval_seeds")}
+        figures["wall_seconds"] = result["seconds"]
         figures["held_out_q_ssim"] = {k: {"mean": result[k]["q_ssim_mean"],
                                           "std": result[k]["q_ssim_std"]}
                                       for k in ("flank-scorer", "lattice-flank", "oracle-on-the-pattern")}
