@@ -157,8 +157,9 @@ Status LatticeFlankPolicy::propose(const PolicyContext& context, std::vector<Vec
     const std::vector<float> features = move_features(context, next, scorer_->patch_half_px());
     if (Status s = scorer_->score(features, next, &scores); !s.ok()) return s;
     if (scores.size() != next.size())
-      return Status(StatusCode::kInternal, "the flank scorer returned " + std::to_string(scores.size()) +
-                              " rows of scores for " + std::to_string(next.size()) + " positions");
+      return Status(StatusCode::kInternal, "the flank scorer returned " +
+                                               std::to_string(scores.size()) + " rows of scores for " +
+                                               std::to_string(next.size()) + " positions");
   }
   const std::vector<Vec2> columns = scorer_ ? std::vector<Vec2>{} : estimated_columns(context);
   auto column_distance = [&](Vec2 q) {
@@ -166,50 +167,56 @@ Status LatticeFlankPolicy::propose(const PolicyContext& context, std::vector<Vec
     for (const Vec2& c : columns) best = std::min(best, (c.y - q.y) * (c.y - q.y) + (c.x - q.x) * (c.x - q.x));
     return std::sqrt(best);
   };
+  // The scorer's choice for the k-th position, at node (i, j): its best-scored free candidate,
+  // ties to the lower move index; -1 when none is free. A NaN score is never the best, so a
+  // broken network leaves its positions to the fill.
+  auto scored_choice = [&](std::size_t k, long i, long j) {
+    long best_node = -1;
+    float best_score = 0;
+    for (int m = 0; m < kFlankMoves; ++m) {
+      const long ii = i + m / 3 - 1, jj = j + m % 3 - 1;
+      if (ii < 0 || jj < 0 || ii >= raster.rows || jj >= raster.cols) continue;
+      const float score = scores[k][static_cast<std::size_t>(m)];
+      if (taken[node_of(ii, jj)] || std::isnan(score)) continue;
+      if (best_node < 0 || score > best_score)
+        best_node = static_cast<long>(node_of(ii, jj)), best_score = score;
+    }
+    return best_node;
+  };
+  // The flank rule's choice (step 3) for the position at `node` = (i, j); -1 when none is free.
+  auto rule_choice = [&](long node, long i, long j) {
+    long best_node = taken[static_cast<std::size_t>(node)] ? -1 : node;
+    double best_miss = std::numeric_limits<double>::infinity(), best_move = 0, nearest = INFINITY;
+    struct Option {
+      long node;
+      double miss, move;
+    };
+    std::vector<Option> options;
+    for (long di = -1; di <= 1; ++di)
+      for (long dj = -1; dj <= 1; ++dj) {
+        const long ii = i + di, jj = j + dj;
+        if (ii < 0 || jj < 0 || ii >= raster.rows || jj >= raster.cols) continue;
+        const Vec2 at = node_position(raster, node_of(ii, jj));
+        const double d = column_distance(at);
+        nearest = std::min(nearest, d);
+        options.push_back({static_cast<long>(node_of(ii, jj)), std::abs(d - options_.flank_A),
+                           std::hypot(static_cast<double>(di), static_cast<double>(dj))});
+      }
+    if (nearest > options_.max_column_distance_A) return best_node;
+    best_node = -1;
+    for (const Option& o : options) {
+      if (taken[static_cast<std::size_t>(o.node)]) continue;
+      const bool better = best_node < 0 || o.miss < best_miss ||
+                          (o.miss == best_miss && (o.move < best_move ||
+                                                   (o.move == best_move && o.node < best_node)));
+      if (better) best_node = o.node, best_miss = o.miss, best_move = o.move;
+    }
+    return best_node;
+  };
   for (std::size_t k = 0; k < next.size(); ++k) {
     const long node = nearest_node_within_half_step(raster, next[k]);
     const long i = node / raster.cols, j = node % raster.cols;
-    long best_node = taken[static_cast<std::size_t>(node)] ? -1 : node;
-    if (scorer_) {
-      best_node = -1;
-      float best_score = 0;
-      for (int m = 0; m < kFlankMoves; ++m) {
-        const long ii = i + m / 3 - 1, jj = j + m % 3 - 1;
-        if (ii < 0 || jj < 0 || ii >= raster.rows || jj >= raster.cols) continue;
-        const float score = scores[k][static_cast<std::size_t>(m)];
-        // A NaN score is never the best: a broken network then leaves the rest to the fill.
-        if (taken[node_of(ii, jj)] || !(score == score)) continue;
-        if (best_node < 0 || score > best_score)
-          best_node = static_cast<long>(node_of(ii, jj)), best_score = score;
-      }
-    } else {
-      double best_miss = std::numeric_limits<double>::infinity(), best_move = 0, nearest = INFINITY;
-      struct Option {
-        long node;
-        double miss, move;
-      };
-      std::vector<Option> options;
-      for (long di = -1; di <= 1; ++di)
-        for (long dj = -1; dj <= 1; ++dj) {
-          const long ii = i + di, jj = j + dj;
-          if (ii < 0 || jj < 0 || ii >= raster.rows || jj >= raster.cols) continue;
-          const Vec2 at = node_position(raster, node_of(ii, jj));
-          const double d = column_distance(at);
-          nearest = std::min(nearest, d);
-          options.push_back({static_cast<long>(node_of(ii, jj)), std::abs(d - options_.flank_A),
-                             std::hypot(static_cast<double>(di), static_cast<double>(dj))});
-        }
-      if (nearest <= options_.max_column_distance_A) {
-        best_node = -1;
-        for (const Option& o : options) {
-          if (taken[static_cast<std::size_t>(o.node)]) continue;
-          const bool better = best_node < 0 || o.miss < best_miss ||
-                              (o.miss == best_miss && (o.move < best_move ||
-                                                       (o.move == best_move && o.node < best_node)));
-          if (better) best_node = o.node, best_miss = o.miss, best_move = o.move;
-        }
-      }
-    }
+    const long best_node = scorer_ ? scored_choice(k, i, j) : rule_choice(node, i, j);
     if (best_node < 0) continue;  // the whole 3 x 3 is taken: the fill below replaces it
     taken[static_cast<std::size_t>(best_node)] = 1;
     positions->push_back(node_position(raster, static_cast<std::size_t>(best_node)));
