@@ -376,6 +376,19 @@ TEST_CASE("torchscript policy runs a flank scorer as the chooser of lattice-flan
   CHECK(same_positions >= 248);  // 252 when written
   CHECK(policy->hidden_norm() == 0.0);
   CHECK(policy->last_output().empty());
+  // Like the GRU, it says when it cannot check the session against what it was trained for
+  // (the fixture has no trained_for.json), once per session.
+  std::vector<SessionWarning> warnings;
+  PolicyContext start;
+  start.raster = kRaster;
+  start.count = kK;
+  start.total_positions = 250;
+  start.warnings = &warnings;
+  policy->reset(1);
+  propose_ok(*policy, start);
+  propose_ok(*policy, start);
+  REQUIRE(warnings.size() == 1);
+  CHECK(warnings[0].code == "torchscript_policy_not_checkable");
   // The same inputs give the same positions.
   const auto again = load(model);
   again->reset(0);
