@@ -61,6 +61,14 @@ struct ContextFromPython {
   ContextFromPython& operator=(const ContextFromPython&) = delete;
 };
 
+// Features as flank_features lays them out, [n, kFlankFeatureChannels, P, P], as a numpy array.
+py::array_t<float> features_to_numpy(std::span<const float> features, std::size_t n, int half_px) {
+  const py::ssize_t side = 2 * half_px + 1;
+  py::array_t<float> x({static_cast<py::ssize_t>(n), py::ssize_t{kFlankFeatureChannels}, side, side});
+  std::copy(features.begin(), features.end(), x.mutable_data());
+  return x;
+}
+
 // A Python function score(features (n, C, P, P) float32, nodes_A (n, 2)) -> (n, 9) as the scorer.
 class PythonFlankScorer final : public FlankMoveScorer {
  public:
@@ -70,11 +78,10 @@ class PythonFlankScorer final : public FlankMoveScorer {
   int patch_half_px() const override { return half_px_; }
   Status score(std::span<const float> features, std::span<const Vec2> nodes_A,
                std::vector<std::array<float, kFlankMoves>>* scores) override {
-    const py::ssize_t n = static_cast<py::ssize_t>(nodes_A.size()), side = 2 * half_px_ + 1;
-    py::array_t<float> x({n, py::ssize_t{kFlankFeatureChannels}, side, side});
-    std::copy(features.begin(), features.end(), x.mutable_data());
+    const py::ssize_t n = static_cast<py::ssize_t>(nodes_A.size());
     const py::array_t<float, py::array::c_style | py::array::forcecast> out =
-        score_(x, bindings::positions_to_numpy(nodes_A));
+        score_(features_to_numpy(features, nodes_A.size(), half_px_),
+               bindings::positions_to_numpy(nodes_A));
     if (out.ndim() != 2 || out.shape(0) != n || out.shape(1) != kFlankMoves)
       return Status(StatusCode::kInvalidArgument,
                     "the scorer must return an array (n, 9) for n = " + std::to_string(n));
@@ -150,10 +157,8 @@ void bind_policy(py::module_& m) {
         const LatticeFlankPolicy policy;
         const std::vector<Vec2> nodes = policy.positions_to_move(in.context);
         const std::vector<float> features = policy.move_features(in.context, nodes, patch_half_px);
-        const py::ssize_t n = static_cast<py::ssize_t>(nodes.size()), side = 2 * patch_half_px + 1;
-        py::array_t<float> x({n, py::ssize_t{kFlankFeatureChannels}, side, side});
-        std::copy(features.begin(), features.end(), x.mutable_data());
-        return py::make_tuple(bindings::positions_to_numpy(nodes), x);
+        return py::make_tuple(bindings::positions_to_numpy(nodes),
+                              features_to_numpy(features, nodes.size(), patch_half_px));
       },
       py::arg("raster"), py::arg("sub_sequence"), py::arg("count"), py::arg("total_positions"),
       py::arg("visited_A"), py::arg("phase_rad"), py::arg("grid"), py::arg("patch_half_px"),

@@ -351,12 +351,13 @@ class DaemonPolicy:
     visited position and the whole object image of the live reconstruction. `first_A` is its
     first sub-sequence, to pass to run_episode."""
 
-    def __init__(self, env: ScanEpisode, kind: str, seed: int = 0,
-                 material_scale: str = "brightest", policy=None):
-        """`policy`: an already made ptypilot_core policy (core.learned_flank_policy) in place
-        of core.Policy(kind)."""
+    def __init__(self, env: ScanEpisode, kind, seed: int = 0,
+                 material_scale: str = "brightest"):
+        """`kind`: the policy's config kind, or an already made ptypilot_core policy (such as
+        core.learned_flank_policy's)."""
         self.env = env
-        self.policy = policy if policy is not None else core.Policy(kind, material_scale=material_scale)
+        self.policy = (core.Policy(kind, material_scale=material_scale) if isinstance(kind, str)
+                       else kind)
         self.policy.reset(seed)
         p = env.preset
         self.raster = core.ScanRaster(p.scan_rows, p.scan_cols, p.step_A)

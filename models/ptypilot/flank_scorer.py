@@ -196,8 +196,7 @@ def scorer_propose(scorer: nn.Module, half_px: int):
     def score(x, nodes_A):
         return scorer(torch.from_numpy(np.asarray(x))).numpy()
 
-    return lambda env: data.DaemonPolicy(env, "learned-flank",
-                                         policy=core.learned_flank_policy(score, half_px))
+    return lambda env: data.DaemonPolicy(env, core.learned_flank_policy(score, half_px))
 
 
 def oracle_propose(env):
@@ -211,7 +210,7 @@ def oracle_propose(env):
             out[k, order] = -np.arange(9, dtype=np.float32)
         return out
 
-    return data.DaemonPolicy(env, "oracle-flank", policy=core.learned_flank_policy(score, 0))
+    return data.DaemonPolicy(env, core.learned_flank_policy(score, 0))
 
 
 def summary_of(rows: list[dict]) -> dict:
