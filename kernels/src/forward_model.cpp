@@ -60,29 +60,39 @@ void ForwardModel::make_shifted_probe(std::uint64_t key, std::complex<float>* ou
   // new shift cheap enough for the decision path. The product is taken in double, so it differs
   // from the direct exponential by double rounding alone, far below a float's step.
   const double dy = (key >> 32) / 4096.0, dx = (key & 0xFFFFFFFFu) / 4096.0;
-  std::vector<std::complex<double>> ramp_y(n_), ramp_x(n_);
+  // Real and imaginary parts in arrays of their own, so that the row products below vectorise
+  // without shuffling (re, im) pairs apart.
+  std::vector<double> ramp_y_re(n_), ramp_y_im(n_), ramp_x_re(n_), ramp_x_im(n_);
   for (int i = 0; i < n_; ++i) {
     const int f = i < n_ / 2 ? i : i - n_;
-    ramp_y[i] = std::polar(1.0, -2.0 * std::numbers::pi * f * dy / n_);
-    ramp_x[i] = std::polar(1.0, -2.0 * std::numbers::pi * f * dx / n_);
+    const std::complex<double> y = std::polar(1.0, -2.0 * std::numbers::pi * f * dy / n_);
+    const std::complex<double> x = std::polar(1.0, -2.0 * std::numbers::pi * f * dx / n_);
+    ramp_y_re[i] = y.real(), ramp_y_im[i] = y.imag();
+    ramp_x_re[i] = x.real(), ramp_x_im[i] = x.imag();
   }
   // The transform's own aligned buffer, one per thread and kept: allocating and clearing one a
   // probe cost as much as the transform. The same plan and scaling as inverse_fft_unitary.
   const std::size_t nn = std::size_t(n_) * n_;
   thread_local AlignedComplexBuffer buffer;
+  thread_local std::vector<float> row_re, row_im;
   if (buffer.size() != nn) buffer = AlignedComplexBuffer(nn);
+  row_re.resize(std::size_t(n_));
+  row_im.resize(std::size_t(n_));
   // std::complex's products written out: the same arithmetic for finite values, without the
-  // per-element NaN branch that keeps the loop from vectorising.
+  // per-element NaN branch that keeps the loop from vectorising. Each row's ramp is taken in
+  // double and rounded to float first, then multiplied into the probe in float.
   for (int i = 0; i < n_; ++i) {
-    const std::complex<float>* in = &probe_fourier_(i, 0);
-    std::complex<float>* row = buffer.data() + std::size_t(i) * n_;
-    const double yr = ramp_y[i].real(), yi = ramp_y[i].imag();
+    const double yr = ramp_y_re[i], yi = ramp_y_im[i];
     for (int j = 0; j < n_; ++j) {
-      const double xr = ramp_x[j].real(), xi = ramp_x[j].imag();
-      const float rr = static_cast<float>(yr * xr - yi * xi);
-      const float ri = static_cast<float>(yr * xi + yi * xr);
-      const float pr = in[j].real(), pi = in[j].imag();
-      row[j] = {pr * rr - pi * ri, pr * ri + pi * rr};
+      row_re[j] = static_cast<float>(yr * ramp_x_re[j] - yi * ramp_x_im[j]);
+      row_im[j] = static_cast<float>(yr * ramp_x_im[j] + yi * ramp_x_re[j]);
+    }
+    const float* in = reinterpret_cast<const float*>(&probe_fourier_(i, 0));
+    float* row = reinterpret_cast<float*>(buffer.data() + std::size_t(i) * n_);
+    for (int j = 0; j < n_; ++j) {
+      const float pr = in[2 * j], pi = in[2 * j + 1], rr = row_re[j], ri = row_im[j];
+      row[2 * j] = pr * rr - pi * ri;
+      row[2 * j + 1] = pr * ri + pi * rr;
     }
   }
   BatchedFft(n_, 1, FftDirection::kBackward).execute(buffer.data());
