@@ -1,7 +1,11 @@
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <complex>
+#include <numbers>
 #include <set>
+#include <vector>
 
+#include "ptypilot/forward_model.hpp"
 #include "ptypilot/optics.hpp"
 #include "ptypilot/scan_geometry.hpp"
 
@@ -129,4 +133,61 @@ TEST_CASE("a sparse grid has exactly the budget, on raster positions, spread ove
   }
   CHECK_THROWS_AS(sparse_grid_positions(0, 10, 10, 0.2), std::invalid_argument);
   CHECK_THROWS_AS(sparse_grid_positions(101, 10, 10, 0.2), std::invalid_argument);
+}
+
+// The reconstructor's probe at a position is the unshifted probe moved by the position's
+// sub-pixel remainder: in reciprocal space times exp(-2 pi i k . d), then a unitary inverse DFT.
+// Here that DFT is summed directly in double, one axis at a time, and the probe's intensity is
+// checked to move by d.
+TEST_CASE("a shifted probe is the probe moved by its position's sub-pixel remainder", "[optics]") {
+  ProbeConfig c;
+  const int n = c.window_px;
+  const double pixel_A = real_space_pixel_A(c);
+  ForwardModel model(c, object_grid_for_fov(4.0, 4.0, pixel_A, n, 3));
+  // Remainders of 0.25 and 0.625 px, which the model's 1/4096 px quantisation keeps exactly.
+  std::vector<ProbePlacement> placed;
+  REQUIRE(model.place(std::vector<Vec2>{{0.0, 0.0}, {2.25 * pixel_A, 1.625 * pixel_A}}, &placed).ok());
+  REQUIRE(placed.size() == 2);
+  REQUIRE(placed[0].probe != placed[1].probe);
+
+  const ComplexImage fourier = make_probe_fourier(c);
+  const double dy = 0.25, dx = 0.625;
+  auto frequency = [n](int k) { return k < n / 2 ? k : k - n; };
+  auto phase = [n](double turns) { return std::polar(1.0, 2.0 * std::numbers::pi * turns / n); };
+  // Along x: B[ky, x] = sum_kx A[ky, kx] e^{-2 pi i fx dx / n} e^{2 pi i kx x / n}; then along y.
+  std::vector<std::complex<double>> along_x(std::size_t(n) * n);
+  for (int ky = 0; ky < n; ++ky)
+    for (int x = 0; x < n; ++x) {
+      std::complex<double> sum = 0;
+      for (int kx = 0; kx < n; ++kx)
+        sum += std::complex<double>(fourier(ky, kx)) * phase(-frequency(kx) * dx) * phase(double(kx) * x);
+      along_x[std::size_t(ky) * n + x] = sum;
+    }
+  const std::complex<float>* shifted = model.shifted_probe(placed[1].probe);
+  const std::complex<float>* unshifted = model.shifted_probe(placed[0].probe);
+  // The intensity's first circular moments: its bandwidth, twice the aperture's, is far below
+  // n / 2, so a shift by d turns them by exactly 2 pi d / n.
+  double largest = 0, worst = 0, power = 0;
+  std::complex<double> moment_y = 0, moment_x = 0, moment0_y = 0, moment0_x = 0;
+  for (int y = 0; y < n; ++y)
+    for (int x = 0; x < n; ++x) {
+      std::complex<double> expected = 0;
+      for (int ky = 0; ky < n; ++ky)
+        expected += along_x[std::size_t(ky) * n + x] * phase(-frequency(ky) * dy) * phase(double(ky) * y);
+      expected /= n;  // unitary: 1 / sqrt(n * n)
+      const std::complex<float> got = shifted[std::size_t(y) * n + x];
+      largest = std::max(largest, std::abs(expected));
+      worst = std::max(worst, std::abs(std::complex<double>(got) - expected));
+      const double p = std::norm(got), p0 = std::norm(unshifted[std::size_t(y) * n + x]);
+      power += p;
+      moment_y += p * phase(y), moment_x += p * phase(x);
+      moment0_y += p0 * phase(y), moment0_x += p0 * phase(x);
+    }
+  const auto moved_px = [n](std::complex<double> after, std::complex<double> before) {
+    return std::arg(after / before) * n / (2.0 * std::numbers::pi);
+  };
+  CHECK(worst < 1e-6 * largest);
+  CHECK(power == Approx(1.0).epsilon(1e-5));
+  CHECK(moved_px(moment_y, moment0_y) == Approx(dy).margin(1e-4));
+  CHECK(moved_px(moment_x, moment0_x) == Approx(dx).margin(1e-4));
 }
