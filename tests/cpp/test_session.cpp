@@ -72,6 +72,7 @@ struct Calls {
   std::deque<Status> submit_results;  // scripted; once spent, Ok
   std::vector<SubSequenceRecord> records;
   Status record_result;
+  std::deque<double> page_cpu_s;  // scripted readings of the live page's CPU clock; once spent, 0
 };
 
 class FakeReconstructor : public Reconstructor {
@@ -185,6 +186,12 @@ struct Loop {
       if (!calls.record_result.ok()) return calls.record_result;
       calls.records.push_back(r);
       return Status::Ok();
+    };
+    parts.live_page_cpu_seconds = [this] {
+      if (calls.page_cpu_s.empty()) return 0.0;
+      const double s = calls.page_cpu_s.front();
+      calls.page_cpu_s.pop_front();
+      return s;
     };
     session = std::make_unique<Session>(config, std::move(id), std::move(parts), health);
   }
@@ -314,6 +321,20 @@ TEST_CASE("a completed sub-sequence is reconstructed, then the next positions go
   CHECK(loop.session->frames_received() == 4);
   CHECK(loop.session->waiting_for_frames());
   CHECK_FALSE(loop.session->done());
+}
+
+TEST_CASE("each decision reports the CPU time the live page's thread took inside it", "[session]") {
+  Loop loop(12, 4);
+  REQUIRE(loop.session->start().ok());
+  // Read before the update and after the hand-off. In the second decision the page's thread has
+  // ended, and its clock reads 0: the report says 0, never less.
+  loop.calls.page_cpu_s = {10.0, 10.0025, 10.0025, 0.0};
+  REQUIRE(deliver(*loop.session, frames_for(loop.calls.requests.at(0))).ok());
+  REQUIRE(deliver(*loop.session, frames_for(loop.calls.requests.at(1))).ok());
+  REQUIRE(loop.session->reports().size() == 2);
+  CHECK(loop.session->reports()[0].latency.live_page_cpu_ms == Approx(2.5));
+  CHECK(loop.session->reports()[1].latency.live_page_cpu_ms == 0.0);
+  CHECK(loop.calls.page_cpu_s.empty());  // twice a decision, no more
 }
 
 TEST_CASE("the position budget ends the session", "[session]") {

@@ -278,3 +278,7 @@ def test_bench_loop_watches_every_session_with_its_viewers(tmp_path):
     # come within one of the page's 100 ms ticks are sent as one (each is a full state).
     assert page["reconstruction_events_per_viewer_per_session"] >= 1
     assert page["http_thread_cpu_ms_per_decision"] > 0
+    # Per decision, the page thread's CPU time inside it, watched and not.
+    inside = page["live_page_cpu_in_decision_ms"]
+    for watched in ("with_viewers", "without_viewers"):
+        assert 0 <= inside[watched]["p50"] <= inside[watched]["p99"] <= inside[watched]["max"]

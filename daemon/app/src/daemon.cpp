@@ -157,6 +157,8 @@ struct Daemon::Impl {
   std::optional<ControlServer> control;
   std::optional<EventPublisher> events;
   std::atomic<bool> stopping{false};
+  // A session's decision is running (Session::Parts::deciding); the live page holds its sends.
+  std::atomic<bool> deciding{false};
   // Every sub-sequence's decision latency since start, for /metrics (observed by the worker).
   DecisionLatencies latencies;
 
@@ -517,6 +519,10 @@ struct Daemon::Impl {
       if (placed.ok()) i->positions_issued(r);
       return placed;
     };
+    // The clock, not the server: the session may read it while the daemon shuts the page down.
+    if (const std::optional<clockid_t> clock = http ? http->cpu_clock() : std::nullopt)
+      parts.live_page_cpu_seconds = [clock = *clock] { return thread_cpu_seconds(clock); };
+    parts.deciding = [this](bool now) { deciding.store(now, std::memory_order_relaxed); };
     session = std::make_shared<Session>(c, id, std::move(parts), health);
     session_id = id;
     session_token = new_session_token();
@@ -932,7 +938,8 @@ Daemon::Daemon(DaemonOptions options) : impl_(std::make_unique<Impl>(std::move(o
                        .metrics = [&d] { return d.metrics_text(); },
                        .live = [&d] { return d.live_events(); },
                        .rights = [&d](const std::string& bearer) { return d.viewer_rights(bearer); },
-                       .stop = [&d](const std::string& bearer) { return d.http_stop(bearer); }});
+                       .stop = [&d](const std::string& bearer) { return d.http_stop(bearer); },
+                       .loop_deciding = [&d] { return d.deciding.load(std::memory_order_relaxed); }});
   d.session_thread = std::thread([&d] { d.session_io.run(); });
 }
 

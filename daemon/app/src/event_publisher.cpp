@@ -46,6 +46,7 @@ void EventPublisher::sub_sequence_done(const std::string& session_id, const SubS
   l->set_safety_ms(r.latency.safety_ms);
   l->set_driver_ms(r.latency.driver_ms);
   l->set_total_ms(r.latency.total_ms);
+  l->set_live_page_cpu_ms(r.latency.live_page_cpu_ms);
   publish(e, "sub_sequence_done");
   log::info("sub_sequence_done",
             {{"session", session_id}, {"sub_sequence", r.sub_sequence}, {"positions", r.positions},

@@ -39,6 +39,10 @@ constexpr std::uint32_t kHeaderLimitBytes = 8 * 1024;
 constexpr std::uint64_t kBodyLimitBytes = 1024;
 // How often the viewers' events are brought up to date while anyone watches.
 constexpr auto kLiveTick = std::chrono::milliseconds(100);
+// While the loop decides, a tick looks again this often, for at most kMaxHold: the page's sends,
+// and the kernel's work on them, then fall between decisions, not inside them.
+constexpr auto kHoldRetry = std::chrono::milliseconds(5);
+constexpr auto kMaxHold = std::chrono::milliseconds(250);
 // A comment line this often keeps proxies from closing an idle stream and finds dead viewers.
 constexpr int kTicksPerKeepAlive = 150;
 // A viewer that has not taken an event in this long is disconnected.
@@ -162,6 +166,8 @@ struct HttpServer::Impl {
   asio::steady_timer tick_timer;
   bool ticking = false;
   int ticks = 0;
+  std::chrono::steady_clock::time_point held_since{};  // when a tick first waited for the loop
+  bool holding = false;
   LiveEvents last;
 };
 
@@ -431,8 +437,21 @@ void HttpServer::Impl::refresh() {
 void HttpServer::Impl::tick() {
   if (viewers.empty()) {
     ticking = false;  // the next viewer starts it again; nobody watching costs nothing
+    holding = false;
     return;
   }
+  const auto now = std::chrono::steady_clock::now();
+  if (routes.loop_deciding && routes.loop_deciding()) {
+    if (!holding) held_since = now, holding = true;
+    if (now - held_since < kMaxHold) {
+      tick_timer.expires_after(kHoldRetry);
+      tick_timer.async_wait([this](boost::system::error_code e) {
+        if (!e) tick();
+      });
+      return;
+    }
+  }
+  holding = false;
   refresh();
   if (++ticks % kTicksPerKeepAlive == 0) {
     static const auto keep_alive = std::make_shared<const std::string>(": keep-alive\n\n");
@@ -466,11 +485,20 @@ std::string HttpServer::url() const {
 
 std::size_t HttpServer::viewers() const { return impl_->viewer_count; }
 
+std::optional<clockid_t> HttpServer::cpu_clock() const {
+  clockid_t clock{};
+  if (pthread_getcpuclockid(impl_->thread.native_handle(), &clock) != 0) return std::nullopt;
+  return clock;
+}
+
 double HttpServer::cpu_seconds() const {
-  clockid_t clock;
+  const std::optional<clockid_t> clock = cpu_clock();
+  return clock ? thread_cpu_seconds(*clock) : 0.0;
+}
+
+double thread_cpu_seconds(clockid_t clock) {
   timespec t{};
-  if (pthread_getcpuclockid(impl_->thread.native_handle(), &clock) != 0 || clock_gettime(clock, &t) != 0)
-    return 0.0;
+  if (clock_gettime(clock, &t) != 0) return 0.0;
   return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
 }
 

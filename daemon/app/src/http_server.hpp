@@ -20,8 +20,11 @@
 // control socket's rules; the bearer token is the session's token from its start reply.
 #pragma once
 
+#include <ctime>
+
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace ptypilot {
@@ -62,6 +65,9 @@ class HttpServer {
     std::function<LiveEvents()> live;                           // every 100 ms while watched
     std::function<Rights(const std::string& bearer)> rights;    // bearer: "" when none
     std::function<Reply(const std::string& bearer)> stop;
+    // Whether the loop is deciding now: the viewers' events wait until it is done (at most
+    // 250 ms, so that a loop stuck in a decision still shows). May be empty.
+    std::function<bool()> loop_deciding;
   };
 
   // `endpoint` is HOST:PORT (port 0: any free one). Throws std::invalid_argument for a
@@ -77,11 +83,17 @@ class HttpServer {
   // `bench loop --viewers` compares with the decisions it could have slowed.
   std::size_t viewers() const;
   double cpu_seconds() const;
+  // The CPU-time clock of the server's thread, for thread_cpu_seconds: unlike the server, it may
+  // be read after the server is gone, and then reads 0.
+  std::optional<clockid_t> cpu_clock() const;
 
   struct Impl;  // public for the connection classes of http_server.cpp, defined there only
 
  private:
   std::unique_ptr<Impl> impl_;
 };
+
+// CPU seconds a thread's CPU-time clock reads; 0 where it cannot be read (the thread has ended).
+double thread_cpu_seconds(clockid_t clock);
 
 }  // namespace ptypilot

@@ -374,6 +374,17 @@ Status Session::on_frames(std::vector<DetectorFrame>& frames) {
 }
 
 Status Session::complete(std::uint32_t sub_sequence) {
+  // The decision runs from here to this sub-sequence recorded (the next positions accepted on
+  // the way), or to the first error.
+  struct Deciding {
+    const std::function<void(bool)>& tell;
+    explicit Deciding(const std::function<void(bool)>& t) : tell(t) {
+      if (tell) tell(true);
+    }
+    ~Deciding() {
+      if (tell) tell(false);
+    }
+  } deciding(parts_.deciding);
   std::vector<DetectorFrame> frames = assembler_.take_completed(sub_sequence);
   Clock::time_point last_frame{};
   for (const auto& f : frames)
@@ -383,6 +394,7 @@ Status Session::complete(std::uint32_t sub_sequence) {
   SubSequenceReport report;
   report.sub_sequence = sub_sequence;
   report.positions = static_cast<std::uint32_t>(frames.size());
+  const double page_cpu_before = parts_.live_page_cpu_seconds ? parts_.live_page_cpu_seconds() : 0.0;
   const auto t0 = Clock::now();
   std::vector<Frame> views;
   views.reserve(frames.size());
@@ -406,6 +418,9 @@ Status Session::complete(std::uint32_t sub_sequence) {
   Clock::time_point accepted_at = t1;
   if (Status s = issue_next(&report, &accepted_at); !s.ok()) return s;
   report.latency.total_ms = ms_between(last_frame, accepted_at);
+  if (parts_.live_page_cpu_seconds)  // 0 once the page's thread has ended: never below 0
+    report.latency.live_page_cpu_ms =
+        std::max(0.0, 1e3 * (parts_.live_page_cpu_seconds() - page_cpu_before));
   report.frames_received = frames_received_;
 
   SubSequenceRecord record;

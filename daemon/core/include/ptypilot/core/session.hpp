@@ -39,6 +39,9 @@ struct LoopLatency {
   double safety_ms = 0;
   double driver_ms = 0;
   double total_ms = 0;  // last frame of the sub-sequence received -> next positions accepted
+  // CPU time the live page's thread took from the start of the update to the positions accepted:
+  // the most it can have taken from this decision (0 without the page).
+  double live_page_cpu_ms = 0;
 };
 
 struct SubSequenceReport {
@@ -62,6 +65,12 @@ class Session {
     // Told each sub-sequence before the driver sends it (FrameSource::positions_issued: a
     // DECTRIS source places frames by number with it). May be empty.
     std::function<Status(const ScanRequest&)> positions_issued;
+    // CPU seconds the live page's thread has used so far; the session reports how much of it
+    // fell inside each decision (LoopLatency::live_page_cpu_ms). Empty without the page.
+    std::function<double()> live_page_cpu_seconds;
+    // Told true when a decision starts (the reconstruction update) and false when it ends,
+    // whichever way: the live page holds its sends meanwhile. May be empty.
+    std::function<void(bool)> deciding;
   };
   using Clock = std::chrono::steady_clock;
 
