@@ -442,7 +442,10 @@ void HttpServer::Impl::tick() {
   }
   const auto now = std::chrono::steady_clock::now();
   if (routes.loop_deciding && routes.loop_deciding()) {
-    if (!holding) held_since = now, holding = true;
+    if (!holding) {
+      held_since = now;
+      holding = true;
+    }
     if (now - held_since < kMaxHold) {
       tick_timer.expires_after(kHoldRetry);
       tick_timer.async_wait([this](boost::system::error_code e) {
